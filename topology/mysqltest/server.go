@@ -1,0 +1,629 @@
+// Package mysqltest starts real MariaDB and MySQL servers for tests: one at a
+// time or as a primary with replicas using GTID replication, on free loopback
+// ports, in temporary directories, always cleaned up when the test ends (also
+// when it fails).
+//
+// MariaDB comes from the host's mariadbd (Debian's mariadb-server). Oracle
+// MySQL runs from a root directory made with debootstrap from Debian sid
+// (scripts/mysql-root.sh builds it; see DESIGN.md §7), because its mysqld
+// needs a newer libc than the host's. Set REGENT_MYSQL_ROOT to use another
+// root, and REGENT_TEST_FLAVORS=mariadb (or mysql) to run one flavour only.
+//
+// Every server starts with read_only=ON, as every production my.cnf should:
+// only the test (or Regent) makes a primary writable.
+package mysqltest
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Kind names a server flavour the helper can start.
+type Kind string
+
+// The kinds of server the helper starts.
+const (
+	MariaDB Kind = "mariadb"
+	MySQL   Kind = "mysql"
+)
+
+// DefaultMySQLRoot is where scripts/mysql-root.sh caches the MySQL root.
+const DefaultMySQLRoot = "/var/cache/regent/mysql-root"
+
+// Users every server is created with (see bootstrapSQL). The root user has no
+// password and is reachable only over loopback in tests.
+const (
+	AdminUser     = "regent"
+	AdminPassword = "regent-admin-pw"
+	ReplUser      = "repl"
+	ReplPassword  = "repl-pw"
+	AppUser       = "app"
+	AppPassword   = "app-pw"
+	TestDatabase  = "regent_test"
+)
+
+// Kinds returns the flavours to test: both unless REGENT_TEST_FLAVORS names a
+// subset. A flavour that cannot be started fails the test with what to install:
+// a missing server is a broken test machine, never a reason to skip.
+func Kinds(t testing.TB) []Kind {
+	t.Helper()
+	kinds := []Kind{MariaDB, MySQL}
+	if env := strings.TrimSpace(os.Getenv("REGENT_TEST_FLAVORS")); env != "" {
+		kinds = nil
+		for _, k := range strings.Split(env, ",") {
+			switch Kind(strings.TrimSpace(k)) {
+			case MariaDB:
+				kinds = append(kinds, MariaDB)
+			case MySQL:
+				kinds = append(kinds, MySQL)
+			default:
+				t.Fatalf("REGENT_TEST_FLAVORS=%q: unknown flavour %q (use mariadb, mysql or both, comma-separated)", env, k)
+			}
+		}
+	}
+	for _, k := range kinds {
+		if err := available(k); err != nil {
+			t.Fatalf("cannot start %s servers: %v", k, err)
+		}
+	}
+	return kinds
+}
+
+func mysqlRoot() string {
+	if r := os.Getenv("REGENT_MYSQL_ROOT"); r != "" {
+		return r
+	}
+	return DefaultMySQLRoot
+}
+
+func available(k Kind) error {
+	switch k {
+	case MariaDB:
+		for _, bin := range []string{"mariadbd", "mariadb-install-db"} {
+			if _, err := lookPath(bin); err != nil {
+				return fmt.Errorf("%s not found: install Debian's mariadb-server (apt-get install mariadb-server), or run 'make test' as root", bin)
+			}
+		}
+	case MySQL:
+		if _, err := os.Stat(filepath.Join(mysqlRoot(), "usr/sbin/mysqld")); err != nil {
+			return fmt.Errorf("no MySQL root at %s: run scripts/mysql-root.sh (or 'make test') to build it, or set REGENT_MYSQL_ROOT", mysqlRoot())
+		}
+	}
+	return nil
+}
+
+// lookPath finds a binary on PATH or in the sbin directories a non-root PATH
+// may lack.
+func lookPath(bin string) (string, error) {
+	if p, err := exec.LookPath(bin); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/bin", "/sbin"} {
+		p := filepath.Join(dir, bin)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found", bin)
+}
+
+// Server is one running (or stopped) test server.
+type Server struct {
+	Kind     Kind
+	Name     string
+	Host     string
+	Port     int
+	ServerID uint32
+
+	t       testing.TB
+	dir     string // host path of the data directory
+	inRoot  string // data directory as the server sees it (differs under chroot)
+	errLog  string // host path of the error log
+	opts    options
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	db      *sql.DB
+	stopped bool
+}
+
+type options struct {
+	name     string
+	serverID uint32
+	extra    []string
+}
+
+// Option changes how a server starts.
+type Option func(*options)
+
+// WithName names the server (used in messages and as the data directory prefix).
+func WithName(name string) Option { return func(o *options) { o.name = name } }
+
+// WithServerID sets server_id; by default each server gets a unique one.
+func WithServerID(id uint32) Option { return func(o *options) { o.serverID = id } }
+
+// WithArgs adds mysqld command-line arguments.
+func WithArgs(args ...string) Option {
+	return func(o *options) { o.extra = append(o.extra, args...) }
+}
+
+var serverIDs struct {
+	sync.Mutex
+	next uint32
+}
+
+func nextServerID() uint32 {
+	serverIDs.Lock()
+	defer serverIDs.Unlock()
+	if serverIDs.next == 0 {
+		// Distinct per test process, so that servers of parallel packages
+		// never share an id by accident.
+		serverIDs.next = uint32(os.Getpid()%10000)*100 + 1
+	}
+	serverIDs.next++
+	return serverIDs.next
+}
+
+// Start starts a server of kind k with read_only=ON, the users in this
+// package's constants and an empty test database. The server is killed and its
+// files removed when the test ends.
+func Start(t testing.TB, k Kind, opts ...Option) *Server {
+	t.Helper()
+	o := options{name: string(k)}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.serverID == 0 {
+		o.serverID = nextServerID()
+	}
+	if err := available(k); err != nil {
+		t.Fatalf("cannot start %s: %v", k, err)
+	}
+	tpl, err := template(k)
+	if err != nil {
+		t.Fatalf("preparing a %s data directory: %v", k, err)
+	}
+	s := &Server{Kind: k, Name: o.name, Host: "127.0.0.1", ServerID: o.serverID, t: t, opts: o}
+	base := os.TempDir()
+	if k == MySQL {
+		base = filepath.Join(mysqlRoot(), "var/lib/regent-test")
+	}
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Short names: unix socket paths are limited to 108 bytes.
+	dir, err := os.MkdirTemp(base, "rt-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.dir = dir
+	s.inRoot = dir
+	if k == MySQL {
+		s.inRoot = "/" + strings.TrimPrefix(strings.TrimPrefix(dir, mysqlRoot()), "/")
+	}
+	t.Cleanup(s.cleanup)
+	if out, err := exec.Command("cp", "-a", tpl+"/.", filepath.Join(dir, "data")).CombinedOutput(); err != nil {
+		t.Fatalf("copying the %s template data directory: %v: %s", k, err, out)
+	}
+	// MySQL derives server_uuid from auto.cnf; each copy needs its own.
+	_ = os.Remove(filepath.Join(dir, "data", "auto.cnf"))
+	s.errLog = filepath.Join(dir, "err.log")
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Port = port
+		if lastErr = s.start(); lastErr == nil {
+			break
+		}
+		if !errors.Is(lastErr, errPortInUse) {
+			t.Fatalf("starting %s: %v", s, lastErr)
+		}
+	}
+	if lastErr != nil {
+		t.Fatalf("starting %s: %v", s, lastErr)
+	}
+	s.mustExec(bootstrapSQL(k)...)
+	return s
+}
+
+func (s *Server) String() string {
+	return fmt.Sprintf("%s %s (server_id %d, %s:%d)", s.Kind, s.Name, s.ServerID, s.Host, s.Port)
+}
+
+// Addr is host:port.
+func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
+
+// DataDir is the host path of the server's data directory.
+func (s *Server) DataDir() string { return filepath.Join(s.dir, "data") }
+
+// PID is the server's process id, 0 when it is not running.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+var errPortInUse = errors.New("port in use")
+
+func (s *Server) args() []string {
+	d := s.inRoot
+	port := strconv.Itoa(s.Port)
+	common := []string{
+		"--no-defaults", "--user=root",
+		"--datadir=" + d + "/data",
+		"--socket=" + d + "/s.sock",
+		"--port=" + port, "--bind-address=127.0.0.1",
+		"--server-id=" + strconv.FormatUint(uint64(s.ServerID), 10),
+		"--report-host=127.0.0.1", "--report-port=" + port,
+		"--pid-file=" + d + "/pid",
+		"--log-error=" + d + "/err.log",
+		"--read-only=ON",
+		"--binlog-format=ROW",
+		"--skip-name-resolve",
+		"--innodb-buffer-pool-size=32M",
+		"--max-connections=200",
+	}
+	switch s.Kind {
+	case MariaDB:
+		common = append(common,
+			"--log-bin=mysql-bin", "--log-slave-updates",
+			"--gtid-strict-mode=ON",
+			"--innodb-log-file-size=16M",
+		)
+	case MySQL:
+		common = append(common,
+			"--log-bin=binlog", "--mysqlx=OFF", "--secure-file-priv=",
+			"--gtid-mode=ON", "--enforce-gtid-consistency=ON",
+			"--performance-schema-max-table-instances=200",
+		)
+	}
+	return append(common, s.opts.extra...)
+}
+
+func (s *Server) start() error {
+	var cmd *exec.Cmd
+	switch s.Kind {
+	case MariaDB:
+		bin, err := lookPath("mariadbd")
+		if err != nil {
+			return err
+		}
+		cmd = exec.Command(bin, s.args()...)
+	case MySQL:
+		chroot, err := lookPath("chroot")
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(mysqlRoot(), "run/mysqld"), 0o755); err != nil {
+			return err
+		}
+		cmd = exec.Command(chroot, append([]string{mysqlRoot(), "/usr/sbin/mysqld"}, s.args()...)...)
+	}
+	// A process group of its own: a Ctrl-C on the test does not reach it
+	// first, and Kill can signal it precisely.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	_ = os.Truncate(s.errLog, 0)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("exec: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	s.mu.Lock()
+	s.cmd, s.exited, s.stopped = cmd, exited, false
+	s.mu.Unlock()
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case <-exited:
+			log := s.ErrorLog()
+			if strings.Contains(log, "Address already in use") || strings.Contains(log, "Do you already have another") {
+				return errPortInUse
+			}
+			return fmt.Errorf("server exited during start-up; error log:\n%s", tail(log, 30))
+		default:
+		}
+		db, err := s.openRoot()
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			err = db.PingContext(ctx)
+			cancel()
+			if err == nil {
+				s.mu.Lock()
+				s.db = db
+				s.mu.Unlock()
+				return nil
+			}
+			_ = db.Close()
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("server did not accept connections within 60 s (last error: %v); error log:\n%s", err, tail(s.ErrorLog(), 30))
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval while waiting for start-up
+	}
+}
+
+// ErrorLog returns the server's error log.
+func (s *Server) ErrorLog() string {
+	b, _ := os.ReadFile(s.errLog)
+	return string(b)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Config returns a go-sql-driver configuration for user on this server.
+func (s *Server) Config(user, password string) *mysql.Config {
+	c := mysql.NewConfig()
+	c.User = user
+	c.Passwd = password
+	c.Net = "tcp"
+	c.Addr = s.Addr()
+	c.Timeout = 5 * time.Second
+	c.ReadTimeout = 30 * time.Second
+	c.WriteTimeout = 30 * time.Second
+	c.AllowNativePasswords = true
+	// MySQL's caching_sha2_password needs TLS or the server's RSA key for a
+	// first login with a password; MySQL makes its own certificates.
+	if s.Kind == MySQL {
+		c.TLSConfig = "skip-verify"
+	}
+	c.ParseTime = true
+	return c
+}
+
+// Socket is the host path of the server's unix socket.
+func (s *Server) Socket() string { return filepath.Join(s.dir, "s.sock") }
+
+// rootConfig connects as root over the unix socket: a fresh MySQL only has
+// root@localhost, which a TCP connection with skip-name-resolve is not.
+func (s *Server) rootConfig() *mysql.Config {
+	c := s.Config("root", "")
+	c.Net, c.Addr, c.TLSConfig = "unix", s.Socket(), ""
+	return c
+}
+
+func (s *Server) openRoot() (*sql.DB, error) {
+	conn, err := mysql.NewConnector(s.rootConfig())
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(4)
+	return db, nil
+}
+
+// DB returns a root connection pool to the server over its unix socket
+// (shared; do not close it).
+func (s *Server) DB() *sql.DB {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		s.t.Fatalf("%s is not running", s)
+	}
+	return s.db
+}
+
+// Exec runs statements as root and fails the test on the first error.
+func (s *Server) Exec(t testing.TB, stmts ...string) {
+	t.Helper()
+	for _, q := range stmts {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := s.DB().ExecContext(ctx, q)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %s: %v", s, q, err)
+		}
+	}
+}
+
+func (s *Server) mustExec(stmts ...string) {
+	s.t.Helper()
+	s.Exec(s.t, stmts...)
+}
+
+// QueryString runs a query as root that returns one value and returns it as
+// text ("" for NULL).
+func (s *Server) QueryString(t testing.TB, q string) string {
+	t.Helper()
+	var v sql.NullString
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.DB().QueryRowContext(ctx, q).Scan(&v); err != nil {
+		t.Fatalf("%s: %s: %v", s, q, err)
+	}
+	return v.String
+}
+
+// Kill sends SIGKILL to the server and waits for it to exit.
+func (s *Server) Kill(t testing.TB) { t.Helper(); s.signalAndWait(t, syscall.SIGKILL) }
+
+// Stop shuts the server down cleanly (SIGTERM) and waits for it to exit.
+func (s *Server) Stop(t testing.TB) { t.Helper(); s.signalAndWait(t, syscall.SIGTERM) }
+
+// Pause freezes the server with SIGSTOP: it keeps its sockets but answers
+// nothing, like a hung host.
+func (s *Server) Pause(t testing.TB) { t.Helper(); s.signal(t, syscall.SIGSTOP) }
+
+// Resume undoes Pause.
+func (s *Server) Resume(t testing.TB) { t.Helper(); s.signal(t, syscall.SIGCONT) }
+
+func (s *Server) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		t.Fatalf("%s is not running", s)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v to %s: %v", sig, s, err)
+	}
+}
+
+func (s *Server) signalAndWait(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	s.mu.Lock()
+	cmd, exited, db := s.cmd, s.exited, s.db
+	s.db, s.stopped = nil, true
+	s.mu.Unlock()
+	if cmd == nil {
+		t.Fatalf("%s is not running", s)
+	}
+	if db != nil {
+		_ = db.Close()
+	}
+	_ = cmd.Process.Signal(sig)
+	_ = cmd.Process.Signal(syscall.SIGCONT) // a paused server must be able to die
+	select {
+	case <-exited:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+		t.Fatalf("%s did not exit within 60 s of %v", s, sig)
+	}
+}
+
+// Restart starts a stopped or killed server again on the same port and data
+// directory.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if err := s.start(); err != nil {
+		t.Fatalf("restarting %s: %v", s, err)
+	}
+}
+
+func (s *Server) cleanup() {
+	s.mu.Lock()
+	cmd, exited, db, stopped := s.cmd, s.exited, s.db, s.stopped
+	s.db = nil
+	s.mu.Unlock()
+	if db != nil {
+		_ = db.Close()
+	}
+	if cmd != nil && !stopped {
+		_ = cmd.Process.Signal(syscall.SIGCONT)
+		_ = cmd.Process.Kill()
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+		}
+	}
+	if s.t.Failed() {
+		s.t.Logf("%s error log (tail):\n%s", s, tail(s.ErrorLog(), 20))
+	}
+	_ = os.RemoveAll(s.dir)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// bootstrapSQL creates the test users and database. Every server gets the
+// same users so that any of them can become a primary or a replica.
+func bootstrapSQL(k Kind) []string {
+	stmts := []string{
+		"SET SESSION sql_log_bin=0",
+		fmt.Sprintf("CREATE USER '%s'@'127.0.0.1' IDENTIFIED BY '%s'", AdminUser, AdminPassword),
+		fmt.Sprintf("GRANT ALL PRIVILEGES ON *.* TO '%s'@'127.0.0.1' WITH GRANT OPTION", AdminUser),
+		fmt.Sprintf("CREATE USER '%s'@'127.0.0.1' IDENTIFIED BY '%s'", ReplUser, ReplPassword),
+		fmt.Sprintf("GRANT REPLICATION SLAVE ON *.* TO '%s'@'127.0.0.1'", ReplUser),
+		fmt.Sprintf("CREATE USER '%s'@'127.0.0.1' IDENTIFIED BY '%s'", AppUser, AppPassword),
+		fmt.Sprintf("CREATE DATABASE %s", TestDatabase),
+		fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP ON %s.* TO '%s'@'127.0.0.1'", TestDatabase, AppUser),
+	}
+	_ = k // the same statements serve both flavours today
+	return append(stmts, "SET SESSION sql_log_bin=1")
+}
+
+// template returns a freshly initialised data directory for kind k, made once
+// per machine and reused (copying is much faster than initialising). A file
+// lock keeps parallel test binaries from initialising it twice.
+func template(k Kind) (string, error) {
+	var base string
+	switch k {
+	case MariaDB:
+		base = filepath.Join(os.TempDir(), "regent-mysqltest")
+	case MySQL:
+		base = filepath.Join(mysqlRoot(), "var/lib/regent-template")
+	}
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return "", err
+	}
+	lock, err := os.OpenFile(filepath.Join(base, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", err
+	}
+	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
+
+	tpl := filepath.Join(base, string(k)+"-data")
+	done := tpl + ".complete"
+	if _, err := os.Stat(done); err == nil {
+		return tpl, nil
+	}
+	_ = os.RemoveAll(tpl)
+	var cmd *exec.Cmd
+	switch k {
+	case MariaDB:
+		bin, err := lookPath("mariadb-install-db")
+		if err != nil {
+			return "", err
+		}
+		cmd = exec.Command(bin, "--no-defaults", "--datadir="+tpl,
+			"--auth-root-authentication-method=normal", "--skip-test-db", "--user=root")
+	case MySQL:
+		chroot, err := lookPath("chroot")
+		if err != nil {
+			return "", err
+		}
+		inRoot := "/var/lib/regent-template/" + string(k) + "-data"
+		cmd = exec.Command(chroot, mysqlRoot(), "/usr/sbin/mysqld", "--no-defaults",
+			"--initialize-insecure", "--datadir="+inRoot, "--user=root", "--innodb-buffer-pool-size=32M")
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%s: %w\n%s", strings.Join(cmd.Args, " "), err, tail(out.String(), 30))
+	}
+	if err := os.WriteFile(done, nil, 0o644); err != nil {
+		return "", err
+	}
+	return tpl, nil
+}
