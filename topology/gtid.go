@@ -38,6 +38,12 @@ var ErrInvalidGTIDSet = errors.New("invalid GTID set")
 //     directly on a replica visible: the replica gains a key, or a higher
 //     seq_no under its own server_id, that the primary lacks.
 //
+// For MariaDB, compare gtid_binlog_state with gtid_binlog_state: it keeps the
+// last GTID of every (domain, server_id), so it describes the whole history.
+// gtid_current_pos and gtid_slave_pos keep one GTID per domain; parsed, they
+// claim only the last writer's range, which suits MariaDBPos and waiting but
+// would make an old writer's transactions look missing in Contains.
+//
 // Sets of different flavours (one MySQL, one MariaDB) are never mixed:
 // comparisons between them answer false and operations return the receiver
 // unchanged; see Compatible. The zero value is compatible with everything.
