@@ -412,13 +412,7 @@ func (a GTIDSet) Union(o GTIDSet) GTIDSet {
 func (a GTIDSet) Count() uint64 {
 	var n uint64
 	for _, s := range a.sources {
-		for _, r := range s.ranges {
-			d := r.hi - r.lo + 1 // lo ≥ 1, so this cannot wrap
-			if n > math.MaxUint64-d {
-				return math.MaxUint64
-			}
-			n += d
-		}
+		n = addSaturating(n, s.count())
 	}
 	return n
 }
@@ -589,12 +583,16 @@ func (a *GTIDSet) UnmarshalText(text []byte) error {
 func (s sourceRanges) count() uint64 {
 	var n uint64
 	for _, r := range s.ranges {
-		n += r.hi - r.lo + 1
-		if n < r.hi-r.lo+1 {
-			return math.MaxUint64
-		}
+		n = addSaturating(n, r.hi-r.lo+1) // lo ≥ 1, so the length cannot wrap
 	}
 	return n
+}
+
+func addSaturating(x, y uint64) uint64 {
+	if x > math.MaxUint64-y {
+		return math.MaxUint64
+	}
+	return x + y
 }
 
 // last is the highest sequence number of the source.
