@@ -146,6 +146,7 @@ type options struct {
 	name     string
 	serverID uint32
 	extra    []string
+	tls      *TLSFiles
 }
 
 // Option changes how a server starts.
@@ -161,6 +162,10 @@ func WithServerID(id uint32) Option { return func(o *options) { o.serverID = id 
 func WithArgs(args ...string) Option {
 	return func(o *options) { o.extra = append(o.extra, args...) }
 }
+
+// WithTLS makes the server offer TLS with the given certificate (see
+// NewTLSFiles). The files are copied where the server can read them.
+func WithTLS(f *TLSFiles) Option { return func(o *options) { o.tls = f } }
 
 var serverIDs struct {
 	sync.Mutex
@@ -222,6 +227,11 @@ func Start(t testing.TB, k Kind, opts ...Option) *Server {
 	}
 	// MySQL derives server_uuid from auto.cnf; each copy needs its own.
 	_ = os.Remove(filepath.Join(dir, "data", "auto.cnf"))
+	if o.tls != nil {
+		if err := o.tls.install(filepath.Join(dir, "tls")); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s.errLog = filepath.Join(dir, "err.log")
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
@@ -296,7 +306,13 @@ func (s *Server) args() []string {
 			"--log-bin=binlog", "--mysqlx=OFF", "--secure-file-priv=",
 			"--gtid-mode=ON", "--enforce-gtid-consistency=ON",
 			"--performance-schema-max-table-instances=200",
+			// As production servers should: INSTALL PLUGIN cannot run under
+			// super_read_only.
+			"--plugin-load-add=semisync_source.so;semisync_replica.so",
 		)
+	}
+	if s.opts.tls != nil {
+		common = append(common, "--ssl-ca="+d+"/tls/ca.pem", "--ssl-cert="+d+"/tls/server.pem", "--ssl-key="+d+"/tls/server-key.pem")
 	}
 	return append(common, s.opts.extra...)
 }
@@ -397,8 +413,20 @@ func (s *Server) Config(user, password string) *mysql.Config {
 		c.TLSConfig = "skip-verify"
 	}
 	c.ParseTime = true
+	c.Logger = quiet{}
 	return c
 }
+
+// quiet drops go-sql-driver's own log lines: servers are killed on purpose in
+// these tests, and the driver's complaints would bury the test output.
+type quiet struct{}
+
+func (quiet) Print(...any) {}
+
+// TLSDir is the directory holding the server's TLS files as the server sees
+// it (inside the MySQL root for MySQL): ca.pem, server.pem, server-key.pem,
+// client.pem, client-key.pem. Replication TLS options take these paths.
+func (s *Server) TLSDir() string { return s.inRoot + "/tls" }
 
 // Socket is the host path of the server's unix socket.
 func (s *Server) Socket() string { return filepath.Join(s.dir, "s.sock") }

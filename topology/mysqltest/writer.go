@@ -47,6 +47,7 @@ func NewWriter(addr string, kind Kind, max int, pause time.Duration) *Writer {
 	if kind == MySQL {
 		c.TLSConfig = "skip-verify"
 	}
+	c.Logger = quiet{}
 	return &Writer{cfg: c, max: max, pause: pause}
 }
 

@@ -1,0 +1,328 @@
+package topology
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SetReadOnly turns read_only on or off (with super_read_only on MySQL, so that
+// even admin sessions cannot write to a fenced primary).
+func (i *Instance) SetReadOnly(ctx context.Context, on bool) error {
+	f, err := i.Flavor(ctx)
+	if err != nil {
+		return err
+	}
+	op := "set read_only=OFF"
+	if on {
+		op = "set read_only=ON"
+	}
+	return i.exec(ctx, op, f.readOnlySQL(on)...)
+}
+
+// KillOptions says which sessions KillClientConnections spares besides the
+// server's own threads, replication threads and the calling session.
+type KillOptions struct {
+	// KeepUsers are never killed, besides Regent's own user (the one this
+	// Instance logs in with): for example a monitoring user.
+	KeepUsers []string
+}
+
+// KillReport says what KillClientConnections did.
+type KillReport struct {
+	Killed []uint64
+	// Kept counts the sessions spared.
+	Kept int
+}
+
+// Commands of server-internal and replication threads, in either flavour.
+var systemCommands = []string{
+	"Binlog Dump", "Binlog Dump GTID", "Daemon", "Slave_IO", "Slave_SQL", "Slave_worker",
+	"Replica_IO", "Replica_SQL", "Replica_worker", "Killed",
+}
+
+// systemUsers own the server's background and replication threads.
+var systemUsers = []string{"system user", "event_scheduler", "system_user", "unauthenticated user"}
+
+// KillClientConnections kills every client session except the server's own
+// threads, replication threads, the sessions of KeepUsers and the calling
+// one. Fencing a primary pairs this with read_only so that no session started
+// before the fence can still commit.
+func (i *Instance) KillClientConnections(ctx context.Context, opts KillOptions) (KillReport, error) {
+	var rep KillReport
+	conn, err := i.db.Conn(ctx)
+	if err != nil {
+		return rep, i.wrap("kill connections", err)
+	}
+	defer conn.Close()
+	var self uint64
+	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&self); err != nil {
+		return rep, i.wrap("kill connections", err)
+	}
+	rows, err := queryRows(ctx, conn, "SHOW FULL PROCESSLIST")
+	if err != nil {
+		return rep, i.wrap("kill connections", err)
+	}
+	for _, r := range rows {
+		id, err := strconv.ParseUint(r["Id"], 10, 64)
+		if err != nil {
+			continue
+		}
+		user, command := r["User"], r["Command"]
+		// Regent's own user is spared too: other agents probe with it.
+		if id == self || user == i.user || slices.Contains(systemUsers, user) ||
+			slices.Contains(systemCommands, command) || slices.Contains(opts.KeepUsers, user) {
+			rep.Kept++
+			continue
+		}
+		if _, err := conn.ExecContext(ctx, "KILL CONNECTION "+strconv.FormatUint(id, 10)); err != nil {
+			if isUnknownThread(err) {
+				continue // it ended on its own meanwhile
+			}
+			return rep, i.wrap("kill connections", fmt.Errorf("KILL CONNECTION %d: %w", id, err))
+		}
+		rep.Killed = append(rep.Killed, id)
+	}
+	return rep, nil
+}
+
+// StopReplica stops replica threads.
+func (i *Instance) StopReplica(ctx context.Context, t Thread) error {
+	f, err := i.Flavor(ctx)
+	if err != nil {
+		return err
+	}
+	return i.exec(ctx, "stop replica", f.stopReplicaSQL(t))
+}
+
+// StartReplica starts replica threads.
+func (i *Instance) StartReplica(ctx context.Context, t Thread) error {
+	f, err := i.Flavor(ctx)
+	if err != nil {
+		return err
+	}
+	return i.exec(ctx, "start replica", f.startReplicaSQL(t))
+}
+
+// ChangeSource points the instance at a new source with GTID
+// auto-positioning and starts replication: stop, change, start. The
+// statement holds the replication password, so errors name only the step.
+func (i *Instance) ChangeSource(ctx context.Context, o ChangeSourceOptions) error {
+	f, err := i.Flavor(ctx)
+	if err != nil {
+		return err
+	}
+	stmt, err := f.changeSourceSQL(o)
+	if err != nil {
+		return &Error{Class: ClassUnknown, Op: "change source", Addr: i.addr, Err: err}
+	}
+	if err := i.exec(ctx, "change source: stop replica", f.stopReplicaSQL(ThreadsBoth)); err != nil {
+		return err
+	}
+	if err := i.execSecret(ctx, "change source to "+o.String(), stmt); err != nil {
+		return err
+	}
+	return i.exec(ctx, "change source: start replica", f.startReplicaSQL(ThreadsBoth))
+}
+
+// ResetReplication removes all replication configuration from a promoted
+// replica, so that it can never reconnect to its old source.
+func (i *Instance) ResetReplication(ctx context.Context) error {
+	f, err := i.Flavor(ctx)
+	if err != nil {
+		return err
+	}
+	return i.exec(ctx, "reset replication", f.stopReplicaSQL(ThreadsBoth), f.resetReplicaAllSQL())
+}
+
+// WaitForGTID waits until the instance has executed every transaction of set,
+// for at most timeout. It returns ErrWaitTimeout (wrapped) when time runs out.
+// ctx must allow more than timeout.
+func (i *Instance) WaitForGTID(ctx context.Context, set GTIDSet, timeout time.Duration) error {
+	f, err := i.Flavor(ctx)
+	if err != nil {
+		return err
+	}
+	if set.IsEmpty() {
+		return nil
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		// MariaDB's MASTER_GTID_WAIT waits on gtid_slave_pos, which does not
+		// move for transactions a server wrote itself; checking the executed
+		// state first answers those at once, on both flavours.
+		done, err := i.hasExecuted(ctx, f, set)
+		if err != nil || done {
+			return err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return i.wrap("wait for GTID", fmt.Errorf("%w %s", ErrWaitTimeout, set.Summary()))
+		}
+		// Wait in slices so that a MariaDB wait that cannot see a
+		// self-written GTID still ends by the deadline check above.
+		var res int64
+		if err := i.db.QueryRowContext(ctx, f.waitGTIDSQL(set, min(left, time.Second))).Scan(&res); err != nil {
+			return i.wrap("wait for GTID", err)
+		}
+	}
+}
+
+func (i *Instance) hasExecuted(ctx context.Context, f Flavor, set GTIDSet) (bool, error) {
+	q := "SELECT @@GLOBAL.gtid_executed"
+	if f == FlavorMariaDB {
+		q = "SELECT @@GLOBAL.gtid_binlog_state"
+	}
+	var text string
+	if err := i.db.QueryRowContext(ctx, q).Scan(&text); err != nil {
+		return false, i.wrap("wait for GTID", err)
+	}
+	have, err := ParseGTIDSet(f, compactGTIDText(text))
+	if err != nil {
+		return false, &Error{Class: ClassUnknown, Op: "wait for GTID", Addr: i.addr, Err: err}
+	}
+	return have.Contains(set), nil
+}
+
+// SemiSyncConfig is the semi-synchronous role of an instance.
+type SemiSyncConfig struct {
+	// Source: commits wait for a replica's acknowledgement, with wait point
+	// AFTER_SYNC (lossless: nothing is visible before a replica has it).
+	Source bool
+	// Replica: acknowledge transactions to the source.
+	Replica bool
+	// Timeout before the source falls back to asynchronous replication; 0
+	// keeps the server's value.
+	Timeout time.Duration
+}
+
+// SetSemiSync configures semi-synchronous replication. On MySQL the plugins
+// are installed if missing (production servers should load them in my.cnf:
+// plugin-load-add=semisync_source.so,semisync_replica.so, because INSTALL
+// PLUGIN fails under super_read_only). The replica IO thread is restarted when
+// the replica role changes, as the server requires.
+func (i *Instance) SetSemiSync(ctx context.Context, c SemiSyncConfig) error {
+	conn, err := i.db.Conn(ctx)
+	if err != nil {
+		return i.wrap("set semi-sync", err)
+	}
+	defer conn.Close()
+	vars, err := nameValues(ctx, conn, showVariablesSQL)
+	if err != nil {
+		return i.wrap("set semi-sync", err)
+	}
+	f, err := ParseFlavor(vars["version"], vars["version_comment"])
+	if err != nil {
+		return &Error{Class: ClassUnknown, Op: "set semi-sync", Addr: i.addr, Err: err}
+	}
+	n := f.semiSync(vars)
+	if f.IsMySQL() {
+		for _, p := range []struct{ enabled, plugin, lib string }{
+			{n.sourceEnabled, n.sourcePlugin, n.sourceLib},
+			{n.replicaEnabled, n.replicaPlugin, n.replicaLib},
+		} {
+			if _, ok := vars[p.enabled]; ok {
+				continue
+			}
+			if _, err := conn.ExecContext(ctx, "INSTALL PLUGIN "+p.plugin+" SONAME "+quote(p.lib)); err != nil {
+				return i.wrap("set semi-sync", fmt.Errorf("plugin %s is not loaded and INSTALL PLUGIN failed (load it in my.cnf: plugin-load-add=%s): %w", p.plugin, p.lib, err))
+			}
+		}
+	}
+	wasReplica := parseBoolVar(vars[n.replicaEnabled])
+	stmts := []string{
+		"SET GLOBAL " + n.sourceEnabled + "=" + onOff(c.Source),
+		"SET GLOBAL " + n.replicaEnabled + "=" + onOff(c.Replica),
+	}
+	if c.Source {
+		stmts = append(stmts, "SET GLOBAL "+n.waitPoint+"=AFTER_SYNC")
+	}
+	if c.Timeout > 0 {
+		stmts = append(stmts, "SET GLOBAL "+n.timeout+"="+strconv.FormatInt(c.Timeout.Milliseconds(), 10))
+	}
+	for _, q := range stmts {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return i.wrap("set semi-sync", fmt.Errorf("%s: %w", q, err))
+		}
+	}
+	if wasReplica != c.Replica {
+		rows, err := queryRows(ctx, conn, f.replicaStatusSQL())
+		if err != nil {
+			return i.wrap("set semi-sync", err)
+		}
+		r, ok := pickReplicaRow(rows)
+		if io := IOState(r.str(replicaColumns.ioRunning)); ok && (io == IORunning || io == IOConnecting) {
+			for _, q := range []string{f.stopReplicaSQL(ThreadIO), f.startReplicaSQL(ThreadIO)} {
+				if _, err := conn.ExecContext(ctx, q); err != nil {
+					return i.wrap("set semi-sync: restart IO thread", fmt.Errorf("%s: %w", q, err))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "ON"
+	}
+	return "OFF"
+}
+
+// ConnectedReplica is a replica connected to a source, as the source sees it.
+type ConnectedReplica struct {
+	// ServerID, Host and Port come from SHOW SLAVE HOSTS / SHOW REPLICAS,
+	// which needs --report-host on the replica; without it Host is empty and
+	// only the dump thread's client address is known.
+	ServerID uint32
+	Host     string
+	Port     int
+	UUID     string
+	// ClientAddr is the address of the binlog dump connection (from the
+	// process list), when it could be matched.
+	ClientAddr string
+}
+
+// ListReplicas returns the replicas connected to the instance: registered
+// replicas (SHOW SLAVE HOSTS / SHOW REPLICAS) and, for replicas that did not
+// register a report host, their binlog dump connections.
+func (i *Instance) ListReplicas(ctx context.Context) ([]ConnectedReplica, error) {
+	f, err := i.Flavor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hosts, err := queryRows(ctx, i.db, f.listReplicasSQL())
+	if err != nil {
+		return nil, i.wrap("list replicas", err)
+	}
+	var out []ConnectedReplica
+	for _, h := range hosts {
+		r := row(h)
+		id, _ := strconv.ParseUint(r.str([]string{"Server_Id", "Server_id"}), 10, 32)
+		port, _ := strconv.Atoi(r.str([]string{"Port"}))
+		out = append(out, ConnectedReplica{
+			ServerID: uint32(id), Host: r.str([]string{"Host"}), Port: port,
+			UUID: r.str([]string{"Replica_UUID", "Slave_UUID"}),
+		})
+	}
+	procs, err := queryRows(ctx, i.db, "SHOW FULL PROCESSLIST")
+	if err != nil {
+		return nil, i.wrap("list replicas", err)
+	}
+	dumps := 0
+	for _, p := range procs {
+		if c := p["Command"]; c == "Binlog Dump" || c == "Binlog Dump GTID" {
+			dumps++
+			if dumps > len(out) {
+				out = append(out, ConnectedReplica{ClientAddr: p["Host"]})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b ConnectedReplica) int {
+		return strings.Compare(fmt.Sprintf("%s:%05d:%d:%s", a.Host, a.Port, a.ServerID, a.ClientAddr), fmt.Sprintf("%s:%05d:%d:%s", b.Host, b.Port, b.ServerID, b.ClientAddr))
+	})
+	return out, nil
+}

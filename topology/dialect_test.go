@@ -1,0 +1,142 @@
+package topology
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// The statement forms of each flavour. MySQL 8.0 cannot run here, so its
+// forms are checked as text; MariaDB's and MySQL 8.4's also run against real
+// servers in instance_test.go.
+func TestStatementForms(t *testing.T) {
+	flavors := []Flavor{FlavorMariaDB, FlavorMySQL80, FlavorMySQL84}
+	cases := []struct {
+		name string
+		gen  func(Flavor) string
+		want [3]string // MariaDB, MySQL 8.0, MySQL 8.4
+	}{
+		{"replica status", Flavor.replicaStatusSQL, [3]string{"SHOW ALL SLAVES STATUS", "SHOW SLAVE STATUS", "SHOW REPLICA STATUS"}},
+		{"stop io", func(f Flavor) string { return f.stopReplicaSQL(ThreadIO) }, [3]string{"STOP SLAVE IO_THREAD", "STOP SLAVE IO_THREAD", "STOP REPLICA IO_THREAD"}},
+		{"stop sql", func(f Flavor) string { return f.stopReplicaSQL(ThreadSQL) }, [3]string{"STOP SLAVE SQL_THREAD", "STOP SLAVE SQL_THREAD", "STOP REPLICA SQL_THREAD"}},
+		{"start both", func(f Flavor) string { return f.startReplicaSQL(ThreadsBoth) }, [3]string{"START SLAVE", "START SLAVE", "START REPLICA"}},
+		{"reset", Flavor.resetReplicaAllSQL, [3]string{"RESET SLAVE ALL", "RESET SLAVE ALL", "RESET REPLICA ALL"}},
+		{"list replicas", Flavor.listReplicasSQL, [3]string{"SHOW SLAVE HOSTS", "SHOW SLAVE HOSTS", "SHOW REPLICAS"}},
+		{"read only on", func(f Flavor) string { return strings.Join(f.readOnlySQL(true), "; ") }, [3]string{
+			"SET GLOBAL read_only=ON", "SET GLOBAL super_read_only=ON", "SET GLOBAL super_read_only=ON"}},
+		{"read only off", func(f Flavor) string { return strings.Join(f.readOnlySQL(false), "; ") }, [3]string{
+			"SET GLOBAL read_only=OFF", "SET GLOBAL super_read_only=OFF; SET GLOBAL read_only=OFF", "SET GLOBAL super_read_only=OFF; SET GLOBAL read_only=OFF"}},
+		{"change source", func(f Flavor) string {
+			s, err := f.changeSourceSQL(ChangeSourceOptions{Host: "10.0.0.2", Port: 3306, User: "repl", Password: `p'w\d`, HeartbeatPeriod: 500 * time.Millisecond, ConnectRetry: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}, [3]string{
+			`CHANGE MASTER TO MASTER_HOST='10.0.0.2', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='p\'w\\d', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=0.500, MASTER_SSL=0`,
+			`CHANGE MASTER TO MASTER_HOST='10.0.0.2', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='p\'w\\d', MASTER_AUTO_POSITION=1, GET_MASTER_PUBLIC_KEY=1, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=0.500`,
+			`CHANGE REPLICATION SOURCE TO SOURCE_HOST='10.0.0.2', SOURCE_PORT=3306, SOURCE_USER='repl', SOURCE_PASSWORD='p\'w\\d', SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=1, SOURCE_HEARTBEAT_PERIOD=0.500`,
+		}},
+		{"change source demote with TLS", func(f Flavor) string {
+			s, err := f.changeSourceSQL(ChangeSourceOptions{Host: "db2", Port: 3307, User: "repl", Password: "x", Demote: true,
+				TLS: ReplicationTLS{Enabled: true, CAFile: "/etc/mysql/ca.pem", VerifyServerCert: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}, [3]string{
+			`CHANGE MASTER TO MASTER_HOST='db2', MASTER_PORT=3307, MASTER_USER='repl', MASTER_PASSWORD='x', MASTER_USE_GTID=slave_pos, MASTER_DEMOTE_TO_SLAVE=1, MASTER_SSL=1, MASTER_SSL_CA='/etc/mysql/ca.pem', MASTER_SSL_VERIFY_SERVER_CERT=1`,
+			`CHANGE MASTER TO MASTER_HOST='db2', MASTER_PORT=3307, MASTER_USER='repl', MASTER_PASSWORD='x', MASTER_AUTO_POSITION=1, GET_MASTER_PUBLIC_KEY=1, MASTER_SSL=1, MASTER_SSL_CA='/etc/mysql/ca.pem', MASTER_SSL_VERIFY_SERVER_CERT=1`,
+			`CHANGE REPLICATION SOURCE TO SOURCE_HOST='db2', SOURCE_PORT=3307, SOURCE_USER='repl', SOURCE_PASSWORD='x', SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, SOURCE_SSL=1, SOURCE_SSL_CA='/etc/mysql/ca.pem', SOURCE_SSL_VERIFY_SERVER_CERT=1`,
+		}},
+	}
+	for _, tc := range cases {
+		for i, f := range flavors {
+			if got := tc.gen(f); got != tc.want[i] {
+				t.Errorf("%s on %s:\n got %s\nwant %s", tc.name, f, got, tc.want[i])
+			}
+		}
+	}
+}
+
+func TestWaitGTIDStatements(t *testing.T) {
+	maria, err := ParseMariaDBGTIDState("0-1-100,0-2-150,1-1-7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	my, err := ParseMySQLGTIDSet("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		f    Flavor
+		set  GTIDSet
+		want string
+	}{
+		{FlavorMariaDB, maria, "SELECT MASTER_GTID_WAIT('0-2-150,1-1-7', 1.500)"},
+		{FlavorMySQL80, my, "SELECT WAIT_FOR_EXECUTED_GTID_SET('3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5', 1.500)"},
+		{FlavorMySQL84, my, "SELECT WAIT_FOR_EXECUTED_GTID_SET('3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5', 1.500)"},
+	}
+	for _, tc := range cases {
+		if got := tc.f.waitGTIDSQL(tc.set, 1500*time.Millisecond); got != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.f, got, tc.want)
+		}
+	}
+}
+
+func TestSemiSyncNamesPerFlavour(t *testing.T) {
+	cases := []struct {
+		name string
+		f    Flavor
+		vars map[string]string
+		want string
+	}{
+		{"MariaDB built in", FlavorMariaDB, nil, "rpl_semi_sync_master_enabled"},
+		{"MySQL 8.0 with the old plugin", FlavorMySQL80, map[string]string{"rpl_semi_sync_master_enabled": "OFF"}, "rpl_semi_sync_master_enabled"},
+		{"MySQL 8.0 with the new plugin", FlavorMySQL80, map[string]string{"rpl_semi_sync_source_enabled": "OFF"}, "rpl_semi_sync_source_enabled"},
+		{"MySQL 8.0 replica-only new plugin", FlavorMySQL80, map[string]string{"rpl_semi_sync_replica_enabled": "OFF"}, "rpl_semi_sync_source_enabled"},
+		{"MySQL 8.0 no plugin", FlavorMySQL80, map[string]string{}, "rpl_semi_sync_master_enabled"},
+		{"MySQL 8.4", FlavorMySQL84, map[string]string{}, "rpl_semi_sync_source_enabled"},
+	}
+	for _, tc := range cases {
+		if got := tc.f.semiSync(tc.vars).sourceEnabled; got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestChangeSourceRejectsBadInput(t *testing.T) {
+	cases := []struct {
+		name string
+		o    ChangeSourceOptions
+		want string
+	}{
+		{"quote in host", ChangeSourceOptions{Host: "db1' --", Port: 3306, User: "repl"}, "not a host"},
+		{"empty host", ChangeSourceOptions{Port: 3306, User: "repl"}, "not a host"},
+		{"port zero", ChangeSourceOptions{Host: "db1", User: "repl"}, "out of range"},
+		{"no user", ChangeSourceOptions{Host: "db1", Port: 3306}, "no replication user"},
+	}
+	for _, tc := range cases {
+		_, err := FlavorMySQL84.changeSourceSQL(tc.o)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	if s := (ChangeSourceOptions{Host: "db1", Port: 3306, User: "repl", Password: "secret"}).String(); strings.Contains(s, "secret") {
+		t.Errorf("String() leaks the password: %s", s)
+	}
+}
+
+func TestQuote(t *testing.T) {
+	cases := map[string]string{
+		"plain":       `'plain'`,
+		`it's`:        `'it\'s'`,
+		`back\sl`:     `'back\\sl'`,
+		"nl\nnul\x00": `'nl\nnul\0'`,
+	}
+	for in, want := range cases {
+		if got := quote(in); got != want {
+			t.Errorf("quote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,602 @@
+package topology
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/regentdb/regent/topology/mysqltest"
+)
+
+// These tests run against real servers of both flavours (MariaDB 10.11 and
+// MySQL 9.7), one table of cases over the flavour.
+
+func forEachFlavor(t *testing.T, f func(t *testing.T, k mysqltest.Kind)) {
+	t.Helper()
+	for _, k := range mysqltest.Kinds(t) {
+		t.Run(string(k), func(t *testing.T) {
+			t.Parallel()
+			f(t, k)
+		})
+	}
+}
+
+func wantFlavor(k mysqltest.Kind) Flavor {
+	if k == mysqltest.MariaDB {
+		return FlavorMariaDB
+	}
+	return FlavorMySQL84
+}
+
+// open returns an Instance logged in as Regent's admin user.
+func open(t *testing.T, s *mysqltest.Server) *Instance {
+	t.Helper()
+	return openAs(t, s, mysqltest.AdminUser, mysqltest.AdminPassword)
+}
+
+func openAs(t *testing.T, s *mysqltest.Server, user, password string) *Instance {
+	t.Helper()
+	cfg := ConnConfig{Addr: s.Addr(), User: user, Password: password, ConnectTimeout: time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+	if s.Kind == mysqltest.MySQL {
+		// MySQL's caching_sha2_password wants TLS for a first password login;
+		// the server made its own certificate.
+		cfg.TLS, _ = ClientTLS(TLSFiles{InsecureSkipVerify: true})
+	}
+	inst, err := Open(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = inst.Close() })
+	return inst
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func probe(t *testing.T, inst *Instance) *Snapshot {
+	t.Helper()
+	s, err := inst.Probe(ctxT(t, 10*time.Second))
+	if err != nil {
+		t.Fatalf("probe %s: %v", inst.Addr(), err)
+	}
+	return s
+}
+
+func replOpts(src *mysqltest.Server) ChangeSourceOptions {
+	return ChangeSourceOptions{Host: src.Host, Port: src.Port, User: mysqltest.ReplUser, Password: mysqltest.ReplPassword,
+		HeartbeatPeriod: 500 * time.Millisecond, ConnectRetry: time.Second}
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, detail := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true after %v: %s", what, timeout, detail)
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval
+	}
+}
+
+func TestProbeFields(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		c := mysqltest.StartCluster(t, k, 1)
+		mysqltest.EnsureTable(t, c.Primary)
+		c.Primary.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (1),(2)")
+		r := c.Replicas[0]
+		mysqltest.WaitCaughtUp(t, r, c.Primary, 30*time.Second)
+
+		p := probe(t, open(t, c.Primary))
+		checks := []struct {
+			name      string
+			got, want any
+		}{
+			{"flavor", p.Flavor, wantFlavor(k)},
+			{"server_id", p.ServerID, c.Primary.ServerID},
+			{"read_only", p.ReadOnly, false},
+			{"super_read_only", p.SuperReadOnly, false},
+			{"writable", p.Writable(), true},
+			{"log_bin", p.LogBin, true},
+			{"log_replica_updates", p.LogReplicaUpdates, true},
+			{"binlog_format", p.BinlogFormat, "ROW"},
+			{"gtid_mode", p.GTIDMode, "ON"},
+			{"gtid strict/consistency", p.GTIDStrict, true},
+			{"executed", p.Executed.String(), mysqltest.ExecutedGTID(t, c.Primary)},
+			{"replica", p.Replica == nil, true},
+			{"semi-sync available", p.SemiSync.Available, true},
+			{"has server_uuid", p.ServerUUID != "", k == mysqltest.MySQL},
+			{"addr", p.Addr, c.Primary.Addr()},
+			{"replica_net_timeout", p.ReplicaNetTimeout, int64(60)},
+		}
+		for _, ch := range checks {
+			if ch.got != ch.want {
+				t.Errorf("primary %s = %v, want %v", ch.name, ch.got, ch.want)
+			}
+		}
+		if p.Questions == 0 || p.ThreadsConnected == 0 || p.Uptime <= 0 || p.Version == "" {
+			t.Errorf("status counters not read: questions %d, threads %d, uptime %v, version %q", p.Questions, p.ThreadsConnected, p.Uptime, p.Version)
+		}
+		if p.Executed.IsEmpty() {
+			t.Errorf("primary executed set is empty after two writes")
+		}
+
+		rs := probe(t, open(t, r))
+		if !rs.ReadOnly || rs.Writable() {
+			t.Errorf("replica read_only = %v, want true", rs.ReadOnly)
+		}
+		if !rs.Executed.Equal(p.Executed) {
+			t.Errorf("caught-up replica executed %s, primary %s", rs.Executed, p.Executed)
+		}
+		rep := rs.Replica
+		if rep == nil {
+			t.Fatalf("replica has no replica status")
+		}
+		rchecks := []struct {
+			name      string
+			got, want any
+		}{
+			{"source host", rep.SourceHost, c.Primary.Host},
+			{"source port", rep.SourcePort, c.Primary.Port},
+			{"source user", rep.SourceUser, mysqltest.ReplUser},
+			{"io", rep.IOState, IORunning},
+			{"sql", rep.SQLRunning, true},
+			{"replicating", rep.Replicating(), true},
+			{"auto position", rep.AutoPosition, true},
+			{"source server id", rep.SourceServerID, c.Primary.ServerID},
+			{"heartbeat period", rep.HeartbeatPeriod, 1.0},
+			{"sql delay", rep.SQLDelay, int64(0)},
+			{"last io errno", rep.LastIOErrno, 0},
+			{"last sql errno", rep.LastSQLErrno, 0},
+			{"seconds behind known", rep.SecondsBehind != nil, true},
+			{"read position", rep.ReadSourceLogPos > 0, true},
+			{"exec position", rep.ExecSourceLogPos > 0, true},
+		}
+		for _, ch := range rchecks {
+			if ch.got != ch.want {
+				t.Errorf("replica %s = %v, want %v", ch.name, ch.got, ch.want)
+			}
+		}
+		if k == mysqltest.MariaDB {
+			if rep.UsingGTID != "Slave_Pos" || rep.RetrievedGTID == "" || rs.GTIDSlavePos == "" {
+				t.Errorf("MariaDB GTID columns: Using_Gtid %q, Gtid_IO_Pos %q, gtid_slave_pos %q", rep.UsingGTID, rep.RetrievedGTID, rs.GTIDSlavePos)
+			}
+		} else {
+			retrieved, err := ParseMySQLGTIDSet(rep.RetrievedGTID)
+			if err != nil || !retrieved.Equal(p.Executed) {
+				t.Errorf("Retrieved_Gtid_Set %q (err %v), want the primary's %s", rep.RetrievedGTID, err, p.Executed)
+			}
+		}
+		// An idle stream gets a heartbeat every second: the counter moves.
+		inst := open(t, r)
+		eventually(t, "heartbeats received", 10*time.Second, func() (bool, string) {
+			s := probe(t, inst)
+			return s.Replica.ReceivedHeartbeats > rep.ReceivedHeartbeats, strconv.FormatUint(s.Replica.ReceivedHeartbeats, 10)
+		})
+	})
+}
+
+func TestReadOnlyStopsApplicationWrites(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		s := mysqltest.Start(t, k)
+		mysqltest.SetWritable(t, s, true)
+		mysqltest.EnsureTable(t, s)
+		admin := open(t, s)
+		app := openAs(t, s, mysqltest.AppUser, mysqltest.AppPassword)
+		ctx := ctxT(t, 30*time.Second)
+
+		if err := admin.SetReadOnly(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		snap := probe(t, admin)
+		if !snap.ReadOnly || snap.Writable() || (k == mysqltest.MySQL) != snap.SuperReadOnly {
+			t.Fatalf("after SetReadOnly(true): read_only %v super_read_only %v", snap.ReadOnly, snap.SuperReadOnly)
+		}
+		_, err := app.db.ExecContext(ctx, "INSERT INTO regent_test.writes (id) VALUES (1)")
+		if !IsReadOnlyError(err) {
+			t.Fatalf("application write on a read-only server: got %v, want a read-only refusal", err)
+		}
+		if k == mysqltest.MySQL {
+			// super_read_only stops even the admin user.
+			_, err := admin.db.ExecContext(ctx, "INSERT INTO regent_test.writes (id) VALUES (2)")
+			if !IsReadOnlyError(err) {
+				t.Fatalf("admin write under super_read_only: got %v, want a read-only refusal", err)
+			}
+		}
+		if err := admin.SetReadOnly(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := app.db.ExecContext(ctx, "INSERT INTO regent_test.writes (id) VALUES (3)"); err != nil {
+			t.Fatalf("application write after SetReadOnly(false): %v", err)
+		}
+		if snap := probe(t, admin); !snap.Writable() {
+			t.Fatalf("after SetReadOnly(false): read_only %v super_read_only %v", snap.ReadOnly, snap.SuperReadOnly)
+		}
+	})
+}
+
+func TestKillClientConnectionsSparesReplication(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		c := mysqltest.StartCluster(t, k, 1)
+		mysqltest.EnsureTable(t, c.Primary)
+		ctx := ctxT(t, 60*time.Second)
+		admin := open(t, c.Primary)
+		app := openAs(t, c.Primary, mysqltest.AppUser, mysqltest.AppPassword)
+		appConn, err := app.db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer appConn.Close()
+		var appID uint64
+		if err := appConn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&appID); err != nil {
+			t.Fatal(err)
+		}
+
+		rep, err := admin.KillClientConnections(ctx, KillOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, id := range rep.Killed {
+			found = found || id == appID
+		}
+		if !found {
+			t.Fatalf("application session %d not killed; killed %v", appID, rep.Killed)
+		}
+		if _, err := appConn.ExecContext(ctx, "SELECT 1"); err == nil {
+			t.Fatalf("killed application session still answers")
+		}
+		// Our own pool, the binlog dump thread and the root test session live on.
+		if _, err := admin.Probe(ctx); err != nil {
+			t.Fatalf("admin session after kill: %v", err)
+		}
+		c.Primary.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (42)")
+		mysqltest.WaitCaughtUp(t, c.Replicas[0], c.Primary, 30*time.Second)
+		if io, sqlT, e := mysqltest.ReplicaThreads(t, c.Replicas[0]); io != "Yes" || sqlT != "Yes" {
+			t.Fatalf("replication broken by the kill: IO=%s SQL=%s %s", io, sqlT, e)
+		}
+	})
+}
+
+func TestRepointToSiblingLosesNothing(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		c := mysqltest.StartCluster(t, k, 2)
+		mysqltest.EnsureTable(t, c.Primary)
+		r1, r2 := c.Replicas[0], c.Replicas[1]
+		w := mysqltest.NewWriter(c.Primary.Addr(), k, 400, 2*time.Millisecond)
+		w.Start(context.Background())
+		defer w.Stop()
+		w.WaitAcked(t, 50, 30*time.Second)
+
+		// Repoint r2 below r1 while writes flow.
+		if err := open(t, r2).ChangeSource(ctxT(t, 30*time.Second), replOpts(r1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Wait(ctxT(t, 60*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if n, first, _ := w.Failed(); n != 0 {
+			t.Fatalf("%d writes failed; first %v", n, first)
+		}
+		mysqltest.WaitCaughtUp(t, r1, c.Primary, 30*time.Second)
+		mysqltest.WaitCaughtUp(t, r2, c.Primary, 30*time.Second)
+		if m := w.Missing(t, r2); len(m) != 0 {
+			t.Fatalf("r2 misses %d acknowledged rows after repointing, e.g. %v", len(m), m[:min(5, len(m))])
+		}
+		snap := probe(t, open(t, r2))
+		if snap.Replica == nil || snap.Replica.SourcePort != r1.Port || !snap.Replica.Replicating() {
+			t.Fatalf("r2 replica status after repoint: %+v", snap.Replica)
+		}
+		if p := probe(t, open(t, c.Primary)); !snap.Executed.Equal(p.Executed) {
+			t.Fatalf("r2 executed %s, primary %s", snap.Executed, p.Executed)
+		}
+	})
+}
+
+func TestWaitForGTID(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		c := mysqltest.StartCluster(t, k, 1)
+		mysqltest.EnsureTable(t, c.Primary)
+		r := open(t, c.Replicas[0])
+		ctx := ctxT(t, 60*time.Second)
+		if err := r.StopReplica(ctx, ThreadSQL); err != nil {
+			t.Fatal(err)
+		}
+		c.Primary.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (7)")
+		target := probe(t, open(t, c.Primary)).Executed
+
+		err := r.WaitForGTID(ctx, target, 300*time.Millisecond)
+		if !errors.Is(err, ErrWaitTimeout) {
+			t.Fatalf("wait with the SQL thread stopped: got %v, want ErrWaitTimeout", err)
+		}
+		if err := r.StartReplica(ctx, ThreadSQL); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.WaitForGTID(ctx, target, 20*time.Second); err != nil {
+			t.Fatalf("wait after starting the SQL thread: %v", err)
+		}
+		if got := probe(t, r).Executed; !got.Contains(target) {
+			t.Fatalf("WaitForGTID returned but the replica has %s, not %s", got, target)
+		}
+		// A set the instance wrote itself is reached at once too.
+		if err := open(t, c.Primary).WaitForGTID(ctx, target, time.Second); err != nil {
+			t.Fatalf("primary waiting for its own GTIDs: %v", err)
+		}
+	})
+}
+
+func TestErrantTransactionDetectedExactly(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		c := mysqltest.StartCluster(t, k, 2)
+		mysqltest.EnsureTable(t, c.Primary)
+		c.Primary.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (1),(2),(3)")
+		for _, r := range c.Replicas {
+			mysqltest.WaitCaughtUp(t, r, c.Primary, 30*time.Second)
+		}
+		dirty := c.Replicas[0]
+		// Root bypasses read_only: the classic errant write by a DBA.
+		dirty.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (1000)")
+
+		p := probe(t, open(t, c.Primary)).Executed
+		errant := Errant(probe(t, open(t, dirty)).Executed, p)
+		if errant.IsEmpty() {
+			t.Fatalf("errant transaction on %s not detected (primary %s)", dirty.Name, p)
+		}
+		if k == mysqltest.MySQL {
+			if errant.Count() != 1 {
+				t.Fatalf("errant set %s, want exactly one transaction", errant)
+			}
+			uuid := probe(t, open(t, dirty)).ServerUUID
+			if want := uuid + ":1"; errant.String() != want {
+				t.Fatalf("errant set %s, want %s", errant, want)
+			}
+		} else if want := "0-" + strconv.FormatUint(uint64(dirty.ServerID), 10) + "-"; !containsPrefix(errant.String(), want) {
+			t.Fatalf("errant set %s does not name the replica's server_id (%s...)", errant, want)
+		}
+		if clean := Errant(probe(t, open(t, c.Replicas[1])).Executed, p); !clean.IsEmpty() {
+			t.Fatalf("clean replica reported errant %s", clean)
+		}
+	})
+}
+
+func containsPrefix(s, prefix string) bool {
+	return len(s) >= len(prefix) && s[:len(prefix)] == prefix
+}
+
+func TestErrorClasses(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		s := mysqltest.Start(t, k)
+		stopped := mysqltest.Start(t, k)
+		stopped.Stop(t)
+		// A black hole: accepts TCP but never speaks, like a host behind a
+		// dropping firewall or a frozen mysqld.
+		hole, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hole.Close()
+		go func() {
+			for {
+				c, err := hole.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+			}
+		}()
+		app := openAs(t, s, mysqltest.AppUser, mysqltest.AppPassword)
+		cases := []struct {
+			name string
+			inst *Instance
+			call func(ctx context.Context, i *Instance) error
+			want ErrorClass
+		}{
+			{"stopped server", open(t, stopped), probeCall, ClassRefused},
+			{"wrong password", openAs(t, s, mysqltest.AdminUser, "not-the-password"), probeCall, ClassAuth},
+			{"black-holed port", openHole(t, hole.Addr().String()), probeCall, ClassTimeout},
+			{"missing privilege", app, func(ctx context.Context, i *Instance) error { return i.SetReadOnly(ctx, true) }, ClassAccessDenied},
+			{"healthy", open(t, s), probeCall, ClassNone},
+		}
+		for _, tc := range cases {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			err := tc.call(ctx, tc.inst)
+			cancel()
+			if got := Classify(err); got != tc.want {
+				t.Errorf("%s: class %q (err %v), want %q", tc.name, got, err, tc.want)
+			}
+			if err != nil && containsAny(err.Error(), "not-the-password", mysqltest.AppPassword) {
+				t.Errorf("%s: error text leaks a password: %v", tc.name, err)
+			}
+		}
+		// A frozen server is a timeout too, not "refused".
+		s.Pause(t)
+		defer s.Resume(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if _, err := open(t, s).Probe(ctx); Classify(err) != ClassTimeout {
+			t.Errorf("frozen server: class %q (err %v), want timeout", Classify(err), err)
+		}
+	})
+}
+
+func probeCall(ctx context.Context, i *Instance) error { _, err := i.Probe(ctx); return err }
+
+func openHole(t *testing.T, addr string) *Instance {
+	inst, err := Open(ConnConfig{Addr: addr, User: "x", Password: "y", ConnectTimeout: time.Second, ReadTimeout: time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = inst.Close() })
+	return inst
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		for i := 0; i+len(sub) <= len(s); i++ {
+			if s[i:i+len(sub)] == sub {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func TestPromoteAndDemoteWithSemiSync(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		c := mysqltest.StartCluster(t, k, 2)
+		mysqltest.EnsureTable(t, c.Primary)
+		ctx := ctxT(t, 120*time.Second)
+		p, r1, r2 := open(t, c.Primary), open(t, c.Replicas[0]), open(t, c.Replicas[1])
+
+		// Lossless semi-sync on the old topology.
+		if err := p.SetSemiSync(ctx, SemiSyncConfig{Source: true, Timeout: 5 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []*Instance{r1, r2} {
+			if err := r.SetSemiSync(ctx, SemiSyncConfig{Replica: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventually(t, "semi-sync active with two clients", 20*time.Second, func() (bool, string) {
+			s := probe(t, p)
+			return s.SemiSync.SourceActive && s.SemiSync.SourceClients == 2, strconv.Itoa(s.SemiSync.SourceClients)
+		})
+		ps := probe(t, p)
+		if !ps.SemiSync.SourceEnabled || ps.SemiSync.WaitPoint != "AFTER_SYNC" || ps.SemiSync.TimeoutMillis != 5000 {
+			t.Fatalf("semi-sync source settings: %+v", ps.SemiSync)
+		}
+		if rs := probe(t, r1); !rs.SemiSync.ReplicaEnabled || !rs.SemiSync.ReplicaActive {
+			t.Fatalf("semi-sync replica settings: %+v", rs.SemiSync)
+		}
+		c.Primary.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (100000)")
+
+		// A planned switchover by hand: fence p, catch r1 up, promote r1,
+		// repoint r2, demote p under r1.
+		if err := p.SetReadOnly(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		target := probe(t, p).Executed
+		if err := r1.WaitForGTID(ctx, target, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := r1.ResetReplication(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := r1.SetSemiSync(ctx, SemiSyncConfig{Source: true, Timeout: 5 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r1.SetReadOnly(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		if s := probe(t, r1); s.Replica != nil || !s.Writable() {
+			t.Fatalf("promoted r1: replica status %+v, writable %v", s.Replica, s.Writable())
+		}
+		if err := r2.ChangeSource(ctx, replOpts(c.Replicas[0])); err != nil {
+			t.Fatal(err)
+		}
+		demote := replOpts(c.Replicas[0])
+		demote.Demote = true
+		if err := p.SetSemiSync(ctx, SemiSyncConfig{Replica: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.ChangeSource(ctx, demote); err != nil {
+			t.Fatal(err)
+		}
+		w := mysqltest.NewWriter(c.Replicas[0].Addr(), k, 50, 0)
+		w.Start(context.Background())
+		if err := w.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n, first, _ := w.Failed(); n != 0 {
+			t.Fatalf("%d writes to the new primary failed; first %v", n, first)
+		}
+		for _, s := range []*mysqltest.Server{c.Primary, c.Replicas[1]} {
+			mysqltest.WaitCaughtUp(t, s, c.Replicas[0], 30*time.Second)
+			if m := w.Missing(t, s); len(m) != 0 {
+				t.Fatalf("%s misses %v", s.Name, m)
+			}
+		}
+		newP := probe(t, r1).Executed
+		if e := Errant(probe(t, p).Executed, newP); !e.IsEmpty() {
+			t.Fatalf("demoted primary has errant %s", e)
+		}
+		eventually(t, "new primary semi-sync with two clients", 20*time.Second, func() (bool, string) {
+			s := probe(t, r1)
+			return s.SemiSync.SourceActive && s.SemiSync.SourceClients == 2, strconv.Itoa(s.SemiSync.SourceClients)
+		})
+		reps, err := r1.ListReplicas(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports := map[int]uint32{}
+		for _, r := range reps {
+			ports[r.Port] = r.ServerID
+		}
+		if len(reps) != 2 || ports[c.Primary.Port] != c.Primary.ServerID || ports[c.Replicas[1].Port] != c.Replicas[1].ServerID {
+			t.Fatalf("ListReplicas = %+v, want the old primary and r2", reps)
+		}
+	})
+}
+
+func TestTLSClientAndReplicationChannel(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		files := mysqltest.NewTLSFiles(t)
+		src := mysqltest.Start(t, k, mysqltest.WithTLS(files))
+		rep := mysqltest.Start(t, k, mysqltest.WithTLS(files))
+		mysqltest.SetWritable(t, src, true)
+		mysqltest.EnsureTable(t, src)
+		// The replication user may only connect over TLS: replication
+		// working proves the channel is encrypted.
+		src.Exec(t, "ALTER USER '"+mysqltest.ReplUser+"'@'127.0.0.1' REQUIRE SSL")
+
+		dir := files.WriteTo(t, t.TempDir())
+		tlsCfg, err := ClientTLS(TLSFiles{CAFile: filepath.Join(dir, "ca.pem"), CertFile: filepath.Join(dir, "client.pem"), KeyFile: filepath.Join(dir, "client-key.pem")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst, err := Open(ConnConfig{Addr: src.Addr(), User: mysqltest.AdminUser, Password: mysqltest.AdminPassword, TLS: tlsCfg}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer inst.Close()
+		ctx := ctxT(t, 60*time.Second)
+		var name, cipher string
+		if err := inst.db.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE 'Ssl_cipher'").Scan(&name, &cipher); err != nil {
+			t.Fatal(err)
+		}
+		if cipher == "" {
+			t.Fatalf("client connection is not encrypted")
+		}
+		// A client that trusts another CA is refused.
+		other := mysqltest.NewTLSFiles(t)
+		bad, _ := Open(ConnConfig{Addr: src.Addr(), User: mysqltest.AdminUser, Password: mysqltest.AdminPassword, TLS: other.ClientConfig(), ConnectTimeout: time.Second}, nil)
+		defer bad.Close()
+		if _, err := bad.Probe(ctx); err == nil {
+			t.Fatalf("a server certificate from an unknown CA was accepted")
+		}
+
+		o := replOpts(src)
+		o.TLS = ReplicationTLS{Enabled: true, CAFile: rep.TLSDir() + "/ca.pem", CertFile: rep.TLSDir() + "/client.pem", KeyFile: rep.TLSDir() + "/client-key.pem", VerifyServerCert: true}
+		r := open(t, rep)
+		if err := r.ChangeSource(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		src.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (1)")
+		mysqltest.WaitReplicating(t, rep, 30*time.Second)
+		mysqltest.WaitCaughtUp(t, rep, src, 30*time.Second)
+		if s := probe(t, r); !s.Replica.SSLAllowed {
+			t.Fatalf("replica status does not show TLS on the channel: %+v", s.Replica)
+		}
+	})
+}
