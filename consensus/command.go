@@ -1,0 +1,425 @@
+package consensus
+
+import (
+	"fmt"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Field limits, enforced when a command is encoded and again when it is
+// decoded, so the replicated state stays bounded.
+const (
+	MaxNameLen     = 255      // ids, names, addresses, "by"
+	MaxTextLen     = 8 << 10  // trigger, reason, GTID set
+	MaxDetailLen   = 2 << 10  // a step's detail/output (see TruncateDetail)
+	MaxSteps       = 64       // steps recorded per operation
+	MaxCommandSize = 64 << 10 // encoded command
+)
+
+// Command is one change to the replicated state. The set is closed: the
+// concrete types are the exported structs of this file. Every command that
+// touches an operation or the primary is conditional (compare-and-set on the
+// epoch and/or the operation id), so a command prepared from an old view —
+// for instance by a deposed leader — is rejected and changes nothing.
+//
+// Times in commands are the proposer's: the FSM never reads a clock.
+type Command interface {
+	// Name is the command's kind, for logs ("begin_operation").
+	Name() string
+	kind() cmdKind
+	validate() error
+	encodeBody(w *wbuf)
+}
+
+type cmdKind byte
+
+// Command kinds on the wire. Never renumber: append.
+const (
+	kindInitCluster      cmdKind = 1
+	kindBeginOperation   cmdKind = 2
+	kindRecordStep       cmdKind = 3
+	kindCommitPrimary    cmdKind = 4
+	kindFinishOperation  cmdKind = 5
+	kindAbortOperation   cmdKind = 6
+	kindSetPaused        cmdKind = 7
+	kindSetAntiFlap      cmdKind = 8
+	kindSetPromotionRule cmdKind = 9
+	kindSetQuarantine    cmdKind = 10
+	kindClearQuarantine  cmdKind = 11
+	kindSetMember        cmdKind = 12
+	kindRemoveMember     cmdKind = 13
+)
+
+// InitCluster creates a replication cluster at epoch 1, only if absent
+// (ErrConflict otherwise). Primary may be empty when not yet known.
+type InitCluster struct {
+	Cluster string
+	Primary string
+	At      time.Time
+}
+
+// BeginOperation records the intent to run an operation. It fails with
+// ErrStaleEpoch if the cluster's epoch is not ExpectEpoch, ErrConflict if an
+// operation is in progress or the id was used before, and — for automatic
+// operations only — ErrPaused or ErrAntiFlap (At is compared with the
+// anti-flap deadline). Manual operations pass a pause and anti-flap.
+type BeginOperation struct {
+	Cluster     string
+	OperationID string
+	Kind        OpKind
+	ExpectEpoch uint64
+	Target      string // required for rejoin; optional otherwise
+	Trigger     string // why: detection summary, or who asked
+	Automatic   bool
+	At          time.Time
+}
+
+// RecordStep appends a step to the operation in progress; OperationID must
+// match (ErrConflict otherwise). At most MaxSteps steps per operation.
+type RecordStep struct {
+	Cluster     string
+	OperationID string
+	Step        Step
+}
+
+// CommitPrimary makes NewPrimary the primary and sets the epoch to
+// ExpectEpoch+1 — the only way an epoch moves. It requires the operation in
+// progress to be OperationID, of a kind that changes the primary, not yet
+// committed, and the cluster to be at ExpectEpoch.
+type CommitPrimary struct {
+	Cluster     string
+	OperationID string
+	NewPrimary  string
+	ExpectEpoch uint64
+	GTID        string // GTID set/position at promotion
+	At          time.Time
+}
+
+// FinishOperation ends the operation in progress (OperationID must match),
+// appends it to the history and clears it. ResultSuccess is refused for an
+// operation that should have changed the primary but did not commit one.
+type FinishOperation struct {
+	Cluster     string
+	OperationID string
+	Result      Result
+	Reason      string
+	At          time.Time
+}
+
+// AbortOperation is FinishOperation with ResultAborted: used when a run is
+// abandoned, including by a new leader cleaning up a deposed leader's run.
+type AbortOperation struct {
+	Cluster     string
+	OperationID string
+	Reason      string
+	At          time.Time
+}
+
+// SetPaused pauses (blocks automatic operations) or resumes a cluster.
+type SetPaused struct {
+	Cluster string
+	Paused  bool
+	By      string
+	Reason  string
+	At      time.Time
+}
+
+// SetAntiFlap sets the time until which automatic operations are refused; the
+// zero time clears it.
+type SetAntiFlap struct {
+	Cluster string
+	Until   time.Time
+}
+
+// SetPromotionRule sets an instance's promotion override; PromotionNeutral
+// removes it.
+type SetPromotionRule struct {
+	Cluster  string
+	Instance string
+	Rule     PromotionRule
+}
+
+// SetQuarantine quarantines an instance (for instance: errant GTIDs).
+type SetQuarantine struct {
+	Cluster  string
+	Instance string
+	Reason   string
+	By       string
+	At       time.Time
+}
+
+// ClearQuarantine lifts a quarantine (ErrNotFound if none).
+type ClearQuarantine struct {
+	Cluster  string
+	Instance string
+}
+
+// SetMember creates or replaces an agent's record in the member table.
+type SetMember struct {
+	Member Member
+}
+
+// RemoveMember deletes an agent's record (ErrNotFound if absent).
+type RemoveMember struct {
+	ID string
+}
+
+func (InitCluster) Name() string      { return "init_cluster" }
+func (BeginOperation) Name() string   { return "begin_operation" }
+func (RecordStep) Name() string       { return "record_step" }
+func (CommitPrimary) Name() string    { return "commit_primary" }
+func (FinishOperation) Name() string  { return "finish_operation" }
+func (AbortOperation) Name() string   { return "abort_operation" }
+func (SetPaused) Name() string        { return "set_paused" }
+func (SetAntiFlap) Name() string      { return "set_anti_flap" }
+func (SetPromotionRule) Name() string { return "set_promotion_rule" }
+func (SetQuarantine) Name() string    { return "set_quarantine" }
+func (ClearQuarantine) Name() string  { return "clear_quarantine" }
+func (SetMember) Name() string        { return "set_member" }
+func (RemoveMember) Name() string     { return "remove_member" }
+
+func (InitCluster) kind() cmdKind      { return kindInitCluster }
+func (BeginOperation) kind() cmdKind   { return kindBeginOperation }
+func (RecordStep) kind() cmdKind       { return kindRecordStep }
+func (CommitPrimary) kind() cmdKind    { return kindCommitPrimary }
+func (FinishOperation) kind() cmdKind  { return kindFinishOperation }
+func (AbortOperation) kind() cmdKind   { return kindAbortOperation }
+func (SetPaused) kind() cmdKind        { return kindSetPaused }
+func (SetAntiFlap) kind() cmdKind      { return kindSetAntiFlap }
+func (SetPromotionRule) kind() cmdKind { return kindSetPromotionRule }
+func (SetQuarantine) kind() cmdKind    { return kindSetQuarantine }
+func (ClearQuarantine) kind() cmdKind  { return kindClearQuarantine }
+func (SetMember) kind() cmdKind        { return kindSetMember }
+func (RemoveMember) kind() cmdKind     { return kindRemoveMember }
+
+// clusterOf returns the replication cluster a command targets, "" for member
+// commands.
+func clusterOf(c Command) string {
+	switch c := c.(type) {
+	case InitCluster:
+		return c.Cluster
+	case BeginOperation:
+		return c.Cluster
+	case RecordStep:
+		return c.Cluster
+	case CommitPrimary:
+		return c.Cluster
+	case FinishOperation:
+		return c.Cluster
+	case AbortOperation:
+		return c.Cluster
+	case SetPaused:
+		return c.Cluster
+	case SetAntiFlap:
+		return c.Cluster
+	case SetPromotionRule:
+		return c.Cluster
+	case SetQuarantine:
+		return c.Cluster
+	case ClearQuarantine:
+		return c.Cluster
+	}
+	return ""
+}
+
+// TruncateDetail shortens s to at most MaxDetailLen bytes without splitting a
+// UTF-8 sequence, marking the cut, so a step's output always fits.
+func TruncateDetail(s string) string {
+	if len(s) <= MaxDetailLen {
+		return s
+	}
+	const mark = " …[truncated]"
+	cut := MaxDetailLen - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
+}
+
+// ---- validation ----
+
+// v collects the first validation error of a command.
+type v struct{ err error }
+
+func (x *v) fail(field, format string, args ...any) {
+	if x.err == nil {
+		x.err = fmt.Errorf("%w: %s: %s", ErrInvalidCommand, field, fmt.Sprintf(format, args...))
+	}
+}
+
+func (x *v) text(field, s string, max int, required bool) {
+	switch {
+	case required && s == "":
+		x.fail(field, "must not be empty")
+	case len(s) > max:
+		x.fail(field, "is %d bytes, more than %d", len(s), max)
+	case !utf8.ValidString(s):
+		x.fail(field, "is not valid UTF-8")
+	}
+}
+
+// name checks an identifier: printable, no control characters.
+func (x *v) name(field, s string, required bool) {
+	x.text(field, s, MaxNameLen, required)
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			x.fail(field, "contains a control character")
+			return
+		}
+	}
+}
+
+// Times must fit in int64 nanoseconds since 1970 (years 1678 to 2262), the
+// wire format.
+var (
+	minTime = time.Unix(0, -1<<63+1)
+	maxTime = time.Unix(0, 1<<63-1)
+)
+
+func (x *v) time(field string, t time.Time, required bool) {
+	switch {
+	case t.IsZero():
+		if required {
+			x.fail(field, "must be set")
+		}
+	case t.Before(minTime) || t.After(maxTime):
+		x.fail(field, "%s is out of range", t)
+	}
+}
+
+func (x *v) kind(field string, k OpKind) {
+	if _, ok := opKindCode[k]; !ok {
+		x.fail(field, "unknown operation kind %q", k)
+	}
+}
+
+func (c InitCluster) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.name("primary", c.Primary, false)
+	x.time("at", c.At, true)
+	return x.err
+}
+
+func (c BeginOperation) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.name("operation_id", c.OperationID, true)
+	x.kind("kind", c.Kind)
+	if c.ExpectEpoch == 0 {
+		x.fail("expect_epoch", "must be at least 1")
+	}
+	x.name("target", c.Target, c.Kind == KindRejoin)
+	x.text("trigger", c.Trigger, MaxTextLen, false)
+	x.time("at", c.At, true)
+	return x.err
+}
+
+func (c RecordStep) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.name("operation_id", c.OperationID, true)
+	x.name("step.name", c.Step.Name, true)
+	x.time("step.start", c.Step.Start, true)
+	if c.Step.Duration < 0 {
+		x.fail("step.duration", "must not be negative")
+	}
+	if _, ok := stepResultCode[c.Step.Result]; !ok {
+		x.fail("step.result", "unknown step result %q", c.Step.Result)
+	}
+	x.text("step.detail", c.Step.Detail, MaxDetailLen, false)
+	return x.err
+}
+
+func (c CommitPrimary) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.name("operation_id", c.OperationID, true)
+	x.name("new_primary", c.NewPrimary, true)
+	if c.ExpectEpoch == 0 {
+		x.fail("expect_epoch", "must be at least 1")
+	}
+	x.text("gtid", c.GTID, MaxTextLen, false)
+	x.time("at", c.At, true)
+	return x.err
+}
+
+func (c FinishOperation) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.name("operation_id", c.OperationID, true)
+	if _, ok := resultCode[c.Result]; !ok {
+		x.fail("result", "unknown result %q", c.Result)
+	}
+	x.text("reason", c.Reason, MaxTextLen, false)
+	x.time("at", c.At, true)
+	return x.err
+}
+
+func (c AbortOperation) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.name("operation_id", c.OperationID, true)
+	x.text("reason", c.Reason, MaxTextLen, false)
+	x.time("at", c.At, true)
+	return x.err
+}
+
+func (c SetPaused) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.name("by", c.By, false)
+	x.text("reason", c.Reason, MaxTextLen, false)
+	x.time("at", c.At, true)
+	return x.err
+}
+
+func (c SetAntiFlap) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.time("until", c.Until, false)
+	return x.err
+}
+
+func (c SetPromotionRule) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.name("instance", c.Instance, true)
+	if _, ok := ruleCode[c.Rule]; !ok {
+		x.fail("rule", "unknown promotion rule %q", c.Rule)
+	}
+	return x.err
+}
+
+func (c SetQuarantine) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.name("instance", c.Instance, true)
+	x.text("reason", c.Reason, MaxTextLen, false)
+	x.name("by", c.By, false)
+	x.time("at", c.At, true)
+	return x.err
+}
+
+func (c ClearQuarantine) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.name("instance", c.Instance, true)
+	return x.err
+}
+
+func (c SetMember) validate() error {
+	var x v
+	x.name("member.id", c.Member.ID, true)
+	x.name("member.raft_addr", c.Member.RaftAddr, true)
+	x.name("member.api_addr", c.Member.APIAddr, false)
+	x.name("member.instance", c.Member.Instance, false)
+	return x.err
+}
+
+func (c RemoveMember) validate() error {
+	var x v
+	x.name("id", c.ID, true)
+	return x.err
+}

@@ -1,0 +1,347 @@
+package consensus
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// snapshotVersion is the version of the snapshot format (JSON, see doc.go).
+const snapshotVersion = 1
+
+// applyResponse is the FSM's answer to one log entry, handed back by Raft to
+// the proposer through ApplyFuture.Response.
+type applyResponse struct {
+	cluster *Cluster // copy after the change; nil for member commands
+	err     error
+}
+
+// fsm is the Raft state machine. Apply runs on Raft's FSM goroutine; reads
+// come from any goroutine, hence the lock. It never reads a clock and never
+// panics on input: a command it cannot decode or that fails its conditions is
+// answered with an error and changes nothing.
+type fsm struct {
+	log *slog.Logger
+
+	mu    sync.RWMutex
+	state State
+	index uint64 // log index of the last applied command
+}
+
+var _ raft.FSM = (*fsm)(nil)
+
+func newFSM(log *slog.Logger) *fsm {
+	return &fsm{log: log}
+}
+
+// Apply implements raft.FSM.
+func (f *fsm) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	cmd, err := DecodeCommand(l.Data)
+	if err != nil {
+		f.log.Error("rejected undecodable raft command", logKeyIndex, l.Index, logKeyErr, err)
+		f.mu.Lock()
+		f.index = l.Index
+		f.mu.Unlock()
+		return &applyResponse{err: err}
+	}
+	f.mu.Lock()
+	cl, err := applyCommand(&f.state, cmd)
+	f.index = l.Index
+	f.mu.Unlock()
+	if err != nil {
+		f.log.Debug("raft command rejected", logKeyIndex, l.Index, logKeyCommand, cmd.Name(),
+			logKeyCluster, clusterOf(cmd), logKeyErr, err)
+		return &applyResponse{err: err}
+	}
+	return &applyResponse{cluster: cl}
+}
+
+// current returns a deep copy of the state and the index it reflects.
+func (f *fsm) current() (State, uint64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.Clone(), f.index
+}
+
+// member returns one member's record (zero if absent) without copying the
+// whole state.
+func (f *fsm) member(id string) Member {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.Members[id]
+}
+
+// snapshotFile is the JSON document a snapshot holds.
+type snapshotFile struct {
+	Version int    `json:"version"`
+	Index   uint64 `json:"index"`
+	State   State  `json:"state"`
+}
+
+// Snapshot implements raft.FSM: a deep copy now, encoding later in Persist.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	st, idx := f.current()
+	return &fsmSnapshot{file: snapshotFile{Version: snapshotVersion, Index: idx, State: st}}, nil
+}
+
+// Restore implements raft.FSM.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var file snapshotFile
+	if err := json.NewDecoder(rc).Decode(&file); err != nil {
+		return fmt.Errorf("decode snapshot: %w", err)
+	}
+	if file.Version != snapshotVersion {
+		return fmt.Errorf("snapshot version %d not supported (this agent reads %d)", file.Version, snapshotVersion)
+	}
+	f.mu.Lock()
+	f.state = file.State
+	f.index = file.Index
+	f.mu.Unlock()
+	return nil
+}
+
+type fsmSnapshot struct{ file snapshotFile }
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := json.NewEncoder(sink).Encode(&s.file); err != nil {
+		return errors.Join(fmt.Errorf("encode snapshot: %w", err), sink.Cancel())
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {}
+
+// applyCommand applies one command to s. It is a pure function of (s, cmd):
+// on error s is left exactly as it was.
+func applyCommand(s *State, cmd Command) (*Cluster, error) {
+	if err := cmd.validate(); err != nil {
+		return nil, err
+	}
+	switch c := cmd.(type) {
+	case InitCluster:
+		if _, ok := s.Clusters[c.Cluster]; ok {
+			return nil, fmt.Errorf("%w: cluster %q already exists", ErrConflict, c.Cluster)
+		}
+		cl := &Cluster{Name: c.Cluster, CreatedAt: c.At, Primary: c.Primary, Epoch: 1}
+		if s.Clusters == nil {
+			s.Clusters = make(map[string]*Cluster)
+		}
+		s.Clusters[c.Cluster] = cl
+		return cl.Clone(), nil
+	case SetMember:
+		return nil, setMember(s, c.Member)
+	case RemoveMember:
+		if _, ok := s.Members[c.ID]; !ok {
+			return nil, fmt.Errorf("%w: member %q", ErrNotFound, c.ID)
+		}
+		delete(s.Members, c.ID)
+		if len(s.Members) == 0 {
+			s.Members = nil
+		}
+		return nil, nil
+	}
+
+	name := clusterOf(cmd)
+	cur, ok := s.Clusters[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: cluster %q", ErrNotFound, name)
+	}
+	// Work on a copy and swap it in only on success: a rejected command can
+	// never leave half a change behind.
+	cl := cur.Clone()
+	if err := applyToCluster(cl, cmd); err != nil {
+		return nil, err
+	}
+	s.Clusters[name] = cl
+	return cl.Clone(), nil
+}
+
+func setMember(s *State, m Member) error {
+	for id, o := range s.Members {
+		if id == m.ID {
+			continue
+		}
+		if o.RaftAddr == m.RaftAddr {
+			return fmt.Errorf("%w: raft address %s is already member %q's", ErrConflict, m.RaftAddr, id)
+		}
+		if m.Instance != "" && o.Instance == m.Instance {
+			return fmt.Errorf("%w: instance %q is already member %q's local instance", ErrConflict, m.Instance, id)
+		}
+	}
+	if s.Members == nil {
+		s.Members = make(map[string]Member)
+	}
+	s.Members[m.ID] = m
+	return nil
+}
+
+func applyToCluster(cl *Cluster, cmd Command) error {
+	switch c := cmd.(type) {
+	case BeginOperation:
+		if cl.Epoch != c.ExpectEpoch {
+			return &StaleEpochError{Cluster: cl.Name, Expected: c.ExpectEpoch, Current: cl.Epoch}
+		}
+		if op := cl.Operation; op != nil {
+			return fmt.Errorf("%w: cluster %q: %s %s is in progress", ErrConflict, cl.Name, op.Kind, op.ID)
+		}
+		for _, h := range cl.History {
+			if h.ID == c.OperationID {
+				return fmt.Errorf("%w: cluster %q: operation id %s was already used", ErrConflict, cl.Name, c.OperationID)
+			}
+		}
+		if c.Automatic && cl.Paused {
+			return fmt.Errorf("%w: cluster %q paused by %q: %s", ErrPaused, cl.Name, cl.PausedBy, cl.PauseReason)
+		}
+		if c.Automatic && c.At.Before(cl.AntiFlapUntil) {
+			return fmt.Errorf("%w: cluster %q: automatic operations blocked until %s", ErrAntiFlap, cl.Name, cl.AntiFlapUntil)
+		}
+		op := &Operation{
+			ID: c.OperationID, Kind: c.Kind, Trigger: c.Trigger, Automatic: c.Automatic,
+			StartedAt: c.At, Target: c.Target, OldPrimary: cl.Primary, EpochBefore: cl.Epoch,
+		}
+		if c.Kind.ChangesPrimary() {
+			op.CommitEpoch = cl.Epoch + 1
+		}
+		cl.Operation = op
+		return nil
+
+	case RecordStep:
+		op, err := currentOp(cl, c.OperationID)
+		if err != nil {
+			return err
+		}
+		if len(op.Steps) >= MaxSteps {
+			return fmt.Errorf("%w: operation %s already has %d steps", ErrInvalidCommand, op.ID, MaxSteps)
+		}
+		op.Steps = append(op.Steps, c.Step)
+		return nil
+
+	case CommitPrimary:
+		op, err := currentOp(cl, c.OperationID)
+		if err != nil {
+			return err
+		}
+		if !op.Kind.ChangesPrimary() {
+			return fmt.Errorf("%w: a %s operation does not change the primary", ErrInvalidCommand, op.Kind)
+		}
+		if cl.Epoch != c.ExpectEpoch {
+			return &StaleEpochError{Cluster: cl.Name, Expected: c.ExpectEpoch, Current: cl.Epoch}
+		}
+		if op.Committed {
+			return fmt.Errorf("%w: operation %s already committed %s at epoch %d", ErrConflict, op.ID, op.NewPrimary, op.CommitEpoch)
+		}
+		if c.NewPrimary == cl.Primary {
+			return fmt.Errorf("%w: %s is already the primary", ErrInvalidCommand, c.NewPrimary)
+		}
+		if c.ExpectEpoch == math.MaxUint64 {
+			return fmt.Errorf("%w: epoch would overflow", ErrInvalidCommand)
+		}
+		cl.Primary = c.NewPrimary
+		cl.Epoch = c.ExpectEpoch + 1
+		op.Committed = true
+		op.CommittedAt = c.At
+		op.NewPrimary = c.NewPrimary
+		op.GTIDAtPromotion = c.GTID
+		op.CommitEpoch = cl.Epoch
+		return nil
+
+	case FinishOperation:
+		return finishOperation(cl, c.OperationID, c.Result, c.Reason, c.At)
+
+	case AbortOperation:
+		return finishOperation(cl, c.OperationID, ResultAborted, c.Reason, c.At)
+
+	case SetPaused:
+		if c.Paused {
+			cl.Paused, cl.PausedBy, cl.PauseReason, cl.PausedAt = true, c.By, c.Reason, c.At
+		} else {
+			cl.Paused, cl.PausedBy, cl.PauseReason, cl.PausedAt = false, "", "", time.Time{}
+		}
+		return nil
+
+	case SetAntiFlap:
+		cl.AntiFlapUntil = c.Until
+		return nil
+
+	case SetPromotionRule:
+		if c.Rule == PromotionNeutral {
+			delete(cl.PromotionRules, c.Instance)
+			if len(cl.PromotionRules) == 0 {
+				cl.PromotionRules = nil
+			}
+			return nil
+		}
+		if cl.PromotionRules == nil {
+			cl.PromotionRules = make(map[string]PromotionRule)
+		}
+		cl.PromotionRules[c.Instance] = c.Rule
+		return nil
+
+	case SetQuarantine:
+		if cl.Quarantined == nil {
+			cl.Quarantined = make(map[string]Quarantine)
+		}
+		cl.Quarantined[c.Instance] = Quarantine{Reason: c.Reason, By: c.By, At: c.At}
+		return nil
+
+	case ClearQuarantine:
+		if _, ok := cl.Quarantined[c.Instance]; !ok {
+			return fmt.Errorf("%w: instance %q of cluster %q is not quarantined", ErrNotFound, c.Instance, cl.Name)
+		}
+		delete(cl.Quarantined, c.Instance)
+		if len(cl.Quarantined) == 0 {
+			cl.Quarantined = nil
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: %s is not a cluster command", ErrInvalidCommand, cmd.Name())
+}
+
+func currentOp(cl *Cluster, id string) (*Operation, error) {
+	op := cl.Operation
+	if op == nil {
+		return nil, fmt.Errorf("%w: cluster %q has no operation in progress (command names %s)", ErrConflict, cl.Name, id)
+	}
+	if op.ID != id {
+		return nil, fmt.Errorf("%w: cluster %q: operation in progress is %s, command names %s", ErrConflict, cl.Name, op.ID, id)
+	}
+	return op, nil
+}
+
+func finishOperation(cl *Cluster, id string, result Result, reason string, at time.Time) error {
+	op, err := currentOp(cl, id)
+	if err != nil {
+		return err
+	}
+	if result == ResultSuccess && op.Kind.ChangesPrimary() && !op.Committed {
+		return fmt.Errorf("%w: %s %s committed no new primary; finish it as failed or aborted", ErrConflict, op.Kind, op.ID)
+	}
+	e := HistoryEntry{
+		ID: op.ID, Kind: op.Kind, Trigger: op.Trigger, Automatic: op.Automatic, Target: op.Target,
+		StartedAt: op.StartedAt, EndedAt: at, OldPrimary: op.OldPrimary, NewPrimary: op.NewPrimary,
+		EpochBefore: op.EpochBefore, EpochAfter: cl.Epoch, GTIDAtPromotion: op.GTIDAtPromotion,
+		Result: result, Reason: reason, Steps: op.Steps,
+	}
+	if d := at.Sub(op.StartedAt); d > 0 {
+		e.Duration = d
+	}
+	h := append(cl.History, e)
+	if len(h) > HistoryLimit {
+		// Copy rather than reslice so dropped entries are not kept alive.
+		h = append([]HistoryEntry(nil), h[len(h)-HistoryLimit:]...)
+	}
+	cl.History = h
+	cl.Operation = nil
+	return nil
+}

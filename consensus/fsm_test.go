@@ -1,0 +1,701 @@
+package consensus
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+var t0 = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
+
+func at(sec int) time.Time { return t0.Add(time.Duration(sec) * time.Second) }
+
+// build applies commands to an empty state and fails the test on any error.
+func build(t testing.TB, cmds ...Command) State {
+	t.Helper()
+	var s State
+	for i, c := range cmds {
+		if _, err := applyCommand(&s, c); err != nil {
+			t.Fatalf("setup command %d (%s): %v", i, c.Name(), err)
+		}
+	}
+	return s
+}
+
+var (
+	initC1   = InitCluster{Cluster: "c1", Primary: "db1", At: at(0)}
+	beginOp1 = BeginOperation{Cluster: "c1", OperationID: "op1", Kind: KindFailover, ExpectEpoch: 1,
+		Trigger: "primary dead", Automatic: true, At: at(10)}
+	stepOp1   = RecordStep{Cluster: "c1", OperationID: "op1", Step: Step{Name: "fence", Start: at(11), Duration: 20 * time.Millisecond, Result: StepOK, Detail: "read_only=ON"}}
+	commitOp1 = CommitPrimary{Cluster: "c1", OperationID: "op1", NewPrimary: "db2", ExpectEpoch: 1, GTID: "0-2-100", At: at(12)}
+)
+
+func TestApplyCommand(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   []Command
+		cmd     Command
+		wantErr error // nil: success
+		// want edits a copy of the state before the command into the
+		// expected state after it; nil means "unchanged".
+		want func(s *State)
+	}{
+		{
+			name: "init_cluster creates at epoch 1",
+			cmd:  initC1,
+			want: func(s *State) {
+				s.Clusters = map[string]*Cluster{"c1": {Name: "c1", CreatedAt: at(0), Primary: "db1", Epoch: 1}}
+			},
+		},
+		{
+			name: "init_cluster without a known primary",
+			cmd:  InitCluster{Cluster: "c1", At: at(0)},
+			want: func(s *State) {
+				s.Clusters = map[string]*Cluster{"c1": {Name: "c1", CreatedAt: at(0), Epoch: 1}}
+			},
+		},
+		{
+			name:    "init_cluster rejects an existing cluster",
+			setup:   []Command{initC1},
+			cmd:     InitCluster{Cluster: "c1", Primary: "db9", At: at(5)},
+			wantErr: ErrConflict,
+		},
+		{
+			name:    "init_cluster rejects an empty name",
+			cmd:     InitCluster{Cluster: "", At: at(0)},
+			wantErr: ErrInvalidCommand,
+		},
+		{
+			name:  "begin_operation starts a failover",
+			setup: []Command{initC1},
+			cmd:   beginOp1,
+			want: func(s *State) {
+				s.Clusters["c1"].Operation = &Operation{ID: "op1", Kind: KindFailover, Trigger: "primary dead", Automatic: true,
+					StartedAt: at(10), OldPrimary: "db1", EpochBefore: 1, CommitEpoch: 2}
+			},
+		},
+		{
+			name:  "begin_operation of a rejoin commits no epoch",
+			setup: []Command{initC1},
+			cmd:   BeginOperation{Cluster: "c1", OperationID: "rj", Kind: KindRejoin, ExpectEpoch: 1, Target: "db0", At: at(3)},
+			want: func(s *State) {
+				s.Clusters["c1"].Operation = &Operation{ID: "rj", Kind: KindRejoin, Target: "db0", StartedAt: at(3), OldPrimary: "db1", EpochBefore: 1}
+			},
+		},
+		{
+			name:    "begin_operation of a rejoin needs a target",
+			setup:   []Command{initC1},
+			cmd:     BeginOperation{Cluster: "c1", OperationID: "rj", Kind: KindRejoin, ExpectEpoch: 1, At: at(3)},
+			wantErr: ErrInvalidCommand,
+		},
+		{
+			name:    "begin_operation with an older epoch is stale",
+			setup:   []Command{initC1, beginOp1, commitOp1, FinishOperation{Cluster: "c1", OperationID: "op1", Result: ResultSuccess, At: at(13)}},
+			cmd:     BeginOperation{Cluster: "c1", OperationID: "op2", Kind: KindSwitchover, ExpectEpoch: 1, At: at(20)},
+			wantErr: ErrStaleEpoch,
+		},
+		{
+			name:    "begin_operation with a future epoch is stale",
+			setup:   []Command{initC1},
+			cmd:     BeginOperation{Cluster: "c1", OperationID: "op2", Kind: KindSwitchover, ExpectEpoch: 7, At: at(20)},
+			wantErr: ErrStaleEpoch,
+		},
+		{
+			name:    "begin_operation while another is in progress conflicts",
+			setup:   []Command{initC1, beginOp1},
+			cmd:     BeginOperation{Cluster: "c1", OperationID: "op2", Kind: KindSwitchover, ExpectEpoch: 1, At: at(20)},
+			wantErr: ErrConflict,
+		},
+		{
+			name: "begin_operation reusing a finished id conflicts",
+			setup: []Command{initC1, BeginOperation{Cluster: "c1", OperationID: "op1", Kind: KindSwitchover, ExpectEpoch: 1, At: at(1)},
+				AbortOperation{Cluster: "c1", OperationID: "op1", At: at(2)}},
+			cmd:     BeginOperation{Cluster: "c1", OperationID: "op1", Kind: KindSwitchover, ExpectEpoch: 1, At: at(3)},
+			wantErr: ErrConflict,
+		},
+		{
+			name:    "begin_operation automatic while paused is refused",
+			setup:   []Command{initC1, SetPaused{Cluster: "c1", Paused: true, By: "alice", Reason: "maintenance", At: at(1)}},
+			cmd:     beginOp1,
+			wantErr: ErrPaused,
+		},
+		{
+			name:  "begin_operation manual while paused is allowed",
+			setup: []Command{initC1, SetPaused{Cluster: "c1", Paused: true, By: "alice", At: at(1)}},
+			cmd:   BeginOperation{Cluster: "c1", OperationID: "m1", Kind: KindSwitchover, ExpectEpoch: 1, Target: "db2", At: at(5)},
+			want: func(s *State) {
+				s.Clusters["c1"].Operation = &Operation{ID: "m1", Kind: KindSwitchover, Target: "db2", StartedAt: at(5), OldPrimary: "db1", EpochBefore: 1, CommitEpoch: 2}
+			},
+		},
+		{
+			name:    "begin_operation automatic during anti-flap is refused",
+			setup:   []Command{initC1, SetAntiFlap{Cluster: "c1", Until: at(60)}},
+			cmd:     beginOp1, // at(10)
+			wantErr: ErrAntiFlap,
+		},
+		{
+			name:  "begin_operation automatic after anti-flap is allowed",
+			setup: []Command{initC1, SetAntiFlap{Cluster: "c1", Until: at(10)}},
+			cmd:   beginOp1, // at(10): the deadline itself has passed
+			want: func(s *State) {
+				s.Clusters["c1"].Operation = &Operation{ID: "op1", Kind: KindFailover, Trigger: "primary dead", Automatic: true,
+					StartedAt: at(10), OldPrimary: "db1", EpochBefore: 1, CommitEpoch: 2}
+			},
+		},
+		{
+			name:  "begin_operation manual during anti-flap is allowed",
+			setup: []Command{initC1, SetAntiFlap{Cluster: "c1", Until: at(60)}},
+			cmd:   BeginOperation{Cluster: "c1", OperationID: "f1", Kind: KindForcedFailover, ExpectEpoch: 1, At: at(10)},
+			want: func(s *State) {
+				s.Clusters["c1"].Operation = &Operation{ID: "f1", Kind: KindForcedFailover, StartedAt: at(10), OldPrimary: "db1", EpochBefore: 1, CommitEpoch: 2}
+			},
+		},
+		{
+			name:    "begin_operation on an unknown cluster",
+			cmd:     beginOp1,
+			wantErr: ErrNotFound,
+		},
+		{
+			name:    "begin_operation with an unknown kind",
+			setup:   []Command{initC1},
+			cmd:     BeginOperation{Cluster: "c1", OperationID: "x", Kind: "reboot", ExpectEpoch: 1, At: at(1)},
+			wantErr: ErrInvalidCommand,
+		},
+		{
+			name:  "record_step appends to the operation",
+			setup: []Command{initC1, beginOp1},
+			cmd:   stepOp1,
+			want: func(s *State) {
+				s.Clusters["c1"].Operation.Steps = []Step{stepOp1.Step}
+			},
+		},
+		{
+			name:    "record_step for another operation conflicts",
+			setup:   []Command{initC1, beginOp1},
+			cmd:     RecordStep{Cluster: "c1", OperationID: "op0", Step: stepOp1.Step},
+			wantErr: ErrConflict,
+		},
+		{
+			name:    "record_step without an operation conflicts",
+			setup:   []Command{initC1},
+			cmd:     stepOp1,
+			wantErr: ErrConflict,
+		},
+		{
+			name:    "record_step beyond the step limit is refused",
+			setup:   append([]Command{initC1, beginOp1}, repeat(stepOp1, MaxSteps)...),
+			cmd:     stepOp1,
+			wantErr: ErrInvalidCommand,
+		},
+		{
+			name:    "record_step with a detail over the limit is refused",
+			setup:   []Command{initC1, beginOp1},
+			cmd:     RecordStep{Cluster: "c1", OperationID: "op1", Step: Step{Name: "x", Start: at(1), Result: StepFailed, Detail: strings.Repeat("a", MaxDetailLen+1)}},
+			wantErr: ErrInvalidCommand,
+		},
+		{
+			name:  "commit_primary sets the primary and moves the epoch by one",
+			setup: []Command{initC1, beginOp1},
+			cmd:   commitOp1,
+			want: func(s *State) {
+				c := s.Clusters["c1"]
+				c.Primary, c.Epoch = "db2", 2
+				c.Operation.Committed, c.Operation.CommittedAt, c.Operation.NewPrimary = true, at(12), "db2"
+				c.Operation.GTIDAtPromotion, c.Operation.CommitEpoch = "0-2-100", 2
+			},
+		},
+		{
+			name:    "commit_primary with a stale epoch is rejected",
+			setup:   []Command{initC1, beginOp1},
+			cmd:     CommitPrimary{Cluster: "c1", OperationID: "op1", NewPrimary: "db2", ExpectEpoch: 2, At: at(12)},
+			wantErr: ErrStaleEpoch,
+		},
+		{
+			name:    "commit_primary replayed after the epoch moved is stale",
+			setup:   []Command{initC1, beginOp1, commitOp1},
+			cmd:     commitOp1,
+			wantErr: ErrStaleEpoch,
+		},
+		{
+			name:    "commit_primary twice for one operation conflicts",
+			setup:   []Command{initC1, beginOp1, commitOp1},
+			cmd:     CommitPrimary{Cluster: "c1", OperationID: "op1", NewPrimary: "db3", ExpectEpoch: 2, At: at(13)},
+			wantErr: ErrConflict,
+		},
+		{
+			name:    "commit_primary for another operation conflicts",
+			setup:   []Command{initC1, beginOp1},
+			cmd:     CommitPrimary{Cluster: "c1", OperationID: "opX", NewPrimary: "db2", ExpectEpoch: 1, At: at(12)},
+			wantErr: ErrConflict,
+		},
+		{
+			name:    "commit_primary without an operation conflicts",
+			setup:   []Command{initC1},
+			cmd:     commitOp1,
+			wantErr: ErrConflict,
+		},
+		{
+			name:    "commit_primary during a rejoin is invalid",
+			setup:   []Command{initC1, BeginOperation{Cluster: "c1", OperationID: "rj", Kind: KindRejoin, ExpectEpoch: 1, Target: "db0", At: at(1)}},
+			cmd:     CommitPrimary{Cluster: "c1", OperationID: "rj", NewPrimary: "db0", ExpectEpoch: 1, At: at(2)},
+			wantErr: ErrInvalidCommand,
+		},
+		{
+			name:    "commit_primary of the current primary is invalid",
+			setup:   []Command{initC1, beginOp1},
+			cmd:     CommitPrimary{Cluster: "c1", OperationID: "op1", NewPrimary: "db1", ExpectEpoch: 1, At: at(12)},
+			wantErr: ErrInvalidCommand,
+		},
+		{
+			name:  "finish_operation success appends history and clears the operation",
+			setup: []Command{initC1, beginOp1, stepOp1, commitOp1},
+			cmd:   FinishOperation{Cluster: "c1", OperationID: "op1", Result: ResultSuccess, Reason: "promoted db2", At: at(14)},
+			want: func(s *State) {
+				c := s.Clusters["c1"]
+				c.Operation = nil
+				c.History = []HistoryEntry{{
+					ID: "op1", Kind: KindFailover, Trigger: "primary dead", Automatic: true, StartedAt: at(10), EndedAt: at(14),
+					OldPrimary: "db1", NewPrimary: "db2", EpochBefore: 1, EpochAfter: 2, GTIDAtPromotion: "0-2-100",
+					Result: ResultSuccess, Reason: "promoted db2", Steps: []Step{stepOp1.Step}, Duration: 4 * time.Second,
+				}}
+			},
+		},
+		{
+			name:    "finish_operation success without a commit conflicts",
+			setup:   []Command{initC1, beginOp1},
+			cmd:     FinishOperation{Cluster: "c1", OperationID: "op1", Result: ResultSuccess, At: at(14)},
+			wantErr: ErrConflict,
+		},
+		{
+			name:  "finish_operation success of a rejoin needs no commit",
+			setup: []Command{initC1, BeginOperation{Cluster: "c1", OperationID: "rj", Kind: KindRejoin, ExpectEpoch: 1, Target: "db0", At: at(1)}},
+			cmd:   FinishOperation{Cluster: "c1", OperationID: "rj", Result: ResultSuccess, At: at(3)},
+			want: func(s *State) {
+				c := s.Clusters["c1"]
+				c.Operation = nil
+				c.History = []HistoryEntry{{ID: "rj", Kind: KindRejoin, Target: "db0", StartedAt: at(1), EndedAt: at(3), OldPrimary: "db1",
+					EpochBefore: 1, EpochAfter: 1, Result: ResultSuccess, Duration: 2 * time.Second}}
+			},
+		},
+		{
+			name:  "finish_operation failed keeps the epoch",
+			setup: []Command{initC1, beginOp1},
+			cmd:   FinishOperation{Cluster: "c1", OperationID: "op1", Result: ResultFailed, Reason: "no candidate", At: at(11)},
+			want: func(s *State) {
+				c := s.Clusters["c1"]
+				c.Operation = nil
+				c.History = []HistoryEntry{{ID: "op1", Kind: KindFailover, Trigger: "primary dead", Automatic: true, StartedAt: at(10), EndedAt: at(11),
+					OldPrimary: "db1", EpochBefore: 1, EpochAfter: 1, Result: ResultFailed, Reason: "no candidate", Duration: time.Second}}
+			},
+		},
+		{
+			name:    "finish_operation of another operation conflicts",
+			setup:   []Command{initC1, beginOp1},
+			cmd:     FinishOperation{Cluster: "c1", OperationID: "op9", Result: ResultFailed, At: at(11)},
+			wantErr: ErrConflict,
+		},
+		{
+			name:    "finish_operation with an unknown result is invalid",
+			setup:   []Command{initC1, beginOp1},
+			cmd:     FinishOperation{Cluster: "c1", OperationID: "op1", Result: "meh", At: at(11)},
+			wantErr: ErrInvalidCommand,
+		},
+		{
+			name:  "abort_operation records an aborted entry",
+			setup: []Command{initC1, beginOp1},
+			cmd:   AbortOperation{Cluster: "c1", OperationID: "op1", Reason: "leader lost", At: at(9)}, // clock skew: no negative duration
+			want: func(s *State) {
+				c := s.Clusters["c1"]
+				c.Operation = nil
+				c.History = []HistoryEntry{{ID: "op1", Kind: KindFailover, Trigger: "primary dead", Automatic: true, StartedAt: at(10), EndedAt: at(9),
+					OldPrimary: "db1", EpochBefore: 1, EpochAfter: 1, Result: ResultAborted, Reason: "leader lost"}}
+			},
+		},
+		{
+			name:    "abort_operation of another operation conflicts",
+			setup:   []Command{initC1, beginOp1},
+			cmd:     AbortOperation{Cluster: "c1", OperationID: "op2", At: at(11)},
+			wantErr: ErrConflict,
+		},
+		{
+			name:  "set_paused pauses",
+			setup: []Command{initC1},
+			cmd:   SetPaused{Cluster: "c1", Paused: true, By: "alice", Reason: "upgrade", At: at(3)},
+			want: func(s *State) {
+				c := s.Clusters["c1"]
+				c.Paused, c.PausedBy, c.PauseReason, c.PausedAt = true, "alice", "upgrade", at(3)
+			},
+		},
+		{
+			name:  "set_paused resumes and forgets who paused",
+			setup: []Command{initC1, SetPaused{Cluster: "c1", Paused: true, By: "alice", Reason: "upgrade", At: at(3)}},
+			cmd:   SetPaused{Cluster: "c1", Paused: false, By: "bob", At: at(4)},
+			want: func(s *State) {
+				c := s.Clusters["c1"]
+				c.Paused, c.PausedBy, c.PauseReason, c.PausedAt = false, "", "", time.Time{}
+			},
+		},
+		{
+			name:    "set_paused on an unknown cluster",
+			cmd:     SetPaused{Cluster: "zz", Paused: true, At: at(1)},
+			wantErr: ErrNotFound,
+		},
+		{
+			name:  "set_anti_flap sets the deadline",
+			setup: []Command{initC1},
+			cmd:   SetAntiFlap{Cluster: "c1", Until: at(300)},
+			want:  func(s *State) { s.Clusters["c1"].AntiFlapUntil = at(300) },
+		},
+		{
+			name:  "set_anti_flap with the zero time clears it",
+			setup: []Command{initC1, SetAntiFlap{Cluster: "c1", Until: at(300)}},
+			cmd:   SetAntiFlap{Cluster: "c1"},
+			want:  func(s *State) { s.Clusters["c1"].AntiFlapUntil = time.Time{} },
+		},
+		{
+			name:  "set_promotion_rule sets an override",
+			setup: []Command{initC1},
+			cmd:   SetPromotionRule{Cluster: "c1", Instance: "db3", Rule: PromotionMustNot},
+			want: func(s *State) {
+				s.Clusters["c1"].PromotionRules = map[string]PromotionRule{"db3": PromotionMustNot}
+			},
+		},
+		{
+			name:  "set_promotion_rule neutral removes the override",
+			setup: []Command{initC1, SetPromotionRule{Cluster: "c1", Instance: "db3", Rule: PromotionPrefer}},
+			cmd:   SetPromotionRule{Cluster: "c1", Instance: "db3", Rule: PromotionNeutral},
+			want:  func(s *State) { s.Clusters["c1"].PromotionRules = nil },
+		},
+		{
+			name:    "set_promotion_rule with an unknown rule is invalid",
+			setup:   []Command{initC1},
+			cmd:     SetPromotionRule{Cluster: "c1", Instance: "db3", Rule: "always"},
+			wantErr: ErrInvalidCommand,
+		},
+		{
+			name:  "set_quarantine records the reason",
+			setup: []Command{initC1},
+			cmd:   SetQuarantine{Cluster: "c1", Instance: "db1", Reason: "errant GTIDs 0-1-7", By: "regent", At: at(5)},
+			want: func(s *State) {
+				s.Clusters["c1"].Quarantined = map[string]Quarantine{"db1": {Reason: "errant GTIDs 0-1-7", By: "regent", At: at(5)}}
+			},
+		},
+		{
+			name:  "clear_quarantine lifts it",
+			setup: []Command{initC1, SetQuarantine{Cluster: "c1", Instance: "db1", Reason: "errant", At: at(5)}},
+			cmd:   ClearQuarantine{Cluster: "c1", Instance: "db1"},
+			want:  func(s *State) { s.Clusters["c1"].Quarantined = nil },
+		},
+		{
+			name:    "clear_quarantine of an instance not quarantined",
+			setup:   []Command{initC1},
+			cmd:     ClearQuarantine{Cluster: "c1", Instance: "db1"},
+			wantErr: ErrNotFound,
+		},
+		{
+			name: "set_member adds an agent",
+			cmd:  SetMember{Member: Member{ID: "a1", RaftAddr: "10.0.0.1:7000", APIAddr: "10.0.0.1:8080", Instance: "db1"}},
+			want: func(s *State) {
+				s.Members = map[string]Member{"a1": {ID: "a1", RaftAddr: "10.0.0.1:7000", APIAddr: "10.0.0.1:8080", Instance: "db1"}}
+			},
+		},
+		{
+			name:  "set_member replaces an agent's record",
+			setup: []Command{SetMember{Member: Member{ID: "a1", RaftAddr: "10.0.0.1:7000"}}},
+			cmd:   SetMember{Member: Member{ID: "a1", RaftAddr: "10.0.0.1:7001", APIAddr: "10.0.0.1:8080"}},
+			want: func(s *State) {
+				s.Members["a1"] = Member{ID: "a1", RaftAddr: "10.0.0.1:7001", APIAddr: "10.0.0.1:8080"}
+			},
+		},
+		{
+			name:    "set_member with another agent's raft address conflicts",
+			setup:   []Command{SetMember{Member: Member{ID: "a1", RaftAddr: "10.0.0.1:7000"}}},
+			cmd:     SetMember{Member: Member{ID: "a2", RaftAddr: "10.0.0.1:7000"}},
+			wantErr: ErrConflict,
+		},
+		{
+			name:    "set_member with another agent's instance conflicts",
+			setup:   []Command{SetMember{Member: Member{ID: "a1", RaftAddr: "10.0.0.1:7000", Instance: "db1"}}},
+			cmd:     SetMember{Member: Member{ID: "a2", RaftAddr: "10.0.0.2:7000", Instance: "db1"}},
+			wantErr: ErrConflict,
+		},
+		{
+			name:    "set_member without a raft address is invalid",
+			cmd:     SetMember{Member: Member{ID: "a1"}},
+			wantErr: ErrInvalidCommand,
+		},
+		{
+			name:  "remove_member deletes the last record",
+			setup: []Command{SetMember{Member: Member{ID: "a1", RaftAddr: "10.0.0.1:7000"}}},
+			cmd:   RemoveMember{ID: "a1"},
+			want:  func(s *State) { s.Members = nil },
+		},
+		{
+			name:    "remove_member of an unknown agent",
+			cmd:     RemoveMember{ID: "a9"},
+			wantErr: ErrNotFound,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := build(t, tt.setup...)
+			before := s.Clone()
+			got, err := applyCommand(&s, tt.cmd)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("error = %v, want %v", err, tt.wantErr)
+				}
+				if got != nil {
+					t.Errorf("rejected command returned a cluster: %+v", got)
+				}
+				if !reflect.DeepEqual(s, before) {
+					t.Fatalf("rejected command changed the state:\n%s", diffState(before, s))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			want := before.Clone()
+			if tt.want != nil {
+				tt.want(&want)
+			}
+			if !reflect.DeepEqual(s, want) {
+				t.Fatalf("state after %s:\n%s", tt.cmd.Name(), diffState(want, s))
+			}
+			if name := clusterOf(tt.cmd); name != "" && !reflect.DeepEqual(got, s.Clusters[name]) {
+				t.Errorf("returned cluster differs from the state's:\n%s", diffJSON(s.Clusters[name], got))
+			}
+		})
+	}
+}
+
+func TestStaleEpochErrorCarriesEpochs(t *testing.T) {
+	s := build(t, initC1)
+	_, err := applyCommand(&s, BeginOperation{Cluster: "c1", OperationID: "x", Kind: KindFailover, ExpectEpoch: 5, At: at(1)})
+	var se *StaleEpochError
+	if !errors.As(err, &se) || se.Cluster != "c1" || se.Expected != 5 || se.Current != 1 {
+		t.Fatalf("error = %#v, want a StaleEpochError{c1, 5, 1}", err)
+	}
+}
+
+func TestHistoryIsBounded(t *testing.T) {
+	s := build(t, initC1)
+	for i := range HistoryLimit + 25 {
+		id := fmt.Sprintf("op%03d", i)
+		for _, c := range []Command{
+			BeginOperation{Cluster: "c1", OperationID: id, Kind: KindSwitchover, ExpectEpoch: uint64(i + 1), At: at(i)},
+			CommitPrimary{Cluster: "c1", OperationID: id, NewPrimary: fmt.Sprintf("db%d", i%2+10), ExpectEpoch: uint64(i + 1), At: at(i)},
+			FinishOperation{Cluster: "c1", OperationID: id, Result: ResultSuccess, At: at(i)},
+		} {
+			if _, err := applyCommand(&s, c); err != nil {
+				t.Fatalf("op %d %s: %v", i, c.Name(), err)
+			}
+		}
+	}
+	h := s.Clusters["c1"].History
+	if len(h) != HistoryLimit {
+		t.Fatalf("history holds %d entries, want %d", len(h), HistoryLimit)
+	}
+	if h[0].ID != "op025" || h[len(h)-1].ID != fmt.Sprintf("op%03d", HistoryLimit+24) {
+		t.Errorf("history spans %s..%s, want the newest %d", h[0].ID, h[len(h)-1].ID, HistoryLimit)
+	}
+	if got := s.Clusters["c1"].Epoch; got != HistoryLimit+26 {
+		t.Errorf("epoch = %d, want %d (one step per commit)", got, HistoryLimit+26)
+	}
+}
+
+func repeat(c Command, n int) []Command {
+	out := make([]Command, n)
+	for i := range out {
+		out[i] = c
+	}
+	return out
+}
+
+// richState exercises every part of the state.
+func richState(t testing.TB) State {
+	return build(t,
+		initC1,
+		InitCluster{Cluster: "c2", At: at(1)},
+		beginOp1, stepOp1, commitOp1,
+		FinishOperation{Cluster: "c1", OperationID: "op1", Result: ResultSuccess, Reason: "ok ✓", At: at(20)},
+		BeginOperation{Cluster: "c1", OperationID: "op2", Kind: KindSwitchover, ExpectEpoch: 2, Target: "db3", Trigger: "regentctl switchover by alice", At: at(30)},
+		RecordStep{Cluster: "c1", OperationID: "op2", Step: Step{Name: "set read_only", Start: at(31), Duration: 3 * time.Millisecond, Result: StepOK}},
+		SetPaused{Cluster: "c2", Paused: true, By: "bob", Reason: "maintenance", At: at(40)},
+		SetAntiFlap{Cluster: "c1", Until: time.Date(2025, 3, 4, 6, 0, 0, 123456789, time.UTC)},
+		SetPromotionRule{Cluster: "c1", Instance: "db3", Rule: PromotionPrefer},
+		SetPromotionRule{Cluster: "c1", Instance: "db4", Rule: PromotionMustNot},
+		SetQuarantine{Cluster: "c2", Instance: "db7", Reason: "errant GTIDs", By: "regent", At: at(50)},
+		SetMember{Member: Member{ID: "a1", RaftAddr: "10.0.0.1:7000", APIAddr: "10.0.0.1:8080", Instance: "db1"}},
+		SetMember{Member: Member{ID: "a2", RaftAddr: "10.0.0.2:7000"}},
+	)
+}
+
+// memSink is a raft.SnapshotSink in memory.
+type memSink struct {
+	bytes.Buffer
+	cancelled bool
+}
+
+func (m *memSink) ID() string    { return "mem" }
+func (m *memSink) Cancel() error { m.cancelled = true; return nil }
+func (m *memSink) Close() error  { return nil }
+
+func TestSnapshotRestoreRoundTrip(t *testing.T) {
+	f := newFSM(slog.New(slog.DiscardHandler))
+	want := richState(t)
+	f.state, f.index = want.Clone(), 42
+
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The snapshot is a copy: applying after taking it must not leak in.
+	f.Apply(&raft.Log{Index: 43, Type: raft.LogCommand, Data: mustEncode(t, SetAntiFlap{Cluster: "c1"})})
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+
+	g := newFSM(slog.New(slog.DiscardHandler))
+	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	got, idx := g.current()
+	if idx != 42 {
+		t.Errorf("restored index = %d, want 42", idx)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("restored state differs:\n%s", diffState(want, got))
+	}
+	// And restoring replaces, not merges.
+	if err := g.Restore(io.NopCloser(strings.NewReader(`{"version":1,"index":1,"state":{"clusters":null,"members":null}}`))); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := g.current(); !reflect.DeepEqual(got, State{}) {
+		t.Errorf("restore of an empty snapshot left %+v", got)
+	}
+}
+
+func TestRestoreRejectsBadSnapshots(t *testing.T) {
+	for name, data := range map[string]string{
+		"garbage":         "not json",
+		"unknown version": `{"version":2,"index":1,"state":{}}`,
+		"truncated":       `{"version":1,"index":1,"state":{"clusters":{`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFSM(slog.New(slog.DiscardHandler))
+			f.state = richState(t)
+			before := f.state.Clone()
+			if err := f.Restore(io.NopCloser(strings.NewReader(data))); err == nil {
+				t.Fatal("restore succeeded")
+			}
+			if !reflect.DeepEqual(f.state, before) {
+				t.Error("failed restore changed the state")
+			}
+		})
+	}
+}
+
+func TestFSMApplyRejectsUndecodableEntries(t *testing.T) {
+	f := newFSM(slog.New(slog.DiscardHandler))
+	f.state = richState(t)
+	before := f.state.Clone()
+	good := mustEncode(t, SetAntiFlap{Cluster: "c1", Until: at(99)})
+	for name, data := range map[string][]byte{
+		"empty":     nil,
+		"truncated": good[:len(good)-1],
+		"corrupt":   append(append([]byte{}, good[:3]...), append([]byte{good[3] ^ 0x40}, good[4:]...)...),
+		"version 9": append([]byte{9}, good[1:]...),
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp, ok := f.Apply(&raft.Log{Index: 7, Type: raft.LogCommand, Data: data}).(*applyResponse)
+			if !ok || !errors.Is(resp.err, ErrInvalidCommand) {
+				t.Fatalf("response = %#v, want ErrInvalidCommand", resp)
+			}
+			if !reflect.DeepEqual(f.state, before) {
+				t.Fatal("undecodable entry changed the state")
+			}
+		})
+	}
+	if r := f.Apply(&raft.Log{Index: 8, Type: raft.LogNoop}); r != nil {
+		t.Errorf("non-command entry answered %v", r)
+	}
+	resp := f.Apply(&raft.Log{Index: 9, Type: raft.LogCommand, Data: good}).(*applyResponse)
+	if resp.err != nil || resp.cluster == nil || !resp.cluster.AntiFlapUntil.Equal(at(99)) {
+		t.Fatalf("good entry: %+v", resp)
+	}
+}
+
+func TestInstanceOwner(t *testing.T) {
+	s := richState(t)
+	if m, ok := s.InstanceOwner("db1"); !ok || m.ID != "a1" {
+		t.Errorf("owner of db1 = %+v, %v", m, ok)
+	}
+	if _, ok := s.InstanceOwner(""); ok {
+		t.Error("empty instance has an owner")
+	}
+	if _, ok := s.InstanceOwner("db9"); ok {
+		t.Error("db9 has an owner")
+	}
+}
+
+func TestTruncateDetail(t *testing.T) {
+	long := strings.Repeat("é", MaxDetailLen) // 2 bytes each
+	got := TruncateDetail(long)
+	if len(got) > MaxDetailLen || !strings.HasSuffix(got, "[truncated]") {
+		t.Fatalf("len %d, suffix %q", len(got), got[len(got)-20:])
+	}
+	if _, err := EncodeCommand(RecordStep{Cluster: "c", OperationID: "o", Step: Step{Name: "n", Start: at(0), Result: StepOK, Detail: got}}); err != nil {
+		t.Fatalf("truncated detail does not encode: %v", err)
+	}
+	if TruncateDetail("short") != "short" {
+		t.Error("short detail changed")
+	}
+}
+
+func mustEncode(t testing.TB, c Command) []byte {
+	t.Helper()
+	b, err := EncodeCommand(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// diffState and diffJSON show a line diff of the JSON forms.
+func diffState(want, got State) string { return diffJSON(want, got) }
+
+func diffJSON(want, got any) string {
+	w, _ := json.MarshalIndent(want, "", "  ")
+	g, _ := json.MarshalIndent(got, "", "  ")
+	wl, gl := strings.Split(string(w), "\n"), strings.Split(string(g), "\n")
+	var b strings.Builder
+	for i := 0; i < max(len(wl), len(gl)); i++ {
+		var a, c string
+		if i < len(wl) {
+			a = wl[i]
+		}
+		if i < len(gl) {
+			c = gl[i]
+		}
+		if a != c {
+			fmt.Fprintf(&b, "line %d:\n  want %s\n  got  %s\n", i+1, a, c)
+		}
+	}
+	if b.Len() == 0 {
+		return "(JSON forms equal; difference in nil/empty or time representation)"
+	}
+	return b.String()
+}

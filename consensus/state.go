@@ -1,0 +1,291 @@
+package consensus
+
+import (
+	"slices"
+	"sort"
+	"time"
+)
+
+// HistoryLimit is how many finished operations each replication cluster keeps
+// in its history; older entries are dropped, oldest first.
+const HistoryLimit = 200
+
+// OpKind says what an operation does.
+type OpKind string
+
+// Operation kinds.
+const (
+	KindFailover       OpKind = "failover"        // automatic or manual promotion after the primary died
+	KindSwitchover     OpKind = "switchover"      // planned change of primary, old primary alive
+	KindForcedFailover OpKind = "forced_failover" // operator-forced promotion, checks relaxed
+	KindRejoin         OpKind = "rejoin"          // an old primary rejoined as a replica
+)
+
+// ChangesPrimary reports whether operations of this kind end by committing a
+// new primary (and therefore a new epoch).
+func (k OpKind) ChangesPrimary() bool {
+	return k == KindFailover || k == KindSwitchover || k == KindForcedFailover
+}
+
+// Phase is the name of the cluster's state while an operation of this kind is
+// in progress ("failing_over", "switching_over", "rejoining").
+func (k OpKind) Phase() string {
+	switch k {
+	case KindFailover, KindForcedFailover:
+		return "failing_over"
+	case KindSwitchover:
+		return "switching_over"
+	case KindRejoin:
+		return "rejoining"
+	}
+	return "unknown"
+}
+
+// Result is how an operation ended.
+type Result string
+
+// Operation results.
+const (
+	ResultSuccess Result = "success"
+	ResultFailed  Result = "failed"
+	ResultAborted Result = "aborted"
+)
+
+// StepResult is how one step of an operation ended.
+type StepResult string
+
+// Step results.
+const (
+	StepOK      StepResult = "ok"
+	StepFailed  StepResult = "failed"
+	StepSkipped StepResult = "skipped"
+)
+
+// PromotionRule is an operator override of an instance's promotion
+// preference. Neutral is the absence of an override.
+type PromotionRule string
+
+// Promotion rules.
+const (
+	PromotionPrefer  PromotionRule = "prefer"
+	PromotionNeutral PromotionRule = "neutral"
+	PromotionMustNot PromotionRule = "must_not"
+)
+
+// State is the whole replicated state: every replication cluster and the
+// agent (member) table. Values handed out by Node and FSM are deep copies.
+type State struct {
+	Clusters map[string]*Cluster `json:"clusters"`
+	Members  map[string]Member   `json:"members"`
+}
+
+// Cluster is the replicated state of one replication cluster.
+type Cluster struct {
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	// Primary is the instance name of the current primary; empty when unknown.
+	Primary string `json:"primary"`
+	// Epoch grows by exactly one at each change of primary (CommitPrimary is
+	// the only way it moves). It starts at 1; 0 never names a valid epoch.
+	Epoch uint64 `json:"epoch"`
+	// Operation is the operation in progress, nil when none.
+	Operation *Operation `json:"operation"`
+
+	Paused      bool      `json:"paused"`
+	PausedBy    string    `json:"paused_by"`
+	PauseReason string    `json:"pause_reason"`
+	PausedAt    time.Time `json:"paused_at"`
+
+	// AntiFlapUntil blocks automatic operations until this time (proposer's
+	// clock, carried in the command).
+	AntiFlapUntil time.Time `json:"anti_flap_until"`
+
+	// PromotionRules holds overrides by instance name (never Neutral: a
+	// neutral rule is stored as absence). Nil when empty.
+	PromotionRules map[string]PromotionRule `json:"promotion_rules"`
+	// Quarantined instances must not be rejoined or promoted. Nil when empty.
+	Quarantined map[string]Quarantine `json:"quarantined"`
+
+	// History holds the last HistoryLimit finished operations, oldest first.
+	History []HistoryEntry `json:"history"`
+}
+
+// Quarantine says why an instance is quarantined.
+type Quarantine struct {
+	Reason string    `json:"reason"`
+	By     string    `json:"by"`
+	At     time.Time `json:"at"`
+}
+
+// Operation is an operation in progress.
+type Operation struct {
+	ID        string    `json:"id"`
+	Kind      OpKind    `json:"kind"`
+	Trigger   string    `json:"trigger"`
+	Automatic bool      `json:"automatic"`
+	StartedAt time.Time `json:"started_at"`
+	// Target is the intended new primary (switchover --to X) or the instance
+	// to rejoin; may be empty for a failover until a candidate is chosen.
+	Target      string `json:"target"`
+	OldPrimary  string `json:"old_primary"`
+	EpochBefore uint64 `json:"epoch_before"`
+	// CommitEpoch is the epoch CommitPrimary will set: EpochBefore+1.
+	CommitEpoch uint64 `json:"commit_epoch"`
+
+	Committed       bool      `json:"committed"`
+	CommittedAt     time.Time `json:"committed_at"`
+	NewPrimary      string    `json:"new_primary"`
+	GTIDAtPromotion string    `json:"gtid_at_promotion"`
+
+	Steps []Step `json:"steps"`
+}
+
+// Step is one recorded step of an operation.
+type Step struct {
+	Name     string        `json:"name"`
+	Start    time.Time     `json:"start"`
+	Duration time.Duration `json:"duration"`
+	Result   StepResult    `json:"result"`
+	Detail   string        `json:"detail"`
+}
+
+// HistoryEntry is one finished operation.
+type HistoryEntry struct {
+	ID              string        `json:"id"`
+	Kind            OpKind        `json:"kind"`
+	Trigger         string        `json:"trigger"`
+	Automatic       bool          `json:"automatic"`
+	Target          string        `json:"target"`
+	StartedAt       time.Time     `json:"started_at"`
+	EndedAt         time.Time     `json:"ended_at"`
+	OldPrimary      string        `json:"old_primary"`
+	NewPrimary      string        `json:"new_primary"`
+	EpochBefore     uint64        `json:"epoch_before"`
+	EpochAfter      uint64        `json:"epoch_after"`
+	GTIDAtPromotion string        `json:"gtid_at_promotion"`
+	Result          Result        `json:"result"`
+	Reason          string        `json:"reason"`
+	Steps           []Step        `json:"steps"`
+	Duration        time.Duration `json:"duration"`
+}
+
+// Member is one agent of the regent cluster as recorded in the replicated
+// member table, so any agent can find the leader's API and the owner of an
+// instance.
+type Member struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr"`
+	// Instance is the name of the agent's local database instance, empty for
+	// a tie-breaker agent.
+	Instance string `json:"instance"`
+}
+
+// Clone returns a deep copy.
+func (s State) Clone() State {
+	out := State{}
+	if s.Clusters != nil {
+		out.Clusters = make(map[string]*Cluster, len(s.Clusters))
+		for k, c := range s.Clusters {
+			out.Clusters[k] = c.Clone()
+		}
+	}
+	if s.Members != nil {
+		out.Members = make(map[string]Member, len(s.Members))
+		for k, m := range s.Members {
+			out.Members[k] = m
+		}
+	}
+	return out
+}
+
+// Cluster returns a copy of the named cluster.
+func (s State) Cluster(name string) (Cluster, bool) {
+	c, ok := s.Clusters[name]
+	if !ok {
+		return Cluster{}, false
+	}
+	return *c.Clone(), true
+}
+
+// ClusterList returns copies of all clusters sorted by name.
+func (s State) ClusterList() []Cluster {
+	out := make([]Cluster, 0, len(s.Clusters))
+	for _, c := range s.Clusters {
+		out = append(out, *c.Clone())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// MemberList returns the member table sorted by id.
+func (s State) MemberList() []Member {
+	out := make([]Member, 0, len(s.Members))
+	for _, m := range s.Members {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// InstanceOwner returns the member whose local instance is the named one.
+// When several claim it (a misconfiguration), the lowest id wins, so every
+// agent gives the same answer.
+func (s State) InstanceOwner(instance string) (Member, bool) {
+	if instance == "" {
+		return Member{}, false
+	}
+	for _, m := range s.MemberList() {
+		if m.Instance == instance {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// Clone returns a deep copy; nil stays nil.
+func (c *Cluster) Clone() *Cluster {
+	if c == nil {
+		return nil
+	}
+	out := *c
+	out.Operation = c.Operation.Clone()
+	if c.PromotionRules != nil {
+		out.PromotionRules = make(map[string]PromotionRule, len(c.PromotionRules))
+		for k, v := range c.PromotionRules {
+			out.PromotionRules[k] = v
+		}
+	}
+	if c.Quarantined != nil {
+		out.Quarantined = make(map[string]Quarantine, len(c.Quarantined))
+		for k, v := range c.Quarantined {
+			out.Quarantined[k] = v
+		}
+	}
+	if c.History != nil {
+		out.History = make([]HistoryEntry, len(c.History))
+		for i, h := range c.History {
+			out.History[i] = h
+			out.History[i].Steps = slices.Clone(h.Steps)
+		}
+	}
+	return &out
+}
+
+// PromotionRule returns the override for an instance, Neutral when none.
+func (c *Cluster) PromotionRule(instance string) PromotionRule {
+	if r, ok := c.PromotionRules[instance]; ok {
+		return r
+	}
+	return PromotionNeutral
+}
+
+// Clone returns a deep copy; nil stays nil.
+func (o *Operation) Clone() *Operation {
+	if o == nil {
+		return nil
+	}
+	out := *o
+	out.Steps = slices.Clone(o.Steps)
+	return &out
+}
