@@ -190,6 +190,12 @@ func (c *RuntimeClient) Exec(ctx context.Context, command string) (string, error
 	if n > maxRuntimeAnswer {
 		return "", permanent(fmt.Errorf("answer to %q from haproxy runtime API %s is larger than %d bytes", command, c.Address(), maxRuntimeAnswer))
 	}
+	if n == 0 {
+		// HAProxy answers at least a new line, even to a command that has
+		// nothing to say: nothing at all means the connection was cut (a
+		// reload, a restart), and the command may not have run.
+		return "", fmt.Errorf("haproxy runtime API %s closed the connection without answering %q (reloading?)", c.Address(), command)
+	}
 	answer := buf.String()
 	if isPermissionDenied(answer) {
 		return answer, permanent(fmt.Errorf("%w: haproxy at %s answered %q to %q: add \"level admin\" to that \"stats socket\" line in haproxy.cfg (and keep the socket's file mode or bind address private), then reload haproxy: %w",
