@@ -182,8 +182,12 @@ func (c *RuntimeClient) Exec(ctx context.Context, command string) (string, error
 	var buf bytes.Buffer
 	n, err := io.Copy(&buf, io.LimitReader(conn, maxRuntimeAnswer+1))
 	if err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+		// The connection's deadline is the ctx's: it may fire a moment
+		// before ctx reports it.
+		if cerr := ctx.Err(); cerr != nil {
+			err = fmt.Errorf("%w (%w)", cerr, err)
+		} else if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+			err = fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
 		}
 		return "", fmt.Errorf("reading the answer to %q from haproxy runtime API %s: %w", command, c.Address(), err)
 	}
