@@ -1,0 +1,856 @@
+package failover
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Code names a kind of problem.
+type Code string
+
+// The problem codes, in the order of the table (see problemTable).
+const (
+	InvalidInput               Code = "InvalidInput"
+	TwoWritablePrimaries       Code = "TwoWritablePrimaries"
+	WritableReplica            Code = "WritableReplica"
+	NoPrimary                  Code = "NoPrimary"
+	DeadPrimaryAndSomeReplicas Code = "DeadPrimaryAndSomeReplicas"
+	DeadPrimary                Code = "DeadPrimary"
+	PrimaryIsolated            Code = "PrimaryIsolated"
+	UnreachablePrimary         Code = "UnreachablePrimary"
+	PrimaryNotWritable         Code = "PrimaryNotWritable"
+	SemiSyncBlocked            Code = "SemiSyncBlocked"
+	SemiSyncNotEnforced        Code = "SemiSyncNotEnforced"
+	ErrantGTIDOnReplica        Code = "ErrantGTIDOnReplica"
+	ReplicaPointsElsewhere     Code = "ReplicaPointsElsewhere"
+	RejoinNeeded               Code = "RejoinNeeded"
+	ReplicaNotReplicating      Code = "ReplicaNotReplicating"
+	ReplicaUnreachable         Code = "ReplicaUnreachable"
+	ReplicaLagging             Code = "ReplicaLagging"
+	InstanceQuarantined        Code = "InstanceQuarantined"
+	AutomationBlocked          Code = "AutomationBlocked"
+	Healthy                    Code = "Healthy"
+)
+
+// Action is what the runner does about a problem.
+type Action string
+
+// The actions. Each has a planner: PlanAction maps a Problem to its plan.
+const (
+	ActionNone              Action = ""
+	ActionFailover          Action = "failover"
+	ActionFence             Action = "fence"
+	ActionRestoreWrites     Action = "restore-writes"
+	ActionConfigureSemiSync Action = "configure-semi-sync"
+	ActionRepoint           Action = "repoint"
+	ActionRejoin            Action = "rejoin"
+)
+
+// BlockKind names why an action is not taken now.
+type BlockKind string
+
+// The reasons an action waits. Operators hate silent non-action
+// (FIELD-NOTES §5, §8): every one is named in the Problem.
+const (
+	BlockPaused      BlockKind = "paused"
+	BlockAntiFlap    BlockKind = "anti_flap"
+	BlockOperation   BlockKind = "operation_in_progress"
+	BlockLease       BlockKind = "lease_not_lapsed"
+	BlockNoCandidate BlockKind = "no_candidate"
+	BlockDisabled    BlockKind = "disabled"
+	BlockUnsafe      BlockKind = "unsafe"
+)
+
+// Blocker is one reason an action is not taken now.
+type Blocker struct {
+	Kind   BlockKind
+	Reason string
+	// Until is when this blocker ends by itself (zero: it does not).
+	Until time.Time
+}
+
+// Problem is one finding of Analyze.
+type Problem struct {
+	Code        Code
+	Description string
+	// Priority orders problems: lower first. The runner acts on the first
+	// actionable one.
+	Priority int
+	// Instances involved; the first is the subject.
+	Instances []string
+	// Target is the instance the action acts on: the one to fence, repoint
+	// or rejoin; for a failover, the candidate the current facts point to
+	// (the final choice is made on fresh facts, see ChooseCandidate).
+	Target string
+	// Reason says what is wrong in terms a person can act on.
+	Reason string
+	// Action is the automatic action this problem calls for (ActionNone when
+	// it is only reported).
+	Action Action
+	// Actionable is true when Action should start now: no blocker.
+	Actionable bool
+	// Blockers say why Action is not taken now.
+	Blockers []Blocker
+	// Errant holds the errant transactions of an ErrantGTIDOnReplica.
+	Errant GTIDSet
+}
+
+// finding is what a table predicate reports.
+type finding struct {
+	instances []string
+	target    string
+	reason    string
+	errant    GTIDSet
+	blockers  []Blocker
+}
+
+// problemKind is one row of the declarative table.
+type problemKind struct {
+	code        Code
+	description string
+	priority    int
+	action      Action
+	// informational problems do not make a cluster unhealthy.
+	informational bool
+	// supersedes: when this kind fires, these kinds are dropped (they are
+	// consequences of it, or it is the more specific form).
+	supersedes []Code
+	// detect is a pure predicate over the facts; one finding per occurrence.
+	detect func(f *facts) []finding
+}
+
+// facts are computed once per Analyze and shared by the predicates.
+type facts struct {
+	v       View
+	p       Policy
+	primary string // "" when none is recorded or it is not configured
+	health  primaryHealth
+	iso     isolation
+	live    map[string]GTIDSet // exact errant judgements
+	ranking *Ranking           // lazily, for failover blockers
+}
+
+func (f *facts) rank() Ranking {
+	if f.ranking == nil {
+		r := Rank(f.v, f.p, RankOptions{OldPrimary: f.primary})
+		f.ranking = &r
+	}
+	return *f.ranking
+}
+
+// replicas returns the names of the instances other than the primary.
+func (f *facts) others() []string {
+	var out []string
+	for _, n := range f.v.names() {
+		if n != f.primary {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// problemTable is the declarative table of problem kinds, in priority order.
+// Each predicate is pure; Analyze evaluates every row, drops superseded
+// kinds, then decides blockers.
+var problemTable = []problemKind{
+	{
+		code:        TwoWritablePrimaries,
+		description: "two instances take writes: the one outside the epoch must be fenced",
+		priority:    10,
+		action:      ActionFence,
+		supersedes:  []Code{WritableReplica},
+		detect:      detectTwoWritable,
+	},
+	{
+		code:        WritableReplica,
+		description: "an instance that is not the epoch's primary takes writes",
+		priority:    12,
+		action:      ActionFence,
+		detect:      detectWritableReplica,
+	},
+	{
+		code:        NoPrimary,
+		description: "the replicated state records no primary for the cluster",
+		priority:    15,
+		supersedes:  []Code{ReplicaPointsElsewhere, ReplicaNotReplicating, RejoinNeeded, WritableReplica},
+		detect:      detectNoPrimary,
+	},
+	{
+		code:        DeadPrimaryAndSomeReplicas,
+		description: "the primary and some replicas are dead",
+		priority:    20,
+		action:      ActionFailover,
+		supersedes:  []Code{DeadPrimary, PrimaryIsolated, UnreachablePrimary, ReplicaUnreachable, ReplicaNotReplicating, ReplicaPointsElsewhere},
+		detect:      detectDeadPrimaryAndReplicas,
+	},
+	{
+		code:        DeadPrimary,
+		description: "the primary is dead (DESIGN §3.2): fail over",
+		priority:    21,
+		action:      ActionFailover,
+		supersedes:  []Code{PrimaryIsolated, UnreachablePrimary, ReplicaNotReplicating},
+		detect:      detectDeadPrimary,
+	},
+	{
+		code:        PrimaryIsolated,
+		description: "the primary's agent lost the quorum and fences it; fail over once its lease has lapsed",
+		priority:    25,
+		action:      ActionFailover,
+		supersedes:  []Code{PrimaryNotWritable, UnreachablePrimary},
+		detect:      detectPrimaryIsolated,
+	},
+	{
+		code:        UnreachablePrimary,
+		description: "the leader cannot reach the primary, but it is not dead: no failover",
+		priority:    30,
+		detect:      detectUnreachablePrimary,
+	},
+	{
+		code:        PrimaryNotWritable,
+		description: "the epoch's primary is read-only",
+		priority:    35,
+		action:      ActionRestoreWrites,
+		detect:      detectPrimaryNotWritable,
+	},
+	{
+		code:        SemiSyncBlocked,
+		description: "semi-sync durability cannot be honoured: commits wait or fell back to asynchronous",
+		priority:    40,
+		supersedes:  []Code{SemiSyncNotEnforced},
+		detect:      detectSemiSyncBlocked,
+	},
+	{
+		code:        SemiSyncNotEnforced,
+		description: "durability is semi_sync but the primary is not configured for lossless semi-sync",
+		priority:    45,
+		action:      ActionConfigureSemiSync,
+		detect:      detectSemiSyncNotEnforced,
+	},
+	{
+		code:        ErrantGTIDOnReplica,
+		description: "a replica holds transactions the primary never had",
+		priority:    50,
+		detect:      detectErrant,
+	},
+	{
+		code:        ReplicaPointsElsewhere,
+		description: "a replica replicates from an instance other than the primary",
+		priority:    55,
+		action:      ActionRepoint,
+		detect:      detectPointsElsewhere,
+	},
+	{
+		code:        RejoinNeeded,
+		description: "a read-only instance (typically a former primary) is not a replica: rejoin it",
+		priority:    58,
+		action:      ActionRejoin,
+		detect:      detectRejoinNeeded,
+	},
+	{
+		code:        ReplicaNotReplicating,
+		description: "a replica's IO or SQL thread is not running",
+		priority:    60,
+		detect:      detectNotReplicating,
+	},
+	{
+		code:        ReplicaUnreachable,
+		description: "the leader cannot reach a replica",
+		priority:    62,
+		detect:      detectReplicaUnreachable,
+	},
+	{
+		code:        ReplicaLagging,
+		description: "a replica lags more than max_lag_on_failover: it is no failover candidate",
+		priority:    65,
+		detect:      detectLagging,
+	},
+	{
+		code:        InstanceQuarantined,
+		description: "an instance is quarantined: read-only, never promoted nor rejoined until repaired",
+		priority:    70,
+		detect:      detectQuarantined,
+	},
+	{
+		code:          AutomationBlocked,
+		description:   "automatic failover is off or blocked",
+		priority:      90,
+		informational: true,
+		detect:        detectAutomationBlocked,
+	},
+}
+
+// healthyKind is the row used when nothing else is found.
+var healthyKind = problemKind{code: Healthy, description: "the cluster is healthy", priority: 100}
+
+// invalidKind reports a view or policy the analysis cannot use.
+var invalidKind = problemKind{code: InvalidInput, description: "the view or the policy is invalid: nothing can be judged", priority: 0}
+
+// ProblemKinds returns the table (code, description, priority, action) for
+// documentation and for the status page's legend.
+func ProblemKinds() []Problem {
+	out := make([]Problem, 0, len(problemTable)+1)
+	for _, k := range append(append([]problemKind(nil), problemTable...), healthyKind) {
+		out = append(out, Problem{Code: k.code, Description: k.description, Priority: k.priority, Action: k.action})
+	}
+	return out
+}
+
+// Analyze judges a cluster view against a policy and returns its problems in
+// priority order, each with its reason, its action, and — when the action is
+// not taken now — every blocker. A cluster with no problem yields one Healthy
+// problem. Pure: the same view gives the same answer.
+func Analyze(v View, p Policy) []Problem {
+	if err := p.Validate(); err != nil {
+		return []Problem{invalidKind.problem(finding{reason: err.Error()})}
+	}
+	if err := v.Validate(); err != nil {
+		return []Problem{invalidKind.problem(finding{reason: err.Error()})}
+	}
+	f := &facts{v: v, p: p, live: ErrantGTIDs(v)}
+	if _, ok := v.Instances[v.State.Primary]; ok {
+		f.primary = v.State.Primary
+		f.health = assessPrimary(v, p)
+		f.iso = assessIsolation(v, p)
+	}
+
+	fired := map[Code][]finding{}
+	superseded := map[Code]bool{}
+	for _, k := range problemTable {
+		if fs := k.detect(f); len(fs) > 0 {
+			fired[k.code] = fs
+			for _, s := range k.supersedes {
+				superseded[s] = true
+			}
+		}
+	}
+	var out []Problem
+	unhealthy := false
+	for _, k := range problemTable {
+		if superseded[k.code] {
+			continue
+		}
+		for _, fd := range fired[k.code] {
+			pr := k.problem(fd)
+			block(f, &pr)
+			out = append(out, pr)
+			if !k.informational {
+				unhealthy = true
+			}
+		}
+	}
+	if !unhealthy {
+		out = append(out, healthyKind.problem(finding{instances: nonEmpty(f.primary), reason: healthyReason(f)}))
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Priority != out[j].Priority {
+			return out[i].Priority < out[j].Priority
+		}
+		return first(out[i].Instances) < first(out[j].Instances)
+	})
+	return out
+}
+
+func (k problemKind) problem(fd finding) Problem {
+	return Problem{
+		Code:        k.code,
+		Description: k.description,
+		Priority:    k.priority,
+		Instances:   fd.instances,
+		Target:      fd.target,
+		Reason:      fd.reason,
+		Action:      k.action,
+		Errant:      fd.errant,
+		Blockers:    fd.blockers,
+	}
+}
+
+// block adds the blockers every action shares and sets Actionable.
+func block(f *facts, pr *Problem) {
+	if pr.Action == ActionNone {
+		return
+	}
+	v := f.v
+	var bs []Blocker
+	if b, ok := operationBlocker(v, f.p); ok {
+		bs = append(bs, b)
+	}
+	if v.State.Paused {
+		why := "the cluster is paused: no automatic action is taken (regentctl resume)"
+		if v.State.PauseReason != "" {
+			why += "; pause note: " + v.State.PauseReason
+		}
+		bs = append(bs, Blocker{Kind: BlockPaused, Reason: why})
+	}
+	if pr.Action == ActionFailover {
+		if v.Now.Before(v.State.AntiFlapUntil) {
+			bs = append(bs, Blocker{Kind: BlockAntiFlap, Until: v.State.AntiFlapUntil, Reason: fmt.Sprintf("anti-flap window: a failover happened recently; automatic failover is blocked until %s (a manual failover is allowed: regentctl failover)", stamp(v.State.AntiFlapUntil))})
+		}
+		if r := f.rank(); r.Chosen == "" {
+			bs = append(bs, Blocker{Kind: BlockNoCandidate, Reason: strings.Join(r.Refusals, "; ")})
+		} else {
+			pr.Target = r.Chosen
+		}
+	}
+	pr.Blockers = append(pr.Blockers, bs...)
+	pr.Actionable = len(pr.Blockers) == 0
+}
+
+// operationBlocker reports an operation in progress that is not abandoned.
+func operationBlocker(v View, p Policy) (Blocker, bool) {
+	op := v.State.Operation
+	if op.Kind == OpNone {
+		return Blocker{}, false
+	}
+	deadline := op.StartedAt.Add(p.OperationTimeout)
+	if !v.Now.Before(deadline) {
+		return Blocker{}, false
+	}
+	what := string(op.Kind)
+	if op.Target != "" {
+		what += " to " + op.Target
+	}
+	return Blocker{Kind: BlockOperation, Until: deadline, Reason: fmt.Sprintf("operation %s (%s) in progress since %s; it is taken for abandoned after %s", op.ID, what, stamp(op.StartedAt), stamp(deadline))}, true
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+// --- predicates ---
+
+func detectTwoWritable(f *facts) []finding {
+	if f.primary == "" {
+		return nil
+	}
+	pp, r := leaderReach(f.v, f.p, f.primary)
+	if r != reachOK || !pp.Writable() {
+		return nil
+	}
+	var out []finding
+	for _, n := range f.others() {
+		pr, r := leaderReach(f.v, f.p, n)
+		if r != reachOK || !pr.Writable() || opTarget(f.v, n) {
+			continue
+		}
+		out = append(out, finding{
+			instances: []string{n, f.primary},
+			target:    n,
+			reason:    fmt.Sprintf("%s and %s are both writable; %s is the primary of epoch %d, so %s is fenced (read_only, client connections killed) and removed from write routing", f.primary, n, f.primary, f.v.State.Epoch, n),
+		})
+	}
+	return out
+}
+
+func detectWritableReplica(f *facts) []finding {
+	if f.primary == "" {
+		return nil
+	}
+	var out []finding
+	for _, n := range f.others() {
+		pr, r := leaderReach(f.v, f.p, n)
+		if r != reachOK || !pr.Writable() || opTarget(f.v, n) {
+			continue
+		}
+		out = append(out, finding{
+			instances: []string{n},
+			target:    n,
+			reason:    fmt.Sprintf("%s is writable but the primary of epoch %d is %s: writes to it would be errant; it is fenced (read_only, client connections killed)", n, f.v.State.Epoch, f.primary),
+		})
+	}
+	return out
+}
+
+// opTarget reports whether an operation in progress is promoting the
+// instance: it is expected to become writable before the epoch is committed.
+func opTarget(v View, name string) bool {
+	return v.State.Operation.Kind != OpNone && v.State.Operation.Target == name
+}
+
+func detectNoPrimary(f *facts) []finding {
+	if f.primary != "" {
+		return nil
+	}
+	reason := "no primary is recorded for this cluster"
+	if f.v.State.Primary != "" {
+		reason = fmt.Sprintf("the recorded primary %q is not an instance of this cluster", f.v.State.Primary)
+	}
+	var writable []string
+	for _, n := range f.v.names() {
+		if pr, r := leaderReach(f.v, f.p, n); r == reachOK && pr.Writable() {
+			writable = append(writable, n)
+		}
+	}
+	switch len(writable) {
+	case 0:
+		reason += "; no instance is writable; choose one with regentctl failover --to NAME"
+	case 1:
+		reason += fmt.Sprintf("; %s is the only writable instance: adopt it with regentctl failover --to %s", writable[0], writable[0])
+	default:
+		reason += fmt.Sprintf("; %s are all writable: fence all but one, then adopt it with regentctl failover --to NAME", joinNames(writable))
+	}
+	return []finding{{instances: writable, reason: reason}}
+}
+
+// unreachableReplicas lists the replicas the leader cannot reach.
+func unreachableReplicas(f *facts) []string {
+	var out []string
+	for _, n := range f.others() {
+		if _, r := leaderReach(f.v, f.p, n); r != reachOK {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func detectDeadPrimaryAndReplicas(f *facts) []finding {
+	if f.primary == "" || !f.health.dead {
+		return nil
+	}
+	down := unreachableReplicas(f)
+	if len(down) == 0 {
+		return nil
+	}
+	return []finding{{
+		instances: append([]string{f.primary}, down...),
+		reason:    f.health.deadReason(f.v) + fmt.Sprintf("; replicas %s are unreachable too", strings.Join(down, ", ")),
+	}}
+}
+
+func detectDeadPrimary(f *facts) []finding {
+	if f.primary == "" || !f.health.dead {
+		return nil
+	}
+	return []finding{{instances: []string{f.primary}, reason: f.health.deadReason(f.v)}}
+}
+
+func detectPrimaryIsolated(f *facts) []finding {
+	if f.primary == "" || !f.iso.isolated {
+		return nil
+	}
+	fd := finding{instances: []string{f.primary}, reason: fmt.Sprintf("%s: %s", f.primary, f.iso.reason)}
+	if !f.iso.lapsed {
+		fd.blockers = append(fd.blockers, Blocker{Kind: BlockLease, Until: f.iso.lapse, Reason: fmt.Sprintf("waiting for agent %s's lease to lapse at %s (last heard %s + lease_timeout %v) so that %s has stopped taking writes before another is promoted", f.iso.agent, stamp(f.iso.lapse), stamp(f.v.Agents[f.iso.agent].LastHeard), f.p.LeaseTimeout, f.primary)})
+	}
+	return []finding{fd}
+}
+
+func detectUnreachablePrimary(f *facts) []finding {
+	if f.primary == "" || f.health.dead || f.health.leader == reachOK {
+		return nil
+	}
+	return []finding{{
+		instances: append([]string{f.primary}, f.health.receivers...),
+		reason:    fmt.Sprintf("%s is not declared dead: %s", f.primary, strings.Join(f.health.unmet, "; ")),
+	}}
+}
+
+func detectPrimaryNotWritable(f *facts) []finding {
+	if f.primary == "" {
+		return nil
+	}
+	pr, r := leaderReach(f.v, f.p, f.primary)
+	if r != reachOK || pr.Writable() {
+		return nil
+	}
+	op := f.v.State.Operation
+	if op.Kind == OpSwitchover || op.Kind == OpFailover || op.Kind == OpForcedFailover {
+		// An operation sets the old primary read-only on purpose.
+		return nil
+	}
+	fd := finding{
+		instances: []string{f.primary},
+		target:    f.primary,
+		reason:    fmt.Sprintf("%s is the primary of epoch %d but read_only is ON: writes fail", f.primary, f.v.State.Epoch),
+	}
+	in := f.v.Instances[f.primary]
+	if in.OwnerAgent != "" && !f.v.Agents[in.OwnerAgent].LeaseHeld {
+		fd.blockers = append(fd.blockers, Blocker{Kind: BlockUnsafe, Reason: fmt.Sprintf("its agent %s does not hold the lease: only a lease holder's instance may take writes", in.OwnerAgent)})
+	}
+	for _, n := range f.others() {
+		if o, r := leaderReach(f.v, f.p, n); r == reachOK && o.Writable() {
+			fd.blockers = append(fd.blockers, Blocker{Kind: BlockUnsafe, Reason: fmt.Sprintf("%s is writable: it must be fenced first", n)})
+		}
+	}
+	return []finding{fd}
+}
+
+// primarySemiSync returns the primary's semi-sync state when semi_sync
+// durability applies and the leader reaches a writable primary.
+func primarySemiSync(f *facts) (SemiSyncState, bool) {
+	if f.primary == "" || f.p.Durability != DurabilitySemiSync {
+		return SemiSyncState{}, false
+	}
+	pr, r := leaderReach(f.v, f.p, f.primary)
+	if r != reachOK || !pr.Writable() {
+		return SemiSyncState{}, false
+	}
+	return pr.SemiSync, true
+}
+
+func detectSemiSyncBlocked(f *facts) []finding {
+	ss, ok := primarySemiSync(f)
+	if !ok || !ss.SourceEnabled {
+		return nil
+	}
+	if ss.SourceClients >= f.p.SemiSyncWaitFor && ss.SourceActive {
+		return nil
+	}
+	var reason string
+	if ss.SourceActive {
+		reason = fmt.Sprintf("%s waits for %d semi-sync acknowledgement(s) but only %d semi-sync replica(s) are connected: commits block until one returns", f.primary, f.p.SemiSyncWaitFor, ss.SourceClients)
+	} else {
+		reason = fmt.Sprintf("%s fell back to asynchronous replication (%d semi-sync replica(s) connected, %d needed): acknowledged writes may be lost by a failover until a semi-sync replica returns", f.primary, ss.SourceClients, f.p.SemiSyncWaitFor)
+	}
+	return []finding{{instances: []string{f.primary}, reason: reason}}
+}
+
+func detectSemiSyncNotEnforced(f *facts) []finding {
+	ss, ok := primarySemiSync(f)
+	if !ok {
+		return nil
+	}
+	var missing []string
+	if !ss.SourceEnabled {
+		missing = append(missing, "the semi-sync source side is off")
+	}
+	if ss.SourceEnabled && !strings.EqualFold(ss.WaitPoint, "AFTER_SYNC") {
+		missing = append(missing, fmt.Sprintf("the wait point is %q, not AFTER_SYNC (lossless)", ss.WaitPoint))
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return []finding{{instances: []string{f.primary}, target: f.primary, reason: fmt.Sprintf("durability is semi_sync but on %s %s; Regent configures it", f.primary, strings.Join(missing, " and "))}}
+}
+
+func detectErrant(f *facts) []finding {
+	if f.primary == "" {
+		return nil
+	}
+	var out []finding
+	for _, n := range f.others() {
+		e := errantNow(f.v, f.live, n)
+		if gtidEmpty(e) {
+			continue
+		}
+		how := "found by comparing it with the primary"
+		if _, judged := f.live[n]; !judged {
+			how = "found earlier, while the primary could be compared with it"
+		}
+		out = append(out, finding{
+			instances: []string{n},
+			errant:    e,
+			reason:    fmt.Sprintf("%s holds errant transactions %s (%s): it is never promoted; re-clone it, or inject empty transactions for them on the primary", n, gtidText(e), how),
+		})
+	}
+	return out
+}
+
+// replicaProbe returns the leader's fresh successful probe of a replica.
+func replicaProbe(f *facts, n string) (Probe, bool) {
+	pr, r := leaderReach(f.v, f.p, n)
+	return pr, r == reachOK
+}
+
+func detectPointsElsewhere(f *facts) []finding {
+	if f.primary == "" {
+		return nil
+	}
+	var out []finding
+	for _, n := range f.others() {
+		pr, ok := replicaProbe(f, n)
+		if !ok || pr.Replica == nil || f.v.State.Quarantined[n] != "" || opTarget(f.v, n) {
+			continue
+		}
+		src, known := resolveSource(f.v, pr.Replica.Source)
+		if known && src == f.primary {
+			continue
+		}
+		fd := finding{instances: []string{n}, target: n}
+		if !known {
+			fd.reason = fmt.Sprintf("%s replicates from %q, which is not an instance of this cluster; Regent does not repoint it (fix by hand or remove it from the cluster)", n, pr.Replica.Source)
+			fd.blockers = append(fd.blockers, Blocker{Kind: BlockUnsafe, Reason: "its source is outside the cluster"})
+		} else {
+			fd.reason = fmt.Sprintf("%s replicates from %s, not from the primary %s (Regent keeps every replica directly under the primary); it is repointed with GTID auto-positioning", n, src, f.primary)
+			if b, unsafe := repointBlocker(f, n, pr); unsafe {
+				fd.blockers = append(fd.blockers, b)
+			}
+		}
+		out = append(out, fd)
+	}
+	return out
+}
+
+// repointBlocker says why repointing an instance under the primary is not
+// safe now: errant transactions, or no exact comparison possible.
+func repointBlocker(f *facts, n string, pr Probe) (Blocker, bool) {
+	if e := errantNow(f.v, f.live, n); !gtidEmpty(e) {
+		return Blocker{Kind: BlockUnsafe, Reason: fmt.Sprintf("it holds errant transactions %s", gtidText(e))}, true
+	}
+	if _, judged := f.live[n]; !judged {
+		return Blocker{Kind: BlockUnsafe, Reason: "its GTID set cannot be compared with the primary's yet (waiting for an agent to probe both in order)"}, true
+	}
+	return Blocker{}, false
+}
+
+func detectRejoinNeeded(f *facts) []finding {
+	if f.primary == "" {
+		return nil
+	}
+	var out []finding
+	for _, n := range f.others() {
+		pr, ok := replicaProbe(f, n)
+		if !ok || pr.Replica != nil || pr.Writable() || f.v.State.Quarantined[n] != "" || opTarget(f.v, n) {
+			continue
+		}
+		fd := finding{instances: []string{n}, target: n,
+			reason: fmt.Sprintf("%s is read-only and not a replica (a former primary?); it is rejoined under %s when its GTID set is a subset of the primary's, or quarantined when it holds errant transactions", n, f.primary)}
+		if !f.p.AutoRejoin {
+			fd.blockers = append(fd.blockers, Blocker{Kind: BlockDisabled, Reason: fmt.Sprintf("auto_rejoin is off: run regentctl rejoin %s", n)})
+		}
+		out = append(out, fd)
+	}
+	return out
+}
+
+func detectNotReplicating(f *facts) []finding {
+	if f.primary == "" {
+		return nil
+	}
+	primaryDown := f.health.leader != reachOK
+	var out []finding
+	for _, n := range f.others() {
+		pr, ok := replicaProbe(f, n)
+		if !ok || pr.Replica == nil {
+			continue
+		}
+		rs := pr.Replica
+		if rs.IOState == IOYes && rs.SQLRunning {
+			continue
+		}
+		if primaryDown && rs.IOState == IOConnecting && rs.SQLRunning {
+			// A consequence of the primary's state, reported there.
+			continue
+		}
+		var parts []string
+		if rs.IOState != IOYes {
+			s := fmt.Sprintf("IO thread %s", ioText(rs.IOState))
+			if rs.LastIOError != "" {
+				s += ": " + rs.LastIOError
+			}
+			parts = append(parts, s)
+		}
+		if !rs.SQLRunning {
+			s := "SQL thread stopped"
+			if rs.LastSQLError != "" {
+				s += ": " + rs.LastSQLError + " (it is no failover candidate)"
+			}
+			parts = append(parts, s)
+		}
+		out = append(out, finding{instances: []string{n}, reason: fmt.Sprintf("%s does not replicate: %s", n, strings.Join(parts, "; "))})
+	}
+	return out
+}
+
+func ioText(s IOState) string {
+	if s == "" {
+		return "state unknown"
+	}
+	return string(s)
+}
+
+func detectReplicaUnreachable(f *facts) []finding {
+	if f.primary == "" {
+		return nil
+	}
+	var out []finding
+	for _, n := range f.others() {
+		pr, r := leaderReach(f.v, f.p, n)
+		if r == reachOK {
+			continue
+		}
+		out = append(out, finding{instances: []string{n}, reason: fmt.Sprintf("%s is %s; it is no failover candidate", n, unreachableReason(f.v, pr, r))})
+	}
+	return out
+}
+
+func detectLagging(f *facts) []finding {
+	if f.primary == "" {
+		return nil
+	}
+	var out []finding
+	for _, n := range f.others() {
+		pr, ok := replicaProbe(f, n)
+		if !ok || pr.Replica == nil || pr.Replica.Lag == nil {
+			continue
+		}
+		lag, delay := *pr.Replica.Lag, pr.Replica.SQLDelay
+		if lag <= f.p.MaxLagOnFailover+delay {
+			continue
+		}
+		reason := fmt.Sprintf("%s lags %v, more than max_lag_on_failover %v: it is no failover candidate", n, lag, f.p.MaxLagOnFailover)
+		if delay > 0 {
+			reason = fmt.Sprintf("%s lags %v, more than its SQL_Delay %v plus max_lag_on_failover %v", n, lag, delay, f.p.MaxLagOnFailover)
+		}
+		out = append(out, finding{instances: []string{n}, reason: reason})
+	}
+	return out
+}
+
+func detectQuarantined(f *facts) []finding {
+	var out []finding
+	for _, n := range f.v.names() {
+		why, q := f.v.State.Quarantined[n]
+		if !q {
+			continue
+		}
+		out = append(out, finding{instances: []string{n}, reason: fmt.Sprintf("%s is quarantined: %s; repair it (re-clone, or inject empty transactions on the primary), then regentctl rejoin %s", n, why, n)})
+	}
+	return out
+}
+
+func detectAutomationBlocked(f *facts) []finding {
+	var parts []string
+	v := f.v
+	if v.State.Paused {
+		s := "the cluster is paused: automatic failover is off (regentctl resume)"
+		if v.State.PauseReason != "" {
+			s += "; note: " + v.State.PauseReason
+		}
+		parts = append(parts, s)
+	}
+	if v.Now.Before(v.State.AntiFlapUntil) {
+		parts = append(parts, fmt.Sprintf("anti-flap window until %s: automatic failover is blocked (manual failover allowed)", stamp(v.State.AntiFlapUntil)))
+	}
+	if b, ok := operationBlocker(v, f.p); ok {
+		parts = append(parts, b.Reason)
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return []finding{{instances: nonEmpty(f.primary), reason: strings.Join(parts, "; ")}}
+}
+
+func healthyReason(f *facts) string {
+	if f.primary == "" {
+		return "no primary recorded"
+	}
+	n := 0
+	for _, o := range f.others() {
+		if pr, ok := replicaProbe(f, o); ok && pr.Replica != nil && pr.Replica.IOState == IOYes && pr.Replica.SQLRunning {
+			n++
+		}
+	}
+	return fmt.Sprintf("%s is the writable primary of epoch %d; %d replica(s) replicate from it", f.primary, f.v.State.Epoch, n)
+}

@@ -1,0 +1,422 @@
+package failover
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// This file derives facts from a View: freshness, reachability, whether
+// replicas still receive from the primary, whether the primary is dead in the
+// sense of DESIGN §3.2, whether its agent is isolated, and errant
+// transactions. Analyze, Rank and the planners share them, so that a status
+// page, an automatic decision and a plan never disagree.
+
+// fresh reports whether a probe is recent enough to count. A probe stamped in
+// the future (clock skew between agents) counts as fresh.
+func fresh(v View, p Policy, pr Probe) bool {
+	return !pr.ObservedAt.IsZero() && v.Now.Sub(pr.ObservedAt) <= p.ObservationTTL
+}
+
+// reach classifies what the leader knows about reaching an instance.
+type reach int
+
+const (
+	reachOK      reach = iota // a fresh successful probe
+	reachDown                 // a fresh failed probe: nothing answered
+	reachAnswers              // a fresh failed probe, but the server answered (auth, privileges)
+	reachStale                // the leader's latest probe is too old to count
+	reachNone                 // the leader never probed it
+)
+
+// leaderReach returns the leader's latest probe of an instance and how to
+// read it.
+func leaderReach(v View, p Policy, name string) (Probe, reach) {
+	pr, ok := v.Instances[name].Probes[v.Leader]
+	switch {
+	case !ok || pr.ObservedAt.IsZero():
+		return pr, reachNone
+	case !fresh(v, p, pr):
+		return pr, reachStale
+	case pr.Reachable:
+		return pr, reachOK
+	case pr.Error.answered():
+		return pr, reachAnswers
+	default:
+		return pr, reachDown
+	}
+}
+
+// unreachableReason says, for people, why the leader cannot act on an
+// instance.
+func unreachableReason(v View, pr Probe, r reach) string {
+	switch r {
+	case reachDown:
+		return fmt.Sprintf("unreachable from the leader (%s): %s since %s", v.Leader, classText(pr), stamp(failingSince(pr)))
+	case reachAnswers:
+		return fmt.Sprintf("answers the leader (%s) but refuses it (%s): fix Regent's MySQL credentials or privileges", v.Leader, classText(pr))
+	case reachStale:
+		return fmt.Sprintf("the leader's (%s) latest probe is stale (from %s)", v.Leader, stamp(pr.ObservedAt))
+	case reachNone:
+		return fmt.Sprintf("never probed by the leader (%s)", v.Leader)
+	}
+	return ""
+}
+
+func classText(pr Probe) string {
+	c := string(pr.Error)
+	if c == "" {
+		c = string(ClassUnknown)
+	}
+	if pr.ErrorDetail != "" {
+		return c + " (" + pr.ErrorDetail + ")"
+	}
+	return c
+}
+
+func failingSince(pr Probe) time.Time {
+	if pr.FailingSince.IsZero() {
+		return pr.ObservedAt
+	}
+	return pr.FailingSince
+}
+
+// stamp prints a time for a reason string: UTC, to the millisecond, so that
+// reasons read the same on every agent.
+func stamp(t time.Time) string { return t.UTC().Format("15:04:05.000") }
+
+// freshestOK returns the most recent fresh successful probe of an instance by
+// any agent, ties broken by agent id.
+func freshestOK(v View, p Policy, name string) (Probe, AgentID, bool) {
+	var best Probe
+	var who AgentID
+	found := false
+	for _, a := range v.agentIDs() {
+		pr, ok := v.Instances[name].Probes[a]
+		if !ok || !pr.Reachable || !fresh(v, p, pr) {
+			continue
+		}
+		if !found || pr.ObservedAt.After(best.ObservedAt) {
+			best, who, found = pr, a, true
+		}
+	}
+	return best, who, found
+}
+
+// resolveSource maps a replica's Source (a name or host:port) to an instance
+// name.
+func resolveSource(v View, src string) (string, bool) {
+	if src == "" {
+		return "", false
+	}
+	if _, ok := v.Instances[src]; ok {
+		return src, true
+	}
+	for _, n := range v.names() {
+		if a := v.Instances[n].Addr; a != "" && a == src {
+			return n, true
+		}
+	}
+	return "", false
+}
+
+// agentSilent reports whether the leader has not heard from an agent for
+// longer than fence_after: by then the agent has lost the quorum and fenced
+// its local instance (DESIGN §3.3).
+func agentSilent(v View, p Policy, a AgentID) bool {
+	r, ok := v.Agents[a]
+	return !ok || r.LastHeard.IsZero() || v.Now.Sub(r.LastHeard) > p.FenceAfter
+}
+
+// leaseLapse is when an agent's lease has surely lapsed: last heard plus
+// lease_timeout.
+func leaseLapse(v View, p Policy, a AgentID) time.Time {
+	return v.Agents[a].LastHeard.Add(p.LeaseTimeout)
+}
+
+// progressWindow is how long a replica may go without receive progress and
+// still count as receiving: two heartbeats plus one probe interval, so that
+// one late heartbeat or one probe between two heartbeats is not read as
+// silence.
+func progressWindow(p Policy, rs *ReplicaStatus) time.Duration {
+	return 2*rs.HeartbeatPeriod + p.ProbeInterval
+}
+
+// receives reports whether a probe shows a replica still receiving from the
+// named source: IO thread connected to it and, when progress is tracked,
+// progress within the window. Without heartbeats an idle primary shows no
+// progress, so then a connected IO thread alone counts (conservative: no
+// failover); `regentctl check` flags the missing heartbeat period.
+func receives(v View, p Policy, pr Probe, source string) bool {
+	rs := pr.Replica
+	if rs == nil || rs.IOState != IOYes {
+		return false
+	}
+	if n, ok := resolveSource(v, rs.Source); !ok || n != source {
+		return false
+	}
+	if rs.HeartbeatPeriod <= 0 || rs.LastProgressAt.IsZero() {
+		return true
+	}
+	return v.Now.Sub(rs.LastProgressAt) <= progressWindow(p, rs)
+}
+
+// receiversOf lists the instances whose freshest probe (by any agent) shows
+// them receiving from source. Only probes observed after `after` count: a
+// probe taken while the source was still alive is no evidence about now.
+func receiversOf(v View, p Policy, source string, after time.Time) []string {
+	var out []string
+	for _, n := range v.names() {
+		if n == source {
+			continue
+		}
+		pr, _, ok := freshestOK(v, p, n)
+		if !ok || !pr.ObservedAt.After(after) {
+			continue
+		}
+		if receives(v, p, pr, source) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// primaryHealth is the assessment of the recorded primary against DESIGN
+// §3.2.
+type primaryHealth struct {
+	name        string
+	probe       Probe // the leader's latest probe of it
+	leader      reach
+	fresh       int // agents with a fresh probe of it
+	failing     int // of which failed without the server answering
+	receivers   []string
+	condA       bool
+	condB       bool
+	condC       bool
+	dead        bool
+	fast        bool      // dead by the fast path
+	fastAgent   AgentID   // the agent whose report allowed the fast path
+	unmet       []string  // why it is not dead, for people
+	notBefore   time.Time // when condition (a) will hold, if it is the one missing
+	leaderCanDo bool      // the leader reaches it and can fence it directly
+}
+
+// assessPrimary judges whether the recorded primary is dead. Dead means:
+// (a) the leader's probes have failed for failure_timeout, (b) a strict
+// majority of the agents with a fresh probe (and at least
+// min_agreeing_agents) fail to reach it, and (c) no replica still receives
+// from it. Or the fast path: its own agent, alive, reports its mysqld gone,
+// and nothing seen after that contradicts it (no agent reached it, no replica
+// still receives from it).
+func assessPrimary(v View, p Policy) primaryHealth {
+	name := v.State.Primary
+	h := primaryHealth{name: name}
+	in := v.Instances[name]
+	h.probe, h.leader = leaderReach(v, p, name)
+	h.leaderCanDo = h.leader == reachOK
+
+	// (a)
+	switch h.leader {
+	case reachOK:
+		h.unmet = append(h.unmet, fmt.Sprintf("the leader (%s) reaches %s", v.Leader, name))
+	case reachDown:
+		since := failingSince(h.probe)
+		if d := v.Now.Sub(since); d >= p.FailureTimeout {
+			h.condA = true
+		} else {
+			h.notBefore = since.Add(p.FailureTimeout)
+			h.unmet = append(h.unmet, fmt.Sprintf("the leader's probes have failed for %v only (failure_timeout %v; %s)", d, p.FailureTimeout, classText(h.probe)))
+		}
+	default:
+		h.unmet = append(h.unmet, fmt.Sprintf("%s: %s", name, unreachableReason(v, h.probe, h.leader)))
+	}
+
+	// (b)
+	for _, a := range v.agentIDs() {
+		pr, ok := in.Probes[a]
+		if !ok || !fresh(v, p, pr) {
+			continue
+		}
+		h.fresh++
+		if !pr.Reachable && !pr.Error.answered() {
+			h.failing++
+		}
+	}
+	h.condB = h.failing*2 > h.fresh && h.failing >= p.MinAgreeingAgents
+	if !h.condB {
+		h.unmet = append(h.unmet, fmt.Sprintf("only %d of the %d agents with a fresh probe fail to reach %s (a strict majority and at least min_agreeing_agents=%d are needed)", h.failing, h.fresh, name, p.MinAgreeingAgents))
+	}
+
+	// (c)
+	h.receivers = receiversOf(v, p, name, time.Time{})
+	h.condC = len(h.receivers) == 0
+	if !h.condC {
+		h.unmet = append(h.unmet, fmt.Sprintf("replicas %s still receive from %s: it is unreachable, not dead", strings.Join(h.receivers, ", "), name))
+	}
+	h.dead = h.condA && h.condB && h.condC
+
+	// Fast path.
+	if !h.dead && p.FastPath && in.OwnerAgent != "" {
+		rep := v.Agents[in.OwnerAgent]
+		if rep.Local == LocalGone && !agentSilent(v, p, in.OwnerAgent) {
+			contradiction := ""
+			if rcv := receiversOf(v, p, name, rep.LocalSince); len(rcv) > 0 {
+				contradiction = fmt.Sprintf("replicas %s still receive from it", strings.Join(rcv, ", "))
+			}
+			for _, a := range v.agentIDs() {
+				if pr, ok := in.Probes[a]; ok && pr.Reachable && fresh(v, p, pr) && pr.ObservedAt.After(rep.LocalSince) {
+					contradiction = fmt.Sprintf("agent %s reached it at %s", a, stamp(pr.ObservedAt))
+					break
+				}
+			}
+			if contradiction == "" {
+				h.dead, h.fast, h.fastAgent = true, true, in.OwnerAgent
+				h.unmet = nil
+				h.notBefore = time.Time{}
+			} else {
+				h.unmet = append(h.unmet, fmt.Sprintf("its agent %s reports mysqld gone (%s) but %s", in.OwnerAgent, rep.LocalDetail, contradiction))
+			}
+		}
+	}
+	if h.dead {
+		h.unmet = nil
+	}
+	return h
+}
+
+// deadReason explains a dead primary for people.
+func (h primaryHealth) deadReason(v View) string {
+	if h.fast {
+		rep := v.Agents[h.fastAgent]
+		detail := rep.LocalDetail
+		if detail == "" {
+			detail = "mysqld gone"
+		}
+		return fmt.Sprintf("%s is dead: its own agent %s reports %s since %s and no replica still receives from it (fast path)", h.name, h.fastAgent, detail, stamp(rep.LocalSince))
+	}
+	return fmt.Sprintf("%s is dead: the leader's probes have failed since %s (%s), %d of %d agents with a fresh probe fail to reach it, and no replica still receives from it", h.name, stamp(failingSince(h.probe)), classText(h.probe), h.failing, h.fresh)
+}
+
+// isolation is the state of the primary's own agent.
+type isolation struct {
+	isolated bool
+	agent    AgentID
+	lapse    time.Time // when its lease has surely lapsed
+	lapsed   bool
+	reason   string
+}
+
+// assessIsolation says whether the primary's own agent has lost the quorum:
+// not heard for fence_after, or reporting it does not hold the lease.
+func assessIsolation(v View, p Policy) isolation {
+	in := v.Instances[v.State.Primary]
+	a := in.OwnerAgent
+	if a == "" {
+		return isolation{}
+	}
+	rep := v.Agents[a]
+	iso := isolation{agent: a, lapse: leaseLapse(v, p, a)}
+	iso.lapsed = !v.Now.Before(iso.lapse)
+	switch {
+	case agentSilent(v, p, a):
+		iso.isolated = true
+		iso.reason = fmt.Sprintf("its agent %s has not been heard since %s (fence_after %v): it has lost the quorum and fences %s", a, stamp(rep.LastHeard), p.FenceAfter, in.Name)
+	case !rep.LeaseHeld:
+		iso.isolated = true
+		iso.reason = fmt.Sprintf("its agent %s reports it does not hold the lease: it keeps %s read-only until it does", a, in.Name)
+	}
+	return iso
+}
+
+// ErrantGTIDs judges, for each instance other than the primary, the
+// transactions it has executed that the primary lacks. Only exact judgements
+// are returned: an agent's probe of the primary is compared with the same
+// agent's probe of the replica when the primary's was taken no earlier, so
+// that one clock orders them and every legitimate transaction of the replica
+// was already on the primary. (MySQL with AFTER_SYNC updates gtid_executed on
+// the primary just after the replica's acknowledgement; a replica applying a
+// transaction inside that window could be misjudged for one probe round, which
+// is why this reports and never acts by itself.) Instances that cannot be
+// judged are absent; judged clean ones map to an empty set.
+func ErrantGTIDs(v View) map[string]GTIDSet {
+	out := map[string]GTIDSet{}
+	prim, ok := v.Instances[v.State.Primary]
+	if !ok {
+		return out
+	}
+	for _, n := range v.names() {
+		if n == prim.Name {
+			continue
+		}
+		in := v.Instances[n]
+		var errant GTIDSet
+		judged := false
+		for _, a := range v.agentIDs() {
+			pp, ok1 := prim.Probes[a]
+			rp, ok2 := in.Probes[a]
+			if !ok1 || !ok2 || !pp.Reachable || !rp.Reachable || pp.Executed == nil || rp.Executed == nil {
+				continue
+			}
+			if pp.ObservedAt.Before(rp.ObservedAt) {
+				continue
+			}
+			e := gtidSubtract(rp.Executed, pp.Executed)
+			if !judged {
+				errant, judged = e, true
+			} else {
+				errant = gtidUnion(errant, e)
+			}
+		}
+		if judged {
+			out[n] = errant
+		}
+	}
+	return out
+}
+
+// CarryErrant returns the KnownErrant values for the next view: the exact
+// judgement of ErrantGTIDs where one can be made, and the view's own
+// KnownErrant elsewhere. The runner calls it every round, so that errant
+// transactions found while the primary lived are still known after it died,
+// and forgotten once a live comparison finds the instance clean (for example
+// after the operator injected empty transactions on the primary). Clean
+// instances map to nil.
+func CarryErrant(v View) map[string]GTIDSet {
+	live := ErrantGTIDs(v)
+	out := map[string]GTIDSet{}
+	for _, n := range v.names() {
+		if e, ok := live[n]; ok {
+			if !gtidEmpty(e) {
+				out[n] = e
+			} else {
+				out[n] = nil
+			}
+			continue
+		}
+		out[n] = v.Instances[n].KnownErrant
+	}
+	return out
+}
+
+// errantNow returns what is known of an instance's errant transactions: the
+// live judgement when one can be made, else the carried knowledge.
+func errantNow(v View, live map[string]GTIDSet, name string) GTIDSet {
+	if e, ok := live[name]; ok {
+		if gtidEmpty(e) {
+			return nil
+		}
+		return e
+	}
+	if e := v.Instances[name].KnownErrant; !gtidEmpty(e) {
+		return e
+	}
+	return nil
+}
+
+// joinNames prints a sorted list of names.
+func joinNames(names []string) string {
+	s := append([]string(nil), names...)
+	sort.Strings(s)
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,204 @@
+package failover
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Durability is the replication durability mode of a cluster.
+type Durability string
+
+// The durability modes (DESIGN §3.4).
+const (
+	// DurabilitySemiSync: lossless semi-synchronous replication (wait point
+	// AFTER_SYNC), configured and enforced by Regent. No acknowledged write is
+	// lost by a failover.
+	DurabilitySemiSync Durability = "semi_sync"
+	// DurabilityAsync: asynchronous replication. A failover may lose the
+	// writes the old primary committed in the last moments before it died
+	// and that no replica had received; plans list them.
+	DurabilityAsync Durability = "async"
+)
+
+// Policy holds a cluster's failover settings. The YAML keys of the
+// configuration are given in brackets; cmd/regent maps them.
+type Policy struct {
+	// Durability [durability]: semi_sync or async.
+	Durability Durability
+	// SemiSyncWaitFor is how many semi-sync replicas a commit waits for
+	// [semi_sync_wait_for]; at least 1 with semi_sync.
+	SemiSyncWaitFor int
+
+	// ProbeInterval [probe_interval] is how often each agent probes each
+	// instance.
+	ProbeInterval time.Duration
+	// ObservationTTL [observation_ttl]: probes older than this are stale and
+	// ignored. "Agents that reported within the last interval" of DESIGN §3.2
+	// are the ones with a probe younger than this.
+	ObservationTTL time.Duration
+	// FailureTimeout [failure_timeout] is how long the leader's own probes of
+	// the primary must fail before it may be declared dead (condition (a)).
+	FailureTimeout time.Duration
+	// MinAgreeingAgents [min_agreeing_agents] is the least number of agents
+	// that must fail to reach the primary, on top of the strict majority of
+	// fresh reporters (condition (b)). 1 lets a lone leader decide when the
+	// other agents are silent.
+	MinAgreeingAgents int
+	// FastPath [fast_path] allows an immediate failover when the primary's own
+	// agent reports its mysqld gone.
+	FastPath bool
+
+	// FenceAfter [fence_after]: an agent out of contact with the quorum this
+	// long sets its local instance read-only.
+	FenceAfter time.Duration
+	// LeaseTimeout [lease_timeout]: the leader waits this long after an
+	// unreachable primary's agent was last heard before promoting another
+	// instance.
+	LeaseTimeout time.Duration
+
+	// MaxLagOnFailover [max_lag_on_failover]: replicas lagging more are not
+	// candidates, and are reported as lagging.
+	MaxLagOnFailover time.Duration
+	// SwitchoverMaxLag [switchover_max_lag]: a switchover target lagging more
+	// is refused, since the lag becomes write-blocked time.
+	SwitchoverMaxLag time.Duration
+	// AntiFlapPeriod [anti_flap_period]: after a failover, automatic
+	// failovers of the cluster are blocked this long. Manual ones are not.
+	AntiFlapPeriod time.Duration
+	// AutoRejoin [auto_rejoin]: rejoin a returning old primary as a replica
+	// without an operator (only when it holds no errant transaction).
+	AutoRejoin bool
+
+	// Step timeouts. StepTimeout [step_timeout] bounds each single action on
+	// an instance or router (read-only, kill, stop IO, promote, repoint,
+	// route); RaftTimeout [raft_timeout] each replicated-state command;
+	// HookTimeout [hook_timeout] each hook; RelayLogTimeout
+	// [relay_log_timeout] waiting for relay logs to be applied;
+	// CatchUpTimeout [catch_up_timeout] a candidate catching up;
+	// LongTransactionWait [long_transaction_wait] how long a switchover waits
+	// for running write transactions before giving up.
+	StepTimeout         time.Duration
+	RaftTimeout         time.Duration
+	HookTimeout         time.Duration
+	RelayLogTimeout     time.Duration
+	CatchUpTimeout      time.Duration
+	LongTransactionWait time.Duration
+	// OperationTimeout [operation_timeout]: an operation recorded in progress
+	// for longer was abandoned (its leader died); a new one may take over
+	// instead of being blocked forever (FIELD-NOTES §5).
+	OperationTimeout time.Duration
+}
+
+// DefaultPolicy returns settings tuned for a LAN and for DESIGN §10's targets:
+// a frozen primary is failed over in about failure_timeout plus the step
+// times, a lost host in about lease_timeout.
+func DefaultPolicy() Policy {
+	return Policy{
+		Durability:          DurabilitySemiSync,
+		SemiSyncWaitFor:     1,
+		ProbeInterval:       500 * time.Millisecond,
+		ObservationTTL:      1500 * time.Millisecond,
+		FailureTimeout:      2 * time.Second,
+		MinAgreeingAgents:   1,
+		FastPath:            true,
+		FenceAfter:          1500 * time.Millisecond,
+		LeaseTimeout:        3 * time.Second,
+		MaxLagOnFailover:    10 * time.Second,
+		SwitchoverMaxLag:    2 * time.Second,
+		AntiFlapPeriod:      5 * time.Minute,
+		AutoRejoin:          true,
+		StepTimeout:         time.Second,
+		RaftTimeout:         time.Second,
+		HookTimeout:         10 * time.Second,
+		RelayLogTimeout:     10 * time.Second,
+		CatchUpTimeout:      10 * time.Second,
+		LongTransactionWait: 5 * time.Second,
+		OperationTimeout:    2 * time.Minute,
+	}
+}
+
+// ErrInvalidPolicy is wrapped by every Policy.Validate error.
+var ErrInvalidPolicy = errors.New("invalid failover policy")
+
+// Validate checks every field and the relations between them; each message
+// names the configuration key.
+func (p Policy) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s: "+format, append([]any{ErrInvalidPolicy, key}, a...)...))
+	}
+	switch p.Durability {
+	case DurabilitySemiSync:
+		if p.SemiSyncWaitFor < 1 {
+			bad("semi_sync_wait_for", "is %d; semi_sync needs at least 1 acknowledging replica", p.SemiSyncWaitFor)
+		}
+	case DurabilityAsync:
+	default:
+		bad("durability", "is %q; want semi_sync or async", p.Durability)
+	}
+	positive := []struct {
+		key string
+		d   time.Duration
+	}{
+		{"probe_interval", p.ProbeInterval},
+		{"observation_ttl", p.ObservationTTL},
+		{"failure_timeout", p.FailureTimeout},
+		{"fence_after", p.FenceAfter},
+		{"lease_timeout", p.LeaseTimeout},
+		{"step_timeout", p.StepTimeout},
+		{"raft_timeout", p.RaftTimeout},
+		{"hook_timeout", p.HookTimeout},
+		{"relay_log_timeout", p.RelayLogTimeout},
+		{"catch_up_timeout", p.CatchUpTimeout},
+		{"operation_timeout", p.OperationTimeout},
+	}
+	for _, f := range positive {
+		if f.d <= 0 {
+			bad(f.key, "is %v; it must be positive", f.d)
+		}
+	}
+	nonNegative := []struct {
+		key string
+		d   time.Duration
+	}{
+		{"max_lag_on_failover", p.MaxLagOnFailover},
+		{"switchover_max_lag", p.SwitchoverMaxLag},
+		{"anti_flap_period", p.AntiFlapPeriod},
+		{"long_transaction_wait", p.LongTransactionWait},
+	}
+	for _, f := range nonNegative {
+		if f.d < 0 {
+			bad(f.key, "is %v; it must not be negative", f.d)
+		}
+	}
+	if p.MinAgreeingAgents < 1 {
+		bad("min_agreeing_agents", "is %d; it must be at least 1", p.MinAgreeingAgents)
+	}
+	if len(errs) > 0 {
+		// Cross-field checks on nonsense values would only add noise.
+		return errors.Join(errs...)
+	}
+	if p.ObservationTTL < p.ProbeInterval {
+		bad("observation_ttl", "(%v) is shorter than probe_interval (%v): every probe would be stale before the next one", p.ObservationTTL, p.ProbeInterval)
+	}
+	if p.FailureTimeout < p.ProbeInterval {
+		bad("failure_timeout", "(%v) is shorter than probe_interval (%v): one lost probe would declare the primary dead", p.FailureTimeout, p.ProbeInterval)
+	}
+	if p.FenceAfter >= p.LeaseTimeout {
+		bad("fence_after", "(%v) must be shorter than lease_timeout (%v): an isolated primary must stop taking writes before the leader may promote another", p.FenceAfter, p.LeaseTimeout)
+	} else if p.FenceAfter+p.StepTimeout > p.LeaseTimeout {
+		bad("lease_timeout", "(%v) leaves less than step_timeout (%v) after fence_after (%v) for the isolated agent to set read_only before the leader may promote", p.LeaseTimeout, p.StepTimeout, p.FenceAfter)
+	}
+	if min := p.minOperationTimeout(); p.OperationTimeout < min {
+		bad("operation_timeout", "(%v) is shorter than the longest operation the other timeouts allow (%v): a live operation would be taken for abandoned", p.OperationTimeout, min)
+	}
+	return errors.Join(errs...)
+}
+
+// minOperationTimeout is the longest a failover or switchover can take with
+// every step running into its timeout.
+func (p Policy) minOperationTimeout() time.Duration {
+	return p.LeaseTimeout + p.RelayLogTimeout + p.CatchUpTimeout + p.LongTransactionWait +
+		2*p.HookTimeout + 8*p.StepTimeout + 3*p.RaftTimeout
+}

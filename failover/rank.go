@@ -1,0 +1,460 @@
+package failover
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// RankOptions says what a ranking is for.
+type RankOptions struct {
+	// OldPrimary is the instance being replaced: never a candidate; a
+	// catch-up source when the leader still reaches it (a fenced primary, a
+	// switchover).
+	OldPrimary string
+	// Target, when set, is the instance an operator asked for: it is chosen
+	// if it may be, otherwise the ranking refuses and says why.
+	Target string
+	// Force lets a Target that breaks a rule, or that cannot be caught up to
+	// every surviving transaction, be chosen anyway; what it breaks becomes a
+	// warning. An unreachable Target is never chosen.
+	Force bool
+	// KnownLag is the lag each replica showed before the runner stopped the
+	// IO threads: stopping them turns Seconds_Behind_Source into NULL, and a
+	// replica excluded for lag must stay excluded on the fresh facts.
+	KnownLag map[string]time.Duration
+}
+
+// Candidate is one instance as the ranking saw it.
+type Candidate struct {
+	Instance  string
+	Promotion PromotionRule
+	// Holds is what it has durably: executed plus received (nil: unknown).
+	Holds GTIDSet
+	// Behind is what it lacks of the ranking's Target (nil or empty: none).
+	Behind GTIDSet
+	// Errant is the errant transactions it is known to hold.
+	Errant GTIDSet
+	// Lag is its replication lag when known.
+	Lag *time.Duration
+	// Eligible is true when it may be promoted.
+	Eligible bool
+	// Source is true when a candidate can catch up from it: it holds the
+	// whole Target and can serve it.
+	Source bool
+	// Exclusions lists every reason it may not be promoted, for people.
+	Exclusions []string
+}
+
+// Ranking is the outcome of Rank.
+type Ranking struct {
+	OldPrimary string
+	// Target is the most advanced surviving set: the union of what every
+	// surviving clean instance holds (and of the old primary's set when it is
+	// still reachable). Nothing in it may be lost.
+	Target GTIDSet
+	// Candidates: the eligible ones in rank order, then the others by name.
+	Candidates []Candidate
+	// Chosen is the instance to promote; "" when none may be (see Refusals).
+	Chosen string
+	// CatchUpFrom is the instance Chosen must catch up from before it is
+	// promoted: "" when it already executed Target, Chosen itself when it only
+	// needs to apply its own relay log.
+	CatchUpFrom string
+	// Lost holds transactions the old primary was last seen with that no
+	// survivor holds: a failover cannot keep them.
+	Lost GTIDSet
+	// Warnings are things an operator should know that do not block.
+	Warnings []string
+	// Refusals say why nothing is chosen.
+	Refusals []string
+}
+
+// candidate returns the named candidate.
+func (r Ranking) candidate(name string) (Candidate, bool) {
+	for _, c := range r.Candidates {
+		if c.Instance == name {
+			return c, true
+		}
+	}
+	return Candidate{}, false
+}
+
+// survivor is what Rank keeps of an instance the leader can act on.
+type survivor struct {
+	name     string
+	probe    Probe
+	holds    GTIDSet
+	clean    bool // its data counts: not quarantined, not errant, a replica of this cluster
+	canApply bool // its SQL thread runs without delay, so it can apply what it holds
+}
+
+// Rank orders the candidates for replacing opts.OldPrimary, per DESIGN §3.5:
+//
+//  1. Exclude, each with a reason: instances the leader cannot reach (it is
+//     the one that acts), quarantined ones, ones with errant transactions,
+//     must_not, ones that do not replicate from an instance of this cluster,
+//     a stopped or broken SQL thread, a delayed replica (SQL_Delay > 0), lag
+//     above max_lag_on_failover, and ones whose own agent is silent (it
+//     could neither hold the lease nor answer /primary).
+//  2. Target is the union of what every clean survivor holds — must_not,
+//     delayed, lagging and broken ones included, since their data counts
+//     even when they may not be promoted.
+//  3. Order the eligible by: holds all of Target first; then how many other
+//     eligible candidates' sets their set contains (so that incomparable sets
+//     still get a total order); then prefer before neutral; then name.
+//  4. If the chosen one lacks part of Target, it catches up from a source
+//     that holds all of it (a must_not replica may be that source). If no
+//     instance holds all of Target, the survivors have diverged — under GTID
+//     replication with ordered commits replicas' sets are prefixes of one
+//     history, so this means errant transactions that went unnoticed — and
+//     nothing is chosen: promoting any of them would silently drop someone's
+//     transactions.
+//
+// Errant transactions at failover time, with the primary gone: the reference
+// is the old primary's last known set L (Instance.LastSeen). A replica's
+// transactions beyond L are either ones the primary committed after it was
+// last seen, or errant. A legitimate late transaction can only reach a
+// replica after everything before it, i.e. after all of L; so a replica that
+// holds transactions beyond L while lacking part of L holds errant ones. A
+// replica holding all of L plus more cannot be told apart by sets alone:
+// there the carried judgement (Instance.KnownErrant, made while the primary
+// lived) decides, and a divergence between two such replicas refuses (rule
+// 4). When the old primary is reachable, the exact live comparison is used as
+// well.
+func Rank(v View, p Policy, opts RankOptions) Ranking {
+	r := Ranking{OldPrimary: opts.OldPrimary}
+	old := v.Instances[opts.OldPrimary]
+	last := old.LastSeen.Executed
+	oldProbe, oldReach := leaderReach(v, p, opts.OldPrimary)
+	oldAlive := opts.OldPrimary != "" && oldReach == reachOK && oldProbe.Executed != nil
+	live := ErrantGTIDs(v)
+
+	var survivors []survivor
+	for _, n := range v.names() {
+		if n == opts.OldPrimary {
+			continue
+		}
+		in := v.Instances[n]
+		c := Candidate{Instance: n, Promotion: in.rule()}
+		pr, rc := leaderReach(v, p, n)
+		if rc != reachOK {
+			c.Exclusions = append(c.Exclusions, unreachableReason(v, pr, rc))
+			r.Candidates = append(r.Candidates, c)
+			continue
+		}
+		s := survivor{name: n, probe: pr, holds: pr.holds(), clean: true}
+		c.Holds = s.holds
+		if pr.Replica != nil {
+			c.Lag = pr.Replica.Lag
+		}
+		if c.Lag == nil {
+			if l, ok := opts.KnownLag[n]; ok {
+				c.Lag = &l
+			}
+		}
+		exclude := func(format string, a ...any) { c.Exclusions = append(c.Exclusions, fmt.Sprintf(format, a...)) }
+
+		if why, q := v.State.Quarantined[n]; q {
+			s.clean = false
+			exclude("quarantined: %s", why)
+		}
+		errant := errantNow(v, live, n)
+		if gtidKnown(last) && !gtidEmpty(s.holds) {
+			if extra := gtidSubtract(s.holds, last); !gtidEmpty(extra) && !gtidContains(s.holds, last) {
+				// Beyond the old primary's last known set while lacking part
+				// of it: cannot be the primary's late transactions.
+				errant = gtidUnion(errant, extra)
+			}
+		}
+		if oldAlive && pr.Executed != nil && !oldProbe.ObservedAt.Before(pr.ObservedAt) {
+			if e := gtidSubtract(pr.Executed, oldProbe.Executed); !gtidEmpty(e) {
+				errant = gtidUnion(errant, e)
+			}
+		}
+		if !gtidEmpty(errant) {
+			c.Errant = errant
+			s.clean = false
+			exclude("errant transactions %s: they exist on no primary; promoting it would push them to every replica (re-clone it, or inject empty transactions for them on the primary)", gtidText(errant))
+		}
+		if pr.Executed == nil {
+			s.clean = false
+			exclude("its executed GTID set is unknown")
+		}
+		rs := pr.Replica
+		if rs == nil {
+			s.clean = false
+			exclude("not configured as a replica")
+		} else if _, ok := resolveSource(v, rs.Source); !ok {
+			s.clean = false
+			exclude("replicates from %q, which is not an instance of this cluster", rs.Source)
+		}
+		if c.Promotion == PromotionMustNot {
+			exclude("promotion rule is must_not")
+		}
+		if in.OwnerAgent != "" && agentSilent(v, p, in.OwnerAgent) {
+			exclude("its agent %s has not been heard since %s: it could neither hold the lease nor answer /primary", in.OwnerAgent, stamp(v.Agents[in.OwnerAgent].LastHeard))
+		}
+		if rs != nil {
+			switch {
+			case !rs.SQLRunning && rs.LastSQLError != "":
+				exclude("SQL thread stopped with error: %s", rs.LastSQLError)
+			case !rs.SQLRunning:
+				exclude("SQL thread is stopped: its relay log is not being applied")
+			}
+			if rs.SQLDelay > 0 {
+				exclude("delayed replica (SQL_Delay %v)", rs.SQLDelay)
+			}
+			s.canApply = rs.SQLRunning && rs.SQLDelay == 0
+		}
+		if c.Lag != nil && *c.Lag > p.MaxLagOnFailover+delayOf(rs) {
+			exclude("lag %v exceeds max_lag_on_failover %v", *c.Lag, p.MaxLagOnFailover)
+		}
+		c.Eligible = len(c.Exclusions) == 0
+		r.Candidates = append(r.Candidates, c)
+		survivors = append(survivors, s)
+	}
+
+	// Target: everything a clean survivor (or the reachable old primary)
+	// holds.
+	for _, s := range survivors {
+		if s.clean {
+			r.Target = gtidUnion(r.Target, s.holds)
+		}
+	}
+	if oldAlive {
+		r.Target = gtidUnion(r.Target, oldProbe.Executed)
+	}
+
+	// Sources: hold all of Target and can serve it (already executed, or
+	// able to apply their relay log).
+	isSource := map[string]bool{}
+	var sources []string
+	for _, s := range survivors {
+		if !s.clean || !gtidContains(s.holds, r.Target) {
+			continue
+		}
+		if gtidContains(s.probe.Executed, r.Target) || s.canApply {
+			isSource[s.name] = true
+			sources = append(sources, s.name)
+		}
+	}
+	if oldAlive && gtidContains(oldProbe.Executed, r.Target) {
+		isSource[opts.OldPrimary] = true
+		sources = append(sources, opts.OldPrimary)
+	}
+	// Prefer sources that need not apply anything first, then name.
+	execOf := func(n string) GTIDSet {
+		if n == opts.OldPrimary {
+			return oldProbe.Executed
+		}
+		for _, s := range survivors {
+			if s.name == n {
+				return s.probe.Executed
+			}
+		}
+		return nil
+	}
+	sort.SliceStable(sources, func(i, j int) bool {
+		ai, aj := gtidContains(execOf(sources[i]), r.Target), gtidContains(execOf(sources[j]), r.Target)
+		if ai != aj {
+			return ai
+		}
+		return sources[i] < sources[j]
+	})
+
+	for i := range r.Candidates {
+		c := &r.Candidates[i]
+		c.Source = isSource[c.Instance]
+		if c.Holds != nil && gtidKnown(r.Target) {
+			if b := gtidSubtract(r.Target, c.Holds); !gtidEmpty(b) {
+				c.Behind = b
+			}
+		}
+	}
+	if !oldAlive && gtidKnown(last) {
+		if lost := gtidSubtract(last, r.Target); !gtidEmpty(lost) {
+			r.Lost = lost
+			r.Warnings = append(r.Warnings, lostWarning(p, opts.OldPrimary, lost))
+		}
+	}
+	rankCandidates(r.Candidates, r.Target)
+
+	// Choose.
+	var chosen *Candidate
+	if opts.Target != "" {
+		c, ok := r.candidate(opts.Target)
+		switch {
+		case opts.Target == opts.OldPrimary:
+			r.Refusals = append(r.Refusals, fmt.Sprintf("%s is the primary being replaced", opts.Target))
+		case !ok:
+			r.Refusals = append(r.Refusals, fmt.Sprintf("%s is not an instance of cluster %s", opts.Target, v.Cluster))
+		case c.Eligible:
+			chosen = &c
+		case !survivorNamed(survivors, c.Instance):
+			r.Refusals = append(r.Refusals, fmt.Sprintf("%s cannot be promoted: %s", c.Instance, strings.Join(c.Exclusions, "; ")))
+		case opts.Force:
+			chosen = &c
+			for _, e := range c.Exclusions {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("forced: %s: %s", c.Instance, e))
+			}
+		default:
+			r.Refusals = append(r.Refusals, fmt.Sprintf("%s may not be promoted: %s (force overrides)", c.Instance, strings.Join(c.Exclusions, "; ")))
+		}
+	} else {
+		for i := range r.Candidates {
+			if r.Candidates[i].Eligible {
+				c := r.Candidates[i]
+				chosen = &c
+				break
+			}
+		}
+		if chosen == nil {
+			r.Refusals = append(r.Refusals, noCandidateReason(r.Candidates))
+		}
+	}
+	if chosen == nil {
+		return r
+	}
+
+	// Catch-up: never promote an instance that lacks a transaction another
+	// survivor has, unless it can catch up.
+	var exec GTIDSet
+	for _, s := range survivors {
+		if s.name == chosen.Instance {
+			exec = s.probe.Executed
+		}
+	}
+	switch {
+	case gtidContains(exec, r.Target):
+		// Nothing to do.
+	case gtidContains(chosen.Holds, r.Target) && isSource[chosen.Instance]:
+		r.CatchUpFrom = chosen.Instance
+	default:
+		for _, s := range sources {
+			if s != chosen.Instance {
+				r.CatchUpFrom = s
+				break
+			}
+		}
+		if r.CatchUpFrom == "" {
+			why := divergenceReason(v, p, survivors, r.Target, chosen.Instance)
+			if opts.Force && opts.Target != "" {
+				r.Warnings = append(r.Warnings, "forced: "+why)
+			} else {
+				r.Refusals = append(r.Refusals, why)
+				return r
+			}
+		}
+	}
+	r.Chosen = chosen.Instance
+	return r
+}
+
+// delayOf returns a replica's configured delay: a delayed replica's lag is
+// measured on top of it.
+func delayOf(rs *ReplicaStatus) time.Duration {
+	if rs == nil {
+		return 0
+	}
+	return rs.SQLDelay
+}
+
+func survivorNamed(ss []survivor, name string) bool {
+	for _, s := range ss {
+		if s.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// rankCandidates sorts in place: eligible first in rank order, the others by
+// name.
+func rankCandidates(cs []Candidate, target GTIDSet) {
+	dominance := make(map[string]int, len(cs))
+	for _, a := range cs {
+		if !a.Eligible {
+			continue
+		}
+		for _, b := range cs {
+			if b.Eligible && a.Instance != b.Instance && gtidContains(a.Holds, b.Holds) {
+				dominance[a.Instance]++
+			}
+		}
+	}
+	sort.SliceStable(cs, func(i, j int) bool {
+		a, b := cs[i], cs[j]
+		if a.Eligible != b.Eligible {
+			return a.Eligible
+		}
+		if !a.Eligible {
+			return a.Instance < b.Instance
+		}
+		ca, cb := gtidContains(a.Holds, target), gtidContains(b.Holds, target)
+		if ca != cb {
+			return ca
+		}
+		if dominance[a.Instance] != dominance[b.Instance] {
+			return dominance[a.Instance] > dominance[b.Instance]
+		}
+		pa, pb := a.Promotion == PromotionPrefer, b.Promotion == PromotionPrefer
+		if pa != pb {
+			return pa
+		}
+		return a.Instance < b.Instance
+	})
+}
+
+// noCandidateReason lists why every instance was excluded.
+func noCandidateReason(cs []Candidate) string {
+	if len(cs) == 0 {
+		return "no instance can be promoted: the cluster has no other instance"
+	}
+	parts := make([]string, 0, len(cs))
+	for _, c := range cs {
+		parts = append(parts, fmt.Sprintf("%s: %s", c.Instance, strings.Join(c.Exclusions, "; ")))
+	}
+	return "no instance can be promoted — " + strings.Join(parts, " | ")
+}
+
+// divergenceReason explains why the chosen instance cannot reach Target.
+func divergenceReason(v View, p Policy, ss []survivor, target GTIDSet, chosen string) string {
+	var lacks []string
+	for _, s := range ss {
+		if !s.clean {
+			continue
+		}
+		if b := gtidSubtract(target, s.holds); !gtidEmpty(b) {
+			lacks = append(lacks, fmt.Sprintf("%s lacks %s", s.name, gtidText(b)))
+		}
+	}
+	var stuck []string
+	for _, s := range ss {
+		if s.clean && gtidContains(s.holds, target) && !s.canApply {
+			stuck = append(stuck, s.name)
+		}
+	}
+	if len(stuck) > 0 {
+		return fmt.Sprintf("%s cannot catch up: only %s hold every surviving transaction, in relay logs they cannot apply (SQL thread stopped or delayed); start their SQL thread (or clear the delay) and retry, or force a failover and lose %s", chosen, joinNames(stuck), gtidText(gtidSubtract(target, holdsOf(ss, chosen))))
+	}
+	return fmt.Sprintf("no reachable instance holds every surviving transaction (%s): the replicas have diverged, so at least one of them holds errant transactions; promoting %s would drop the others' transactions — inspect them, then force a failover to the one to keep", strings.Join(lacks, "; "), chosen)
+}
+
+func holdsOf(ss []survivor, name string) GTIDSet {
+	for _, s := range ss {
+		if s.name == name {
+			return s.holds
+		}
+	}
+	return nil
+}
+
+// lostWarning tells what a failover cannot keep.
+func lostWarning(p Policy, old string, lost GTIDSet) string {
+	if p.Durability == DurabilitySemiSync {
+		return fmt.Sprintf("transactions %s were last seen on %s and no survivor holds them: they will be lost and become errant on %s if it returns; with semi_sync none of them was acknowledged to a client, unless semi-sync had fallen back to asynchronous", gtidText(lost), old, old)
+	}
+	return fmt.Sprintf("transactions %s were last seen on %s and no survivor holds them: with async durability they are lost (they may have been acknowledged to clients) and become errant on %s if it returns", gtidText(lost), old, old)
+}
