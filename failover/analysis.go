@@ -852,5 +852,5 @@ func healthyReason(f *facts) string {
 			n++
 		}
 	}
-	return fmt.Sprintf("%s is the writable primary of epoch %d; %d replica(s) replicate from it", f.primary, f.v.State.Epoch, n)
+	return fmt.Sprintf("%s is the primary of epoch %d; %d replica(s) replicate from it", f.primary, f.v.State.Epoch, n)
 }

@@ -126,7 +126,7 @@ var ErrInvalidPolicy = errors.New("invalid failover policy")
 func (p Policy) Validate() error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%w: %s: "+format, append([]any{ErrInvalidPolicy, key}, a...)...))
+		errs = append(errs, fmt.Errorf("%w: %s "+format, append([]any{ErrInvalidPolicy, key}, a...)...))
 	}
 	switch p.Durability {
 	case DurabilitySemiSync:

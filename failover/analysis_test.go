@@ -1,0 +1,670 @@
+package failover
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// probSum is the part of a Problem a case pins down exactly; reasons are
+// checked by substring, since their wording is for people.
+type probSum struct {
+	Code       Code
+	Instances  []string
+	Target     string
+	Action     Action
+	Actionable bool
+	Blocked    []BlockKind
+	Errant     string
+}
+
+func summarize(ps []Problem) []probSum {
+	out := make([]probSum, 0, len(ps))
+	for _, p := range ps {
+		s := probSum{Code: p.Code, Instances: p.Instances, Target: p.Target, Action: p.Action, Actionable: p.Actionable}
+		if s.Instances == nil {
+			s.Instances = []string{}
+		}
+		for _, b := range p.Blockers {
+			s.Blocked = append(s.Blocked, b.Kind)
+		}
+		if p.Errant != nil {
+			s.Errant = p.Errant.String()
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestAnalyze(t *testing.T) {
+	healthy := probSum{Code: Healthy, Instances: []string{"db1"}}
+	failoverTo := func(target string, inst ...string) probSum {
+		return probSum{Code: DeadPrimary, Instances: inst, Target: target, Action: ActionFailover, Actionable: true}
+	}
+	cases := []struct {
+		name    string
+		b       *B
+		want    []probSum
+		reasons map[Code][]string
+	}{
+		{
+			name: "healthy cluster",
+			b:    base(),
+			want: []probSum{healthy},
+			reasons: map[Code][]string{
+				Healthy: {"db1 is the primary of epoch 7; 2 replica(s) replicate from it"},
+			},
+		},
+		{
+			name: "healthy but paused: automation reported off",
+			b:    base().state(func(s *ReplicatedState) { s.Paused, s.PauseReason = true, "maintenance CHG-42" }),
+			want: []probSum{{Code: AutomationBlocked, Instances: []string{"db1"}}, healthy},
+			reasons: map[Code][]string{
+				AutomationBlocked: {"paused", "automatic failover is off", "CHG-42"},
+			},
+		},
+		{
+			name: "dead primary: all agents fail for longer than failure_timeout, replicas connecting",
+			b:    base().primaryGone(ago(3 * time.Second)),
+			want: []probSum{failoverTo("db2", "db1")},
+			reasons: map[Code][]string{
+				DeadPrimary: {"db1 is dead", "3 of 3 agents", "no replica still receives"},
+			},
+		},
+		{
+			name: "failure shorter than failure_timeout: no failover",
+			b:    base().primaryGone(ago(1 * time.Second)),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				UnreachablePrimary: {"failed for 1s only (failure_timeout 2s"},
+			},
+		},
+		{
+			name: "minority of agents failing: no failover",
+			b: base().primaryGone(ago(5*time.Second)).
+				probeBy("a1", "db1", func(pr *Probe) { *pr = healthyProbe(false) }).
+				probeBy("a3", "db1", func(pr *Probe) { *pr = healthyProbe(false) }),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				UnreachablePrimary: {"only 1 of the 3 agents"},
+			},
+		},
+		{
+			name: "blip on the manager side only: replicas still connected with heartbeats",
+			b:    base().down("db1", ClassTimeout, ago(5*time.Second)),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1", "db2", "db3"}}},
+			reasons: map[Code][]string{
+				UnreachablePrimary: {"replicas db2, db3 still receive from db1", "unreachable, not dead"},
+			},
+		},
+		{
+			name: "primary reachable by its replicas but not by the agents: no failover",
+			b: base().down("db1", ClassTimeout, ago(10*time.Second)).
+				io("db3", IOConnecting),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1", "db2"}}},
+			reasons: map[Code][]string{
+				UnreachablePrimary: {"replicas db2 still receive"},
+			},
+		},
+		{
+			name: "replica connected without heartbeat tracking counts as receiving (conservative)",
+			b: base().primaryGone(ago(10*time.Second)).
+				io("db2", IOYes).
+				replica("db2", func(rs *ReplicaStatus) { rs.HeartbeatPeriod = 0 }),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1", "db2"}}},
+		},
+		{
+			name: "hung primary: IO threads still Yes but no heartbeat for longer than the window",
+			b: base().down("db1", ClassTimeout, ago(3*time.Second)).
+				progress("db2", ago(3*time.Second)).progress("db3", ago(2600*ms)),
+			want: []probSum{failoverTo("db2", "db1")},
+		},
+		{
+			name: "fast path: the primary's agent reports mysqld gone, no failure_timeout wait",
+			b: base().localGone("a1", ago(50*ms)).
+				down("db1", ClassRefused, ago(100*ms)),
+			want: []probSum{failoverTo("db2", "db1")},
+			reasons: map[Code][]string{
+				DeadPrimary: {"fast path", "connection refused on /run/mysqld/mysqld.sock"},
+			},
+		},
+		{
+			name: "fast path with every probe older than the report: older probes are no evidence",
+			b:    base().localGone("a1", ago(50*ms)),
+			want: []probSum{failoverTo("db2", "db1")},
+		},
+		{
+			name: "fast path contradicted: a replica probed after the report still receives",
+			b: base().localGone("a1", ago(150*ms)).
+				down("db1", ClassRefused, ago(500*ms)).
+				probeBy("a3", "db3", func(pr *Probe) { pr.ObservedAt = ago(10 * ms) }),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1", "db2", "db3"}}},
+			reasons: map[Code][]string{
+				UnreachablePrimary: {"reports mysqld gone", "but replicas db3 still receive from it"},
+			},
+		},
+		{
+			name: "fast path contradicted: an agent reached the primary after the report",
+			b: base().localGone("a1", ago(500*ms)).
+				down("db1", ClassRefused, ago(500*ms)).io("db2", IOConnecting).io("db3", IOConnecting).
+				probeBy("a3", "db1", func(pr *Probe) { *pr = healthyProbe(false); pr.ObservedAt = ago(20 * ms) }),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				UnreachablePrimary: {"agent a3 reached it"},
+			},
+		},
+		{
+			name: "fast path disabled by policy: wait for failure_timeout",
+			b: base().localGone("a1", ago(50*ms)).primaryGone(ago(100*ms)).
+				policy(func(p *Policy) { p.FastPath = false }),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1"}}},
+		},
+		{
+			name: "gone report from a silent agent: no fast path, isolation waits for the lease",
+			b: base().localGone("a1", ago(2*time.Second)).silent("a1", ago(2*time.Second)).
+				primaryGone(ago(1 * time.Second)),
+			want: []probSum{{Code: PrimaryIsolated, Instances: []string{"db1"}, Target: "db2", Action: ActionFailover, Blocked: []BlockKind{BlockLease}}},
+			reasons: map[Code][]string{
+				PrimaryIsolated: {"has not been heard since 11:59:58.000", "lease to lapse at 12:00:01.000"},
+			},
+		},
+		{
+			name: "dead primary and a dead replica",
+			b:    base().primaryGone(ago(3*time.Second)).down("db3", ClassTimeout, ago(3*time.Second)),
+			want: []probSum{{Code: DeadPrimaryAndSomeReplicas, Instances: []string{"db1", "db3"}, Target: "db2", Action: ActionFailover, Actionable: true}},
+			reasons: map[Code][]string{
+				DeadPrimaryAndSomeReplicas: {"replicas db3 are unreachable too"},
+			},
+		},
+		{
+			name: "paused: dead primary reported but not actionable, with the reason",
+			b:    base().primaryGone(ago(3 * time.Second)).state(func(s *ReplicatedState) { s.Paused = true }),
+			want: []probSum{
+				{Code: DeadPrimary, Instances: []string{"db1"}, Target: "db2", Action: ActionFailover, Blocked: []BlockKind{BlockPaused}},
+				{Code: AutomationBlocked, Instances: []string{"db1"}},
+			},
+			reasons: map[Code][]string{
+				AutomationBlocked: {"paused"},
+			},
+		},
+		{
+			name: "anti-flap window blocks the automatic failover",
+			b: base().primaryGone(ago(3 * time.Second)).
+				state(func(s *ReplicatedState) { s.AntiFlapUntil = t0.Add(4 * time.Minute) }),
+			want: []probSum{
+				{Code: DeadPrimary, Instances: []string{"db1"}, Target: "db2", Action: ActionFailover, Blocked: []BlockKind{BlockAntiFlap}},
+				{Code: AutomationBlocked, Instances: []string{"db1"}},
+			},
+			reasons: map[Code][]string{
+				AutomationBlocked: {"anti-flap window until 12:04:00.000", "manual failover allowed"},
+			},
+		},
+		{
+			name: "anti-flap window over: failover actionable",
+			b: base().primaryGone(ago(3 * time.Second)).
+				state(func(s *ReplicatedState) { s.AntiFlapUntil = ago(time.Second) }),
+			want: []probSum{failoverTo("db2", "db1")},
+		},
+		{
+			name: "operation in progress blocks",
+			b: base().primaryGone(ago(3 * time.Second)).
+				state(func(s *ReplicatedState) {
+					s.Operation = Operation{Kind: OpSwitchover, ID: "op-9", StartedAt: ago(10 * time.Second), Target: "db3"}
+				}),
+			want: []probSum{
+				{Code: DeadPrimary, Instances: []string{"db1"}, Target: "db2", Action: ActionFailover, Blocked: []BlockKind{BlockOperation}},
+				{Code: AutomationBlocked, Instances: []string{"db1"}},
+			},
+			reasons: map[Code][]string{
+				AutomationBlocked: {"operation op-9 (switchover to db3) in progress"},
+			},
+		},
+		{
+			name: "abandoned operation does not block (its leader died mid-run)",
+			b: base().primaryGone(ago(3 * time.Second)).
+				state(func(s *ReplicatedState) {
+					s.Operation = Operation{Kind: OpFailover, ID: "op-8", StartedAt: ago(3 * time.Minute)}
+				}),
+			want: []probSum{failoverTo("db2", "db1")},
+		},
+		{
+			name: "dead primary but every replica is must_not: reported, no candidate",
+			b:    base().primaryGone(ago(3*time.Second)).rule("db2", PromotionMustNot).rule("db3", PromotionMustNot),
+			want: []probSum{{Code: DeadPrimary, Instances: []string{"db1"}, Action: ActionFailover, Blocked: []BlockKind{BlockNoCandidate}}},
+			reasons: map[Code][]string{
+				DeadPrimary: {"db1 is dead"},
+			},
+		},
+		{
+			name: "authentication errors prove the primary alive",
+			b:    base().primaryGone(ago(10*time.Second)).down("db1", ClassAuth, ago(10*time.Second)),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				UnreachablePrimary: {"refuses it (auth)", "credentials"},
+			},
+		},
+		{
+			name: "stale leader probe of the primary: not judged dead",
+			b: base().primaryGone(ago(10*time.Second)).
+				probeBy("a2", "db1", func(pr *Probe) { pr.ObservedAt = ago(5 * time.Second) }),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				UnreachablePrimary: {"latest probe is stale"},
+			},
+		},
+		{
+			name: "lone fresh reporter (the leader) suffices with min_agreeing_agents 1",
+			b: base().primaryGone(ago(3*time.Second)).
+				probeBy("a1", "db1", func(pr *Probe) { pr.ObservedAt = ago(time.Minute) }).
+				probeBy("a3", "db1", func(pr *Probe) { pr.ObservedAt = ago(time.Minute) }),
+			want: []probSum{failoverTo("db2", "db1")},
+		},
+		{
+			name: "min_agreeing_agents 2 with only the leader reporting: not dead",
+			b: base().primaryGone(ago(3*time.Second)).
+				probeBy("a1", "db1", func(pr *Probe) { pr.ObservedAt = ago(time.Minute) }).
+				probeBy("a3", "db1", func(pr *Probe) { pr.ObservedAt = ago(time.Minute) }).
+				policy(func(p *Policy) { p.MinAgreeingAgents = 2 }),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				UnreachablePrimary: {"only 1 of the 1 agents", "min_agreeing_agents=2"},
+			},
+		},
+		{
+			name: "primary isolated: its agent silent, lease not lapsed yet",
+			b:    base().silent("a1", ago(2*time.Second)),
+			want: []probSum{{Code: PrimaryIsolated, Instances: []string{"db1"}, Target: "db2", Action: ActionFailover, Blocked: []BlockKind{BlockLease}}},
+			reasons: map[Code][]string{
+				PrimaryIsolated: {"lost the quorum and fences db1", "lease_timeout 3s"},
+			},
+		},
+		{
+			name: "primary isolated: lease lapsed, failover actionable",
+			b:    base().silent("a1", ago(4*time.Second)).writable("db1", false),
+			want: []probSum{{Code: PrimaryIsolated, Instances: []string{"db1"}, Target: "db2", Action: ActionFailover, Actionable: true}},
+		},
+		{
+			name: "primary's agent heard but without lease",
+			b:    base().agent("a1", func(r *AgentReport) { r.LeaseHeld = false }),
+			want: []probSum{{Code: PrimaryIsolated, Instances: []string{"db1"}, Target: "db2", Action: ActionFailover, Blocked: []BlockKind{BlockLease}}},
+			reasons: map[Code][]string{
+				PrimaryIsolated: {"does not hold the lease"},
+			},
+		},
+		{
+			name: "two writable primaries: fence the one outside the epoch",
+			b:    base().writable("db3", true),
+			want: []probSum{{Code: TwoWritablePrimaries, Instances: []string{"db3", "db1"}, Target: "db3", Action: ActionFence, Actionable: true}},
+			reasons: map[Code][]string{
+				TwoWritablePrimaries: {"db1 is the primary of epoch 7, so db3 is fenced"},
+			},
+		},
+		{
+			name: "two writable primaries while paused: reported, not fenced",
+			b:    base().writable("db3", true).state(func(s *ReplicatedState) { s.Paused = true }),
+			want: []probSum{
+				{Code: TwoWritablePrimaries, Instances: []string{"db3", "db1"}, Target: "db3", Action: ActionFence, Blocked: []BlockKind{BlockPaused}},
+				{Code: AutomationBlocked, Instances: []string{"db1"}},
+			},
+		},
+		{
+			name: "writable replica while the primary is read-only",
+			b:    base().writable("db1", false).writable("db2", true),
+			want: []probSum{
+				{Code: WritableReplica, Instances: []string{"db2"}, Target: "db2", Action: ActionFence, Actionable: true},
+				{Code: PrimaryNotWritable, Instances: []string{"db1"}, Target: "db1", Action: ActionRestoreWrites, Blocked: []BlockKind{BlockUnsafe}},
+			},
+			reasons: map[Code][]string{
+				PrimaryNotWritable: {"db2 is writable: it must be fenced first"},
+			},
+		},
+		{
+			name: "operation promoting a replica: its writability is expected",
+			b: base().writable("db1", false).writable("db2", true).notReplica("db2").
+				state(func(s *ReplicatedState) {
+					s.Operation = Operation{Kind: OpFailover, ID: "op-10", StartedAt: ago(time.Second), Target: "db2"}
+				}),
+			want: []probSum{{Code: AutomationBlocked, Instances: []string{"db1"}}, healthy},
+		},
+		{
+			name: "primary restarted read-only, its agent holds the lease: restore writes",
+			b:    base().writable("db1", false),
+			want: []probSum{{Code: PrimaryNotWritable, Instances: []string{"db1"}, Target: "db1", Action: ActionRestoreWrites, Actionable: true}},
+			reasons: map[Code][]string{
+				PrimaryNotWritable: {"read_only is ON"},
+			},
+		},
+		{
+			name: "semi-sync blocked: no semi-sync replica connected",
+			b:    base().semi(func(s *SemiSyncState) { s.SourceClients = 0 }),
+			want: []probSum{{Code: SemiSyncBlocked, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				SemiSyncBlocked: {"commits block"},
+			},
+		},
+		{
+			name: "semi-sync fell back to asynchronous",
+			b:    base().semi(func(s *SemiSyncState) { s.SourceActive, s.SourceClients = false, 0 }),
+			want: []probSum{{Code: SemiSyncBlocked, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				SemiSyncBlocked: {"fell back to asynchronous", "acknowledged writes may be lost"},
+			},
+		},
+		{
+			name: "semi-sync not enforced: source side off",
+			b:    base().semi(func(s *SemiSyncState) { *s = SemiSyncState{} }),
+			want: []probSum{{Code: SemiSyncNotEnforced, Instances: []string{"db1"}, Target: "db1", Action: ActionConfigureSemiSync, Actionable: true}},
+		},
+		{
+			name: "semi-sync wait point AFTER_COMMIT is not lossless",
+			b:    base().semi(func(s *SemiSyncState) { s.WaitPoint = "AFTER_COMMIT" }),
+			want: []probSum{{Code: SemiSyncNotEnforced, Instances: []string{"db1"}, Target: "db1", Action: ActionConfigureSemiSync, Actionable: true}},
+			reasons: map[Code][]string{
+				SemiSyncNotEnforced: {`"AFTER_COMMIT", not AFTER_SYNC`},
+			},
+		},
+		{
+			name: "async durability does not look at semi-sync",
+			b: base().semi(func(s *SemiSyncState) { *s = SemiSyncState{} }).
+				policy(func(p *Policy) { p.Durability = DurabilityAsync }),
+			want: []probSum{healthy},
+		},
+		{
+			name: "errant transaction on a replica, judged live",
+			b:    base().exec("db3", "p:1-100,r3:1-2").probes("db1", func(pr *Probe) { pr.ObservedAt = ago(100 * ms) }),
+			want: []probSum{{Code: ErrantGTIDOnReplica, Instances: []string{"db3"}, Errant: "r3:1-2"}},
+			reasons: map[Code][]string{
+				ErrantGTIDOnReplica: {"db3 holds errant transactions r3:1-2", "comparing it with the primary"},
+			},
+		},
+		{
+			name: "replica ahead of an older primary probe is no errant alarm",
+			b:    base().exec("db2", "p:1-101").probes("db2", func(pr *Probe) { pr.ObservedAt = ago(50 * ms) }),
+			want: []probSum{healthy},
+		},
+		{
+			name: "known errant carried after the primary died",
+			b:    base().primaryGone(ago(3*time.Second)).exec("db2", "p:1-100,r2:1").knownErrant("db2", "r2:1"),
+			want: []probSum{
+				failoverTo("db3", "db1"),
+				{Code: ErrantGTIDOnReplica, Instances: []string{"db2"}, Errant: "r2:1"},
+			},
+			reasons: map[Code][]string{
+				ErrantGTIDOnReplica: {"found earlier"},
+			},
+		},
+		{
+			name: "replica points at a sibling: repoint",
+			b:    base().source("db3", "db2"),
+			want: []probSum{{Code: ReplicaPointsElsewhere, Instances: []string{"db3"}, Target: "db3", Action: ActionRepoint, Actionable: true}},
+			reasons: map[Code][]string{
+				ReplicaPointsElsewhere: {"replicates from db2, not from the primary db1"},
+			},
+		},
+		{
+			name: "replica source given as host:port is resolved",
+			b:    base().source("db3", "10.0.0.1:3306"),
+			want: []probSum{healthy},
+		},
+		{
+			name: "replica points outside the cluster: reported, not touched",
+			b:    base().source("db3", "10.9.9.9:3306"),
+			want: []probSum{{Code: ReplicaPointsElsewhere, Instances: []string{"db3"}, Target: "db3", Action: ActionRepoint, Blocked: []BlockKind{BlockUnsafe}}},
+			reasons: map[Code][]string{
+				ReplicaPointsElsewhere: {`"10.9.9.9:3306", which is not an instance of this cluster`},
+			},
+		},
+		{
+			name: "replica points elsewhere and holds errant transactions: not repointed",
+			b: base().source("db3", "db2").exec("db3", "p:1-100,r3:1").
+				probes("db1", func(pr *Probe) { pr.ObservedAt = ago(100 * ms) }),
+			want: []probSum{
+				{Code: ErrantGTIDOnReplica, Instances: []string{"db3"}, Errant: "r3:1"},
+				{Code: ReplicaPointsElsewhere, Instances: []string{"db3"}, Target: "db3", Action: ActionRepoint, Blocked: []BlockKind{BlockUnsafe}},
+			},
+		},
+		{
+			name: "former primary back read-only and not a replica: rejoin",
+			b:    base().notReplica("db3"),
+			want: []probSum{{Code: RejoinNeeded, Instances: []string{"db3"}, Target: "db3", Action: ActionRejoin, Actionable: true}},
+		},
+		{
+			name: "rejoin needed with auto_rejoin off",
+			b:    base().notReplica("db3").policy(func(p *Policy) { p.AutoRejoin = false }),
+			want: []probSum{{Code: RejoinNeeded, Instances: []string{"db3"}, Target: "db3", Action: ActionRejoin, Blocked: []BlockKind{BlockDisabled}}},
+			reasons: map[Code][]string{
+				RejoinNeeded: {"regentctl rejoin db3"},
+			},
+		},
+		{
+			name: "IO thread stopped with an error",
+			b: base().io("db2", IONo).replica("db2", func(rs *ReplicaStatus) {
+				rs.LastIOError = "Got fatal error 1236 from master"
+			}),
+			want: []probSum{{Code: ReplicaNotReplicating, Instances: []string{"db2"}}},
+			reasons: map[Code][]string{
+				ReplicaNotReplicating: {"IO thread No: Got fatal error 1236"},
+			},
+		},
+		{
+			name: "broken SQL thread",
+			b:    base().sqlStopped("db3", "Error 'Duplicate entry' on query"),
+			want: []probSum{{Code: ReplicaNotReplicating, Instances: []string{"db3"}}},
+			reasons: map[Code][]string{
+				ReplicaNotReplicating: {"SQL thread stopped: Error 'Duplicate entry'", "no failover candidate"},
+			},
+		},
+		{
+			name: "replica unreachable",
+			b:    base().down("db3", ClassRefused, ago(time.Minute)),
+			want: []probSum{{Code: ReplicaUnreachable, Instances: []string{"db3"}}},
+			reasons: map[Code][]string{
+				ReplicaUnreachable: {"unreachable from the leader (a2): refused since 11:59:00.000"},
+			},
+		},
+		{
+			name: "replica lagging",
+			b:    base().lag("db2", 45*time.Second),
+			want: []probSum{{Code: ReplicaLagging, Instances: []string{"db2"}}},
+			reasons: map[Code][]string{
+				ReplicaLagging: {"lags 45s, more than max_lag_on_failover 10s"},
+			},
+		},
+		{
+			name: "delayed replica lagging by its delay is normal",
+			b:    base().delay("db3", time.Hour).lag("db3", time.Hour+time.Second),
+			want: []probSum{healthy},
+		},
+		{
+			name: "delayed replica lagging beyond its delay",
+			b:    base().delay("db3", time.Hour).lag("db3", 2*time.Hour),
+			want: []probSum{{Code: ReplicaLagging, Instances: []string{"db3"}}},
+			reasons: map[Code][]string{
+				ReplicaLagging: {"more than its SQL_Delay 1h0m0s"},
+			},
+		},
+		{
+			name: "quarantined instance is reported",
+			b:    base().notReplica("db3").quarantine("db3", "errant transactions r3:1"),
+			want: []probSum{{Code: InstanceQuarantined, Instances: []string{"db3"}}},
+			reasons: map[Code][]string{
+				InstanceQuarantined: {"db3 is quarantined: errant transactions r3:1", "regentctl rejoin db3"},
+			},
+		},
+		{
+			name: "no primary recorded, one writable instance",
+			b:    base().state(func(s *ReplicatedState) { s.Primary = "" }),
+			want: []probSum{{Code: NoPrimary, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				NoPrimary: {"db1 is the only writable instance", "regentctl failover --to db1"},
+			},
+		},
+		{
+			name: "recorded primary is not configured",
+			b:    base().state(func(s *ReplicatedState) { s.Primary = "db9" }),
+			want: []probSum{{Code: NoPrimary, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				NoPrimary: {`"db9" is not an instance`},
+			},
+		},
+		{
+			name: "invalid policy",
+			b:    base().policy(func(p *Policy) { p.FenceAfter = 5 * time.Second }),
+			want: []probSum{{Code: InvalidInput, Instances: []string{}}},
+			reasons: map[Code][]string{
+				InvalidInput: {"fence_after (5s) must be shorter than lease_timeout (3s)"},
+			},
+		},
+		{
+			name: "invalid view: leader without report",
+			b:    base().state(func(*ReplicatedState) {}).policy(func(*Policy) {}),
+			want: []probSum{{Code: InvalidInput, Instances: []string{}}},
+			reasons: map[Code][]string{
+				InvalidInput: {`leader "a9" has no agent report`},
+			},
+		},
+		{
+			name: "several problems come in priority order",
+			b:    base().writable("db3", true).lag("db2", time.Minute).quarantine("db3", "errant r3:1"),
+			want: []probSum{
+				{Code: TwoWritablePrimaries, Instances: []string{"db3", "db1"}, Target: "db3", Action: ActionFence, Actionable: true},
+				{Code: ReplicaLagging, Instances: []string{"db2"}},
+				{Code: InstanceQuarantined, Instances: []string{"db3"}},
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v, p := tc.b.build()
+			if tc.name == "invalid view: leader without report" {
+				v.Leader = "a9"
+			}
+			got := Analyze(v, p)
+			check(t, "problems", tc.want, summarize(got))
+			for code, subs := range tc.reasons {
+				found := false
+				for _, pr := range got {
+					if pr.Code != code {
+						continue
+					}
+					found = true
+					text := pr.Reason
+					for _, b := range pr.Blockers {
+						text += " | " + b.Reason
+					}
+					mustContain(t, string(code), text, subs...)
+				}
+				if !found {
+					t.Errorf("no %s problem to check reasons on", code)
+				}
+			}
+			for _, pr := range got {
+				if pr.Reason == "" {
+					t.Errorf("%s has no reason", pr.Code)
+				}
+				if pr.Action != ActionNone && !pr.Actionable && len(pr.Blockers) == 0 {
+					t.Errorf("%s: silent non-action: not actionable and no blocker", pr.Code)
+				}
+				for _, b := range pr.Blockers {
+					if strings.TrimSpace(b.Reason) == "" {
+						t.Errorf("%s: blocker %s without a reason", pr.Code, b.Kind)
+					}
+				}
+			}
+		})
+	}
+}
+
+// Analyze must be deterministic: map order never shows.
+func TestAnalyzeDeterministic(t *testing.T) {
+	v, p := base().writable("db3", true).lag("db2", time.Minute).build()
+	first := summarize(Analyze(v, p))
+	for i := 0; i < 50; i++ {
+		check(t, "run", first, summarize(Analyze(v, p)))
+	}
+}
+
+func TestProblemKindsTable(t *testing.T) {
+	kinds := ProblemKinds()
+	seen := map[Code]bool{}
+	last := -1
+	for _, k := range kinds {
+		if seen[k.Code] {
+			t.Errorf("duplicate code %s", k.Code)
+		}
+		seen[k.Code] = true
+		if k.Priority <= last {
+			t.Errorf("%s: priority %d not after %d: the table must be in priority order", k.Code, k.Priority, last)
+		}
+		last = k.Priority
+		if k.Description == "" {
+			t.Errorf("%s has no description", k.Code)
+		}
+	}
+	for _, c := range []Code{DeadPrimary, DeadPrimaryAndSomeReplicas, UnreachablePrimary, PrimaryNotWritable, PrimaryIsolated,
+		TwoWritablePrimaries, ReplicaNotReplicating, ReplicaLagging, ReplicaPointsElsewhere, ErrantGTIDOnReplica,
+		SemiSyncBlocked, NoPrimary, Healthy} {
+		if !seen[c] {
+			t.Errorf("the issue's problem %s is missing from the table", c)
+		}
+	}
+}
+
+func TestErrantGTIDsAndCarry(t *testing.T) {
+	cases := []struct {
+		name  string
+		b     *B
+		live  map[string]string
+		carry map[string]string
+	}{
+		{
+			name:  "clean replicas judged clean",
+			b:     base().probes("db1", func(pr *Probe) { pr.ObservedAt = ago(100 * ms) }),
+			live:  map[string]string{"db2": "", "db3": ""},
+			carry: map[string]string{"db1": "<nil>", "db2": "<nil>", "db3": "<nil>"},
+		},
+		{
+			name:  "primary probed before the replicas: no judgement, carried value kept",
+			b:     base().probes("db1", func(pr *Probe) { pr.ObservedAt = ago(300 * ms) }).knownErrant("db3", "r3:1"),
+			live:  map[string]string{},
+			carry: map[string]string{"db1": "<nil>", "db2": "<nil>", "db3": "r3:1"},
+		},
+		{
+			name: "errant found by one agent's ordered pair",
+			b: base().exec("db3", "p:1-100,r3:1").probes("db1", func(pr *Probe) { pr.ObservedAt = ago(300 * ms) }).
+				probeBy("a1", "db1", func(pr *Probe) { pr.ObservedAt = ago(100 * ms) }),
+			live:  map[string]string{"db2": "", "db3": "r3:1"},
+			carry: map[string]string{"db1": "<nil>", "db2": "<nil>", "db3": "r3:1"},
+		},
+		{
+			name:  "repaired replica forgets its carried errant",
+			b:     base().knownErrant("db3", "r3:1").probes("db1", func(pr *Probe) { pr.ObservedAt = ago(100 * ms) }),
+			live:  map[string]string{"db2": "", "db3": ""},
+			carry: map[string]string{"db1": "<nil>", "db2": "<nil>", "db3": "<nil>"},
+		},
+		{
+			name:  "dead primary: nothing judged, knowledge kept",
+			b:     base().primaryGone(ago(time.Second)).knownErrant("db2", "r2:1-3"),
+			live:  map[string]string{},
+			carry: map[string]string{"db1": "<nil>", "db2": "r2:1-3", "db3": "<nil>"},
+		},
+	}
+	str := func(m map[string]GTIDSet) map[string]string {
+		out := map[string]string{}
+		for k, s := range m {
+			if s == nil {
+				out[k] = "<nil>"
+			} else {
+				out[k] = s.String()
+			}
+		}
+		return out
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v, _ := tc.b.build()
+			check(t, "live", tc.live, str(ErrantGTIDs(v)))
+			check(t, "carry", tc.carry, str(CarryErrant(v)))
+		})
+	}
+}
