@@ -1,0 +1,533 @@
+package proxyhook
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/regentdb/regent/proxyhook/haproxytest"
+)
+
+// These tests run real HAProxy 2.6 processes in front of tiny Go TCP
+// servers that greet every connection with their name ("id=alpha\n") and
+// then hold it open: enough to see where HAProxy sends a new connection and
+// whether it cut an open one. The same scenarios over real MariaDB and MySQL
+// servers are in haproxy_mysql_test.go.
+
+// idBackend is a TCP server that answers its id.
+type idBackend struct {
+	name string
+	ln   net.Listener
+	mu   sync.Mutex
+	open map[net.Conn]struct{}
+	wg   sync.WaitGroup
+}
+
+func startIDBackend(t *testing.T, name string) *idBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &idBackend{name: name, ln: ln, open: map[net.Conn]struct{}{}}
+	b.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.open[c] = struct{}{}
+			b.mu.Unlock()
+			b.wg.Go(func() {
+				defer func() {
+					b.mu.Lock()
+					delete(b.open, c)
+					b.mu.Unlock()
+					c.Close()
+				}()
+				if _, err := io.WriteString(c, "id="+name+"\n"); err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, c) // hold until the peer closes
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		b.mu.Lock()
+		for c := range b.open {
+			c.Close()
+		}
+		b.mu.Unlock()
+		b.wg.Wait()
+	})
+	return b
+}
+
+func (b *idBackend) port() int { return b.ln.Addr().(*net.TCPAddr).Port }
+
+// dialID connects through addr and reads the greeting. HAProxy closes the
+// connection when no server can take it: that is an error here.
+func dialID(addr string) (string, net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", nil, err
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		c.Close()
+		return "", nil, fmt.Errorf("no greeting through %s: %w", addr, err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	return strings.TrimPrefix(strings.TrimSpace(line), "id="), c, nil
+}
+
+// idOnce returns the id a new connection lands on, and closes it.
+func idOnce(addr string) (string, error) {
+	id, c, err := dialID(addr)
+	if err != nil {
+		return "", err
+	}
+	c.Close()
+	return id, nil
+}
+
+// waitRoutedTo polls (bounded) until new connections through addr land on
+// want several times in a row (so that round-robin over servers still up
+// cannot fake it), and returns how long it took.
+func waitRoutedTo(t *testing.T, addr, want string, within time.Duration) time.Duration {
+	t.Helper()
+	const inARow = 6
+	start := time.Now()
+	deadline := start.Add(within)
+	var last string
+	hits := 0
+	for attempt := 0; ; attempt++ {
+		id, err := idOnce(addr)
+		if err == nil && id == want {
+			hits++
+			if hits == inARow {
+				return time.Since(start)
+			}
+			continue
+		}
+		hits = 0
+		last = fmt.Sprintf("id %q err %v", id, err)
+		if time.Now().After(deadline) || attempt > 10000 {
+			t.Fatalf("connections through %s did not land on %s within %s (last: %s)", addr, want, within, last)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitCut waits until the peer closes c (HAProxy shut the session down).
+func waitCut(t *testing.T, c net.Conn, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	_ = c.SetReadDeadline(start.Add(within))
+	_, err := c.Read(make([]byte, 1))
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("open session was not cut within %s", within)
+	}
+	if err == nil {
+		t.Fatal("open session received data instead of being cut")
+	}
+	return time.Since(start)
+}
+
+// agent serves a health endpoint whose local state the test flips.
+type agent struct {
+	state atomic.Pointer[LocalState]
+	srv   *httptest.Server
+}
+
+func startAgent(t *testing.T, s LocalState) *agent {
+	t.Helper()
+	a := &agent{}
+	a.set(s)
+	a.srv = httptest.NewServer(NewHealthHandler(func(context.Context) (LocalState, error) { return *a.state.Load(), nil }, nil))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *agent) set(s LocalState) { a.state.Store(&s) }
+
+func (a *agent) port() int {
+	return a.srv.Listener.Addr().(*net.TCPAddr).Port
+}
+
+func primaryState(name string, epoch uint64) LocalState {
+	return LocalState{Instance: name, Epoch: epoch, Reachable: true, IsPrimary: true, Writable: true, LeaseHeld: true}
+}
+
+func replicaState(name string, epoch uint64) LocalState {
+	return LocalState{Instance: name, Epoch: epoch, Reachable: true, Replicating: true, IOThreadRunning: true, SQLThreadRunning: true, LagKnown: true}
+}
+
+// member is one instance behind the test HAProxy.
+type member struct {
+	instance string // Regent's name
+	server   string // HAProxy's server name: deliberately different
+	port     int    // where the database (or id backend) listens
+	agent    *agent // nil: no health check
+}
+
+// writeProxies renders a TCP frontend and a write backend. With checks, the
+// backend asks each agent's /primary, fast (the failover target needs it).
+func writeProxies(frontPort int, members []member) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "frontend fe_write\n    bind 127.0.0.1:%d\n    default_backend be_write\n\n", frontPort)
+	b.WriteString("backend be_write\n    balance roundrobin\n")
+	b.WriteString("    option httpchk GET /primary\n    http-check expect status 200\n")
+	b.WriteString("    default-server inter 100ms fastinter 100ms downinter 100ms fall 2 rise 1 on-marked-down shutdown-sessions\n")
+	for _, m := range members {
+		fmt.Fprintf(&b, "    server %s 127.0.0.1:%d", m.server, m.port)
+		if m.agent != nil {
+			fmt.Fprintf(&b, " check addr 127.0.0.1 port %d", m.agent.port())
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func writeServers(members []member) map[string]string {
+	m := map[string]string{}
+	for _, x := range members {
+		m[x.instance] = "be_write/" + x.server
+	}
+	return m
+}
+
+func haproxyTarget(t *testing.T, name, runtimeAPI string, members []member, mutate func(*HAProxyConfig)) *HAProxyTarget {
+	t.Helper()
+	cfg := HAProxyConfig{Name: name, RuntimeAPI: runtimeAPI, WriteServers: writeServers(members), Timeout: 2 * time.Second}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	tg, err := NewHAProxyTarget(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
+func TestHAProxyPullPathFollowsHealthChecks(t *testing.T) {
+	names := []string{"alpha", "beta", "gamma"}
+	var members []member
+	for i, n := range names {
+		st := replicaState(n, 1)
+		if i == 0 {
+			st = primaryState(n, 1)
+		}
+		members = append(members, member{instance: n, server: "mysql-" + n[:1], port: startIDBackend(t, n).port(), agent: startAgent(t, st)})
+	}
+	front := haproxytest.FreePort(t)
+	h := haproxytest.Start(t, writeProxies(front, members))
+	addr := fmt.Sprintf("127.0.0.1:%d", front)
+
+	waitRoutedTo(t, addr, "alpha", 5*time.Second)
+	id, session, err := dialID(addr)
+	if err != nil || id != "alpha" {
+		t.Fatalf("session on %q (%v), want alpha", id, err)
+	}
+	defer session.Close()
+
+	// Failover as the agents see it: alpha's agent loses its lease, beta's
+	// becomes the primary of epoch 2. Nobody touches HAProxy.
+	alpha := primaryState("alpha", 1)
+	alpha.LeaseHeld = false
+	members[0].agent.set(alpha)
+	members[1].agent.set(primaryState("beta", 2))
+
+	moved := waitRoutedTo(t, addr, "beta", 5*time.Second)
+	cut := waitCut(t, session, 5*time.Second)
+	t.Logf("pull path: new connections on beta after %s; alpha's open session cut (on-marked-down shutdown-sessions) after a further %s", moved, cut)
+	for range 6 {
+		if id, err := idOnce(addr); err != nil || id != "beta" {
+			t.Fatalf("connection landed on %q (%v), want only beta", id, err)
+		}
+	}
+
+	// With the state saved before the reload (what the ExecReload step in
+	// deploy/haproxy does), the new worker starts with alpha already DOWN:
+	// the very first connections go to beta.
+	h.SaveState()
+	h.Reload()
+	for range 6 {
+		if id, err := idOnce(addr); err != nil || id != "beta" {
+			t.Fatalf("right after a reload with saved state, connection landed on %q (%v), want only beta", id, err)
+		}
+	}
+
+	// A reload without saved state starts from haproxy.cfg: the health
+	// checks bring the route back to beta on their own.
+	if err := os.Remove(h.StateFile); err != nil {
+		t.Fatal(err)
+	}
+	h.Reload()
+	after := waitRoutedTo(t, addr, "beta", 5*time.Second)
+	t.Logf("after a reload without saved state, checks routed to beta within %s", after)
+	for range 6 {
+		if id, err := idOnce(addr); err != nil || id != "beta" {
+			t.Fatalf("after reload, connection landed on %q (%v), want only beta", id, err)
+		}
+	}
+}
+
+func TestHAProxyPushPathMovesRouteAtOnce(t *testing.T) {
+	// No health checks at all: only the runtime API can move the route,
+	// so this shows the push path alone.
+	var members []member
+	for _, n := range []string{"alpha", "beta", "gamma"} {
+		members = append(members, member{instance: n, server: "srv_" + n, port: startIDBackend(t, n).port()})
+	}
+	front := haproxytest.FreePort(t)
+	h := haproxytest.Start(t, writeProxies(front, members))
+	addr := fmt.Sprintf("127.0.0.1:%d", front)
+	target := haproxyTarget(t, "lb1", "unix:"+h.AdminSocket, members, func(c *HAProxyConfig) { c.ServerStateFile = h.StateFile })
+	router := NewRouter(testLogger(t))
+	router.SetTargets("main", target)
+	ctx := t.Context()
+
+	rep, err := router.Route(ctx, RouteChange{Cluster: "main", Epoch: 1, NewPrimary: Endpoint{Name: "alpha"}})
+	if err != nil {
+		t.Fatalf("route to alpha: %v", err)
+	}
+	t.Logf("epoch 1: %s", rep.Results[0].Detail)
+	for range 6 {
+		if id, err := idOnce(addr); err != nil || id != "alpha" {
+			t.Fatalf("connection landed on %q (%v), want only alpha", id, err)
+		}
+	}
+	_, session, err := dialID(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close()
+
+	// Unroute first (before fencing), as a failover does: no writer at all,
+	// and alpha's session is cut.
+	if _, err := router.Unroute(ctx, "main", 2, Endpoint{Name: "alpha"}); err != nil {
+		t.Fatalf("unroute alpha: %v", err)
+	}
+	cut := waitCut(t, session, 2*time.Second)
+	if id, err := idOnce(addr); err == nil {
+		t.Fatalf("after unroute a connection still reached %s", id)
+	}
+
+	start := time.Now()
+	rep, err = router.Route(ctx, RouteChange{Cluster: "main", Epoch: 2, OldPrimary: Endpoint{Name: "alpha"}, NewPrimary: Endpoint{Name: "beta"}})
+	if err != nil {
+		t.Fatalf("route to beta: %v", err)
+	}
+	took := time.Since(start)
+	// At once: the very first connection after Route returns is on beta.
+	for range 6 {
+		if id, err := idOnce(addr); err != nil || id != "beta" {
+			t.Fatalf("connection right after Route landed on %q (%v), want beta", id, err)
+		}
+	}
+	t.Logf("push path: unroute cut alpha's session in %s; route to beta took %s (%s)", cut, took, rep.Results[0].Detail)
+	if !strings.Contains(rep.Results[0].Detail, "server state saved") {
+		t.Errorf("detail %q: the server state file was not written", rep.Results[0].Detail)
+	}
+
+	// A stale leader's change is refused and leaves HAProxy alone.
+	if _, err := router.Route(ctx, RouteChange{Cluster: "main", Epoch: 1, NewPrimary: Endpoint{Name: "alpha"}}); !errors.Is(err, ErrStaleEpoch) {
+		t.Fatalf("stale route: %v", err)
+	}
+	if id, _ := idOnce(addr); id != "beta" {
+		t.Fatalf("after a refused stale change, connection landed on %q", id)
+	}
+
+	// The route survives a reload: Regent rewrote the server-state-file
+	// after the change, and load-server-state-from-file restores it.
+	h.Reload()
+	for range 6 {
+		if id, err := idOnce(addr); err != nil || id != "beta" {
+			t.Fatalf("after reload, connection landed on %q (%v), want only beta", id, err)
+		}
+	}
+	states, err := target.Client().ShowServersState(ctx, "be_write")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range states {
+		if (s.Server == "srv_beta") == s.AdminState.InMaint() {
+			t.Errorf("after reload %s is %s", s.Server, s.AdminState)
+		}
+	}
+
+	// Control: without the state file a reload forgets the route and every
+	// server of haproxy.cfg takes connections again. This is why the file
+	// (or health checks) is needed.
+	if err := os.Remove(h.StateFile); err != nil {
+		t.Fatal(err)
+	}
+	h.Reload()
+	seen := map[string]bool{}
+	for range 6 {
+		id, err := idOnce(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[id] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("control failed: without a state file connections went only to %v; the test would not notice a lost route", seen)
+	}
+}
+
+func TestHAProxyPushForcesHealthAheadOfChecks(t *testing.T) {
+	// Checks on. The new primary's agent still says 503 (Raft's commit comes
+	// after the route step); the old primary's agent still says 200 (its
+	// agent has not noticed yet). Push wins at once both ways, then the
+	// checks agree once beta's agent flips.
+	alphaAgent := startAgent(t, primaryState("alpha", 1))
+	betaAgent := startAgent(t, replicaState("beta", 1))
+	members := []member{
+		{instance: "alpha", server: "a1", port: startIDBackend(t, "alpha").port(), agent: alphaAgent},
+		{instance: "beta", server: "b1", port: startIDBackend(t, "beta").port(), agent: betaAgent},
+	}
+	front := haproxytest.FreePort(t)
+	h := haproxytest.Start(t, writeProxies(front, members))
+	addr := fmt.Sprintf("127.0.0.1:%d", front)
+	waitRoutedTo(t, addr, "alpha", 5*time.Second)
+
+	target := haproxyTarget(t, "lb1", "tcp:"+h.AdminTCP, members, nil)
+	out, err := target.Route(t.Context(), RouteChange{Cluster: "main", Epoch: 2, OldPrimary: Endpoint{Name: "alpha"}, NewPrimary: Endpoint{Name: "beta"}})
+	if err != nil {
+		t.Fatalf("route over the TCP runtime API: %v", err)
+	}
+	if id, err := idOnce(addr); err != nil || id != "beta" {
+		t.Fatalf("first connection after the push landed on %q (%v), want beta", id, err)
+	}
+	t.Logf("forced: %s", out.Detail)
+	betaAgent.set(primaryState("beta", 2))
+	// Several check intervals later, still beta (and never alpha, in maint
+	// despite its agent's 200).
+	deadline := time.Now().Add(600 * time.Millisecond)
+	for n := 0; time.Now().Before(deadline) && n < 200; n++ {
+		if id, err := idOnce(addr); err != nil || id != "beta" {
+			t.Fatalf("connection landed on %q (%v) after checks ran, want beta", id, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestHAProxyRouterReportsEachInstance(t *testing.T) {
+	// Two HAProxy instances in front of the same servers, plus a third
+	// target configured with a socket that is only at operator level.
+	var members []member
+	for _, n := range []string{"alpha", "beta"} {
+		members = append(members, member{instance: n, server: "s-" + n, port: startIDBackend(t, n).port()})
+	}
+	f1, f2 := haproxytest.FreePort(t), haproxytest.FreePort(t)
+	h1 := haproxytest.Start(t, writeProxies(f1, members))
+	h2 := haproxytest.Start(t, writeProxies(f2, members))
+	router := NewRouter(testLogger(t))
+	router.SetTargets("main",
+		haproxyTarget(t, "lb1", "unix:"+h1.AdminSocket, members, nil),
+		haproxyTarget(t, "lb2", "tcp:"+h2.AdminTCP, members, nil),
+		haproxyTarget(t, "lb1-operator", "unix:"+h1.OperatorSocket, members, nil))
+
+	rep, err := router.Route(t.Context(), RouteChange{Cluster: "main", Epoch: 1, NewPrimary: Endpoint{Name: "beta"}})
+	if !errors.Is(err, ErrRouteIncomplete) || !errors.Is(err, ErrNotAdmin) {
+		t.Fatalf("err = %v, want an incomplete route because of the operator-level socket", err)
+	}
+	if len(rep.Results) != 3 || !rep.Results[0].OK || !rep.Results[1].OK || rep.Results[2].OK {
+		t.Fatalf("report = %+v", rep)
+	}
+	if msg := rep.Results[2].Error; !strings.Contains(msg, `add "level admin"`) || !strings.Contains(msg, h1.OperatorSocket) {
+		t.Errorf("operator-level error does not tell what to fix: %s", msg)
+	}
+	for _, f := range []int{f1, f2} {
+		addr := fmt.Sprintf("127.0.0.1:%d", f)
+		for range 4 {
+			if id, err := idOnce(addr); err != nil || id != "beta" {
+				t.Fatalf("through %s: %q (%v), want beta", addr, id, err)
+			}
+		}
+	}
+
+	// Names that haproxy.cfg does not have are reported, not guessed.
+	bad := haproxyTarget(t, "lb1", "unix:"+h1.AdminSocket, []member{{instance: "alpha", server: "mysql1"}, {instance: "beta", server: "s-beta"}}, nil)
+	if _, err := bad.Route(t.Context(), RouteChange{Cluster: "main", Epoch: 1, NewPrimary: Endpoint{Name: "beta"}}); !errors.Is(err, ErrNoSuchServer) {
+		t.Fatalf("unknown server name: %v", err)
+	}
+	if _, err := bad.Route(t.Context(), RouteChange{Cluster: "main", Epoch: 1, NewPrimary: Endpoint{Name: "gamma"}}); err == nil ||
+		!strings.Contains(err.Error(), "no entry in write_servers") {
+		t.Fatalf("unmapped instance: %v", err)
+	}
+}
+
+func TestRuntimeClientAgainstHAProxy(t *testing.T) {
+	b := startIDBackend(t, "alpha")
+	other := startIDBackend(t, "moved")
+	front := haproxytest.FreePort(t)
+	h := haproxytest.Start(t, writeProxies(front, []member{{instance: "alpha", server: "only", port: b.port()}}))
+	c, err := NewRuntimeClient(h.AdminSocket, RuntimeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	ref := ServerRef{Backend: "be_write", Server: "only"}
+	addr := fmt.Sprintf("127.0.0.1:%d", front)
+
+	// set addr/port, twice (idempotent), then connections land on the new
+	// address.
+	for range 2 {
+		if err := c.SetServerAddr(ctx, ref, "127.0.0.1", other.port()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if id, err := idOnce(addr); err != nil || id != "moved" {
+		t.Fatalf("after set addr: %q %v", id, err)
+	}
+	for _, st := range []AdminStateCommand{StateDrain, StateDrain, StateMaint, StateMaint, StateReady, StateReady} {
+		if err := c.SetServerState(ctx, ref, st); err != nil {
+			t.Fatalf("state %s: %v", st, err)
+		}
+		states, err := c.ShowServersState(ctx, "be_write")
+		if err != nil || len(states) != 1 {
+			t.Fatalf("show servers state: %v %+v", err, states)
+		}
+		s := states[0]
+		want := map[AdminStateCommand]bool{StateDrain: s.AdminState.Draining(), StateMaint: s.AdminState.InMaint(), StateReady: s.AdminState == 0}
+		if !want[st] {
+			t.Errorf("after %s the server is %s", st, s.AdminState)
+		}
+		if s.Port != other.port() || s.Addr != "127.0.0.1" {
+			t.Errorf("addr %s:%d", s.Addr, s.Port)
+		}
+	}
+	if err := c.ShutdownSessions(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetServerState(ctx, ServerRef{Backend: "be_write", Server: "nope"}, StateMaint); !errors.Is(err, ErrNoSuchServer) {
+		t.Fatalf("unknown server: %v", err)
+	}
+	if _, err := c.ShowServersState(ctx, "nope"); !errors.Is(err, ErrNoSuchServer) {
+		t.Fatalf("unknown backend: %v", err)
+	}
+	op, _ := NewRuntimeClient(h.OperatorSocket, RuntimeOptions{})
+	if err := op.SetServerState(ctx, ref, StateMaint); !errors.Is(err, ErrNotAdmin) {
+		t.Fatalf("operator socket: %v", err)
+	}
+	if _, err := op.ShowServersState(ctx, "be_write"); err != nil {
+		t.Fatalf("reading state needs no admin level: %v", err)
+	}
+}
