@@ -1,0 +1,804 @@
+package failover
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// stepLine prints a step's kind and parameters on one line, so that a plan
+// reads (and diffs) as a list.
+func stepLine(s Step) string {
+	parts := []string{string(s.Kind)}
+	add := func(format string, a ...any) { parts = append(parts, fmt.Sprintf(format, a...)) }
+	if s.Instance != "" {
+		add("%s", s.Instance)
+	}
+	if s.Source != "" {
+		add("source=%s", s.Source)
+	}
+	if len(s.Instances) > 0 {
+		add("%v", s.Instances)
+	}
+	if s.Via != "" {
+		add("via=%s", s.Via)
+	}
+	if !s.Until.IsZero() {
+		add("until=%s", stamp(s.Until))
+	}
+	if s.GTID != nil {
+		add("gtid=%s", s.GTID.String())
+	}
+	if s.Operation != "" {
+		add("op=%s", s.Operation)
+	}
+	switch {
+	case s.ExpectEpoch != 0:
+		add("epoch=%d->%d", s.ExpectEpoch, s.Epoch)
+	case s.Epoch != 0:
+		add("epoch=%d", s.Epoch)
+	}
+	if s.Role != "" {
+		add("role=%s", s.Role)
+	}
+	if s.Demote {
+		add("demote")
+	}
+	if s.SemiSync {
+		add("semisync")
+	}
+	if s.ForbidExtra {
+		add("forbid-extra")
+	}
+	if s.AntiFlap != 0 {
+		add("antiflap=%v", s.AntiFlap)
+	}
+	return strings.Join(parts, " ")
+}
+
+type planSum struct {
+	Kind      OperationKind
+	Trigger   Trigger
+	Old, New  string
+	Expected  string
+	Epoch     uint64
+	TakesOver string
+	Steps     []string
+}
+
+func summarizePlan(p Plan) planSum {
+	s := planSum{Kind: p.Kind, Trigger: p.Trigger, Old: p.OldPrimary, New: p.NewPrimary, Expected: p.Expected, Epoch: p.Epoch, TakesOver: p.TakesOver, Steps: []string{}}
+	for _, st := range p.Steps {
+		s.Steps = append(s.Steps, stepLine(st))
+	}
+	return s
+}
+
+// checkPlan compares a planner's result with the expectations and checks the
+// rules every plan obeys.
+func checkPlan(t *testing.T, pl Plan, err error, want planSum, refusal, warnings []string) {
+	t.Helper()
+	if len(refusal) > 0 {
+		if !errors.Is(err, ErrRefused) {
+			t.Fatalf("want a refusal, got err=%v plan=%v", err, summarizePlan(pl).Steps)
+		}
+		mustContain(t, "refusal", err.Error(), refusal...)
+		return
+	}
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	check(t, "plan", want, summarizePlan(pl))
+	mustContain(t, "warnings", strings.Join(pl.Warnings, "; "), warnings...)
+	for i, s := range pl.Steps {
+		if s.Timeout <= 0 {
+			t.Errorf("step %d (%s) has no timeout", i, s.Kind)
+		}
+		if s.Why == "" {
+			t.Errorf("step %d (%s) does not say why", i, s.Kind)
+		}
+		if (s.Kind == StepPromote || s.Kind == StepRoute || s.Kind == StepFence || s.Kind == StepSetWritable) && !s.Irreversible {
+			t.Errorf("step %d (%s) must be marked irreversible (VerifyLeader before it)", i, s.Kind)
+		}
+	}
+}
+
+// stopped is the fresh view after the runner stopped the IO threads: IO No,
+// lag NULL.
+func (b *B) stopped() *B {
+	for _, n := range b.v.names() {
+		if n != "db1" {
+			b.replica(n, func(rs *ReplicaStatus) { rs.IOState, rs.Lag, rs.LastIOError = IONo, nil, "" })
+		}
+	}
+	return b
+}
+
+var (
+	preSteps = func(fence ...string) []string {
+		out := []string{"record-intent db1 op=failover epoch=7->8", "pre-hooks op=failover", "unroute-old-primary db1 epoch=8"}
+		out = append(out, fence...)
+		return append(out, "stop-io-threads [db2 db3]", "wait-relay-logs [db2 db3]", "choose-candidate [db2 db3]")
+	}
+	tail = func(chosen, other string, lead ...string) []string {
+		out := append([]string(nil), lead...)
+		return append(out,
+			"promote "+chosen+" semisync",
+			"repoint "+other+" source="+chosen+" semisync",
+			"route "+chosen+" epoch=8",
+			"commit-epoch "+chosen+" gtid=p:1-100 epoch=7->8 antiflap=5m0s",
+			"post-hooks op=failover")
+	}
+)
+
+func TestPlanFailover(t *testing.T) {
+	hostLost := func() *B { return base().primaryGone(ago(3*time.Second)).silent("a1", ago(2*time.Second)) }
+	cases := []struct {
+		name     string
+		b        *B
+		trigger  Trigger
+		target   string
+		force    bool
+		want     planSum
+		refusal  []string
+		warnings []string
+	}{
+		{
+			name: "host lost: wait out the silent agent's lease",
+			b:    hostLost(),
+			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", Expected: "db2", Epoch: 8,
+				Steps: preSteps("wait-lease db1 until=12:00:01.000")},
+		},
+		{
+			name: "fast path: fenced through the agent that saw mysqld go, no wait",
+			b:    base().localGone("a1", ago(50*ms)).down("db1", ClassRefused, ago(100*ms)),
+			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", Expected: "db2", Epoch: 8,
+				Steps: preSteps("fence-old-primary db1 via=agent")},
+		},
+		{
+			name: "isolated primary whose lease lapsed, still reachable: fenced directly",
+			b:    base().silent("a1", ago(4*time.Second)).writable("db1", false),
+			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", Expected: "db2", Epoch: 8,
+				Steps: preSteps("fence-old-primary db1 via=direct until=11:59:59.000")},
+		},
+		{
+			name: "hung primary, agent alive: fenced through the agent, bounded by the lease",
+			b:    base().down("db1", ClassTimeout, ago(3*time.Second)).progress("db2", ago(5*time.Second)).progress("db3", ago(5*time.Second)),
+			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", Expected: "db2", Epoch: 8,
+				Steps: preSteps("fence-old-primary db1 via=agent until=12:00:02.900")},
+		},
+		{
+			name: "primary without agent: cannot be fenced, warned",
+			b:    base().primaryGone(ago(3*time.Second)).inst("db1", func(in *Instance) { in.OwnerAgent = "" }),
+			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", Expected: "db2", Epoch: 8,
+				Steps: preSteps()},
+			warnings: []string{"db1 has no agent and the leader cannot reach it"},
+		},
+		{
+			name:    "blip: automatic failover refused with the reason",
+			b:       base().down("db1", ClassTimeout, ago(5*time.Second)),
+			refusal: []string{"db1 is not dead", "replicas db2, db3 still receive from db1"},
+		},
+		{
+			name:    "isolated but lease not lapsed: refused until it lapses",
+			b:       base().silent("a1", ago(2*time.Second)),
+			refusal: []string{"lost the quorum", "its lease lapses at 12:00:01.000"},
+		},
+		{
+			name:    "paused: automatic refused",
+			b:       hostLost().state(func(s *ReplicatedState) { s.Paused = true }),
+			refusal: []string{"paused"},
+		},
+		{
+			name:    "anti-flap: automatic refused",
+			b:       hostLost().state(func(s *ReplicatedState) { s.AntiFlapUntil = t0.Add(time.Minute) }),
+			refusal: []string{"anti-flap window until 12:01:00.000"},
+		},
+		{
+			name:    "anti-flap and pause: a manual failover bypasses both",
+			b:       hostLost().state(func(s *ReplicatedState) { s.AntiFlapUntil, s.Paused = t0.Add(time.Minute), true }),
+			trigger: TriggerManual,
+			want: planSum{Kind: OpFailover, Trigger: TriggerManual, Old: "db1", Expected: "db2", Epoch: 8,
+				Steps: preSteps("wait-lease db1 until=12:00:01.000")},
+		},
+		{
+			name: "operation in progress: refused, manual too",
+			b: hostLost().state(func(s *ReplicatedState) {
+				s.Operation = Operation{Kind: OpSwitchover, ID: "op-9", StartedAt: ago(time.Second)}
+			}),
+			trigger: TriggerManual,
+			refusal: []string{"operation op-9 (switchover) in progress"},
+		},
+		{
+			name: "abandoned operation is taken over",
+			b: hostLost().state(func(s *ReplicatedState) {
+				s.Operation = Operation{Kind: OpFailover, ID: "op-8", StartedAt: ago(10 * time.Minute)}
+			}),
+			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", Expected: "db2", Epoch: 8, TakesOver: "op-8",
+				Steps: preSteps("wait-lease db1 until=12:00:01.000")},
+			warnings: []string{"operation op-8 (failover) started at 11:50:00.000 was abandoned"},
+		},
+		{
+			name:    "nothing promotable: refused before anything is touched",
+			b:       hostLost().rule("db2", PromotionMustNot).sqlStopped("db3", "Error 1062"),
+			refusal: []string{"no instance can be promoted", "db2: promotion rule is must_not", "db3: SQL thread stopped with error: Error 1062"},
+		},
+		{
+			name:    "manual failover of a healthy primary: planned, with a hint",
+			b:       base(),
+			trigger: TriggerManual,
+			want: planSum{Kind: OpFailover, Trigger: TriggerManual, Old: "db1", Expected: "db2", Epoch: 8,
+				Steps: preSteps("fence-old-primary db1 via=direct until=12:00:02.900")},
+			warnings: []string{"a switchover would block writes for less time"},
+		},
+		{
+			name:    "no primary recorded",
+			b:       hostLost().state(func(s *ReplicatedState) { s.Primary = "" }),
+			refusal: []string{"no primary is recorded"},
+		},
+		{
+			name:   "forced failover to a replica behind: planned",
+			b:      hostLost().exec("db3", "p:1-97"),
+			target: "db3",
+			want: planSum{Kind: OpForcedFailover, Trigger: TriggerManual, Old: "db1", Expected: "db3", Epoch: 8,
+				Steps: []string{"record-intent db1 op=forced-failover epoch=7->8", "pre-hooks op=forced-failover", "unroute-old-primary db1 epoch=8",
+					"wait-lease db1 until=12:00:01.000", "stop-io-threads [db2 db3]", "wait-relay-logs [db2 db3]", "choose-candidate [db2 db3]"}},
+		},
+		{
+			name:    "forced failover to a replica with errant transactions: refused without force",
+			b:       hostLost().exec("db3", "p:1-100,r3:1").knownErrant("db3", "r3:1"),
+			target:  "db3",
+			refusal: []string{"db3 may not be promoted: errant transactions r3:1", "force overrides"},
+		},
+		{
+			name:   "forced failover to a replica with errant transactions: force warns",
+			b:      hostLost().exec("db3", "p:1-100,r3:1").knownErrant("db3", "r3:1"),
+			target: "db3", force: true,
+			want: planSum{Kind: OpForcedFailover, Trigger: TriggerManual, Old: "db1", Expected: "db3", Epoch: 8,
+				Steps: []string{"record-intent db1 op=forced-failover epoch=7->8", "pre-hooks op=forced-failover", "unroute-old-primary db1 epoch=8",
+					"wait-lease db1 until=12:00:01.000", "stop-io-threads [db2 db3]", "wait-relay-logs [db2 db3]", "choose-candidate [db2 db3]"}},
+			warnings: []string{"forced: db3: errant transactions r3:1"},
+		},
+		{
+			name:    "forced failover to the primary itself",
+			b:       hostLost(),
+			target:  "db1",
+			refusal: []string{"db1 is the primary being replaced"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v, p := tc.b.build()
+			var pl Plan
+			var err error
+			switch {
+			case tc.target != "":
+				pl, err = PlanForcedFailover(v, p, tc.target, tc.force)
+			case tc.trigger == TriggerManual:
+				pl, err = PlanFailover(v, p, TriggerManual)
+			default:
+				pl, err = PlanFailover(v, p, TriggerAutomatic)
+			}
+			checkPlan(t, pl, err, tc.want, tc.refusal, tc.warnings)
+		})
+	}
+}
+
+func TestChooseCandidate(t *testing.T) {
+	hostLost := func() *B { return base().primaryGone(ago(3*time.Second)).silent("a1", ago(2*time.Second)) }
+	pre := preSteps("wait-lease db1 until=12:00:01.000")
+	withPre := func(tail []string) []string { return append(append([]string(nil), pre...), tail...) }
+	cases := []struct {
+		name     string
+		before   *B
+		fresh    *B
+		target   string
+		force    bool
+		want     planSum
+		refusal  []string
+		warnings []string
+	}{
+		{
+			name:   "plain: the first ranked is promoted, the other repointed",
+			before: hostLost(),
+			fresh:  hostLost().stopped(),
+			want:   planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", New: "db2", Expected: "db2", Epoch: 8, Steps: withPre(tail("db2", "db3"))},
+		},
+		{
+			name:   "fresh facts change the choice: the most advanced after relay logs wins",
+			before: hostLost(),
+			fresh:  hostLost().stopped().exec("db3", "p:1-101"),
+			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", New: "db3", Expected: "db2", Epoch: 8,
+				Steps: withPre([]string{"promote db3 semisync", "repoint db2 source=db3 semisync", "route db3 epoch=8",
+					"commit-epoch db3 gtid=p:1-101 epoch=7->8 antiflap=5m0s", "post-hooks op=failover"})},
+		},
+		{
+			name:   "must_not most advanced: catch the permitted one up from it",
+			before: hostLost().rule("db2", PromotionMustNot),
+			fresh:  hostLost().stopped().rule("db2", PromotionMustNot).exec("db2", "p:1-103"),
+			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", New: "db3", Expected: "db3", Epoch: 8,
+				Steps: withPre([]string{"catch-up db3 source=db2 gtid=p:1-103", "promote db3 semisync", "repoint db2 source=db3 semisync",
+					"route db3 epoch=8", "commit-epoch db3 gtid=p:1-103 epoch=7->8 antiflap=5m0s", "post-hooks op=failover"})},
+		},
+		{
+			name:   "lag seen before the IO threads stopped still excludes",
+			before: hostLost().lag("db2", 30*time.Second),
+			fresh:  hostLost().stopped(),
+			want:   planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", New: "db3", Expected: "db3", Epoch: 8, Steps: withPre(tail("db3", "db2"))},
+		},
+		{
+			name:    "replicas diverged on fresh facts: refuse, the runner undoes",
+			before:  hostLost(),
+			fresh:   hostLost().stopped().exec("db2", "p:1-101,x:1").exec("db3", "p:1-101,y:1"),
+			refusal: []string{"the replicas have diverged"},
+		},
+		{
+			name:   "chosen one died meanwhile: the next one is promoted, the dead one warned about",
+			before: hostLost(),
+			fresh:  hostLost().stopped().down("db2", ClassRefused, ago(200*ms)),
+			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", New: "db3", Expected: "db2", Epoch: 8,
+				Steps: withPre([]string{"promote db3 semisync", "route db3 epoch=8", "commit-epoch db3 gtid=p:1-100 epoch=7->8 antiflap=5m0s", "post-hooks op=failover"})},
+			warnings: []string{"db2 is unreachable and is not repointed now"},
+		},
+		{
+			name:   "quarantined replica is left alone",
+			before: hostLost().quarantine("db3", "errant r3:1"),
+			fresh:  hostLost().stopped().quarantine("db3", "errant r3:1"),
+			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", New: "db2", Expected: "db2", Epoch: 8,
+				Steps: withPre([]string{"promote db2 semisync", "route db2 epoch=8", "commit-epoch db2 gtid=p:1-100 epoch=7->8 antiflap=5m0s", "post-hooks op=failover"})},
+			warnings: []string{"db3 is quarantined (errant r3:1) and is left as it is"},
+		},
+		{
+			name:   "delayed replica is repointed and keeps its delay",
+			before: hostLost().delay("db3", time.Hour),
+			fresh:  hostLost().stopped().delay("db3", time.Hour),
+			want:   planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", New: "db2", Expected: "db2", Epoch: 8, Steps: withPre(tail("db2", "db3"))},
+		},
+		{
+			name:   "candidate applies its own relay log first",
+			before: hostLost(),
+			fresh:  hostLost().stopped().exec("db2", "p:1-99").retrieved("db2", "p:1-101").exec("db3", "p:1-100"),
+			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", New: "db2", Expected: "db2", Epoch: 8,
+				Steps: withPre([]string{"catch-up db2 source=db2 gtid=p:1-101", "promote db2 semisync", "repoint db3 source=db2 semisync",
+					"route db2 epoch=8", "commit-epoch db2 gtid=p:1-101 epoch=7->8 antiflap=5m0s", "post-hooks op=failover"})},
+		},
+		{
+			name:   "async durability: no semi-sync on promote and repoint",
+			before: hostLost().policy(func(p *Policy) { p.Durability = DurabilityAsync }),
+			fresh:  hostLost().stopped().policy(func(p *Policy) { p.Durability = DurabilityAsync }),
+			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", New: "db2", Expected: "db2", Epoch: 8,
+				Steps: withPre([]string{"promote db2", "repoint db3 source=db2", "route db2 epoch=8",
+					"commit-epoch db2 gtid=p:1-100 epoch=7->8 antiflap=5m0s", "post-hooks op=failover"})},
+		},
+		{
+			name:   "forced target kept on fresh facts and caught up",
+			before: hostLost().exec("db3", "p:1-97"),
+			fresh:  hostLost().stopped().exec("db3", "p:1-97"),
+			target: "db3",
+			want: planSum{Kind: OpForcedFailover, Trigger: TriggerManual, Old: "db1", New: "db3", Expected: "db3", Epoch: 8,
+				Steps: []string{"record-intent db1 op=forced-failover epoch=7->8", "pre-hooks op=forced-failover", "unroute-old-primary db1 epoch=8",
+					"wait-lease db1 until=12:00:01.000", "stop-io-threads [db2 db3]", "wait-relay-logs [db2 db3]", "choose-candidate [db2 db3]",
+					"catch-up db3 source=db2 gtid=p:1-100", "promote db3 semisync", "repoint db2 source=db3 semisync", "route db3 epoch=8",
+					"commit-epoch db3 gtid=p:1-100 epoch=7->8 antiflap=5m0s", "post-hooks op=forced-failover"}},
+		},
+		{
+			name:     "lost transactions are carried as a warning",
+			before:   hostLost().lastSeen("db1", "p:1-102"),
+			fresh:    hostLost().stopped().lastSeen("db1", "p:1-102"),
+			want:     planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", New: "db2", Expected: "db2", Epoch: 8, Steps: withPre(tail("db2", "db3"))},
+			warnings: []string{"transactions p:101-102 were last seen on db1"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v, p := tc.before.build()
+			var first Plan
+			var err error
+			if tc.target != "" {
+				first, err = PlanForcedFailover(v, p, tc.target, tc.force)
+			} else {
+				first, err = PlanFailover(v, p, TriggerAutomatic)
+			}
+			if err != nil {
+				t.Fatalf("first phase: %v", err)
+			}
+			fv, fp := tc.fresh.build()
+			pl, err := ChooseCandidate(fv, fp, first)
+			checkPlan(t, pl, err, tc.want, tc.refusal, tc.warnings)
+			if len(first.Steps) != len(pre) && tc.target == "" {
+				t.Errorf("ChooseCandidate changed the first phase's steps")
+			}
+		})
+	}
+}
+
+func TestChooseCandidateRejectsOtherPlans(t *testing.T) {
+	v, p := base().build()
+	sw, err := PlanSwitchover(v, p, "db2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ChooseCandidate(v, p, sw); err == nil || errors.Is(err, ErrRefused) {
+		t.Fatalf("want a usage error, got %v", err)
+	}
+}
+
+func TestPlanSwitchover(t *testing.T) {
+	steps := func(to, other string) []string {
+		return []string{
+			"record-intent " + to + " op=switchover epoch=7->8",
+			"pre-hooks op=switchover",
+			"wait-long-transactions db1",
+			"fence-old-primary db1 via=direct",
+			"unroute-old-primary db1 epoch=7",
+			"catch-up " + to + " source=db1 forbid-extra",
+			"promote " + to + " semisync",
+			"repoint " + other + " source=" + to + " semisync",
+			"repoint db1 source=" + to + " demote semisync",
+			"route " + to + " epoch=8",
+			"commit-epoch " + to + " epoch=7->8",
+			"post-hooks op=switchover",
+		}
+	}
+	cases := []struct {
+		name    string
+		b       *B
+		target  string
+		want    planSum
+		refusal []string
+	}{
+		{
+			name: "no target: the best replica",
+			b:    base(),
+			want: planSum{Kind: OpSwitchover, Trigger: TriggerManual, Old: "db1", New: "db2", Epoch: 8, Steps: steps("db2", "db3")},
+		},
+		{
+			name: "no target: prefer wins among equals",
+			b:    base().rule("db3", PromotionPrefer),
+			want: planSum{Kind: OpSwitchover, Trigger: TriggerManual, Old: "db1", New: "db3", Epoch: 8, Steps: steps("db3", "db2")},
+		},
+		{
+			name:   "named target",
+			b:      base(),
+			target: "db3",
+			want:   planSum{Kind: OpSwitchover, Trigger: TriggerManual, Old: "db1", New: "db3", Epoch: 8, Steps: steps("db3", "db2")},
+		},
+		{
+			name:   "paused: a switchover is manual and allowed",
+			b:      base().state(func(s *ReplicatedState) { s.Paused = true }),
+			target: "db2",
+			want:   planSum{Kind: OpSwitchover, Trigger: TriggerManual, Old: "db1", New: "db2", Epoch: 8, Steps: steps("db2", "db3")},
+		},
+		{
+			name: "no target: a lagging replica is passed over",
+			b:    base().lag("db2", 5*time.Second),
+			want: planSum{Kind: OpSwitchover, Trigger: TriggerManual, Old: "db1", New: "db3", Epoch: 8, Steps: steps("db3", "db2")},
+		},
+		{
+			name:    "target lags: refused",
+			b:       base().lag("db3", 5*time.Second),
+			target:  "db3",
+			refusal: []string{"db3 cannot take over", "lags 5s, more than switchover_max_lag 2s"},
+		},
+		{
+			name:    "target lag unknown: refused",
+			b:       base().replica("db3", func(rs *ReplicaStatus) { rs.Lag = nil }),
+			target:  "db3",
+			refusal: []string{"lag unknown"},
+		},
+		{
+			name:    "target must_not: refused",
+			b:       base().rule("db3", PromotionMustNot),
+			target:  "db3",
+			refusal: []string{"promotion rule is must_not"},
+		},
+		{
+			name:    "target is the primary: refused",
+			b:       base(),
+			target:  "db1",
+			refusal: []string{"db1 is already the primary"},
+		},
+		{
+			name:    "target holds errant transactions: refused",
+			b:       base().exec("db3", "p:1-100,r3:1").probes("db1", func(pr *Probe) { pr.ObservedAt = ago(100 * ms) }),
+			target:  "db3",
+			refusal: []string{"errant transactions r3:1"},
+		},
+		{
+			name:    "target not replicating: refused",
+			b:       base().io("db3", IONo),
+			target:  "db3",
+			refusal: []string{"IO thread is No"},
+		},
+		{
+			name:    "target with a broken SQL thread: refused",
+			b:       base().sqlStopped("db3", "Error 1032"),
+			target:  "db3",
+			refusal: []string{"SQL thread stopped with error: Error 1032"},
+		},
+		{
+			name:    "target replicates from a sibling: refused",
+			b:       base().source("db3", "db2"),
+			target:  "db3",
+			refusal: []string{"does not replicate from the primary db1"},
+		},
+		{
+			name:    "target delayed: refused",
+			b:       base().delay("db3", time.Hour).lag("db3", time.Hour),
+			target:  "db3",
+			refusal: []string{"delayed replica"},
+		},
+		{
+			name:    "target unreachable: refused",
+			b:       base().down("db3", ClassTimeout, ago(time.Second)),
+			target:  "db3",
+			refusal: []string{"unreachable from the leader"},
+		},
+		{
+			name:    "primary dead: use a failover",
+			b:       base().primaryGone(ago(3 * time.Second)),
+			refusal: []string{"a switchover needs a healthy primary; use a failover"},
+		},
+		{
+			name:    "primary read-only: refused",
+			b:       base().writable("db1", false),
+			refusal: []string{"db1 is read-only"},
+		},
+		{
+			name:    "no replica can take over",
+			b:       base().lag("db2", 5*time.Second).rule("db3", PromotionMustNot),
+			refusal: []string{"no replica can take over", "db2: lags 5s", "db3: promotion rule is must_not"},
+		},
+		{
+			name: "operation in progress: refused",
+			b: base().state(func(s *ReplicatedState) {
+				s.Operation = Operation{Kind: OpRejoin, ID: "op-3", StartedAt: ago(time.Second), Target: "db3"}
+			}),
+			refusal: []string{"operation op-3 (rejoin to db3) in progress"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v, p := tc.b.build()
+			pl, err := PlanSwitchover(v, p, tc.target)
+			checkPlan(t, pl, err, tc.want, tc.refusal, nil)
+		})
+	}
+}
+
+func TestPlanRejoin(t *testing.T) {
+	// After a failover: db2 is the primary of epoch 8, db1 (the old primary)
+	// is back, read-only and not a replica.
+	after := func() *B {
+		return base().state(func(s *ReplicatedState) { s.Primary, s.Epoch = "db2", 8 }).
+			notReplica("db2").writable("db2", true).source("db3", "db2").
+			writable("db1", false).
+			probes("db2", func(pr *Probe) { pr.ObservedAt = ago(100 * ms) })
+	}
+	cases := []struct {
+		name     string
+		b        *B
+		instance string
+		want     planSum
+		refusal  []string
+		warnings []string
+		errant   string
+	}{
+		{
+			name:     "subset of the new primary: rejoined as a demoted replica",
+			b:        after().exec("db2", "p:1-110"),
+			instance: "db1",
+			want: planSum{Kind: OpRejoin, Trigger: TriggerManual, Old: "db2", Epoch: 8, Steps: []string{
+				"record-intent db1 op=rejoin epoch=8->8", "fence db1", "repoint db1 source=db2 demote semisync", "finish op=rejoin"}},
+		},
+		{
+			name:     "errant transactions: quarantined and reported, never rejoined",
+			b:        after().exec("db1", "p:1-103").exec("db2", "p:1-101"),
+			instance: "db1",
+			want: planSum{Kind: OpQuarantine, Trigger: TriggerManual, Old: "db2", Epoch: 8, Steps: []string{
+				"record-intent db1 op=quarantine epoch=8->8", "fence db1", "quarantine db1 gtid=p:102-103", "finish op=quarantine"}},
+			warnings: []string{"db1 holds errant transactions p:102-103 that db2 lacks", "kept read-only, never silently rejoined"},
+		},
+		{
+			name:     "still errant while quarantined: refused with the fix",
+			b:        after().exec("db1", "p:1-103").exec("db2", "p:1-101").quarantine("db1", "errant p:102-103"),
+			instance: "db1",
+			refusal:  []string{"db1 is quarantined and still holds errant transactions p:102-103", "re-clone it from db2"},
+		},
+		{
+			name:     "repaired while quarantined: rejoined and lifted",
+			b:        after().exec("db2", "p:1-110").quarantine("db1", "errant p:102-103"),
+			instance: "db1",
+			want: planSum{Kind: OpRejoin, Trigger: TriggerManual, Old: "db2", Epoch: 8, Steps: []string{
+				"record-intent db1 op=rejoin epoch=8->8", "fence db1", "repoint db1 source=db2 demote semisync", "lift-quarantine db1", "finish op=rejoin"}},
+		},
+		{
+			name:     "still writable: fence first",
+			b:        after().writable("db1", true),
+			instance: "db1",
+			refusal:  []string{"db1 is writable although db2 is the primary of epoch 8"},
+		},
+		{
+			name:     "unreachable: later",
+			b:        after().down("db1", ClassRefused, ago(time.Second)),
+			instance: "db1",
+			refusal:  []string{"rejoin it when it is back"},
+		},
+		{
+			name:     "already a replica of the primary: nothing to do",
+			b:        after(),
+			instance: "db3",
+			refusal:  []string{"db3 already replicates from db2: nothing to do"},
+		},
+		{
+			name:     "the primary itself",
+			b:        after(),
+			instance: "db2",
+			refusal:  []string{"db2 is the primary of epoch 8"},
+		},
+		{
+			name:     "primary unreachable: cannot judge",
+			b:        after().down("db2", ClassTimeout, ago(time.Second)),
+			instance: "db1",
+			refusal:  []string{"its GTID set is needed to judge db1"},
+		},
+		{
+			name:     "unknown instance",
+			b:        after(),
+			instance: "db9",
+			refusal:  []string{"db9 is not an instance of cluster main"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v, p := tc.b.build()
+			pl, err := PlanRejoin(v, p, tc.instance)
+			checkPlan(t, pl, err, tc.want, tc.refusal, tc.warnings)
+		})
+	}
+}
+
+func TestPlanSmallActions(t *testing.T) {
+	cases := []struct {
+		name    string
+		plan    func(View, Policy) (Plan, error)
+		b       *B
+		want    planSum
+		refusal []string
+	}{
+		{
+			name: "fence a writable replica",
+			plan: func(v View, p Policy) (Plan, error) { return PlanFence(v, p, "db3") },
+			b:    base().writable("db3", true),
+			want: planSum{Kind: OpFence, Trigger: TriggerAutomatic, Old: "db1", Epoch: 7, Steps: []string{
+				"record-intent db3 op=fence epoch=7->7", "fence db3", "unroute-old-primary db3 epoch=7", "finish op=fence"}},
+		},
+		{
+			name:    "fencing the primary is a failover's job",
+			plan:    func(v View, p Policy) (Plan, error) { return PlanFence(v, p, "db1") },
+			b:       base(),
+			refusal: []string{"fencing it is part of a failover or switchover"},
+		},
+		{
+			name: "repoint a replica under the primary",
+			plan: func(v View, p Policy) (Plan, error) { return PlanRepoint(v, p, "db3") },
+			b:    base().source("db3", "db2").probes("db1", func(pr *Probe) { pr.ObservedAt = ago(100 * ms) }),
+			want: planSum{Kind: OpRepoint, Trigger: TriggerAutomatic, Old: "db1", Epoch: 7, Steps: []string{
+				"record-intent db3 op=repoint epoch=7->7", "repoint db3 source=db1 semisync", "finish op=repoint"}},
+		},
+		{
+			name:    "repoint refused with errant transactions",
+			plan:    func(v View, p Policy) (Plan, error) { return PlanRepoint(v, p, "db3") },
+			b:       base().source("db3", "db2").exec("db3", "p:1-100,r3:1").probes("db1", func(pr *Probe) { pr.ObservedAt = ago(100 * ms) }),
+			refusal: []string{"cannot be repointed safely: it holds errant transactions r3:1"},
+		},
+		{
+			name:    "repoint refused until the sets can be compared",
+			plan:    func(v View, p Policy) (Plan, error) { return PlanRepoint(v, p, "db3") },
+			b:       base().source("db3", "db2").probes("db1", func(pr *Probe) { pr.ObservedAt = ago(time.Second) }),
+			refusal: []string{"cannot be compared with the primary's yet"},
+		},
+		{
+			name: "restore writes on the lease holder's primary",
+			plan: PlanRestoreWrites,
+			b:    base().writable("db1", false),
+			want: planSum{Kind: OpRestoreWrites, Trigger: TriggerAutomatic, Old: "db1", Epoch: 7, Steps: []string{
+				"record-intent db1 op=restore-writes epoch=7->7", "set-writable db1", "route db1 epoch=7", "finish op=restore-writes"}},
+		},
+		{
+			name:    "restore writes refused while another instance is writable",
+			plan:    PlanRestoreWrites,
+			b:       base().writable("db1", false).writable("db3", true),
+			refusal: []string{"db3 is writable: it must be fenced first"},
+		},
+		{
+			name:    "restore writes refused on a writable primary",
+			plan:    PlanRestoreWrites,
+			b:       base(),
+			refusal: []string{"nothing to restore"},
+		},
+		{
+			name: "configure semi-sync",
+			plan: PlanConfigureSemiSync,
+			b:    base().semi(func(s *SemiSyncState) { *s = SemiSyncState{} }),
+			want: planSum{Kind: OpConfigureSemiSync, Trigger: TriggerAutomatic, Old: "db1", Epoch: 7, Steps: []string{
+				"record-intent db1 op=configure-semi-sync epoch=7->7", "configure-semi-sync db2 role=replica", "configure-semi-sync db3 role=replica",
+				"configure-semi-sync db1 role=source semisync", "finish op=configure-semi-sync"}},
+		},
+		{
+			name:    "configure semi-sync refused under async durability",
+			plan:    PlanConfigureSemiSync,
+			b:       base().policy(func(p *Policy) { p.Durability = DurabilityAsync }),
+			refusal: []string{"durability is async"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v, p := tc.b.build()
+			pl, err := tc.plan(v, p)
+			checkPlan(t, pl, err, tc.want, tc.refusal, nil)
+		})
+	}
+}
+
+// PlanAction closes the loop the runner runs: Analyze, then plan the first
+// actionable problem.
+func TestPlanAction(t *testing.T) {
+	cases := []struct {
+		name    string
+		b       *B
+		kind    OperationKind
+		refusal []string
+	}{
+		{name: "dead primary → failover", b: base().primaryGone(ago(3*time.Second)).silent("a1", ago(2*time.Second)), kind: OpFailover},
+		{name: "two writers → fence", b: base().writable("db3", true), kind: OpFence},
+		{name: "former primary → rejoin", b: base().notReplica("db3"), kind: OpRejoin},
+		{name: "replica elsewhere → repoint", b: base().source("db3", "db2").probes("db1", func(pr *Probe) { pr.ObservedAt = ago(100 * ms) }), kind: OpRepoint},
+		{name: "read-only primary → restore writes", b: base().writable("db1", false), kind: OpRestoreWrites},
+		{name: "semi-sync off → configure", b: base().semi(func(s *SemiSyncState) { *s = SemiSyncState{} }), kind: OpConfigureSemiSync},
+		{name: "paused dead primary → refused with the blocker", b: base().primaryGone(ago(3 * time.Second)).state(func(s *ReplicatedState) { s.Paused = true }), refusal: []string{"DeadPrimary is not actionable", "paused"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v, p := tc.b.build()
+			probs := Analyze(v, p)
+			var target Problem
+			for _, pr := range probs {
+				if pr.Action != ActionNone {
+					target = pr
+					break
+				}
+			}
+			pl, err := PlanAction(v, p, target)
+			if len(tc.refusal) > 0 {
+				if !errors.Is(err, ErrRefused) {
+					t.Fatalf("want refusal, got %v", err)
+				}
+				mustContain(t, "refusal", err.Error(), tc.refusal...)
+				return
+			}
+			if err != nil {
+				t.Fatalf("PlanAction(%s): %v", target.Code, err)
+			}
+			check(t, "kind", tc.kind, pl.Kind)
+			if pl.Trigger != TriggerAutomatic {
+				t.Errorf("trigger %s, want automatic", pl.Trigger)
+			}
+		})
+	}
+}
+
+func TestPlannersRejectInvalidInput(t *testing.T) {
+	v, p := base().build()
+	bad := p
+	bad.LeaseTimeout = 0
+	if _, err := PlanFailover(v, bad, TriggerManual); !errors.Is(err, ErrInvalidPolicy) {
+		t.Errorf("PlanFailover with a bad policy: %v", err)
+	}
+	v.Leader = ""
+	if _, err := PlanSwitchover(v, p, ""); !errors.Is(err, ErrInvalidView) {
+		t.Errorf("PlanSwitchover with a bad view: %v", err)
+	}
+}
