@@ -46,8 +46,7 @@ type Node struct {
 
 	mu        sync.Mutex
 	closing   bool
-	waiters   sync.WaitGroup // goroutines waiting on a Raft future
-	inflight  atomic.Int64   // proposals in flight, drained by Close
+	waiting   atomic.Int64 // goroutines waiting on a Raft future
 	closeDone chan struct{}
 	closeErr  error
 
@@ -419,8 +418,6 @@ func (n *Node) Propose(ctx context.Context, cmd Command) (Outcome, error) {
 	if n.raft.State() != raft.Leader {
 		return Outcome{}, n.notLeader(nil)
 	}
-	n.inflight.Add(1)
-	defer n.inflight.Add(-1)
 	ctx, cancel := n.bound(ctx)
 	defer cancel()
 	f := n.raft.Apply(data, remaining(ctx))
@@ -672,30 +669,22 @@ func (n *Node) Close(ctx context.Context) error {
 	if n.cfg.TransferLeadershipOnClose && n.IsLeader() && len(n.Servers()) > 1 {
 		n.transferLeadership(ctx)
 	}
-	// Let proposals in flight finish while Raft can still answer them.
-	for n.inflight.Load() > 0 && ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	// Let calls waiting on Raft finish while Raft can still answer them:
+	// hashicorp/raft resolves every future while it runs, but on shutdown
+	// drops those it had already queued to its FSM goroutine, which would
+	// leave our waiting goroutines blocked for ever.
+	n.drainWaiting(ctx)
 	n.mu.Lock() // orders the cancel with await's check
 	n.cancel()
 	n.mu.Unlock()
+	n.drainWaiting(ctx) // calls that slipped in before the cancel
 	if err := n.raft.Shutdown().Error(); err != nil {
 		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 	}
 	close(n.raftStopped)
 	n.owned.Wait()
-
-	// Raft resolves every future on shutdown except, rarely, one it had
-	// already queued to its FSM goroutine; do not hang on such a one.
-	waited := make(chan struct{})
-	go func() { n.waiters.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("%w: raft futures still unresolved after shutdown", ErrTimeout))
+	if k := n.drainWaiting(ctx); k > 0 {
+		errs = append(errs, fmt.Errorf("%w: %d raft futures unresolved after shutdown", ErrTimeout, k))
 	}
 
 	if n.bolt != nil {
@@ -737,11 +726,11 @@ func (n *Node) await(ctx context.Context, f raft.Future) error {
 		n.mu.Unlock()
 		return ErrClosed
 	}
-	n.waiters.Add(1)
+	n.waiting.Add(1)
 	n.mu.Unlock()
 	done := make(chan error, 1)
 	go func() {
-		defer n.waiters.Done()
+		defer n.waiting.Add(-1)
 		done <- f.Error()
 	}()
 	select {
@@ -751,6 +740,28 @@ func (n *Node) await(ctx context.Context, f raft.Future) error {
 		return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
 	case <-n.ctx.Done():
 		return ErrClosed
+	}
+}
+
+// drainWaiting waits, at most ApplyTimeout and while ctx lasts, for the
+// goroutines waiting on Raft futures to finish, and returns how many remain.
+func (n *Node) drainWaiting(ctx context.Context) int64 {
+	limit := time.NewTimer(n.cfg.ApplyTimeout)
+	defer limit.Stop()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		k := n.waiting.Load()
+		if k == 0 {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return k
+		case <-limit.C:
+			return k
+		case <-tick.C:
+		}
 	}
 }
 
