@@ -84,19 +84,8 @@ func FreePort(t testing.TB) int {
 // load-server-state-from-file global.
 func Start(t testing.TB, proxies string) *HAProxy {
 	t.Helper()
-	dir := t.TempDir()
-	h := &HAProxy{
-		Dir:            dir,
-		ConfigPath:     filepath.Join(dir, "haproxy.cfg"),
-		AdminSocket:    filepath.Join(dir, "admin.sock"),
-		AdminTCP:       fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
-		OperatorSocket: filepath.Join(dir, "operator.sock"),
-		StateFile:      filepath.Join(dir, "server-state"),
-		t:              t,
-		bin:            Binary(t),
-		logPath:        filepath.Join(dir, "haproxy.log"),
-	}
-	cfg := fmt.Sprintf(`global
+	return StartRaw(t, func(h *HAProxy) string {
+		return fmt.Sprintf(`global
     stats socket %s mode 600 level admin
     stats socket ipv4@%s level admin
     stats socket %s mode 600 level operator
@@ -114,7 +103,28 @@ defaults
 
 %s
 `, h.AdminSocket, h.AdminTCP, h.OperatorSocket, h.StateFile, proxies)
-	if err := os.WriteFile(h.ConfigPath, []byte(cfg), 0o600); err != nil {
+	})
+}
+
+// StartRaw is Start with the whole configuration written by render, which
+// gets the paths and addresses to use (AdminSocket, AdminTCP,
+// OperatorSocket, StateFile, Dir). For testing a complete haproxy.cfg such
+// as the deploy example.
+func StartRaw(t testing.TB, render func(h *HAProxy) string) *HAProxy {
+	t.Helper()
+	dir := t.TempDir()
+	h := &HAProxy{
+		Dir:            dir,
+		ConfigPath:     filepath.Join(dir, "haproxy.cfg"),
+		AdminSocket:    filepath.Join(dir, "admin.sock"),
+		AdminTCP:       fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+		OperatorSocket: filepath.Join(dir, "operator.sock"),
+		StateFile:      filepath.Join(dir, "server-state"),
+		t:              t,
+		bin:            Binary(t),
+		logPath:        filepath.Join(dir, "haproxy.log"),
+	}
+	if err := os.WriteFile(h.ConfigPath, []byte(render(h)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	h.check()
@@ -123,11 +133,18 @@ defaults
 	return h
 }
 
-func (h *HAProxy) check() {
-	h.t.Helper()
+// Check runs haproxy -c on a configuration file and returns its output.
+func Check(t testing.TB, path string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, h.bin, "-c", "-f", h.ConfigPath).CombinedOutput()
+	out, err := exec.CommandContext(ctx, Binary(t), "-c", "-f", path).CombinedOutput()
+	return string(out), err
+}
+
+func (h *HAProxy) check() {
+	h.t.Helper()
+	out, err := Check(h.t, h.ConfigPath)
 	if err != nil {
 		h.t.Fatalf("haproxy -c rejected the test configuration: %v\n%s\n--- %s ---\n%s", err, out, h.ConfigPath, readFile(h.ConfigPath))
 	}
@@ -280,21 +297,6 @@ func (h *HAProxy) Stop() {
 
 // Log returns HAProxy's output so far.
 func (h *HAProxy) Log() string { return readFile(h.logPath) }
-
-// RewriteConfig replaces the proxies part of the configuration (for a
-// reload that changes it); the global and defaults sections stay.
-func (h *HAProxy) RewriteConfig(proxies string) {
-	h.t.Helper()
-	cfg := readFile(h.ConfigPath)
-	i := strings.Index(cfg, "load-server-state-from-file global\n")
-	if i < 0 {
-		h.t.Fatal("configuration not written by Start")
-	}
-	head := cfg[:i+len("load-server-state-from-file global\n")]
-	if err := os.WriteFile(h.ConfigPath, []byte(head+"\n"+proxies+"\n"), 0o600); err != nil {
-		h.t.Fatal(err)
-	}
-}
 
 func readFile(p string) string {
 	b, err := os.ReadFile(p)
