@@ -155,7 +155,7 @@ func TestAnalyze(t *testing.T) {
 		},
 		{
 			name: "fast path disabled by policy: wait for failure_timeout",
-			b: base().localGone("a1", ago(50*ms)).primaryGone(ago(100*ms)).
+			b: base().localGone("a1", ago(50*ms)).primaryGone(ago(100 * ms)).
 				policy(func(p *Policy) { p.FastPath = false }),
 			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1"}}},
 		},

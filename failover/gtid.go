@@ -51,9 +51,6 @@ func gtidContains(a, b GTIDSet) bool {
 	return a.Contains(b)
 }
 
-// gtidEqual reports whether a and b hold the same transactions.
-func gtidEqual(a, b GTIDSet) bool { return gtidContains(a, b) && gtidContains(b, a) }
-
 // gtidSubtract returns a − b; unknown a gives unknown.
 func gtidSubtract(a, b GTIDSet) GTIDSet {
 	if a == nil {

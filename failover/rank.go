@@ -339,7 +339,7 @@ func Rank(v View, p Policy, opts RankOptions) Ranking {
 			}
 		}
 		if r.CatchUpFrom == "" {
-			why := divergenceReason(v, p, survivors, r.Target, chosen.Instance)
+			why := divergenceReason(survivors, r.Target, chosen.Instance)
 			if opts.Force && opts.Target != "" {
 				r.Warnings = append(r.Warnings, "forced: "+why)
 			} else {
@@ -420,7 +420,7 @@ func noCandidateReason(cs []Candidate) string {
 }
 
 // divergenceReason explains why the chosen instance cannot reach Target.
-func divergenceReason(v View, p Policy, ss []survivor, target GTIDSet, chosen string) string {
+func divergenceReason(ss []survivor, target GTIDSet, chosen string) string {
 	var lacks []string
 	for _, s := range ss {
 		if !s.clean {
