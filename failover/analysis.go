@@ -729,6 +729,13 @@ func detectNotReplicating(f *facts) []finding {
 		return nil
 	}
 	primaryDown := f.health.leader != reachOK
+	if _, busy := operationBlocker(f.v, f.p); busy {
+		switch f.v.State.Operation.Kind {
+		case OpFailover, OpForcedFailover, OpSwitchover:
+			// The operation stops and repoints replication on purpose.
+			return nil
+		}
+	}
 	var out []finding
 	for _, n := range f.others() {
 		pr, ok := replicaProbe(f, n)

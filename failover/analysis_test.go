@@ -327,6 +327,13 @@ func TestAnalyze(t *testing.T) {
 			want: []probSum{{Code: AutomationBlocked, Instances: []string{"db1"}}, healthy},
 		},
 		{
+			name: "replication stopped by a failover in progress is not reported",
+			b: base().stopped().state(func(s *ReplicatedState) {
+				s.Operation = Operation{Kind: OpFailover, ID: "op-11", StartedAt: ago(time.Second)}
+			}),
+			want: []probSum{{Code: AutomationBlocked, Instances: []string{"db1"}}, healthy},
+		},
+		{
 			name: "primary restarted read-only, its agent holds the lease: restore writes",
 			b:    base().writable("db1", false),
 			want: []probSum{{Code: PrimaryNotWritable, Instances: []string{"db1"}, Target: "db1", Action: ActionRestoreWrites, Actionable: true}},

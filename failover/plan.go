@@ -14,8 +14,12 @@ type StepKind string
 const (
 	// StepRecordIntent: conditional Raft command "operation Operation on
 	// this cluster, epoch ExpectEpoch → Epoch"; rejected if the epoch moved
-	// or another live operation holds the cluster. Seeing it, the old
-	// primary's agent releases its lease.
+	// or another live operation holds the cluster. Instance is the
+	// operation's subject: the primary being replaced, or the instance acted
+	// on; the instance to promote, when known, is Plan.NewPrimary (switchover)
+	// or Plan.Target (forced failover), and the runner records it as the
+	// operation's target. Seeing the intent, the old primary's agent releases
+	// its lease.
 	StepRecordIntent StepKind = "record-intent"
 	// StepPreHooks / StepPostHooks: the operator's hooks; a failed pre-hook
 	// aborts, a failed post-hook is a failed step, never a success.
@@ -576,11 +580,11 @@ func PlanSwitchover(v View, p Policy, target string) (Plan, error) {
 	pl.NewPrimary = chosen
 	pl.Epoch = v.State.Epoch + 1
 	semi := p.Durability == DurabilitySemiSync
-	pl.add(intent(p, pl, chosen, fmt.Sprintf("switchover %s → %s: epoch %d → %d", old, chosen, pl.ExpectEpoch, pl.Epoch)))
+	pl.add(intent(p, pl, old, fmt.Sprintf("switchover %s → %s: epoch %d → %d", old, chosen, pl.ExpectEpoch, pl.Epoch)))
 	pl.add(Step{Kind: StepPreHooks, Operation: OpSwitchover, Timeout: p.HookTimeout, Why: "operator's pre-switchover hooks; a failure aborts"})
 	pl.add(Step{Kind: StepWaitLongTransactions, Instance: old, Timeout: p.LongTransactionWait, Why: "long write transactions would stretch the write-blocked window; give up rather than stall production"})
 	pl.add(Step{Kind: StepFenceOldPrimary, Instance: old, Via: FenceDirect, Timeout: p.StepTimeout, Irreversible: true, Undo: StepSetWritable, Why: "read_only and kill write sessions: the write-blocked window starts"})
-	pl.add(Step{Kind: StepUnrouteOldPrimary, Instance: old, Epoch: pl.ExpectEpoch, Timeout: p.StepTimeout, Undo: StepRoute, Why: "no new write is sent to the read-only primary"})
+	pl.add(Step{Kind: StepUnrouteOldPrimary, Instance: old, Epoch: pl.Epoch, Timeout: p.StepTimeout, Undo: StepRoute, Why: "no new write is sent to the read-only primary"})
 	pl.add(Step{Kind: StepCatchUp, Instance: chosen, Source: old, ForbidExtra: true, Timeout: p.CatchUpTimeout, Why: fmt.Sprintf("%s reaches %s's final set; any transaction %s lacks is errant and aborts", chosen, old, old)})
 	pl.add(Step{Kind: StepPromote, Instance: chosen, SemiSync: semi, Timeout: p.StepTimeout, Irreversible: true, Why: "stop and reset replication, read_only=OFF"})
 	pl.Steps = append(pl.Steps, repointSteps(v, p, chosen, old, semi, &pl)...)
@@ -675,6 +679,7 @@ func PlanFence(v View, p Policy, name string) (Plan, error) {
 		return pl, refuse(OpFence, v, fmt.Sprintf("%s is not an instance of cluster %s", name, v.Cluster))
 	}
 	var reasons []string
+	reasons = append(reasons, gate(v, p, &pl)...)
 	if name == v.State.Primary {
 		reasons = append(reasons, fmt.Sprintf("%s is the primary of epoch %d: fencing it is part of a failover or switchover", name, v.State.Epoch))
 	}
@@ -701,6 +706,7 @@ func PlanRepoint(v View, p Policy, name string) (Plan, error) {
 	pl := newPlan(v, OpRepoint, TriggerAutomatic)
 	prim := v.State.Primary
 	var reasons []string
+	reasons = append(reasons, gate(v, p, &pl)...)
 	if _, ok := v.Instances[name]; !ok || name == prim {
 		return pl, refuse(OpRepoint, v, fmt.Sprintf("%s is not a replica of cluster %s", name, v.Cluster))
 	}
@@ -734,6 +740,9 @@ func PlanRestoreWrites(v View, p Policy) (Plan, error) {
 		return Plan{}, err
 	}
 	pl := newPlan(v, OpRestoreWrites, TriggerAutomatic)
+	if reasons := gate(v, p, &pl); len(reasons) > 0 {
+		return pl, refuse(OpRestoreWrites, v, reasons...)
+	}
 	f := &facts{v: v, p: p}
 	if _, ok := v.Instances[v.State.Primary]; ok {
 		f.primary = v.State.Primary
@@ -764,6 +773,9 @@ func PlanConfigureSemiSync(v View, p Policy) (Plan, error) {
 		return Plan{}, err
 	}
 	pl := newPlan(v, OpConfigureSemiSync, TriggerAutomatic)
+	if reasons := gate(v, p, &pl); len(reasons) > 0 {
+		return pl, refuse(OpConfigureSemiSync, v, reasons...)
+	}
 	prim := v.State.Primary
 	if p.Durability != DurabilitySemiSync {
 		return pl, refuse(OpConfigureSemiSync, v, "durability is async")

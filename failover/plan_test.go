@@ -428,11 +428,11 @@ func TestChooseCandidateRejectsOtherPlans(t *testing.T) {
 func TestPlanSwitchover(t *testing.T) {
 	steps := func(to, other string) []string {
 		return []string{
-			"record-intent " + to + " op=switchover epoch=7->8",
+			"record-intent db1 op=switchover epoch=7->8",
 			"pre-hooks op=switchover",
 			"wait-long-transactions db1",
 			"fence-old-primary db1 via=direct",
-			"unroute-old-primary db1 epoch=7",
+			"unroute-old-primary db1 epoch=8",
 			"catch-up " + to + " source=db1 forbid-extra",
 			"promote " + to + " semisync",
 			"repoint " + other + " source=" + to + " semisync",
@@ -726,6 +726,20 @@ func TestPlanSmallActions(t *testing.T) {
 			want: planSum{Kind: OpConfigureSemiSync, Trigger: TriggerAutomatic, Old: "db1", Epoch: 7, Steps: []string{
 				"record-intent db1 op=configure-semi-sync epoch=7->7", "configure-semi-sync db2 role=replica", "configure-semi-sync db3 role=replica",
 				"configure-semi-sync db1 role=source semisync", "finish op=configure-semi-sync"}},
+		},
+		{
+			name: "fence refused while another operation runs",
+			plan: func(v View, p Policy) (Plan, error) { return PlanFence(v, p, "db3") },
+			b: base().writable("db3", true).state(func(s *ReplicatedState) {
+				s.Operation = Operation{Kind: OpSwitchover, ID: "op-5", StartedAt: ago(time.Second)}
+			}),
+			refusal: []string{"operation op-5 (switchover) in progress"},
+		},
+		{
+			name:    "automatic restore writes refused while paused",
+			plan:    PlanRestoreWrites,
+			b:       base().writable("db1", false).state(func(s *ReplicatedState) { s.Paused = true }),
+			refusal: []string{"paused"},
 		},
 		{
 			name:    "configure semi-sync refused under async durability",
