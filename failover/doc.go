@@ -1,12 +1,158 @@
-// Package failover holds Regent's decisions and the runner that carries them
-// out: detection, analysis of a cluster view into problems, candidate ranking,
-// failover and switchover plans, the self-fencing lease, anti-flap and pause.
+// Package failover holds Regent's decisions: detection, analysis of a
+// cluster view into problems, candidate ranking, and the plans for failover,
+// switchover, forced failover, rejoin and the smaller repairs, with anti-flap
+// and pause. The runner that carries the plans out is a thin shell to be built
+// on these types (interfaces.go declares what it consumes).
 //
-// The core (Analyze, Rank, Plan) is pure: plain values in, plain values out; no
-// clock, network or randomness. The runner is a thin shell that talks to the
-// world only through small interfaces declared in this package; cmd/regent
-// adapts topology, consensus and proxyhook to them. This package imports none
-// of those three.
+// # A functional core
 //
-// Status: not built yet (see the failover issue).
+// Analyze, Rank and the Plan functions take plain values — a View, a Policy
+// — and return plain values. They read no clock (View.Now is an input), do no
+// I/O, use no randomness and start no goroutine; ties are broken by instance
+// name and map order never shows. The same view always gives the same
+// decision, which is what lets hundreds of named table cases run in
+// milliseconds, and a status page, an automatic decision and a plan never
+// disagree.
+//
+// It must not import topology, consensus or proxyhook (DESIGN §2): it
+// declares its own value types and small interfaces, and cmd/regent adapts
+// the others to them. GTIDSet is an interface shaped like topology.GTIDSet
+// (Contains, Equal, Subtract, Union, IsEmpty, String) so that the adapter is a
+// one-field wrapper.
+//
+// # The loop the runner runs
+//
+//	view := assemble()              // probes, agent reports, Raft state, Now
+//	known := CarryErrant(prevView)  // set each view.Instances[n].KnownErrant from it
+//	for _, p := range Analyze(view, policy) { // priority order
+//		if p.Actionable {
+//			plan, err := PlanAction(view, policy, p)
+//			... run plan.Steps; for a failover, at choose-candidate:
+//			plan, err = ChooseCandidate(freshView, policy, plan)
+//			break
+//		}
+//	}
+//
+// # Detection (DESIGN §3.2)
+//
+// The recorded primary is dead when (a) the leader's own probes have failed
+// for failure_timeout, (b) a strict majority of the agents with a fresh probe
+// (and at least min_agreeing_agents) fail to reach it, and (c) no replica
+// still receives from it: its IO thread is not connected to it, or — when
+// heartbeats are configured — no heartbeat or read-position progress for two
+// heartbeat periods plus a probe interval. An authentication or privilege
+// error proves a server answered and never counts as a failure. If replicas
+// still receive, the primary is unreachable, not dead: no failover (a blip on
+// the managers' side, or a primary the agents cannot reach but its replicas
+// can).
+//
+// The fast path: when the primary's own agent is alive and reports its mysqld
+// gone (connection refused on the local socket, process exited), the primary
+// is dead at once, unless something observed after that report contradicts
+// it (an agent reached it, or a replica still receives from it). Probes taken
+// before the report are no evidence either way.
+//
+// Isolation is a separate question: when the primary's agent has not been
+// heard for fence_after (or reports it does not hold the lease), it has lost
+// the quorum and sets its instance read-only (DESIGN §3.3). Writes stop
+// there, so a failover is called for once its lease has surely lapsed (last
+// heard + lease_timeout), even if replicas still receive from the now
+// read-only primary. A consequence for operators: an agent restart on the
+// primary's host that lasts longer than lease_timeout causes a failover;
+// pause, or switch over, before maintenance on that agent.
+//
+// # The problem table
+//
+// Analyze evaluates a declarative table (analysis.go: problemTable), each row
+// a code, a description, a priority, the action it calls for, the codes it
+// supersedes, and a pure predicate over the derived facts:
+//
+//	prio code                        action               notes
+//	  10 TwoWritablePrimaries        fence                the one outside the epoch
+//	  12 WritableReplica             fence                a non-primary takes writes
+//	  15 NoPrimary                   -                    names the writable instance to adopt
+//	  20 DeadPrimaryAndSomeReplicas  failover             supersedes DeadPrimary
+//	  21 DeadPrimary                 failover             (a)+(b)+(c), or the fast path
+//	  25 PrimaryIsolated             failover             once its agent's lease has lapsed
+//	  30 UnreachablePrimary          -                    says which condition is missing
+//	  35 PrimaryNotWritable          restore-writes       only while its agent holds the lease
+//	  40 SemiSyncBlocked             -                    commits wait, or fell back to async
+//	  45 SemiSyncNotEnforced         configure-semi-sync  source off or not AFTER_SYNC
+//	  50 ErrantGTIDOnReplica         -                    with the errant GTIDs
+//	  55 ReplicaPointsElsewhere      repoint              only when provably errant-free
+//	  58 RejoinNeeded                rejoin               former primary; auto_rejoin
+//	  60 ReplicaNotReplicating       -                    IO/SQL thread and last errors
+//	  62 ReplicaUnreachable          -
+//	  65 ReplicaLagging              -                    beyond max_lag_on_failover (+ SQL_Delay)
+//	  70 InstanceQuarantined         -
+//	  90 AutomationBlocked           -                    paused / anti-flap / operation (informational)
+//	 100 Healthy                     -                    when nothing else (but informational) fired
+//
+// A Problem whose action is not taken now is never silent (FIELD-NOTES §5,
+// §8): it lists its Blockers — paused, anti_flap (until when), operation in
+// progress, lease not lapsed (until when), no candidate (with every
+// candidate's exclusions), disabled (auto_rejoin off), unsafe. Pause blocks
+// every automatic action; the anti-flap window blocks only automatic
+// failovers; manual operations bypass both. An operation recorded in progress
+// for longer than operation_timeout is taken for abandoned (its leader died)
+// and taken over, so that a crashed run never blocks recovery forever.
+//
+// # Ranking (DESIGN §3.5)
+//
+// Rank excludes, each with a reason: instances the leader cannot reach (it is
+// the one that acts), quarantined ones, errant transactions, must_not, not a
+// replica of this cluster, a stopped or broken SQL thread, SQL_Delay > 0, lag
+// above max_lag_on_failover (the lag seen before the IO threads stopped is
+// carried, since stopping them makes it NULL), and a silent own agent (it
+// could neither hold the lease nor answer /primary).
+//
+// The Target is the union of what every clean survivor holds — executed plus
+// received into the relay log, since semi-sync acknowledges on receipt —
+// must_not, delayed, lagging and broken replicas included, plus the old
+// primary's set when the leader still reaches it. Candidates are ordered by:
+// holds all of Target; then how many other candidates' sets theirs contains
+// (a total order even for incomparable sets); then prefer before neutral;
+// then name. So prefer is a tie-break between equally advanced replicas: the
+// most advanced one is promoted without a catch-up step when it may be.
+//
+// If the chosen one lacks part of Target, the plan catches it up first from a
+// source that holds all of it and can serve it (already executed, or able to
+// apply its relay log) — a must_not or lagging replica may be that source. If
+// no instance holds all of Target the survivors have diverged and nothing is
+// chosen: with GTID replication and ordered commits, replicas' sets are
+// prefixes of one history, so incomparable sets mean errant transactions
+// somewhere, and promoting either side would drop the other's. A forced
+// failover may override that, with a warning naming what is lost.
+//
+// Errant transactions. While the primary lives, ErrantGTIDs compares each
+// agent's probe of a replica with the same agent's probe of the primary taken
+// no earlier (one clock orders them, so every legitimate transaction of the
+// replica is on the primary): exact. CarryErrant keeps that knowledge from
+// view to view, so it survives the primary's death. At failover time the
+// reference is the old primary's last known set L (Instance.LastSeen): a
+// replica holding transactions beyond L while lacking part of L holds errant
+// ones (late transactions from the primary would come after all of L). A
+// replica holding all of L plus more is indistinguishable by sets from one
+// that received the primary's last transactions, which must not be lost;
+// there the carried judgement decides, and a disagreement between two such
+// replicas is a divergence. Transactions in L that no survivor holds are
+// reported as lost (with semi_sync none was acknowledged, unless semi-sync
+// had fallen back to asynchronous).
+//
+// # Plans (DESIGN §4)
+//
+// A failover is planned in two phases because the choice must be made on
+// fresh facts: PlanFailover returns record-intent → pre-hooks →
+// unroute-old-primary → fence-old-primary (direct when the leader reaches it;
+// through its live agent, at once when that agent saw mysqld go) or wait-lease
+// (until its silent agent's last contact + lease_timeout) → stop-io-threads →
+// wait-relay-logs → choose-candidate; the runner re-probes and ChooseCandidate
+// appends catch-up (when needed) → promote → repoint → route → commit-epoch
+// (epoch N+1, anti-flap window) → post-hooks. PlanSwitchover,
+// PlanForcedFailover, PlanRejoin (rejoin when the old primary's set is a
+// subset of the primary's, quarantine with the errant GTIDs otherwise),
+// PlanFence, PlanRepoint, PlanRestoreWrites and PlanConfigureSemiSync return
+// complete plans. Every step carries its timeout from the Policy, a reason,
+// whether it is irreversible (VerifyLeader before it) and its undo. A planner
+// says no with a *Refusal (errors.Is(err, ErrRefused)) listing every reason.
 package failover

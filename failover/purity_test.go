@@ -1,0 +1,62 @@
+package failover
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestCoreStaysPure guards DESIGN §2 and the functional core: the package's
+// own files import none of Regent's other packages nor anything that does
+// I/O, read no clock, sleep nowhere and start no goroutine.
+func TestCoreStaysPure(t *testing.T) {
+	allowed := map[string]bool{"context": true, "errors": true, "fmt": true, "sort": true, "strings": true, "time": true}
+	forbiddenTime := map[string]bool{"Now": true, "Since": true, "Until": true, "Sleep": true, "After": true, "Tick": true, "NewTimer": true, "NewTicker": true, "AfterFunc": true}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	checked := 0
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := parser.ParseFile(fset, name, src, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked++
+		for _, imp := range f.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			if !allowed[path] {
+				t.Errorf("%s imports %q: the core may only use %v (DESIGN §2: never topology, consensus or proxyhook)", name, path, allowed)
+			}
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch x := n.(type) {
+			case *ast.GoStmt:
+				t.Errorf("%s: a goroutine at %s: the core starts none", name, fset.Position(x.Pos()))
+			case *ast.CallExpr:
+				if sel, ok := x.Fun.(*ast.SelectorExpr); ok {
+					if id, ok := sel.X.(*ast.Ident); ok && id.Name == "time" && forbiddenTime[sel.Sel.Name] {
+						t.Errorf("%s: time.%s at %s: the core reads no clock; Now is in the View", name, sel.Sel.Name, fset.Position(x.Pos()))
+					}
+				}
+			}
+			return true
+		})
+	}
+	if checked < 5 {
+		t.Fatalf("only %d files checked: is the test running in the package directory?", checked)
+	}
+}
