@@ -321,12 +321,21 @@ func planFailover(v View, p Policy, t Trigger, target string, force bool) (Plan,
 	return pl, nil
 }
 
-// fenceSteps chooses how to fence an old primary.
+// fenceSteps chooses how to fence an old primary. The agent's report of a
+// gone mysqld comes first: the leader's last successful probe may predate it,
+// and a direct fence against a dead server would only fail and fall back to
+// waiting out a live agent's lease, losing the fast path.
 func fenceSteps(v View, p Policy, old string) ([]Step, []string) {
 	in := v.Instances[old]
 	a := in.OwnerAgent
 	pr, rc := leaderReach(v, p, old)
+	alive := a != "" && !agentSilent(v, p, a)
+	rep := v.Agents[a]
+	gone := alive && rep.Local == LocalGone && !(rc == reachOK && pr.ObservedAt.After(rep.LocalSince))
 	switch {
+	case gone:
+		return []Step{{Kind: StepFenceOldPrimary, Instance: old, Via: FenceByAgent, Timeout: p.StepTimeout,
+			Why: fmt.Sprintf("mysqld is gone (%s, agent %s); the agent saw the intent and keeps it read-only if it restarts", orDefault(rep.LocalDetail, "reported by its agent"), a)}}, nil
 	case rc == reachOK:
 		s := Step{Kind: StepFenceOldPrimary, Instance: old, Via: FenceDirect, Timeout: p.StepTimeout, Irreversible: true, Undo: StepSetWritable,
 			Why: "the leader reaches it: read_only, super_read_only, kill client connections"}
@@ -339,12 +348,7 @@ func fenceSteps(v View, p Policy, old string) ([]Step, []string) {
 			}
 		}
 		return []Step{s}, nil
-	case a != "" && !agentSilent(v, p, a):
-		rep := v.Agents[a]
-		if rep.Local == LocalGone {
-			return []Step{{Kind: StepFenceOldPrimary, Instance: old, Via: FenceByAgent, Timeout: p.StepTimeout,
-				Why: fmt.Sprintf("mysqld is gone (%s, agent %s); the agent saw the intent and keeps it read-only if it restarts", orDefault(rep.LocalDetail, "reported by its agent"), a)}}, nil
-		}
+	case alive:
 		return []Step{{Kind: StepFenceOldPrimary, Instance: old, Via: FenceByAgent, Until: leaseLapse(v, p, a), Timeout: p.LeaseTimeout,
 			Why: fmt.Sprintf("the leader cannot reach it (%s) but its agent %s is alive: it releases its lease on seeing the intent and keeps it read-only; wait for its acknowledgement, at most lease_timeout, then for its lease to lapse", classText(pr), a)}}, nil
 	case a != "":

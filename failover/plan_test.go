@@ -158,6 +158,12 @@ func TestPlanFailover(t *testing.T) {
 				Steps: preSteps("fence-old-primary db1 via=agent")},
 		},
 		{
+			name: "fast path while the leader's last probe predates the report: still fenced through the agent",
+			b:    base().localGone("a1", ago(50*ms)),
+			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", Expected: "db2", Epoch: 8,
+				Steps: preSteps("fence-old-primary db1 via=agent")},
+		},
+		{
 			name: "isolated primary whose lease lapsed, still reachable: fenced directly",
 			b:    base().silent("a1", ago(4*time.Second)).writable("db1", false),
 			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", Expected: "db2", Epoch: 8,

@@ -249,8 +249,9 @@ type SemiSyncState struct {
 // AgentReport is an agent's report about itself.
 type AgentReport struct {
 	// LastHeard is when the leader last heard from the agent (Raft contact or
-	// a report). An agent not heard for fence_after has lost the quorum and,
-	// by DESIGN §3.3, fences its local instance.
+	// a report); for the leader itself, Now. An agent not heard for
+	// fence_after has lost the quorum and, by DESIGN §3.3, fences its local
+	// instance.
 	LastHeard time.Time
 	// LeaseHeld is the agent's last report of whether it holds the lease that
 	// lets its local instance be writable.
