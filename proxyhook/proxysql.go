@@ -203,8 +203,9 @@ func NewProxySQLTarget(cfg ProxySQLConfig, logger *slog.Logger) (*ProxySQLTarget
 	mc.Passwd = password
 	mc.Net = network
 	mc.Addr = addr
-	// ProxySQL's admin interface has no server-side prepared statements.
-	mc.InterpolateParams = true
+	// Statements are sent as text with values quoted by serverOp.sql; no
+	// placeholders, so neither prepared statements nor the driver's
+	// (backslash) escaping are involved.
 	mc.Timeout = cfg.Timeout
 	mc.ReadTimeout = cfg.Timeout
 	mc.WriteTimeout = cfg.Timeout
@@ -383,8 +384,7 @@ func (t *ProxySQLTarget) apply(ctx context.Context, cluster string, epoch uint64
 	ops := plan(rows)
 	var steps []string
 	for _, op := range ops {
-		stmt, args := op.sql()
-		if _, err := c.ExecContext(ctx, stmt, args...); err != nil {
+		if _, err := c.ExecContext(ctx, op.sql()); err != nil {
 			return strings.Join(steps, "; "), t.sqlErr(op.String(), err)
 		}
 		t.logger.Debug("proxysql statement", logKeyStmt, op.String())

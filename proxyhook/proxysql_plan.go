@@ -91,20 +91,30 @@ func (o serverOp) String() string {
 	}
 }
 
-// sql renders the op as a statement with ? placeholders and its arguments.
-func (o serverOp) sql() (string, []any) {
+// sql renders the op as one statement with its values inlined. ProxySQL's
+// admin interface is SQLite underneath: no prepared statements, and no
+// backslash escapes in strings (older versions do not announce that to
+// drivers, sysown/proxysql#1446), so values are quoted the SQLite way here
+// rather than by the driver.
+func (o serverOp) sql() string {
 	r := o.row
 	switch o.kind {
 	case opInsert:
-		return "INSERT INTO mysql_servers (hostgroup_id, hostname, port, gtid_port, status, weight, compression, max_connections, max_replication_lag, use_ssl, max_latency_ms, comment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			[]any{r.HostgroupID, r.Hostname, r.Port, r.GTIDPort, r.Status, r.Weight, r.Compression, r.MaxConnections, r.MaxReplicationLag, r.UseSSL, r.MaxLatencyMS, r.Comment}
+		return fmt.Sprintf("INSERT INTO mysql_servers (hostgroup_id, hostname, port, gtid_port, status, weight, compression, max_connections, max_replication_lag, use_ssl, max_latency_ms, comment) VALUES (%d, %s, %d, %d, %s, %d, %d, %d, %d, %d, %d, %s)",
+			r.HostgroupID, sqlString(r.Hostname), r.Port, r.GTIDPort, sqlString(r.Status), r.Weight, r.Compression, r.MaxConnections, r.MaxReplicationLag, r.UseSSL, r.MaxLatencyMS, sqlString(r.Comment))
 	case opUpdate:
-		return "UPDATE mysql_servers SET status = ?, comment = ? WHERE hostgroup_id = ? AND hostname = ? AND port = ?",
-			[]any{r.Status, r.Comment, r.HostgroupID, r.Hostname, r.Port}
+		return fmt.Sprintf("UPDATE mysql_servers SET status = %s, comment = %s WHERE hostgroup_id = %d AND hostname = %s AND port = %d",
+			sqlString(r.Status), sqlString(r.Comment), r.HostgroupID, sqlString(r.Hostname), r.Port)
 	default:
-		return "DELETE FROM mysql_servers WHERE hostgroup_id = ? AND hostname = ? AND port = ?",
-			[]any{r.HostgroupID, r.Hostname, r.Port}
+		return fmt.Sprintf("DELETE FROM mysql_servers WHERE hostgroup_id = %d AND hostname = %s AND port = %d",
+			r.HostgroupID, sqlString(r.Hostname), r.Port)
 	}
+}
+
+// sqlString quotes s as an SQLite string literal: quotes doubled, backslashes
+// literal. NUL cannot be sent and is dropped.
+func sqlString(s string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, "\x00", ""), "'", "''") + "'"
 }
 
 // epochTag marks the rows Regent wrote with the epoch of the change, in the

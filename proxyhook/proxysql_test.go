@@ -522,3 +522,23 @@ func checkErr(t *testing.T, err error, want string) {
 		t.Errorf("error %q does not contain %q", err, want)
 	}
 }
+
+func TestProxySQLKeepsOperatorComments(t *testing.T) {
+	admin := proxysqltest.Start(t, proxysqltest.Options{})
+	w := proxysqltest.NewServer(10, "10.0.0.1", 3306)
+	w.Comment = `rack 'a' \ row 3`
+	admin.SetServers(w)
+	target, err := NewProxySQLTarget(ProxySQLConfig{Name: "p", Admin: admin.Addr(), User: admin.User(), Password: admin.Password(),
+		WriterHostgroup: Hostgroup(10), OldPrimary: OldPrimaryOfflineSoft}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = target.Close() })
+	if _, err := target.Route(t.Context(), RouteChange{Cluster: "c", Epoch: 4, OldPrimary: ep1, NewPrimary: ep2}); err != nil {
+		t.Fatal(err)
+	}
+	rs := admin.RuntimeServers()
+	if len(rs) != 2 || rs[0].Comment != `rack 'a' \ row 3 regent-epoch=4` || rs[0].Status != ProxySQLOfflineSoft {
+		t.Fatalf("runtime = %+v: quotes and backslashes must survive SQLite quoting", rs)
+	}
+}

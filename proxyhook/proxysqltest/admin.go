@@ -18,8 +18,9 @@
 //   - SELECT (columns or *, WHERE, ORDER BY, LIMIT), INSERT/REPLACE INTO,
 //     UPDATE ... SET, DELETE FROM on those tables, with ProxySQL's column
 //     defaults, its primary key (hostgroup_id, hostname, port) and its check
-//     on status; errors carry code 1045 and "ProxySQL Admin Error:" as
-//     ProxySQL's do.
+//     on status; strings as SQLite reads them (a quote is doubled, a
+//     backslash is literal); errors carry code 1045 and "ProxySQL Admin
+//     Error:" as ProxySQL's do; no prepared statements.
 //
 // What it does not: monitoring, shunning, the effect of
 // mysql_replication_hostgroups on runtime (ProxySQL's monitor moving servers

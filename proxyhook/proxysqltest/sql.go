@@ -43,24 +43,8 @@ func tokenize(s string) ([]token, error) {
 			closed := false
 			for i < len(s) {
 				ch := s[i]
-				if ch == '\\' && i+1 < len(s) {
-					switch s[i+1] {
-					case 'n':
-						b.WriteByte('\n')
-					case 'r':
-						b.WriteByte('\r')
-					case 't':
-						b.WriteByte('\t')
-					case '0':
-						b.WriteByte(0)
-					case 'Z':
-						b.WriteByte(26)
-					default:
-						b.WriteByte(s[i+1])
-					}
-					i += 2
-					continue
-				}
+				// SQLite, which ProxySQL's admin runs on, has no backslash
+				// escapes: a backslash is itself, and a quote is doubled.
 				if ch == q {
 					if i+1 < len(s) && s[i+1] == q {
 						b.WriteByte(q)
