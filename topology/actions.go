@@ -326,3 +326,47 @@ func (i *Instance) ListReplicas(ctx context.Context) ([]ConnectedReplica, error)
 	})
 	return out, nil
 }
+
+// LongTransactionPoll is the least interval between two calls of
+// LongWriteTransactions that lets the server refresh what it reports.
+const LongTransactionPoll = 150 * time.Millisecond
+
+// WriteTransaction is a transaction that has modified rows and is still open.
+type WriteTransaction struct {
+	ThreadID     uint64
+	User         string
+	Started      time.Time
+	RowsModified uint64
+	Query        string
+}
+
+// LongWriteTransactions lists the open transactions that have modified rows
+// and started more than olderThan ago (information_schema.INNODB_TRX): a
+// switchover waits for them rather than kill them in mid-write, and reports
+// them when they do not end (FIELD-NOTES §12).
+//
+// InnoDB refreshes INNODB_TRX only when it was not read for 100 ms: callers
+// that poll must wait longer than that between calls (LongTransactionPoll),
+// or they keep reading the same stale cache.
+func (i *Instance) LongWriteTransactions(ctx context.Context, olderThan time.Duration) ([]WriteTransaction, error) {
+	q := "SELECT t.trx_mysql_thread_id, COALESCE(p.USER, ''), TIMESTAMPDIFF(MICROSECOND, t.trx_started, NOW(6)), t.trx_rows_modified, COALESCE(t.trx_query, '') " +
+		"FROM information_schema.INNODB_TRX t LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id " +
+		"WHERE t.trx_rows_modified > 0 AND t.trx_started <= NOW(6) - INTERVAL " + strconv.FormatInt(olderThan.Microseconds(), 10) + " MICROSECOND"
+	rows, err := i.db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, i.wrap("list write transactions", err)
+	}
+	defer rows.Close()
+	var out []WriteTransaction
+	now := time.Now()
+	for rows.Next() {
+		var w WriteTransaction
+		var ageMicros int64
+		if err := rows.Scan(&w.ThreadID, &w.User, &ageMicros, &w.RowsModified, &w.Query); err != nil {
+			return nil, i.wrap("list write transactions", err)
+		}
+		w.Started = now.Add(-time.Duration(ageMicros) * time.Microsecond)
+		out = append(out, w)
+	}
+	return out, i.wrap("list write transactions", rows.Err())
+}

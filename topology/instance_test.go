@@ -600,3 +600,40 @@ func TestTLSClientAndReplicationChannel(t *testing.T) {
 		}
 	})
 }
+
+func TestLongWriteTransactions(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		s := mysqltest.Start(t, k)
+		mysqltest.SetWritable(t, s, true)
+		mysqltest.EnsureTable(t, s)
+		admin := open(t, s)
+		ctx := ctxT(t, 30*time.Second)
+		if got, err := admin.LongWriteTransactions(ctx, 0); err != nil || len(got) != 0 {
+			t.Fatalf("idle server: %v, %v", got, err)
+		}
+		app := openAs(t, s, mysqltest.AppUser, mysqltest.AppPassword)
+		tx, err := app.db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback() }()
+		if _, err := tx.ExecContext(ctx, "INSERT INTO regent_test.writes (id) VALUES (1)"); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			time.Sleep(LongTransactionPoll) // faster polls starve InnoDB's cache refresh
+			got, err := admin.LongWriteTransactions(ctx, 0)
+			if err == nil && len(got) == 1 && got[0].User == mysqltest.AppUser && got[0].RowsModified == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("open write transaction not listed: %+v, %v", got, err)
+			}
+		}
+		// A transaction younger than the threshold is not "long".
+		if got, err := admin.LongWriteTransactions(ctx, time.Hour); err != nil || len(got) != 0 {
+			t.Fatalf("threshold of an hour: %+v, %v", got, err)
+		}
+	})
+}
