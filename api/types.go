@@ -1,0 +1,526 @@
+package api
+
+import (
+	"time"
+)
+
+// Status is the answer of GET /v1/status: the regent cluster (the Raft
+// group of agents) as the answering agent sees it.
+type Status struct {
+	// AgentID is the node id of the agent that answered.
+	AgentID string `json:"agent_id"`
+	// Version is the answering agent's build version.
+	Version string `json:"version"`
+	// RaftState is this agent's Raft state: leader, follower, candidate or
+	// shutdown.
+	RaftState string `json:"raft_state"`
+	// IsLeader is true when the answering agent is the Raft leader.
+	IsLeader bool `json:"is_leader"`
+	// LeaderID is the node id of the Raft leader; empty when there is none
+	// (an election is running or this agent has lost the quorum).
+	LeaderID string `json:"leader_id,omitempty"`
+	// LeaderAPIAddr is the leader's API address (host:port); empty when
+	// there is no leader.
+	LeaderAPIAddr string `json:"leader_api_addr,omitempty"`
+	// Term is the current Raft term.
+	Term uint64 `json:"term"`
+	// CommitIndex is the highest Raft log index known to be committed.
+	CommitIndex uint64 `json:"commit_index"`
+	// AppliedIndex is the highest Raft log index applied to this agent's
+	// state; it trails CommitIndex briefly on a follower.
+	AppliedIndex uint64 `json:"applied_index"`
+	// Members are the agents of the Raft configuration, sorted by ID.
+	Members []Member `json:"members"`
+	// Clusters are the names of the replication clusters this regent
+	// cluster manages, sorted.
+	Clusters []string `json:"clusters"`
+	// Lease is this agent's self-fencing lease (DESIGN.md §3.3); nil when
+	// the agent has no local instance.
+	Lease *Lease `json:"lease,omitempty"`
+	// Time is the answering agent's clock when it answered.
+	Time time.Time `json:"time"`
+}
+
+// Lease is an agent's right to keep its local instance writable.
+type Lease struct {
+	// Held is true while the agent has heard from the Raft quorum within
+	// lease_timeout.
+	Held bool `json:"held"`
+	// Needed is true when this agent's local instance is the current
+	// primary, so that losing the lease fences it.
+	Needed bool `json:"needed"`
+	// LastQuorumContact is when the agent last heard from a quorum.
+	LastQuorumContact *time.Time `json:"last_quorum_contact,omitempty"`
+	// Expires is when the lease lapses unless the quorum is heard again.
+	Expires *time.Time `json:"expires,omitempty"`
+}
+
+// Member is one agent of the Raft configuration.
+type Member struct {
+	// ID is the agent's stable node id (never an IP: FIELD-NOTES §7).
+	ID string `json:"id"`
+	// RaftAddr is the advertised Raft address (host:port).
+	RaftAddr string `json:"raft_addr"`
+	// APIAddr is the agent's HTTP API address (host:port).
+	APIAddr string `json:"api_addr,omitempty"`
+	// Voter is false for a non-voting member (it replicates the log but
+	// does not count towards the quorum).
+	Voter bool `json:"voter"`
+	// State is leader, follower, candidate, unreachable or unknown, as the
+	// answering agent sees it.
+	State string `json:"state"`
+	// LastContact is when the answering agent last heard from this member
+	// (the leader knows it for every follower; a follower knows it for the
+	// leader); nil when unknown.
+	LastContact *time.Time `json:"last_contact,omitempty"`
+	// LocalInstance is the name of the database instance on this agent's
+	// host; empty for a tie-breaker agent.
+	LocalInstance string `json:"local_instance,omitempty"`
+	// Self is true for the agent that answered.
+	Self bool `json:"self,omitempty"`
+}
+
+// Members is the answer of GET/POST /v1/members and DELETE
+// /v1/members/{id}.
+type Members struct {
+	// LeaderID is the node id of the Raft leader, empty when there is none.
+	LeaderID string `json:"leader_id,omitempty"`
+	// Members are the agents of the Raft configuration, sorted by ID.
+	Members []Member `json:"members"`
+}
+
+// Role is an instance's role in its replication cluster.
+type Role string
+
+// The roles.
+const (
+	RolePrimary     Role = "primary"
+	RoleReplica     Role = "replica"
+	RoleUnknown     Role = "unknown"
+	RoleQuarantined Role = "quarantined"
+)
+
+// Roles lists every Role, in a fixed order.
+func Roles() []Role { return []Role{RolePrimary, RoleReplica, RoleUnknown, RoleQuarantined} }
+
+// Durability modes of a replication cluster (DESIGN.md §3.4).
+const (
+	DurabilitySemiSync = "semi_sync"
+	DurabilityAsync    = "async"
+)
+
+// Cluster is the answer of GET /v1/clusters/{name}: one replication
+// cluster, its state in Raft and the latest probes of its instances.
+type Cluster struct {
+	// Name is the replication cluster's name from the configuration.
+	Name string `json:"name"`
+	// Primary is the instance the current epoch names as the writer; empty
+	// when the cluster has no primary.
+	Primary string `json:"primary,omitempty"`
+	// Epoch grows by one at every change of primary; it is the fencing
+	// token carried by every promotion and routing change.
+	Epoch uint64 `json:"epoch"`
+	// Durability is semi_sync or async.
+	Durability string `json:"durability"`
+	// Operation is the failover, switchover or rejoin running now; nil when
+	// none is.
+	Operation *OperationRef `json:"operation,omitempty"`
+	// Paused is set while all automatic action on this cluster is paused.
+	Paused *Pause `json:"paused,omitempty"`
+	// AntiFlapUntil is when the anti-flap window that follows a failover
+	// ends; until then automatic failovers of this cluster are blocked (a
+	// manual one is always allowed). Nil when no window is open.
+	AntiFlapUntil *time.Time `json:"anti_flap_until,omitempty"`
+	// AutomaticFailover says whether an automatic failover could happen now
+	// and, if not, why (FIELD-NOTES §8: recovery that is off must say so).
+	AutomaticFailover AutomaticFailover `json:"automatic_failover"`
+	// Problems are the findings of the latest analysis, most urgent first.
+	Problems []Problem `json:"problems"`
+	// Instances are the cluster's instances, sorted by name.
+	Instances []Instance `json:"instances"`
+	// ObservedBy is the id of the agent whose analysis this is (the
+	// leader's, when it is reachable).
+	ObservedBy string `json:"observed_by,omitempty"`
+	// ObservedAt is when the facts behind this view were gathered.
+	ObservedAt time.Time `json:"observed_at"`
+}
+
+// OperationRef names an operation in progress.
+type OperationRef struct {
+	// ID is the operation's id; GET /v1/clusters/{name}/operations/{id}
+	// shows its steps.
+	ID string `json:"id"`
+	// Kind is the operation's kind (OpFailover, OpSwitchover, ...).
+	Kind string `json:"kind"`
+	// Started is when the operation started.
+	Started time.Time `json:"started"`
+	// Target is the instance being promoted or rejoined, when known.
+	Target string `json:"target,omitempty"`
+}
+
+// Pause records who paused automatic action on a cluster, and why.
+type Pause struct {
+	// By is who paused it: the authenticated caller (a token's role and
+	// line, or a client certificate's name).
+	By string `json:"by"`
+	// Reason is the text given with the pause request.
+	Reason string `json:"reason,omitempty"`
+	// Since is when the pause started.
+	Since time.Time `json:"since"`
+}
+
+// AutomaticFailover says whether Regent would fail this cluster over by
+// itself right now.
+type AutomaticFailover struct {
+	// Enabled is false when the configuration turns automatic failover off
+	// for this cluster.
+	Enabled bool `json:"enabled"`
+	// Possible is true when nothing blocks an automatic failover: it is
+	// enabled, not paused, outside the anti-flap window, no operation is
+	// running and a promotable candidate exists.
+	Possible bool `json:"possible"`
+	// Blockers say why it is not possible; empty when Possible.
+	Blockers []Blocker `json:"blockers,omitempty"`
+}
+
+// Blocker kinds: why an automatic action waits. They are also the values of
+// the reason label of regent_cluster_automatic_failover_blocked.
+const (
+	BlockPaused      = "paused"
+	BlockAntiFlap    = "anti_flap"
+	BlockOperation   = "operation_in_progress"
+	BlockLease       = "lease_not_lapsed"
+	BlockNoCandidate = "no_candidate"
+	BlockDisabled    = "disabled"
+	BlockUnsafe      = "unsafe"
+	BlockNoQuorum    = "no_quorum"
+)
+
+// Blocker is one reason an automatic action is not taken now.
+type Blocker struct {
+	// Kind is one of the Block… constants.
+	Kind string `json:"kind"`
+	// Reason says what blocks, in words a person can act on.
+	Reason string `json:"reason"`
+	// Until is when this blocker ends by itself; nil when it does not.
+	Until *time.Time `json:"until,omitempty"`
+}
+
+// Problem is one finding of the analysis of a replication cluster.
+type Problem struct {
+	// Code names the kind of problem (DeadPrimary, ReplicaLagging, ...).
+	Code string `json:"code"`
+	// Description is the generic description of this kind of problem.
+	Description string `json:"description"`
+	// Priority orders problems: lower is more urgent.
+	Priority int `json:"priority"`
+	// Instances involved; the first is the subject.
+	Instances []string `json:"instances,omitempty"`
+	// Target is the instance the automatic action would act on.
+	Target string `json:"target,omitempty"`
+	// Reason says what is wrong in this case, in words a person can act on.
+	Reason string `json:"reason,omitempty"`
+	// Action is the automatic action this problem calls for (failover,
+	// fence, repoint, rejoin, ...); empty when it is only reported.
+	Action string `json:"action,omitempty"`
+	// Actionable is true when Action will start now: nothing blocks it.
+	Actionable bool `json:"actionable"`
+	// Blockers say why Action is not taken now.
+	Blockers []Blocker `json:"blockers,omitempty"`
+	// Errant lists errant transactions (a GTID set as text) for an errant
+	// GTID problem.
+	Errant string `json:"errant,omitempty"`
+}
+
+// Instance is one MySQL or MariaDB server of a replication cluster, as last
+// probed.
+type Instance struct {
+	// Name is the instance's name from the configuration.
+	Name string `json:"name"`
+	// Address is the instance's MySQL address (host:port).
+	Address string `json:"address"`
+	// Role is primary, replica, unknown or quarantined.
+	Role Role `json:"role"`
+	// Promotion is the configured promotion rule: prefer, neutral or
+	// must_not.
+	Promotion string `json:"promotion,omitempty"`
+	// Reachable maps an agent id to whether that agent's last probe of this
+	// instance succeeded.
+	Reachable map[string]Reachability `json:"reachable,omitempty"`
+	// Version is the server's version string (for example
+	// "10.11.6-MariaDB-0+deb12u1-log").
+	Version string `json:"version,omitempty"`
+	// ServerID is @@server_id; 0 when unknown.
+	ServerID uint32 `json:"server_id,omitempty"`
+	// ReadOnly is @@read_only; nil when unknown.
+	ReadOnly *bool `json:"read_only,omitempty"`
+	// SuperReadOnly is @@super_read_only; nil when unknown or not supported
+	// (MariaDB has none).
+	SuperReadOnly *bool `json:"super_read_only,omitempty"`
+	// Replication is the instance's replica status; nil when it does not
+	// replicate (a primary, or replication not configured).
+	Replication *Replication `json:"replication,omitempty"`
+	// GTIDSummary is a short human summary of the executed GTID set (for
+	// example "3-1-5034" or "b5e1…:1-5034"). For display only: never parse
+	// it, never use it as a metric label.
+	GTIDSummary string `json:"gtid_summary,omitempty"`
+	// SemiSync is the semi-synchronous replication state; nil when unknown.
+	SemiSync *SemiSync `json:"semi_sync,omitempty"`
+	// QPS is queries per second, from the growth of Questions between the
+	// last two probes; nil when not yet known.
+	QPS *float64 `json:"qps,omitempty"`
+	// Questions is the server's cumulative Questions status counter (it
+	// restarts from 0 when mysqld restarts).
+	Questions uint64 `json:"questions,omitempty"`
+	// Connections is Threads_connected; nil when unknown.
+	Connections *int64 `json:"connections,omitempty"`
+	// QuarantineReason says why the instance is quarantined (for example
+	// errant transactions); empty unless Role is quarantined.
+	QuarantineReason string `json:"quarantine_reason,omitempty"`
+	// LastProbe is when the answering agent's view of this instance was
+	// last refreshed.
+	LastProbe *time.Time `json:"last_probe,omitempty"`
+}
+
+// Reachability is one agent's view of whether it can reach an instance.
+type Reachability struct {
+	// OK is true when the agent's last probe succeeded.
+	OK bool `json:"ok"`
+	// Error is the error class of a failed probe: refused, timeout, auth,
+	// access_denied, gone_away or unknown.
+	Error string `json:"error,omitempty"`
+	// At is when that agent probed.
+	At *time.Time `json:"at,omitempty"`
+}
+
+// Replication thread states.
+const (
+	ThreadRunning    = "running"
+	ThreadConnecting = "connecting"
+	ThreadStopped    = "stopped"
+)
+
+// Replication is an instance's replica status.
+type Replication struct {
+	// Source is the address (host:port) the instance replicates from.
+	Source string `json:"source"`
+	// SourceName is the configured instance name of Source, when it matches
+	// one; empty when the source is outside the cluster.
+	SourceName string `json:"source_name,omitempty"`
+	// IOThread is running, connecting or stopped.
+	IOThread string `json:"io_thread"`
+	// SQLThread is running or stopped.
+	SQLThread string `json:"sql_thread"`
+	// LagSeconds is Seconds_Behind_Master/Source (or a heartbeat measure);
+	// nil when the server reports NULL (for example a stopped thread).
+	LagSeconds *float64 `json:"lag_seconds,omitempty"`
+	// LastIOError is the last IO thread error, empty when none.
+	LastIOError string `json:"last_io_error,omitempty"`
+	// LastSQLError is the last SQL thread error, empty when none.
+	LastSQLError string `json:"last_sql_error,omitempty"`
+	// AutoPosition is true when replication uses GTID auto-positioning.
+	AutoPosition bool `json:"auto_position"`
+}
+
+// SemiSync is an instance's semi-synchronous replication state.
+type SemiSync struct {
+	// SourceEnabled is rpl_semi_sync_master/source_enabled.
+	SourceEnabled bool `json:"source_enabled"`
+	// SourceActive is true when the source currently waits for acks
+	// (Rpl_semi_sync_master/source_status ON).
+	SourceActive bool `json:"source_active"`
+	// Clients is the number of semi-sync replicas connected to a source.
+	Clients int `json:"clients,omitempty"`
+	// ReplicaEnabled is rpl_semi_sync_slave/replica_enabled.
+	ReplicaEnabled bool `json:"replica_enabled"`
+	// WaitPoint is AFTER_SYNC or AFTER_COMMIT.
+	WaitPoint string `json:"wait_point,omitempty"`
+}
+
+// Operation kinds.
+const (
+	OpFailover       = "failover"
+	OpForcedFailover = "forced-failover"
+	OpSwitchover     = "switchover"
+	OpRejoin         = "rejoin"
+)
+
+// Operation results (and step results).
+const (
+	ResultRunning = "running"
+	ResultSuccess = "success"
+	ResultFailed  = "failed"
+	ResultAborted = "aborted"
+	// ResultSkipped is a step result only: the step had nothing to do.
+	ResultSkipped = "skipped"
+)
+
+// Operation is a failover, switchover or rejoin: the answer of the POST that
+// starts it, of GET /v1/clusters/{name}/operations/{id}, and one entry of
+// GET /v1/clusters/{name}/history.
+type Operation struct {
+	// ID identifies the operation; it is in every log line of the run.
+	ID string `json:"id"`
+	// Cluster is the replication cluster's name.
+	Cluster string `json:"cluster"`
+	// Kind is failover, forced-failover, switchover or rejoin.
+	Kind string `json:"kind"`
+	// Trigger says what started it: "manual by admin@line 2", or the
+	// problem code that started an automatic failover ("DeadPrimary").
+	Trigger string `json:"trigger,omitempty"`
+	// Target is the requested or chosen instance to promote or rejoin.
+	Target string `json:"target,omitempty"`
+	// Started is when the operation started.
+	Started time.Time `json:"started"`
+	// Ended is when it ended; nil while it runs.
+	Ended *time.Time `json:"ended,omitempty"`
+	// OldPrimary is the primary before the operation.
+	OldPrimary string `json:"old_primary,omitempty"`
+	// NewPrimary is the primary after the operation; empty until promoted.
+	NewPrimary string `json:"new_primary,omitempty"`
+	// EpochBefore is the cluster's epoch when the operation started.
+	EpochBefore uint64 `json:"epoch_before"`
+	// EpochAfter is the epoch it committed; 0 until committed.
+	EpochAfter uint64 `json:"epoch_after,omitempty"`
+	// GTIDAtPromotion is the promoted instance's executed GTID set when it
+	// was promoted (the election record used to judge a rejoin).
+	GTIDAtPromotion string `json:"gtid_at_promotion,omitempty"`
+	// Result is running, success, failed or aborted.
+	Result string `json:"result"`
+	// Reason explains a failed or aborted result (what blocked, which step
+	// failed and what to do).
+	Reason string `json:"reason,omitempty"`
+	// WriteBlocked is how long writes were refused (switchover: from
+	// read_only on the old primary to the route on the new one; failover:
+	// from the primary's loss to the new route, when known).
+	WriteBlocked *Duration `json:"write_blocked,omitempty"`
+	// Steps are the steps run so far, in order.
+	Steps []Step `json:"steps"`
+}
+
+// Done reports whether the operation has ended.
+func (o Operation) Done() bool { return o.Result != "" && o.Result != ResultRunning }
+
+// Duration is the operation's run time (so far, while it runs, measured
+// against now).
+func (o Operation) Duration(now time.Time) time.Duration {
+	if o.Ended != nil {
+		return o.Ended.Sub(o.Started)
+	}
+	return now.Sub(o.Started)
+}
+
+// History is the answer of GET /v1/clusters/{name}/history.
+type History struct {
+	// Cluster is the replication cluster's name.
+	Cluster string `json:"cluster"`
+	// Operations are the most recent operations, newest first.
+	Operations []Operation `json:"operations"`
+}
+
+// Step is one named step of an operation.
+type Step struct {
+	// Name is the step's name (for example "set-read-only",
+	// "wait-for-gtid", "promote", "route").
+	Name string `json:"name"`
+	// Started is when the step started.
+	Started time.Time `json:"started"`
+	// Duration is how long the step took; 0 while it runs.
+	Duration Duration `json:"duration"`
+	// Result is running, success, failed, aborted or skipped.
+	Result string `json:"result"`
+	// Detail is what the step did or why it failed, including a hook's
+	// output.
+	Detail string `json:"detail,omitempty"`
+}
+
+// SwitchoverRequest is the body of POST /v1/clusters/{name}/switchover.
+type SwitchoverRequest struct {
+	// To is the replica to promote; empty lets Regent choose the best one.
+	To string `json:"to,omitempty"`
+	// WaitForWrites bounds how long to wait for running write transactions
+	// on the primary to finish before refusing; 0 takes the agent's
+	// default.
+	WaitForWrites Duration `json:"wait_for_writes,omitempty"`
+}
+
+// FailoverRequest is the body of POST /v1/clusters/{name}/failover: a manual
+// failover, allowed even during the anti-flap window.
+type FailoverRequest struct {
+	// To is the replica to promote.
+	To string `json:"to"`
+	// Force promotes To even when the safety checks refuse (the primary
+	// still looks alive, To lags or is not the most advanced replica).
+	// Fencing of the old primary is never skipped.
+	Force bool `json:"force,omitempty"`
+}
+
+// PauseRequest is the body of POST /v1/clusters/{name}/pause.
+type PauseRequest struct {
+	// Reason says why, for the people who will see the cluster paused.
+	Reason string `json:"reason,omitempty"`
+}
+
+// RejoinRequest is the body of POST /v1/clusters/{name}/rejoin.
+type RejoinRequest struct {
+	// Instance is the instance to rejoin as a replica of the primary.
+	Instance string `json:"instance"`
+}
+
+// AddMemberRequest is the body of POST /v1/members.
+type AddMemberRequest struct {
+	// ID is the new agent's node id.
+	ID string `json:"id"`
+	// RaftAddr is its advertised Raft address (host:port).
+	RaftAddr string `json:"raft_addr"`
+	// APIAddr is its HTTP API address (host:port).
+	APIAddr string `json:"api_addr"`
+	// NonVoter adds it as a non-voting member.
+	NonVoter bool `json:"non_voter,omitempty"`
+}
+
+// Severities of a check finding.
+const (
+	SeverityOK      = "ok"
+	SeverityWarning = "warning"
+	SeverityError   = "error"
+)
+
+// CheckReport is the answer of GET /v1/clusters/{name}/check: the preflight
+// findings computed by the agent from its probes.
+type CheckReport struct {
+	// Cluster is the replication cluster's name.
+	Cluster string `json:"cluster"`
+	// CheckedAt is when the facts behind the findings were probed.
+	CheckedAt time.Time `json:"checked_at"`
+	// Findings are sorted by instance, then check.
+	Findings []Finding `json:"findings"`
+}
+
+// Errors counts the findings of severity error.
+func (r CheckReport) Errors() int {
+	n := 0
+	for _, f := range r.Findings {
+		if f.Severity == SeverityError {
+			n++
+		}
+	}
+	return n
+}
+
+// Finding is one preflight check on one instance.
+type Finding struct {
+	// Check names what was checked: privileges, gtid_mode,
+	// log_slave_updates, server_id, read_only, semi_sync, binlog_format,
+	// replica_net_timeout, heartbeat, ...
+	Check string `json:"check"`
+	// Instance is the instance checked; empty for a cluster-wide check
+	// (such as unique server_id).
+	Instance string `json:"instance,omitempty"`
+	// Severity is ok, warning or error.
+	Severity string `json:"severity"`
+	// Message says what was found.
+	Message string `json:"message"`
+	// Fix says how to fix it (a my.cnf line, a GRANT), empty when ok.
+	Fix string `json:"fix,omitempty"`
+}

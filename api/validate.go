@@ -1,0 +1,124 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits on request fields. They keep a request's cost bounded and its
+// fields printable in logs and on the status page.
+const (
+	MaxNameLen       = 128
+	MaxReasonLen     = 1024
+	MaxWaitForWrites = time.Hour
+)
+
+// ValidName reports whether s can name a cluster, an instance, an agent or
+// an operation: 1 to MaxNameLen characters among letters, digits and
+// ". _ - :" (a colon allows host:port instance names), starting with a
+// letter or digit.
+func ValidName(s string) bool {
+	if s == "" || len(s) > MaxNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if i == 0 && !alnum {
+			return false
+		}
+		if !alnum && c != '.' && c != '_' && c != '-' && c != ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckName returns an error naming what the name is for when s is not a
+// ValidName.
+func CheckName(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("%s is empty", what)
+	}
+	if !ValidName(s) {
+		return fmt.Errorf("%s %q is not a valid name: use up to %d letters, digits, '.', '_', '-' or ':', starting with a letter or digit",
+			what, truncate(s, 40), MaxNameLen)
+	}
+	return nil
+}
+
+func checkHostPort(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("%s is empty: give host:port", what)
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%s %q is not host:port", what, truncate(s, 60))
+	}
+	if host == "" || len(host) > 253 {
+		return fmt.Errorf("%s %q has no host: give host:port with the address other agents can reach", what, truncate(s, 60))
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%s %q has a bad port: want 1-65535", what, truncate(s, 60))
+	}
+	return nil
+}
+
+func checkReason(s string) error {
+	if len(s) > MaxReasonLen {
+		return fmt.Errorf("reason is %d bytes long; keep it under %d", len(s), MaxReasonLen)
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("reason is not valid UTF-8")
+	}
+	return nil
+}
+
+// Validate checks the request before it is sent or served.
+func (r SwitchoverRequest) Validate() error {
+	if r.To != "" {
+		if err := CheckName("target instance (to)", r.To); err != nil {
+			return err
+		}
+	}
+	if r.WaitForWrites < 0 || r.WaitForWrites.Std() > MaxWaitForWrites {
+		return fmt.Errorf("wait_for_writes %s is out of range: want 0 to %s", r.WaitForWrites, MaxWaitForWrites)
+	}
+	return nil
+}
+
+// Validate checks the request before it is sent or served.
+func (r FailoverRequest) Validate() error {
+	if r.To == "" {
+		return errors.New("a manual failover needs a target instance: set \"to\" (regentctl failover --to INSTANCE)")
+	}
+	return CheckName("target instance (to)", r.To)
+}
+
+// Validate checks the request before it is sent or served.
+func (r PauseRequest) Validate() error { return checkReason(r.Reason) }
+
+// Validate checks the request before it is sent or served.
+func (r RejoinRequest) Validate() error { return CheckName("instance", r.Instance) }
+
+// Validate checks the request before it is sent or served.
+func (r AddMemberRequest) Validate() error {
+	if err := CheckName("member id", r.ID); err != nil {
+		return err
+	}
+	if err := checkHostPort("raft_addr", r.RaftAddr); err != nil {
+		return err
+	}
+	return checkHostPort("api_addr", r.APIAddr)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

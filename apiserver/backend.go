@@ -1,0 +1,93 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+
+	"github.com/regentdb/regent/api"
+)
+
+// Backend is what the handlers need of the agent; cmd/regent implements it.
+// It is the union of three small interfaces so a part of the agent can be
+// given, or faked, separately. Every method gets the request's context; the
+// authenticated caller is in it (CallerFrom). Errors wrap the Err…
+// sentinels below to choose the HTTP status; their text is shown to the
+// caller, so it must say what to do.
+type Backend interface {
+	Reader
+	Operator
+	Membership
+}
+
+// Reader serves the read-only views. They are answered by any agent from
+// its own state.
+type Reader interface {
+	// Status describes the regent cluster as this agent sees it.
+	Status(ctx context.Context) (api.Status, error)
+	// Cluster describes one replication cluster (ErrNotFound if unknown).
+	Cluster(ctx context.Context, name string) (api.Cluster, error)
+	// History returns up to limit operations of a cluster, newest first.
+	History(ctx context.Context, cluster string, limit int) ([]api.Operation, error)
+	// Check returns the preflight findings computed from the latest probes.
+	Check(ctx context.Context, cluster string) (api.CheckReport, error)
+}
+
+// Operator starts and reports operations. The server calls these methods
+// only on the leader (Leadership().IsLeader); a follower forwards.
+type Operator interface {
+	// Leadership says whether this agent is the Raft leader and, if not,
+	// where the leader's API is. It is called on every mutating request and
+	// must be cheap.
+	Leadership() Leadership
+	// Operation returns an operation, running or finished (ErrNotFound if
+	// unknown). The server polls it to stream progress, so it must be
+	// cheap.
+	Operation(ctx context.Context, cluster, id string) (api.Operation, error)
+	// Switchover starts a planned switchover and returns at once with the
+	// running operation; ErrConflict if one runs, ErrRefused if unsafe now.
+	Switchover(ctx context.Context, cluster string, req api.SwitchoverRequest) (api.Operation, error)
+	// Failover starts a manual failover and returns the running operation.
+	Failover(ctx context.Context, cluster string, req api.FailoverRequest) (api.Operation, error)
+	// Rejoin starts the rejoin of an instance as a replica.
+	Rejoin(ctx context.Context, cluster string, req api.RejoinRequest) (api.Operation, error)
+	// Pause blocks automatic action on a cluster and returns its new state.
+	Pause(ctx context.Context, cluster string, req api.PauseRequest) (api.Cluster, error)
+	// Resume lifts a pause and returns the cluster's new state.
+	Resume(ctx context.Context, cluster string) (api.Cluster, error)
+}
+
+// Membership reads and changes the Raft configuration. AddMember and
+// RemoveMember are called only on the leader.
+type Membership interface {
+	Members(ctx context.Context) (api.Members, error)
+	AddMember(ctx context.Context, req api.AddMemberRequest) (api.Members, error)
+	RemoveMember(ctx context.Context, id string) (api.Members, error)
+}
+
+// Leadership is this agent's view of who leads the regent cluster.
+type Leadership struct {
+	// IsLeader is true on the Raft leader.
+	IsLeader bool
+	// LeaderID and LeaderAPIAddr (host:port) name the leader; empty when
+	// there is none.
+	LeaderID, LeaderAPIAddr string
+}
+
+// Errors a Backend wraps (fmt.Errorf("...: %w", ErrNotFound)) to choose the
+// answer's status. Any other error is a 500.
+var (
+	// ErrInvalid: the request names something that cannot be (400).
+	ErrInvalid = errors.New("invalid request")
+	// ErrNotFound: no such cluster, instance, operation or member (404).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: another operation runs or the state moved on (409).
+	ErrConflict = errors.New("conflict")
+	// ErrRefused: well formed but unsafe or impossible now (422).
+	ErrRefused = errors.New("refused")
+	// ErrNotLeader: leadership was lost while serving the call (503).
+	ErrNotLeader = errors.New("not the leader")
+	// ErrNoLeader: there is no leader now (503).
+	ErrNoLeader = errors.New("no leader")
+	// ErrUnavailable: the agent cannot answer now (503).
+	ErrUnavailable = errors.New("unavailable")
+)

@@ -1,0 +1,45 @@
+// Package apiserver is the HTTP side of Regent's API: routes, authentication
+// (bearer tokens and client certificates), forwarding of mutating calls from
+// a follower to the Raft leader, strict request decoding, the Prometheus
+// metrics registry (Metrics), the HTML status page and request logs.
+//
+// It knows the agent only through the Backend interface, which cmd/regent
+// implements by adapting consensus, topology, failover and proxyhook. It
+// must not import any of them: it deals in the JSON types of package api and
+// nothing else. The health endpoints HAProxy polls (/primary, /replica,
+// /read-only, /health) are decided in proxyhook; the server only mounts the
+// http.Handler it is given for them.
+//
+// # Routes and who may call them
+//
+//	GET  /primary /replica /read-only /health   Config.Health; open unless Auth.ProtectHealth
+//	GET  /metrics                               open unless Auth.ProtectMetrics
+//	GET  /                                      status page; read-only unless Auth.OpenStatusPage
+//	GET  /v1/status                             read-only
+//	GET  /v1/clusters/{name}                    read-only
+//	GET  /v1/clusters/{name}/history[?limit=N]  read-only
+//	GET  /v1/clusters/{name}/check              read-only
+//	GET  /v1/clusters/{name}/operations/{id}[?follow=1]  read-only; served by the leader
+//	POST /v1/clusters/{name}/switchover|failover|rejoin  admin; leader; 202 + Operation
+//	POST /v1/clusters/{name}/pause|resume                admin; leader; 200 + Cluster
+//	GET  /v1/members                            read-only
+//	POST /v1/members                            admin; leader
+//	DELETE /v1/members/{id}                     admin; leader
+//
+// "read-only" means a read-only or an admin credential. "leader" means a
+// follower forwards the call to the leader (keeping the caller's
+// Authorization header, with a hop count that stops loops); a caller
+// authenticated only by client certificate cannot be vouched for that way,
+// so it gets 503 not_leader with the leader's API address instead, which
+// api.Client follows.
+//
+// # Tokens file
+//
+// One credential per line, "role:token" or "role:token:name"; role is admin
+// or read-only; blank lines and lines starting with # are ignored. Tokens
+// are 16 to 4096 printable ASCII characters without spaces or colons (for
+// example the output of `openssl rand -hex 32`); the optional name (letters,
+// digits, . _ @ -) is how the caller appears in logs and in "paused by".
+// The file must not be readable by other users. Every agent should hold the
+// same file: a forwarded call is authenticated again by the leader.
+package apiserver

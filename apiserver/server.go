@@ -1,0 +1,492 @@
+package apiserver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/regentdb/regent/api"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxBodyBytes    = 64 << 10
+	DefaultHistoryLimit    = 20
+	MaxHistoryLimit        = 1000
+	DefaultFollowPoll      = 100 * time.Millisecond
+	DefaultFollowKeepAlive = 10 * time.Second
+	DefaultFollowMax       = 15 * time.Minute
+	DefaultMaxHops         = 2
+	DefaultPageHistory     = 10
+)
+
+// Config configures a Server.
+type Config struct {
+	// AgentID is this agent's node id: it is sent in X-Regent-Agent on
+	// every answer and stops forwarding loops.
+	AgentID string
+	// Version is the agent's build version, shown on the status page.
+	Version string
+	// Backend serves the API. Required.
+	Backend Backend
+	// Health answers the health endpoints (proxyhook's handler); nil
+	// leaves them unserved.
+	Health http.Handler
+	// HealthPaths are where Health is mounted; nil means /primary,
+	// /replica, /read-only and /health.
+	HealthPaths []string
+	// Metrics is served at /metrics and counts API requests; nil leaves
+	// /metrics unserved.
+	Metrics *Metrics
+	// Auth says who may call what.
+	Auth AuthConfig
+	// Forward is how a follower reaches the leader.
+	Forward ForwardConfig
+	// Logger receives one line per request; nil discards.
+	Logger *slog.Logger
+	// MaxBodyBytes bounds a request body; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// FollowPoll is how often a follow stream polls the operation; 0 means
+	// DefaultFollowPoll.
+	FollowPoll time.Duration
+	// FollowKeepAlive is the longest a follow stream stays silent; 0 means
+	// DefaultFollowKeepAlive.
+	FollowKeepAlive time.Duration
+	// FollowMax ends a follow stream after this long (the client follows
+	// again); 0 means DefaultFollowMax.
+	FollowMax time.Duration
+	// PageHistory is how many recent operations per cluster the status
+	// page shows; 0 means DefaultPageHistory.
+	PageHistory int
+	// PageRefresh is the status page's refresh period; 0 means 5s.
+	PageRefresh time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// ForwardConfig says how a follower forwards a call to the leader.
+type ForwardConfig struct {
+	// Transport carries forwarded calls; it needs the TLS client
+	// configuration that trusts the other agents' API certificates (see
+	// NewForwardTransport). Nil means http.DefaultTransport.
+	Transport http.RoundTripper
+	// Scheme is https or http: how the leader's API address is called.
+	// Empty means https.
+	Scheme string
+	// MaxHops bounds how many agents a call may pass through before it is
+	// refused as a loop; 0 means DefaultMaxHops.
+	MaxHops int
+}
+
+func (c *Config) setDefaults() {
+	if c.HealthPaths == nil {
+		c.HealthPaths = []string{"/primary", "/replica", "/read-only", "/health"}
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.FollowPoll <= 0 {
+		c.FollowPoll = DefaultFollowPoll
+	}
+	if c.FollowKeepAlive <= 0 {
+		c.FollowKeepAlive = DefaultFollowKeepAlive
+	}
+	if c.FollowMax <= 0 {
+		c.FollowMax = DefaultFollowMax
+	}
+	if c.PageHistory <= 0 {
+		c.PageHistory = DefaultPageHistory
+	}
+	if c.PageRefresh <= 0 {
+		c.PageRefresh = 5 * time.Second
+	}
+	if c.Forward.Scheme == "" {
+		c.Forward.Scheme = "https"
+	}
+	if c.Forward.MaxHops <= 0 {
+		c.Forward.MaxHops = DefaultMaxHops
+	}
+	if c.Forward.Transport == nil {
+		c.Forward.Transport = http.DefaultTransport
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate checks the configuration (after defaults).
+func (c *Config) Validate() error {
+	if c.Backend == nil {
+		return errors.New("apiserver: no Backend")
+	}
+	if c.AgentID == "" {
+		return errors.New("apiserver: AgentID is empty")
+	}
+	if c.Forward.Scheme != "https" && c.Forward.Scheme != "http" {
+		return fmt.Errorf("apiserver: Forward.Scheme %q: want https or http", c.Forward.Scheme)
+	}
+	for _, p := range c.HealthPaths {
+		if len(p) < 2 || p[0] != '/' || p == "/metrics" || len(p) >= 4 && p[:4] == "/v1/" {
+			return fmt.Errorf("apiserver: health path %q: want a path such as /primary, outside /v1/ and /metrics", p)
+		}
+	}
+	return c.Auth.validate()
+}
+
+// Server serves Regent's HTTP API. Build it with New, serve Handler().
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	tokens  atomic.Pointer[Tokens]
+	handler http.Handler
+	page    *statusPage
+	fwd     http.Handler
+}
+
+// New checks cfg and builds a Server.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	s.tokens.Store(cfg.Auth.Tokens)
+	page, err := newStatusPage()
+	if err != nil {
+		return nil, err
+	}
+	s.page = page
+	s.fwd = s.newForwarder()
+	s.handler = s.logRequests(s.routes())
+	return s, nil
+}
+
+// Handler returns the server's root handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// SetTokens replaces the accepted tokens (after the tokens file changed);
+// nil accepts none.
+func (s *Server) SetTokens(t *Tokens) { s.tokens.Store(t) }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	read := func(h http.HandlerFunc) http.Handler { return s.require(RoleReadOnly, h) }
+	admin := func(h http.HandlerFunc) http.Handler { return s.require(RoleAdmin, s.onLeader(h)) }
+	// handle registers a route and, for its path, a JSON 405 for the
+	// other methods (the mux's own 405 is plain text).
+	allowed := map[string][]string{}
+	var paths []string
+	handle := func(method, path string, h http.Handler) {
+		mux.Handle(method+" "+path, h)
+		if _, ok := allowed[path]; !ok {
+			paths = append(paths, path)
+		}
+		allowed[path] = append(allowed[path], method)
+	}
+
+	if s.cfg.Health != nil {
+		h := s.open(s.cfg.Health)
+		if s.cfg.Auth.ProtectHealth {
+			h = s.require(RoleReadOnly, s.cfg.Health)
+		}
+		for _, p := range s.cfg.HealthPaths {
+			handle(http.MethodGet, p, h)
+		}
+	}
+	if s.cfg.Metrics != nil {
+		h := s.open(s.cfg.Metrics.Handler())
+		if s.cfg.Auth.ProtectMetrics {
+			h = s.require(RoleReadOnly, s.cfg.Metrics.Handler())
+		}
+		handle(http.MethodGet, "/metrics", h)
+	}
+	page := http.Handler(http.HandlerFunc(s.handlePage))
+	if s.cfg.Auth.OpenStatusPage {
+		page = s.open(page)
+	} else {
+		page = s.require(RoleReadOnly, page)
+	}
+	handle(http.MethodGet, "/{$}", page)
+
+	handle(http.MethodGet, "/v1/status", read(s.handleStatus))
+	handle(http.MethodGet, "/v1/clusters/{name}", read(s.handleCluster))
+	handle(http.MethodGet, "/v1/clusters/{name}/history", read(s.handleHistory))
+	handle(http.MethodGet, "/v1/clusters/{name}/check", read(s.handleCheck))
+	// In-progress steps live in the leader's runner: ask the leader.
+	handle(http.MethodGet, "/v1/clusters/{name}/operations/{id}", s.require(RoleReadOnly, s.onLeader(http.HandlerFunc(s.handleOperation))))
+	handle(http.MethodPost, "/v1/clusters/{name}/switchover", admin(s.handleSwitchover))
+	handle(http.MethodPost, "/v1/clusters/{name}/failover", admin(s.handleFailover))
+	handle(http.MethodPost, "/v1/clusters/{name}/rejoin", admin(s.handleRejoin))
+	handle(http.MethodPost, "/v1/clusters/{name}/pause", admin(s.handlePause))
+	handle(http.MethodPost, "/v1/clusters/{name}/resume", admin(s.handleResume))
+	handle(http.MethodGet, "/v1/members", read(s.handleMembers))
+	handle(http.MethodPost, "/v1/members", admin(s.handleAddMember))
+	handle(http.MethodDelete, "/v1/members/{id}", admin(s.handleRemoveMember))
+
+	for _, p := range paths {
+		allow := allowed[p]
+		header := ""
+		for i, m := range allow {
+			if i > 0 {
+				header += ", "
+			}
+			header += m
+			if m == http.MethodGet {
+				header += ", HEAD"
+			}
+		}
+		mux.Handle(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", header)
+			writeError(w, http.StatusMethodNotAllowed, api.CodeMethodNotAllowed,
+				fmt.Sprintf("%s is not allowed on %s: use %s", r.Method, r.URL.Path, header))
+		}))
+	}
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, api.CodeNotFound,
+			fmt.Sprintf("no such route %s; the API is under /v1/ (see the README's API section)", truncateName(r.URL.Path)))
+	}))
+	return mux
+}
+
+// pathName reads and checks a path parameter.
+func pathName(w http.ResponseWriter, r *http.Request, key, what string) (string, bool) {
+	v := r.PathValue(key)
+	if err := api.CheckName(what, v); err != nil {
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
+		return "", false
+	}
+	return v, true
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := s.cfg.Backend.Status(r.Context())
+	if err != nil {
+		writeAPIError(w, backendError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r, "name", "cluster name")
+	if !ok {
+		return
+	}
+	c, err := s.cfg.Backend.Cluster(r.Context(), name)
+	if err != nil {
+		writeAPIError(w, backendError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r, "name", "cluster name")
+	if !ok {
+		return
+	}
+	limit := DefaultHistoryLimit
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxHistoryLimit {
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest,
+				fmt.Sprintf("limit must be a whole number from 1 to %d", MaxHistoryLimit))
+			return
+		}
+		limit = n
+	}
+	ops, err := s.cfg.Backend.History(r.Context(), name, limit)
+	if err != nil {
+		writeAPIError(w, backendError(err))
+		return
+	}
+	if ops == nil {
+		ops = []api.Operation{}
+	}
+	writeJSON(w, http.StatusOK, api.History{Cluster: name, Operations: ops})
+}
+
+func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r, "name", "cluster name")
+	if !ok {
+		return
+	}
+	rep, err := s.cfg.Backend.Check(r.Context(), name)
+	if err != nil {
+		writeAPIError(w, backendError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+func (s *Server) handleOperation(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r, "name", "cluster name")
+	if !ok {
+		return
+	}
+	id, ok := pathName(w, r, "id", "operation id")
+	if !ok {
+		return
+	}
+	noteOperation(r, id)
+	follow := false
+	if v := r.URL.Query().Get("follow"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, "follow must be 1 or 0 (true or false)")
+			return
+		}
+		follow = b
+	}
+	if follow {
+		s.followOperation(w, r, name, id)
+		return
+	}
+	op, err := s.cfg.Backend.Operation(r.Context(), name, id)
+	if err != nil {
+		writeAPIError(w, backendError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, op)
+}
+
+// started answers a call that started an operation: 202, the operation,
+// and where to follow it.
+func (s *Server) started(w http.ResponseWriter, r *http.Request, cluster string, op api.Operation, err error) {
+	if err != nil {
+		writeAPIError(w, backendError(err))
+		return
+	}
+	noteOperation(r, op.ID)
+	w.Header().Set("Location", "/v1/clusters/"+url.PathEscape(cluster)+"/operations/"+url.PathEscape(op.ID))
+	w.Header().Set("X-Regent-Operation", op.ID)
+	writeJSON(w, http.StatusAccepted, op)
+}
+
+func (s *Server) handleSwitchover(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r, "name", "cluster name")
+	if !ok {
+		return
+	}
+	req, aerr := decodeBody[api.SwitchoverRequest](w, r, s.cfg.MaxBodyBytes)
+	if aerr != nil {
+		writeAPIError(w, aerr)
+		return
+	}
+	op, err := s.cfg.Backend.Switchover(r.Context(), name, req)
+	s.started(w, r, name, op, err)
+}
+
+func (s *Server) handleFailover(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r, "name", "cluster name")
+	if !ok {
+		return
+	}
+	req, aerr := decodeBody[api.FailoverRequest](w, r, s.cfg.MaxBodyBytes)
+	if aerr != nil {
+		writeAPIError(w, aerr)
+		return
+	}
+	op, err := s.cfg.Backend.Failover(r.Context(), name, req)
+	s.started(w, r, name, op, err)
+}
+
+func (s *Server) handleRejoin(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r, "name", "cluster name")
+	if !ok {
+		return
+	}
+	req, aerr := decodeBody[api.RejoinRequest](w, r, s.cfg.MaxBodyBytes)
+	if aerr != nil {
+		writeAPIError(w, aerr)
+		return
+	}
+	op, err := s.cfg.Backend.Rejoin(r.Context(), name, req)
+	s.started(w, r, name, op, err)
+}
+
+func (s *Server) handlePause(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r, "name", "cluster name")
+	if !ok {
+		return
+	}
+	req, aerr := decodeBody[api.PauseRequest](w, r, s.cfg.MaxBodyBytes)
+	if aerr != nil {
+		writeAPIError(w, aerr)
+		return
+	}
+	c, err := s.cfg.Backend.Pause(r.Context(), name, req)
+	if err != nil {
+		writeAPIError(w, backendError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+// emptyRequest is the body of a call that takes no parameters: nothing, or
+// {}.
+type emptyRequest struct{}
+
+func (emptyRequest) Validate() error { return nil }
+
+func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r, "name", "cluster name")
+	if !ok {
+		return
+	}
+	if _, aerr := decodeBody[emptyRequest](w, r, s.cfg.MaxBodyBytes); aerr != nil {
+		writeAPIError(w, aerr)
+		return
+	}
+	c, err := s.cfg.Backend.Resume(r.Context(), name)
+	if err != nil {
+		writeAPIError(w, backendError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (s *Server) handleMembers(w http.ResponseWriter, r *http.Request) {
+	m, err := s.cfg.Backend.Members(r.Context())
+	if err != nil {
+		writeAPIError(w, backendError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
+}
+
+func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
+	req, aerr := decodeBody[api.AddMemberRequest](w, r, s.cfg.MaxBodyBytes)
+	if aerr != nil {
+		writeAPIError(w, aerr)
+		return
+	}
+	m, err := s.cfg.Backend.AddMember(r.Context(), req)
+	if err != nil {
+		writeAPIError(w, backendError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
+}
+
+func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathName(w, r, "id", "member id")
+	if !ok {
+		return
+	}
+	m, err := s.cfg.Backend.RemoveMember(r.Context(), id)
+	if err != nil {
+		writeAPIError(w, backendError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
+}
