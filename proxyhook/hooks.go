@@ -515,3 +515,21 @@ func summarizeHooks(res []HookResult) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// FormatHookResults renders hook runs for an operation's history: a header
+// line per run (hook, event, result, exit code, duration) and its output.
+func FormatHookResults(results []HookResult) string {
+	var b strings.Builder
+	for _, r := range results {
+		state := "ok"
+		if !r.OK {
+			state = "FAILED: " + r.Error
+		}
+		fmt.Fprintf(&b, "== hook %s (%s): %s, exit %d, %s ==\n", r.Hook, r.Event, state, r.ExitCode, r.Duration.Round(time.Millisecond))
+		b.WriteString(r.Output)
+		if r.Output != "" && !strings.HasSuffix(r.Output, "\n") {
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}

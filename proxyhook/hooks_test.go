@@ -259,6 +259,10 @@ func TestHookFailurePolicy(t *testing.T) {
 		if !strings.Contains(err.Error(), "operation aborted") || !strings.Contains(err.Error(), "exited with status 3") {
 			t.Errorf("message %q does not say what happened", err)
 		}
+		hist := FormatHookResults(res)
+		if !strings.Contains(hist, "== hook veto (pre-failover): FAILED: exited with status 3, exit 3") || !strings.Contains(hist, "refusing: replica lag\n") {
+			t.Errorf("history text = %q", hist)
+		}
 	})
 	t.Run("failed post-hook fails the step and the others still run", func(t *testing.T) {
 		_ = os.Remove(marker)
