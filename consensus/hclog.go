@@ -3,10 +3,12 @@ package consensus
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"strings"
 	"sync/atomic"
 
@@ -76,6 +78,11 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if level == hclog.NoLevel {
 		level = hclog.Info
 	}
+	if level > hclog.Debug && closedConnError(args) {
+		// Raft's network transport reports the connections we close on
+		// shutdown as errors; they are expected.
+		level = hclog.Debug
+	}
 	if !a.enabled(level) {
 		return
 	}
@@ -86,6 +93,15 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	attrs = appendPairs(attrs, a.implied)
 	attrs = appendPairs(attrs, args)
 	a.log.Log(context.Background(), slogLevel(level), msg, attrs...)
+}
+
+func closedConnError(kv []any) bool {
+	for _, v := range kv {
+		if err, ok := v.(error); ok && errors.Is(err, net.ErrClosed) {
+			return true
+		}
+	}
+	return false
 }
 
 // appendPairs turns hclog's alternating key/value arguments into slog

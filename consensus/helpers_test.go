@@ -68,11 +68,13 @@ func waitNoGoroutines(timeout time.Duration) string {
 	}
 }
 
-// testTimings shortens Raft's timeouts for tests (production: 500/500/250/20).
+// testTimings shortens Raft's timeouts for tests (production: 500/500/250/20),
+// keeping enough slack that a leader does not lose its lease on a busy
+// two-core machine running the race detector.
 func testTimings(c *Config) {
-	c.HeartbeatTimeout = 100 * time.Millisecond
-	c.ElectionTimeout = 100 * time.Millisecond
-	c.LeaderLeaseTimeout = 100 * time.Millisecond
+	c.HeartbeatTimeout = 200 * time.Millisecond
+	c.ElectionTimeout = 200 * time.Millisecond
+	c.LeaderLeaseTimeout = 200 * time.Millisecond
 	c.CommitTimeout = 10 * time.Millisecond
 	c.ApplyTimeout = 3 * time.Second
 	c.TransportTimeout = time.Second
@@ -311,6 +313,22 @@ func (c *cluster) propose(cmd Command, among ...int) (Outcome, error) {
 			continue
 		}
 		return out, err
+	}
+}
+
+// onLeader runs an idempotent leader-only call, retrying while leadership
+// moves.
+func (c *cluster) onLeader(what string, call func(n *Node) error, among ...int) {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := call(c.nodes[c.waitLeader(among...)])
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, ErrNotLeader) || time.Now().After(deadline) {
+			c.t.Fatalf("%s: %v", what, err)
+		}
 	}
 }
 

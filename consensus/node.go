@@ -395,6 +395,9 @@ func (n *Node) reconcileMembers() {
 			continue
 		}
 		if _, err := n.Propose(ctx, SetMember{Member: m}); err != nil {
+			if errors.Is(err, ErrClosed) {
+				return
+			}
 			n.log.Warn("could not record member", logKeyPeer, m.ID, logKeyErr, err)
 		}
 	}

@@ -78,10 +78,14 @@ func loadTLS(t TLSConfig) (*tlsPair, error) {
 			ClientAuth:   tls.RequireAndVerifyClientCert,
 		},
 		client: &tls.Config{
-			MinVersion:   tls.VersionTLS13,
-			Certificates: []tls.Certificate{cert},
-			RootCAs:      pool,
-			ServerName:   t.ServerName,
+			MinVersion: tls.VersionTLS13,
+			// Always present our certificate, even when the server's list of
+			// acceptable CAs does not include its issuer (Go would then send
+			// none): the server then logs the real reason, "signed by
+			// unknown authority", not a bare "certificate required".
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil },
+			RootCAs:              pool,
+			ServerName:           t.ServerName,
 		},
 	}, nil
 }
