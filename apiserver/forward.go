@@ -22,6 +22,8 @@ const (
 	HeaderForwardHops = "X-Regent-Forward-Hops"
 	// HeaderForwardedBy lists their ids, comma-separated.
 	HeaderForwardedBy = "X-Regent-Forwarded-By"
+	// HeaderAgent names the agent that answered, on every answer.
+	HeaderAgent = "X-Regent-Agent"
 )
 
 type leaderAddrKey struct{}
@@ -82,6 +84,8 @@ func (s *Server) onLeader(h http.Handler) http.Handler {
 			return
 		}
 		noteForward(r, l.LeaderID)
+		// The leader's answer names the leader.
+		w.Header().Del(HeaderAgent)
 		ctx := context.WithValue(r.Context(), leaderAddrKey{}, l)
 		s.fwd.ServeHTTP(w, r.WithContext(ctx))
 	})
@@ -117,6 +121,7 @@ func (s *Server) newForwarder() http.Handler {
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			l, _ := r.Context().Value(leaderAddrKey{}).(Leadership)
+			w.Header().Set(HeaderAgent, s.cfg.AgentID)
 			if r.Context().Err() != nil {
 				return // the caller left
 			}

@@ -16,16 +16,18 @@ import (
 
 // Log keys.
 const (
-	logKeyMethod    = "method"
-	logKeyPath      = "path"
-	logKeyStatus    = "status"
-	logKeyDuration  = "duration"
-	logKeyRemote    = "remote"
-	logKeyCaller    = "caller"
-	logKeyOperation = "operation"
-	logKeyForwarded = "forwarded_to"
-	logKeyErr       = "err"
-	logKeyBytes     = "bytes"
+	logKeyMethod       = "method"
+	logKeyPath         = "path"
+	logKeyStatus       = "status"
+	logKeyDuration     = "duration"
+	logKeyRemote       = "remote"
+	logKeyCaller       = "caller"
+	logKeyOperation    = "operation"
+	logKeyForwarded    = "forwarded_to"
+	logKeyForwardedBy  = "forwarded_by"
+	logKeyForwardedFor = "forwarded_for"
+	logKeyErr          = "err"
+	logKeyBytes        = "bytes"
 )
 
 // requestNotes collects what handlers learn about a request for its log
@@ -116,7 +118,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		n := &requestNotes{}
 		r = r.WithContext(context.WithValue(r.Context(), notesKey{}, n))
 		rec := &recorder{ResponseWriter: w}
-		rec.Header().Set("X-Regent-Agent", s.cfg.AgentID)
+		rec.Header().Set(HeaderAgent, s.cfg.AgentID)
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler { //nolint:errorlint // sentinel compared by identity, as net/http does
@@ -148,6 +150,11 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			}
 			if n.operation != "" {
 				attrs = append(attrs, slog.String(logKeyOperation, n.operation))
+			}
+			if r.Header.Get(HeaderForwardedBy) != "" {
+				// Forwarded by a follower: say by whom and for whom.
+				attrs = append(attrs, slog.String(logKeyForwardedBy, r.Header.Get(HeaderForwardedBy)),
+					slog.String(logKeyForwardedFor, r.Header.Get("X-Forwarded-For")))
 			}
 			if n.forwardedTo != "" {
 				attrs = append(attrs, slog.String(logKeyForwarded, n.forwardedTo))

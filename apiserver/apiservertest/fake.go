@@ -102,7 +102,7 @@ func NewFakeBackend() *FakeBackend {
 			{Name: "db1", Address: "10.0.0.11:3306", Role: api.RolePrimary, Promotion: "neutral", Reachable: reach(),
 				Version: "10.11.6-MariaDB-log", ServerID: 1, ReadOnly: &no, GTIDSummary: "0-1-5034",
 				SemiSync: &api.SemiSync{SourceEnabled: true, SourceActive: true, Clients: 2, WaitPoint: "AFTER_SYNC"},
-				QPS: &qps1, Questions: 9_120_331, Connections: &conns1, LastProbe: t(-time.Second)},
+				QPS:      &qps1, Questions: 9_120_331, Connections: &conns1, LastProbe: t(-time.Second)},
 			{Name: "db2", Address: "10.0.0.12:3306", Role: api.RoleReplica, Promotion: "prefer", Reachable: reach(),
 				Version: "10.11.6-MariaDB-log", ServerID: 2, ReadOnly: &yes, GTIDSummary: "0-1-5034",
 				Replication: &api.Replication{Source: "10.0.0.11:3306", SourceName: "db1", IOThread: api.ThreadRunning,
