@@ -1,0 +1,180 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/regentdb/regent/failover"
+	"github.com/regentdb/regent/topology"
+)
+
+// actuator adapts topology's instance actions to failover.Actuator and
+// failover.Inspector for one replication cluster.
+type actuator struct {
+	cluster   string
+	prober    *prober
+	instances map[string]*topology.Instance
+	addrs     map[string]string // instance name → host:port
+	repl      replicationAuth
+	// user is Regent's own MySQL user, spared by KillClientConnections.
+	keepUsers []string
+}
+
+// replicationAuth is what a repointed replica logs in to its source with.
+type replicationAuth struct {
+	User      string
+	Password  string
+	Heartbeat time.Duration
+	TLS       topology.ReplicationTLS
+}
+
+var (
+	_ failover.Actuator  = (*actuator)(nil)
+	_ failover.Inspector = (*actuator)(nil)
+)
+
+func (a *actuator) inst(name string) (*topology.Instance, error) {
+	i, ok := a.instances[name]
+	if !ok {
+		return nil, fmt.Errorf("instance %q is not configured in cluster %s", name, a.cluster)
+	}
+	return i, nil
+}
+
+// Probe probes the instance now (the runner's fresh facts).
+func (a *actuator) Probe(ctx context.Context, name string) (failover.Probe, error) {
+	i, err := a.inst(name)
+	if err != nil {
+		return failover.Probe{}, err
+	}
+	return a.prober.probeOne(ctx, name, i).toProbe(), nil
+}
+
+func (a *actuator) SetReadOnly(ctx context.Context, name string, on bool) error {
+	i, err := a.inst(name)
+	if err != nil {
+		return err
+	}
+	return i.SetReadOnly(ctx, on)
+}
+
+func (a *actuator) KillClientConnections(ctx context.Context, name string) error {
+	i, err := a.inst(name)
+	if err != nil {
+		return err
+	}
+	_, err = i.KillClientConnections(ctx, topology.KillOptions{KeepUsers: a.keepUsers})
+	return err
+}
+
+func (a *actuator) StopReplicaIO(ctx context.Context, name string) error {
+	i, err := a.inst(name)
+	if err != nil {
+		return err
+	}
+	return i.StopReplica(ctx, topology.ThreadIO)
+}
+
+func (a *actuator) StartReplicaIO(ctx context.Context, name string) error {
+	i, err := a.inst(name)
+	if err != nil {
+		return err
+	}
+	return i.StartReplica(ctx, topology.ThreadIO)
+}
+
+func (a *actuator) WaitExecuted(ctx context.Context, name string, set failover.GTIDSet) error {
+	i, err := a.inst(name)
+	if err != nil {
+		return err
+	}
+	timeout := time.Minute
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	return i.WaitForGTID(ctx, unwrapGTID(set), timeout)
+}
+
+func (a *actuator) Repoint(ctx context.Context, name, source string, opts failover.RepointOptions) error {
+	i, err := a.inst(name)
+	if err != nil {
+		return err
+	}
+	addr, ok := a.addrs[source]
+	if !ok {
+		return fmt.Errorf("source %q is not configured in cluster %s", source, a.cluster)
+	}
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	port, _ := strconv.Atoi(portText)
+	if opts.SemiSync {
+		if err := i.SetSemiSync(ctx, topology.SemiSyncConfig{Replica: true}); err != nil {
+			return err
+		}
+	}
+	return i.ChangeSource(ctx, topology.ChangeSourceOptions{
+		Host: host, Port: port, User: a.repl.User, Password: a.repl.Password,
+		Demote: opts.Demote, HeartbeatPeriod: a.repl.Heartbeat, ConnectRetry: time.Second, TLS: a.repl.TLS,
+	})
+}
+
+func (a *actuator) Promote(ctx context.Context, name string, semiSync bool) error {
+	i, err := a.inst(name)
+	if err != nil {
+		return err
+	}
+	if err := i.ResetReplication(ctx); err != nil {
+		return err
+	}
+	if err := i.SetSemiSync(ctx, topology.SemiSyncConfig{Source: semiSync}); err != nil && semiSync {
+		return err
+	}
+	return i.SetReadOnly(ctx, false)
+}
+
+func (a *actuator) ConfigureSemiSync(ctx context.Context, name, role string) error {
+	i, err := a.inst(name)
+	if err != nil {
+		return err
+	}
+	switch role {
+	case "source":
+		return i.SetSemiSync(ctx, topology.SemiSyncConfig{Source: true})
+	case "replica":
+		return i.SetSemiSync(ctx, topology.SemiSyncConfig{Replica: true})
+	}
+	return fmt.Errorf("unknown semi-sync role %q (want source or replica)", role)
+}
+
+// WaitWriteTransactions waits until no write transaction older than a few
+// hundred milliseconds runs, and names the blockers when ctx ends first.
+func (a *actuator) WaitWriteTransactions(ctx context.Context, name string) error {
+	i, err := a.inst(name)
+	if err != nil {
+		return err
+	}
+	for {
+		trx, err := i.LongWriteTransactions(ctx, 300*time.Millisecond)
+		if err != nil {
+			return err
+		}
+		if len(trx) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			var b []string
+			for _, t := range trx {
+				b = append(b, fmt.Sprintf("thread %d (user %s, %d rows, started %s ago)", t.ThreadID, t.User, t.RowsModified, time.Since(t.Started).Round(time.Millisecond)))
+			}
+			return fmt.Errorf("long write transactions still running on %s: %s", name, strings.Join(b, "; "))
+		case <-time.After(topology.LongTransactionPoll):
+		}
+	}
+}

@@ -1,0 +1,126 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/regentdb/regent/consensus"
+	"github.com/regentdb/regent/failover"
+	"github.com/regentdb/regent/proxyhook"
+)
+
+// routerAdapter adapts proxyhook's Router and Hooks to failover.Router and
+// failover.Hooks for one cluster.
+type routerAdapter struct{ c *clusterRT }
+
+var (
+	_ failover.Router = routerAdapter{}
+	_ failover.Hooks  = routerAdapter{}
+)
+
+func (r routerAdapter) endpoint(name string) proxyhook.Endpoint {
+	if name == "" {
+		return proxyhook.Endpoint{}
+	}
+	h, p := hostPort(r.c.addrs[name])
+	port, _ := strconv.Atoi(p)
+	return proxyhook.Endpoint{Name: name, Host: h, Port: port}
+}
+
+func (r routerAdapter) replicas(except string) []proxyhook.Endpoint {
+	var out []proxyhook.Endpoint
+	for _, in := range r.c.cfg.Instances {
+		if in.Name != except {
+			out = append(out, r.endpoint(in.Name))
+		}
+	}
+	return out
+}
+
+func mapRouteErr(err error) error {
+	if errors.Is(err, proxyhook.ErrStaleEpoch) {
+		return fmt.Errorf("%w: %w", failover.ErrStaleEpoch, err)
+	}
+	return err
+}
+
+func (r routerAdapter) RouteWrites(ctx context.Context, cluster, instance string, epoch uint64) error {
+	old := ""
+	if st := r.c.state(); st != nil && st.Primary != instance {
+		old = st.Primary
+	}
+	_, err := r.c.router.Route(ctx, proxyhook.RouteChange{Cluster: cluster, Epoch: epoch,
+		OldPrimary: r.endpoint(old), NewPrimary: r.endpoint(instance), Replicas: r.replicas(instance)})
+	return mapRouteErr(err)
+}
+
+func (r routerAdapter) UnrouteWrites(ctx context.Context, cluster, instance string, epoch uint64) error {
+	_, err := r.c.router.Unroute(ctx, cluster, epoch, r.endpoint(instance))
+	return mapRouteErr(err)
+}
+
+// Run runs the hooks of a phase ("pre-failover", ...).
+func (r routerAdapter) Run(ctx context.Context, phase string, plan failover.Plan) (string, error) {
+	if r.c.routing == nil || r.c.routing.Hooks == nil {
+		return "", nil
+	}
+	in := proxyhook.HookInput{Cluster: plan.Cluster, Operation: string(plan.Kind), Epoch: plan.Epoch,
+		OldPrimary: r.endpoint(plan.OldPrimary), NewPrimary: r.endpoint(plan.NewPrimary), Replicas: r.replicas(plan.NewPrimary)}
+	res, err := r.c.routing.Hooks.Run(ctx, proxyhook.HookEvent(phase), in)
+	return proxyhook.FormatHookResults(res), err
+}
+
+// store adapts the consensus node to failover.StateStore and
+// failover.Leadership.
+type store struct{ c *clusterRT }
+
+var (
+	_ failover.Leadership = store{}
+)
+
+func mapRaftErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, consensus.ErrNotLeader):
+		return fmt.Errorf("%w: %w", failover.ErrNotLeader, err)
+	case errors.Is(err, consensus.ErrStaleEpoch):
+		return fmt.Errorf("%w: %w", failover.ErrStaleEpoch, err)
+	case errors.Is(err, consensus.ErrConflict):
+		return fmt.Errorf("%w: %w", failover.ErrConflict, err)
+	}
+	return err
+}
+
+func (s store) Barrier(ctx context.Context) error { return mapRaftErr(s.c.a.raft.Barrier(ctx)) }
+
+func (s store) VerifyLeader(ctx context.Context) error {
+	return mapRaftErr(s.c.a.raft.VerifyLeader(ctx))
+}
+
+func (s store) propose(ctx context.Context, cmd consensus.Command) error {
+	_, err := s.c.a.raft.Propose(ctx, cmd)
+	return mapRaftErr(err)
+}
+
+// LastContact reports when each agent was last heard and when this node last
+// had the quorum.
+func (s store) LastContact(ctx context.Context) (map[failover.AgentID]time.Time, time.Time, error) {
+	out := map[failover.AgentID]time.Time{failover.AgentID(s.c.a.id): time.Now()}
+	pcs, err := s.c.a.raft.PeerContacts()
+	if err != nil {
+		return nil, time.Time{}, mapRaftErr(err)
+	}
+	for _, pc := range pcs {
+		out[failover.AgentID(pc.ID)] = pc.LastHeard
+	}
+	for id, rr := range s.c.a.reports() {
+		if rr.At.After(out[failover.AgentID(id)]) {
+			out[failover.AgentID(id)] = rr.At
+		}
+	}
+	return out, s.c.a.raft.LastQuorumContact(), nil
+}

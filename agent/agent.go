@@ -1,0 +1,277 @@
+// Package agent is one Regent agent at run time: it probes every instance,
+// enforces the self-fencing lease on its local instance, sends its
+// observations to the Raft leader, and — when it leads — analyses each
+// replication cluster and runs the failover package's plans.
+//
+// It is the place where topology, consensus, proxyhook and failover meet:
+// it adapts the first three to the small interfaces failover declares.
+// cmd/regent only loads the configuration, starts Raft and the HTTP server,
+// and hands them to New.
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/regentdb/regent/consensus"
+	"github.com/regentdb/regent/failover"
+	"github.com/regentdb/regent/topology"
+)
+
+// Log keys.
+const (
+	logCluster  = "cluster"
+	logInstance = "instance"
+	logErr      = "err"
+	logAgent    = "agent"
+	logProblem  = "problem"
+	logOp       = "operation"
+)
+
+// Report is what an agent tells the leader after every probe round, and at
+// once when its local mysqld disappears.
+type Report struct {
+	Agent    string                   `json:"agent"`
+	SentAt   time.Time                `json:"sent_at"`
+	Clusters map[string]ClusterReport `json:"clusters"`
+}
+
+// ClusterReport is an agent's view of one replication cluster.
+type ClusterReport struct {
+	Observations map[string]Observation `json:"observations"`
+	// LeaseHeld: the agent may let its local instance be writable.
+	LeaseHeld   bool                `json:"lease_held"`
+	Local       failover.LocalState `json:"local,omitempty"`
+	LocalSince  time.Time           `json:"local_since,omitzero"`
+	LocalDetail string              `json:"local_detail,omitempty"`
+}
+
+// Transport carries reports to the leader.
+type Transport interface {
+	// Deliver sends r to the agent with id to (the Raft leader).
+	Deliver(ctx context.Context, to string, r Report) error
+}
+
+// Raft is what the agent needs of the consensus node; *consensus.Node has it.
+type Raft interface {
+	ID() string
+	IsLeader() bool
+	Leader() consensus.LeaderInfo
+	WatchLeadership() (<-chan consensus.Leadership, func())
+	Propose(ctx context.Context, cmd consensus.Command) (consensus.Outcome, error)
+	Barrier(ctx context.Context) error
+	VerifyLeader(ctx context.Context) error
+	State() consensus.State
+	LastQuorumContact() time.Time
+	PeerContacts() ([]consensus.PeerContact, error)
+}
+
+var _ Raft = (*consensus.Node)(nil)
+
+// Agent is one running agent.
+type Agent struct {
+	id        string
+	cfg       Config
+	raft      Raft
+	transport Transport
+	log       *slog.Logger
+
+	clusters map[string]*clusterRT
+
+	mu       sync.Mutex
+	received map[string]receivedReport // leader side: latest report per agent
+	kick     chan struct{}             // wakes the leader loop
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed sync.Once
+}
+
+type receivedReport struct {
+	Report
+	At time.Time // leader's clock
+}
+
+// Secrets are the passwords the agent needs, read by the caller from files
+// or the environment.
+type Secrets struct {
+	MySQLPassword       string
+	ReplicationPassword string
+}
+
+// New builds an agent from a validated configuration. Nothing runs until
+// Start.
+func New(cfg Config, secrets Secrets, raft Raft, transport Transport, deps Deps, log *slog.Logger) (*Agent, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &Agent{id: cfg.NodeID, cfg: cfg, raft: raft, transport: transport, log: log,
+		clusters: map[string]*clusterRT{}, received: map[string]receivedReport{}, kick: make(chan struct{}, 1)}
+	tlsCfg, err := mysqlTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, cc := range cfg.Clusters {
+		c, err := newClusterRT(a, cc, secrets, tlsCfg, deps)
+		if err != nil {
+			a.closeClusters()
+			return nil, err
+		}
+		a.clusters[cc.Name] = c
+	}
+	return a, nil
+}
+
+// mysqlTLS is the TLS configuration of Regent's own MySQL connections; nil
+// for plain text.
+func mysqlTLS(cfg Config) (*tls.Config, error) {
+	t := cfg.MySQL.TLS
+	if !t.Enabled && !t.TLSFilesConfig.Enabled() && !t.InsecureSkipVerify {
+		return nil, nil
+	}
+	c, err := topology.ClientTLS(topology.TLSFiles{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile,
+		ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify})
+	if err != nil {
+		return nil, fmt.Errorf("mysql.tls: %w", err)
+	}
+	return c, nil
+}
+
+// Start runs the agent's loops until Close.
+func (a *Agent) Start(ctx context.Context) {
+	ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	for _, c := range a.clusters {
+		a.wg.Add(2)
+		go func() { defer a.wg.Done(); c.probeLoop(ctx) }()
+		go func() { defer a.wg.Done(); c.leaseLoop(ctx) }()
+		if c.local != "" {
+			a.wg.Add(1)
+			go func() { defer a.wg.Done(); c.localLoop(ctx) }()
+		}
+	}
+	a.wg.Add(1)
+	go func() { defer a.wg.Done(); a.leaderLoop(ctx) }()
+}
+
+// Close stops every loop, waits for them and closes the connection pools.
+// Safe to call more than once.
+func (a *Agent) Close() {
+	a.closed.Do(func() {
+		if a.cancel != nil {
+			a.cancel()
+		}
+		a.wg.Wait()
+		a.closeClusters()
+	})
+}
+
+func (a *Agent) closeClusters() {
+	for _, c := range a.clusters {
+		c.close()
+	}
+}
+
+// ID is the agent's node id.
+func (a *Agent) ID() string { return a.id }
+
+// Receive takes a report from another agent (the HTTP handler calls it on
+// the leader).
+func (a *Agent) Receive(r Report) error {
+	if r.Agent == "" {
+		return errors.New("report without an agent id")
+	}
+	if !a.knownAgent(r.Agent) {
+		return fmt.Errorf("report from unknown agent %q", r.Agent)
+	}
+	a.mu.Lock()
+	prev := a.received[r.Agent]
+	a.received[r.Agent] = receivedReport{Report: r, At: time.Now()}
+	a.mu.Unlock()
+	// A local mysqld that just went away is the fast path: evaluate now.
+	for name, cr := range r.Clusters {
+		if cr.Local == failover.LocalGone && prev.Clusters[name].Local != failover.LocalGone {
+			a.wake()
+		}
+	}
+	return nil
+}
+
+func (a *Agent) knownAgent(id string) bool {
+	for _, p := range a.cfg.Raft.Peers {
+		if p.ID == id {
+			return true
+		}
+	}
+	_, ok := a.raft.State().Members[id]
+	return ok
+}
+
+func (a *Agent) wake() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// report builds this agent's report.
+func (a *Agent) report() Report {
+	r := Report{Agent: a.id, SentAt: time.Now(), Clusters: map[string]ClusterReport{}}
+	for name, c := range a.clusters {
+		r.Clusters[name] = c.report()
+	}
+	return r
+}
+
+// publish sends the report to the leader, or keeps it when this agent leads.
+func (a *Agent) publish(ctx context.Context) {
+	r := a.report()
+	leader := a.raft.Leader().ID
+	if leader == "" {
+		return
+	}
+	if leader == a.id {
+		_ = a.Receive(r)
+		return
+	}
+	if a.transport == nil {
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := a.transport.Deliver(dctx, leader, r); err != nil && ctx.Err() == nil {
+		a.log.Debug("report not delivered", logAgent, leader, logErr, err)
+	}
+}
+
+// reports returns the latest report of every agent.
+func (a *Agent) reports() map[string]receivedReport {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return maps.Clone(a.received)
+}
+
+// localAddr returns the network and address to dial for the local instance.
+func localAddr(cfg Config, addr string) (string, string) {
+	if cfg.MySQL.LocalSocket != "" {
+		return "unix", cfg.MySQL.LocalSocket
+	}
+	return "tcp", addr
+}
+
+// sortedNames returns map keys in order.
+func sortedNames[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}
+
+func hostPort(addr string) (string, string) {
+	h, p, _ := net.SplitHostPort(addr)
+	return h, p
+}

@@ -1,0 +1,266 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/regentdb/regent/consensus"
+	"github.com/regentdb/regent/failover"
+	"github.com/regentdb/regent/proxyhook"
+	"github.com/regentdb/regent/topology"
+)
+
+// Deps are the optional collaborators of an agent.
+type Deps struct {
+	// Router moves write routes; nil builds one from each cluster's routing
+	// configuration.
+	Router *proxyhook.Router
+	// HookOptions are passed to the hooks of every cluster.
+	HookOptions proxyhook.HooksOptions
+}
+
+// clusterRT is the run-time state of one replication cluster on this agent.
+type clusterRT struct {
+	a      *Agent
+	name   string
+	cfg    ClusterConfig
+	policy failover.Policy
+	log    *slog.Logger
+
+	instances map[string]*topology.Instance
+	addrs     map[string]string
+	prober    *prober
+	act       *actuator
+	routing   *proxyhook.ClusterRouting
+	router    *proxyhook.Router
+	ownRouter bool
+
+	// local is the name of this agent's local instance in this cluster ("").
+	local               string
+	localNet, localDial string
+	localCheckEvery     time.Duration
+
+	mu          sync.Mutex
+	localState  failover.LocalState
+	localSince  time.Time
+	localDetail string
+	leaseHeld   bool
+	fencedOp    string // the operation whose intent made this agent fence
+
+	// leader side
+	lmu      sync.Mutex
+	lastSeen map[string]Observation
+	errant   map[string]failover.GTIDSet
+	backoff  map[string]time.Time // problem key → not before
+	running  sync.Mutex           // one operation at a time
+}
+
+func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Config, deps Deps) (*clusterRT, error) {
+	c := &clusterRT{a: a, name: cc.Name, cfg: cc, policy: cc.Policy(), log: a.log.With(logCluster, cc.Name),
+		instances: map[string]*topology.Instance{}, addrs: map[string]string{},
+		lastSeen: map[string]Observation{}, errant: map[string]failover.GTIDSet{}, backoff: map[string]time.Time{},
+		localState: failover.LocalUnknown, leaseHeld: true}
+	timeout := cc.probeTimeout()
+	for _, in := range cc.Instances {
+		inst, err := topology.Open(topology.ConnConfig{
+			Addr: in.Address, User: a.cfg.MySQL.User, Password: secrets.MySQLPassword,
+			ConnectTimeout: orDur(a.cfg.MySQL.ConnectTimeout, timeout), ReadTimeout: orDur(a.cfg.MySQL.ReadTimeout, 10*time.Second),
+			WriteTimeout: orDur(a.cfg.MySQL.ReadTimeout, 10*time.Second), TLS: tlsCfg, MaxOpenConns: 3,
+		}, a.log)
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("clusters[%s].instances[%s]: %w", cc.Name, in.Name, err)
+		}
+		c.instances[in.Name] = inst
+		c.addrs[in.Name] = in.Address
+		if in.Name == a.cfg.LocalInstance {
+			c.local = in.Name
+			c.localNet, c.localDial = localAddr(a.cfg, in.Address)
+		}
+	}
+	c.localCheckEvery = max(50*time.Millisecond, c.policy.ProbeInterval/5)
+	c.prober = newProber(cc.Name, timeout, c.instances, c.addrs)
+	rt := a.cfg.MySQL.ReplicationTLS
+	c.act = &actuator{cluster: cc.Name, prober: c.prober, instances: c.instances, addrs: c.addrs,
+		repl: replicationAuth{User: a.cfg.MySQL.ReplicationUser, Password: secrets.ReplicationPassword,
+			Heartbeat: orDur(a.cfg.MySQL.ReplicationHeartbeat, time.Second),
+			TLS:       topology.ReplicationTLS{Enabled: rt.Enabled, CAFile: rt.CAFile, CertFile: rt.CertFile, KeyFile: rt.KeyFile, VerifyServerCert: rt.VerifyServerCert}},
+		keepUsers: []string{a.cfg.MySQL.ReplicationUser}}
+	routing, err := proxyhook.NewClusterRouting(cc.Routing, deps.HookOptions, c.log)
+	if err != nil {
+		c.close()
+		return nil, fmt.Errorf("clusters[%s].routing: %w", cc.Name, err)
+	}
+	c.routing = routing
+	c.router = deps.Router
+	if c.router == nil {
+		c.router = proxyhook.NewRouter(c.log)
+		c.ownRouter = true
+	}
+	c.router.SetTargets(cc.Name, routing.Targets...)
+	return c, nil
+}
+
+func orDur(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func (c *clusterRT) close() {
+	for _, i := range c.instances {
+		_ = i.Close()
+	}
+	if c.ownRouter && c.router != nil {
+		_ = c.router.Close()
+	}
+}
+
+// probeLoop probes every instance each probe_interval and sends the report.
+func (c *clusterRT) probeLoop(ctx context.Context) {
+	t := time.NewTicker(c.policy.ProbeInterval)
+	defer t.Stop()
+	for {
+		c.prober.round(ctx)
+		c.a.publish(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// localLoop dials the local mysqld several times per probe interval: a
+// refused connection is known within tens of milliseconds and reported to
+// the leader at once (the fast path).
+func (c *clusterRT) localLoop(ctx context.Context) {
+	t := time.NewTicker(c.localCheckEvery)
+	defer t.Stop()
+	for {
+		state, detail := localAlive(ctx, c.localNet, c.localDial, c.localCheckEvery)
+		if ctx.Err() != nil {
+			return
+		}
+		c.mu.Lock()
+		changed := state != c.localState
+		if changed {
+			c.localState, c.localSince = state, time.Now()
+		}
+		c.localDetail = detail
+		c.mu.Unlock()
+		if changed {
+			c.log.Info("local mysqld state", logInstance, c.local, "state", state, "detail", detail)
+			c.a.publish(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// leaseLoop enforces DESIGN §3.3 on the local instance: without contact with
+// the Raft quorum for fence_after, or when the replicated state says another
+// instance is primary, or when an operation replacing it has begun, the local
+// instance is made read-only and its client sessions are killed.
+func (c *clusterRT) leaseLoop(ctx context.Context) {
+	if c.local == "" {
+		return
+	}
+	every := max(20*time.Millisecond, c.policy.FenceAfter/5)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.checkLease(ctx)
+	}
+}
+
+func (c *clusterRT) checkLease(ctx context.Context) {
+	held := time.Since(c.a.raft.LastQuorumContact()) < c.policy.FenceAfter
+	st := c.state()
+	var why, opID string
+	switch {
+	case !held:
+		why = fmt.Sprintf("lost contact with the Raft quorum for more than fence_after (%v)", c.policy.FenceAfter)
+	case st != nil && st.Primary != "" && st.Primary != c.local:
+		why = fmt.Sprintf("the replicated state names %s primary in epoch %d", st.Primary, st.Epoch)
+	case st != nil && st.Operation != nil && st.Operation.Kind.ChangesPrimary() && st.Operation.OldPrimary == c.local:
+		opID = st.Operation.ID
+		why = fmt.Sprintf("operation %s (%s) is replacing it", st.Operation.ID, st.Operation.Kind)
+	}
+	c.mu.Lock()
+	wasHeld := c.leaseHeld
+	c.leaseHeld = held && opID == ""
+	already := opID != "" && c.fencedOp == opID
+	c.mu.Unlock()
+	if wasHeld != held {
+		c.log.Warn("lease", "held", held)
+		c.a.publish(ctx)
+	}
+	if why == "" || already {
+		return
+	}
+	// Fence only a writable instance; the probe is cheap and avoids killing
+	// sessions on a replica every tick.
+	obs := c.prober.snapshot()[c.local]
+	if !obs.Reachable || (obs.ReadOnly || obs.SuperReadOnly) && opID == "" {
+		return
+	}
+	fctx, cancel := context.WithTimeout(ctx, c.policy.StepTimeout)
+	defer cancel()
+	if err := c.act.SetReadOnly(fctx, c.local, true); err != nil {
+		c.log.Error("self-fencing: cannot set read_only", logInstance, c.local, "why", why, logErr, err)
+		return
+	}
+	if err := c.act.KillClientConnections(fctx, c.local); err != nil {
+		c.log.Warn("self-fencing: cannot kill client sessions", logInstance, c.local, logErr, err)
+	}
+	c.log.Warn("self-fenced the local instance: read_only=ON, client sessions killed", logInstance, c.local, "why", why)
+	c.mu.Lock()
+	if opID != "" {
+		c.fencedOp = opID
+	}
+	c.mu.Unlock()
+	// Re-probe so that the leader sees read_only at once.
+	c.prober.probeOne(ctx, c.local, c.instances[c.local])
+	c.a.publish(ctx)
+}
+
+// report is this agent's view of the cluster.
+func (c *clusterRT) report() ClusterReport {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := ClusterReport{Observations: c.prober.snapshot(), LeaseHeld: c.leaseHeld}
+	if c.local != "" {
+		r.Local, r.LocalSince, r.LocalDetail = c.localState, c.localSince, c.localDetail
+	}
+	return r
+}
+
+// LeaseHeld reports whether this agent lets its local instance be writable.
+func (c *clusterRT) LeaseHeld() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leaseHeld
+}
+
+// state returns the replicated state of the cluster (nil before InitCluster).
+func (c *clusterRT) state() *consensus.Cluster {
+	st, ok := c.a.raft.State().Cluster(c.name)
+	if !ok {
+		return nil
+	}
+	return &st
+}

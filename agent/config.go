@@ -1,0 +1,453 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/regentdb/regent/failover"
+	"github.com/regentdb/regent/proxyhook"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the agent's configuration file (regent.yaml). Secrets are never in
+// it: passwords and tokens come from files or environment variables named
+// here.
+type Config struct {
+	// NodeID is this agent's stable id (its Raft server id); never an IP.
+	NodeID string `yaml:"node_id"`
+	// DataDir holds the Raft log, stable store and snapshots.
+	DataDir string `yaml:"data_dir"`
+	// LocalInstance is the name of the instance on this host (one of
+	// clusters[].instances[].name), which this agent fences; empty on a
+	// tie-breaker host with no database.
+	LocalInstance string `yaml:"local_instance"`
+
+	Raft     RaftConfig      `yaml:"raft"`
+	API      APIConfig       `yaml:"api"`
+	MySQL    MySQLConfig     `yaml:"mysql"`
+	Clusters []ClusterConfig `yaml:"clusters"`
+	Log      LogConfig       `yaml:"log"`
+}
+
+// RaftConfig is the Raft side of the agent.
+type RaftConfig struct {
+	// Bind is the listen address; Advertise what the others dial (defaults
+	// to Bind).
+	Bind      string `yaml:"bind"`
+	Advertise string `yaml:"advertise"`
+	// Peers are the initial voters, used only to bootstrap a fresh cluster.
+	Peers []PeerConfig `yaml:"peers"`
+
+	HeartbeatTimeout   time.Duration `yaml:"heartbeat_timeout"`
+	ElectionTimeout    time.Duration `yaml:"election_timeout"`
+	LeaderLeaseTimeout time.Duration `yaml:"leader_lease_timeout"`
+	CommitTimeout      time.Duration `yaml:"commit_timeout"`
+
+	// TLS: mutual TLS between agents. Without it Raft runs in plain TCP and
+	// the agent warns at start.
+	TLS TLSFilesConfig `yaml:"tls"`
+}
+
+// PeerConfig is one initial voter.
+type PeerConfig struct {
+	ID      string `yaml:"id"`
+	Address string `yaml:"address"`
+	// API is the peer's API base URL, so that agents can reach each other
+	// before the member table is replicated.
+	API string `yaml:"api"`
+}
+
+// TLSFilesConfig names PEM files.
+type TLSFilesConfig struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Enabled reports whether any TLS file is configured.
+func (t TLSFilesConfig) Enabled() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
+
+// APIConfig is the HTTP API.
+type APIConfig struct {
+	Listen string `yaml:"listen"`
+	// Advertise is the base URL other agents and regentctl use, e.g.
+	// https://db1.example:8008 (defaults to http(s)://listen).
+	Advertise string `yaml:"advertise"`
+	// TLS: server certificate; ClientCAFile enables client certificates.
+	TLS          TLSFilesConfig `yaml:"tls"`
+	ClientCAFile string         `yaml:"client_ca_file"`
+	// TokensFile holds the bearer tokens (see the README).
+	TokensFile string `yaml:"tokens_file"`
+	// OpenHealth and OpenMetrics let the health endpoints and /metrics
+	// answer without a token (default true: HAProxy and Prometheus).
+	OpenHealth  *bool `yaml:"open_health"`
+	OpenMetrics *bool `yaml:"open_metrics"`
+}
+
+// MySQLConfig says how agents log in to the database servers.
+type MySQLConfig struct {
+	User string `yaml:"user"`
+	// PasswordFile or PasswordEnv: where the password is.
+	PasswordFile string `yaml:"password_file"`
+	PasswordEnv  string `yaml:"password_env"`
+
+	ReplicationUser         string `yaml:"replication_user"`
+	ReplicationPasswordFile string `yaml:"replication_password_file"`
+	ReplicationPasswordEnv  string `yaml:"replication_password_env"`
+
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	ReadTimeout    time.Duration `yaml:"read_timeout"`
+	// ReplicationHeartbeat is the heartbeat period set on every replica
+	// Regent repoints, so that a dead source is noticed quickly.
+	ReplicationHeartbeat time.Duration `yaml:"replication_heartbeat"`
+
+	// TLS for Regent's own connections.
+	TLS struct {
+		TLSFilesConfig     `yaml:",inline"`
+		ServerName         string `yaml:"server_name"`
+		InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+		Enabled            bool   `yaml:"enabled"`
+	} `yaml:"tls"`
+	// ReplicationTLS for the replication channel (paths as mysqld sees them).
+	ReplicationTLS struct {
+		TLSFilesConfig   `yaml:",inline"`
+		Enabled          bool `yaml:"enabled"`
+		VerifyServerCert bool `yaml:"verify_server_cert"`
+	} `yaml:"replication_tls"`
+	// LocalSocket is the unix socket of the local instance: "connection
+	// refused" there is the strong evidence of DESIGN §3.2.
+	LocalSocket string `yaml:"local_socket"`
+}
+
+// ClusterConfig is one replication cluster.
+type ClusterConfig struct {
+	Name      string           `yaml:"name"`
+	Instances []InstanceConfig `yaml:"instances"`
+	// Durability: semi_sync (default) or async.
+	Durability string `yaml:"durability"`
+
+	ProbeInterval       time.Duration `yaml:"probe_interval"`
+	ProbeTimeout        time.Duration `yaml:"probe_timeout"`
+	ObservationTTL      time.Duration `yaml:"observation_ttl"`
+	FailureTimeout      time.Duration `yaml:"failure_timeout"`
+	FenceAfter          time.Duration `yaml:"fence_after"`
+	LeaseTimeout        time.Duration `yaml:"lease_timeout"`
+	MaxLagOnFailover    time.Duration `yaml:"max_lag_on_failover"`
+	SwitchoverMaxLag    time.Duration `yaml:"switchover_max_lag"`
+	AntiFlapPeriod      time.Duration `yaml:"anti_flap_period"`
+	StepTimeout         time.Duration `yaml:"step_timeout"`
+	HookTimeout         time.Duration `yaml:"hook_timeout"`
+	CatchUpTimeout      time.Duration `yaml:"catch_up_timeout"`
+	LongTransactionWait time.Duration `yaml:"long_transaction_wait"`
+	FastPath            *bool         `yaml:"fast_path"`
+	AutoRejoin          *bool         `yaml:"auto_rejoin"`
+
+	Routing proxyhook.RoutingConfig `yaml:"routing"`
+}
+
+// InstanceConfig is one mysqld.
+type InstanceConfig struct {
+	Name string `yaml:"name"`
+	// Address is host:port as agents and replicas reach it.
+	Address string `yaml:"address"`
+	// Agent is the id of the agent on the same host ("" when none).
+	Agent string `yaml:"agent"`
+	// Promotion: prefer, neutral (default) or must_not.
+	Promotion string `yaml:"promotion"`
+}
+
+// LogConfig chooses the log format and level.
+type LogConfig struct {
+	Format string `yaml:"format"` // json (default) or text
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+}
+
+// ParseConfig reads YAML, rejecting unknown keys, and validates it.
+func ParseConfig(data []byte) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// LoadConfig reads and validates the file at path.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+// Validate checks every field and the relations between them; each error
+// names the key and says what is wrong.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	if !nameRE.MatchString(c.NodeID) {
+		bad("node_id", "%q is not a valid id (letters, digits, '.', '_', '-'; at most 63)", c.NodeID)
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "required: where the Raft log and snapshots live")
+	}
+	if _, _, err := net.SplitHostPort(c.Raft.Bind); err != nil {
+		bad("raft.bind", "%q is not host:port", c.Raft.Bind)
+	}
+	if c.Raft.Advertise != "" {
+		if h, _, err := net.SplitHostPort(c.Raft.Advertise); err != nil || h == "" || h == "0.0.0.0" || h == "::" {
+			bad("raft.advertise", "%q must be host:port that other agents can dial", c.Raft.Advertise)
+		}
+	}
+	if len(c.Raft.Peers) == 0 {
+		bad("raft.peers", "list the initial voters (this node included)")
+	}
+	seenPeer, self := map[string]bool{}, false
+	for i, p := range c.Raft.Peers {
+		key := fmt.Sprintf("raft.peers[%d]", i)
+		if !nameRE.MatchString(p.ID) {
+			bad(key+".id", "%q is not a valid id", p.ID)
+		}
+		if seenPeer[p.ID] {
+			bad(key+".id", "%q is listed twice", p.ID)
+		}
+		seenPeer[p.ID] = true
+		self = self || p.ID == c.NodeID
+		if _, _, err := net.SplitHostPort(p.Address); err != nil {
+			bad(key+".address", "%q is not host:port", p.Address)
+		}
+		if p.API != "" {
+			if u, err := url.Parse(p.API); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad(key+".api", "%q is not an http(s) URL", p.API)
+			}
+		}
+	}
+	if len(c.Raft.Peers) > 0 && !self {
+		bad("raft.peers", "node_id %q is not among the peers", c.NodeID)
+	}
+	if len(c.Raft.Peers) == 2 || len(c.Raft.Peers) == 4 {
+		bad("raft.peers", "%d voters tolerate no more failures than %d: use 3 or 5", len(c.Raft.Peers), len(c.Raft.Peers)-1)
+	}
+	checkTLS := func(key string, t TLSFilesConfig, needCA bool) {
+		if !t.Enabled() {
+			return
+		}
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			bad(key, "cert_file and key_file go together")
+		}
+		if needCA && t.CAFile == "" {
+			bad(key+".ca_file", "required for mutual TLS")
+		}
+		for k, f := range map[string]string{"ca_file": t.CAFile, "cert_file": t.CertFile, "key_file": t.KeyFile} {
+			if f == "" {
+				continue
+			}
+			if _, err := os.Stat(f); err != nil {
+				bad(key+"."+k, "%v", err)
+			}
+		}
+	}
+	checkTLS("raft.tls", c.Raft.TLS, true)
+	if c.Raft.TLS.Enabled() && (c.Raft.TLS.CertFile == "") {
+		bad("raft.tls.cert_file", "required for mutual TLS")
+	}
+	if _, _, err := net.SplitHostPort(c.API.Listen); err != nil {
+		bad("api.listen", "%q is not host:port", c.API.Listen)
+	}
+	checkTLS("api.tls", c.API.TLS, false)
+	if c.API.TLS.Enabled() && c.API.TLS.CertFile == "" {
+		bad("api.tls.cert_file", "required to serve TLS")
+	}
+	if c.API.Advertise != "" {
+		if u, err := url.Parse(c.API.Advertise); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("api.advertise", "%q is not an http(s) URL", c.API.Advertise)
+		}
+	}
+	if c.API.TokensFile == "" {
+		bad("api.tokens_file", "required: mutating calls need an admin token (see README, Authentication)")
+	} else if _, err := os.Stat(c.API.TokensFile); err != nil {
+		bad("api.tokens_file", "%v", err)
+	}
+	if c.MySQL.User == "" {
+		bad("mysql.user", "required")
+	}
+	secret := func(key, file, env string) {
+		switch {
+		case file != "" && env != "":
+			bad(key, "set %s_file or %s_env, not both", key, key)
+		case file != "":
+			if _, err := os.Stat(file); err != nil {
+				bad(key+"_file", "%v", err)
+			}
+		case env != "":
+			if _, ok := os.LookupEnv(env); !ok {
+				bad(key+"_env", "environment variable %s is not set", env)
+			}
+		}
+	}
+	secret("mysql.password", c.MySQL.PasswordFile, c.MySQL.PasswordEnv)
+	if c.MySQL.ReplicationUser == "" {
+		bad("mysql.replication_user", "required: replicas are repointed with it")
+	}
+	secret("mysql.replication_password", c.MySQL.ReplicationPasswordFile, c.MySQL.ReplicationPasswordEnv)
+
+	if len(c.Clusters) == 0 {
+		bad("clusters", "at least one replication cluster")
+	}
+	seenCluster, localFound := map[string]bool{}, c.LocalInstance == ""
+	for i, cl := range c.Clusters {
+		key := fmt.Sprintf("clusters[%d]", i)
+		if !nameRE.MatchString(cl.Name) {
+			bad(key+".name", "%q is not a valid name", cl.Name)
+		}
+		if seenCluster[cl.Name] {
+			bad(key+".name", "%q is used twice", cl.Name)
+		}
+		seenCluster[cl.Name] = true
+		if len(cl.Instances) == 0 {
+			bad(key+".instances", "list the primary and replicas")
+		}
+		names, owners := map[string]bool{}, map[string]string{}
+		var instNames []string
+		for j, in := range cl.Instances {
+			ikey := fmt.Sprintf("%s.instances[%d]", key, j)
+			if !nameRE.MatchString(in.Name) {
+				bad(ikey+".name", "%q is not a valid name", in.Name)
+			}
+			if names[in.Name] {
+				bad(ikey+".name", "%q is used twice", in.Name)
+			}
+			names[in.Name] = true
+			instNames = append(instNames, in.Name)
+			if _, _, err := net.SplitHostPort(in.Address); err != nil {
+				bad(ikey+".address", "%q is not host:port", in.Address)
+			}
+			switch in.Promotion {
+			case "", "prefer", "neutral", "must_not":
+			default:
+				bad(ikey+".promotion", "%q: want prefer, neutral or must_not", in.Promotion)
+			}
+			if in.Agent != "" {
+				if !seenPeer[in.Agent] {
+					bad(ikey+".agent", "%q is not among raft.peers", in.Agent)
+				}
+				if other, dup := owners[in.Agent]; dup {
+					bad(ikey+".agent", "agent %q already owns %s: one local instance per agent", in.Agent, other)
+				}
+				owners[in.Agent] = in.Name
+			}
+			if in.Name == c.LocalInstance {
+				localFound = true
+				if in.Agent != c.NodeID {
+					bad(ikey+".agent", "the local instance of %q must name it as its agent (got %q)", c.NodeID, in.Agent)
+				}
+			}
+		}
+		switch cl.Durability {
+		case "", string(failover.DurabilitySemiSync), string(failover.DurabilityAsync):
+		default:
+			bad(key+".durability", "%q: want semi_sync or async", cl.Durability)
+		}
+		if err := cl.Policy().Validate(); err != nil {
+			bad(key, "%v", err)
+		}
+		if err := cl.Routing.Validate(key+".routing", instNames); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if !localFound {
+		bad("local_instance", "%q is not an instance of any cluster", c.LocalInstance)
+	}
+	switch c.Log.Format {
+	case "", "json", "text":
+	default:
+		bad("log.format", "%q: want json or text", c.Log.Format)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "", "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	return errors.Join(errs...)
+}
+
+// Policy is the cluster's failover policy: the defaults of
+// failover.DefaultPolicy with the configured values on top.
+func (c ClusterConfig) Policy() failover.Policy {
+	p := failover.DefaultPolicy()
+	set := func(dst *time.Duration, v time.Duration) {
+		if v != 0 {
+			*dst = v
+		}
+	}
+	if c.Durability != "" {
+		p.Durability = failover.Durability(c.Durability)
+	}
+	set(&p.ProbeInterval, c.ProbeInterval)
+	set(&p.ObservationTTL, c.ObservationTTL)
+	set(&p.FailureTimeout, c.FailureTimeout)
+	set(&p.FenceAfter, c.FenceAfter)
+	set(&p.LeaseTimeout, c.LeaseTimeout)
+	set(&p.MaxLagOnFailover, c.MaxLagOnFailover)
+	set(&p.SwitchoverMaxLag, c.SwitchoverMaxLag)
+	set(&p.AntiFlapPeriod, c.AntiFlapPeriod)
+	set(&p.StepTimeout, c.StepTimeout)
+	set(&p.HookTimeout, c.HookTimeout)
+	set(&p.CatchUpTimeout, c.CatchUpTimeout)
+	set(&p.LongTransactionWait, c.LongTransactionWait)
+	if c.ObservationTTL == 0 && c.ProbeInterval != 0 {
+		p.ObservationTTL = 3 * p.ProbeInterval
+	}
+	if c.FastPath != nil {
+		p.FastPath = *c.FastPath
+	}
+	if c.AutoRejoin != nil {
+		p.AutoRejoin = *c.AutoRejoin
+	}
+	return p
+}
+
+// probeTimeout bounds one probe: by default the probe interval, so that a
+// hung server is seen as a timeout before the next round.
+func (c ClusterConfig) probeTimeout() time.Duration {
+	if c.ProbeTimeout > 0 {
+		return c.ProbeTimeout
+	}
+	return c.Policy().ProbeInterval
+}
+
+// readSecret returns the secret from a file (trailing newline trimmed) or an
+// environment variable; "" when neither is configured.
+func readSecret(file, env string) (string, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	case env != "":
+		return os.Getenv(env), nil
+	}
+	return "", nil
+}

@@ -1,0 +1,240 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/regentdb/regent/consensus"
+	"github.com/regentdb/regent/proxyhook"
+	"github.com/regentdb/regent/topology/mysqltest"
+)
+
+// harness runs three agents in this process, one beside each server of a
+// real replication cluster (p, r1, r2), over in-memory Raft transports that
+// a test can cut, and an in-process report transport that honours the same
+// cuts.
+type harness struct {
+	t      *testing.T
+	db     *mysqltest.Cluster
+	agents []*Agent
+	nodes  []*consensus.Node
+	trans  []*raft.InmemTransport
+	router *recordingTarget
+
+	mu  sync.Mutex
+	cut map[string]bool // agent id isolated from the others
+}
+
+type harnessOpt func(*Config)
+
+func newHarness(t *testing.T, k mysqltest.Kind, opts ...harnessOpt) *harness {
+	t.Helper()
+	h := &harness{t: t, cut: map[string]bool{}, router: &recordingTarget{}}
+	h.db = mysqltest.StartCluster(t, k, 2)
+	mysqltest.EnsureTable(t, h.db.Primary)
+	servers := h.db.Servers()
+	ids := []string{"a0", "a1", "a2"}
+	var peers []PeerConfig
+	var cpeers []consensus.Peer
+	for i, id := range ids {
+		_, tr := raft.NewInmemTransport(raft.ServerAddress(raftAddr(i)))
+		h.trans = append(h.trans, tr)
+		peers = append(peers, PeerConfig{ID: id, Address: raftAddr(i)})
+		cpeers = append(cpeers, consensus.Peer{ID: id, RaftAddr: raftAddr(i), Instance: servers[i].Name})
+	}
+	for i := range h.trans {
+		for j := range h.trans {
+			if i != j {
+				h.trans[i].Connect(h.trans[j].LocalAddr(), h.trans[j])
+			}
+		}
+	}
+	var instances []InstanceConfig
+	for i, s := range servers {
+		instances = append(instances, InstanceConfig{Name: s.Name, Address: s.Addr(), Agent: ids[i]})
+	}
+	logOut := &testLog{t: t}
+	for i, id := range ids {
+		cfg := Config{
+			NodeID: id, DataDir: t.TempDir(), LocalInstance: servers[i].Name,
+			Raft: RaftConfig{Bind: raftAddr(i), Peers: peers},
+			MySQL: MySQLConfig{User: mysqltest.AdminUser, ReplicationUser: mysqltest.ReplUser,
+				ReplicationHeartbeat: 250 * time.Millisecond, ConnectTimeout: 300 * time.Millisecond, ReadTimeout: 5 * time.Second},
+			Clusters: []ClusterConfig{{
+				Name: "main", Instances: instances, Durability: "async",
+				ProbeInterval: 150 * time.Millisecond, FailureTimeout: time.Second,
+				FenceAfter: time.Second, LeaseTimeout: 2 * time.Second, AntiFlapPeriod: time.Minute,
+				StepTimeout: 2 * time.Second,
+			}},
+		}
+		if k == mysqltest.MySQL {
+			cfg.MySQL.TLS.InsecureSkipVerify = true
+		}
+		for _, o := range opts {
+			o(&cfg)
+		}
+		ccfg := consensus.DefaultConfig()
+		ccfg.NodeID, ccfg.RaftAddr, ccfg.DataDir, ccfg.Peers, ccfg.Instance = id, raftAddr(i), cfg.DataDir, cpeers, servers[i].Name
+		ccfg.HeartbeatTimeout, ccfg.ElectionTimeout, ccfg.LeaderLeaseTimeout, ccfg.CommitTimeout = 200*time.Millisecond, 200*time.Millisecond, 150*time.Millisecond, 10*time.Millisecond
+		ccfg.ApplyTimeout = 3 * time.Second
+		log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo})).With("agent", id)
+		node, err := consensus.StartWith(context.Background(), ccfg, log, consensus.Infra{
+			Transport: h.trans[i], LogStore: raft.NewInmemStore(), StableStore: raft.NewInmemStore(), SnapshotStore: raft.NewInmemSnapshotStore()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.nodes = append(h.nodes, node)
+		router := proxyhook.NewRouter(log)
+		a, err := New(cfg, Secrets{MySQLPassword: mysqltest.AdminPassword, ReplicationPassword: mysqltest.ReplPassword},
+			node, h, Deps{Router: router}, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		router.SetTargets("main", h.router)
+		h.agents = append(h.agents, a)
+	}
+	t.Cleanup(h.close)
+	for _, a := range h.agents {
+		a.Start(context.Background())
+	}
+	return h
+}
+
+func (h *harness) close() {
+	for _, a := range h.agents {
+		a.Close()
+	}
+	for _, n := range h.nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = n.Close(ctx)
+		cancel()
+	}
+}
+
+// Deliver is the in-process report transport.
+func (h *harness) Deliver(ctx context.Context, to string, r Report) error {
+	h.mu.Lock()
+	cut := h.cut[to] || h.cut[r.Agent]
+	h.mu.Unlock()
+	if cut {
+		return fmt.Errorf("%s → %s: network cut", r.Agent, to)
+	}
+	for _, a := range h.agents {
+		if a.ID() == to {
+			return a.Receive(r)
+		}
+	}
+	return fmt.Errorf("no agent %s", to)
+}
+
+// isolate cuts agent i off from the other agents (Raft and reports), but
+// not from the databases: the partition of DESIGN §3.3.
+func (h *harness) isolate(i int) {
+	h.mu.Lock()
+	h.cut[h.agents[i].ID()] = true
+	h.mu.Unlock()
+	for j := range h.trans {
+		if j != i {
+			h.trans[i].Disconnect(h.trans[j].LocalAddr())
+			h.trans[j].Disconnect(h.trans[i].LocalAddr())
+		}
+	}
+}
+
+// leader returns the index of the agent that leads, waiting for one.
+func (h *harness) leader() int {
+	h.t.Helper()
+	var idx int
+	h.eventually("a leader", 10*time.Second, func() (bool, string) {
+		for i, n := range h.nodes {
+			if n.IsLeader() {
+				idx = i
+				return true, ""
+			}
+		}
+		return false, "no leader"
+	})
+	return idx
+}
+
+// cluster returns the replicated state as the leader sees it.
+func (h *harness) cluster() consensus.Cluster {
+	h.t.Helper()
+	c, _ := h.nodes[h.leader()].State().Cluster("main")
+	return c
+}
+
+func (h *harness) eventually(what string, timeout time.Duration, cond func() (bool, string)) {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, detail := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%s: not true after %v: %s", what, timeout, detail)
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval
+	}
+}
+
+// recordingTarget is a routing target that records every change: a fake
+// router, as the failover issue allows (real HAProxy is tested in proxyhook).
+type recordingTarget struct {
+	mu     sync.Mutex
+	events []string
+	epochs []uint64
+}
+
+func (r *recordingTarget) Name() string { return "recorder" }
+
+func (r *recordingTarget) Route(_ context.Context, c proxyhook.RouteChange) (proxyhook.Outcome, error) {
+	r.record(fmt.Sprintf("route %s epoch %d", c.NewPrimary.Name, c.Epoch), c.Epoch)
+	return proxyhook.Outcome{}, nil
+}
+
+func (r *recordingTarget) Unroute(_ context.Context, u proxyhook.UnrouteRequest) (proxyhook.Outcome, error) {
+	r.record(fmt.Sprintf("unroute %s epoch %d", u.Old.Name, u.Epoch), u.Epoch)
+	return proxyhook.Outcome{}, nil
+}
+
+func (r *recordingTarget) record(ev string, epoch uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, ev)
+	r.epochs = append(r.epochs, epoch)
+}
+
+func (r *recordingTarget) seen() ([]string, []uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.events...), append([]uint64(nil), r.epochs...)
+}
+
+// testLog sends agent logs to t.Log while the test runs.
+type testLog struct {
+	t    *testing.T
+	mu   sync.Mutex
+	done bool
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if os.Getenv("REGENT_TEST_LOG") != "" {
+		l.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+// raftAddr names agent i's in-memory Raft transport. No packet is sent: the
+// address is only a key of raft.InmemTransport.
+func raftAddr(i int) string { return fmt.Sprintf("127.0.0.1:%d", 17001+i) }

@@ -1,0 +1,312 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/regentdb/regent/consensus"
+	"github.com/regentdb/regent/failover"
+)
+
+// leaderLoop runs on every agent and acts only while this agent leads: after
+// winning an election it waits for a Barrier (every earlier leader's commands
+// applied), then evaluates each cluster every probe interval and at once when
+// an agent reports its mysqld gone.
+func (a *Agent) leaderLoop(ctx context.Context) {
+	ch, cancel := a.raft.WatchLeadership()
+	defer cancel()
+	leading := false
+	every := time.Hour
+	for _, c := range a.clusters {
+		every = min(every, c.policy.ProbeInterval)
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case l, ok := <-ch:
+			if !ok {
+				return
+			}
+			leading = false
+			if l.IsLeader {
+				bctx, bcancel := context.WithTimeout(ctx, 5*time.Second)
+				err := a.raft.Barrier(bctx)
+				bcancel()
+				if err != nil {
+					a.log.Warn("new leader: barrier failed; not acting until it succeeds", logErr, err)
+					a.wake()
+					continue
+				}
+				leading = true
+				a.log.Info("leading: evaluating replication clusters")
+			}
+			continue
+		case <-t.C:
+		case <-a.kick:
+		}
+		if !leading {
+			if a.raft.IsLeader() {
+				// A failed barrier: try again.
+				bctx, bcancel := context.WithTimeout(ctx, 5*time.Second)
+				leading = a.raft.Barrier(bctx) == nil
+				bcancel()
+			}
+			if !leading {
+				continue
+			}
+		}
+		if !a.raft.IsLeader() {
+			leading = false
+			continue
+		}
+		for _, name := range sortedNames(a.clusters) {
+			a.clusters[name].evaluate(ctx)
+		}
+	}
+}
+
+// view assembles the failover core's view of the cluster from this agent's
+// probes, the other agents' reports and the replicated state.
+func (c *clusterRT) view(now time.Time) failover.View {
+	a := c.a
+	v := failover.View{Cluster: c.name, Now: now, Leader: failover.AgentID(a.id),
+		Agents: map[failover.AgentID]failover.AgentReport{}, Instances: map[string]failover.Instance{}}
+	reports := a.reports()
+	// This agent's own report is always current.
+	reports[a.id] = receivedReport{Report: Report{Agent: a.id, SentAt: now, Clusters: map[string]ClusterReport{c.name: c.report()}}, At: now}
+	heard := map[string]time.Time{a.id: now}
+	if pcs, err := a.raft.PeerContacts(); err == nil {
+		for _, pc := range pcs {
+			heard[pc.ID] = pc.LastHeard
+		}
+	}
+	agents := map[string]bool{}
+	for _, p := range a.cfg.Raft.Peers {
+		agents[p.ID] = true
+	}
+	for id := range a.raft.State().Members {
+		agents[id] = true
+	}
+	for id := range agents {
+		r := failover.AgentReport{LastHeard: heard[id], Local: failover.LocalUnknown}
+		if rr, ok := reports[id]; ok {
+			if rr.At.After(r.LastHeard) {
+				r.LastHeard = rr.At
+			}
+			if cr, ok := rr.Clusters[c.name]; ok {
+				r.LeaseHeld, r.Local, r.LocalSince, r.LocalDetail = cr.LeaseHeld, cr.Local, cr.LocalSince, cr.LocalDetail
+				if r.Local == "" {
+					r.Local = failover.LocalUnknown
+				}
+			}
+		}
+		v.Agents[failover.AgentID(id)] = r
+	}
+	st := c.state()
+	c.lmu.Lock()
+	defer c.lmu.Unlock()
+	for _, in := range c.cfg.Instances {
+		fi := failover.Instance{Name: in.Name, Addr: in.Address, Promotion: failover.PromotionRule(in.Promotion),
+			OwnerAgent: failover.AgentID(in.Agent), Probes: map[failover.AgentID]failover.Probe{}}
+		if st != nil {
+			if r, ok := st.PromotionRules[in.Name]; ok {
+				fi.Promotion = failover.PromotionRule(r)
+			}
+		}
+		for id, rr := range reports {
+			if !agents[id] {
+				continue
+			}
+			o, ok := rr.Clusters[c.name].Observations[in.Name]
+			if !ok || o.ObservedAt.IsZero() {
+				continue
+			}
+			fi.Probes[failover.AgentID(id)] = o.toProbe()
+			if o.Reachable && o.ObservedAt.After(c.lastSeen[in.Name].ObservedAt) {
+				c.lastSeen[in.Name] = o
+			}
+		}
+		if ls, ok := c.lastSeen[in.Name]; ok {
+			fi.LastSeen = ls.toProbe()
+		}
+		fi.KnownErrant = c.errant[in.Name]
+		v.Instances[in.Name] = fi
+	}
+	if st != nil {
+		v.State = failover.ReplicatedState{Primary: st.Primary, Epoch: st.Epoch, Paused: st.Paused, PauseReason: st.PauseReason,
+			AntiFlapUntil: st.AntiFlapUntil}
+		if op := st.Operation; op != nil {
+			v.State.Operation = failover.Operation{Kind: opKindFromConsensus(op.Kind), ID: op.ID, StartedAt: op.StartedAt, Target: op.Target}
+		}
+		if len(st.Quarantined) > 0 {
+			v.State.Quarantined = map[string]string{}
+			for n, q := range st.Quarantined {
+				v.State.Quarantined[n] = q.Reason
+			}
+		}
+	}
+	return v
+}
+
+// carryErrant keeps errant sets found while the primary was alive.
+func (c *clusterRT) carryErrant(v failover.View) {
+	carried := failover.CarryErrant(v)
+	c.lmu.Lock()
+	defer c.lmu.Unlock()
+	c.errant = carried
+}
+
+// evaluate runs on the leader: make sure the cluster exists in the
+// replicated state, analyse it, and act on the most urgent actionable
+// problem.
+func (c *clusterRT) evaluate(ctx context.Context) {
+	if !c.running.TryLock() {
+		return // an operation is running; it has fresher facts than we do
+	}
+	defer c.running.Unlock()
+	now := time.Now()
+	if c.state() == nil {
+		c.initState(ctx, c.view(now))
+		return
+	}
+	v := c.view(now)
+	if err := v.Validate(); err != nil {
+		c.log.Error("cluster view is inconsistent; not acting", logErr, err)
+		return
+	}
+	c.carryErrant(v)
+	problems := failover.Analyze(v, c.policy)
+	for _, p := range problems {
+		if !p.Actionable {
+			continue
+		}
+		key := string(p.Code) + ":" + strings.Join(p.Instances, ",")
+		c.lmu.Lock()
+		notBefore := c.backoff[key]
+		c.lmu.Unlock()
+		if now.Before(notBefore) {
+			continue
+		}
+		plan, err := failover.PlanAction(v, c.policy, p)
+		if err != nil {
+			c.log.Info("problem not acted on", logProblem, p.Code, "reason", err)
+			c.setBackoff(key, now.Add(5*c.policy.ProbeInterval))
+			continue
+		}
+		c.log.Warn("acting on problem", logProblem, p.Code, "description", p.Description, "instances", p.Instances, "plan", plan.Kind)
+		res, err := c.run(ctx, v, plan)
+		if err != nil {
+			c.log.Error("operation failed", logProblem, p.Code, logOp, res.OperationID, logErr, err)
+			c.setBackoff(key, time.Now().Add(max(5*time.Second, 10*c.policy.ProbeInterval)))
+		}
+		return // one operation per evaluation: the next one sees its effects
+	}
+}
+
+func (c *clusterRT) setBackoff(key string, until time.Time) {
+	c.lmu.Lock()
+	c.backoff[key] = until
+	c.lmu.Unlock()
+}
+
+// initState records the cluster in the replicated state the first time a
+// leader sees it: the primary is the one writable instance that the replicas
+// follow, if there is exactly one.
+func (c *clusterRT) initState(ctx context.Context, v failover.View) {
+	var writable []string
+	follows := map[string]int{}
+	for _, name := range sortedNames(v.Instances) {
+		pr, ok := v.Instances[name].Probes[v.Leader]
+		if !ok || !pr.Reachable {
+			continue
+		}
+		if pr.Writable() && pr.Replica == nil {
+			writable = append(writable, name)
+		}
+		if pr.Replica != nil {
+			follows[pr.Replica.Source]++
+		}
+	}
+	primary := ""
+	switch {
+	case len(writable) == 1:
+		primary = writable[0]
+	case len(writable) == 0:
+		// All read-only (a fresh set-up, or self-fenced): the one the
+		// replicas follow.
+		best := 0
+		for n, k := range follows {
+			if _, ok := v.Instances[n]; ok && k > best {
+				primary, best = n, k
+			}
+		}
+	}
+	if primary == "" && len(writable) > 1 {
+		c.log.Error("cannot record the cluster: several instances are writable", "writable", writable)
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, c.policy.RaftTimeout)
+	defer cancel()
+	_, err := c.a.raft.Propose(pctx, consensus.InitCluster{Cluster: c.name, Primary: primary, At: time.Now()})
+	if err != nil && !errors.Is(err, consensus.ErrConflict) {
+		c.log.Warn("cannot record the cluster in the replicated state", logErr, err)
+		return
+	}
+	c.log.Info("cluster recorded", "primary", primary)
+}
+
+// opKindFromConsensus maps the replicated state's operation kinds.
+func opKindFromConsensus(k consensus.OpKind) failover.OperationKind {
+	switch k {
+	case consensus.KindFailover:
+		return failover.OpFailover
+	case consensus.KindForcedFailover:
+		return failover.OpForcedFailover
+	case consensus.KindSwitchover:
+		return failover.OpSwitchover
+	case consensus.KindRejoin:
+		return failover.OpRejoin
+	}
+	return failover.OperationKind(k)
+}
+
+func opKindToConsensus(k failover.OperationKind) consensus.OpKind {
+	switch k {
+	case failover.OpFailover:
+		return consensus.KindFailover
+	case failover.OpForcedFailover:
+		return consensus.KindForcedFailover
+	case failover.OpSwitchover:
+		return consensus.KindSwitchover
+	case failover.OpRejoin:
+		return consensus.KindRejoin
+	}
+	return consensus.OpKind(k)
+}
+
+// problems returns the current analysis (for status), on any agent.
+func (c *clusterRT) problems(now time.Time) []failover.Problem {
+	v := c.view(now)
+	if v.Validate() != nil {
+		return nil
+	}
+	ps := failover.Analyze(v, c.policy)
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Priority < ps[j].Priority })
+	return ps
+}
+
+// errNotConfigured names an unknown cluster.
+func (a *Agent) cluster(name string) (*clusterRT, error) {
+	c, ok := a.clusters[name]
+	if !ok {
+		return nil, fmt.Errorf("no replication cluster named %q (configured: %s)", name, strings.Join(sortedNames(a.clusters), ", "))
+	}
+	return c, nil
+}

@@ -1,0 +1,229 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/regentdb/regent/failover"
+	"github.com/regentdb/regent/topology"
+)
+
+// Observation is one agent's latest probe of one instance, in a form that
+// travels between agents as JSON (GTID sets as text with their flavour).
+type Observation struct {
+	ObservedAt   time.Time           `json:"observed_at"`
+	Reachable    bool                `json:"reachable"`
+	Error        topology.ErrorClass `json:"error,omitempty"`
+	ErrorDetail  string              `json:"error_detail,omitempty"`
+	FailingSince time.Time           `json:"failing_since,omitzero"`
+
+	ReadOnly      bool              `json:"read_only"`
+	SuperReadOnly bool              `json:"super_read_only"`
+	ServerID      uint32            `json:"server_id,omitempty"`
+	Flavor        string            `json:"flavor,omitempty"`
+	Executed      *topology.GTIDSet `json:"executed,omitempty"`
+
+	Replica *ReplicaObservation `json:"replica,omitempty"`
+
+	SemiSync         topology.SemiSyncStatus `json:"semi_sync"`
+	Questions        uint64                  `json:"questions"`
+	ThreadsConnected uint64                  `json:"threads_connected"`
+	Latency          time.Duration           `json:"latency"`
+}
+
+// ReplicaObservation is the replication part of an Observation.
+type ReplicaObservation struct {
+	// Source is the configured instance name of the source when the address
+	// matches one, host:port otherwise.
+	Source             string            `json:"source"`
+	IOState            topology.IOState  `json:"io_state"`
+	SQLRunning         bool              `json:"sql_running"`
+	LastIOError        string            `json:"last_io_error,omitempty"`
+	LastSQLError       string            `json:"last_sql_error,omitempty"`
+	LagSeconds         *int64            `json:"lag_seconds,omitempty"`
+	SQLDelay           int64             `json:"sql_delay,omitempty"`
+	Retrieved          *topology.GTIDSet `json:"retrieved,omitempty"`
+	HeartbeatPeriod    float64           `json:"heartbeat_period"`
+	ReceivedHeartbeats uint64            `json:"received_heartbeats"`
+	ReadPosition       string            `json:"read_position"`
+	LastProgressAt     time.Time         `json:"last_progress_at,omitzero"`
+}
+
+// prober keeps one agent's latest observation of every instance of a
+// cluster, probing each at the cluster's interval.
+type prober struct {
+	cluster   string
+	timeout   time.Duration
+	instances map[string]*topology.Instance
+	byAddr    map[string]string // host:port → instance name
+
+	mu   sync.Mutex
+	obs  map[string]Observation
+	seen map[string]Observation // last successful probe per instance
+}
+
+func newProber(cluster string, timeout time.Duration, instances map[string]*topology.Instance, addrs map[string]string) *prober {
+	byAddr := map[string]string{}
+	for name, addr := range addrs {
+		byAddr[addr] = name
+	}
+	return &prober{cluster: cluster, timeout: timeout, instances: instances, byAddr: byAddr,
+		obs: map[string]Observation{}, seen: map[string]Observation{}}
+}
+
+// round probes every instance in parallel and records the results.
+func (p *prober) round(ctx context.Context) {
+	var wg sync.WaitGroup
+	for name, inst := range p.instances {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.probeOne(ctx, name, inst)
+		}()
+	}
+	wg.Wait()
+}
+
+// probeOne probes one instance now and records the result.
+func (p *prober) probeOne(ctx context.Context, name string, inst *topology.Instance) Observation {
+	pctx, cancel := context.WithTimeout(ctx, p.timeout)
+	snap, err := inst.Probe(pctx)
+	cancel()
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	prev := p.obs[name]
+	var o Observation
+	if err != nil {
+		if ctx.Err() != nil {
+			return prev // shutting down: not evidence
+		}
+		o = Observation{ObservedAt: now, Error: topology.Classify(err), ErrorDetail: err.Error(), FailingSince: prev.FailingSince}
+		if o.Error == topology.ClassNone {
+			o.Error = topology.ClassUnknown
+		}
+		if prev.Reachable || o.FailingSince.IsZero() {
+			o.FailingSince = now
+		}
+	} else {
+		o = p.fromSnapshot(snap, now, p.seen[name])
+		p.seen[name] = o
+	}
+	p.obs[name] = o
+	return o
+}
+
+func (p *prober) fromSnapshot(s *topology.Snapshot, now time.Time, prev Observation) Observation {
+	exec := s.Executed
+	o := Observation{
+		ObservedAt: now, Reachable: true, ReadOnly: s.ReadOnly, SuperReadOnly: s.SuperReadOnly,
+		ServerID: s.ServerID, Flavor: s.Flavor.String(), Executed: &exec, SemiSync: s.SemiSync,
+		Questions: s.Questions, ThreadsConnected: s.ThreadsConnected, Latency: s.Latency,
+	}
+	if r := s.Replica; r != nil {
+		ro := &ReplicaObservation{
+			Source:  net.JoinHostPort(r.SourceHost, strconv.Itoa(r.SourcePort)),
+			IOState: r.IOState, SQLRunning: r.SQLRunning, LastIOError: r.LastIOError, LastSQLError: r.LastSQLError,
+			LagSeconds: r.SecondsBehind, SQLDelay: r.SQLDelay, HeartbeatPeriod: r.HeartbeatPeriod,
+			ReceivedHeartbeats: r.ReceivedHeartbeats,
+			ReadPosition:       r.SourceLogFile + ":" + strconv.FormatUint(r.ReadSourceLogPos, 10),
+		}
+		if name, ok := p.byAddr[ro.Source]; ok {
+			ro.Source = name
+		}
+		if set, err := topology.ParseGTIDSet(s.Flavor, r.RetrievedGTID); err == nil && r.RetrievedGTID != "" {
+			ro.Retrieved = &set
+		}
+		// Progress: the heartbeat counter or the read position moved since
+		// the previous successful probe. A replica whose source is frozen
+		// stops progressing even though its IO thread still says Yes.
+		ro.LastProgressAt = now
+		if pr := prev.Replica; pr != nil && pr.Source == ro.Source &&
+			pr.ReceivedHeartbeats == ro.ReceivedHeartbeats && pr.ReadPosition == ro.ReadPosition {
+			ro.LastProgressAt = pr.LastProgressAt
+		}
+		o.Replica = ro
+	}
+	return o
+}
+
+// snapshot returns a copy of the latest observations.
+func (p *prober) snapshot() map[string]Observation {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]Observation, len(p.obs))
+	for k, v := range p.obs {
+		out[k] = v
+	}
+	return out
+}
+
+// lastSeen returns the latest successful observation of each instance.
+func (p *prober) lastSeen() map[string]Observation {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]Observation, len(p.seen))
+	for k, v := range p.seen {
+		out[k] = v
+	}
+	return out
+}
+
+// toProbe converts an observation for the failover core.
+func (o Observation) toProbe() failover.Probe {
+	pr := failover.Probe{
+		ObservedAt: o.ObservedAt, Reachable: o.Reachable, Error: failover.ErrorClass(o.Error),
+		ErrorDetail: o.ErrorDetail, FailingSince: o.FailingSince,
+		ReadOnly: o.ReadOnly, SuperReadOnly: o.SuperReadOnly,
+		SemiSync: failover.SemiSyncState{
+			SourceEnabled: o.SemiSync.SourceEnabled, SourceActive: o.SemiSync.SourceActive,
+			SourceClients: o.SemiSync.SourceClients, WaitPoint: o.SemiSync.WaitPoint,
+			ReplicaEnabled: o.SemiSync.ReplicaEnabled, ReplicaActive: o.SemiSync.ReplicaActive,
+		},
+	}
+	if o.Executed != nil {
+		pr.Executed = wrapGTID(*o.Executed)
+	}
+	if r := o.Replica; r != nil {
+		rs := &failover.ReplicaStatus{
+			Source: r.Source, IOState: failover.IOState(r.IOState), SQLRunning: r.SQLRunning,
+			LastIOError: r.LastIOError, LastSQLError: r.LastSQLError,
+			SQLDelay:           time.Duration(r.SQLDelay) * time.Second,
+			HeartbeatPeriod:    time.Duration(r.HeartbeatPeriod * float64(time.Second)),
+			ReceivedHeartbeats: r.ReceivedHeartbeats, ReadPosition: r.ReadPosition, LastProgressAt: r.LastProgressAt,
+		}
+		if r.LagSeconds != nil {
+			d := time.Duration(*r.LagSeconds) * time.Second
+			rs.Lag = &d
+		}
+		if r.Retrieved != nil {
+			rs.Retrieved = wrapGTID(*r.Retrieved)
+		}
+		pr.Replica = rs
+	}
+	return pr
+}
+
+// localWatch tells whether the local mysqld is there by dialling its socket
+// or port: a refused connection is the strong evidence of DESIGN §3.2, and a
+// dial costs far less than a probe, so it runs several times per probe.
+func localAlive(ctx context.Context, network, addr string, timeout time.Duration) (failover.LocalState, string) {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(ctx, network, addr)
+	if err == nil {
+		_ = c.Close()
+		return failover.LocalRunning, ""
+	}
+	if topology.Classify(err) == topology.ClassRefused {
+		return failover.LocalGone, "connection refused on " + addr
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return failover.LocalUnknown, "no answer from " + addr + " within " + timeout.String()
+	}
+	return failover.LocalUnknown, err.Error()
+}
