@@ -3,10 +3,11 @@ package failover
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
-// This file declares what the runner (the imperative shell, not built yet)
+// This file declares what the runner (the imperative shell, runner.go)
 // consumes. cmd/regent adapts topology, consensus and proxyhook to these
 // interfaces; this package imports none of them. Every call takes a context
 // whose deadline the runner derives from the step's Timeout. The interfaces
@@ -70,7 +71,8 @@ type Leadership interface {
 // StateStore applies the cluster's replicated-state changes (consensus).
 // Every change is conditional: an Apply whose condition no longer holds
 // returns ErrStaleEpoch or ErrConflict and changes nothing, so a deposed
-// leader's command is harmless.
+// leader's command is harmless. Each Change maps to exactly one consensus
+// command (see ChangeKind), so that a failure is never half-applied.
 type StateStore interface {
 	Apply(ctx context.Context, c Change) error
 	// LastContact is how long ago each agent was last heard, for
@@ -79,19 +81,56 @@ type StateStore interface {
 	LastContact(ctx context.Context) (map[AgentID]time.Time, time.Time, error)
 }
 
-// ChangeKind names a replicated-state change.
+// ChangeKind names a replicated-state change. Each kind maps to exactly one
+// consensus command, issued by the StateStore adapter:
+//
+//	ChangeIntent         BeginOperation{Cluster, OperationID, Kind: Operation (translated,
+//	                     see below), ExpectEpoch, Target, Trigger, Automatic, At}
+//	ChangeStep           RecordStep{Cluster, OperationID, Step{Name: Step.HistoryName(),
+//	                     Start: Step.Started, Duration, Result: Step.Result,
+//	                     Detail: Step.HistoryDetail() (truncated)}}
+//	ChangeCommitEpoch    CommitPrimary{Cluster, OperationID, NewPrimary: Instance,
+//	                     ExpectEpoch, GTID, At}
+//	ChangeAntiFlap       SetAntiFlap{Cluster, Until: AntiFlapUntil}
+//	ChangeFinish         FinishOperation{Cluster, OperationID, Result, Reason, At}
+//	ChangeAbort          AbortOperation{Cluster, OperationID, Reason, At}
+//	ChangeQuarantine     SetQuarantine{Cluster, Instance, Reason, At} (By: the node id)
+//	ChangeLiftQuarantine ClearQuarantine{Cluster, Instance}
+//
+// Operation kinds translate as failover → failover, forced-failover →
+// forced_failover, switchover → switchover, rejoin and quarantine → rejoin
+// (a quarantine is the outcome of a rejoin that found errant transactions;
+// Target names the instance). The small repairs (fence, repoint,
+// restore-writes, configure-semi-sync) have no consensus kind: a store that
+// cannot record them says so through HistoryKinds, and the runner then runs
+// them with a log line instead of a history entry.
+//
+// The adapter maps consensus.ErrNotLeader to ErrNotLeader,
+// consensus.ErrStaleEpoch to ErrStaleEpoch, consensus.ErrConflict to
+// ErrConflict, consensus.ErrPaused to ErrPaused and consensus.ErrAntiFlap to
+// ErrAntiFlap (wrapping, so the details survive).
 type ChangeKind string
 
-// The changes, one per plan step that touches the replicated state.
+// The changes, one per plan step that touches the replicated state, plus the
+// ones the runner issues around them.
 const (
 	ChangeIntent         ChangeKind = "intent"          // StepRecordIntent
 	ChangeCommitEpoch    ChangeKind = "commit-epoch"    // StepCommitEpoch
-	ChangeFinish         ChangeKind = "finish"          // StepFinish, or an aborted run
+	ChangeFinish         ChangeKind = "finish"          // StepFinish, or the end of any recorded run
 	ChangeQuarantine     ChangeKind = "quarantine"      // StepQuarantine
 	ChangeLiftQuarantine ChangeKind = "lift-quarantine" // StepLiftQuarantine
+	// ChangeStep records one executed step on the operation in progress, as
+	// it finishes (undo steps included).
+	ChangeStep ChangeKind = "step"
+	// ChangeAntiFlap follows a commit whose step sets an anti-flap period.
+	ChangeAntiFlap ChangeKind = "anti-flap"
+	// ChangeAbort ends an abandoned operation (Plan.TakesOver) before the
+	// intent of the one that takes it over.
+	ChangeAbort ChangeKind = "abort"
 )
 
-// Change is one conditional replicated-state command.
+// Change is one conditional replicated-state command. Fields that do not
+// apply to a kind are zero.
 type Change struct {
 	Kind        ChangeKind
 	Cluster     string
@@ -100,19 +139,53 @@ type Change struct {
 	// ExpectEpoch is the condition; Epoch the epoch after the change.
 	ExpectEpoch uint64
 	Epoch       uint64
-	// TakesOver is an abandoned operation's id that this intent replaces.
+	// TakesOver is an abandoned operation's id that this intent replaces (the
+	// runner has aborted it with a ChangeAbort just before).
 	TakesOver string
-	Instance  string
+	// Instance is the intent's subject (the primary being replaced, or the
+	// instance acted on), the commit's new primary, or the instance
+	// quarantined or lifted.
+	Instance string
 	// GTID is the GTID set at promotion (commit) or the errant set
 	// (quarantine), as text.
 	GTID string
-	// AntiFlapUntil is set by a failover's commit.
+	// AntiFlapUntil is set by ChangeAntiFlap (only there: the commit itself
+	// does not carry it, so that each change is one command).
 	AntiFlapUntil time.Time
-	// Result, Reason and Steps complete the history entry (finish, commit).
+	// Result, Reason and Steps complete the history entry. Result is
+	// "success", "failed" or "aborted" (finish); Reason is why (finish,
+	// abort, quarantine). Steps is unused: steps are recorded one by one
+	// with ChangeStep.
 	Result string
 	Reason string
 	Steps  []StepRecord
+
+	// Target is the intent's instance to promote (switchover, forced
+	// failover; "" for a failover until ChooseCandidate) or the instance
+	// acted on (rejoin, quarantine and the small repairs).
+	Target string
+	// Trigger says, for people, why the operation runs: the detection
+	// summary of an automatic one, or who asked for a manual one.
+	Trigger string
+	// Automatic is true for an automatic operation: consensus refuses those
+	// while the cluster is paused or inside the anti-flap window.
+	Automatic bool
+	// At is the runner's clock when the change was made.
+	At time.Time
+	// Step is the step a ChangeStep records.
+	Step StepRecord
 }
+
+// StepResult is how one step ended.
+type StepResult string
+
+// The step results (the same words as consensus'). Every recorded step ends
+// with one of them.
+const (
+	StepResultOK      StepResult = "ok"
+	StepResultFailed  StepResult = "failed"
+	StepResultSkipped StepResult = "skipped"
+)
 
 // StepRecord is one executed step in the history.
 type StepRecord struct {
@@ -122,6 +195,72 @@ type StepRecord struct {
 	Duration time.Duration
 	Err      string
 	Output   string // hook output, truncated
+
+	// Instances are the instances a multi-instance step covered.
+	Instances []string
+	// Result is how the step ended.
+	Result StepResult
+	// Undo marks a step run to reverse an earlier one after a failure.
+	Undo bool
+	// Detail says what the step found or did, for people ("waited for
+	// agent a1's lease to lapse at 12:00:03.000").
+	Detail string
+}
+
+// maxHistoryName is the longest step name the history keeps (consensus
+// MaxNameLen).
+const maxHistoryName = 255
+
+// HistoryName is the step's name in the history: its kind and the instances
+// it acted on ("promote db2", "undo start-io-threads db2,db3"), at most 255
+// bytes.
+func (r StepRecord) HistoryName() string {
+	name := string(r.Kind)
+	if r.Undo {
+		name = "undo " + name
+	}
+	switch {
+	case r.Instance != "":
+		name += " " + r.Instance
+	case len(r.Instances) > 0:
+		name += " " + strings.Join(r.Instances, ",")
+	}
+	if len(name) > maxHistoryName {
+		cut := maxHistoryName - len("…")
+		for cut > 0 && name[cut]&0xC0 == 0x80 { // a UTF-8 continuation byte
+			cut--
+		}
+		name = name[:cut] + "…"
+	}
+	return name
+}
+
+// HistoryDetail is the step's detail in the history: the error first, then
+// what the step did, then a hook's output. The adapter truncates it
+// (consensus.TruncateDetail).
+func (r StepRecord) HistoryDetail() string {
+	var parts []string
+	if r.Err != "" {
+		parts = append(parts, "error: "+r.Err)
+	}
+	if r.Detail != "" {
+		parts = append(parts, r.Detail)
+	}
+	if r.Output != "" {
+		parts = append(parts, "output: "+r.Output)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// HistoryKinds is an optional StateStore capability, found by type
+// assertion: it says whether the replicated history can record operations of
+// a kind. A store without it records every plan that has a record-intent
+// step. For a kind it cannot record, the runner skips the plan's
+// record-intent and finish steps (the run is logged, not recorded); a plan
+// that commits an epoch is always recorded, since consensus commits an epoch
+// only inside an operation.
+type HistoryKinds interface {
+	RecordsOperation(kind OperationKind) bool
 }
 
 // Router moves the write route (proxyhook). Every change carries the epoch;
@@ -156,4 +295,12 @@ var (
 	ErrStaleEpoch = errors.New("stale epoch")
 	// ErrConflict: another live operation holds the cluster.
 	ErrConflict = errors.New("another operation holds the cluster")
+	// ErrPaused: the replicated state refused an automatic operation because
+	// the cluster is paused.
+	ErrPaused = errors.New("cluster paused")
+	// ErrAntiFlap: the replicated state refused an automatic operation inside
+	// the anti-flap window.
+	ErrAntiFlap = errors.New("anti-flap window active")
+	// ErrStepTimeout: a step did not finish within its Timeout.
+	ErrStepTimeout = errors.New("step timed out")
 )

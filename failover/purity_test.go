@@ -36,9 +36,12 @@ func TestCoreStaysPure(t *testing.T) {
 			t.Fatal(err)
 		}
 		checked++
+		// The runner (runner*.go) is the shell: it logs, but like the core
+		// it reads the clock only through Clock and starts no goroutine.
+		shell := strings.HasPrefix(name, "runner")
 		for _, imp := range f.Imports {
 			path, _ := strconv.Unquote(imp.Path.Value)
-			if !allowed[path] {
+			if !allowed[path] && !(shell && path == "log/slog") {
 				t.Errorf("%s imports %q: the core may only use %v (DESIGN §2: never topology, consensus or proxyhook)", name, path, allowed)
 			}
 		}
