@@ -1,8 +1,8 @@
 // Package failover holds Regent's decisions: detection, analysis of a
 // cluster view into problems, candidate ranking, and the plans for failover,
 // switchover, forced failover, rejoin and the smaller repairs, with anti-flap
-// and pause. The runner that carries the plans out is a thin shell to be built
-// on these types (interfaces.go declares what it consumes).
+// and pause; and the Runner, the thin imperative shell that carries the plans
+// out through the small interfaces of interfaces.go.
 //
 // # A functional core
 //
@@ -20,15 +20,18 @@
 // (Contains, Equal, Subtract, Union, IsEmpty, String) so that the adapter is a
 // one-field wrapper.
 //
-// # The loop the runner runs
+// # The loop the agent runs
 //
+//	leadership.Barrier(ctx)         // once, after becoming leader, before the first view
 //	view := assemble()              // probes, agent reports, Raft state, Now
 //	known := CarryErrant(prevView)  // set each view.Instances[n].KnownErrant from it
 //	for _, p := range Analyze(view, policy) { // priority order
 //		if p.Actionable {
 //			plan, err := PlanAction(view, policy, p)
-//			... run plan.Steps; for a failover, at choose-candidate:
-//			plan, err = ChooseCandidate(freshView, policy, plan)
+//			if err == nil {
+//				res, err := runner.Run(ctx, view, policy, plan)
+//				... metrics and logs from res
+//			}
 //			break
 //		}
 //	}
@@ -155,4 +158,58 @@
 // complete plans. Every step carries its timeout from the Policy, a reason,
 // whether it is irreversible (VerifyLeader before it) and its undo. A planner
 // says no with a *Refusal (errors.Is(err, ErrRefused)) listing every reason.
+//
+// # The runner
+//
+// Runner (runner.go, runner_steps.go) is the imperative shell: it executes a
+// Plan step by step, one handler per StepKind, through Inspector, Actuator,
+// Leadership, StateStore, Router, Hooks and Clock, which cmd/regent adapts
+// from topology, consensus and proxyhook. It reads time only from the Clock
+// and starts no goroutine, so its tests run on a fake clock.
+//
+//   - Every step runs under context.WithTimeout(its Timeout); a step that
+//     runs out of it fails with ErrStepTimeout. VerifyLeader precedes every
+//     Irreversible step (DESIGN §3.1).
+//   - The intent is a conditional BeginOperation (ChangeIntent); each step
+//     is recorded as it ends (ChangeStep), with its timing, result and
+//     detail; a commit is CommitPrimary (ChangeCommitEpoch) then SetAntiFlap
+//     (ChangeAntiFlap); the run ends with FinishOperation (ChangeFinish).
+//     Each Change is exactly one consensus command. An abandoned operation
+//     the plan takes over is aborted first (ChangeAbort). The small repairs
+//     (fence, repoint, restore-writes, configure-semi-sync) are recorded
+//     when the store can record their kind (HistoryKinds), and otherwise run
+//     with log lines only.
+//   - Choose-candidate re-probes the survivors (and the old primary when the
+//     leader still reached it), refreshes the agents' last contact, sets
+//     Now, and calls ChooseCandidate, which appends the rest of the plan.
+//   - A failed step before any promotion aborts the run cleanly: the undo of
+//     every step that ran — the failed one included, as it may have
+//     half-happened and every action is idempotent — runs in reverse order:
+//     IO threads restarted, a switchover's old primary routed back (with the
+//     new epoch, which the router accepts as not older) and made writable
+//     again. A failed promote is compensated by fencing its instance. The
+//     operation finishes failed, or aborted when the run chose to stop (a
+//     refusal on fresh facts, a failed pre-hook, long write transactions).
+//     A failover or switchover that ends so runs the "failed" hooks.
+//   - After a promotion there is no way back that is safe — undoing would
+//     risk two writers or lose the new primary's writes — so a later failure
+//     is recorded as a failed step and the run goes on to route, commit and
+//     post-hooks; it ends failed, never successful (FIELD-NOTES §9).
+//   - Lost leadership (ErrNotLeader), or another run owning the cluster
+//     (ErrStaleEpoch, the store's ErrConflict), stops the run at once,
+//     undoing and recording nothing: a new leader owns the cluster and takes
+//     the operation over after operation_timeout.
+//
+// Fencing waits on the lease: a silent agent's lease has lapsed at Step.Until
+// (last contact + lease_timeout). A live agent renews no lease once it has
+// seen the intent replacing its instance, so its lease has lapsed at the
+// latest lease_timeout after the intent; the runner waits for that bound.
+//
+// RunResult tells what happened: outcome and reason, old and new primary,
+// epochs, GTID at promotion, every step with its timing, the total duration,
+// a switchover's write-blocked window (from the moment the old primary began
+// to be made read-only or unrouted, to the moment writes reached the new
+// primary, or the old one again after an undo; DESIGN §4) and, when an
+// instance was promoted, the time from the run's start to the route. An
+// Observer hears each step start and end (StepEvent) for progress streams.
 package failover

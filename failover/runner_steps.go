@@ -1,0 +1,589 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// This file holds the runner's step handlers: one per StepKind, each doing
+// exactly what plan.go's documentation of the kind says.
+
+// StepFailedHooks runs the operator's "failed" hooks (for alerting) when a
+// recorded failover or switchover ends failed or aborted. The runner adds it;
+// no planner does.
+const StepFailedHooks StepKind = "failed-hooks"
+
+// handle runs the handler of s.Kind under ctx, which carries the step's
+// timeout.
+func (ru *run) handle(ctx context.Context, s Step, undo bool, x *outcome) error {
+	a := ru.r.cfg.Actuator
+	switch s.Kind {
+	case StepRecordIntent:
+		return ru.recordIntent(ctx, s, x)
+	case StepPreHooks, StepPostHooks, StepFailedHooks:
+		return ru.hooks(ctx, s, x)
+	case StepWaitLongTransactions:
+		x.touched = []string{s.Instance}
+		if err := a.WaitWriteTransactions(ctx, s.Instance); err != nil {
+			return fmt.Errorf("%s still runs long write transactions: %w", s.Instance, err)
+		}
+		x.note("no long write transaction on %s", s.Instance)
+		return nil
+	case StepUnrouteOldPrimary:
+		ru.markBlock()
+		x.touched = []string{s.Instance}
+		if err := ru.r.cfg.Router.UnrouteWrites(ctx, ru.plan.Cluster, s.Instance, s.Epoch); err != nil {
+			return err
+		}
+		x.note("%s removed from write routing (epoch %d)", s.Instance, s.Epoch)
+		return nil
+	case StepFenceOldPrimary:
+		return ru.fenceOld(ctx, s, x)
+	case StepWaitLease:
+		return ru.waitLease(ctx, s, x)
+	case StepStopIOThreads:
+		return ru.stopIO(ctx, s, x)
+	case StepStartIOThreads:
+		return ru.startIO(ctx, s, x)
+	case StepWaitRelayLogs:
+		return ru.waitRelayLogs(ctx, s, x)
+	case StepChooseCandidate:
+		return ru.choose(ctx, s, x)
+	case StepCatchUp:
+		return ru.catchUp(ctx, s, x)
+	case StepPromote:
+		x.touched = []string{s.Instance}
+		if err := a.Promote(ctx, s.Instance, s.SemiSync); err != nil {
+			return err
+		}
+		ru.promoted = true
+		ru.res.NewPrimary = s.Instance
+		x.note("%s is writable", s.Instance)
+		return nil
+	case StepRepoint:
+		x.touched = []string{s.Instance}
+		if err := a.Repoint(ctx, s.Instance, s.Source, RepointOptions{Demote: s.Demote, SemiSync: s.SemiSync, KeepDelay: true}); err != nil {
+			return err
+		}
+		x.note("%s replicates from %s", s.Instance, s.Source)
+		return nil
+	case StepRoute:
+		return ru.route(ctx, s, undo, x)
+	case StepCommitEpoch:
+		return ru.commit(ctx, s, x)
+	case StepFence:
+		x.touched = []string{s.Instance}
+		if err := a.SetReadOnly(ctx, s.Instance, true); err != nil {
+			return err
+		}
+		if err := a.KillClientConnections(ctx, s.Instance); err != nil {
+			return fmt.Errorf("%s is read-only but its client connections were not killed: %w", s.Instance, err)
+		}
+		x.note("read_only=ON, client connections killed")
+		return nil
+	case StepSetWritable:
+		x.touched = []string{s.Instance}
+		if err := a.SetReadOnly(ctx, s.Instance, false); err != nil {
+			return err
+		}
+		x.note("read_only=OFF on %s", s.Instance)
+		return nil
+	case StepConfigureSemiSync:
+		x.touched = []string{s.Instance}
+		return a.ConfigureSemiSync(ctx, s.Instance, s.Role)
+	case StepQuarantine:
+		c := Change{Kind: ChangeQuarantine, Instance: s.Instance, Reason: s.Why}
+		if s.GTID != nil {
+			c.GTID = s.GTID.String()
+		}
+		if err := ru.apply(ctx, c); err != nil {
+			return err
+		}
+		x.note("%s quarantined", s.Instance)
+		return nil
+	case StepLiftQuarantine:
+		if err := ru.apply(ctx, Change{Kind: ChangeLiftQuarantine, Instance: s.Instance}); err != nil {
+			return err
+		}
+		x.note("%s no longer quarantined", s.Instance)
+		return nil
+	}
+	return fmt.Errorf("the runner has no handler for step kind %q", s.Kind)
+}
+
+// recordIntent begins the operation in the replicated state.
+func (ru *run) recordIntent(ctx context.Context, s Step, x *outcome) error {
+	if !ru.record {
+		x.skipped = true
+		x.note("%s is not recorded in the replicated history (it changes no epoch)", ru.plan.Kind)
+		return nil
+	}
+	if old := ru.plan.TakesOver; old != "" {
+		err := ru.apply(ctx, Change{Kind: ChangeAbort, OperationID: old,
+			Reason: fmt.Sprintf("abandoned: in progress for longer than operation_timeout (%v); taken over by %s %s", ru.p.OperationTimeout, ru.plan.Kind, ru.id)})
+		switch {
+		case err == nil:
+			x.note("abandoned operation %s aborted", old)
+		case errors.Is(err, ErrConflict):
+			// It ended meanwhile; the intent below says whether the
+			// cluster is free.
+			x.note("abandoned operation %s had already ended", old)
+		default:
+			return err
+		}
+	}
+	now := ru.r.cfg.Clock.Now()
+	err := ru.apply(ctx, Change{Kind: ChangeIntent, ExpectEpoch: s.ExpectEpoch, Epoch: s.Epoch,
+		TakesOver: ru.plan.TakesOver, Instance: s.Instance, Target: ru.target(s), Trigger: ru.triggerText(s),
+		Automatic: ru.plan.Trigger == TriggerAutomatic, Reason: s.Why, At: now})
+	if err != nil {
+		return err
+	}
+	ru.recorded, ru.intentAt = true, now
+	if s.Epoch != s.ExpectEpoch {
+		x.note("operation %s recorded at epoch %d (commits epoch %d)", ru.id, s.ExpectEpoch, s.Epoch)
+	} else {
+		x.note("operation %s recorded at epoch %d", ru.id, s.ExpectEpoch)
+	}
+	return nil
+}
+
+// target is the instance the operation promotes or acts on, as far as known.
+func (ru *run) target(s Step) string {
+	switch {
+	case ru.plan.NewPrimary != "":
+		return ru.plan.NewPrimary
+	case ru.plan.Target != "":
+		return ru.plan.Target
+	case ru.plan.Kind == OpFailover:
+		return "" // chosen later, on fresh facts
+	}
+	return s.Instance
+}
+
+// triggerText says why the operation runs: who asked, or what was detected.
+func (ru *run) triggerText(s Step) string {
+	switch {
+	case ru.opts.Requester != "":
+		return "requested by " + ru.opts.Requester + ": " + s.Why
+	case ru.plan.Trigger == TriggerAutomatic:
+		return "automatic: " + s.Why
+	}
+	return string(ru.plan.Trigger) + ": " + s.Why
+}
+
+// hooks runs the operator's hooks of the step's phase.
+func (ru *run) hooks(ctx context.Context, s Step, x *outcome) error {
+	phase := hookPhase(ru.plan.Kind, s)
+	if ru.r.cfg.Hooks == nil {
+		x.skipped = true
+		x.note("no %s hooks configured", phase)
+		return nil
+	}
+	out, err := ru.r.cfg.Hooks.Run(ctx, phase, ru.plan)
+	x.output = out
+	x.note("%s hooks", phase)
+	if err != nil {
+		return fmt.Errorf("%s hooks: %w", phase, err)
+	}
+	return nil
+}
+
+// hookPhase names the hooks' event: "pre-failover", "post-switchover",
+// "failed". A forced failover is a failover to the hooks.
+func hookPhase(kind OperationKind, s Step) string {
+	op := s.Operation
+	if op == "" {
+		op = kind
+	}
+	if op == OpForcedFailover {
+		op = OpFailover
+	}
+	switch s.Kind {
+	case StepPreHooks:
+		return "pre-" + string(op)
+	case StepPostHooks:
+		return "post-" + string(op)
+	}
+	return "failed"
+}
+
+// markBlock notes when writes to the old primary start being blocked.
+func (ru *run) markBlock() {
+	if ru.blockStart.IsZero() {
+		ru.blockStart = ru.r.cfg.Clock.Now()
+	}
+}
+
+// waitUntil waits on the injected clock until t, or until ctx ends.
+func (ru *run) waitUntil(ctx context.Context, t time.Time) error {
+	clock := ru.r.cfg.Clock
+	d := t.Sub(clock.Now())
+	if d <= 0 {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("waiting until %s: %w", stamp(t), ctx.Err())
+	case <-clock.After(d):
+		return nil
+	}
+}
+
+// leaseBound is when the old primary's agent has surely let its lease lapse.
+// A silent agent's lapses at until (its last contact + lease_timeout). A live
+// agent keeps hearing the quorum, but it renews no lease once it has seen the
+// intent replacing its instance, so its lease lapses at the latest
+// lease_timeout after the intent.
+func (ru *run) leaseBound(until time.Time) time.Time {
+	if until.After(ru.v.Now) && !ru.intentAt.IsZero() {
+		if b := ru.intentAt.Add(ru.p.LeaseTimeout); b.After(until) {
+			return b
+		}
+	}
+	return until
+}
+
+func (ru *run) ownerOf(instance string) AgentID { return ru.v.Instances[instance].OwnerAgent }
+
+// fenceOld stops the old primary from taking writes (StepFenceOldPrimary).
+func (ru *run) fenceOld(ctx context.Context, s Step, x *outcome) error {
+	a := ru.r.cfg.Actuator
+	agent := ru.ownerOf(s.Instance)
+	if s.Via == FenceByAgent {
+		// Its agent does it: nothing for the runner to undo.
+		x.noUndo = true
+		if s.Until.IsZero() {
+			x.note("mysqld is gone; its agent %s keeps %s read-only if it restarts (it sees the intent)", agent, s.Instance)
+			return nil
+		}
+		lapse := ru.leaseBound(s.Until)
+		if err := ru.waitUntil(ctx, lapse); err != nil {
+			return fmt.Errorf("agent %s's lease had not surely lapsed: %w", agent, err)
+		}
+		x.note("agent %s released or lost its lease by %s: %s is read-only", agent, stamp(lapse), s.Instance)
+		return nil
+	}
+	ru.markBlock()
+	x.touched = []string{s.Instance}
+	err := a.SetReadOnly(ctx, s.Instance, true)
+	if err == nil {
+		err = a.KillClientConnections(ctx, s.Instance)
+		if err == nil {
+			x.note("read_only=ON, client connections killed")
+			return nil
+		}
+	}
+	if s.Until.IsZero() {
+		return err
+	}
+	// The lease fences it instead. This wait is bounded by the lease, not by
+	// the step's timeout, which the direct attempt may have used up.
+	lapse := ru.leaseBound(s.Until)
+	x.noUndo = true
+	x.note("direct fence failed (%v); waited for agent %s's lease to lapse at %s", err, agent, stamp(lapse))
+	if werr := ru.waitUntil(ru.ctx, lapse); werr != nil {
+		return fmt.Errorf("direct fence failed (%v), and the wait for agent %s's lease was cut short: %w", err, agent, werr)
+	}
+	return nil
+}
+
+// waitLease waits until a silent agent's lease has surely lapsed.
+func (ru *run) waitLease(ctx context.Context, s Step, x *outcome) error {
+	agent := ru.ownerOf(s.Instance)
+	if !s.Until.After(ru.r.cfg.Clock.Now()) {
+		x.note("agent %s's lease had lapsed at %s", agent, stamp(s.Until))
+		return nil
+	}
+	if err := ru.waitUntil(ctx, s.Until); err != nil {
+		return err
+	}
+	x.note("waited for agent %s's lease to lapse at %s: it has set %s read-only", agent, stamp(s.Until), s.Instance)
+	return nil
+}
+
+// stopIO stops the IO threads. A replica whose thread cannot be stopped does
+// not fail the step: its lag and set are read again at choose-candidate, and
+// the old primary is already fenced, so it can deliver nothing new.
+func (ru *run) stopIO(ctx context.Context, s Step, x *outcome) error {
+	var stopped, failed []string
+	for _, n := range s.Instances {
+		if ctx.Err() != nil {
+			failed = append(failed, n+": not attempted (step timeout)")
+			continue
+		}
+		x.touched = append(x.touched, n)
+		if err := ru.r.cfg.Actuator.StopReplicaIO(ctx, n); err != nil {
+			failed = append(failed, fmt.Sprintf("%s: %v", n, err))
+			continue
+		}
+		stopped = append(stopped, n)
+	}
+	switch {
+	case len(s.Instances) == 0:
+		x.note("no replica to stop")
+	case len(stopped) > 0:
+		x.note("stopped on %s", strings.Join(stopped, ", "))
+	}
+	if len(failed) > 0 {
+		x.note("not stopped: %s (ranked on fresh facts all the same)", strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+// startIO restarts IO threads (the undo of stopIO).
+func (ru *run) startIO(ctx context.Context, s Step, x *outcome) error {
+	var started, failed []string
+	for _, n := range s.Instances {
+		x.touched = append(x.touched, n)
+		if err := ru.r.cfg.Actuator.StartReplicaIO(ctx, n); err != nil {
+			failed = append(failed, fmt.Sprintf("%s: %v", n, err))
+			continue
+		}
+		started = append(started, n)
+	}
+	if len(started) > 0 {
+		x.note("started on %s", strings.Join(started, ", "))
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("IO thread not started on %s", strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+// waitRelayLogs waits for each replica to apply what it received. It is an
+// optimisation, never a gate: ranking counts received transactions as held,
+// and ChooseCandidate adds a catch-up when the chosen one still has relay log
+// to apply. So a replica that cannot apply (SQL thread stopped, delayed) is
+// not waited for, and the step ends ok at its timeout, saying who was not
+// done.
+func (ru *run) waitRelayLogs(ctx context.Context, s Step, x *outcome) error {
+	var applied, notes []string
+	for _, n := range s.Instances {
+		if ctx.Err() != nil {
+			notes = append(notes, n+": not confirmed within the step's timeout")
+			continue
+		}
+		pr, err := ru.r.cfg.Inspector.Probe(ctx, n)
+		switch {
+		case err != nil:
+			notes = append(notes, fmt.Sprintf("%s: %v", n, err))
+		case !pr.Reachable:
+			notes = append(notes, fmt.Sprintf("%s: unreachable (%s)", n, classText(pr)))
+		case pr.Replica == nil:
+			notes = append(notes, n+": not a replica")
+		case !pr.Replica.SQLRunning:
+			notes = append(notes, n+": SQL thread stopped, cannot apply")
+		case pr.Replica.SQLDelay > 0:
+			notes = append(notes, fmt.Sprintf("%s: delayed replica (%v), not waited for", n, pr.Replica.SQLDelay))
+		case pr.Replica.Retrieved == nil:
+			notes = append(notes, n+": received set unknown")
+		default:
+			if err := ru.r.cfg.Actuator.WaitExecuted(ctx, n, pr.Replica.Retrieved); err != nil {
+				notes = append(notes, fmt.Sprintf("%s: relay log not applied: %v", n, err))
+				continue
+			}
+			applied = append(applied, n)
+		}
+	}
+	if len(applied) > 0 {
+		x.note("applied on %s", strings.Join(applied, ", "))
+	}
+	if len(notes) > 0 {
+		x.note("%s", strings.Join(notes, "; "))
+	}
+	return nil
+}
+
+// choose re-probes the survivors (and the old primary when the leader still
+// reached it: its transactions must not be lost), refreshes the agents' last
+// contact, and lets ChooseCandidate append the rest of the plan.
+func (ru *run) choose(ctx context.Context, s Step, x *outcome) error {
+	fresh := cloneView(ru.v)
+	names := append([]string(nil), s.Instances...)
+	old := ru.plan.OldPrimary
+	if _, rc := leaderReach(ru.v, ru.p, old); rc == reachOK && !contains(names, old) {
+		names = append(names, old)
+	}
+	for _, n := range names {
+		pr, err := ru.r.cfg.Inspector.Probe(ctx, n)
+		if err != nil {
+			return fmt.Errorf("re-probe %s: %w", n, err)
+		}
+		in := fresh.Instances[n]
+		probes := make(map[AgentID]Probe, len(in.Probes)+1)
+		for a, p := range in.Probes {
+			probes[a] = p
+		}
+		probes[fresh.Leader] = pr
+		in.Probes = probes
+		if pr.Reachable && pr.ObservedAt.After(in.LastSeen.ObservedAt) {
+			in.LastSeen = pr
+		}
+		fresh.Instances[n] = in
+	}
+	contacts, _, err := ru.r.cfg.Store.LastContact(ctx)
+	switch {
+	case errors.Is(err, ErrNotLeader):
+		return err
+	case err != nil:
+		x.note("agents' last contact not refreshed (%v)", err)
+	}
+	for a, t := range contacts {
+		if rep, ok := fresh.Agents[a]; ok && t.After(rep.LastHeard) {
+			rep.LastHeard = t
+			fresh.Agents[a] = rep
+		}
+	}
+	fresh.Now = ru.r.cfg.Clock.Now()
+	if rep, ok := fresh.Agents[fresh.Leader]; ok {
+		rep.LastHeard = fresh.Now
+		fresh.Agents[fresh.Leader] = rep
+	}
+	ru.v = fresh
+	pl, err := ChooseCandidate(fresh, ru.p, ru.plan)
+	for _, w := range pl.Warnings {
+		if !contains(ru.res.Warnings, w) {
+			ru.res.Warnings = append(ru.res.Warnings, w)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	ru.plan = pl
+	ru.res.NewPrimary = pl.NewPrimary
+	x.note("%s chosen on fresh facts", pl.NewPrimary)
+	if pl.Expected != "" && pl.Expected != pl.NewPrimary {
+		x.note("the facts before pointed to %s", pl.Expected)
+	}
+	if r := pl.Ranking; r != nil && r.CatchUpFrom != "" {
+		x.note("it catches up from %s first", r.CatchUpFrom)
+	}
+	return nil
+}
+
+// cloneView copies the maps the runner changes, so that the caller's view is
+// never modified.
+func cloneView(v View) View {
+	out := v
+	out.Instances = make(map[string]Instance, len(v.Instances))
+	for k, in := range v.Instances {
+		out.Instances[k] = in
+	}
+	out.Agents = make(map[AgentID]AgentReport, len(v.Agents))
+	for k, a := range v.Agents {
+		out.Agents[k] = a
+	}
+	return out
+}
+
+// catchUp makes s.Instance execute s.GTID (StepCatchUp).
+func (ru *run) catchUp(ctx context.Context, s Step, x *outcome) error {
+	a := ru.r.cfg.Actuator
+	inst, src := s.Instance, s.Source
+	target := s.GTID
+	if target == nil || s.ForbidExtra {
+		// A switchover: the source's final set, now that it takes no
+		// writes.
+		pr, err := ru.r.cfg.Inspector.Probe(ctx, src)
+		if err != nil {
+			return fmt.Errorf("probe %s: %w", src, err)
+		}
+		if !pr.Reachable || pr.Executed == nil {
+			return fmt.Errorf("the executed GTID set of %s cannot be read (%s)", src, classText(pr))
+		}
+		if target == nil {
+			target = pr.Executed
+		}
+		if s.ForbidExtra {
+			ip, err := ru.r.cfg.Inspector.Probe(ctx, inst)
+			if err != nil {
+				return fmt.Errorf("probe %s: %w", inst, err)
+			}
+			if !ip.Reachable || ip.Executed == nil {
+				return fmt.Errorf("the executed GTID set of %s cannot be read (%s)", inst, classText(ip))
+			}
+			if extra := gtidSubtract(ip.Executed, pr.Executed); !gtidEmpty(extra) {
+				return refuse(ru.plan.Kind, ru.v, fmt.Sprintf("%s holds transactions %s that %s lacks (errant): it is not promoted, so they do not spread; re-clone it, or inject empty transactions for them on %s", inst, gtidText(extra), src, src))
+			}
+		}
+	}
+	ru.promotionGTID = target
+	if src != inst {
+		if s.GTID != nil {
+			if err := a.WaitExecuted(ctx, src, target); err != nil {
+				return fmt.Errorf("%s did not apply %s: %w", src, gtidText(target), err)
+			}
+		}
+		if !ru.replicatesFrom(inst, src) {
+			x.touched = []string{inst}
+			if err := a.Repoint(ctx, inst, src, RepointOptions{KeepDelay: true}); err != nil {
+				return fmt.Errorf("point %s at %s: %w", inst, src, err)
+			}
+			x.note("%s replicates from %s", inst, src)
+		}
+	}
+	if err := a.WaitExecuted(ctx, inst, target); err != nil {
+		return fmt.Errorf("%s did not reach %s: %w", inst, gtidText(target), err)
+	}
+	x.note("%s executed %s", inst, gtidText(target))
+	return nil
+}
+
+// replicatesFrom reports whether the current view shows inst receiving from
+// src with a running IO thread (a switchover's target), so that no repoint is
+// needed.
+func (ru *run) replicatesFrom(inst, src string) bool {
+	pr, rc := leaderReach(ru.v, ru.p, inst)
+	if rc != reachOK || pr.Replica == nil || pr.Replica.IOState != IOYes {
+		return false
+	}
+	n, ok := resolveSource(ru.v, pr.Replica.Source)
+	return ok && n == src
+}
+
+// route sends writes to s.Instance with s.Epoch.
+func (ru *run) route(ctx context.Context, s Step, undo bool, x *outcome) error {
+	x.touched = []string{s.Instance}
+	if err := ru.r.cfg.Router.RouteWrites(ctx, ru.plan.Cluster, s.Instance, s.Epoch); err != nil {
+		return err
+	}
+	now := ru.r.cfg.Clock.Now()
+	if !undo && s.Instance == ru.res.NewPrimary && ru.res.NewPrimary != "" {
+		ru.res.TimeToRoute = now.Sub(ru.start)
+		if !ru.blockStart.IsZero() {
+			ru.blockEnd = now
+		}
+	}
+	x.note("writes routed to %s (epoch %d)", s.Instance, s.Epoch)
+	return nil
+}
+
+// commit makes the new primary the epoch's (StepCommitEpoch), then starts
+// the anti-flap window.
+func (ru *run) commit(ctx context.Context, s Step, x *outcome) error {
+	gtid := s.GTID
+	if gtid == nil {
+		gtid = ru.promotionGTID
+	}
+	var text string
+	if gtid != nil {
+		text = gtid.String()
+	}
+	if err := ru.apply(ctx, Change{Kind: ChangeCommitEpoch, Instance: s.Instance, ExpectEpoch: s.ExpectEpoch, Epoch: s.Epoch, GTID: text}); err != nil {
+		return err
+	}
+	ru.res.Committed, ru.res.EpochAfter, ru.res.GTIDAtPromotion = true, s.Epoch, text
+	x.note("primary=%s, epoch %d → %d", s.Instance, s.ExpectEpoch, s.Epoch)
+	if s.AntiFlap > 0 {
+		until := ru.r.cfg.Clock.Now().Add(s.AntiFlap)
+		if err := ru.apply(ctx, Change{Kind: ChangeAntiFlap, AntiFlapUntil: until}); err != nil {
+			return fmt.Errorf("epoch %d committed, but the anti-flap window was not set: %w", s.Epoch, err)
+		}
+		x.note("automatic failovers blocked until %s", stamp(until))
+	}
+	return nil
+}
