@@ -3,6 +3,7 @@ package failover
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -259,6 +260,34 @@ func TestRunnerFailover(t *testing.T) {
 			},
 		},
 		{
+			name:   "direct fence fails on an isolated primary: its lapsed lease fences it, and an abort does not make it writable",
+			before: isolated(),
+			fresh:  isolated().stopped().sqlStopped("db2", "Error 1062").sqlStopped("db3", "Error 1062"),
+			setup: func(r *rig) {
+				r.act.sc["act read-only on db1"] = fail("Error 2013: lost connection")
+			},
+			outcome: OutcomeAborted,
+			errIs:   []error{ErrRefused},
+			check: func(t *testing.T, r *rig, res RunResult) {
+				check(t, "fence step", "fence-old-primary db1 ok", stepLines(res.Steps)[3])
+				mustContain(t, "fence detail", res.Steps[3].Detail, "direct fence failed (Error 2013: lost connection); waited for agent a1's lease to lapse at 11:59:59.000")
+				check(t, "undo", []string{"act start-io db2", "act start-io db3"}, r.j.only("act start-io", "act read-only off"))
+			},
+		},
+		{
+			name:    "hung primary with a live agent: fenced by the lease, lease_timeout after the intent",
+			before:  base().down("db1", ClassTimeout, ago(3*time.Second)).progress("db2", ago(5*time.Second)).progress("db3", ago(5*time.Second)),
+			fresh:   base().down("db1", ClassTimeout, ago(3*time.Second)).stopped(),
+			outcome: OutcomeSuccess,
+			check: func(t *testing.T, r *rig, res RunResult) {
+				// The plan's bound is a1's last contact + lease_timeout
+				// (12:00:02.900), but a live agent kept renewing until it saw
+				// the intent at 12:00:00.000.
+				mustContain(t, "fence detail", res.Steps[3].Detail, "agent a1 released or lost its lease by 12:00:03.000")
+				check(t, "fence duration", 2995*ms, res.Steps[3].Duration)
+			},
+		},
+		{
 			name:   "leadership lost before the promotion: stop at once, nothing undone, nothing recorded",
 			before: hostLost(),
 			fresh:  hostLost().stopped(),
@@ -401,6 +430,33 @@ func TestRunnerFailover(t *testing.T) {
 			outcome: OutcomeInterrupted,
 			errIs:   []error{ErrStaleEpoch},
 			actions: concat(failoverStart, relayApplied, failoverEnd, []string{"store commit db2 expect=7 gtid=p:1-100"}),
+		},
+		{
+			name:   "a step the history cannot take is a warning, not a failure",
+			before: hostLost(),
+			fresh:  hostLost().stopped(),
+			setup: func(r *rig) {
+				r.store.sc["store step wait-lease db1 ok"] = fail("invalid command: operation op-1 already has 64 steps")
+			},
+			outcome: OutcomeSuccess,
+			check: func(t *testing.T, r *rig, res RunResult) {
+				mustContain(t, "warnings", strings.Join(res.Warnings, "; "), "step wait-lease db1 not recorded in the history: replicated state: step: invalid command")
+			},
+		},
+		{
+			name:   "the operation was taken from this run (the store's conflict on a step): stop without undo",
+			before: hostLost(),
+			fresh:  hostLost().stopped(),
+			setup: func(r *rig) {
+				r.store.sc["store step stop-io-threads db2,db3 ok"] = behaviour{err: fmt.Errorf("operation in progress is op-9: %w", ErrConflict)}
+			},
+			outcome: OutcomeInterrupted,
+			errIs:   []error{ErrConflict},
+			check: func(t *testing.T, r *rig, res RunResult) {
+				if got := r.j.only("act start-io", "store finish", "probe "); len(got) != 0 {
+					t.Errorf("the run went on after losing its operation: %v", got)
+				}
+			},
 		},
 		{
 			name:   "consensus refuses the automatic intent inside the anti-flap window: aborted, nothing touched, not recorded",
