@@ -68,8 +68,8 @@ type Runner struct {
 func NewRunner(c RunnerConfig) (*Runner, error) {
 	var missing []string
 	for _, d := range []struct {
-		name string
-		nil_ bool
+		name   string
+		absent bool
 	}{
 		{"Inspector", c.Inspector == nil},
 		{"Actuator", c.Actuator == nil},
@@ -79,7 +79,7 @@ func NewRunner(c RunnerConfig) (*Runner, error) {
 		{"Clock", c.Clock == nil},
 		{"NewOperationID", c.NewOperationID == nil},
 	} {
-		if d.nil_ {
+		if d.absent {
 			missing = append(missing, d.name)
 		}
 	}
