@@ -90,6 +90,8 @@ type Agent struct {
 	received map[string]receivedReport // leader side: latest report per agent
 	kick     chan struct{}             // wakes the leader loop
 
+	deps   Deps
+	runCtx context.Context // ends at Close: operations started by the API run in it
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed sync.Once
@@ -113,13 +115,16 @@ func New(cfg Config, secrets Secrets, raft Raft, transport Transport, deps Deps,
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{id: cfg.NodeID, cfg: cfg, raft: raft, transport: transport, log: log,
+	a := &Agent{id: cfg.NodeID, cfg: cfg, raft: raft, transport: transport, log: log, deps: deps,
 		clusters: map[string]*clusterRT{}, received: map[string]receivedReport{}, kick: make(chan struct{}, 1)}
 	tlsCfg, err := mysqlTLS(cfg)
 	if err != nil {
 		return nil, err
 	}
 	for _, cc := range cfg.Clusters {
+		if err := cc.Policy().Validate(); err != nil {
+			return nil, fmt.Errorf("clusters[%s]: %w", cc.Name, err)
+		}
 		c, err := newClusterRT(a, cc, secrets, tlsCfg, deps)
 		if err != nil {
 			a.closeClusters()
@@ -148,6 +153,7 @@ func mysqlTLS(cfg Config) (*tls.Config, error) {
 // Start runs the agent's loops until Close.
 func (a *Agent) Start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	a.runCtx = ctx
 	for _, c := range a.clusters {
 		a.wg.Add(2)
 		go func() { defer a.wg.Done(); c.probeLoop(ctx) }()

@@ -2,9 +2,12 @@ package agent
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/topology/mysqltest"
 )
 
@@ -40,8 +43,118 @@ func TestIsolatedPrimaryFencesItself(t *testing.T) {
 		})
 		fenced := time.Since(cut)
 		// Fenced before the lease could have lapsed on the majority side.
-		if lease := 2 * time.Second; fenced >= lease {
+		if lease := 3 * time.Second; fenced >= lease {
 			t.Fatalf("fenced %v after the cut, not before lease_timeout %v", fenced, lease)
 		}
 	})
+}
+
+// waitOp waits until the cluster's history holds an operation of kind that
+// ended, and returns it.
+func (h *harness) waitOp(kind consensus.OpKind, after int, timeout time.Duration) consensus.HistoryEntry {
+	h.t.Helper()
+	var got consensus.HistoryEntry
+	h.eventually(fmt.Sprintf("a finished %s", kind), timeout, func() (bool, string) {
+		c := h.cluster()
+		for i := after; i < len(c.History); i++ {
+			if c.History[i].Kind == kind {
+				got = c.History[i]
+				return true, ""
+			}
+		}
+		op := "none"
+		if c.Operation != nil {
+			op = fmt.Sprintf("%s %s (%d steps)", c.Operation.Kind, c.Operation.ID, len(c.Operation.Steps))
+		}
+		return false, fmt.Sprintf("history has %d entries; in progress: %s; primary %s epoch %d", len(c.History), op, c.Primary, c.Epoch)
+	})
+	return got
+}
+
+func (h *harness) waitRecorded() consensus.Cluster {
+	h.t.Helper()
+	h.eventually("cluster recorded with p as primary and writable", 15*time.Second, func() (bool, string) {
+		c := h.cluster()
+		return c.Primary == "p" && c.Epoch == 1 && h.db.Primary.QueryString(h.t, "SELECT @@read_only") == "0",
+			fmt.Sprintf("primary %q epoch %d", c.Primary, c.Epoch)
+	})
+	return h.cluster()
+}
+
+// checkEpochsGrow asserts that the routing target saw epochs that never go
+// back, and returns its events.
+func (h *harness) checkEpochsGrow() []string {
+	h.t.Helper()
+	events, epochs := h.router.seen()
+	for i := 1; i < len(epochs); i++ {
+		if epochs[i] < epochs[i-1] {
+			h.t.Fatalf("routing epochs went back: %v (%v)", epochs, events)
+		}
+	}
+	return events
+}
+
+// stepNames lists a history entry's steps.
+func stepNames(e consensus.HistoryEntry) string {
+	var s []string
+	for _, st := range e.Steps {
+		s = append(s, fmt.Sprintf("%s=%s(%v)", st.Name, st.Result, st.Duration.Round(time.Millisecond)))
+	}
+	return strings.Join(s, " ")
+}
+
+func TestKillPrimaryPromotesMostAdvancedReplica(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k)
+		h.waitRecorded()
+		p, r1, r2 := h.db.Primary, h.db.Replicas[0], h.db.Replicas[1]
+		p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (1)")
+		mysqltest.WaitCaughtUp(t, r2, p, 30*time.Second)
+		// r2 stops receiving while r1 gets two more transactions: r1 is the
+		// most advanced replica and must win.
+		r2.Exec(t, "STOP "+replicaWord(k)+" IO_THREAD")
+		p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (2)", "INSERT INTO regent_test.writes (id) VALUES (3)")
+		mysqltest.WaitCaughtUp(t, r1, p, 30*time.Second)
+		r2.Exec(t, "START "+replicaWord(k)+" IO_THREAD")
+
+		p.Kill(t)
+		e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
+		if e.Result != consensus.ResultSuccess || e.NewPrimary != "r1" || e.OldPrimary != "p" || e.EpochBefore != 1 || e.EpochAfter != 2 {
+			t.Fatalf("failover: result %s (%s), %s → %s, epoch %d → %d; steps %s", e.Result, e.Reason, e.OldPrimary, e.NewPrimary, e.EpochBefore, e.EpochAfter, stepNames(e))
+		}
+		if len(e.Steps) < 5 || e.GTIDAtPromotion == "" {
+			t.Fatalf("history entry lacks steps or GTID: %d steps, gtid %q: %s", len(e.Steps), e.GTIDAtPromotion, stepNames(e))
+		}
+		for _, st := range e.Steps {
+			if st.Start.IsZero() {
+				t.Fatalf("step %s has no start time", st.Name)
+			}
+		}
+		c := h.cluster()
+		if c.Primary != "r1" || c.Epoch != 2 {
+			t.Fatalf("state: primary %s epoch %d", c.Primary, c.Epoch)
+		}
+		if r1.QueryString(t, "SELECT @@read_only") != "0" {
+			t.Fatalf("promoted r1 is read-only")
+		}
+		// r2 now replicates from r1 and has everything, including 2 and 3.
+		h.eventually("r2 replicates from r1", 20*time.Second, func() (bool, string) {
+			io, sqlT, e := mysqltest.ReplicaThreads(t, r2)
+			src := r2.QueryString(t, "SELECT COUNT(*) FROM regent_test.writes")
+			return io == "Yes" && sqlT == "Yes" && src == "3", fmt.Sprintf("IO=%s SQL=%s rows=%s %s", io, sqlT, src, e)
+		})
+		r1.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (4)")
+		mysqltest.WaitCaughtUp(t, r2, r1, 30*time.Second)
+		events := h.checkEpochsGrow()
+		if !slices.Contains(events, "route r1 epoch 2") {
+			t.Fatalf("router never routed writes to r1 in epoch 2: %v", events)
+		}
+	})
+}
+
+func replicaWord(k mysqltest.Kind) string {
+	if k == mysqltest.MySQL {
+		return "REPLICA"
+	}
+	return "SLAVE"
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/regentdb/regent/api"
 	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/proxyhook"
@@ -21,6 +22,10 @@ type Deps struct {
 	Router *proxyhook.Router
 	// HookOptions are passed to the hooks of every cluster.
 	HookOptions proxyhook.HooksOptions
+	// Observe, when set, is told about every finished operation (metrics).
+	Observe func(cluster string, res failover.RunResult)
+	// OnStep, when set, is told about every step as it happens (progress).
+	OnStep func(cluster string, ev failover.StepEvent)
 }
 
 // clusterRT is the run-time state of one replication cluster on this agent.
@@ -57,13 +62,15 @@ type clusterRT struct {
 	errant   map[string]failover.GTIDSet
 	backoff  map[string]time.Time // problem key → not before
 	running  sync.Mutex           // one operation at a time
+	runs     runs
 }
 
 func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Config, deps Deps) (*clusterRT, error) {
 	c := &clusterRT{a: a, name: cc.Name, cfg: cc, policy: cc.Policy(), log: a.log.With(logCluster, cc.Name),
 		instances: map[string]*topology.Instance{}, addrs: map[string]string{},
 		lastSeen: map[string]Observation{}, errant: map[string]failover.GTIDSet{}, backoff: map[string]time.Time{},
-		localState: failover.LocalUnknown, leaseHeld: true}
+		localState: failover.LocalUnknown, leaseHeld: true,
+		runs: runs{pending: map[string]api.Operation{}, blocked: map[string]time.Duration{}}}
 	timeout := cc.probeTimeout()
 	for _, in := range cc.Instances {
 		inst, err := topology.Open(topology.ConnConfig{

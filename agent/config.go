@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -59,7 +58,7 @@ type RaftConfig struct {
 type PeerConfig struct {
 	ID      string `yaml:"id"`
 	Address string `yaml:"address"`
-	// API is the peer's API base URL, so that agents can reach each other
+	// API is the peer's API host:port, so that agents can reach each other
 	// before the member table is replicated.
 	API string `yaml:"api"`
 }
@@ -77,14 +76,20 @@ func (t TLSFilesConfig) Enabled() bool { return t.CAFile != "" || t.CertFile != 
 // APIConfig is the HTTP API.
 type APIConfig struct {
 	Listen string `yaml:"listen"`
-	// Advertise is the base URL other agents and regentctl use, e.g.
-	// https://db1.example:8008 (defaults to http(s)://listen).
+	// Advertise is the host:port other agents and regentctl use (defaults
+	// to listen). The scheme is https when tls is set, http otherwise: all
+	// agents must agree.
 	Advertise string `yaml:"advertise"`
-	// TLS: server certificate; ClientCAFile enables client certificates.
+	// TLS: the server certificate and key; ca_file verifies the other
+	// agents' API certificates when this agent calls them. ClientCAFile
+	// enables client certificates.
 	TLS          TLSFilesConfig `yaml:"tls"`
 	ClientCAFile string         `yaml:"client_ca_file"`
 	// TokensFile holds the bearer tokens (see the README).
 	TokensFile string `yaml:"tokens_file"`
+	// AgentTokenFile holds the token agents present to each other (the same
+	// file on every agent; at least 16 characters).
+	AgentTokenFile string `yaml:"agent_token_file"`
 	// OpenHealth and OpenMetrics let the health endpoints and /metrics
 	// answer without a token (default true: HAProxy and Prometheus).
 	OpenHealth  *bool `yaml:"open_health"`
@@ -237,8 +242,8 @@ func (c Config) Validate() error {
 			bad(key+".address", "%q is not host:port", p.Address)
 		}
 		if p.API != "" {
-			if u, err := url.Parse(p.API); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				bad(key+".api", "%q is not an http(s) URL", p.API)
+			if _, _, err := net.SplitHostPort(p.API); err != nil {
+				bad(key+".api", "%q is not host:port", p.API)
 			}
 		}
 	}
@@ -279,9 +284,16 @@ func (c Config) Validate() error {
 		bad("api.tls.cert_file", "required to serve TLS")
 	}
 	if c.API.Advertise != "" {
-		if u, err := url.Parse(c.API.Advertise); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("api.advertise", "%q is not an http(s) URL", c.API.Advertise)
+		if h, _, err := net.SplitHostPort(c.API.Advertise); err != nil || h == "" || h == "0.0.0.0" || h == "::" {
+			bad("api.advertise", "%q must be host:port that other agents and regentctl can reach", c.API.Advertise)
 		}
+	}
+	if c.API.AgentTokenFile == "" {
+		bad("api.agent_token_file", "required: agents authenticate to each other with it")
+	} else if tok, err := ReadSecret(c.API.AgentTokenFile, ""); err != nil {
+		bad("api.agent_token_file", "%v", err)
+	} else if len(tok) < 16 {
+		bad("api.agent_token_file", "the token must be at least 16 characters (openssl rand -hex 32)")
 	}
 	if c.API.TokensFile == "" {
 		bad("api.tokens_file", "required: mutating calls need an admin token (see README, Authentication)")
@@ -436,9 +448,9 @@ func (c ClusterConfig) probeTimeout() time.Duration {
 	return c.Policy().ProbeInterval
 }
 
-// readSecret returns the secret from a file (trailing newline trimmed) or an
+// ReadSecret returns the secret from a file (trailing newline trimmed) or an
 // environment variable; "" when neither is configured.
-func readSecret(file, env string) (string, error) {
+func ReadSecret(file, env string) (string, error) {
 	switch {
 	case file != "":
 		b, err := os.ReadFile(file)

@@ -70,8 +70,8 @@ func newHarness(t *testing.T, k mysqltest.Kind, opts ...harnessOpt) *harness {
 			Clusters: []ClusterConfig{{
 				Name: "main", Instances: instances, Durability: "async",
 				ProbeInterval: 150 * time.Millisecond, FailureTimeout: time.Second,
-				FenceAfter: time.Second, LeaseTimeout: 2 * time.Second, AntiFlapPeriod: time.Minute,
-				StepTimeout: 2 * time.Second,
+				FenceAfter: time.Second, LeaseTimeout: 3 * time.Second, AntiFlapPeriod: time.Minute,
+				StepTimeout: 1500 * time.Millisecond,
 			}},
 		}
 		if k == mysqltest.MySQL {
@@ -84,7 +84,7 @@ func newHarness(t *testing.T, k mysqltest.Kind, opts ...harnessOpt) *harness {
 		ccfg.NodeID, ccfg.RaftAddr, ccfg.DataDir, ccfg.Peers, ccfg.Instance = id, raftAddr(i), cfg.DataDir, cpeers, servers[i].Name
 		ccfg.HeartbeatTimeout, ccfg.ElectionTimeout, ccfg.LeaderLeaseTimeout, ccfg.CommitTimeout = 200*time.Millisecond, 200*time.Millisecond, 150*time.Millisecond, 10*time.Millisecond
 		ccfg.ApplyTimeout = 3 * time.Second
-		log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo})).With("agent", id)
+		log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug})).With("agent", id)
 		node, err := consensus.StartWith(context.Background(), ccfg, log, consensus.Infra{
 			Transport: h.trans[i], LogStore: raft.NewInmemStore(), StableStore: raft.NewInmemStore(), SnapshotStore: raft.NewInmemSnapshotStore()})
 		if err != nil {

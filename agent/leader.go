@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -183,8 +184,22 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 	}
 	c.carryErrant(v)
 	problems := failover.Analyze(v, c.policy)
+	if c.log.Enabled(ctx, slog.LevelDebug) {
+		var codes []string
+		for _, p := range problems {
+			codes = append(codes, fmt.Sprintf("%s(actionable=%v)", p.Code, p.Actionable))
+		}
+		c.log.Debug("analysis", "problems", strings.Join(codes, " "))
+	}
 	for _, p := range problems {
+		if p.Code == failover.InvalidInput {
+			c.log.Error("cannot analyse the cluster", "reason", p.Reason)
+			return
+		}
 		if !p.Actionable {
+			if p.Action != failover.ActionNone {
+				c.log.Debug("problem blocked", logProblem, p.Code, "reason", p.Reason, "blockers", fmt.Sprint(p.Blockers))
+			}
 			continue
 		}
 		key := string(p.Code) + ":" + strings.Join(p.Instances, ",")
@@ -201,7 +216,7 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 			continue
 		}
 		c.log.Warn("acting on problem", logProblem, p.Code, "description", p.Description, "instances", p.Instances, "plan", plan.Kind)
-		res, err := c.run(ctx, v, plan)
+		res, err := c.run(ctx, v, plan, "", "regent (automatic)")
 		if err != nil {
 			c.log.Error("operation failed", logProblem, p.Code, logOp, res.OperationID, logErr, err)
 			c.setBackoff(key, time.Now().Add(max(5*time.Second, 10*c.policy.ProbeInterval)))

@@ -2,25 +2,244 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"sync"
 	"time"
 
 	"github.com/regentdb/regent/api"
-
+	"github.com/regentdb/regent/apiserver"
+	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
 )
 
-// run executes a plan with the failover runner.
-func (c *clusterRT) run(ctx context.Context, v failover.View, plan failover.Plan) (runOutcome, error) {
-	return runOutcome{}, errors.New("runner not wired yet")
+// Apply maps the runner's replicated-state changes to consensus commands,
+// one to one.
+func (s store) Apply(ctx context.Context, ch failover.Change) error {
+	var cmd consensus.Command
+	switch ch.Kind {
+	case failover.ChangeIntent:
+		cmd = consensus.BeginOperation{Cluster: ch.Cluster, OperationID: ch.OperationID, Kind: opKindToConsensus(ch.Operation),
+			ExpectEpoch: ch.ExpectEpoch, Target: ch.Target, Trigger: consensus.TruncateDetail(ch.Trigger), At: ch.At,
+			// Consensus refuses automatic operations in the anti-flap
+			// window; only failovers are meant to be (the core has
+			// already applied pause to every automatic action).
+			Automatic: ch.Automatic && (ch.Operation == failover.OpFailover || ch.Operation == failover.OpForcedFailover)}
+	case failover.ChangeStep:
+		res := consensus.StepOK
+		switch ch.Step.Result {
+		case failover.StepResultFailed:
+			res = consensus.StepFailed
+		case failover.StepResultSkipped:
+			res = consensus.StepSkipped
+		}
+		detail := ch.Step.Detail
+		if ch.Step.Err != "" {
+			detail = ch.Step.Err
+		}
+		if ch.Step.Output != "" {
+			detail += "\n" + ch.Step.Output
+		}
+		cmd = consensus.RecordStep{Cluster: ch.Cluster, OperationID: ch.OperationID, Step: consensus.Step{
+			Name: ch.Step.HistoryName(), Start: ch.Step.Started, Duration: ch.Step.Duration, Result: res, Detail: consensus.TruncateDetail(detail)}}
+	case failover.ChangeCommitEpoch:
+		cmd = consensus.CommitPrimary{Cluster: ch.Cluster, OperationID: ch.OperationID, NewPrimary: ch.Instance,
+			ExpectEpoch: ch.ExpectEpoch, GTID: consensus.TruncateDetail(ch.GTID), At: ch.At}
+	case failover.ChangeAntiFlap:
+		cmd = consensus.SetAntiFlap{Cluster: ch.Cluster, Until: ch.AntiFlapUntil}
+	case failover.ChangeFinish:
+		res := consensus.Result(ch.Result)
+		if res == consensus.ResultAborted {
+			cmd = consensus.AbortOperation{Cluster: ch.Cluster, OperationID: ch.OperationID, Reason: consensus.TruncateDetail(ch.Reason), At: ch.At}
+		} else {
+			cmd = consensus.FinishOperation{Cluster: ch.Cluster, OperationID: ch.OperationID, Result: res, Reason: consensus.TruncateDetail(ch.Reason), At: ch.At}
+		}
+	case failover.ChangeAbort:
+		cmd = consensus.AbortOperation{Cluster: ch.Cluster, OperationID: ch.OperationID, Reason: consensus.TruncateDetail(ch.Reason), At: ch.At}
+	case failover.ChangeQuarantine:
+		reason := ch.Reason
+		if ch.GTID != "" {
+			reason += " (errant GTIDs: " + ch.GTID + ")"
+		}
+		cmd = consensus.SetQuarantine{Cluster: ch.Cluster, Instance: ch.Instance, Reason: consensus.TruncateDetail(reason), By: s.c.a.id, At: ch.At}
+	case failover.ChangeLiftQuarantine:
+		cmd = consensus.ClearQuarantine{Cluster: ch.Cluster, Instance: ch.Instance}
+	default:
+		return fmt.Errorf("no consensus command for change %q", ch.Kind)
+	}
+	err := s.propose(ctx, cmd)
+	switch {
+	case errors.Is(err, consensus.ErrPaused):
+		return fmt.Errorf("%w: %w", failover.ErrPaused, err)
+	case errors.Is(err, consensus.ErrAntiFlap):
+		return fmt.Errorf("%w: %w", failover.ErrAntiFlap, err)
+	}
+	return err
 }
 
-type runOutcome struct{ OperationID string }
+var (
+	_ failover.StateStore   = store{}
+	_ failover.HistoryKinds = store{}
+)
 
-// writeBlocked returns the write-blocked window of a finished switchover run
-// by this agent.
-func (c *clusterRT) writeBlocked(id string) (time.Duration, bool) { return 0, false }
+// RecordsOperation says which operations have a place in the replicated
+// history: the small repairs (fence, repoint, restore writes, semi-sync)
+// change no epoch and are only logged.
+func (store) RecordsOperation(k failover.OperationKind) bool {
+	switch k {
+	case failover.OpFailover, failover.OpForcedFailover, failover.OpSwitchover, failover.OpRejoin, failover.OpQuarantine:
+		return true
+	}
+	return false
+}
+
+type clock struct{}
+
+func (clock) Now() time.Time                         { return time.Now() }
+func (clock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+func newOperationID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// runs remembers this agent's recent operations, for progress and for the
+// write-blocked window, which Raft's history does not hold.
+type runs struct {
+	mu      sync.Mutex
+	pending map[string]api.Operation
+	blocked map[string]time.Duration
+}
+
+// run executes a plan with the failover runner, recording progress.
+func (c *clusterRT) run(ctx context.Context, v failover.View, plan failover.Plan, id string, requester string) (failover.RunResult, error) {
+	if id == "" {
+		id = newOperationID()
+	}
+	r, err := failover.NewRunner(failover.RunnerConfig{
+		Inspector: c.act, Actuator: c.act, Leadership: store{c}, Store: store{c},
+		Router: routerAdapter{c}, Hooks: routerAdapter{c}, Clock: clock{}, Logger: c.log,
+		NewOperationID: func() string { return id },
+		Observer: func(ev failover.StepEvent) {
+			if c.a.deps.OnStep != nil {
+				c.a.deps.OnStep(c.name, ev)
+			}
+		},
+	})
+	if err != nil {
+		return failover.RunResult{}, err
+	}
+	c.runs.mu.Lock()
+	c.runs.pending[id] = api.Operation{ID: id, Cluster: c.name, Kind: string(plan.Kind), Started: time.Now(), OldPrimary: plan.OldPrimary,
+		Target: plan.Target, EpochBefore: plan.ExpectEpoch, Result: api.ResultRunning}
+	c.runs.mu.Unlock()
+	res, err := r.RunWith(ctx, v, c.policy, plan, failover.RunOptions{Requester: requester})
+	c.runs.mu.Lock()
+	delete(c.runs.pending, id)
+	if res.WriteBlocked > 0 {
+		c.runs.blocked[id] = res.WriteBlocked
+	}
+	c.runs.mu.Unlock()
+	if res.Committed && res.EpochAfter > 0 {
+		c.router.SeedEpoch(c.name, res.EpochAfter)
+	}
+	if c.a.deps.Observe != nil {
+		c.a.deps.Observe(c.name, res)
+	}
+	c.log.Info("operation ended", logOp, res.OperationID, "kind", res.Kind, "outcome", res.Outcome, "reason", res.Reason,
+		"new_primary", res.NewPrimary, "epoch", res.EpochAfter, "duration", res.Duration, "write_blocked", res.WriteBlocked)
+	return res, err
+}
+
+// writeBlocked returns the write-blocked window of a switchover this agent
+// ran.
+func (c *clusterRT) writeBlocked(id string) (time.Duration, bool) {
+	c.runs.mu.Lock()
+	defer c.runs.mu.Unlock()
+	d, ok := c.runs.blocked[id]
+	return d, ok
+}
 
 // pendingOp returns an operation this agent started that Raft has not
 // recorded yet.
-func (c *clusterRT) pendingOp(id string) (api.Operation, bool) { return api.Operation{}, false }
+func (c *clusterRT) pendingOp(id string) (api.Operation, bool) {
+	c.runs.mu.Lock()
+	defer c.runs.mu.Unlock()
+	op, ok := c.runs.pending[id]
+	return op, ok
+}
+
+// manual runs a planned operation asked for through the API: it plans on the
+// current view, starts the run in the background and returns the running
+// operation at once (regentctl follows it).
+func (a *Agent) manual(ctx context.Context, cluster string, plan func(failover.View, failover.Policy) (failover.Plan, error)) (api.Operation, error) {
+	c, err := a.cluster(cluster)
+	if err != nil {
+		return api.Operation{}, fmt.Errorf("%w: %v", apiserver.ErrNotFound, err)
+	}
+	if !a.raft.IsLeader() {
+		return api.Operation{}, apiserver.ErrNotLeader
+	}
+	if c.state() == nil {
+		return api.Operation{}, fmt.Errorf("%w: cluster %s is not recorded in Raft yet; try again in a few seconds", apiserver.ErrUnavailable, cluster)
+	}
+	if !c.running.TryLock() {
+		return api.Operation{}, fmt.Errorf("%w: another operation is running on cluster %s; follow it with regentctl history", apiserver.ErrConflict, cluster)
+	}
+	v := c.view(time.Now())
+	p, err := plan(v, c.policy)
+	if err != nil {
+		c.running.Unlock()
+		if errors.Is(err, failover.ErrRefused) {
+			return api.Operation{}, fmt.Errorf("%w: %v", apiserver.ErrRefused, err)
+		}
+		return api.Operation{}, fmt.Errorf("%w: %v", apiserver.ErrInvalid, err)
+	}
+	id := newOperationID()
+	requester := callerName(ctx)
+	c.runs.mu.Lock()
+	c.runs.pending[id] = api.Operation{ID: id, Cluster: cluster, Kind: string(p.Kind), Started: time.Now(), OldPrimary: p.OldPrimary,
+		Target: p.Target, EpochBefore: p.ExpectEpoch, Result: api.ResultRunning}
+	c.runs.mu.Unlock()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer c.running.Unlock()
+		_, _ = c.run(a.runCtx, v, p, id, requester)
+	}()
+	op, _ := c.pendingOp(id)
+	return op, nil
+}
+
+// Switchover starts a planned switchover.
+func (a *Agent) Switchover(ctx context.Context, cluster string, req api.SwitchoverRequest) (api.Operation, error) {
+	return a.manual(ctx, cluster, func(v failover.View, p failover.Policy) (failover.Plan, error) {
+		if req.WaitForWrites > 0 {
+			p.LongTransactionWait = time.Duration(req.WaitForWrites)
+		}
+		return failover.PlanSwitchover(v, p, req.To)
+	})
+}
+
+// Failover starts a manual (forced) failover to an instance.
+func (a *Agent) Failover(ctx context.Context, cluster string, req api.FailoverRequest) (api.Operation, error) {
+	if req.To == "" {
+		return api.Operation{}, fmt.Errorf("%w: name the instance to promote (--to)", apiserver.ErrInvalid)
+	}
+	return a.manual(ctx, cluster, func(v failover.View, p failover.Policy) (failover.Plan, error) {
+		return failover.PlanForcedFailover(v, p, req.To, req.Force)
+	})
+}
+
+// Rejoin starts the rejoin of an old primary as a replica.
+func (a *Agent) Rejoin(ctx context.Context, cluster string, req api.RejoinRequest) (api.Operation, error) {
+	if req.Instance == "" {
+		return api.Operation{}, fmt.Errorf("%w: name the instance to rejoin", apiserver.ErrInvalid)
+	}
+	return a.manual(ctx, cluster, func(v failover.View, p failover.Policy) (failover.Plan, error) {
+		return failover.PlanRejoin(v, p, req.Instance)
+	})
+}

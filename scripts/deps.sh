@@ -14,6 +14,9 @@ declare -A need=(
   [haproxy]=haproxy
   [debootstrap]=debootstrap
   [ip]=iproute2
+  [promtool]=prometheus
+  [chromium]=chromium
+  [sysbench]=sysbench
 )
 missing=()
 for cmd in "${!need[@]}"; do

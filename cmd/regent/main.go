@@ -1,20 +1,83 @@
-// Command regent is the Regent agent. The agent is not wired yet (see the agent
-// issue); today it only reports its version.
+// Command regent is the Regent agent: one per database host (or a
+// tie-breaker host), three or five forming a Raft group that watches the
+// replication clusters, fails over, fences and routes.
+//
+//	regent --config /etc/regent/regent.yaml   run the agent
+//	regent check-config FILE                   validate a configuration and exit
+//	regent version                             print the version
+//
+// Exit codes: 0 clean stop, 1 runtime failure, 2 bad usage or configuration.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/regentdb/regent/agent"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "version" {
-		fmt.Println("regent", version)
-		return
-	}
-	fmt.Fprintln(os.Stderr, "regent: the agent is not built yet; only 'regent version' works (see README.md, Status)")
-	os.Exit(2)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "version":
+			fmt.Fprintln(stdout, "regent", version)
+			return 0
+		case "check-config":
+			if len(args) != 2 {
+				fmt.Fprintln(stderr, "usage: regent check-config FILE")
+				return 2
+			}
+			if _, err := agent.LoadConfig(args[1]); err != nil {
+				fmt.Fprintf(stderr, "regent: %v\n", err)
+				return 2
+			}
+			fmt.Fprintf(stdout, "%s: configuration is valid\n", args[1])
+			return 0
+		}
+	}
+	fs := flag.NewFlagSet("regent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "/etc/regent/regent.yaml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "regent: unexpected argument %q (subcommands: check-config, version)\n", fs.Arg(0))
+		return 2
+	}
+	cfg, err := agent.LoadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "regent: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, stderr); err != nil {
+		fmt.Fprintf(stderr, "regent: %v\n", err)
+		var ce *configError
+		if errors.As(err, &ce) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// configError is a start-up failure caused by the configuration.
+type configError struct{ err error }
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }

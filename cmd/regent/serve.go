@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/regentdb/regent/agent"
+	"github.com/regentdb/regent/apiserver"
+	"github.com/regentdb/regent/consensus"
+	"github.com/regentdb/regent/proxyhook"
+)
+
+// serve runs the agent until ctx ends: Raft, the agent's loops and the HTTP
+// API, then stops them in reverse order.
+func serve(ctx context.Context, cfg agent.Config, stderr io.Writer) error {
+	log := newLogger(cfg.Log, stderr)
+	secrets, agentToken, err := readSecrets(cfg)
+	if err != nil {
+		return &configError{err}
+	}
+	tokens, err := apiserver.LoadTokenFile(cfg.API.TokensFile)
+	if err != nil {
+		return &configError{err}
+	}
+
+	apiAddr := cfg.API.Advertise
+	if apiAddr == "" {
+		apiAddr = cfg.API.Listen
+	}
+	scheme := "http"
+	var serverTLS, clientTLS *tls.Config
+	if cfg.API.TLS.CertFile != "" {
+		scheme = "https"
+		if serverTLS, err = apiserver.ServerTLS(apiserver.TLSFiles{CertFile: cfg.API.TLS.CertFile, KeyFile: cfg.API.TLS.KeyFile, ClientCAFile: cfg.API.ClientCAFile}); err != nil {
+			return &configError{err}
+		}
+		clientTLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.API.TLS.CAFile != "" {
+			pem, err := os.ReadFile(cfg.API.TLS.CAFile)
+			if err != nil {
+				return &configError{fmt.Errorf("api.tls.ca_file: %w", err)}
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return &configError{fmt.Errorf("api.tls.ca_file %s holds no PEM certificate", cfg.API.TLS.CAFile)}
+			}
+			clientTLS.RootCAs = pool
+		}
+		// Agents present their API certificate when they call each other.
+		cert, err := tls.LoadX509KeyPair(cfg.API.TLS.CertFile, cfg.API.TLS.KeyFile)
+		if err == nil {
+			clientTLS.Certificates = []tls.Certificate{cert}
+		}
+	} else {
+		log.Warn("the HTTP API runs without TLS: set api.tls to encrypt tokens and operations in transit")
+	}
+
+	ccfg := consensus.DefaultConfig()
+	ccfg.NodeID, ccfg.DataDir, ccfg.APIAddr, ccfg.Instance = cfg.NodeID, cfg.DataDir, apiAddr, cfg.LocalInstance
+	ccfg.BindAddr, ccfg.RaftAddr = cfg.Raft.Bind, cfg.Raft.Advertise
+	if ccfg.RaftAddr == "" {
+		ccfg.RaftAddr = cfg.Raft.Bind
+	}
+	for _, p := range cfg.Raft.Peers {
+		inst := ""
+		for _, cl := range cfg.Clusters {
+			for _, in := range cl.Instances {
+				if in.Agent == p.ID {
+					inst = in.Name
+				}
+			}
+		}
+		ccfg.Peers = append(ccfg.Peers, consensus.Peer{ID: p.ID, RaftAddr: p.Address, APIAddr: p.API, Instance: inst})
+	}
+	ccfg.TLS = consensus.TLSConfig{CAFile: cfg.Raft.TLS.CAFile, CertFile: cfg.Raft.TLS.CertFile, KeyFile: cfg.Raft.TLS.KeyFile}
+	setDur(&ccfg.HeartbeatTimeout, cfg.Raft.HeartbeatTimeout)
+	setDur(&ccfg.ElectionTimeout, cfg.Raft.ElectionTimeout)
+	setDur(&ccfg.LeaderLeaseTimeout, cfg.Raft.LeaderLeaseTimeout)
+	setDur(&ccfg.CommitTimeout, cfg.Raft.CommitTimeout)
+	if err := ccfg.Validate(); err != nil {
+		return &configError{fmt.Errorf("raft: %w", err)}
+	}
+	node, err := consensus.Start(ctx, ccfg, log.With("component", "raft"))
+	if err != nil {
+		return fmt.Errorf("starting raft: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := node.Close(cctx); err != nil {
+			log.Warn("raft close", "err", err)
+		}
+	}()
+
+	transport := &agent.HTTPTransport{
+		Client: &http.Client{Transport: apiserver.NewForwardTransport(clientTLS), Timeout: 2 * time.Second},
+		Scheme: scheme, Token: agentToken,
+		Addr: func(id string) string {
+			if m, ok := node.State().Members[id]; ok && m.APIAddr != "" {
+				return m.APIAddr
+			}
+			for _, p := range cfg.Raft.Peers {
+				if p.ID == id {
+					return p.API
+				}
+			}
+			return ""
+		},
+	}
+	router := proxyhook.NewRouter(log.With("component", "router"))
+	defer router.Close()
+	ag, err := agent.New(cfg, secrets, node, transport, agent.Deps{Router: router}, log.With("component", "agent"))
+	if err != nil {
+		return &configError{err}
+	}
+	metrics := apiserver.NewMetrics(version)
+	srv, err := apiserver.New(apiserver.Config{
+		AgentID: cfg.NodeID, Version: version, Backend: ag,
+		Health:  proxyhook.NewHealthHandler(ag.HealthState, log.With("component", "health")),
+		Metrics: metrics,
+		Auth: apiserver.AuthConfig{Tokens: tokens,
+			ProtectHealth:  cfg.API.OpenHealth != nil && !*cfg.API.OpenHealth,
+			ProtectMetrics: cfg.API.OpenMetrics != nil && !*cfg.API.OpenMetrics},
+		Forward: apiserver.ForwardConfig{Transport: apiserver.NewForwardTransport(clientTLS), Scheme: scheme},
+		Logger:  log.With("component", "api"),
+	})
+	if err != nil {
+		return &configError{err}
+	}
+	mux := http.NewServeMux()
+	mux.Handle(agent.ReportPath, ag.ReportHandler(agentToken))
+	mux.Handle("/", srv.Handler())
+
+	ln, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		return fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
+	}
+	if serverTLS != nil {
+		ln = tls.NewListener(ln, serverTLS)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+
+	ag.Start(ctx)
+	defer ag.Close()
+	stopMetrics := observeMetrics(ctx, ag, metrics)
+	defer stopMetrics()
+	log.Info("regent started", "node", cfg.NodeID, "api", scheme+"://"+apiAddr, "raft", ccfg.RaftAddr, "version", version)
+
+	select {
+	case <-ctx.Done():
+		log.Info("stopping")
+	case err := <-serveErr:
+		return fmt.Errorf("api server: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("api shutdown", "err", err)
+	}
+	return nil
+}
+
+// observeMetrics refreshes the snapshot metrics every second.
+func observeMetrics(ctx context.Context, ag *agent.Agent, m *apiserver.Metrics) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			if st, err := ag.Status(ctx); err == nil {
+				m.ObserveStatus(st)
+				for _, name := range st.Clusters {
+					if c, err := ag.Cluster(ctx, name); err == nil {
+						m.ObserveCluster(c)
+					}
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func setDur(dst *time.Duration, v time.Duration) {
+	if v > 0 {
+		*dst = v
+	}
+}
+
+func newLogger(c agent.LogConfig, w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	switch strings.ToLower(c.Level) {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// readSecrets reads the passwords and the agent token from their files or
+// environment variables.
+func readSecrets(cfg agent.Config) (agent.Secrets, string, error) {
+	var s agent.Secrets
+	var err error
+	if s.MySQLPassword, err = agent.ReadSecret(cfg.MySQL.PasswordFile, cfg.MySQL.PasswordEnv); err != nil {
+		return s, "", fmt.Errorf("mysql.password_file: %w", err)
+	}
+	if s.ReplicationPassword, err = agent.ReadSecret(cfg.MySQL.ReplicationPasswordFile, cfg.MySQL.ReplicationPasswordEnv); err != nil {
+		return s, "", fmt.Errorf("mysql.replication_password_file: %w", err)
+	}
+	tok, err := agent.ReadSecret(cfg.API.AgentTokenFile, "")
+	if err != nil {
+		return s, "", fmt.Errorf("api.agent_token_file: %w", err)
+	}
+	return s, tok, nil
+}
