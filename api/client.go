@@ -357,6 +357,9 @@ func (c *Client) FollowOperation(ctx context.Context, cluster, id string, fn fun
 		if err != nil && time.Since(lastOK) > followGiveUp {
 			return last, fmt.Errorf("following operation %s: %w", id, err)
 		}
+		// The agent that broke the stream may be going down: start with
+		// the next one.
+		c.rotate()
 		select {
 		case <-ctx.Done():
 			return last, ctx.Err()
@@ -487,6 +490,12 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte, str
 		return nil, "", lastAnswer
 	}
 	return nil, "", &UnreachableError{Attempts: attempts}
+}
+
+func (c *Client) rotate() {
+	c.mu.Lock()
+	c.preferred = (c.preferred + 1) % len(c.endpoints)
+	c.mu.Unlock()
 }
 
 func (c *Client) setPreferred(i int) {
