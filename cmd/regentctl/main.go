@@ -1,21 +1,19 @@
-// Command regentctl is Regent's admin CLI. It talks to an agent's HTTP API only.
-// The CLI is not wired yet (see the agent issue); today it only reports its
-// version.
 package main
 
 import (
-	"fmt"
+	"context"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// main only wires the process to run and maps its result to an exit code.
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "version" {
-		fmt.Println("regentctl", version)
-		return
-	}
-	fmt.Fprintln(os.Stderr, "regentctl: not built yet; only 'regentctl version' works (see README.md, Status)")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
 }

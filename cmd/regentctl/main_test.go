@@ -1,0 +1,444 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regentdb/regent/api"
+	"github.com/regentdb/regent/apiserver"
+	"github.com/regentdb/regent/apiserver/apiservertest"
+)
+
+// agentServer runs the real apiserver over a FakeBackend on loopback.
+func agentServer(t *testing.T) (*apiservertest.FakeBackend, string) {
+	t.Helper()
+	fake := apiservertest.NewFakeBackend()
+	t.Cleanup(fake.Close)
+	s, err := apiserver.New(apiserver.Config{
+		AgentID: "a1", Version: "test-agent", Backend: fake,
+		Auth:       apiserver.AuthConfig{Tokens: apiservertest.Tokens()},
+		Logger:     slog.New(slog.DiscardHandler),
+		FollowPoll: 2 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	return fake, ts.URL
+}
+
+// deadEndpoint returns a loopback URL nobody listens on.
+func deadEndpoint(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// ctl runs regentctl in-process with env as its whole environment.
+func ctl(t *testing.T, env map[string]string, argv ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), argv, &out, &errb, func(k string) string { return env[k] })
+	t.Logf("regentctl %s -> %d\n%s%s", strings.Join(argv, " "), code, out.String(), errb.String())
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// env returns an environment that reaches url with the admin token.
+func env(url string) map[string]string {
+	return map[string]string{envEndpoint: url, envToken: apiservertest.AdminToken}
+}
+
+func TestStatusTable(t *testing.T) {
+	_, url := agentServer(t)
+	r := ctl(t, env(url), "status")
+	if r.code != exitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`Cluster main: primary db1, epoch 7, durability semi_sync`),
+		regexp.MustCompile(`Automatic failover: possible`),
+		regexp.MustCompile(`INSTANCE\s+ROLE\s+STATE\s+LAG\s+READ_ONLY\s+GTID\s+REACHABLE`),
+		regexp.MustCompile(`db1\s+primary\s+ok\s+-\s+OFF\s+0-1-5034\s+a1:ok a2:ok a3:ok`),
+		regexp.MustCompile(`db3\s+replica\s+ok\s+2\.5s\s+ON\s+0-1-5031\s+a1:ok a2:ok a3:timeout`),
+		regexp.MustCompile(`ReplicaLagging\s+db3\s+db3 is 2\.5s behind db1`),
+		regexp.MustCompile(`Regent agents: leader a1, term 5`),
+		regexp.MustCompile(`a2\s+follower\s+yes\s+10\.0\.0\.12:7000`),
+	} {
+		if !want.MatchString(r.stdout) {
+			t.Errorf("status lacks %s", want)
+		}
+	}
+}
+
+func TestStatusSaysPlainlyWhenAutomaticFailoverIsBlocked(t *testing.T) {
+	fake, url := agentServer(t)
+	c, _ := fake.Cluster(context.Background(), "main")
+	c.AutomaticFailover = api.AutomaticFailover{Enabled: false, Blockers: []api.Blocker{
+		{Kind: api.BlockDisabled, Reason: "clusters[main].automatic_failover is false in the configuration"}}}
+	fake.SetCluster(c)
+	r := ctl(t, env(url), "status")
+	if r.code != 0 || !strings.Contains(r.stdout, "AUTOMATIC FAILOVER BLOCKED: disabled: clusters[main].automatic_failover is false") {
+		t.Fatalf("exit %d:\n%s", r.code, r.stdout)
+	}
+	if r := ctl(t, env(url), "pause", "--reason", "upgrade"); r.code != 0 || !strings.Contains(r.stdout, "paused by ops-admin") {
+		t.Fatalf("pause: %d %s", r.code, r.stdout)
+	}
+	r = ctl(t, env(url), "status")
+	if !strings.Contains(r.stdout, "PAUSED by ops-admin") || !strings.Contains(r.stdout, "AUTOMATIC FAILOVER BLOCKED: paused") {
+		t.Fatalf("after pause:\n%s", r.stdout)
+	}
+	if r := ctl(t, env(url), "resume"); r.code != 0 || !strings.Contains(r.stdout, "resumed") {
+		t.Fatalf("resume: %d %s", r.code, r.stdout)
+	}
+}
+
+func TestStatusJSON(t *testing.T) {
+	_, url := agentServer(t)
+	r := ctl(t, env(url), "status", "-o", "json")
+	var out statusOutput
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || r.code != 0 {
+		t.Fatalf("exit %d, %v: %s", r.code, err, r.stdout)
+	}
+	if out.Status.LeaderID != "a1" || len(out.Clusters) != 1 || out.Clusters[0].Primary != "db1" || len(out.Clusters[0].Instances) != 3 {
+		t.Fatalf("%+v", out)
+	}
+}
+
+func TestReadCommandsJSON(t *testing.T) {
+	_, url := agentServer(t)
+	for _, tc := range []struct {
+		args  []string
+		into  any
+		check func(any) bool
+		code  int
+	}{
+		{[]string{"history"}, &api.History{}, func(v any) bool { return len(v.(*api.History).Operations) == 1 }, 0},
+		{[]string{"members"}, &api.Members{}, func(v any) bool { return len(v.(*api.Members).Members) == 3 }, 0},
+		{[]string{"members", "list"}, &api.Members{}, func(v any) bool { return v.(*api.Members).LeaderID == "a1" }, 0},
+		{[]string{"check"}, &api.CheckReport{}, func(v any) bool { return len(v.(*api.CheckReport).Findings) == 3 }, exitFailed},
+		{[]string{"version"}, &versionOutput{}, func(v any) bool { return v.(*versionOutput).Agent == "test" }, 0},
+	} {
+		r := ctl(t, env(url), append(tc.args, "-o", "json")...)
+		if r.code != tc.code {
+			t.Errorf("%v: exit %d, want %d", tc.args, r.code, tc.code)
+		}
+		if err := json.Unmarshal([]byte(r.stdout), tc.into); err != nil || !tc.check(tc.into) {
+			t.Errorf("%v: %v: %s", tc.args, err, r.stdout)
+		}
+	}
+}
+
+func TestHistoryAndCheckTables(t *testing.T) {
+	_, url := agentServer(t)
+	r := ctl(t, env(url), "history", "--limit", "5", "--steps")
+	if r.code != 0 || !regexp.MustCompile(`op-0006\s+failover\s+DeadPrimary\s+db2 -> db1\s+6 -> 7\s+success\s+1\.8s\s+1\.7s`).MatchString(r.stdout) ||
+		!strings.Contains(r.stdout, "fence-old-primary") {
+		t.Fatalf("history:\n%s", r.stdout)
+	}
+	r = ctl(t, env(url), "check")
+	if r.code != exitFailed {
+		t.Fatalf("check with an error finding: exit %d", r.code)
+	}
+	for _, want := range []string{"db3", "read_only", "ERROR", "fix: SET GLOBAL read_only=ON", "WARNING", "slave_net_timeout", "1 error(s), 1 warning(s)"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("check lacks %q", want)
+		}
+	}
+	if !strings.Contains(r.stderr, "check found 1 error(s) in cluster main") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+}
+
+func TestSwitchoverPrintsProgressAndSucceeds(t *testing.T) {
+	fake, url := agentServer(t)
+	r := ctl(t, env(url), "switchover", "--to", "db2", "--wait-for-writes", "5s")
+	if r.code != exitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if !regexp.MustCompile(`^switchover op-\d+ of cluster main started \(target db2\)$`).MatchString(lines[0]) {
+		t.Errorf("first line %q", lines[0])
+	}
+	// One line per step, in order, then the outcome.
+	if len(lines) != 2+len(fake.SwitchoverSteps) {
+		t.Fatalf("%d lines, want %d", len(lines), 2+len(fake.SwitchoverSteps))
+	}
+	for i, st := range fake.SwitchoverSteps {
+		re := regexp.MustCompile(`^\s+\[\+\s*[0-9.]+s\] ` + st.Name + `\s+success\s+[0-9.µmsn]+`)
+		if !re.MatchString(lines[1+i]) {
+			t.Errorf("line %d %q: want step %s", 1+i, lines[1+i], st.Name)
+		}
+	}
+	if !strings.Contains(r.stdout, "db1 read_only=ON, 3 write sessions killed") {
+		t.Error("a step's detail is not shown")
+	}
+	last := lines[len(lines)-1]
+	if !regexp.MustCompile(`^switchover succeeded: db2 is the primary \(epoch 8\); writes blocked [0-9.µmsn]+; took [0-9.µmsn]+$`).MatchString(last) {
+		t.Errorf("last line %q", last)
+	}
+}
+
+func TestSwitchoverThatFailsExitsOne(t *testing.T) {
+	fake, url := agentServer(t)
+	fake.SwitchoverSteps = []apiservertest.FakeStep{
+		{Name: "check-target"},
+		{Name: "wait-for-gtid", Result: api.ResultFailed, Detail: "db2 did not reach 0-1-5034 within 5s; db1 is writable again"},
+	}
+	r := ctl(t, env(url), "switchover")
+	if r.code != exitFailed {
+		t.Fatalf("exit %d", r.code)
+	}
+	if !strings.Contains(r.stdout, "wait-for-gtid") || !strings.Contains(r.stdout, "switchover failed") || !strings.Contains(r.stdout, "db1 is writable again") {
+		t.Fatalf("stdout:\n%s", r.stdout)
+	}
+}
+
+func TestSwitchoverJSONKeepsProgressOnStderr(t *testing.T) {
+	_, url := agentServer(t)
+	r := ctl(t, env(url), "switchover", "--to", "db3", "-o", "json")
+	var op api.Operation
+	if err := json.Unmarshal([]byte(r.stdout), &op); err != nil || r.code != 0 || op.Result != api.ResultSuccess || op.NewPrimary != "db3" {
+		t.Fatalf("exit %d %v: %s", r.code, err, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "promote") {
+		t.Fatalf("no progress on stderr: %s", r.stderr)
+	}
+}
+
+func TestSwitchoverRefusedAndNoWait(t *testing.T) {
+	_, url := agentServer(t)
+	r := ctl(t, env(url), "switchover", "--to", "db1")
+	if r.code != exitFailed || !strings.Contains(r.stderr, "db1 is the primary, not a replica") {
+		t.Fatalf("refused switchover: exit %d %s", r.code, r.stderr)
+	}
+	r = ctl(t, env(url), "switchover", "--wait=false")
+	if r.code != 0 || !strings.Contains(r.stdout, "not waiting") {
+		t.Fatalf("--wait=false: %d %s", r.code, r.stdout)
+	}
+}
+
+func TestFailoverRejoinAndMembers(t *testing.T) {
+	fake, url := agentServer(t)
+	r := ctl(t, env(url), "failover", "--to", "db3", "--force")
+	if r.code != 0 || !strings.Contains(r.stdout, "forced-failover succeeded: db3 is the primary") {
+		t.Fatalf("failover: %d %s", r.code, r.stdout)
+	}
+	if r := ctl(t, env(url), "rejoin", "db1"); r.code != 0 || !strings.Contains(r.stdout, "rejoin succeeded") {
+		t.Fatalf("rejoin: %d %s", r.code, r.stdout)
+	}
+	if r := ctl(t, env(url), "members", "add", "a4", "10.0.0.14:7000", "10.0.0.14:7443"); r.code != 0 || !strings.Contains(r.stdout, "agent a4 added") || !strings.Contains(r.stdout, "10.0.0.14:7443") {
+		t.Fatalf("add: %d %s", r.code, r.stdout)
+	}
+	if r := ctl(t, env(url), "members", "remove", "a4"); r.code != 0 || strings.Contains(r.stdout, "10.0.0.14") {
+		t.Fatalf("remove: %d %s", r.code, r.stdout)
+	}
+	if r := ctl(t, env(url), "members", "remove", "a9"); r.code != exitUsage || !strings.Contains(r.stderr, `no member "a9"`) {
+		t.Fatalf("remove unknown: %d %s", r.code, r.stderr)
+	}
+	var methods []string
+	for _, c := range fake.Calls() {
+		methods = append(methods, c.Method+":"+c.Caller)
+	}
+	if got := strings.Join(methods, " "); got != "Failover:ops-admin Rejoin:ops-admin AddMember:ops-admin RemoveMember:ops-admin RemoveMember:ops-admin" {
+		t.Fatalf("calls %s", got)
+	}
+}
+
+func TestEndpointFailoverToTheSecondAgent(t *testing.T) {
+	_, url := agentServer(t)
+	e := env(deadEndpoint(t) + "," + url)
+	r := ctl(t, e, "status")
+	if r.code != 0 || !strings.Contains(r.stdout, "primary db1") {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	r = ctl(t, e, "switchover", "--to", "db2")
+	if r.code != 0 || !strings.Contains(r.stdout, "succeeded") {
+		t.Fatalf("switchover through the second endpoint: %d %s", r.code, r.stderr)
+	}
+}
+
+func TestNoAgentReachableExitsThree(t *testing.T) {
+	r := ctl(t, env(deadEndpoint(t)+","+deadEndpoint(t)), "status", "--timeout", "500ms")
+	if r.code != exitUnreachable || !strings.Contains(r.stderr, "cannot reach any agent") {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+}
+
+func TestAuthErrorsExitFour(t *testing.T) {
+	_, url := agentServer(t)
+	r := ctl(t, map[string]string{envEndpoint: url, envToken: "not-the-right-token-42"}, "status")
+	if r.code != exitAuth {
+		t.Fatalf("wrong token: exit %d", r.code)
+	}
+	// The server's message, which says how to pass a token.
+	if !strings.Contains(r.stderr, "the token was not accepted") || !strings.Contains(r.stderr, "--token-file") || !strings.Contains(r.stderr, "401") {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	r = ctl(t, map[string]string{envEndpoint: url}, "status")
+	if r.code != exitAuth || !strings.Contains(r.stderr, "needs credentials") {
+		t.Fatalf("no token: exit %d %s", r.code, r.stderr)
+	}
+	r = ctl(t, map[string]string{envEndpoint: url, envToken: apiservertest.ReadOnlyToken}, "pause")
+	if r.code != exitAuth || !strings.Contains(r.stderr, "403") || !strings.Contains(r.stderr, "admin") {
+		t.Fatalf("read-only token on pause: exit %d %s", r.code, r.stderr)
+	}
+}
+
+func TestTokenFromAFile(t *testing.T) {
+	_, url := agentServer(t)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "token")
+	if err := os.WriteFile(p, []byte(apiservertest.ReadOnlyToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := ctl(t, map[string]string{envEndpoint: url}, "--token-file", p, "members"); r.code != 0 {
+		t.Fatalf("--token-file: %d", r.code)
+	}
+	if r := ctl(t, map[string]string{envEndpoint: url, envTokenFile: p}, "members"); r.code != 0 {
+		t.Fatalf("%s: %d", envTokenFile, r.code)
+	}
+	bad := filepath.Join(dir, "tokens")
+	_ = os.WriteFile(bad, []byte("admin:"+apiservertest.AdminToken+"\nread-only:x\n"), 0o600)
+	if r := ctl(t, map[string]string{envEndpoint: url}, "--token-file", bad, "members"); r.code != exitUsage || !strings.Contains(r.stderr, "only the token") {
+		t.Fatalf("a tokens file given as a token file: %d %s", r.code, r.stderr)
+	}
+}
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	fake, url := agentServer(t)
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"status", "--token", "secret"}, "unknown flag: --token"},
+		{[]string{"status", "-o", "yaml"}, `-o "yaml"`},
+		{[]string{"failover"}, "--to INSTANCE"},
+		{[]string{"rejoin"}, "want INSTANCE"},
+		{[]string{"members", "add", "a4"}, "want ID RAFT_ADDR API_ADDR"},
+		{[]string{"members", "add", "a4", "nohost", "h:1"}, "raft_addr"},
+		{[]string{"history", "--limit", "0"}, "--limit"},
+		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"status", "--cluster", "nope"}, `no replication cluster "nope"`},
+		{[]string{"switchover", "--to", "db9"}, `no instance "db9"`},
+		{[]string{"status", "extra"}, "takes no argument"},
+	} {
+		r := ctl(t, env(url), tc.args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, tc.says) {
+			t.Errorf("%v: exit %d, stderr %q: want 2 and %q", tc.args, r.code, r.stderr, tc.says)
+		}
+	}
+	if r := ctl(t, map[string]string{}, "status"); r.code != exitUsage || !strings.Contains(r.stderr, envEndpoint) {
+		t.Errorf("no endpoint: %d %s", r.code, r.stderr)
+	}
+	// Several clusters and no --cluster: the names are listed.
+	c, _ := fake.Cluster(context.Background(), "main")
+	c.Name = "billing"
+	fake.SetCluster(c)
+	r := ctl(t, env(url), "history")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "several clusters (billing, main): choose one with --cluster NAME") {
+		t.Errorf("several clusters: %d %s", r.code, r.stderr)
+	}
+	if r := ctl(t, env(url), "history", "--cluster", "billing"); r.code != 0 {
+		t.Errorf("--cluster billing: %d", r.code)
+	}
+	if r := ctl(t, env(url), "status"); r.code != 0 || !strings.Contains(r.stdout, "Cluster billing") || !strings.Contains(r.stdout, "Cluster main") {
+		t.Errorf("status of several clusters: %d %s", r.code, r.stdout)
+	}
+}
+
+func TestVersionWithoutAnAgent(t *testing.T) {
+	r := ctl(t, map[string]string{}, "version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "regentctl "+version) {
+		t.Fatalf("%d %q", r.code, r.stdout)
+	}
+	r = ctl(t, map[string]string{envEndpoint: deadEndpoint(t)}, "version", "--timeout", "300ms")
+	if r.code != 0 || !strings.Contains(r.stderr, "cannot reach any agent") {
+		t.Fatalf("%d %q", r.code, r.stderr)
+	}
+}
+
+func TestHelpDocumentsExitCodes(t *testing.T) {
+	r := ctl(t, map[string]string{}, "--help")
+	for _, want := range []string{"Exit codes:", "3  no agent could be reached", "4  authentication", "REGENT_TOKEN", "no --token flag"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+}
+
+func TestShellCompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		r := ctl(t, map[string]string{}, "completion", shell)
+		if r.code != 0 || !strings.Contains(r.stdout, "regentctl") {
+			t.Errorf("completion %s: %d", shell, r.code)
+		}
+	}
+	// Dynamic completion of --to asks the agent for instances.
+	_, url := agentServer(t)
+	r := ctl(t, env(url), "__complete", "switchover", "--to", "")
+	if r.code != 0 || !strings.Contains(r.stdout, "db2") {
+		t.Errorf("completion of --to: %d %s", r.code, r.stdout)
+	}
+}
+
+// Every subcommand lives in its own file.
+func TestEachSubcommandInItsOwnFile(t *testing.T) {
+	for _, name := range []string{"status", "history", "switchover", "failover", "pause", "resume", "rejoin", "members", "check", "version"} {
+		if _, err := os.Stat(name + ".go"); err != nil {
+			t.Error(fmt.Errorf("subcommand %s: %w", name, err))
+		}
+	}
+}
+
+func TestTLSWithCAFile(t *testing.T) {
+	fake := apiservertest.NewFakeBackend()
+	t.Cleanup(fake.Close)
+	s, err := apiserver.New(apiserver.Config{AgentID: "a1", Backend: fake, Auth: apiserver.AuthConfig{Tokens: apiservertest.Tokens()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewTLSServer(s.Handler())
+	t.Cleanup(ts.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := env(ts.URL)
+	if r := ctl(t, e, "--ca-file", ca, "status"); r.code != 0 {
+		t.Fatalf("with --ca-file: %d %s", r.code, r.stderr)
+	}
+	e[envCAFile] = ca
+	if r := ctl(t, e, "members"); r.code != 0 {
+		t.Fatalf("with %s: %d %s", envCAFile, r.code, r.stderr)
+	}
+	delete(e, envCAFile)
+	if r := ctl(t, e, "status"); r.code != exitUnreachable || !strings.Contains(r.stderr, "certificate") {
+		t.Fatalf("without the CA: %d %s", r.code, r.stderr)
+	}
+	if r := ctl(t, e, "--insecure-skip-verify", "status"); r.code != 0 {
+		t.Fatalf("--insecure-skip-verify: %d %s", r.code, r.stderr)
+	}
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/regentdb/regent/api"
+)
+
+// printJSON writes v indented, for scripts.
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return failed("write JSON: %v", err)
+	}
+	return nil
+}
+
+func (a *app) json() bool { return a.output == "json" }
+
+// table writes aligned columns; rows are tab-separated cells.
+type table struct {
+	tw *tabwriter.Writer
+}
+
+func newTable(w io.Writer, header ...string) *table {
+	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	if len(header) > 0 {
+		t.row(header...)
+	}
+	return t
+}
+
+func (t *table) row(cells ...string) {
+	for i, c := range cells {
+		// A tab or newline in a value would break the columns.
+		cells[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(c)
+	}
+	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+}
+
+func (t *table) flush() { _ = t.tw.Flush() }
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func onOff(b *bool) string {
+	switch {
+	case b == nil:
+		return "?"
+	case *b:
+		return "ON"
+	}
+	return "OFF"
+}
+
+func lagText(r *api.Replication) string {
+	if r == nil {
+		return "-"
+	}
+	if r.LagSeconds == nil {
+		return "NULL"
+	}
+	return strconv.FormatFloat(*r.LagSeconds, 'f', -1, 64) + "s"
+}
+
+// short rounds a duration for people.
+func short(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "-" + short(-d)
+	case d < time.Millisecond:
+		return d.Round(10 * time.Microsecond).String()
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(10 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+func (a *app) ago(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return "-"
+	}
+	return short(a.now().Sub(*t)) + " ago"
+}
+
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") }
+
+// reachText lists each agent's view of an instance, in agent order.
+func reachText(m map[string]api.Reachability) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	agents := make([]string, 0, len(m))
+	for k := range m {
+		agents = append(agents, k)
+	}
+	sort.Strings(agents)
+	parts := make([]string, 0, len(agents))
+	for _, ag := range agents {
+		r := m[ag]
+		v := "ok"
+		if !r.OK {
+			v = orDash(r.Error)
+			if v == "-" {
+				v = "down"
+			}
+		}
+		parts = append(parts, ag+":"+v)
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regentdb/regent/api"
+)
+
+// statusOutput is what `status -o json` prints.
+type statusOutput struct {
+	Status   api.Status    `json:"status"`
+	Clusters []api.Cluster `json:"clusters"`
+}
+
+func (a *app) statusCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show each replication cluster's topology, problems, and the Regent agents",
+		Long: `Show, for each replication cluster (or only --cluster), the primary, the
+epoch, whether automatic failover is possible and if not why, a table of
+instances (role, state, lag, read_only, GTID summary, reachability from each
+agent) and the problems found; then the Regent agents and their Raft leader.`,
+		Args: args(0, ""),
+		RunE: func(*cobra.Command, []string) error { return classify(a.status()) },
+	}
+}
+
+func (a *app) status() error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	st, err := c.Status(a.ctx)
+	if err != nil {
+		return err
+	}
+	names := st.Clusters
+	if n := first(a.cluster, a.env(envCluster)); n != "" {
+		if err := api.CheckName("--cluster", n); err != nil {
+			return usageErr("%v", err)
+		}
+		names = []string{n}
+	}
+	out := statusOutput{Status: st, Clusters: []api.Cluster{}}
+	for _, n := range names {
+		cl, err := c.Cluster(a.ctx, n)
+		if err != nil {
+			return err
+		}
+		out.Clusters = append(out.Clusters, cl)
+	}
+	if a.json() {
+		return a.printJSON(out)
+	}
+	for _, cl := range out.Clusters {
+		a.printCluster(cl)
+		fmt.Fprintln(a.stdout)
+	}
+	a.printMembers(st.LeaderID, st.Members, &st)
+	return nil
+}
+
+func (a *app) printCluster(cl api.Cluster) {
+	w := a.stdout
+	primary := cl.Primary
+	if primary == "" {
+		primary = "NONE"
+	}
+	fmt.Fprintf(w, "Cluster %s: primary %s, epoch %d, durability %s\n", cl.Name, primary, cl.Epoch, orDash(cl.Durability))
+	if cl.Primary == "" {
+		fmt.Fprintln(w, "NO PRIMARY: the cluster accepts no writes.")
+	}
+	if op := cl.Operation; op != nil {
+		target := ""
+		if op.Target != "" {
+			target = ", target " + op.Target
+		}
+		fmt.Fprintf(w, "OPERATION RUNNING: %s %s since %s%s\n", op.Kind, op.ID, a.ago(&op.Started), target)
+	}
+	if p := cl.Paused; p != nil {
+		reason := ""
+		if p.Reason != "" {
+			reason = ": " + p.Reason
+		}
+		fmt.Fprintf(w, "PAUSED by %s %s%s\n", p.By, a.ago(&p.Since), reason)
+	}
+	af := cl.AutomaticFailover
+	if af.Possible {
+		fmt.Fprintln(w, "Automatic failover: possible")
+	} else {
+		var why []string
+		for _, b := range af.Blockers {
+			s := b.Kind + ": " + b.Reason
+			if b.Until != nil {
+				s += " (until " + stamp(*b.Until) + ")"
+			}
+			why = append(why, s)
+		}
+		if !af.Enabled && len(why) == 0 {
+			why = append(why, "disabled in the configuration")
+		}
+		if len(why) == 0 {
+			why = append(why, "the agent gave no reason")
+		}
+		fmt.Fprintf(w, "AUTOMATIC FAILOVER BLOCKED: %s\n", strings.Join(why, "; "))
+	}
+	fmt.Fprintln(w)
+	t := newTable(w, "INSTANCE", "ROLE", "STATE", "LAG", "READ_ONLY", "GTID", "REACHABLE")
+	for _, in := range cl.Instances {
+		t.row(in.Name, string(in.Role), instanceState(in), lagText(in.Replication), onOff(in.ReadOnly), orDash(in.GTIDSummary), reachText(in.Reachable))
+	}
+	t.flush()
+	if len(cl.Problems) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Problems:")
+		printProblems(w, cl.Problems)
+	}
+}
+
+// instanceState sums up an instance's health in a few words.
+func instanceState(in api.Instance) string {
+	if in.Role == api.RoleQuarantined {
+		return "quarantined"
+	}
+	reached := false
+	for _, r := range in.Reachable {
+		reached = reached || r.OK
+	}
+	if len(in.Reachable) > 0 && !reached {
+		return "unreachable"
+	}
+	var bad []string
+	if r := in.Replication; r != nil {
+		if r.IOThread != api.ThreadRunning {
+			bad = append(bad, "IO "+orDash(r.IOThread))
+		}
+		if r.SQLThread != api.ThreadRunning {
+			bad = append(bad, "SQL "+orDash(r.SQLThread))
+		}
+		if len(bad) > 0 {
+			return "broken (" + strings.Join(bad, ", ") + ")"
+		}
+	}
+	if in.Role == api.RolePrimary && in.ReadOnly != nil && *in.ReadOnly {
+		return "read-only (fenced?)"
+	}
+	if in.Role == api.RoleReplica && in.ReadOnly != nil && !*in.ReadOnly {
+		return "writable replica!"
+	}
+	return "ok"
+}
+
+func printProblems(w io.Writer, ps []api.Problem) {
+	t := newTable(w, "  PROBLEM", "INSTANCES", "WHAT IS WRONG", "ACTION")
+	for _, p := range ps {
+		what := p.Reason
+		if what == "" {
+			what = p.Description
+		}
+		if p.Errant != "" {
+			what += " (errant: " + p.Errant + ")"
+		}
+		action := "report only"
+		if p.Action != "" {
+			action = p.Action
+			switch {
+			case p.Actionable:
+				action += " (starting)"
+			case len(p.Blockers) > 0:
+				var bs []string
+				for _, b := range p.Blockers {
+					bs = append(bs, b.Kind)
+				}
+				action += " (blocked: " + strings.Join(bs, ", ") + ")"
+			}
+		}
+		t.row("  "+p.Code, strings.Join(p.Instances, ","), what, action)
+	}
+	t.flush()
+}
+
+// printMembers prints the Raft members; st adds the term and indexes when
+// known.
+func (a *app) printMembers(leader string, ms []api.Member, st *api.Status) {
+	w := a.stdout
+	head := "Regent agents: leader " + orDash(leader)
+	if leader == "" {
+		head = "Regent agents: NO LEADER (election running, or quorum lost)"
+	}
+	if st != nil {
+		head += fmt.Sprintf(", term %d, commit index %d (answered by %s)", st.Term, st.CommitIndex, st.AgentID)
+	}
+	fmt.Fprintln(w, head)
+	t := newTable(w, "ID", "STATE", "VOTER", "RAFT ADDRESS", "API ADDRESS", "LAST CONTACT", "LOCAL INSTANCE")
+	for _, m := range ms {
+		voter := "yes"
+		if !m.Voter {
+			voter = "no"
+		}
+		t.row(m.ID, orDash(m.State), voter, m.RaftAddr, orDash(m.APIAddr), a.ago(m.LastContact), orDash(m.LocalInstance))
+	}
+	t.flush()
+}
