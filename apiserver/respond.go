@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -97,7 +98,7 @@ func decodeBody[T validator](w http.ResponseWriter, r *http.Request, limit int64
 		}
 	}
 	if err != nil {
-		return v, decodeError(err, limit)
+		return v, decodeError(err, limit, jsonFields(v))
 	}
 	if err := v.Validate(); err != nil {
 		return v, &api.Error{Status: http.StatusBadRequest, Code: api.CodeBadRequest, Message: err.Error()}
@@ -105,7 +106,23 @@ func decodeBody[T validator](w http.ResponseWriter, r *http.Request, limit int64
 	return v, nil
 }
 
-func decodeError(err error, limit int64) *api.Error {
+// jsonFields lists the JSON field names of a struct, for messages.
+func jsonFields(v any) []string {
+	t := reflect.TypeOf(v)
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func decodeError(err error, limit int64, fields []string) *api.Error {
 	bad := func(msg string) *api.Error {
 		return &api.Error{Status: http.StatusBadRequest, Code: api.CodeBadRequest, Message: msg}
 	}
@@ -126,10 +143,13 @@ func decodeError(err error, limit int64) *api.Error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return bad("the body ends in the middle of a JSON value")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return bad(fmt.Sprintf("unknown field %s in the body: check the spelling (see the API reference in the README)",
-			strings.TrimPrefix(err.Error(), "json: unknown field ")))
+		valid := "this call takes no field"
+		if len(fields) > 0 {
+			valid = "valid fields: " + strings.Join(fields, ", ")
+		}
+		return bad(fmt.Sprintf("unknown field %s in the body (%s)", strings.TrimPrefix(err.Error(), "json: unknown field "), valid))
 	}
-	return bad("the body could not be read as the expected JSON object: " + err.Error())
+	return bad("bad value in the body: " + err.Error())
 }
 
 func jsonKind(goKind string) string {

@@ -271,7 +271,7 @@ func TestErrorAnswers(t *testing.T) {
 		{name: "unknown operation", method: "GET", path: "/v1/clusters/main/operations/op-9999", status: 404, code: api.CodeNotFound, says: "op-9999"},
 		{name: "bad JSON", method: "POST", path: "/v1/clusters/main/switchover", body: `{"to":`, status: 400, code: api.CodeBadRequest, says: "JSON"},
 		{name: "not JSON", method: "POST", path: "/v1/clusters/main/switchover", body: `to=db2`, status: 400, code: api.CodeBadRequest, says: "not valid JSON"},
-		{name: "unknown field", method: "POST", path: "/v1/clusters/main/switchover", body: `{"target":"db2"}`, status: 400, code: api.CodeBadRequest, says: `"target"`},
+		{name: "unknown field", method: "POST", path: "/v1/clusters/main/switchover", body: `{"target":"db2"}`, status: 400, code: api.CodeBadRequest, says: `"target" in the body (valid fields: to, wait_for_writes)`},
 		{name: "wrong type", method: "POST", path: "/v1/clusters/main/failover", body: `{"to":"db2","force":"yes"}`, status: 400, code: api.CodeBadRequest, says: "force"},
 		{name: "array body", method: "POST", path: "/v1/clusters/main/failover", body: `[1,2]`, status: 400, code: api.CodeBadRequest, says: "object"},
 		{name: "trailing data", method: "POST", path: "/v1/clusters/main/pause", body: `{} {}`, status: 400, code: api.CodeBadRequest, says: "trailing"},
