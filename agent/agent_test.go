@@ -1,12 +1,14 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/regentdb/regent/api"
 	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/topology/mysqltest"
 )
@@ -157,4 +159,196 @@ func replicaWord(k mysqltest.Kind) string {
 		return "REPLICA"
 	}
 	return "SLAVE"
+}
+
+func TestSwitchoverUnderWritesLosesNothing(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k)
+		h.waitRecorded()
+		p, r1 := h.db.Primary, h.db.Replicas[0]
+		w := mysqltest.NewWriter(p.Addr(), k, 100000, 2*time.Millisecond)
+		w.Start(context.Background())
+		defer w.Stop()
+		w.WaitAcked(t, 50, 20*time.Second)
+
+		leader := h.agents[h.leader()]
+		op, err := leader.Switchover(context.Background(), "main", api.SwitchoverRequest{To: "r1"})
+		if err != nil {
+			t.Fatalf("switchover refused: %v", err)
+		}
+		e := h.waitOp(consensus.KindSwitchover, 0, 30*time.Second)
+		w.Stop()
+		if e.ID != op.ID || e.Result != consensus.ResultSuccess || e.NewPrimary != "r1" || e.EpochAfter != 2 {
+			t.Fatalf("switchover %s: result %s (%s), new primary %s, epoch %d; steps %s", e.ID, e.Result, e.Reason, e.NewPrimary, e.EpochAfter, stepNames(e))
+		}
+		got, err := leader.Operation(context.Background(), "main", op.ID)
+		if err != nil || got.WriteBlocked == nil || *got.WriteBlocked <= 0 {
+			t.Fatalf("write-blocked window not recorded: %+v, %v", got.WriteBlocked, err)
+		}
+		// The old primary replicates from the new one, and every
+		// acknowledged write is on the new primary and on the old one.
+		h.eventually("old primary replicates from r1", 20*time.Second, func() (bool, string) {
+			io, sqlT, e := mysqltest.ReplicaThreads(t, p)
+			return io == "Yes" && sqlT == "Yes", fmt.Sprintf("IO=%s SQL=%s %s", io, sqlT, e)
+		})
+		if p.QueryString(t, "SELECT @@read_only") != "1" {
+			t.Fatalf("old primary is writable after the switchover")
+		}
+		r1.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (999999)")
+		mysqltest.WaitCaughtUp(t, p, r1, 30*time.Second)
+		if len(w.Acked()) < 50 {
+			t.Fatalf("only %d writes acknowledged", len(w.Acked()))
+		}
+		for _, s := range []*mysqltest.Server{r1, p} {
+			if m := w.Missing(t, s); len(m) != 0 {
+				t.Fatalf("%s misses %d acknowledged writes, e.g. %v", s.Name, len(m), m[:min(5, len(m))])
+			}
+		}
+		t.Logf("switchover %s: write-blocked %v, %d writes acknowledged", op.ID, time.Duration(*got.WriteBlocked), len(w.Acked()))
+		h.checkEpochsGrow()
+	})
+}
+
+func TestErrantReplicaIsNeverPromoted(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k)
+		h.waitRecorded()
+		p, r1, r2 := h.db.Primary, h.db.Replicas[0], h.db.Replicas[1]
+		p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (1)")
+		mysqltest.WaitCaughtUp(t, r1, p, 30*time.Second)
+		mysqltest.WaitCaughtUp(t, r2, p, 30*time.Second)
+		// r1, first by name, gets an errant write from a DBA.
+		r1.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (500)")
+		// Let the leader see the errant transaction while p lives.
+		leader := h.agents[h.leader()]
+		h.eventually("errant transaction reported", 10*time.Second, func() (bool, string) {
+			c, _ := leader.Cluster(context.Background(), "main")
+			for _, pr := range c.Problems {
+				if pr.Code == "ErrantGTIDOnReplica" {
+					return true, ""
+				}
+			}
+			return false, fmt.Sprint(c.Problems)
+		})
+		p.Kill(t)
+		e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
+		if e.NewPrimary != "r2" || e.Result != consensus.ResultSuccess {
+			t.Fatalf("failover promoted %q (result %s: %s), want r2: the errant r1 must never win; steps %s", e.NewPrimary, e.Result, e.Reason, stepNames(e))
+		}
+		if r1.QueryString(t, "SELECT @@read_only") != "1" {
+			t.Fatalf("errant replica r1 is writable")
+		}
+	})
+}
+
+func TestAntiFlapBlocksSecondFailoverButManualWorks(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k)
+		h.waitRecorded()
+		p := h.db.Primary
+		p.Kill(t)
+		first := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
+		if first.Result != consensus.ResultSuccess {
+			t.Fatalf("first failover: %s (%s)", first.Result, first.Reason)
+		}
+		newPrimary := first.NewPrimary
+		var srv *mysqltest.Server
+		for _, s := range h.db.Replicas {
+			if s.Name == newPrimary {
+				srv = s
+			}
+		}
+		srv.Kill(t)
+		leader := h.agents[h.leader()]
+		// The second failure is reported, with the anti-flap window as the
+		// reason nothing happens.
+		h.eventually("second failure reported as blocked by anti-flap", 15*time.Second, func() (bool, string) {
+			c, _ := leader.Cluster(context.Background(), "main")
+			for _, pr := range c.Problems {
+				if strings.HasPrefix(pr.Code, "DeadPrimary") {
+					for _, b := range pr.Blockers {
+						if b.Kind == "anti_flap" {
+							return true, ""
+						}
+					}
+				}
+			}
+			return false, fmt.Sprintf("%+v", c.Problems)
+		})
+		if c := h.cluster(); c.Primary != newPrimary || c.Epoch != 2 {
+			t.Fatalf("automatic failover inside the anti-flap window: primary %s epoch %d", c.Primary, c.Epoch)
+		}
+		// A manual failover to the last replica still works.
+		last := "r1"
+		if newPrimary == "r1" {
+			last = "r2"
+		}
+		if _, err := leader.Failover(context.Background(), "main", api.FailoverRequest{To: last}); err != nil {
+			t.Fatalf("manual failover refused: %v", err)
+		}
+		e := h.waitOp(consensus.KindForcedFailover, 0, 30*time.Second)
+		if e.Result != consensus.ResultSuccess || e.NewPrimary != last || e.EpochAfter != 3 {
+			t.Fatalf("manual failover: %s (%s) to %s epoch %d; steps %s", e.Result, e.Reason, e.NewPrimary, e.EpochAfter, stepNames(e))
+		}
+		h.checkEpochsGrow()
+	})
+}
+
+// The old primary comes back after a failover: it stays read-only and is
+// rejoined as a replica of the new primary when it holds nothing the new
+// primary lacks, and quarantined when it holds a transaction nobody else got.
+func TestOldPrimaryRejoinsOrIsQuarantined(t *testing.T) {
+	for _, errant := range []bool{false, true} {
+		name := "clean"
+		if errant {
+			name = "errant"
+		}
+		t.Run(name, func(t *testing.T) {
+			forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+				h := newHarness(t, k)
+				h.waitRecorded()
+				p := h.db.Primary
+				p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (1)")
+				for _, r := range h.db.Replicas {
+					mysqltest.WaitCaughtUp(t, r, p, 30*time.Second)
+				}
+				if errant {
+					// A write no replica receives (async): lost by the
+					// failover, and errant when p comes back.
+					for _, r := range h.db.Replicas {
+						r.Exec(t, "STOP "+replicaWord(k)+" IO_THREAD")
+					}
+					p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (2)")
+					for _, r := range h.db.Replicas {
+						r.Exec(t, "START "+replicaWord(k)+" IO_THREAD")
+					}
+				}
+				p.Kill(t)
+				e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
+				if e.Result != consensus.ResultSuccess {
+					t.Fatalf("failover: %s (%s)", e.Result, e.Reason)
+				}
+				p.Restart(t)
+				if errant {
+					h.eventually("old primary quarantined", 30*time.Second, func() (bool, string) {
+						c := h.cluster()
+						_, q := c.Quarantined["p"]
+						return q, fmt.Sprintf("quarantined %v", c.Quarantined)
+					})
+					// Never silently rejoined, never writable.
+					if io, _, _ := mysqltest.ReplicaThreads(t, p); io == "Yes" {
+						t.Fatalf("quarantined old primary replicates")
+					}
+				} else {
+					h.eventually("old primary rejoined", 30*time.Second, func() (bool, string) {
+						io, sqlT, e := mysqltest.ReplicaThreads(t, p)
+						return io == "Yes" && sqlT == "Yes", fmt.Sprintf("IO=%s SQL=%s %s", io, sqlT, e)
+					})
+				}
+				if p.QueryString(t, "SELECT @@read_only") != "1" {
+					t.Fatalf("old primary is writable after coming back")
+				}
+			})
+		})
+	}
 }

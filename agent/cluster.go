@@ -201,11 +201,15 @@ func (c *clusterRT) checkLease(ctx context.Context) {
 	switch {
 	case !held:
 		why = fmt.Sprintf("lost contact with the Raft quorum for more than fence_after (%v)", c.policy.FenceAfter)
-	case st != nil && st.Primary != "" && st.Primary != c.local:
-		why = fmt.Sprintf("the replicated state names %s primary in epoch %d", st.Primary, st.Epoch)
 	case st != nil && st.Operation != nil && st.Operation.Kind.ChangesPrimary() && st.Operation.OldPrimary == c.local:
 		opID = st.Operation.ID
 		why = fmt.Sprintf("operation %s (%s) is replacing it", st.Operation.ID, st.Operation.Kind)
+	case st != nil && st.Operation != nil && st.Operation.Kind.ChangesPrimary():
+		// A promotion is under way: the promoted instance is writable a
+		// moment before the new epoch is committed. The leader fenced the
+		// old primary; wait for the commit.
+	case st != nil && st.Primary != "" && st.Primary != c.local:
+		why = fmt.Sprintf("the replicated state names %s primary in epoch %d", st.Primary, st.Epoch)
 	}
 	c.mu.Lock()
 	wasHeld := c.leaseHeld

@@ -84,7 +84,7 @@ func newHarness(t *testing.T, k mysqltest.Kind, opts ...harnessOpt) *harness {
 		ccfg.NodeID, ccfg.RaftAddr, ccfg.DataDir, ccfg.Peers, ccfg.Instance = id, raftAddr(i), cfg.DataDir, cpeers, servers[i].Name
 		ccfg.HeartbeatTimeout, ccfg.ElectionTimeout, ccfg.LeaderLeaseTimeout, ccfg.CommitTimeout = 200*time.Millisecond, 200*time.Millisecond, 150*time.Millisecond, 10*time.Millisecond
 		ccfg.ApplyTimeout = 3 * time.Second
-		log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug})).With("agent", id)
+		log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: logLevel()})).With("agent", id)
 		node, err := consensus.StartWith(context.Background(), ccfg, log, consensus.Infra{
 			Transport: h.trans[i], LogStore: raft.NewInmemStore(), StableStore: raft.NewInmemStore(), SnapshotStore: raft.NewInmemSnapshotStore()})
 		if err != nil {
@@ -238,3 +238,11 @@ func (l *testLog) Write(p []byte) (int, error) {
 // raftAddr names agent i's in-memory Raft transport. No packet is sent: the
 // address is only a key of raft.InmemTransport.
 func raftAddr(i int) string { return fmt.Sprintf("127.0.0.1:%d", 17001+i) }
+
+// logLevel is debug when REGENT_TEST_LOG=debug, info otherwise.
+func logLevel() slog.Level {
+	if os.Getenv("REGENT_TEST_LOG") == "debug" {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}

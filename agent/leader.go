@@ -141,6 +141,7 @@ func (c *clusterRT) view(now time.Time) failover.View {
 		v.Instances[in.Name] = fi
 	}
 	if st != nil {
+		defer c.carryErrantLocked(&v)
 		v.State = failover.ReplicatedState{Primary: st.Primary, Epoch: st.Epoch, Paused: st.Paused, PauseReason: st.PauseReason,
 			AntiFlapUntil: st.AntiFlapUntil}
 		if op := st.Operation; op != nil {
@@ -156,12 +157,15 @@ func (c *clusterRT) view(now time.Time) failover.View {
 	return v
 }
 
-// carryErrant keeps errant sets found while the primary was alive.
-func (c *clusterRT) carryErrant(v failover.View) {
-	carried := failover.CarryErrant(v)
-	c.lmu.Lock()
-	defer c.lmu.Unlock()
-	c.errant = carried
+// carryErrantLocked keeps errant sets found while the primary was alive:
+// every view built (for a decision or for the status page) refreshes the
+// knowledge, so that it survives the primary's death. c.lmu is held.
+func (c *clusterRT) carryErrantLocked(v *failover.View) {
+	c.errant = failover.CarryErrant(*v)
+	for name, in := range v.Instances {
+		in.KnownErrant = c.errant[name]
+		v.Instances[name] = in
+	}
 }
 
 // evaluate runs on the leader: make sure the cluster exists in the
@@ -182,7 +186,6 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 		c.log.Error("cluster view is inconsistent; not acting", logErr, err)
 		return
 	}
-	c.carryErrant(v)
 	problems := failover.Analyze(v, c.policy)
 	if c.log.Enabled(ctx, slog.LevelDebug) {
 		var codes []string
@@ -300,7 +303,9 @@ func opKindToConsensus(k failover.OperationKind) consensus.OpKind {
 		return consensus.KindForcedFailover
 	case failover.OpSwitchover:
 		return consensus.KindSwitchover
-	case failover.OpRejoin:
+	case failover.OpRejoin, failover.OpQuarantine:
+		// A quarantine is the outcome of a rejoin that found errant
+		// transactions; the history records it as a rejoin.
 		return consensus.KindRejoin
 	}
 	return consensus.OpKind(k)
