@@ -352,3 +352,72 @@ func TestOldPrimaryRejoinsOrIsQuarantined(t *testing.T) {
 		})
 	}
 }
+
+// The most advanced replica may not be promoted (must_not): the permitted
+// one catches up from it first, so that nothing it has is lost.
+func TestMustNotReplicaIsCatchUpSourceOnly(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k, func(c *Config) { c.Clusters[0].Instances[1].Promotion = "must_not" })
+		h.waitRecorded()
+		p, r1, r2 := h.db.Primary, h.db.Replicas[0], h.db.Replicas[1]
+		p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (1)")
+		mysqltest.WaitCaughtUp(t, r2, p, 30*time.Second)
+		r2.Exec(t, "STOP "+replicaWord(k)+" IO_THREAD")
+		p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (2)")
+		mysqltest.WaitCaughtUp(t, r1, p, 30*time.Second)
+		r2.Exec(t, "START "+replicaWord(k)+" IO_THREAD")
+		p.Kill(t)
+		e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
+		if e.Result != consensus.ResultSuccess || e.NewPrimary != "r2" {
+			t.Fatalf("failover: %s (%s) to %q, want r2 (r1 is must_not); steps %s", e.Result, e.Reason, e.NewPrimary, stepNames(e))
+		}
+		if got := r2.QueryString(t, "SELECT COUNT(*) FROM regent_test.writes WHERE id IN (1, 2)"); got != "2" {
+			t.Fatalf("promoted r2 has %s of the 2 rows: it was not caught up from r1", got)
+		}
+		if !strings.Contains(stepNames(e), "catch-up") {
+			t.Fatalf("no catch-up step: %s", stepNames(e))
+		}
+	})
+}
+
+// With semi_sync, Regent configures lossless semi-synchronous replication
+// itself, and a primary killed under writes loses no acknowledged write.
+func TestSemiSyncKillUnderWritesLosesNoAcknowledgedWrite(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
+		h.waitRecorded()
+		p := h.db.Primary
+		h.eventually("semi-sync enforced on the primary", 20*time.Second, func() (bool, string) {
+			on := p.QueryString(t, "SELECT @@"+semiSyncVar(k)+"_enabled")
+			wp := p.QueryString(t, "SELECT @@"+semiSyncVar(k)+"_wait_point")
+			return on == "1" && wp == "AFTER_SYNC", "enabled=" + on + " wait_point=" + wp
+		})
+		w := mysqltest.NewWriter(p.Addr(), k, 100000, time.Millisecond)
+		w.Start(context.Background())
+		defer w.Stop()
+		w.WaitAcked(t, 100, 30*time.Second)
+		p.Kill(t)
+		e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
+		w.Stop()
+		if e.Result != consensus.ResultSuccess {
+			t.Fatalf("failover: %s (%s); steps %s", e.Result, e.Reason, stepNames(e))
+		}
+		var np *mysqltest.Server
+		for _, r := range h.db.Replicas {
+			if r.Name == e.NewPrimary {
+				np = r
+			}
+		}
+		if m := w.Missing(t, np); len(m) != 0 {
+			t.Fatalf("%d acknowledged writes lost by the failover to %s, e.g. %v", len(m), np.Name, m[:min(5, len(m))])
+		}
+		t.Logf("%d writes acknowledged before the kill, none lost", len(w.Acked()))
+	})
+}
+
+func semiSyncVar(k mysqltest.Kind) string {
+	if k == mysqltest.MySQL {
+		return "rpl_semi_sync_source"
+	}
+	return "rpl_semi_sync_master"
+}
