@@ -61,7 +61,7 @@ type clusterRT struct {
 	lastSeen map[string]Observation
 	errant   map[string]failover.GTIDSet
 	backoff  map[string]time.Time // problem key → not before
-	running  sync.Mutex           // one operation at a time
+	running  chan struct{}        // holds a token while the cluster is analysed or an operation runs
 	runs     runs
 }
 
@@ -70,7 +70,8 @@ func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Confi
 		instances: map[string]*topology.Instance{}, addrs: map[string]string{},
 		lastSeen: map[string]Observation{}, errant: map[string]failover.GTIDSet{}, backoff: map[string]time.Time{},
 		localState: failover.LocalUnknown, leaseHeld: true,
-		runs: runs{pending: map[string]api.Operation{}, blocked: map[string]time.Duration{}}}
+		runs:    runs{pending: map[string]api.Operation{}, blocked: map[string]time.Duration{}},
+		running: make(chan struct{}, 1)}
 	timeout := cc.probeTimeout()
 	for _, in := range cc.Instances {
 		inst, err := topology.Open(topology.ConnConfig{
@@ -275,3 +276,26 @@ func (c *clusterRT) state() *consensus.Cluster {
 	}
 	return &st
 }
+
+// tryLock takes the cluster for an analysis round without waiting.
+func (c *clusterRT) tryLock() bool {
+	select {
+	case c.running <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// lock takes the cluster for an operation, waiting for a running analysis
+// or small repair to finish, at most until ctx ends.
+func (c *clusterRT) lock(ctx context.Context) bool {
+	select {
+	case c.running <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (c *clusterRT) unlock() { <-c.running }

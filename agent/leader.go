@@ -172,10 +172,10 @@ func (c *clusterRT) carryErrantLocked(v *failover.View) {
 // replicated state, analyse it, and act on the most urgent actionable
 // problem.
 func (c *clusterRT) evaluate(ctx context.Context) {
-	if !c.running.TryLock() {
+	if !c.tryLock() {
 		return // an operation is running; it has fresher facts than we do
 	}
-	defer c.running.Unlock()
+	defer c.unlock()
 	now := time.Now()
 	if c.state() == nil {
 		c.initState(ctx, c.view(now))

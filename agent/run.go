@@ -146,6 +146,9 @@ func (c *clusterRT) run(ctx context.Context, v failover.View, plan failover.Plan
 	if res.Committed && res.EpochAfter > 0 {
 		c.router.SeedEpoch(c.name, res.EpochAfter)
 	}
+	// The next decision must see what the operation did, not probes taken
+	// before it.
+	c.prober.round(context.WithoutCancel(ctx))
 	if c.a.deps.Observe != nil {
 		c.a.deps.Observe(c.name, res)
 	}
@@ -186,13 +189,18 @@ func (a *Agent) manual(ctx context.Context, cluster string, plan func(failover.V
 	if c.state() == nil {
 		return api.Operation{}, fmt.Errorf("%w: cluster %s is not recorded in Raft yet; try again in a few seconds", apiserver.ErrUnavailable, cluster)
 	}
-	if !c.running.TryLock() {
+	// A repair the leader started on its own (semi-sync, restoring writes)
+	// takes milliseconds: wait for it rather than refuse.
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	locked := c.lock(lctx)
+	cancel()
+	if !locked {
 		return api.Operation{}, fmt.Errorf("%w: another operation is running on cluster %s; follow it with regentctl history", apiserver.ErrConflict, cluster)
 	}
 	v := c.view(time.Now())
 	p, err := plan(v, c.policy)
 	if err != nil {
-		c.running.Unlock()
+		c.unlock()
 		if errors.Is(err, failover.ErrRefused) {
 			return api.Operation{}, fmt.Errorf("%w: %v", apiserver.ErrRefused, err)
 		}
@@ -207,7 +215,7 @@ func (a *Agent) manual(ctx context.Context, cluster string, plan func(failover.V
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		defer c.running.Unlock()
+		defer c.unlock()
 		_, _ = c.run(a.runCtx, v, p, id, requester)
 	}()
 	op, _ := c.pendingOp(id)

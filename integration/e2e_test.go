@@ -31,6 +31,16 @@ type clusterJSON struct {
 	} `json:"instances"`
 }
 
+// healthy reports whether the analysis found nothing but Healthy.
+func (c clusterJSON) healthy() bool {
+	for _, p := range c.Problems {
+		if p.Code != "Healthy" {
+			return false
+		}
+	}
+	return len(c.Problems) > 0
+}
+
 // writable reports whether the agents see the instance as writable.
 func (c clusterJSON) writable(name string) bool {
 	for _, in := range c.Instances {

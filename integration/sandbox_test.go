@@ -206,9 +206,12 @@ mysql:
 		s.start(regent, a)
 	}
 	t.Cleanup(s.stopAll)
-	s.eventually("cluster recorded with p primary and writable", 30*time.Second, func() (bool, string) {
+	// Agents that start without the quorum fence their primary until the
+	// leader restores writes; semi-sync is configured by the leader too.
+	// Ready means: p is the writable primary and nothing is left to fix.
+	s.eventually("cluster recorded, p writable, nothing to fix", 30*time.Second, func() (bool, string) {
 		c, raw := s.cluster()
-		return c.Primary == "p" && c.writable("p"), raw
+		return c.Primary == "p" && c.writable("p") && c.healthy(), raw
 	})
 	return s
 }

@@ -286,7 +286,7 @@ func (f *FakeBackend) Cluster(_ context.Context, name string) (api.Cluster, erro
 	if err != nil {
 		return api.Cluster{}, err
 	}
-	return *c, nil
+	return cloneCluster(c), nil
 }
 
 // History implements apiserver.Reader.
@@ -501,7 +501,7 @@ func (f *FakeBackend) Pause(ctx context.Context, cluster string, req api.PauseRe
 	c.Paused = &api.Pause{By: caller.Name, Reason: req.Reason, Since: f.now()}
 	c.AutomaticFailover.Possible = false
 	c.AutomaticFailover.Blockers = []api.Blocker{{Kind: api.BlockPaused, Reason: "paused by " + caller.Name + ": " + req.Reason}}
-	return *c, nil
+	return cloneCluster(c), nil
 }
 
 // Resume implements apiserver.Operator.
@@ -518,7 +518,7 @@ func (f *FakeBackend) Resume(ctx context.Context, cluster string) (api.Cluster, 
 	c.Paused = nil
 	c.AutomaticFailover.Possible = c.AutomaticFailover.Enabled
 	c.AutomaticFailover.Blockers = nil
-	return *c, nil
+	return cloneCluster(c), nil
 }
 
 // Members implements apiserver.Membership.
@@ -566,4 +566,15 @@ func (f *FakeBackend) RemoveMember(ctx context.Context, id string) (api.Members,
 	}
 	f.status.Members = slices.Delete(f.status.Members, i, i+1)
 	return api.Members{LeaderID: f.status.LeaderID, Members: slices.Clone(f.status.Members)}, nil
+}
+
+// cloneCluster copies a cluster with its slices, so that a running fake
+// operation changing the fake's own copy never races with a handler encoding
+// the one it returned.
+func cloneCluster(c *api.Cluster) api.Cluster {
+	out := *c
+	out.Instances = append([]api.Instance(nil), c.Instances...)
+	out.Problems = append([]api.Problem(nil), c.Problems...)
+	out.AutomaticFailover.Blockers = append([]api.Blocker(nil), c.AutomaticFailover.Blockers...)
+	return out
 }

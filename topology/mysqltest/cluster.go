@@ -146,7 +146,11 @@ func queryRow(t testing.TB, s *Server, q string) map[string]string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rows, err := s.DB().QueryContext(ctx, q)
+	var rows *sql.Rows
+	err := retryKilled(func() (err error) {
+		rows, err = s.DB().QueryContext(ctx, q)
+		return err
+	})
 	if err != nil {
 		t.Fatalf("%s: %s: %v", s, q, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net"
@@ -464,13 +465,29 @@ func (s *Server) DB() *sql.DB {
 func (s *Server) Exec(t testing.TB, stmts ...string) {
 	t.Helper()
 	for _, q := range stmts {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := s.DB().ExecContext(ctx, q)
-		cancel()
+		err := retryKilled(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, err := s.DB().ExecContext(ctx, q)
+			return err
+		})
 		if err != nil {
 			t.Fatalf("%s: %s: %v", s, q, err)
 		}
 	}
+}
+
+// retryKilled retries f when the pooled connection it used had been killed
+// (Regent kills client sessions when it fences a primary, the test's own
+// included): the test then simply reconnects, as an application would.
+func retryKilled(f func() error) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = f(); !errors.Is(err, mysql.ErrInvalidConn) && !errors.Is(err, driver.ErrBadConn) {
+			return err
+		}
+	}
+	return err
 }
 
 func (s *Server) mustExec(stmts ...string) {
@@ -483,9 +500,12 @@ func (s *Server) mustExec(stmts ...string) {
 func (s *Server) QueryString(t testing.TB, q string) string {
 	t.Helper()
 	var v sql.NullString
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := s.DB().QueryRowContext(ctx, q).Scan(&v); err != nil {
+	err := retryKilled(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return s.DB().QueryRowContext(ctx, q).Scan(&v)
+	})
+	if err != nil {
 		t.Fatalf("%s: %s: %v", s, q, err)
 	}
 	return v.String

@@ -153,7 +153,11 @@ func (w *Writer) Missing(t testing.TB, s *Server) []int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rows, err := s.DB().QueryContext(ctx, "SELECT id FROM "+TestDatabase+".writes")
+	var rows *sql.Rows
+	err := retryKilled(func() (err error) {
+		rows, err = s.DB().QueryContext(ctx, "SELECT id FROM "+TestDatabase+".writes")
+		return err
+	})
 	if err != nil {
 		t.Fatalf("%s: reading writes: %v", s, err)
 	}
