@@ -221,9 +221,8 @@ func (r *recordingTarget) seen() ([]string, []uint64) {
 
 // testLog sends agent logs to t.Log while the test runs.
 type testLog struct {
-	t    *testing.T
-	mu   sync.Mutex
-	done bool
+	t  *testing.T
+	mu sync.Mutex
 }
 
 func (l *testLog) Write(p []byte) (int, error) {

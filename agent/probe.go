@@ -162,17 +162,6 @@ func (p *prober) snapshot() map[string]Observation {
 	return out
 }
 
-// lastSeen returns the latest successful observation of each instance.
-func (p *prober) lastSeen() map[string]Observation {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make(map[string]Observation, len(p.seen))
-	for k, v := range p.seen {
-		out[k] = v
-	}
-	return out
-}
-
 // toProbe converts an observation for the failover core.
 func (o Observation) toProbe() failover.Probe {
 	pr := failover.Probe{
