@@ -8,7 +8,7 @@ GOBIN := $(shell $(GO) env GOPATH)/bin
 # test well inside CI's budget.
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: all build test deps lint staticcheck clean
+.PHONY: all build test deps lint staticcheck clean demo
 
 all: build
 
@@ -17,6 +17,12 @@ build:
 
 deps:
 	scripts/deps.sh
+
+# A sandbox on loopback: 3 database servers, 3 agents, HAProxy. Ctrl-C stops it.
+# FLAVOR=mysql runs MySQL 9.7 instead of MariaDB.
+FLAVOR ?= mariadb
+demo: deps
+	$(GO) run ./integration/demo -flavor $(FLAVOR)
 
 test: deps
 	$(GO) vet ./...

@@ -236,25 +236,37 @@ func (a *Agent) report() Report {
 	return r
 }
 
-// publish sends the report to the leader, or keeps it when this agent leads.
+// publish sends the report to every other agent and keeps it locally: the
+// leader decides on it, and every agent can then show the same analysis on
+// its status page. A handful of agents makes this a few small messages per
+// probe interval.
 func (a *Agent) publish(ctx context.Context) {
 	r := a.report()
-	leader := a.raft.Leader().ID
-	if leader == "" {
-		return
-	}
-	if leader == a.id {
-		_ = a.Receive(r)
-		return
-	}
+	_ = a.Receive(r)
 	if a.transport == nil {
 		return
 	}
+	ids := map[string]bool{}
+	for _, p := range a.cfg.Raft.Peers {
+		ids[p.ID] = true
+	}
+	for id := range a.raft.State().Members {
+		ids[id] = true
+	}
+	delete(ids, a.id)
 	dctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if err := a.transport.Deliver(dctx, leader, r); err != nil && ctx.Err() == nil {
-		a.log.Debug("report not delivered", logAgent, leader, logErr, err)
+	var wg sync.WaitGroup
+	for id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.transport.Deliver(dctx, id, r); err != nil && ctx.Err() == nil {
+				a.log.Debug("report not delivered", logAgent, id, logErr, err)
+			}
+		}()
 	}
+	wg.Wait()
 }
 
 // reports returns the latest report of every agent.

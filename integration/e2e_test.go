@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,60 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regentdb/regent/integration/sandbox"
 	"github.com/regentdb/regent/topology/mysqltest"
 )
-
-// clusterJSON is the part of `regentctl status -o json` the tests read.
-type clusterJSON struct {
-	Name     string `json:"name"`
-	Primary  string `json:"primary"`
-	Epoch    uint64 `json:"epoch"`
-	Problems []struct {
-		Code     string `json:"code"`
-		Blockers []struct {
-			Kind string `json:"kind"`
-		} `json:"blockers"`
-	} `json:"problems"`
-	Instances []struct {
-		Name     string `json:"name"`
-		ReadOnly *bool  `json:"read_only"`
-	} `json:"instances"`
-}
-
-// healthy reports whether the analysis found nothing but Healthy.
-func (c clusterJSON) healthy() bool {
-	for _, p := range c.Problems {
-		if p.Code != "Healthy" {
-			return false
-		}
-	}
-	return len(c.Problems) > 0
-}
-
-// writable reports whether the agents see the instance as writable.
-func (c clusterJSON) writable(name string) bool {
-	for _, in := range c.Instances {
-		if in.Name == name {
-			return in.ReadOnly != nil && !*in.ReadOnly
-		}
-	}
-	return false
-}
-
-func (s *sandbox) cluster() (clusterJSON, string) {
-	s.t.Helper()
-	out, errOut, code := s.ctl("status", "-o", "json")
-	if code != 0 {
-		return clusterJSON{}, fmt.Sprintf("exit %d: %s %s", code, out, errOut)
-	}
-	var st struct {
-		Clusters []clusterJSON `json:"clusters"`
-	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Clusters) != 1 {
-		return clusterJSON{}, fmt.Sprintf("unexpected status JSON (%v): %s", err, out)
-	}
-	return st.Clusters[0], out
-}
 
 // TestOperatorWorkflow drives three real regent processes over real database
 // servers only through regentctl: status, a switchover with progress, pause
@@ -74,14 +21,14 @@ func TestOperatorWorkflow(t *testing.T) {
 	for _, k := range mysqltest.Kinds(t) {
 		t.Run(string(k), func(t *testing.T) {
 			t.Parallel()
-			s := startSandbox(t, k)
+			s := sandbox.Start(t, k, sandbox.Options{})
 
-			out, errOut, code := s.ctl("status")
+			out, errOut, code := s.Ctl("status")
 			if code != 0 || !strings.Contains(out, "p") || !strings.Contains(out, "primary") || !strings.Contains(out, "agent1") {
 				t.Fatalf("status (exit %d):\n%s\n%s", code, out, errOut)
 			}
 
-			out, errOut, code = s.ctl("switchover", "--to", "r1")
+			out, errOut, code = s.Ctl("switchover", "--to", "r1")
 			if code != 0 {
 				t.Fatalf("switchover --to r1 exit %d:\n%s\n%s", code, out, errOut)
 			}
@@ -91,19 +38,19 @@ func TestOperatorWorkflow(t *testing.T) {
 					t.Fatalf("switchover output lacks %q:\n%s", want, all)
 				}
 			}
-			c, raw := s.cluster()
+			c, raw := s.Cluster()
 			if c.Primary != "r1" || c.Epoch != 2 {
 				t.Fatalf("after the switchover: %s", raw)
 			}
 
 			// Pause, then kill the primary's mysqld: the failure is reported
 			// as blocked by the pause, and nothing is promoted.
-			if out, errOut, code := s.ctl("pause", "--reason", "maintenance test"); code != 0 {
+			if out, errOut, code := s.Ctl("pause", "--reason", "maintenance test"); code != 0 {
 				t.Fatalf("pause exit %d: %s %s", code, out, errOut)
 			}
-			s.db.Replicas[0].Kill(t)
-			s.eventually("dead primary reported, blocked by the pause", 20*time.Second, func() (bool, string) {
-				c, raw := s.cluster()
+			s.DB.Replicas[0].Kill(t)
+			s.Eventually("dead primary reported, blocked by the pause", 20*time.Second, func() (bool, string) {
+				c, raw := s.Cluster()
 				for _, p := range c.Problems {
 					if strings.HasPrefix(p.Code, "DeadPrimary") {
 						for _, b := range p.Blockers {
@@ -115,28 +62,28 @@ func TestOperatorWorkflow(t *testing.T) {
 				}
 				return false, raw
 			})
-			if c, raw := s.cluster(); c.Primary != "r1" || c.Epoch != 2 {
+			if c, raw := s.Cluster(); c.Primary != "r1" || c.Epoch != 2 {
 				t.Fatalf("a paused cluster failed over: %s", raw)
 			}
-			if out, errOut, code := s.ctl("resume"); code != 0 {
+			if out, errOut, code := s.Ctl("resume"); code != 0 {
 				t.Fatalf("resume exit %d: %s %s", code, out, errOut)
 			}
-			s.eventually("automatic failover after resume", 30*time.Second, func() (bool, string) {
-				c, raw := s.cluster()
+			s.Eventually("automatic failover after resume", 30*time.Second, func() (bool, string) {
+				c, raw := s.Cluster()
 				return c.Primary != "r1" && c.Primary != "" && c.Epoch == 3, raw
 			})
-			out, errOut, code = s.ctl("history")
+			out, errOut, code = s.Ctl("history")
 			if code != 0 || !strings.Contains(out, "failover") || !strings.Contains(out, "switchover") {
 				t.Fatalf("history (exit %d):\n%s\n%s", code, out, errOut)
 			}
 
 			// A wrong token is refused with a message and exit code 4; a
 			// read-only token cannot switch over.
-			out, errOut, code = s.ctlAs("not-the-right-token-at-all", "status")
+			out, errOut, code = s.CtlAs("not-the-right-token-at-all", "status")
 			if code != 4 || !strings.Contains(strings.ToLower(out+errOut), "token") {
 				t.Fatalf("wrong token: exit %d:\n%s\n%s", code, out, errOut)
 			}
-			out, errOut, code = s.ctlAs(s.readToken, "pause")
+			out, errOut, code = s.CtlAs(s.ReadToken, "pause")
 			if code != 4 {
 				t.Fatalf("read-only token pausing: exit %d:\n%s\n%s", code, out, errOut)
 			}
@@ -146,9 +93,9 @@ func TestOperatorWorkflow(t *testing.T) {
 
 // A configuration with an unknown key is refused at start, naming the key.
 func TestBadConfigRefusedAtStart(t *testing.T) {
-	regent, _ := binaries(t)
+	regent, _ := sandbox.Binaries(t)
 	dir := t.TempDir()
-	cfg := write(t, filepath.Join(dir, "bad.yaml"), "node_id: a\ndata_dir: /tmp/x\nclustres: []\n", 0o600)
+	cfg := sandbox.WriteFile(t, filepath.Join(dir, "bad.yaml"), "node_id: a\ndata_dir: /tmp/x\nclustres: []\n", 0o600)
 	for _, args := range [][]string{{"--config", cfg}, {"check-config", cfg}} {
 		out, err := exec.Command(regent, args...).CombinedOutput()
 		var ee *exec.ExitError

@@ -99,8 +99,11 @@ func parseReplicaStatus(r row) (*ReplicaStatus, error) {
 	}
 	switch s.IOState {
 	case IORunning, IOConnecting, IOStopped:
+	case "Preparing":
+		// MariaDB, while the IO thread starts: not yet receiving.
+		s.IOState = IOConnecting
 	default:
-		return nil, fmt.Errorf("IO thread state %q is none of Yes, Connecting, No", s.IOState)
+		return nil, fmt.Errorf("IO thread state %q is none of Yes, Connecting, Preparing, No", s.IOState)
 	}
 	if v, ok := r.get(c.retrievedGTID); ok {
 		s.RetrievedGTID = compactGTIDText(v)

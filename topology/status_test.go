@@ -88,6 +88,18 @@ func TestParseCapturedReplicaStatus(t *testing.T) {
 	}
 }
 
+func TestParseReplicaStatusIOStates(t *testing.T) {
+	cases := map[string]IOState{"Yes": IORunning, "Connecting": IOConnecting, "Preparing": IOConnecting, "No": IOStopped}
+	for in, want := range cases {
+		r := loadRow(t, "mariadb-running.json")
+		r["Slave_IO_Running"] = in
+		got, err := parseReplicaStatus(r)
+		if err != nil || got.IOState != want {
+			t.Errorf("IO state %q: got %v, %v; want %v", in, got, err, want)
+		}
+	}
+}
+
 func TestParseReplicaStatusRejectsMalformed(t *testing.T) {
 	base := func() row { return loadRow(t, "mysql-running.json") }
 	cases := []struct {

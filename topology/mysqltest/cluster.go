@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -25,7 +24,7 @@ func (c *Cluster) Servers() []*Server {
 // StartCluster starts a primary (made writable) and n replicas (read-only)
 // replicating from it, and waits until every replica runs both threads.
 // Servers are named p, r1, r2, ...
-func StartCluster(t testing.TB, k Kind, n int, opts ...Option) *Cluster {
+func StartCluster(t TB, k Kind, n int, opts ...Option) *Cluster {
 	t.Helper()
 	c := &Cluster{Kind: k}
 	c.Primary = Start(t, k, append(opts, WithName("p"))...)
@@ -43,7 +42,7 @@ func StartCluster(t testing.TB, k Kind, n int, opts ...Option) *Cluster {
 }
 
 // SetWritable turns read_only (and super_read_only on MySQL) off or on.
-func SetWritable(t testing.TB, s *Server, writable bool) {
+func SetWritable(t TB, s *Server, writable bool) {
 	t.Helper()
 	switch {
 	case writable && s.Kind == MySQL:
@@ -60,7 +59,7 @@ func SetWritable(t testing.TB, s *Server, writable bool) {
 // ReplicateFrom points replica at source with GTID auto-positioning and starts
 // replication. It writes its own SQL (not topology's) so that the topology
 // package's tests check topology against an independent set-up.
-func ReplicateFrom(t testing.TB, replica, source *Server) {
+func ReplicateFrom(t TB, replica, source *Server) {
 	t.Helper()
 	switch replica.Kind {
 	case MariaDB:
@@ -82,7 +81,7 @@ func ReplicateFrom(t testing.TB, replica, source *Server) {
 
 // ReplicaThreads returns the IO thread state and SQL thread state as the
 // server reports them, and the last IO and SQL errors.
-func ReplicaThreads(t testing.TB, s *Server) (io, sqlThread, lastErr string) {
+func ReplicaThreads(t TB, s *Server) (io, sqlThread, lastErr string) {
 	t.Helper()
 	q := "SHOW SLAVE STATUS"
 	ioCol, sqlCol := "Slave_IO_Running", "Slave_SQL_Running"
@@ -98,7 +97,7 @@ func ReplicaThreads(t testing.TB, s *Server) (io, sqlThread, lastErr string) {
 }
 
 // WaitReplicating waits until both replica threads of s run.
-func WaitReplicating(t testing.TB, s *Server, timeout time.Duration) {
+func WaitReplicating(t TB, s *Server, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -115,7 +114,7 @@ func WaitReplicating(t testing.TB, s *Server, timeout time.Duration) {
 
 // ExecutedGTID returns the server's executed GTID set as text:
 // @@gtid_executed on MySQL, @@gtid_binlog_state on MariaDB.
-func ExecutedGTID(t testing.TB, s *Server) string {
+func ExecutedGTID(t TB, s *Server) string {
 	t.Helper()
 	if s.Kind == MySQL {
 		return strings.ReplaceAll(s.QueryString(t, "SELECT @@GLOBAL.gtid_executed"), "\n", "")
@@ -125,7 +124,7 @@ func ExecutedGTID(t testing.TB, s *Server) string {
 
 // WaitCaughtUp waits until replica has applied everything source has
 // executed, using each flavour's own wait function.
-func WaitCaughtUp(t testing.TB, replica, source *Server, timeout time.Duration) {
+func WaitCaughtUp(t TB, replica, source *Server, timeout time.Duration) {
 	t.Helper()
 	var q string
 	switch source.Kind {
@@ -142,7 +141,7 @@ func WaitCaughtUp(t testing.TB, replica, source *Server, timeout time.Duration) 
 	}
 }
 
-func queryRow(t testing.TB, s *Server, q string) map[string]string {
+func queryRow(t TB, s *Server, q string) map[string]string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -28,7 +28,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -58,10 +57,22 @@ const (
 	TestDatabase  = "regent_test"
 )
 
+// TB is the part of testing.TB the helper uses. *testing.T satisfies it; so
+// can a program (the sandbox behind `make demo`) that starts servers outside
+// a test.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+	Cleanup(func())
+	Failed() bool
+}
+
 // Kinds returns the flavours to test: both unless REGENT_TEST_FLAVORS names a
 // subset. A flavour that cannot be started fails the test with what to install:
 // a missing server is a broken test machine, never a reason to skip.
-func Kinds(t testing.TB) []Kind {
+func Kinds(t TB) []Kind {
 	t.Helper()
 	kinds := []Kind{MariaDB, MySQL}
 	if env := strings.TrimSpace(os.Getenv("REGENT_TEST_FLAVORS")); env != "" {
@@ -131,7 +142,7 @@ type Server struct {
 	Port     int
 	ServerID uint32
 
-	t       testing.TB
+	t       TB
 	dir     string // host path of the data directory
 	inRoot  string // data directory as the server sees it (differs under chroot)
 	errLog  string // host path of the error log
@@ -188,7 +199,7 @@ func nextServerID() uint32 {
 // Start starts a server of kind k with read_only=ON, the users in this
 // package's constants and an empty test database. The server is killed and its
 // files removed when the test ends.
-func Start(t testing.TB, k Kind, opts ...Option) *Server {
+func Start(t TB, k Kind, opts ...Option) *Server {
 	t.Helper()
 	o := options{name: string(k)}
 	for _, f := range opts {
@@ -462,7 +473,7 @@ func (s *Server) DB() *sql.DB {
 }
 
 // Exec runs statements as root and fails the test on the first error.
-func (s *Server) Exec(t testing.TB, stmts ...string) {
+func (s *Server) Exec(t TB, stmts ...string) {
 	t.Helper()
 	for _, q := range stmts {
 		err := retryKilled(func() error {
@@ -497,7 +508,7 @@ func (s *Server) mustExec(stmts ...string) {
 
 // QueryString runs a query as root that returns one value and returns it as
 // text ("" for NULL).
-func (s *Server) QueryString(t testing.TB, q string) string {
+func (s *Server) QueryString(t TB, q string) string {
 	t.Helper()
 	var v sql.NullString
 	err := retryKilled(func() error {
@@ -512,19 +523,19 @@ func (s *Server) QueryString(t testing.TB, q string) string {
 }
 
 // Kill sends SIGKILL to the server and waits for it to exit.
-func (s *Server) Kill(t testing.TB) { t.Helper(); s.signalAndWait(t, syscall.SIGKILL) }
+func (s *Server) Kill(t TB) { t.Helper(); s.signalAndWait(t, syscall.SIGKILL) }
 
 // Stop shuts the server down cleanly (SIGTERM) and waits for it to exit.
-func (s *Server) Stop(t testing.TB) { t.Helper(); s.signalAndWait(t, syscall.SIGTERM) }
+func (s *Server) Stop(t TB) { t.Helper(); s.signalAndWait(t, syscall.SIGTERM) }
 
 // Pause freezes the server with SIGSTOP: it keeps its sockets but answers
 // nothing, like a hung host.
-func (s *Server) Pause(t testing.TB) { t.Helper(); s.signal(t, syscall.SIGSTOP) }
+func (s *Server) Pause(t TB) { t.Helper(); s.signal(t, syscall.SIGSTOP) }
 
 // Resume undoes Pause.
-func (s *Server) Resume(t testing.TB) { t.Helper(); s.signal(t, syscall.SIGCONT) }
+func (s *Server) Resume(t TB) { t.Helper(); s.signal(t, syscall.SIGCONT) }
 
-func (s *Server) signal(t testing.TB, sig syscall.Signal) {
+func (s *Server) signal(t TB, sig syscall.Signal) {
 	t.Helper()
 	s.mu.Lock()
 	cmd := s.cmd
@@ -537,7 +548,7 @@ func (s *Server) signal(t testing.TB, sig syscall.Signal) {
 	}
 }
 
-func (s *Server) signalAndWait(t testing.TB, sig syscall.Signal) {
+func (s *Server) signalAndWait(t TB, sig syscall.Signal) {
 	t.Helper()
 	s.mu.Lock()
 	cmd, exited, db := s.cmd, s.exited, s.db
@@ -562,7 +573,7 @@ func (s *Server) signalAndWait(t testing.TB, sig syscall.Signal) {
 
 // Restart starts a stopped or killed server again on the same port and data
 // directory.
-func (s *Server) Restart(t testing.TB) {
+func (s *Server) Restart(t TB) {
 	t.Helper()
 	if err := s.start(); err != nil {
 		t.Fatalf("restarting %s: %v", s, err)

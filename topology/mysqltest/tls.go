@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"testing"
 	"time"
 )
 
@@ -25,7 +24,7 @@ type TLSFiles struct {
 
 // NewTLSFiles makes a CA, a server certificate valid for 127.0.0.1 and
 // localhost, and a client certificate.
-func NewTLSFiles(t testing.TB) *TLSFiles {
+func NewTLSFiles(t TB) *TLSFiles {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -88,7 +87,7 @@ func (f *TLSFiles) install(dir string) error {
 }
 
 // WriteTo writes the files into dir and returns dir.
-func (f *TLSFiles) WriteTo(t testing.TB, dir string) string {
+func (f *TLSFiles) WriteTo(t TB, dir string) string {
 	t.Helper()
 	if err := f.install(dir); err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -32,7 +31,7 @@ type Writer struct {
 }
 
 // EnsureTable creates the writer's table on s (a writable primary).
-func EnsureTable(t testing.TB, s *Server) {
+func EnsureTable(t TB, s *Server) {
 	t.Helper()
 	s.Exec(t, "CREATE TABLE IF NOT EXISTS "+TestDatabase+".writes (id BIGINT PRIMARY KEY, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))")
 }
@@ -136,7 +135,7 @@ func (w *Writer) Failed() (n int, first, last error) {
 }
 
 // WaitAcked waits until at least n rows are acknowledged.
-func (w *Writer) WaitAcked(t testing.TB, n int, timeout time.Duration) {
+func (w *Writer) WaitAcked(t TB, n int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for len(w.Acked()) < n {
@@ -149,7 +148,7 @@ func (w *Writer) WaitAcked(t testing.TB, n int, timeout time.Duration) {
 }
 
 // Missing returns the acknowledged ids that s does not have.
-func (w *Writer) Missing(t testing.TB, s *Server) []int64 {
+func (w *Writer) Missing(t TB, s *Server) []int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

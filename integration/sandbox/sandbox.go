@@ -1,0 +1,459 @@
+// Package sandbox runs a whole Regent installation on loopback: three real
+// database servers (a primary and two replicas), three real regent processes
+// with mutual TLS on Raft and TLS on the API, optionally HAProxy in front, and
+// the regentctl binary. The end-to-end tests drive it only through
+// regentctl; `make demo` starts one for people to try.
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/regentdb/regent/topology/mysqltest"
+)
+
+// Sandbox is one running installation.
+type Sandbox struct {
+	t      mysqltest.TB
+	Dir    string
+	DB     *mysqltest.Cluster
+	Agents []*Agent
+
+	// AdminToken and ReadToken are the API tokens; AdminTokenFile holds the
+	// admin one (for REGENT_TOKEN_FILE). CAFile signs every certificate.
+	AdminToken, ReadToken string
+	AdminTokenFile        string
+	CAFile                string
+	// HAProxyAddr is HAProxy's write frontend, when started.
+	HAProxyAddr string
+}
+
+// Agent is one regent process.
+type Agent struct {
+	ID, CfgPath, LogPath string
+	APIAddr, RaftAddr    string
+	cmd                  *exec.Cmd
+	done                 chan struct{}
+}
+
+// Options choose what to start.
+type Options struct {
+	// HAProxy puts HAProxy in front: health checks on /primary (pull) and
+	// the runtime API socket (push).
+	HAProxy bool
+}
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// Binaries builds regent and regentctl once per process and returns their
+// paths.
+func Binaries(t mysqltest.TB) (regent, regentctl string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "regent-bin-")
+		if buildErr != nil {
+			return
+		}
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Dir(filepath.Dir(filepath.Dir(file)))
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/regent", "./cmd/regentctl")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "regent"), filepath.Join(binDir, "regentctl")
+}
+
+func FreePort(t mysqltest.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func randomToken(t mysqltest.TB) string {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func WriteFile(t mysqltest.TB, path, content string, mode os.FileMode) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// writeCerts makes a CA and one certificate for 127.0.0.1 usable as server
+// and client (Raft's mutual TLS and the API).
+func writeCerts(t mysqltest.TB, dir string) (ca, cert, key string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "regent sandbox CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTpl, caTpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "regent agent"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, caCert, &k.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(k)
+	ca = WriteFile(t, filepath.Join(dir, "ca.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})), 0o644)
+	cert = WriteFile(t, filepath.Join(dir, "agent.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), 0o644)
+	key = WriteFile(t, filepath.Join(dir, "agent-key.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})), 0o600)
+	return ca, cert, key
+}
+
+// Start starts the databases and three agents (and HAProxy), and waits
+// until the cluster is recorded with p as its writable primary and nothing
+// is left to fix. Everything stops and is removed at t's cleanup.
+func Start(t mysqltest.TB, k mysqltest.Kind, o Options) *Sandbox {
+	t.Helper()
+	regent, _ := Binaries(t)
+	dir, err := os.MkdirTemp("", "regent-sandbox-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	s := &Sandbox{t: t, Dir: dir}
+	s.DB = mysqltest.StartCluster(t, k, 2)
+	mysqltest.EnsureTable(t, s.DB.Primary)
+
+	ca, cert, key := writeCerts(t, s.Dir)
+	s.CAFile = ca
+	s.AdminToken, s.ReadToken = randomToken(t), randomToken(t)
+	s.AdminTokenFile = WriteFile(t, filepath.Join(s.Dir, "admin-token"), s.AdminToken+"\n", 0o600)
+	tokens := WriteFile(t, filepath.Join(s.Dir, "tokens"), fmt.Sprintf("admin:%s:operator\nread-only:%s:dashboard\n", s.AdminToken, s.ReadToken), 0o600)
+	agentToken := WriteFile(t, filepath.Join(s.Dir, "agent-token"), randomToken(t)+"\n", 0o600)
+	mysqlPw := WriteFile(t, filepath.Join(s.Dir, "mysql-password"), mysqltest.AdminPassword+"\n", 0o600)
+	replPw := WriteFile(t, filepath.Join(s.Dir, "repl-password"), mysqltest.ReplPassword+"\n", 0o600)
+
+	servers := s.DB.Servers()
+	for i := range servers {
+		s.Agents = append(s.Agents, &Agent{ID: fmt.Sprintf("agent%d", i+1),
+			APIAddr: "127.0.0.1:" + strconv.Itoa(FreePort(t)), RaftAddr: "127.0.0.1:" + strconv.Itoa(FreePort(t))})
+	}
+	var peers, instances strings.Builder
+	for i, a := range s.Agents {
+		fmt.Fprintf(&peers, "    - {id: %s, address: %q, api: %q}\n", a.ID, a.RaftAddr, a.APIAddr)
+		fmt.Fprintf(&instances, "      - {name: %s, address: %q, agent: %s}\n", servers[i].Name, servers[i].Addr(), a.ID)
+	}
+	mysqlTLS := ""
+	if k == mysqltest.MySQL {
+		// MySQL made its own certificate; the sandbox does not verify it.
+		mysqlTLS = "  tls: {insecure_skip_verify: true}\n"
+	}
+	routing := ""
+	if o.HAProxy {
+		routing = s.startHAProxy(servers)
+	}
+	for i, a := range s.Agents {
+		cfg := fmt.Sprintf(`node_id: %s
+data_dir: %s
+local_instance: %s
+raft:
+  bind: %q
+  peers:
+%s  heartbeat_timeout: 300ms
+  election_timeout: 300ms
+  leader_lease_timeout: 200ms
+  tls: {ca_file: %s, cert_file: %s, key_file: %s}
+api:
+  listen: %q
+  tls: {ca_file: %s, cert_file: %s, key_file: %s}
+  tokens_file: %s
+  agent_token_file: %s
+mysql:
+  user: %s
+  password_file: %s
+  replication_user: %s
+  replication_password_file: %s
+  replication_heartbeat: 250ms
+%sclusters:
+  - name: main
+    durability: semi_sync
+    probe_interval: 200ms
+    failure_timeout: 1s
+    fence_after: 1s
+    lease_timeout: 3s
+    step_timeout: 1500ms
+    anti_flap_period: 1m
+    instances:
+%s%slog: {format: text, level: info}
+`, a.ID, filepath.Join(s.Dir, a.ID), servers[i].Name, a.RaftAddr, peers.String(), ca, cert, key,
+			a.APIAddr, ca, cert, key, tokens, agentToken,
+			mysqltest.AdminUser, mysqlPw, mysqltest.ReplUser, replPw, mysqlTLS, instances.String(), routing)
+		a.CfgPath = WriteFile(t, filepath.Join(s.Dir, a.ID+".yaml"), cfg, 0o600)
+		a.LogPath = filepath.Join(s.Dir, a.ID+".log")
+		s.start(regent, a)
+	}
+	t.Cleanup(s.stopAll)
+	// Agents that start without the quorum fence their primary until the
+	// leader restores writes; semi-sync is configured by the leader too.
+	// Ready means: p is the writable primary and nothing is left to fix.
+	s.Eventually("cluster recorded, p writable, nothing to fix", 30*time.Second, func() (bool, string) {
+		c, raw := s.Cluster()
+		return c.Primary == "p" && c.Writable("p") && c.Healthy(), raw
+	})
+	return s
+}
+
+func (s *Sandbox) start(regent string, a *Agent) {
+	s.t.Helper()
+	logf, err := os.OpenFile(a.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	a.cmd = exec.Command(regent, "--config", a.CfgPath)
+	a.cmd.Stdout, a.cmd.Stderr = logf, logf
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := a.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	a.done = make(chan struct{})
+	go func() { _ = a.cmd.Wait(); logf.Close(); close(a.done) }()
+}
+
+// stopAll stops the agents with SIGTERM (as systemd would) and shows their
+// logs when the test failed.
+func (s *Sandbox) stopAll() {
+	for _, a := range s.Agents {
+		if a.cmd != nil && a.cmd.Process != nil {
+			_ = a.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	for _, a := range s.Agents {
+		if a.done == nil {
+			continue
+		}
+		select {
+		case <-a.done:
+		case <-time.After(15 * time.Second):
+			_ = a.cmd.Process.Kill()
+			<-a.done
+			s.t.Logf("%s did not stop within 15 s of SIGTERM: killed", a.ID)
+		}
+	}
+	if s.t.Failed() {
+		for _, a := range s.Agents {
+			b, _ := os.ReadFile(a.LogPath)
+			lines := strings.Split(string(b), "\n")
+			if len(lines) > 60 {
+				lines = lines[len(lines)-60:]
+			}
+			s.t.Logf("%s log (tail):\n%s", a.ID, strings.Join(lines, "\n"))
+		}
+	}
+}
+
+// endpoints lists every agent's API for regentctl.
+func (s *Sandbox) Endpoints() string {
+	var e []string
+	for _, a := range s.Agents {
+		e = append(e, "https://"+a.APIAddr)
+	}
+	return strings.Join(e, ",")
+}
+
+// ctl runs regentctl with the admin token (from the environment, never an
+// argument) and returns stdout, stderr and the exit code.
+func (s *Sandbox) Ctl(args ...string) (string, string, int) {
+	return s.CtlAs(s.AdminToken, args...)
+}
+
+func (s *Sandbox) CtlAs(token string, args ...string) (string, string, int) {
+	s.t.Helper()
+	_, regentctl := Binaries(s.t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, regentctl, append([]string{"--endpoint", s.Endpoints(), "--ca-file", s.CAFile}, args...)...)
+	cmd.Env = append(os.Environ(), "REGENT_TOKEN="+token)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		s.t.Fatalf("regentctl: %v", err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func (s *Sandbox) Eventually(what string, timeout time.Duration, cond func() (bool, string)) {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, detail := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s: not true after %v; last: %s", what, timeout, detail)
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval
+	}
+}
+
+// ClusterJSON is the part of `regentctl status -o json` the tests read.
+type ClusterJSON struct {
+	Name     string `json:"name"`
+	Primary  string `json:"primary"`
+	Epoch    uint64 `json:"epoch"`
+	Problems []struct {
+		Code     string `json:"code"`
+		Blockers []struct {
+			Kind string `json:"kind"`
+		} `json:"blockers"`
+	} `json:"problems"`
+	Instances []struct {
+		Name     string `json:"name"`
+		ReadOnly *bool  `json:"read_only"`
+	} `json:"instances"`
+}
+
+// Healthy reports whether the analysis found nothing but Healthy.
+func (c ClusterJSON) Healthy() bool {
+	for _, p := range c.Problems {
+		if p.Code != "Healthy" {
+			return false
+		}
+	}
+	return len(c.Problems) > 0
+}
+
+// Writable reports whether the agents see the instance as writable.
+func (c ClusterJSON) Writable(name string) bool {
+	for _, in := range c.Instances {
+		if in.Name == name {
+			return in.ReadOnly != nil && !*in.ReadOnly
+		}
+	}
+	return false
+}
+
+// Cluster reads the only replication cluster through regentctl, and returns
+// the raw output too (for messages).
+func (s *Sandbox) Cluster() (ClusterJSON, string) {
+	s.t.Helper()
+	out, errOut, code := s.Ctl("status", "-o", "json")
+	if code != 0 {
+		return ClusterJSON{}, fmt.Sprintf("exit %d: %s %s", code, out, errOut)
+	}
+	var st struct {
+		Clusters []ClusterJSON `json:"clusters"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Clusters) != 1 {
+		return ClusterJSON{}, fmt.Sprintf("unexpected status JSON (%v): %s", err, out)
+	}
+	return st.Clusters[0], out
+}
+
+// startHAProxy starts HAProxy in TCP mode in front of the three servers:
+// health checks against each agent's /primary (the pull path) and a runtime
+// API socket at admin level for Regent's pushes. It returns the routing
+// section of the agents' configuration.
+func (s *Sandbox) startHAProxy(servers []*mysqltest.Server) string {
+	s.t.Helper()
+	bin, err := exec.LookPath("haproxy")
+	if err != nil {
+		if bin, err = exec.LookPath("/usr/sbin/haproxy"); err != nil {
+			s.t.Fatalf("haproxy not found: apt-get install haproxy")
+		}
+	}
+	port := FreePort(s.t)
+	s.HAProxyAddr = "127.0.0.1:" + strconv.Itoa(port)
+	sock := filepath.Join(s.Dir, "haproxy.sock")
+	var backends, mapping strings.Builder
+	for i, srv := range servers {
+		_, apiPort, _ := net.SplitHostPort(s.Agents[i].APIAddr)
+		fmt.Fprintf(&backends, "    server %s %s check port %s\n", srv.Name, srv.Addr(), apiPort)
+		fmt.Fprintf(&mapping, "            %s: mysql_write/%s\n", srv.Name, srv.Name)
+	}
+	cfg := fmt.Sprintf(`global
+    stats socket %s mode 600 level admin
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 1m
+    timeout server 1m
+frontend mysql_write
+    bind %s
+    default_backend mysql_write
+backend mysql_write
+    # Pull: only the agent whose instance is the epoch's writable primary,
+    # holding its lease, answers 200 on /primary.
+    option httpchk GET /primary
+    http-check expect status 200
+    default-server inter 300ms fall 2 rise 1 on-marked-down shutdown-sessions check-ssl verify required ca-file %s
+%s`, sock, s.HAProxyAddr, s.CAFile, backends.String())
+	path := WriteFile(s.t, filepath.Join(s.Dir, "haproxy.cfg"), cfg, 0o644)
+	logf, err := os.Create(filepath.Join(s.Dir, "haproxy.log"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-f", path, "-db")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	s.t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	return fmt.Sprintf(`    routing:
+      haproxy:
+        - name: sandbox
+          runtime_api: unix:%s
+          write_servers:
+%s`, sock, mapping.String())
+}
