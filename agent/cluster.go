@@ -26,6 +26,9 @@ type Deps struct {
 	Observe func(cluster string, res failover.RunResult)
 	// OnStep, when set, is told about every step as it happens (progress).
 	OnStep func(cluster string, ev failover.StepEvent)
+	// OnDetect, when set, is told how long after the first evidence a dead
+	// or isolated primary was acted on (metrics).
+	OnDetect func(cluster string, latency time.Duration)
 }
 
 // clusterRT is the run-time state of one replication cluster on this agent.

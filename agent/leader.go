@@ -219,6 +219,11 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 			continue
 		}
 		c.log.Warn("acting on problem", logProblem, p.Code, "description", p.Description, "instances", p.Instances, "plan", plan.Kind)
+		if plan.Kind == failover.OpFailover && c.a.deps.OnDetect != nil {
+			if at := firstEvidence(v, v.State.Primary); !at.IsZero() {
+				c.a.deps.OnDetect(c.name, now.Sub(at))
+			}
+		}
 		res, err := c.run(ctx, v, plan, "", "regent (automatic)")
 		if err != nil {
 			c.log.Error("operation failed", logProblem, p.Code, logOp, res.OperationID, logErr, err)
@@ -329,4 +334,21 @@ func (a *Agent) cluster(name string) (*clusterRT, error) {
 		return nil, fmt.Errorf("no replication cluster named %q (configured: %s)", name, strings.Join(sortedNames(a.clusters), ", "))
 	}
 	return c, nil
+}
+
+// firstEvidence is when the first sign of the primary's failure was seen: the
+// leader's probes starting to fail, or its own agent seeing mysqld gone.
+func firstEvidence(v failover.View, primary string) time.Time {
+	in, ok := v.Instances[primary]
+	if !ok {
+		return time.Time{}
+	}
+	var at time.Time
+	if pr, ok := in.Probes[v.Leader]; ok && !pr.Reachable {
+		at = pr.FailingSince
+	}
+	if r, ok := v.Agents[in.OwnerAgent]; ok && r.Local == failover.LocalGone && !r.LocalSince.IsZero() && (at.IsZero() || r.LocalSince.Before(at)) {
+		at = r.LocalSince
+	}
+	return at
 }

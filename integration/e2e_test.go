@@ -1,7 +1,11 @@
 package integration
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,7 +91,63 @@ func TestOperatorWorkflow(t *testing.T) {
 			if code != 4 {
 				t.Fatalf("read-only token pausing: exit %d:\n%s\n%s", code, out, errOut)
 			}
+
+			// /metrics of a real agent is valid Prometheus text and says
+			// the epoch.
+			checkMetrics(t, s)
+
+			// A token rotated in the file works after SIGHUP, without a
+			// restart; the old one no longer does.
+			newToken := "rotated-" + strings.Repeat("x", 24)
+			sandbox.WriteFile(t, filepath.Join(s.Dir, "tokens"), "admin:"+newToken+":operator\n", 0o600)
+			for _, a := range s.Agents {
+				pid, err := exec.Command("pgrep", "-f", "--", "--config "+a.CfgPath).Output()
+				if err != nil {
+					t.Fatalf("no process for %s: %v", a.ID, err)
+				}
+				for _, p := range strings.Fields(string(pid)) {
+					if err := exec.Command("kill", "-HUP", p).Run(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			s.Eventually("rotated token accepted", 10*time.Second, func() (bool, string) {
+				out, errOut, code := s.CtlAs(newToken, "status")
+				return code == 0, out + errOut
+			})
+			if _, _, code := s.CtlAs(s.AdminToken, "status"); code != 4 {
+				t.Fatalf("the replaced token still works (exit %d)", code)
+			}
 		})
+	}
+}
+
+func checkMetrics(t *testing.T, s *sandbox.Sandbox) {
+	t.Helper()
+	pool := x509.NewCertPool()
+	ca, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.AppendCertsFromPEM(ca)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get("https://" + s.Agents[0].APIAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "regent_cluster_epoch") || !strings.Contains(string(body), "regent_raft_term") {
+		t.Fatalf("/metrics: %s\n%.2000s", resp.Status, body)
+	}
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatalf("promtool not found: apt-get install prometheus (make test installs it)")
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(string(body))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 }
 

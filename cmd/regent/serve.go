@@ -11,12 +11,16 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/regentdb/regent/agent"
+	"github.com/regentdb/regent/api"
 	"github.com/regentdb/regent/apiserver"
 	"github.com/regentdb/regent/consensus"
+	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/proxyhook"
 )
 
@@ -119,11 +123,27 @@ func serve(ctx context.Context, cfg agent.Config, stderr io.Writer) error {
 	}
 	router := proxyhook.NewRouter(log.With("component", "router"))
 	defer router.Close()
-	ag, err := agent.New(cfg, secrets, node, transport, agent.Deps{Router: router}, log.With("component", "agent"))
+	metrics := apiserver.NewMetrics(version)
+	deps := agent.Deps{
+		Router:   router,
+		OnDetect: metrics.ObserveDetection,
+		Observe: func(cluster string, res failover.RunResult) {
+			if !res.Recorded {
+				return
+			}
+			ended := res.Started.Add(res.Duration)
+			op := api.Operation{ID: res.OperationID, Cluster: cluster, Kind: string(res.Kind), Started: res.Started, Ended: &ended, Result: string(res.Outcome)}
+			if res.WriteBlocked > 0 {
+				wb := api.Duration(res.WriteBlocked)
+				op.WriteBlocked = &wb
+			}
+			metrics.ObserveOperation(op)
+		},
+	}
+	ag, err := agent.New(cfg, secrets, node, transport, deps, log.With("component", "agent"))
 	if err != nil {
 		return &configError{err}
 	}
-	metrics := apiserver.NewMetrics(version)
 	srv, err := apiserver.New(apiserver.Config{
 		AgentID: cfg.NodeID, Version: version, Backend: ag,
 		Health:  proxyhook.NewHealthHandler(ag.HealthState, log.With("component", "health")),
@@ -154,6 +174,8 @@ func serve(ctx context.Context, cfg agent.Config, stderr io.Writer) error {
 
 	ag.Start(ctx)
 	defer ag.Close()
+	stopReload := reloadTokensOnHUP(ctx, cfg.API.TokensFile, srv, log)
+	defer stopReload()
 	stopMetrics := observeMetrics(ctx, ag, metrics)
 	defer stopMetrics()
 	log.Info("regent started", "node", cfg.NodeID, "api", scheme+"://"+apiAddr, "raft", ccfg.RaftAddr, "version", version)
@@ -238,4 +260,31 @@ func readSecrets(cfg agent.Config) (agent.Secrets, string, error) {
 		return s, "", fmt.Errorf("api.agent_token_file: %w", err)
 	}
 	return s, tok, nil
+}
+
+// reloadTokensOnHUP re-reads the tokens file on SIGHUP, so that a token can
+// be rotated without a restart. A bad file keeps the old tokens.
+func reloadTokensOnHUP(ctx context.Context, path string, srv *apiserver.Server, log *slog.Logger) func() {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				t, err := apiserver.LoadTokenFile(path)
+				if err != nil {
+					log.Error("SIGHUP: tokens file not reloaded; the old tokens stay in force", "err", err)
+					continue
+				}
+				srv.SetTokens(t)
+				log.Info("SIGHUP: tokens reloaded", "tokens", t.Len())
+			}
+		}
+	}()
+	return func() { signal.Stop(hup); cancel(); <-done }
 }
