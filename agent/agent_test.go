@@ -421,3 +421,41 @@ func semiSyncVar(k mysqltest.Kind) string {
 	}
 	return "rpl_semi_sync_master"
 }
+
+// The preflight reports what is wrong with a fix, and what is right as ok.
+func TestCheckFindings(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k)
+		h.waitRecorded()
+		w := replicaWord(k)
+		h.db.Replicas[1].Exec(t, "STOP "+w+" SQL_THREAD", "SET GLOBAL binlog_format=STATEMENT", "START "+w+" SQL_THREAD")
+		a := h.agents[0]
+		var rep api.CheckReport
+		h.eventually("findings for every instance", 10*time.Second, func() (bool, string) {
+			var err error
+			rep, err = a.Check(context.Background(), "main")
+			ok := 0
+			for _, f := range rep.Findings {
+				if f.Check == "reachable" && f.Severity == api.SeverityOK {
+					ok++
+				}
+			}
+			return err == nil && ok == 3, fmt.Sprintf("%+v %v", rep.Findings, err)
+		})
+		var found bool
+		for _, f := range rep.Findings {
+			if f.Check == "binlog_format" {
+				found = f.Instance == "r2" && f.Severity == api.SeverityWarning && f.Fix != ""
+			}
+			if f.Severity == api.SeverityError {
+				t.Errorf("unexpected error finding: %+v", f)
+			}
+		}
+		if !found {
+			t.Fatalf("binlog_format=STATEMENT on r2 not reported with a fix: %+v", rep.Findings)
+		}
+		if _, err := a.Check(context.Background(), "nope"); err == nil || !strings.Contains(err.Error(), "main") {
+			t.Fatalf("unknown cluster: %v (want an error naming the configured clusters)", err)
+		}
+	})
+}

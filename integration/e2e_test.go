@@ -27,7 +27,11 @@ func TestOperatorWorkflow(t *testing.T) {
 			t.Parallel()
 			s := sandbox.Start(t, k, sandbox.Options{})
 
-			out, errOut, code := s.Ctl("status")
+			out, errOut, code := s.Ctl("check")
+			if code != 0 || !strings.Contains(out, "reachable") {
+				t.Fatalf("check on a well set-up cluster (exit %d):\n%s\n%s", code, out, errOut)
+			}
+			out, errOut, code = s.Ctl("status")
 			if code != 0 || !strings.Contains(out, "p") || !strings.Contains(out, "primary") || !strings.Contains(out, "agent1") {
 				t.Fatalf("status (exit %d):\n%s\n%s", code, out, errOut)
 			}
