@@ -28,7 +28,7 @@ func newStatusPage() (*statusPage, error) {
 		"ago":      ago,
 		"clock":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 		"clockp":   clockPtr,
-		"onoff":    onOff,
+		"onoff":    api.OnOff,
 		"lag":      lagText,
 		"dur":      func(d api.Duration) string { return roundDuration(d.Std()) },
 		"durp":     durPtr,
@@ -144,25 +144,7 @@ func clockPtr(t *time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }
 
-func onOff(b *bool) string {
-	switch {
-	case b == nil:
-		return "?"
-	case *b:
-		return "ON"
-	}
-	return "OFF"
-}
-
-func lagText(r *api.Replication) string {
-	if r == nil {
-		return "–"
-	}
-	if r.LagSeconds == nil {
-		return "NULL"
-	}
-	return strconv.FormatFloat(*r.LagSeconds, 'f', -1, 64) + "s"
-}
+func lagText(r *api.Replication) string { return r.LagText("–") }
 
 func durPtr(d *api.Duration) string {
 	if d == nil {

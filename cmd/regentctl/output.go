@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -55,25 +54,7 @@ func orDash(s string) string {
 	return s
 }
 
-func onOff(b *bool) string {
-	switch {
-	case b == nil:
-		return "?"
-	case *b:
-		return "ON"
-	}
-	return "OFF"
-}
-
-func lagText(r *api.Replication) string {
-	if r == nil {
-		return "-"
-	}
-	if r.LagSeconds == nil {
-		return "NULL"
-	}
-	return strconv.FormatFloat(*r.LagSeconds, 'f', -1, 64) + "s"
-}
+func lagText(r *api.Replication) string { return r.LagText("-") }
 
 // short rounds a duration for people.
 func short(d time.Duration) string {

@@ -111,7 +111,7 @@ func (a *app) printCluster(cl api.Cluster) {
 	fmt.Fprintln(w)
 	t := newTable(w, "INSTANCE", "ROLE", "STATE", "LAG", "READ_ONLY", "GTID", "REACHABLE")
 	for _, in := range cl.Instances {
-		t.row(in.Name, string(in.Role), instanceState(in), lagText(in.Replication), onOff(in.ReadOnly), orDash(in.GTIDSummary), reachText(in.Reachable))
+		t.row(in.Name, string(in.Role), instanceState(in), lagText(in.Replication), api.OnOff(in.ReadOnly), orDash(in.GTIDSummary), reachText(in.Reachable))
 	}
 	t.flush()
 	if len(cl.Problems) > 0 {
