@@ -95,6 +95,12 @@ func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Confi
 	}
 	c.localCheckEvery = max(50*time.Millisecond, c.policy.ProbeInterval/5)
 	c.prober = newProber(cc.Name, timeout, c.instances, c.addrs)
+	c.prober.primary = func() string {
+		if st := c.state(); st != nil {
+			return st.Primary
+		}
+		return ""
+	}
 	rt := a.cfg.MySQL.ReplicationTLS
 	c.act = &actuator{cluster: cc.Name, prober: c.prober, instances: c.instances, addrs: c.addrs,
 		repl: replicationAuth{User: a.cfg.MySQL.ReplicationUser, Password: secrets.ReplicationPassword,

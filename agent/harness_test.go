@@ -173,17 +173,7 @@ func (h *harness) cluster() consensus.Cluster {
 
 func (h *harness) eventually(what string, timeout time.Duration, cond func() (bool, string)) {
 	h.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("%s: not true after %v: %s", what, timeout, detail)
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval
-	}
+	mysqltest.Eventually(h.t, what, timeout, cond)
 }
 
 // recordingTarget is a routing target that records every change: a fake

@@ -61,6 +61,9 @@ type prober struct {
 	instances map[string]*topology.Instance
 	byAddr    map[string]string // host:port → instance name
 
+	// primary names the replicated state's primary ("" when unknown).
+	primary func() string
+
 	mu   sync.Mutex
 	obs  map[string]Observation
 	seen map[string]Observation // last successful probe per instance
@@ -75,10 +78,21 @@ func newProber(cluster string, timeout time.Duration, instances map[string]*topo
 		obs: map[string]Observation{}, seen: map[string]Observation{}}
 }
 
-// round probes every instance in parallel and records the results.
+// round probes every instance and records the results: the replicas in
+// parallel, then the primary. Reading the primary last makes its executed
+// set a superset of anything its replicas received from it in this round, so
+// that comparing them finds only true errant transactions even under a
+// steady stream of writes.
 func (p *prober) round(ctx context.Context) {
+	primary := ""
+	if p.primary != nil {
+		primary = p.primary()
+	}
 	var wg sync.WaitGroup
 	for name, inst := range p.instances {
+		if name == primary {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -86,6 +100,9 @@ func (p *prober) round(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+	if inst, ok := p.instances[primary]; ok {
+		p.probeOne(ctx, primary, inst)
+	}
 }
 
 // probeOne probes one instance now and records the result.

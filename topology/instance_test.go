@@ -74,20 +74,9 @@ func replOpts(src *mysqltest.Server) ChangeSourceOptions {
 		HeartbeatPeriod: 500 * time.Millisecond, ConnectRetry: time.Second}
 }
 
-// eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %v: %s", what, timeout, detail)
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval
-	}
+	mysqltest.Eventually(t, what, timeout, cond)
 }
 
 func TestProbeFields(t *testing.T) {

@@ -175,3 +175,20 @@ func queryRow(t TB, s *Server, q string) map[string]string {
 	}
 	return m
 }
+
+// Eventually polls cond until it holds, failing t with what and cond's last
+// detail when timeout passes first. Tests use it instead of sleeps.
+func Eventually(t TB, what string, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, detail := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true after %v: %s", what, timeout, detail)
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval
+	}
+}
