@@ -25,6 +25,8 @@ for cmd in "${!need[@]}"; do
   fi
 done
 if [ ! -e /etc/ssl/certs/ca-certificates.crt ]; then missing+=(ca-certificates); fi
+# Fonts for the status-page screenshot test (headless Chromium).
+if [ ! -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then missing+=(fonts-dejavu-core); fi
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u | sed '/^$/d')
 
 if [ "${#missing[@]}" -gt 0 ]; then
