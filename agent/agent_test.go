@@ -459,3 +459,37 @@ func TestCheckFindings(t *testing.T) {
 		}
 	})
 }
+
+// A frozen primary (SIGSTOP: its agent is healthy, the port accepts but
+// nothing answers) is replaced once the probes time out and the replicas
+// stop receiving; when it wakes, its own agent sees the epoch moved on and
+// keeps it read-only.
+func TestFrozenPrimaryIsReplacedAndStaysReadOnlyOnWake(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k)
+		h.waitRecorded()
+		p := h.db.Primary
+		p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (1)")
+		// Replicated before the freeze: with async durability a write the
+		// replicas never got would make p errant (and quarantined) on wake.
+		for _, r := range h.db.Replicas {
+			mysqltest.WaitCaughtUp(t, r, p, 30*time.Second)
+		}
+		p.Pause(t)
+		e := h.waitOp(consensus.KindFailover, 0, 60*time.Second)
+		if e.Result != consensus.ResultSuccess || e.NewPrimary == "p" {
+			p.Resume(t)
+			t.Fatalf("failover of a frozen primary: %s (%s) to %q; steps %s", e.Result, e.Reason, e.NewPrimary, stepNames(e))
+		}
+		p.Resume(t)
+		h.eventually("woken old primary read-only", 20*time.Second, func() (bool, string) {
+			ro := p.QueryString(t, "SELECT @@read_only")
+			return ro == "1", "read_only=" + ro
+		})
+		h.eventually("woken old primary rejoined", 30*time.Second, func() (bool, string) {
+			io, sqlT, e := mysqltest.ReplicaThreads(t, p)
+			return io == "Yes" && sqlT == "Yes", fmt.Sprintf("IO=%s SQL=%s %s", io, sqlT, e)
+		})
+		h.checkEpochsGrow()
+	})
+}
