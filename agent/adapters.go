@@ -40,11 +40,21 @@ func (r routerAdapter) replicas(except string) []proxyhook.Endpoint {
 	return out
 }
 
-func mapRouteErr(err error) error {
+// routeResult decides what a push's failure means. A stale epoch stops the
+// run (another leader moved on). A target that could not be pushed to does
+// not: HAProxy's health checks against /primary converge on the new primary
+// anyway, and the old primary is fenced whatever the balancers do, so one
+// load balancer down must not block a failover. It is logged loudly and the
+// routing metric counts it.
+func (r routerAdapter) routeResult(rep proxyhook.RouteReport, err error) error {
+	if err == nil {
+		return nil
+	}
 	if errors.Is(err, proxyhook.ErrStaleEpoch) {
 		return fmt.Errorf("%w: %w", failover.ErrStaleEpoch, err)
 	}
-	return err
+	r.c.log.Error("routing push failed on some targets; health checks will converge", "epoch", rep.Epoch, logErr, err)
+	return nil
 }
 
 func (r routerAdapter) RouteWrites(ctx context.Context, cluster, instance string, epoch uint64) error {
@@ -52,14 +62,14 @@ func (r routerAdapter) RouteWrites(ctx context.Context, cluster, instance string
 	if st := r.c.state(); st != nil && st.Primary != instance {
 		old = st.Primary
 	}
-	_, err := r.c.router.Route(ctx, proxyhook.RouteChange{Cluster: cluster, Epoch: epoch,
+	rep, err := r.c.router.Route(ctx, proxyhook.RouteChange{Cluster: cluster, Epoch: epoch,
 		OldPrimary: r.endpoint(old), NewPrimary: r.endpoint(instance), Replicas: r.replicas(instance)})
-	return mapRouteErr(err)
+	return r.routeResult(rep, err)
 }
 
 func (r routerAdapter) UnrouteWrites(ctx context.Context, cluster, instance string, epoch uint64) error {
-	_, err := r.c.router.Unroute(ctx, cluster, epoch, r.endpoint(instance))
-	return mapRouteErr(err)
+	rep, err := r.c.router.Unroute(ctx, cluster, epoch, r.endpoint(instance))
+	return r.routeResult(rep, err)
 }
 
 // Run runs the hooks of a phase ("pre-failover", ...).

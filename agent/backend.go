@@ -126,7 +126,7 @@ func (a *Agent) Check(ctx context.Context, cluster string) (api.CheckReport, err
 			continue
 		case !o.Reachable && (o.Error == topology.ClassAuth || o.Error == topology.ClassAccessDenied):
 			add("privileges", in.Name, api.SeverityError, "Regent's MySQL user cannot log in or lacks privileges: "+o.ErrorDetail,
-				"GRANT RELOAD, PROCESS, SUPER, REPLICATION CLIENT, REPLICATION SLAVE ON *.* TO the Regent user (on MySQL 8.4+ also SYSTEM_VARIABLES_ADMIN, CONNECTION_ADMIN, REPLICATION_SLAVE_ADMIN)")
+				"create Regent's user with the grants in deploy/regent/users-mariadb.sql or users-mysql.sql, and check mysql.user and the password file")
 			continue
 		case !o.Reachable:
 			add("reachable", in.Name, api.SeverityError, "unreachable: "+o.ErrorDetail, "start mysqld or fix the address in the configuration")

@@ -249,6 +249,7 @@ func (c *clusterRT) checkLease(ctx context.Context) {
 		c.log.Warn("self-fencing: cannot kill client sessions", logInstance, c.local, logErr, err)
 	}
 	c.log.Warn("self-fenced the local instance: read_only=ON, client sessions killed", logInstance, c.local, "why", why)
+	c.runFenceHooks(ctx, why)
 	c.mu.Lock()
 	if opID != "" {
 		c.fencedOp = opID
@@ -308,3 +309,26 @@ func (c *clusterRT) lock(ctx context.Context) bool {
 }
 
 func (c *clusterRT) unlock() { <-c.running }
+
+// runFenceHooks tells the operator's "fence" hooks that this agent fenced its
+// local instance. It runs in the background, bounded by the hook timeout: a
+// slow hook must not delay the next lease check.
+func (c *clusterRT) runFenceHooks(ctx context.Context, why string) {
+	if c.routing == nil || c.routing.Hooks == nil || len(c.routing.Hooks.For(proxyhook.EventFence)) == 0 {
+		return
+	}
+	epoch := uint64(0)
+	if st := c.state(); st != nil {
+		epoch = st.Epoch
+	}
+	in := proxyhook.HookInput{Cluster: c.name, Operation: "fence", Epoch: epoch, OldPrimary: routerAdapter{c}.endpoint(c.local), Reason: why}
+	c.a.wg.Add(1)
+	go func() {
+		defer c.a.wg.Done()
+		hctx, cancel := context.WithTimeout(ctx, c.policy.HookTimeout)
+		defer cancel()
+		if _, err := c.routing.Hooks.Run(hctx, proxyhook.EventFence, in); err != nil {
+			c.log.Warn("fence hook failed", logErr, err)
+		}
+	}()
+}

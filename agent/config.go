@@ -94,6 +94,14 @@ type APIConfig struct {
 	// answer without a token (default true: HAProxy and Prometheus).
 	OpenHealth  *bool `yaml:"open_health"`
 	OpenMetrics *bool `yaml:"open_metrics"`
+	// OpenStatusPage serves the status page at / without a token (default
+	// false: it shows the topology).
+	OpenStatusPage bool `yaml:"open_status_page"`
+	// CertAdmins and CertReaders grant admin or read-only to verified client
+	// certificates with these names (common name or SAN); needs
+	// client_ca_file.
+	CertAdmins  []string `yaml:"cert_admins"`
+	CertReaders []string `yaml:"cert_readers"`
 }
 
 // MySQLConfig says how agents log in to the database servers.
@@ -151,6 +159,11 @@ type ClusterConfig struct {
 	HookTimeout         time.Duration `yaml:"hook_timeout"`
 	CatchUpTimeout      time.Duration `yaml:"catch_up_timeout"`
 	LongTransactionWait time.Duration `yaml:"long_transaction_wait"`
+	RelayLogTimeout     time.Duration `yaml:"relay_log_timeout"`
+	RaftTimeout         time.Duration `yaml:"raft_timeout"`
+	OperationTimeout    time.Duration `yaml:"operation_timeout"`
+	SemiSyncWaitFor     int           `yaml:"semi_sync_wait_for"`
+	MinAgreeingAgents   int           `yaml:"min_agreeing_agents"`
 	FastPath            *bool         `yaml:"fast_path"`
 	AutoRejoin          *bool         `yaml:"auto_rejoin"`
 
@@ -180,7 +193,7 @@ func ParseConfig(data []byte) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return Config{}, fmt.Errorf("config: %s", unknownKeyRE.ReplaceAllString(err.Error(), `unknown key "$1" (check its spelling against the README's Configuration section)`))
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -200,6 +213,10 @@ func LoadConfig(path string) (Config, error) {
 	}
 	return c, nil
 }
+
+// unknownKeyRE rewrites yaml's "field x not found in type agent.T" into words
+// an operator can use.
+var unknownKeyRE = regexp.MustCompile(`field (\S+) not found in type \S+`)
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 
@@ -288,8 +305,13 @@ func (c Config) Validate() error {
 			bad("api.advertise", "%q must be host:port that other agents and regentctl can reach", c.API.Advertise)
 		}
 	}
+	if (len(c.API.CertAdmins) > 0 || len(c.API.CertReaders) > 0) && c.API.ClientCAFile == "" {
+		bad("api.cert_admins", "client certificates are only verified with api.client_ca_file")
+	}
 	if c.API.AgentTokenFile == "" {
 		bad("api.agent_token_file", "required: agents authenticate to each other with it")
+	} else if st, err := os.Stat(c.API.AgentTokenFile); err == nil && st.Mode().Perm()&0o007 != 0 {
+		bad("api.agent_token_file", "%s is readable by other users (mode %v): chmod 600 it", c.API.AgentTokenFile, st.Mode().Perm())
 	} else if tok, err := ReadSecret(c.API.AgentTokenFile, ""); err != nil {
 		bad("api.agent_token_file", "%v", err)
 	} else if len(tok) < 16 {
@@ -318,6 +340,7 @@ func (c Config) Validate() error {
 		}
 	}
 	secret("mysql.password", c.MySQL.PasswordFile, c.MySQL.PasswordEnv)
+	checkTLS("mysql.tls", c.MySQL.TLS.TLSFilesConfig, false)
 	if c.MySQL.ReplicationUser == "" {
 		bad("mysql.replication_user", "required: replicas are repointed with it")
 	}
@@ -407,6 +430,10 @@ func (c Config) Validate() error {
 // failover.DefaultPolicy with the configured values on top.
 func (c ClusterConfig) Policy() failover.Policy {
 	p := failover.DefaultPolicy()
+	// The agent's defaults differ from the core's in one place: MySQL can
+	// take most of a second for one semi-sync switch, so a step gets 2 s,
+	// and fence_after shrinks so that the lease still leaves it room.
+	p.StepTimeout, p.FenceAfter = 2*time.Second, time.Second
 	set := func(dst *time.Duration, v time.Duration) {
 		if v != 0 {
 			*dst = v
@@ -427,6 +454,15 @@ func (c ClusterConfig) Policy() failover.Policy {
 	set(&p.HookTimeout, c.HookTimeout)
 	set(&p.CatchUpTimeout, c.CatchUpTimeout)
 	set(&p.LongTransactionWait, c.LongTransactionWait)
+	set(&p.RelayLogTimeout, c.RelayLogTimeout)
+	set(&p.RaftTimeout, c.RaftTimeout)
+	set(&p.OperationTimeout, c.OperationTimeout)
+	if c.SemiSyncWaitFor != 0 {
+		p.SemiSyncWaitFor = c.SemiSyncWaitFor
+	}
+	if c.MinAgreeingAgents != 0 {
+		p.MinAgreeingAgents = c.MinAgreeingAgents
+	}
 	if c.ObservationTTL == 0 && c.ProbeInterval != 0 {
 		p.ObservationTTL = 3 * p.ProbeInterval
 	}

@@ -143,7 +143,11 @@ func (a *Agent) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 		out.Problems = append(out.Problems, ap)
 		if p.Code == failover.AutomationBlocked {
 			out.AutomaticFailover.Possible = false
-			out.AutomaticFailover.Blockers = append(out.AutomaticFailover.Blockers, ap.Blockers...)
+			bs := ap.Blockers
+			if len(bs) == 0 {
+				bs = []api.Blocker{{Kind: api.BlockUnsafe, Reason: p.Reason}}
+			}
+			out.AutomaticFailover.Blockers = append(out.AutomaticFailover.Blockers, bs...)
 		}
 	}
 	if st != nil && st.Paused {

@@ -36,6 +36,9 @@ type KillReport struct {
 	Killed []uint64
 	// Kept counts the sessions spared.
 	Kept int
+	// NotKilled lists sessions the server refused to kill (MySQL: their user
+	// has SYSTEM_USER and Regent's does not).
+	NotKilled []string
 }
 
 // Commands of server-internal and replication threads, in either flavour.
@@ -81,6 +84,14 @@ func (i *Instance) KillClientConnections(ctx context.Context, opts KillOptions) 
 		if _, err := conn.ExecContext(ctx, "KILL CONNECTION "+strconv.FormatUint(id, 10)); err != nil {
 			if isUnknownThread(err) {
 				continue // it ended on its own meanwhile
+			}
+			if isNotOwner(err) {
+				// MySQL: a session of a user with SYSTEM_USER needs
+				// SYSTEM_USER to be killed. Carry on with the others; the
+				// caller is told who was spared.
+				rep.Kept++
+				rep.NotKilled = append(rep.NotKilled, fmt.Sprintf("%d (%s)", id, user))
+				continue
 			}
 			return rep, i.wrap("kill connections", fmt.Errorf("KILL CONNECTION %d: %w", id, err))
 		}
@@ -233,15 +244,23 @@ func (i *Instance) SetSemiSync(ctx context.Context, c SemiSyncConfig) error {
 		}
 	}
 	wasReplica := parseBoolVar(vars[n.replicaEnabled])
-	stmts := []string{
-		"SET GLOBAL " + n.sourceEnabled + "=" + onOff(c.Source),
-		"SET GLOBAL " + n.replicaEnabled + "=" + onOff(c.Replica),
+	// Only what differs is set: on MySQL, turning the source side off
+	// waits for its acknowledgement thread and can take most of a second,
+	// which a switchover would count as write-blocked time.
+	var stmts []string
+	set := func(name, value string, same bool) {
+		if !same {
+			stmts = append(stmts, "SET GLOBAL "+name+"="+value)
+		}
 	}
+	set(n.sourceEnabled, onOff(c.Source), parseBoolVar(vars[n.sourceEnabled]) == c.Source)
+	set(n.replicaEnabled, onOff(c.Replica), wasReplica == c.Replica)
 	if c.Source {
-		stmts = append(stmts, "SET GLOBAL "+n.waitPoint+"=AFTER_SYNC")
+		set(n.waitPoint, "AFTER_SYNC", strings.EqualFold(vars[n.waitPoint], "AFTER_SYNC"))
 	}
 	if c.Timeout > 0 {
-		stmts = append(stmts, "SET GLOBAL "+n.timeout+"="+strconv.FormatInt(c.Timeout.Milliseconds(), 10))
+		ms := strconv.FormatInt(c.Timeout.Milliseconds(), 10)
+		set(n.timeout, ms, vars[n.timeout] == ms)
 	}
 	for _, q := range stmts {
 		if _, err := conn.ExecContext(ctx, q); err != nil {

@@ -113,6 +113,11 @@ func Classify(err error) ErrorClass {
 	return ClassUnknown
 }
 
+func isNotOwner(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == erKillDenied
+}
+
 func isUnknownThread(err error) bool {
 	var me *mysql.MySQLError
 	return errors.As(err, &me) && me.Number == erUnknownThread

@@ -27,6 +27,11 @@ import (
 // serve runs the agent until ctx ends: Raft, the agent's loops and the HTTP
 // API, then stops them in reverse order.
 func serve(ctx context.Context, cfg agent.Config, stderr io.Writer) error {
+	// SIGHUP reloads the tokens; caught from the start so that an early
+	// `systemctl reload` cannot kill the agent.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log := newLogger(cfg.Log, stderr)
 	secrets, agentToken, err := readSecrets(cfg)
 	if err != nil {
@@ -148,7 +153,8 @@ func serve(ctx context.Context, cfg agent.Config, stderr io.Writer) error {
 		AgentID: cfg.NodeID, Version: version, Backend: ag,
 		Health:  proxyhook.NewHealthHandler(ag.HealthState, log.With("component", "health")),
 		Metrics: metrics,
-		Auth: apiserver.AuthConfig{Tokens: tokens,
+		Auth: apiserver.AuthConfig{Tokens: tokens, CertAdmins: cfg.API.CertAdmins, CertReaders: cfg.API.CertReaders,
+			OpenStatusPage: cfg.API.OpenStatusPage,
 			ProtectHealth:  cfg.API.OpenHealth != nil && !*cfg.API.OpenHealth,
 			ProtectMetrics: cfg.API.OpenMetrics != nil && !*cfg.API.OpenMetrics},
 		Forward: apiserver.ForwardConfig{Transport: apiserver.NewForwardTransport(clientTLS), Scheme: scheme},
@@ -174,7 +180,7 @@ func serve(ctx context.Context, cfg agent.Config, stderr io.Writer) error {
 
 	ag.Start(ctx)
 	defer ag.Close()
-	stopReload := reloadTokensOnHUP(ctx, cfg.API.TokensFile, srv, log)
+	stopReload := reloadTokensOnHUP(ctx, hup, cfg.API.TokensFile, srv, log)
 	defer stopReload()
 	stopMetrics := observeMetrics(ctx, ag, metrics)
 	defer stopMetrics()
@@ -264,9 +270,7 @@ func readSecrets(cfg agent.Config) (agent.Secrets, string, error) {
 
 // reloadTokensOnHUP re-reads the tokens file on SIGHUP, so that a token can
 // be rotated without a restart. A bad file keeps the old tokens.
-func reloadTokensOnHUP(ctx context.Context, path string, srv *apiserver.Server, log *slog.Logger) func() {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+func reloadTokensOnHUP(ctx context.Context, hup <-chan os.Signal, path string, srv *apiserver.Server, log *slog.Logger) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -286,5 +290,5 @@ func reloadTokensOnHUP(ctx context.Context, path string, srv *apiserver.Server, 
 			}
 		}
 	}()
-	return func() { signal.Stop(hup); cancel(); <-done }
+	return func() { cancel(); <-done }
 }
