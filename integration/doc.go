@@ -1,5 +1,5 @@
-// Package integration holds the system tests that run against
-// docker-compose.test.yml and real processes. Nothing imports it.
-//
-// Status: not built yet (see the agent and failover issues).
+// Package integration holds the end-to-end tests of the binaries: three real
+// regent processes over real database servers, driven only through
+// regentctl (integration/sandbox starts them; `make demo` runs the same
+// sandbox for people). Nothing imports it.
 package integration

@@ -31,6 +31,10 @@ func TestOperatorWorkflow(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "reachable") {
 				t.Fatalf("check on a well set-up cluster (exit %d):\n%s\n%s", code, out, errOut)
 			}
+			out, errOut, code = s.Ctl("members")
+			if code != 0 || strings.Count(out, "agent") < 3 || !strings.Contains(out, "leader") {
+				t.Fatalf("members (exit %d):\n%s\n%s", code, out, errOut)
+			}
 			out, errOut, code = s.Ctl("status")
 			if code != 0 || !strings.Contains(out, "p") || !strings.Contains(out, "primary") || !strings.Contains(out, "agent1") {
 				t.Fatalf("status (exit %d):\n%s\n%s", code, out, errOut)
