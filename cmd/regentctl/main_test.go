@@ -83,7 +83,7 @@ func TestStatusTable(t *testing.T) {
 		regexp.MustCompile(`INSTANCE\s+ROLE\s+STATE\s+LAG\s+READ_ONLY\s+GTID\s+REACHABLE`),
 		regexp.MustCompile(`db1\s+primary\s+ok\s+-\s+OFF\s+0-1-5034\s+a1:ok a2:ok a3:ok`),
 		regexp.MustCompile(`db3\s+replica\s+ok\s+2\.5s\s+ON\s+0-1-5031\s+a1:ok a2:ok a3:timeout`),
-		regexp.MustCompile(`ReplicaLagging\s+db3\s+db3 is 2\.5s behind db1`),
+		regexp.MustCompile(`ReplicaLagging\s+db3\s+report only\s+db3 is 2\.5s behind db1`),
 		regexp.MustCompile(`Regent agents: leader a1, term 5`),
 		regexp.MustCompile(`a2\s+follower\s+yes\s+10\.0\.0\.12:7000`),
 	} {

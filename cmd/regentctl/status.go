@@ -155,7 +155,9 @@ func instanceState(in api.Instance) string {
 }
 
 func printProblems(w io.Writer, ps []api.Problem) {
-	t := newTable(w, "  PROBLEM", "INSTANCES", "WHAT IS WRONG", "ACTION")
+	// The long explanation goes last, so that a narrow terminal wraps it
+	// rather than pushing the action out of sight.
+	t := newTable(w, "  PROBLEM", "INSTANCES", "ACTION", "WHAT IS WRONG")
 	for _, p := range ps {
 		what := p.Reason
 		if what == "" {
@@ -178,7 +180,7 @@ func printProblems(w io.Writer, ps []api.Problem) {
 				action += " (blocked: " + strings.Join(bs, ", ") + ")"
 			}
 		}
-		t.row("  "+p.Code, strings.Join(p.Instances, ","), what, action)
+		t.row("  "+p.Code, strings.Join(p.Instances, ","), action, what)
 	}
 	t.flush()
 }
