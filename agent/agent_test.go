@@ -10,6 +10,7 @@ import (
 
 	"github.com/regentdb/regent/api"
 	"github.com/regentdb/regent/consensus"
+	"github.com/regentdb/regent/proxyhook"
 	"github.com/regentdb/regent/topology/mysqltest"
 )
 
@@ -491,5 +492,53 @@ func TestFrozenPrimaryIsReplacedAndStaysReadOnlyOnWake(t *testing.T) {
 			return io == "Yes" && sqlT == "Yes", fmt.Sprintf("IO=%s SQL=%s %s", io, sqlT, e)
 		})
 		h.checkEpochsGrow()
+	})
+}
+
+// The Raft leader dies in the middle of a failover (held up by a slow
+// pre-failover hook): a new leader is elected, aborts the abandoned operation
+// at once instead of waiting operation_timeout, and fails over itself.
+func TestLeaderKilledMidFailover(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		slowHook := func(c *Config) {
+			c.Clusters[0].Routing.Hooks = []proxyhook.HookConfig{{Name: "slow", Command: []string{"/bin/sleep", "2"},
+				Events: []proxyhook.HookEvent{proxyhook.EventPreFailover}, Timeout: 10 * time.Second}}
+		}
+		h := newHarness(t, k, slowHook)
+		h.waitRecorded()
+		// Whichever agent leads is killed; two of three keep the quorum.
+		leader := h.leader()
+		p := h.db.Primary
+		p.Kill(t)
+		h.eventually("failover in progress", 20*time.Second, func() (bool, string) {
+			c := h.cluster()
+			return c.Operation != nil && c.Operation.Kind == consensus.KindFailover, fmt.Sprintf("%+v", c.Operation)
+		})
+		abandoned := h.cluster().Operation.ID
+		h.stop(leader)
+		var e consensus.HistoryEntry
+		h.eventually("a new leader's failover succeeded", 60*time.Second, func() (bool, string) {
+			c := h.cluster()
+			for _, he := range c.History {
+				if he.Kind == consensus.KindFailover && he.Result == consensus.ResultSuccess {
+					e = he
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("primary %s epoch %d history %d", c.Primary, c.Epoch, len(c.History))
+		})
+		if e.ID == abandoned {
+			t.Fatalf("the abandoned operation %s finished as a success after its leader died", abandoned)
+		}
+		var aborted bool
+		for _, he := range h.cluster().History {
+			aborted = aborted || he.ID == abandoned && he.Result == consensus.ResultAborted
+		}
+		if !aborted {
+			t.Fatalf("abandoned operation %s not recorded as aborted: %+v", abandoned, h.cluster().History)
+		}
+		if c := h.cluster(); c.Epoch != 2 || c.Primary == "p" {
+			t.Fatalf("after the take-over: primary %s epoch %d", c.Primary, c.Epoch)
+		}
 	})
 }

@@ -118,6 +118,17 @@ func (h *harness) close() {
 	}
 }
 
+// stop closes agent i and its Raft node, as if its process died.
+func (h *harness) stop(i int) {
+	h.mu.Lock()
+	h.cut[h.agents[i].ID()] = true
+	h.mu.Unlock()
+	h.agents[i].Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = h.nodes[i].Close(ctx)
+}
+
 // Deliver is the in-process report transport.
 func (h *harness) Deliver(ctx context.Context, to string, r Report) error {
 	h.mu.Lock()
@@ -154,7 +165,10 @@ func (h *harness) leader() int {
 	var idx int
 	h.eventually("a leader", 10*time.Second, func() (bool, string) {
 		for i, n := range h.nodes {
-			if n.IsLeader() {
+			h.mu.Lock()
+			gone := h.cut[h.agents[i].ID()]
+			h.mu.Unlock()
+			if !gone && n.IsLeader() {
 				idx = i
 				return true, ""
 			}

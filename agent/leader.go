@@ -47,6 +47,7 @@ func (a *Agent) leaderLoop(ctx context.Context) {
 				}
 				leading = true
 				a.log.Info("leading: evaluating replication clusters")
+				a.takeOver(ctx)
 			}
 			continue
 		case <-t.C:
@@ -70,6 +71,32 @@ func (a *Agent) leaderLoop(ctx context.Context) {
 		for _, name := range sortedNames(a.clusters) {
 			a.clusters[name].evaluate(ctx)
 		}
+	}
+}
+
+// takeOver aborts the operations a previous leader left in progress. The
+// Raft log is ours now: whatever that leader still tries to record is
+// refused, so its run cannot commit anything, and waiting operation_timeout
+// before acting would leave a dead primary unreplaced (FIELD-NOTES §5). The
+// next analysis sees what the abandoned run did and repairs from there.
+func (a *Agent) takeOver(ctx context.Context) {
+	for _, name := range sortedNames(a.clusters) {
+		c := a.clusters[name]
+		st := c.state()
+		if st == nil || st.Operation == nil || !c.tryLock() {
+			continue // nothing to take over, or this agent's own run owns it
+		}
+		op := st.Operation
+		pctx, cancel := context.WithTimeout(ctx, c.policy.RaftTimeout)
+		_, err := a.raft.Propose(pctx, consensus.AbortOperation{Cluster: name, OperationID: op.ID, At: time.Now(),
+			Reason: fmt.Sprintf("abandoned: the leader running it lost leadership; %s took over", a.id)})
+		cancel()
+		c.unlock()
+		if err != nil {
+			c.log.Warn("could not abort an abandoned operation; it will be taken over after operation_timeout", logOp, op.ID, logErr, err)
+			continue
+		}
+		c.log.Warn("aborted an operation abandoned by the previous leader", logOp, op.ID, "kind", op.Kind)
 	}
 }
 
