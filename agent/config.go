@@ -43,6 +43,11 @@ type RaftConfig struct {
 	Advertise string `yaml:"advertise"`
 	// Peers are the initial voters, used only to bootstrap a fresh cluster.
 	Peers []PeerConfig `yaml:"peers"`
+	// Join: this agent joins a running cluster instead of bootstrapping one
+	// (it waits until the leader adds it: regentctl members add). Peers
+	// then name the running agents, so that reports and forwarding can
+	// reach them before the member table arrives.
+	Join bool `yaml:"join"`
 
 	HeartbeatTimeout   time.Duration `yaml:"heartbeat_timeout"`
 	ElectionTimeout    time.Duration `yaml:"election_timeout"`
@@ -264,10 +269,13 @@ func (c Config) Validate() error {
 			}
 		}
 	}
-	if len(c.Raft.Peers) > 0 && !self {
-		bad("raft.peers", "node_id %q is not among the peers", c.NodeID)
+	if len(c.Raft.Peers) > 0 && !self && !c.Raft.Join {
+		bad("raft.peers", "node_id %q is not among the peers (set raft.join: true to join a running cluster)", c.NodeID)
 	}
-	if len(c.Raft.Peers) == 2 || len(c.Raft.Peers) == 4 {
+	if self && c.Raft.Join {
+		bad("raft.join", "a joining agent must not list itself among the peers: it would bootstrap a cluster of its own")
+	}
+	if !c.Raft.Join && (len(c.Raft.Peers) == 2 || len(c.Raft.Peers) == 4) {
 		bad("raft.peers", "%d voters tolerate no more failures than %d: use 3 or 5", len(c.Raft.Peers), len(c.Raft.Peers)-1)
 	}
 	checkTLS := func(key string, t TLSFilesConfig, needCA bool) {

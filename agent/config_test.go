@@ -88,6 +88,9 @@ func TestParseConfig(t *testing.T) {
 		{"raft tls without a CA", func(y, dir string) string {
 			return strings.Replace(y, "  bind: 127.0.0.1:7001", "  bind: 127.0.0.1:7001\n  tls: {cert_file: "+filepath.Join(dir, "pw")+", key_file: "+filepath.Join(dir, "pw")+"}", 1)
 		}, "raft.tls.ca_file"},
+		{"joining agent listing itself", func(y, _ string) string {
+			return strings.Replace(y, "  bind: 127.0.0.1:7001", "  bind: 127.0.0.1:7001\n  join: true", 1)
+		}, "must not list itself"},
 		{"local instance elsewhere", func(y, _ string) string { return strings.Replace(y, "local_instance: db1", "local_instance: db2", 1) }, "must name it as its agent"},
 	}
 	for _, tc := range cases {

@@ -91,6 +91,10 @@ func serve(ctx context.Context, cfg agent.Config, stderr io.Writer) error {
 		}
 		ccfg.Peers = append(ccfg.Peers, consensus.Peer{ID: p.ID, RaftAddr: p.Address, APIAddr: p.API, Instance: inst})
 	}
+	if cfg.Raft.Join {
+		// Never bootstrap: the leader adds this agent (regentctl members add).
+		ccfg.Peers = nil
+	}
 	ccfg.TLS = consensus.TLSConfig{CAFile: cfg.Raft.TLS.CAFile, CertFile: cfg.Raft.TLS.CertFile, KeyFile: cfg.Raft.TLS.KeyFile}
 	setDur(&ccfg.HeartbeatTimeout, cfg.Raft.HeartbeatTimeout)
 	setDur(&ccfg.ElectionTimeout, cfg.Raft.ElectionTimeout)
