@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +177,62 @@ func TestBadConfigRefusedAtStart(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join("/tmp/x", "raft.db")); err == nil {
 		t.Fatalf("a refused configuration still created Raft state")
+	}
+}
+
+// A fourth agent (a tie-breaker with no database) joins the running cluster
+// through regentctl members add, and leaves with members remove.
+func TestMemberJoinAndRemove(t *testing.T) {
+	for _, k := range mysqltest.Kinds(t) {
+		t.Run(string(k), func(t *testing.T) {
+			t.Parallel()
+			s := sandbox.Start(t, k, sandbox.Options{})
+			regent, _ := sandbox.Binaries(t)
+			base, err := os.ReadFile(s.Agents[0].CfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raftAddr := "127.0.0.1:" + strconv.Itoa(sandbox.FreePort(t))
+			apiAddr := "127.0.0.1:" + strconv.Itoa(sandbox.FreePort(t))
+			cfg := string(base)
+			cfg = strings.Replace(cfg, "node_id: agent1", "node_id: agent4", 1)
+			cfg = strings.Replace(cfg, filepath.Join(s.Dir, "agent1"), filepath.Join(s.Dir, "agent4"), 1)
+			cfg = strings.Replace(cfg, "local_instance: p\n", "", 1)
+			cfg = strings.Replace(cfg, "  bind: \""+s.Agents[0].RaftAddr+"\"", "  bind: \""+raftAddr+"\"\n  join: true", 1)
+			cfg = strings.Replace(cfg, "  listen: \""+s.Agents[0].APIAddr+"\"", "  listen: \""+apiAddr+"\"", 1)
+			path := sandbox.WriteFile(t, filepath.Join(s.Dir, "agent4.yaml"), cfg, 0o600)
+			logf, err := os.Create(filepath.Join(s.Dir, "agent4.log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(regent, "--config", path)
+			cmd.Stdout, cmd.Stderr = logf, logf
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				_ = cmd.Process.Signal(os.Interrupt)
+				_ = cmd.Wait()
+				logf.Close()
+				if t.Failed() {
+					b, _ := os.ReadFile(logf.Name())
+					t.Logf("agent4 log:\n%s", b)
+				}
+			})
+			if out, errOut, code := s.Ctl("members", "add", "agent4", raftAddr, apiAddr); code != 0 {
+				t.Fatalf("members add: exit %d\n%s\n%s", code, out, errOut)
+			}
+			s.Eventually("agent4 is a member", 20*time.Second, func() (bool, string) {
+				out, errOut, code := s.Ctl("members")
+				return code == 0 && strings.Contains(out, "agent4") && strings.Contains(out, raftAddr), out + errOut
+			})
+			if out, errOut, code := s.Ctl("members", "remove", "agent4"); code != 0 {
+				t.Fatalf("members remove: exit %d\n%s\n%s", code, out, errOut)
+			}
+			s.Eventually("agent4 removed", 20*time.Second, func() (bool, string) {
+				out, errOut, code := s.Ctl("members")
+				return code == 0 && !strings.Contains(out, "agent4"), out + errOut
+			})
+		})
 	}
 }
