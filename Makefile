@@ -41,3 +41,12 @@ lint: staticcheck
 
 clean:
 	rm -rf bin
+
+# The system tests on docker-compose.test.yml (integration/system): a whole
+# host killed, a host cut off from the others. They need Docker Engine and
+# docker-compose; the base image is made once by scripts/build-image.sh
+# (debootstrap + docker import, as root) and reused. Behind the "system"
+# build tag, so `make test` does not run them.
+.PHONY: system-test
+system-test:
+	$(GO) test -tags system ./integration/system -count=1 -timeout 30m -v
