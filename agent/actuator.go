@@ -54,12 +54,19 @@ func (a *actuator) Probe(ctx context.Context, name string) (failover.Probe, erro
 	return a.prober.probeOne(ctx, name, i).toProbe(), nil
 }
 
+// SetReadOnly turns read_only on by fencing (sessions killed first, so that a
+// commit stuck waiting for a semi-sync acknowledgement cannot hold it up), and
+// off plainly.
 func (a *actuator) SetReadOnly(ctx context.Context, name string, on bool) error {
 	i, err := a.inst(name)
 	if err != nil {
 		return err
 	}
-	return i.SetReadOnly(ctx, on)
+	if on {
+		_, err := i.Fence(ctx, topology.KillOptions{KeepUsers: a.keepUsers})
+		return err
+	}
+	return i.SetReadOnly(ctx, false)
 }
 
 func (a *actuator) KillClientConnections(ctx context.Context, name string) error {

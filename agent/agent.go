@@ -87,7 +87,8 @@ type Agent struct {
 	clusters map[string]*clusterRT
 
 	mu       sync.Mutex
-	received map[string]receivedReport // leader side: latest report per agent
+	received map[string]receivedReport // latest report per agent
+	sending  map[string]bool           // a delivery to this agent is in flight
 	kick     chan struct{}             // wakes the leader loop
 
 	deps   Deps
@@ -116,7 +117,7 @@ func New(cfg Config, secrets Secrets, raft Raft, transport Transport, deps Deps,
 		log = slog.New(slog.DiscardHandler)
 	}
 	a := &Agent{id: cfg.NodeID, cfg: cfg, raft: raft, transport: transport, log: log, deps: deps,
-		clusters: map[string]*clusterRT{}, received: map[string]receivedReport{}, kick: make(chan struct{}, 1)}
+		clusters: map[string]*clusterRT{}, received: map[string]receivedReport{}, sending: map[string]bool{}, kick: make(chan struct{}, 1)}
 	tlsCfg, err := mysqlTLS(cfg)
 	if err != nil {
 		return nil, err
@@ -238,12 +239,13 @@ func (a *Agent) report() Report {
 
 // publish sends the report to every other agent and keeps it locally: the
 // leader decides on it, and every agent can then show the same analysis on
-// its status page. A handful of agents makes this a few small messages per
-// probe interval.
+// its status page. Deliveries run in the background — a dead peer must not
+// hold up a probe round or a fence — and at most one runs per peer at a time;
+// a report superseded while one is in flight is simply not sent.
 func (a *Agent) publish(ctx context.Context) {
 	r := a.report()
 	_ = a.Receive(r)
-	if a.transport == nil {
+	if a.transport == nil || ctx.Err() != nil {
 		return
 	}
 	ids := map[string]bool{}
@@ -254,19 +256,30 @@ func (a *Agent) publish(ctx context.Context) {
 		ids[id] = true
 	}
 	delete(ids, a.id)
-	dctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
 	for id := range ids {
-		wg.Add(1)
+		a.mu.Lock()
+		busy := a.sending[id]
+		if !busy {
+			a.sending[id] = true
+		}
+		a.mu.Unlock()
+		if busy {
+			continue
+		}
+		a.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			if err := a.transport.Deliver(dctx, id, r); err != nil && ctx.Err() == nil {
+			defer a.wg.Done()
+			dctx, cancel := context.WithTimeout(ctx, time.Second)
+			err := a.transport.Deliver(dctx, id, r)
+			cancel()
+			a.mu.Lock()
+			delete(a.sending, id)
+			a.mu.Unlock()
+			if err != nil && ctx.Err() == nil {
 				a.log.Debug("report not delivered", logAgent, id, logErr, err)
 			}
 		}()
 	}
-	wg.Wait()
 }
 
 // reports returns the latest report of every agent.

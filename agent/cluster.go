@@ -153,33 +153,40 @@ func (c *clusterRT) probeLoop(ctx context.Context) {
 	}
 }
 
-// localLoop dials the local mysqld several times per probe interval: a
-// refused connection is known within tens of milliseconds and reported to
-// the leader at once (the fast path).
+// localLoop watches the local mysqld by holding a connection to its socket
+// or port without logging in. The server closes it after connect_timeout
+// when healthy, and at once when it dies; either way the loop dials again at
+// once, and a refused dial is the fast path's evidence, reported to the
+// leader immediately. This costs one connection per connect_timeout instead
+// of a dial every few milliseconds (each of which the server logs as an
+// aborted connection).
 func (c *clusterRT) localLoop(ctx context.Context) {
-	t := time.NewTicker(c.localCheckEvery)
-	defer t.Stop()
-	for {
-		state, detail := localAlive(ctx, c.localNet, c.localDial, c.localCheckEvery)
-		if ctx.Err() != nil {
-			return
+	for ctx.Err() == nil {
+		state, detail, conn := localDial(ctx, c.localNet, c.localDial, c.localCheckEvery)
+		c.setLocal(ctx, state, detail)
+		if conn == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(c.localCheckEvery):
+			}
+			continue
 		}
-		c.mu.Lock()
-		changed := state != c.localState
-		if changed {
-			c.localState, c.localSince = state, time.Now()
-		}
-		c.localDetail = detail
-		c.mu.Unlock()
-		if changed {
-			c.log.Info("local mysqld state", logInstance, c.local, "state", state, "detail", detail)
-			c.a.publish(ctx)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+		waitClosed(ctx, conn)
+	}
+}
+
+func (c *clusterRT) setLocal(ctx context.Context, state failover.LocalState, detail string) {
+	c.mu.Lock()
+	changed := state != c.localState
+	if changed {
+		c.localState, c.localSince = state, time.Now()
+	}
+	c.localDetail = detail
+	c.mu.Unlock()
+	if changed {
+		c.log.Info("local mysqld state", logInstance, c.local, "state", state, "detail", detail)
+		c.a.publish(ctx)
 	}
 }
 
@@ -228,7 +235,7 @@ func (c *clusterRT) checkLease(ctx context.Context) {
 	c.mu.Unlock()
 	if wasHeld != held {
 		c.log.Warn("lease", "held", held)
-		c.a.publish(ctx)
+		defer c.a.publish(ctx) // after fencing: reports must not delay it
 	}
 	if why == "" || already {
 		return
@@ -239,14 +246,12 @@ func (c *clusterRT) checkLease(ctx context.Context) {
 	if !obs.Reachable || (obs.ReadOnly || obs.SuperReadOnly) && opID == "" {
 		return
 	}
-	fctx, cancel := context.WithTimeout(ctx, c.policy.StepTimeout)
+	// Until the lease would lapse on the leader's side: this must hold.
+	fctx, cancel := context.WithTimeout(ctx, c.policy.LeaseTimeout-c.policy.FenceAfter)
 	defer cancel()
 	if err := c.act.SetReadOnly(fctx, c.local, true); err != nil {
 		c.log.Error("self-fencing: cannot set read_only", logInstance, c.local, "why", why, logErr, err)
 		return
-	}
-	if err := c.act.KillClientConnections(fctx, c.local); err != nil {
-		c.log.Warn("self-fencing: cannot kill client sessions", logInstance, c.local, logErr, err)
 	}
 	c.log.Warn("self-fenced the local instance: read_only=ON, client sessions killed", logInstance, c.local, "why", why)
 	c.runFenceHooks(ctx, why)

@@ -214,22 +214,35 @@ func (o Observation) toProbe() failover.Probe {
 	return pr
 }
 
-// localWatch tells whether the local mysqld is there by dialling its socket
-// or port: a refused connection is the strong evidence of DESIGN §3.2, and a
-// dial costs far less than a probe, so it runs several times per probe.
-func localAlive(ctx context.Context, network, addr string, timeout time.Duration) (failover.LocalState, string) {
+// localDial tells whether the local mysqld is there by dialling its socket or
+// port: a refused connection is the strong evidence of DESIGN §3.2. On
+// success the connection is returned for waitClosed to hold.
+func localDial(ctx context.Context, network, addr string, timeout time.Duration) (failover.LocalState, string, net.Conn) {
 	d := net.Dialer{Timeout: timeout}
 	c, err := d.DialContext(ctx, network, addr)
 	if err == nil {
-		_ = c.Close()
-		return failover.LocalRunning, ""
+		return failover.LocalRunning, "", c
 	}
 	if topology.Classify(err) == topology.ClassRefused {
-		return failover.LocalGone, "connection refused on " + addr
+		return failover.LocalGone, "connection refused on " + addr, nil
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return failover.LocalUnknown, "no answer from " + addr + " within " + timeout.String()
+		return failover.LocalUnknown, "no answer from " + addr + " within " + timeout.String(), nil
 	}
-	return failover.LocalUnknown, err.Error()
+	return failover.LocalUnknown, err.Error(), nil
+}
+
+// waitClosed reads (and ignores) what the server sends on conn until the
+// server closes it or ctx ends.
+func waitClosed(ctx context.Context, conn net.Conn) {
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	defer conn.Close()
+	buf := make([]byte, 512)
+	for {
+		if _, err := conn.Read(buf); err != nil {
+			return
+		}
+	}
 }

@@ -162,11 +162,13 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			n.mu.Unlock()
 			level := slog.LevelInfo
 			switch {
+			case isQuietPath(r.URL.Path) && status != http.StatusInternalServerError:
+				// HAProxy and Prometheus poll these several times a second,
+				// and a 503 from /primary on a replica is the answer HAProxy
+				// asked for, not a failure.
+				level = slog.LevelDebug
 			case status >= 500:
 				level = slog.LevelError
-			case isQuietPath(r.URL.Path) && status < 400:
-				// HAProxy and Prometheus poll these every second or so.
-				level = slog.LevelDebug
 			}
 			s.log.LogAttrs(r.Context(), level, "api request", attrs...)
 			if s.cfg.Metrics != nil {

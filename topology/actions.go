@@ -2,6 +2,7 @@ package topology
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -22,6 +23,71 @@ func (i *Instance) SetReadOnly(ctx context.Context, on bool) error {
 	}
 	return i.exec(ctx, op, f.readOnlySQL(on)...)
 }
+
+// Fence stops the instance from taking writes: it kills client sessions
+// first, then sets read_only (and super_read_only), and repeats both until
+// read_only holds or ctx ends. The order matters: SET GLOBAL read_only waits
+// for commits in progress, and a commit waiting for a semi-sync
+// acknowledgement from replicas that are cut off would hold it forever.
+// Killing that session first unblocks it, and its client never gets an OK.
+func (i *Instance) Fence(ctx context.Context, opts KillOptions) (KillReport, error) {
+	f, err := i.Flavor(ctx)
+	if err != nil {
+		return KillReport{}, err
+	}
+	var total KillReport
+	for attempt := 0; ; attempt++ {
+		rep, kerr := i.KillClientConnections(ctx, opts)
+		total.Killed = append(total.Killed, rep.Killed...)
+		total.NotKilled = rep.NotKilled
+		total.Kept = rep.Kept
+		actx, cancel := context.WithTimeout(ctx, fenceAttempt)
+		err = i.exec(actx, "fence: set read_only=ON", f.readOnlySQL(true)...)
+		cancel()
+		if err == nil {
+			return total, nil
+		}
+		if ctx.Err() != nil {
+			if kerr != nil {
+				err = errors.Join(err, kerr)
+			}
+			return total, err
+		}
+		// MySQL keeps a killed session waiting for its acknowledgement, and
+		// the commit lock with it: switching the semi-sync source side off
+		// releases every waiter (their clients were killed: none gets an
+		// OK). The old primary never needs it again as it is.
+		if attempt == 0 {
+			i.releaseSemiSyncWaiters(ctx, f)
+		}
+	}
+}
+
+// releaseSemiSyncWaiters turns the semi-sync source side off, whichever
+// generation of variable names the server has.
+func (i *Instance) releaseSemiSyncWaiters(ctx context.Context, f Flavor) {
+	conn, err := i.db.Conn(ctx)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	vars, err := nameValues(ctx, conn, showVariablesSQL)
+	if err != nil {
+		return
+	}
+	name := f.semiSync(vars).sourceEnabled
+	if parseBoolVar(vars[name]) {
+		actx, cancel := context.WithTimeout(ctx, fenceAttempt)
+		defer cancel()
+		if _, err := conn.ExecContext(actx, "SET GLOBAL "+name+"=OFF"); err != nil {
+			i.log.Warn("fence: could not switch semi-sync off to release waiting commits", "err", err)
+		}
+	}
+}
+
+// fenceAttempt bounds one attempt to set read_only during a fence, before the
+// sessions are killed again.
+const fenceAttempt = 500 * time.Millisecond
 
 // KillOptions says which sessions KillClientConnections spares besides the
 // server's own threads, replication threads and the calling session.
@@ -255,6 +321,12 @@ func (i *Instance) SetSemiSync(ctx context.Context, c SemiSyncConfig) error {
 	}
 	set(n.sourceEnabled, onOff(c.Source), parseBoolVar(vars[n.sourceEnabled]) == c.Source)
 	set(n.replicaEnabled, onOff(c.Replica), wasReplica == c.Replica)
+	if f == FlavorMariaDB && c.Replica {
+		// STOP SLAVE on a semi-sync replica connects to the source to kill
+		// its dump thread and waits up to this long (5 s by default) when
+		// the source's host is silent: longer than a failover step.
+		set("rpl_semi_sync_slave_kill_conn_timeout", "1", vars["rpl_semi_sync_slave_kill_conn_timeout"] == "1")
+	}
 	if c.Source {
 		set(n.waitPoint, "AFTER_SYNC", strings.EqualFold(vars[n.waitPoint], "AFTER_SYNC"))
 	}

@@ -312,7 +312,7 @@ var variableNames = []string{
 	"read_only", "super_read_only", "log_bin", "log_slave_updates", "log_replica_updates",
 	"binlog_format", "gtid_mode", "enforce_gtid_consistency", "gtid_strict_mode",
 	"gtid_executed", "gtid_binlog_state", "gtid_current_pos", "gtid_slave_pos", "gtid_binlog_pos",
-	"slave_net_timeout", "replica_net_timeout",
+	"slave_net_timeout", "replica_net_timeout", "rpl_semi_sync_slave_kill_conn_timeout",
 	semiSyncMasterNames.sourceEnabled, semiSyncMasterNames.replicaEnabled, semiSyncMasterNames.waitPoint,
 	semiSyncMasterNames.timeout, semiSyncMasterNames.waitCount,
 	semiSyncSourceNames.sourceEnabled, semiSyncSourceNames.replicaEnabled, semiSyncSourceNames.waitPoint,

@@ -3,6 +3,7 @@ package topology
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -624,6 +625,56 @@ func TestLongWriteTransactions(t *testing.T) {
 		// A transaction younger than the threshold is not "long".
 		if got, err := admin.LongWriteTransactions(ctx, time.Hour); err != nil || len(got) != 0 {
 			t.Fatalf("threshold of an hour: %+v, %v", got, err)
+		}
+	})
+}
+
+// A commit stuck waiting for a semi-sync acknowledgement (the replicas are
+// cut off) holds SET GLOBAL read_only: Fence kills the session first, so the
+// fence holds and the stuck client never gets an OK.
+func TestFenceWithCommitStuckInSemiSyncWait(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		c := mysqltest.StartCluster(t, k, 1)
+		mysqltest.EnsureTable(t, c.Primary)
+		ctx := ctxT(t, 60*time.Second)
+		p := open(t, c.Primary)
+		if err := p.SetSemiSync(ctx, SemiSyncConfig{Source: true, Timeout: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		// No replica acknowledges: its IO thread is stopped.
+		if err := open(t, c.Replicas[0]).StopReplica(ctx, ThreadIO); err != nil {
+			t.Fatal(err)
+		}
+		app := openAs(t, c.Primary, mysqltest.AppUser, mysqltest.AppPassword)
+		done := make(chan error, 1)
+		go func() {
+			_, err := app.db.ExecContext(ctx, "INSERT INTO regent_test.writes (id) VALUES (1)")
+			done <- err
+		}()
+		eventually(t, "the commit waits for an acknowledgement", 10*time.Second, func() (bool, string) {
+			var n int
+			err := p.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '"+mysqltest.AppUser+"' AND STATE LIKE '%semi-sync%'").Scan(&n)
+			return err == nil && n == 1, fmt.Sprintf("%d sessions waiting, err %v", n, err)
+		})
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		rep, err := p.Fence(fctx, KillOptions{})
+		if err != nil {
+			t.Fatalf("fence with a stuck commit: %v", err)
+		}
+		if len(rep.Killed) == 0 {
+			t.Fatalf("the stuck session was not killed")
+		}
+		if s := probe(t, p); !s.ReadOnly {
+			t.Fatalf("read_only not set by the fence")
+		}
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatalf("the stuck commit was acknowledged to its client")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the stuck client never got an answer")
 		}
 	})
 }
