@@ -26,7 +26,11 @@ demo: deps
 
 test: deps
 	$(GO) vet ./...
+	$(GO) vet -tags system ./integration/system
 	$(GO) test $(TESTFLAGS) ./...
+	# The compose system tests run alone, after the rest: their timings
+	# (fence_after, lease_timeout) must not compete with the other packages.
+	$(GO) test -tags system -count=1 -timeout 20m ./integration/system
 
 $(GOBIN)/staticcheck:
 	GOFLAGS=-mod=mod $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -42,11 +46,23 @@ lint: staticcheck
 clean:
 	rm -rf bin
 
+# The benchmarks of DESIGN.md §10 that run on one machine (BENCHMARKS.md):
+# failover after kill -9 and after SIGSTOP of the primary's mysqld, and the
+# write-blocked window of a switchover, each measured by a client writing
+# through HAProxy, on both flavours. Not part of `make test`; about 20
+# minutes. REGENT_BENCH_TRIALS=N sets the trials per flavour,
+# REGENT_TEST_FLAVORS=mariadb one flavour, REGENT_BENCH_STEPS=1 prints each
+# operation's steps.
+.PHONY: bench
+bench: deps
+	$(GO) test ./integration -run '^$$' -bench . -benchtime 1x -timeout 60m
+
 # The system tests on docker-compose.test.yml (integration/system): a whole
 # host killed, a host cut off from the others. They need Docker Engine and
 # docker-compose; the base image is made once by scripts/build-image.sh
 # (debootstrap + docker import, as root) and reused. Behind the "system"
-# build tag, so `make test` does not run them.
+# build tag so that `go test ./...` leaves them out; `make test` runs them on
+# their own after the other packages.
 .PHONY: system-test
 system-test:
 	$(GO) test -tags system ./integration/system -count=1 -timeout 30m -v

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need that Go does not bring: real database servers,
-# HAProxy, and the MySQL root (scripts/mysql-root.sh). As root on Debian or
+# HAProxy, docker-compose, and the MySQL root (scripts/mysql-root.sh). As root on Debian or
 # Ubuntu it installs what is missing; otherwise it names exactly what to install
 # and stops.
 set -euo pipefail
@@ -17,6 +17,7 @@ declare -A need=(
   [promtool]=prometheus
   [chromium]=chromium
   [sysbench]=sysbench
+  [docker-compose]=docker-compose
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -47,6 +48,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "deps: install them with: sudo apt-get install ${missing[*]}   (or run 'make test' as root)" >&2
     exit 1
   fi
+fi
+
+if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
+  echo "deps: the system tests need a running Docker Engine (docker info fails): install and start it (Debian: docker.io)" >&2
+  exit 1
 fi
 
 scripts/mysql-root.sh
