@@ -49,7 +49,7 @@ clean:
 # The benchmarks of DESIGN.md §10 that run on one machine (BENCHMARKS.md):
 # failover after kill -9 and after SIGSTOP of the primary's mysqld, and the
 # write-blocked window of a switchover, each measured by a client writing
-# through HAProxy, on both flavours. Not part of `make test`; about 20
+# through HAProxy, on both flavours. Not part of `make test`; about 10
 # minutes. REGENT_BENCH_TRIALS=N sets the trials per flavour,
 # REGENT_TEST_FLAVORS=mariadb one flavour, REGENT_BENCH_STEPS=1 prints each
 # operation's steps.

@@ -62,6 +62,10 @@ type Options struct {
 	// HAProxy puts HAProxy in front: health checks on /primary (pull) and
 	// the runtime API socket (push).
 	HAProxy bool
+	// AntiFlapPeriod replaces the clusters' anti_flap_period (1m when
+	// zero). The benchmarks, which kill one primary after another, set it
+	// short so that each trial fails over automatically.
+	AntiFlapPeriod time.Duration
 }
 
 var (
@@ -188,6 +192,10 @@ func Start(t mysqltest.TB, k mysqltest.Kind, o Options) *Sandbox {
 		// MySQL made its own certificate; the sandbox does not verify it.
 		mysqlTLS = "  tls: {insecure_skip_verify: true}\n"
 	}
+	antiFlap := time.Minute
+	if o.AntiFlapPeriod > 0 {
+		antiFlap = o.AntiFlapPeriod
+	}
 	routing := ""
 	if o.HAProxy {
 		routing = s.startHAProxy(servers)
@@ -222,12 +230,12 @@ mysql:
     fence_after: 1s
     lease_timeout: 3s
     step_timeout: 1500ms
-    anti_flap_period: 1m
+    anti_flap_period: %s
     instances:
 %s%slog: {format: text, level: info}
 `, a.ID, filepath.Join(s.Dir, a.ID), servers[i].Name, a.RaftAddr, peers.String(), ca, cert, key,
 			a.APIAddr, ca, cert, key, tokens, agentToken,
-			mysqltest.AdminUser, mysqlPw, mysqltest.ReplUser, replPw, mysqlTLS, instances.String(), routing)
+			mysqltest.AdminUser, mysqlPw, mysqltest.ReplUser, replPw, mysqlTLS, antiFlap, instances.String(), routing)
 		a.CfgPath = WriteFile(t, filepath.Join(s.Dir, a.ID+".yaml"), cfg, 0o600)
 		a.LogPath = filepath.Join(s.Dir, a.ID+".log")
 		s.start(regent, a)
@@ -289,6 +297,17 @@ func (s *Sandbox) stopAll() {
 			s.t.Logf("%s log (tail):\n%s", a.ID, strings.Join(lines, "\n"))
 		}
 	}
+}
+
+// Server returns the database server of the instance named name (p, r1,
+// r2), nil when there is none.
+func (s *Sandbox) Server(name string) *mysqltest.Server {
+	for _, srv := range s.DB.Servers() {
+		if srv.Name == name {
+			return srv
+		}
+	}
+	return nil
 }
 
 // endpoints lists every agent's API for regentctl.
