@@ -436,13 +436,18 @@ type WriteTransaction struct {
 // switchover waits for them rather than kill them in mid-write, and reports
 // them when they do not end (FIELD-NOTES §12).
 //
+// trx_started has whole seconds only (a DATETIME), so the condition adds the
+// second it may have lost: a transaction is listed only when it is surely
+// older than olderThan, never a millisecond-old insert that happened to
+// start late in a second. The age reported is approximate to that second.
+//
 // InnoDB refreshes INNODB_TRX only when it was not read for 100 ms: callers
 // that poll must wait longer than that between calls (LongTransactionPoll),
 // or they keep reading the same stale cache.
 func (i *Instance) LongWriteTransactions(ctx context.Context, olderThan time.Duration) ([]WriteTransaction, error) {
 	q := "SELECT t.trx_mysql_thread_id, COALESCE(p.USER, ''), TIMESTAMPDIFF(MICROSECOND, t.trx_started, NOW(6)), t.trx_rows_modified, COALESCE(t.trx_query, '') " +
 		"FROM information_schema.INNODB_TRX t LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id " +
-		"WHERE t.trx_rows_modified > 0 AND t.trx_started <= NOW(6) - INTERVAL " + strconv.FormatInt(olderThan.Microseconds(), 10) + " MICROSECOND"
+		"WHERE t.trx_rows_modified > 0 AND t.trx_started + INTERVAL 1 SECOND <= NOW(6) - INTERVAL " + strconv.FormatInt(olderThan.Microseconds(), 10) + " MICROSECOND"
 	rows, err := i.db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, i.wrap("list write transactions", err)
