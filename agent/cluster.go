@@ -231,10 +231,15 @@ func (c *clusterRT) checkLease(ctx context.Context) {
 	c.mu.Lock()
 	wasHeld := c.leaseHeld
 	c.leaseHeld = held && opID == ""
+	nowHeld := c.leaseHeld
 	already := opID != "" && c.fencedOp == opID
 	c.mu.Unlock()
-	if wasHeld != held {
-		c.log.Warn("lease", "held", held)
+	if wasHeld != nowHeld {
+		level := slog.LevelInfo
+		if !nowHeld {
+			level = slog.LevelWarn
+		}
+		c.log.Log(ctx, level, "lease", "held", nowHeld, "quorum_contact", held)
 		defer c.a.publish(ctx) // after fencing: reports must not delay it
 	}
 	if why == "" || already {

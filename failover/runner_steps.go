@@ -264,7 +264,10 @@ func (ru *run) fenceOld(ctx context.Context, s Step, x *outcome) error {
 		if err := ru.waitUntil(ctx, lapse); err != nil {
 			return fmt.Errorf("agent %s's lease had not surely lapsed: %w", agent, err)
 		}
-		x.note("agent %s released or lost its lease by %s: %s is read-only", agent, stamp(lapse), s.Instance)
+		// Said as it is: a frozen mysqld is not read-only yet; what the
+		// lease guarantees is that its agent fences it before letting it
+		// take writes again.
+		x.note("agent %s released or lost its lease by %s: %s may not take writes again without being fenced first", agent, stamp(lapse), s.Instance)
 		return nil
 	}
 	ru.markBlock()
