@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/proxyhook"
 	"go.yaml.in/yaml/v3"
@@ -411,8 +412,28 @@ func (c Config) Validate() error {
 		default:
 			bad(key+".durability", "%q: want semi_sync or async", cl.Durability)
 		}
-		if err := cl.Policy().Validate(); err != nil {
+		pol := cl.Policy()
+		if err := pol.Validate(); err != nil {
 			bad(key, "%v", err)
+		}
+		// A follower counts its quorum contact from the leader's last
+		// heartbeat minus two leader leases (consensus.LastQuorumContact),
+		// so it fences after fence_after - 2*leader_lease_timeout without a
+		// leader. A re-election (election_timeout plus a heartbeat) must fit
+		// in that, or a leader stalling for a moment fences a healthy
+		// primary.
+		rt := consensus.DefaultConfig()
+		orSet := func(v, def time.Duration) time.Duration {
+			if v > 0 {
+				return v
+			}
+			return def
+		}
+		llt := orSet(c.Raft.LeaderLeaseTimeout, rt.LeaderLeaseTimeout)
+		election := orSet(c.Raft.ElectionTimeout, rt.ElectionTimeout) + orSet(c.Raft.HeartbeatTimeout, rt.HeartbeatTimeout)
+		if pol.FenceAfter-2*llt < election {
+			bad(key+".fence_after", "%v leaves %v without a leader before fencing, less than a Raft re-election (election_timeout + heartbeat_timeout = %v): a short leader stall would fence a healthy primary; raise fence_after (and lease_timeout) or lower the Raft timings",
+				pol.FenceAfter, pol.FenceAfter-2*llt, election)
 		}
 		if err := cl.Routing.Validate(key+".routing", instNames); err != nil {
 			errs = append(errs, err)
@@ -439,9 +460,10 @@ func (c Config) Validate() error {
 func (c ClusterConfig) Policy() failover.Policy {
 	p := failover.DefaultPolicy()
 	// The agent's defaults differ from the core's in one place: MySQL can
-	// take most of a second for one semi-sync switch, so a step gets 2 s,
-	// and fence_after shrinks so that the lease still leaves it room.
-	p.StepTimeout, p.FenceAfter = 2*time.Second, time.Second
+	// take most of a second for one semi-sync switch, so a step gets 1.5 s;
+	// fence_after stays 1.5 s, long enough to ride out a Raft re-election
+	// (see Validate), and lease_timeout still leaves a step after it.
+	p.StepTimeout = 1500 * time.Millisecond
 	set := func(dst *time.Duration, v time.Duration) {
 		if v != 0 {
 			*dst = v

@@ -91,6 +91,9 @@ func TestParseConfig(t *testing.T) {
 		{"joining agent listing itself", func(y, _ string) string {
 			return strings.Replace(y, "  bind: 127.0.0.1:7001", "  bind: 127.0.0.1:7001\n  join: true", 1)
 		}, "must not list itself"},
+		{"fence_after shorter than a re-election", func(y, _ string) string {
+			return strings.Replace(y, "  - name: main\n", "  - name: main\n    fence_after: 900ms\n", 1)
+		}, "re-election"},
 		{"local instance elsewhere", func(y, _ string) string { return strings.Replace(y, "local_instance: db1", "local_instance: db2", 1) }, "must name it as its agent"},
 	}
 	for _, tc := range cases {
@@ -134,7 +137,8 @@ func TestClusterPolicyDefaultsAndOverrides(t *testing.T) {
 		{"min_agreeing_agents", p.MinAgreeingAgents, 2},
 		{"operation_timeout", p.OperationTimeout, 5 * time.Minute},
 		{"fast_path", p.FastPath, false},
-		{"step_timeout default", p.StepTimeout, 2 * time.Second},
+		{"step_timeout default", p.StepTimeout, 1500 * time.Millisecond},
+		{"fence_after default", p.FenceAfter, 1500 * time.Millisecond},
 		{"durability default", string(p.Durability), "semi_sync"},
 	}
 	for _, ch := range checks {

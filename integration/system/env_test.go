@@ -281,7 +281,12 @@ local_instance: %[1]s
 raft:
   bind: "%[2]s:7000"
   peers:
-%[3]s  tls: {ca_file: /etc/regent/ca.pem, cert_file: /etc/regent/agent.pem, key_file: /etc/regent/agent-key.pem}
+%[3]s  # The sandbox's Raft timings: a re-election fits in fence_after minus
+  # two leader leases, as the configuration check requires.
+  heartbeat_timeout: 300ms
+  election_timeout: 300ms
+  leader_lease_timeout: 200ms
+  tls: {ca_file: /etc/regent/ca.pem, cert_file: /etc/regent/agent.pem, key_file: /etc/regent/agent-key.pem}
 api:
   listen: "0.0.0.0:8008"
   advertise: "%[2]s:8008"
