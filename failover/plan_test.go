@@ -442,8 +442,8 @@ func TestPlanSwitchover(t *testing.T) {
 			"catch-up " + to + " source=db1 forbid-extra",
 			"promote " + to + " semisync",
 			"repoint " + other + " source=" + to + " semisync",
-			"repoint db1 source=" + to + " demote semisync",
 			"route " + to + " epoch=8",
+			"repoint db1 source=" + to + " demote semisync",
 			"commit-epoch " + to + " epoch=7->8",
 			"post-hooks op=switchover",
 		}
