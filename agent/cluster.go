@@ -218,7 +218,12 @@ func (c *clusterRT) checkLease(ctx context.Context) {
 	switch {
 	case !held:
 		why = fmt.Sprintf("lost contact with the Raft quorum for more than fence_after (%v)", c.policy.FenceAfter)
-	case st != nil && st.Operation != nil && st.Operation.Kind.ChangesPrimary() && st.Operation.OldPrimary == c.local:
+	case st != nil && st.Operation != nil && st.Operation.Kind.ChangesPrimary() &&
+		st.Operation.Kind != consensus.KindSwitchover && st.Operation.OldPrimary == c.local:
+		// A failover replacing this instance: the leader may not reach it,
+		// so its agent fences it. A switchover fences the old primary
+		// itself, after waiting for long write transactions: fencing here
+		// would start the write-blocked window early.
 		opID = st.Operation.ID
 		why = fmt.Sprintf("operation %s (%s) is replacing it", st.Operation.ID, st.Operation.Kind)
 	case st != nil && st.Operation != nil && st.Operation.Kind.ChangesPrimary():
