@@ -593,12 +593,15 @@ func PlanSwitchover(v View, p Policy, target string) (Plan, error) {
 	pl.add(Step{Kind: StepPromote, Instance: chosen, SemiSync: semi, Timeout: p.StepTimeout, Irreversible: true, Why: "stop and reset replication, read_only=OFF"})
 	pl.Steps = append(pl.Steps, repointSteps(v, p, chosen, old, semi, &pl)...)
 	pl.add(Step{Kind: StepRoute, Instance: chosen, Epoch: pl.Epoch, Timeout: p.StepTimeout, Irreversible: true, Why: "writes go to the new primary: the write-blocked window ends"})
-	// The old primary is repointed after the route: demoting it switches its
-	// semi-sync source side off, which takes most of a second on MySQL and
-	// must not count as write-blocked time. The other replicas were
-	// repointed before, so a semi-sync new primary has its acknowledgers.
-	pl.add(Step{Kind: StepRepoint, Instance: old, Source: chosen, Demote: true, SemiSync: semi, Timeout: p.StepTimeout, Why: fmt.Sprintf("the old primary %s becomes a replica of %s", old, chosen)})
 	pl.add(Step{Kind: StepCommitEpoch, Instance: chosen, Epoch: pl.Epoch, ExpectEpoch: pl.ExpectEpoch, Timeout: p.RaftTimeout, Why: fmt.Sprintf("primary=%s, epoch=%d (a switchover starts no anti-flap window)", chosen, pl.Epoch)})
+	// The old primary is repointed last: demoting it switches its semi-sync
+	// source side off, which takes most of a second on MySQL. Before the
+	// route it was write-blocked time; between route and commit the new
+	// primary's /primary still answered 503 (not yet the epoch's primary),
+	// and HAProxy's checks took it down again. The other replicas were
+	// repointed before the route, so a semi-sync new primary has its
+	// acknowledgers.
+	pl.add(Step{Kind: StepRepoint, Instance: old, Source: chosen, Demote: true, SemiSync: semi, Timeout: p.StepTimeout, Why: fmt.Sprintf("the old primary %s becomes a replica of %s", old, chosen)})
 	pl.add(Step{Kind: StepPostHooks, Operation: OpSwitchover, Timeout: p.HookTimeout, Why: "operator's post-switchover hooks; a failure is a failed step"})
 	return pl, nil
 }

@@ -443,8 +443,8 @@ func TestPlanSwitchover(t *testing.T) {
 			"promote " + to + " semisync",
 			"repoint " + other + " source=" + to + " semisync",
 			"route " + to + " epoch=8",
-			"repoint db1 source=" + to + " demote semisync",
 			"commit-epoch " + to + " epoch=7->8",
+			"repoint db1 source=" + to + " demote semisync",
 			"post-hooks op=switchover",
 		}
 	}
