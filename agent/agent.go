@@ -211,14 +211,19 @@ func (a *Agent) Receive(r Report) error {
 	return nil
 }
 
-func (a *Agent) knownAgent(id string) bool {
+func (a *Agent) knownAgent(id string) bool { return a.agentIDs()[id] }
+
+// agentIDs is every agent this one knows of: the configured peers and the
+// replicated member table (agents added at run time).
+func (a *Agent) agentIDs() map[string]bool {
+	ids := map[string]bool{}
 	for _, p := range a.cfg.Raft.Peers {
-		if p.ID == id {
-			return true
-		}
+		ids[p.ID] = true
 	}
-	_, ok := a.raft.State().Members[id]
-	return ok
+	for id := range a.raft.State().Members {
+		ids[id] = true
+	}
+	return ids
 }
 
 func (a *Agent) wake() {
@@ -248,13 +253,7 @@ func (a *Agent) publish(ctx context.Context) {
 	if a.transport == nil || ctx.Err() != nil {
 		return
 	}
-	ids := map[string]bool{}
-	for _, p := range a.cfg.Raft.Peers {
-		ids[p.ID] = true
-	}
-	for id := range a.raft.State().Members {
-		ids[id] = true
-	}
+	ids := a.agentIDs()
 	delete(ids, a.id)
 	for id := range ids {
 		a.mu.Lock()

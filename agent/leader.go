@@ -115,13 +115,7 @@ func (c *clusterRT) view(now time.Time) failover.View {
 			heard[pc.ID] = pc.LastHeard
 		}
 	}
-	agents := map[string]bool{}
-	for _, p := range a.cfg.Raft.Peers {
-		agents[p.ID] = true
-	}
-	for id := range a.raft.State().Members {
-		agents[id] = true
-	}
+	agents := a.agentIDs()
 	for id := range agents {
 		r := failover.AgentReport{LastHeard: heard[id], Local: failover.LocalUnknown}
 		if rr, ok := reports[id]; ok {

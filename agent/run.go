@@ -132,10 +132,7 @@ func (c *clusterRT) run(ctx context.Context, v failover.View, plan failover.Plan
 	if err != nil {
 		return failover.RunResult{}, err
 	}
-	c.runs.mu.Lock()
-	c.runs.pending[id] = api.Operation{ID: id, Cluster: c.name, Kind: string(plan.Kind), Started: time.Now(), OldPrimary: plan.OldPrimary,
-		Target: plan.Target, EpochBefore: plan.ExpectEpoch, Result: api.ResultRunning}
-	c.runs.mu.Unlock()
+	c.notePending(id, plan)
 	res, err := r.RunWith(ctx, v, c.policy, plan, failover.RunOptions{Requester: requester})
 	c.runs.mu.Lock()
 	delete(c.runs.pending, id)
@@ -155,6 +152,18 @@ func (c *clusterRT) run(ctx context.Context, v failover.View, plan failover.Plan
 	c.log.Info("operation ended", logOp, res.OperationID, "kind", res.Kind, "outcome", res.Outcome, "reason", res.Reason,
 		"new_primary", res.NewPrimary, "epoch", res.EpochAfter, "duration", res.Duration, "write_blocked", res.WriteBlocked)
 	return res, err
+}
+
+// notePending records an operation this agent is starting, until Raft has
+// it; a second call for the same id keeps the first record.
+func (c *clusterRT) notePending(id string, plan failover.Plan) {
+	c.runs.mu.Lock()
+	defer c.runs.mu.Unlock()
+	if _, ok := c.runs.pending[id]; ok {
+		return
+	}
+	c.runs.pending[id] = api.Operation{ID: id, Cluster: c.name, Kind: string(plan.Kind), Started: time.Now(), OldPrimary: plan.OldPrimary,
+		Target: plan.Target, EpochBefore: plan.ExpectEpoch, Result: api.ResultRunning}
 }
 
 // writeBlocked returns the write-blocked window of a switchover this agent
@@ -208,10 +217,8 @@ func (a *Agent) manual(ctx context.Context, cluster string, plan func(failover.V
 	}
 	id := newOperationID()
 	requester := callerName(ctx)
-	c.runs.mu.Lock()
-	c.runs.pending[id] = api.Operation{ID: id, Cluster: cluster, Kind: string(p.Kind), Started: time.Now(), OldPrimary: p.OldPrimary,
-		Target: p.Target, EpochBefore: p.ExpectEpoch, Result: api.ResultRunning}
-	c.runs.mu.Unlock()
+	// Known before the call returns, so that regentctl can follow it at once.
+	c.notePending(id, p)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()

@@ -345,19 +345,10 @@ func (s *Sandbox) CtlAs(token string, args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
+// Eventually polls cond until it holds, failing the test when timeout passes.
 func (s *Sandbox) Eventually(what string, timeout time.Duration, cond func() (bool, string)) {
 	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("%s: not true after %v; last: %s", what, timeout, detail)
-		}
-		time.Sleep(100 * time.Millisecond) // poll interval
-	}
+	mysqltest.Eventually(s.t, what, timeout, cond)
 }
 
 // ClusterJSON is the part of `regentctl status -o json` the tests read.
