@@ -24,12 +24,12 @@ FLAVOR ?= mariadb
 demo: deps
 	$(GO) run ./integration/demo -flavor $(FLAVOR)
 
+# The compose system tests run alone, after the rest: their timings
+# (fence_after, lease_timeout) must not compete with the other packages.
 test: deps
 	$(GO) vet ./...
 	$(GO) vet -tags system ./integration/system
 	$(GO) test $(TESTFLAGS) ./...
-	# The compose system tests run alone, after the rest: their timings
-	# (fence_after, lease_timeout) must not compete with the other packages.
 	$(GO) test -tags system -count=1 -timeout 20m ./integration/system
 
 $(GOBIN)/staticcheck:
