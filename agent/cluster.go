@@ -162,7 +162,7 @@ func (c *clusterRT) probeLoop(ctx context.Context) {
 // aborted connection).
 func (c *clusterRT) localLoop(ctx context.Context) {
 	for ctx.Err() == nil {
-		state, detail, conn := localDial(ctx, c.localNet, c.localDial, c.localCheckEvery)
+		state, detail, conn := localDial(ctx, c.localNet, c.localDial, c.addrs[c.local], c.localCheckEvery)
 		c.setLocal(ctx, state, detail)
 		if conn == nil {
 			select {

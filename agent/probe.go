@@ -3,9 +3,11 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/regentdb/regent/failover"
@@ -215,22 +217,46 @@ func (o Observation) toProbe() failover.Probe {
 }
 
 // localDial tells whether the local mysqld is there by dialling its socket or
-// port: a refused connection is the strong evidence of DESIGN §3.2. On
-// success the connection is returned for waitClosed to hold.
-func localDial(ctx context.Context, network, addr string, timeout time.Duration) (failover.LocalState, string, net.Conn) {
+// port, and returns the open connection when it answers.
+//
+// Only a refused TCP connection to the instance's own address is evidence
+// that mysqld is gone (the fast path acts on it alone). A unix socket is
+// weaker: its file may have been deleted by a tmp cleaner while mysqld serves
+// (ENOENT), or left behind by a mysqld that moved it. So a socket that is
+// missing or refuses is checked again over TCP at tcpAddr, and that dial
+// decides; when it answers, its connection is the one held.
+func localDial(ctx context.Context, network, addr, tcpAddr string, timeout time.Duration) (failover.LocalState, string, net.Conn) {
+	state, detail, conn, err := dialOnce(ctx, network, addr, timeout)
+	if network != "unix" || err == nil || tcpAddr == "" {
+		return state, detail, conn
+	}
+	if !errors.Is(err, syscall.ENOENT) && topology.Classify(err) != topology.ClassRefused {
+		return state, detail, conn
+	}
+	state, tcpDetail, conn, _ := dialOnce(ctx, "tcp", tcpAddr, timeout)
+	if state == failover.LocalRunning {
+		return state, fmt.Sprintf("socket %s: %v; mysqld answers on %s", addr, err, tcpAddr), conn
+	}
+	return state, fmt.Sprintf("socket %s: %v; %s", addr, err, tcpDetail), conn
+}
+
+// dialOnce dials once and classifies the result: refused is LocalGone (over
+// TCP; localDial confirms a unix socket's refusal), a timeout or any other
+// error LocalUnknown.
+func dialOnce(ctx context.Context, network, addr string, timeout time.Duration) (failover.LocalState, string, net.Conn, error) {
 	d := net.Dialer{Timeout: timeout}
 	c, err := d.DialContext(ctx, network, addr)
 	if err == nil {
-		return failover.LocalRunning, "", c
+		return failover.LocalRunning, "", c, nil
 	}
 	if topology.Classify(err) == topology.ClassRefused {
-		return failover.LocalGone, "connection refused on " + addr, nil
+		return failover.LocalGone, "connection refused on " + addr, nil, err
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return failover.LocalUnknown, "no answer from " + addr + " within " + timeout.String(), nil
+		return failover.LocalUnknown, "no answer from " + addr + " within " + timeout.String(), nil, err
 	}
-	return failover.LocalUnknown, err.Error(), nil
+	return failover.LocalUnknown, err.Error(), nil, err
 }
 
 // waitClosed reads (and ignores) what the server sends on conn until the

@@ -22,7 +22,7 @@ type ErrorClass string
 // The error classes.
 const (
 	ClassNone         ErrorClass = ""
-	ClassRefused      ErrorClass = "refused"       // nothing listens: mysqld down, host up
+	ClassRefused      ErrorClass = "refused"       // nothing listens (ECONNREFUSED): mysqld down, host up
 	ClassTimeout      ErrorClass = "timeout"       // no answer in time: hung, overloaded or cut off
 	ClassAuth         ErrorClass = "auth"          // wrong user or password (1045)
 	ClassAccessDenied ErrorClass = "access_denied" // logged in, but lacks a privilege
@@ -106,10 +106,9 @@ func Classify(err error) ErrorClass {
 		errors.Is(err, driver.ErrBadConn) || errors.Is(err, net.ErrClosed) {
 		return ClassGoneAway
 	}
-	if errors.Is(err, syscall.ENOENT) {
-		// A unix socket that does not exist: nothing listens.
-		return ClassRefused
-	}
+	// A unix socket file that does not exist (ENOENT) is not "refused": tmp
+	// cleaners delete socket files of servers that still serve on TCP. It
+	// stays ClassUnknown, which no failover decision counts as evidence.
 	return ClassUnknown
 }
 
