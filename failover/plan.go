@@ -310,8 +310,16 @@ func planFailover(v View, p Policy, t Trigger, target string, force bool) (Plan,
 	}
 	pl.add(intent(p, pl, old, why))
 	pl.add(Step{Kind: StepPreHooks, Operation: kind, Timeout: p.HookTimeout, Why: "operator's pre-failover hooks; a failure aborts"})
-	pl.add(Step{Kind: StepUnrouteOldPrimary, Instance: old, Epoch: pl.Epoch, Timeout: p.StepTimeout, Irreversible: true, Why: "no new write may reach the old primary"})
+	unroute := Step{Kind: StepUnrouteOldPrimary, Instance: old, Epoch: pl.Epoch, Timeout: p.StepTimeout, Irreversible: true, Why: "no new write may reach the old primary"}
 	fence, warns := fenceSteps(v, p, old)
+	if len(fence) == 1 && fence[0].Undo == StepSetWritable {
+		// An abort undoes a direct fence (the old primary gets its writes
+		// back), and must then route it back too: a writable primary that
+		// nothing routes to is a write outage. A primary fenced by its agent
+		// or its lease stays read-only and unrouted.
+		unroute.Undo = StepRoute
+	}
+	pl.add(unroute)
 	pl.Warnings = append(pl.Warnings, warns...)
 	pl.Steps = append(pl.Steps, fence...)
 	feeders := feedersOf(v, p, old)

@@ -772,14 +772,18 @@ func undoOf(d executed) (Step, bool) {
 	if d.failed && s.Kind == StepPromote {
 		// It may have set read_only=OFF before failing: nothing promoted may
 		// stay writable outside the epoch.
-		return Step{Kind: StepFence, Instance: s.Instance, Timeout: s.Timeout, Irreversible: true,
+		// Not gated on VerifyLeader: a protective fence is safe for anyone
+		// to run, and a deposed leader must still leave nothing writable.
+		return Step{Kind: StepFence, Instance: s.Instance, Timeout: s.Timeout,
 			Why: fmt.Sprintf("the promotion of %s failed: keep it read-only", s.Instance)}, true
 	}
 	if s.Undo == "" || (d.failed && len(d.touched) == 0) {
 		return Step{}, false
 	}
 	u := Step{Kind: s.Undo, Instance: s.Instance, Epoch: s.Epoch, Timeout: s.Timeout,
-		Irreversible: s.Undo == StepSetWritable || s.Undo == StepRoute || s.Undo == StepFence,
+		// Undos that give writes back are gated on VerifyLeader; a fence is
+		// protective and never is.
+		Irreversible: s.Undo == StepSetWritable || s.Undo == StepRoute,
 		Why:          fmt.Sprintf("undo %s", stepName(s))}
 	if len(s.Instances) > 0 {
 		u.Instances = d.touched

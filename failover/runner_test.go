@@ -275,6 +275,19 @@ func TestRunnerFailover(t *testing.T) {
 			},
 		},
 		{
+			// Issue 9, defect 6: the fence's undo made the old primary
+			// writable again while nothing routed writes back to it.
+			name:    "aborted after a direct fence: the old primary is given its writes and its route back",
+			before:  isolated(),
+			fresh:   isolated().stopped().sqlStopped("db2", "Error 1062").sqlStopped("db3", "Error 1062"),
+			outcome: OutcomeAborted,
+			errIs:   []error{ErrRefused},
+			check: func(t *testing.T, r *rig, res RunResult) {
+				check(t, "undo", []string{"act read-only off db1", "router route db1 epoch=8"}, r.j.only("act read-only off", "router route"))
+				mustContain(t, "reason", res.Reason, "undone: start-io-threads db2,db3, set-writable db1, route db1")
+			},
+		},
+		{
 			name:    "hung primary with a live agent: fenced by the lease, lease_timeout after the intent",
 			before:  base().down("db1", ClassTimeout, ago(3*time.Second)).progress("db2", ago(5*time.Second)).progress("db3", ago(5*time.Second)),
 			fresh:   base().down("db1", ClassTimeout, ago(3*time.Second)).stopped(),
@@ -326,8 +339,8 @@ func TestRunnerFailover(t *testing.T) {
 			actions: concat(failoverStart, relayApplied, []string{
 				"verify",
 				"act promote db2 semisync=true",
-				// Compensation first: it may have gone writable.
-				"verify",
+				// Compensation first: it may have gone writable. A
+				// protective fence is not gated on VerifyLeader.
 				"act read-only on db2",
 				"act kill db2",
 				// Then the undo of what ran, in reverse.
@@ -349,6 +362,23 @@ func TestRunnerFailover(t *testing.T) {
 				check(t, "recorded undo steps", []string{
 					"store step promote db2 failed", "store step undo fence db2 ok", "store step undo start-io-threads db2,db3 ok", "store step failed-hooks ok",
 				}, r.j.only("store step promote", "store step undo", "store step failed-hooks"))
+			},
+		},
+		{
+			// Issue 9, defect 1 (in part): the fence of a failed promotion
+			// was gated on VerifyLeader, so a leader deposed in between left
+			// the half-promoted candidate writable.
+			name:   "a failing promote after the leadership is lost: the candidate is still fenced",
+			before: hostLost(),
+			fresh:  hostLost().stopped(),
+			setup: func(r *rig) {
+				r.lead.leads = 2 // the unroute's and the promote's checks pass, nothing after
+				r.act.sc["act promote db2 semisync=true"] = fail("Error 2013: lost connection")
+			},
+			outcome: OutcomeFailed,
+			check: func(t *testing.T, r *rig, res RunResult) {
+				check(t, "fence after the failed promote", []string{"act promote db2 semisync=true", "act read-only on db2", "act kill db2"},
+					r.j.only("act promote", "act read-only", "act kill"))
 			},
 		},
 		{
