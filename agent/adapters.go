@@ -116,21 +116,18 @@ func (s store) propose(ctx context.Context, cmd consensus.Command) error {
 	return mapRaftErr(err)
 }
 
-// LastContact reports when each agent was last heard and when this node last
-// had the quorum.
+// LastContact reports when each agent was last heard over Raft and when this
+// node last had the quorum.
 func (s store) LastContact(ctx context.Context) (map[failover.AgentID]time.Time, time.Time, error) {
 	out := map[failover.AgentID]time.Time{failover.AgentID(s.c.a.id): time.Now()}
 	pcs, err := s.c.a.raft.PeerContacts()
 	if err != nil {
 		return nil, time.Time{}, mapRaftErr(err)
 	}
+	// Raft contact only, as in clusterRT.view: a report proves the agent
+	// alive, not that it holds its lease.
 	for _, pc := range pcs {
 		out[failover.AgentID(pc.ID)] = pc.LastHeard
-	}
-	for id, rr := range s.c.a.reports() {
-		if rr.At.After(out[failover.AgentID(id)]) {
-			out[failover.AgentID(id)] = rr.At
-		}
 	}
 	return out, s.c.a.raft.LastQuorumContact(), nil
 }

@@ -151,6 +151,13 @@ func (h *harness) isolate(i int) {
 	h.mu.Lock()
 	h.cut[h.agents[i].ID()] = true
 	h.mu.Unlock()
+	h.isolateRaft(i)
+}
+
+// isolateRaft cuts only agent i's Raft transport: its reports still reach
+// the others (the API port open, the Raft port firewalled, or Raft TLS
+// broken).
+func (h *harness) isolateRaft(i int) {
 	for j := range h.trans {
 		if j != i {
 			h.trans[i].Disconnect(h.trans[j].LocalAddr())

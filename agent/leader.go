@@ -117,11 +117,11 @@ func (c *clusterRT) view(now time.Time) failover.View {
 	}
 	agents := a.agentIDs()
 	for id := range agents {
+		// LastHeard is Raft contact alone: reports travel over the API and
+		// keep arriving from an agent whose Raft port is cut, which has lost
+		// its lease all the same (README "Safety", issue 9 defect 7).
 		r := failover.AgentReport{LastHeard: heard[id], Local: failover.LocalUnknown}
 		if rr, ok := reports[id]; ok {
-			if rr.At.After(r.LastHeard) {
-				r.LastHeard = rr.At
-			}
 			if cr, ok := rr.Clusters[c.name]; ok {
 				r.LeaseHeld, r.Local, r.LocalSince, r.LocalDetail = cr.LeaseHeld, cr.Local, cr.LocalSince, cr.LocalDetail
 				if r.Local == "" {

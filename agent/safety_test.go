@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -47,6 +48,29 @@ func TestDeletedSocketFileIsNotMysqldGone(t *testing.T) {
 		s.Kill(t)
 		if st, d := dial(); st != failover.LocalGone {
 			t.Fatalf("killed mysqld: %s (%s), want gone", st, d)
+		}
+	})
+}
+
+// Issue 9, defect 7: with only its Raft port cut, the primary's agent fences
+// itself, but its reports kept refreshing "last heard" on the leader, so the
+// lease never lapsed there and nothing was promoted: a permanent write
+// outage. The leader counts the lease from Raft contact alone.
+func TestRaftOnlyPartitionOfThePrimarysAgentFailsOver(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k, func(c *Config) { c.Clusters[0].FastPath = new(bool) })
+		h.eventually("primary writable under a held lease", 15*time.Second, func() (bool, string) {
+			c := h.cluster()
+			return c.Primary == "p" && c.Epoch == 1 && h.db.Primary.QueryString(t, "SELECT @@read_only") == "0",
+				fmt.Sprintf("primary %q epoch %d", c.Primary, c.Epoch)
+		})
+		h.isolateRaft(0)
+		h.eventually("a replica promoted in epoch 2", 30*time.Second, func() (bool, string) {
+			c, _ := h.nodes[1].State().Cluster("main")
+			return c.Epoch == 2 && c.Primary != "p" && c.Operation == nil, fmt.Sprintf("primary %q epoch %d operation %v", c.Primary, c.Epoch, c.Operation)
+		})
+		if ro := h.db.Primary.QueryString(t, "SELECT @@read_only"); ro != "1" {
+			t.Fatalf("old primary read_only=%s after the failover", ro)
 		}
 	})
 }

@@ -248,8 +248,10 @@ type SemiSyncState struct {
 
 // AgentReport is an agent's report about itself.
 type AgentReport struct {
-	// LastHeard is when the leader last heard from the agent (Raft contact or
-	// a report); for the leader itself, Now. An agent not heard for
+	// LastHeard is when the leader last had Raft contact with the agent (for
+	// the leader itself, Now; never earlier than the start of the leader's
+	// term). Reports do not count: they travel over the API, which may work
+	// while the agent's Raft port is cut and its lease lost. An agent not heard for
 	// fence_after has lost the quorum and, by DESIGN §3.3, fences its local
 	// instance.
 	LastHeard time.Time
