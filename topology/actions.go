@@ -28,14 +28,25 @@ func (i *Instance) SetReadOnly(ctx context.Context, on bool) error {
 // first, then sets read_only (and super_read_only), and repeats both until
 // read_only holds or ctx ends. The order matters: SET GLOBAL read_only waits
 // for commits in progress, and a commit waiting for a semi-sync
-// acknowledgement from replicas that are cut off would hold it forever.
-// Killing that session first unblocks it, and its client never gets an OK.
+// acknowledgement from replicas that are cut off holds it. Killing that
+// session first unblocks it on MariaDB, and its client never gets an OK.
+//
+// MySQL keeps a killed session waiting for its acknowledgement, and the
+// commit lock with it, so read_only cannot hold until a replica acknowledges.
+// Fence never switches semi-sync off to get through (that would let new
+// sessions commit asynchronously and get an OK before read_only holds);
+// instead it sets offline_mode, which disconnects and refuses every client
+// without CONNECTION_ADMIN, while it keeps trying. Once read_only holds it
+// turns offline_mode off again. If ctx ends first, offline_mode stays on and
+// the error says so: the caller escalates (Shutdown) before its deadline.
+// Either way a commit that no replica acknowledged never gets an OK.
 func (i *Instance) Fence(ctx context.Context, opts KillOptions) (KillReport, error) {
 	f, err := i.Flavor(ctx)
 	if err != nil {
 		return KillReport{}, err
 	}
 	var total KillReport
+	offline := false
 	for attempt := 0; ; attempt++ {
 		rep, kerr := i.KillClientConnections(ctx, opts)
 		total.Killed = append(total.Killed, rep.Killed...)
@@ -45,44 +56,62 @@ func (i *Instance) Fence(ctx context.Context, opts KillOptions) (KillReport, err
 		err = i.exec(actx, "fence: set read_only=ON", f.readOnlySQL(true)...)
 		cancel()
 		if err == nil {
+			if offline {
+				if oerr := i.exec(ctx, "fence: offline_mode=OFF", "SET GLOBAL offline_mode=OFF"); oerr != nil {
+					i.log.Warn("fence: read_only holds but offline_mode could not be turned off again", "err", oerr)
+				}
+			}
 			return total, nil
 		}
 		if ctx.Err() != nil {
 			if kerr != nil {
 				err = errors.Join(err, kerr)
 			}
+			if offline {
+				err = fmt.Errorf("%w (offline_mode=ON keeps clients out meanwhile)", err)
+			}
 			return total, err
 		}
-		// MySQL keeps a killed session waiting for its acknowledgement, and
-		// the commit lock with it: switching the semi-sync source side off
-		// releases every waiter (their clients were killed: none gets an
-		// OK). The old primary never needs it again as it is.
-		if attempt == 0 {
-			i.releaseSemiSyncWaiters(ctx, f)
+		if attempt == 0 && f.IsMySQL() {
+			actx, cancel := context.WithTimeout(ctx, fenceAttempt)
+			if oerr := i.exec(actx, "fence: offline_mode=ON", "SET GLOBAL offline_mode=ON"); oerr != nil {
+				i.log.Warn("fence: could not set offline_mode while read_only is pending", "err", oerr)
+			} else {
+				offline = true
+			}
+			cancel()
 		}
 	}
 }
 
-// releaseSemiSyncWaiters turns the semi-sync source side off, whichever
-// generation of variable names the server has.
-func (i *Instance) releaseSemiSyncWaiters(ctx context.Context, f Flavor) {
-	conn, err := i.db.Conn(ctx)
+// ReadOnly reports whether the instance refuses client writes: read_only on
+// MariaDB, super_read_only on MySQL (which implies read_only).
+func (i *Instance) ReadOnly(ctx context.Context) (bool, error) {
+	f, err := i.Flavor(ctx)
 	if err != nil {
-		return
+		return false, err
 	}
-	defer conn.Close()
-	vars, err := nameValues(ctx, conn, showVariablesSQL)
-	if err != nil {
-		return
+	q := "SELECT @@GLOBAL.read_only"
+	if f.IsMySQL() {
+		q = "SELECT @@GLOBAL.super_read_only"
 	}
-	name := f.semiSync(vars).sourceEnabled
-	if parseBoolVar(vars[name]) {
-		actx, cancel := context.WithTimeout(ctx, fenceAttempt)
-		defer cancel()
-		if _, err := conn.ExecContext(actx, "SET GLOBAL "+name+"=OFF"); err != nil {
-			i.log.Warn("fence: could not switch semi-sync off to release waiting commits", "err", err)
-		}
+	var v int
+	if err := i.db.QueryRowContext(ctx, q).Scan(&v); err != nil {
+		return false, i.wrap("read read_only", err)
 	}
+	return v == 1, nil
+}
+
+// Shutdown stops mysqld (SHUTDOWN; the account needs the SHUTDOWN
+// privilege). It is the last resort of a fence that cannot set read_only
+// before its deadline. A server that is gone already counts as stopped.
+func (i *Instance) Shutdown(ctx context.Context) error {
+	err := i.exec(ctx, "shutdown", "SHUTDOWN")
+	switch Classify(err) {
+	case ClassNone, ClassRefused, ClassGoneAway:
+		return nil
+	}
+	return err
 }
 
 // fenceAttempt bounds one attempt to set read_only during a fence, before the

@@ -87,7 +87,9 @@ func (f Flavor) readOnlySQL(on bool) []string {
 	case f.IsMySQL() && on:
 		return []string{"SET GLOBAL super_read_only=ON"}
 	case f.IsMySQL():
-		return []string{"SET GLOBAL super_read_only=OFF", "SET GLOBAL read_only=OFF"}
+		// offline_mode may be left on by a fence that could not set
+		// read_only (Fence): a writable primary must accept its clients.
+		return []string{"SET GLOBAL offline_mode=OFF", "SET GLOBAL super_read_only=OFF", "SET GLOBAL read_only=OFF"}
 	case on:
 		return []string{"SET GLOBAL read_only=ON"}
 	default:

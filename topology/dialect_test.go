@@ -25,7 +25,7 @@ func TestStatementForms(t *testing.T) {
 		{"read only on", func(f Flavor) string { return strings.Join(f.readOnlySQL(true), "; ") }, [3]string{
 			"SET GLOBAL read_only=ON", "SET GLOBAL super_read_only=ON", "SET GLOBAL super_read_only=ON"}},
 		{"read only off", func(f Flavor) string { return strings.Join(f.readOnlySQL(false), "; ") }, [3]string{
-			"SET GLOBAL read_only=OFF", "SET GLOBAL super_read_only=OFF; SET GLOBAL read_only=OFF", "SET GLOBAL super_read_only=OFF; SET GLOBAL read_only=OFF"}},
+			"SET GLOBAL read_only=OFF", "SET GLOBAL offline_mode=OFF; SET GLOBAL super_read_only=OFF; SET GLOBAL read_only=OFF", "SET GLOBAL offline_mode=OFF; SET GLOBAL super_read_only=OFF; SET GLOBAL read_only=OFF"}},
 		{"change source", func(f Flavor) string {
 			s, err := f.changeSourceSQL(ChangeSourceOptions{Host: "10.0.0.2", Port: 3306, User: "repl", Password: `p'w\d`, HeartbeatPeriod: 500 * time.Millisecond, ConnectRetry: time.Second})
 			if err != nil {

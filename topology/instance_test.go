@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -629,14 +630,19 @@ func TestLongWriteTransactions(t *testing.T) {
 	})
 }
 
-// A commit stuck waiting for a semi-sync acknowledgement (the replicas are
-// cut off) holds SET GLOBAL read_only: Fence kills the session first, so the
-// fence holds and the stuck client never gets an OK.
-func TestFenceWithCommitStuckInSemiSyncWait(t *testing.T) {
+// Issue 9, defect 2: a commit stuck waiting for a semi-sync acknowledgement
+// (the replicas are cut off) holds SET GLOBAL read_only, and Fence used to
+// switch semi-sync off to get through, so new sessions committed
+// asynchronously and got an OK before read_only held. The fence must never
+// make the primary less durable: semi-sync stays on, no new write is
+// acknowledged, and where read_only cannot hold (MySQL keeps the killed
+// session waiting, and the commit lock with it) offline_mode shuts clients
+// out until Shutdown stops the server.
+func TestFenceNeverSwitchesSemiSyncOff(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
 		c := mysqltest.StartCluster(t, k, 1)
 		mysqltest.EnsureTable(t, c.Primary)
-		ctx := ctxT(t, 60*time.Second)
+		ctx := ctxT(t, 90*time.Second)
 		p := open(t, c.Primary)
 		if err := p.SetSemiSync(ctx, SemiSyncConfig{Source: true, Timeout: time.Hour}); err != nil {
 			t.Fatal(err)
@@ -656,24 +662,56 @@ func TestFenceWithCommitStuckInSemiSyncWait(t *testing.T) {
 			err := p.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '"+mysqltest.AppUser+"' AND STATE LIKE '%semi-sync%'").Scan(&n)
 			return err == nil && n == 1, fmt.Sprintf("%d sessions waiting, err %v", n, err)
 		})
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		fctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
-		rep, err := p.Fence(fctx, KillOptions{})
-		if err != nil {
-			t.Fatalf("fence with a stuck commit: %v", err)
-		}
+		rep, ferr := p.Fence(fctx, KillOptions{})
 		if len(rep.Killed) == 0 {
 			t.Fatalf("the stuck session was not killed")
 		}
-		if s := probe(t, p); !s.ReadOnly {
-			t.Fatalf("read_only not set by the fence")
+		s := probe(t, p)
+		if !s.SemiSync.SourceEnabled {
+			t.Fatalf("the fence switched the semi-sync source side off")
+		}
+		switch {
+		case ferr == nil && !s.ReadOnly:
+			t.Fatalf("fence returned without error but read_only is off")
+		case ferr == nil:
+			if ro, err := p.ReadOnly(ctx); err != nil || !ro {
+				t.Fatalf("ReadOnly after the fence: %v, %v", ro, err)
+			}
+		case k == mysqltest.MariaDB:
+			t.Fatalf("fence on MariaDB: %v (killing the waiter releases read_only there)", ferr)
+		default:
+			// MySQL: read_only pends behind the killed waiter; offline_mode
+			// keeps every application session out meanwhile.
+			if !strings.Contains(ferr.Error(), "offline_mode=ON") {
+				t.Fatalf("fence error does not say offline_mode holds: %v", ferr)
+			}
+			if v := c.Primary.QueryString(t, "SELECT @@GLOBAL.offline_mode"); v != "1" {
+				t.Fatalf("offline_mode=%s while read_only is pending", v)
+			}
+		}
+		// A new session gets no acknowledgement for a write.
+		newApp := openAs(t, c.Primary, mysqltest.AppUser, mysqltest.AppPassword)
+		wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
+		_, werr := newApp.db.ExecContext(wctx, "INSERT INTO regent_test.writes (id) VALUES (2)")
+		wcancel()
+		if werr == nil {
+			t.Fatalf("a new session's write was acknowledged on the fenced primary")
+		}
+		if ferr != nil {
+			// The escalation: the server stops; the waiting client gets no OK.
+			if err := p.Shutdown(ctx); err != nil {
+				t.Fatalf("shutdown: %v", err)
+			}
+			c.Primary.WaitExited(t, 60*time.Second)
 		}
 		select {
 		case err := <-done:
 			if err == nil {
 				t.Fatalf("the stuck commit was acknowledged to its client")
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(20 * time.Second):
 			t.Fatalf("the stuck client never got an answer")
 		}
 	})

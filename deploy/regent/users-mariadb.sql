@@ -46,8 +46,11 @@ GRANT
   -- RESET SLAVE ALL also needs RELOAD (it deletes the relay logs).
   RELOAD,
   -- SHOW SLAVE HOSTS (ListReplicas) and SET GLOBAL
-  -- rpl_semi_sync_master_enabled / _wait_point / _timeout.
-  REPLICATION MASTER ADMIN
+  -- rpl_semi_sync_master_enabled / _wait_point / _timeout / _wait_no_slave.
+  REPLICATION MASTER ADMIN,
+  -- SHUTDOWN: the last resort of the self-fence, when read_only cannot be
+  -- set before the lease deadline (README "Safety").
+  SHUTDOWN
   ON *.* TO 'regent'@'10.0.0.%';
 
 -- ---------------------------------------------------------------------------

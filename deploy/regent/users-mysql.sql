@@ -37,7 +37,11 @@ GRANT
   -- SHOW REPLICAS (ListReplicas).
   REPLICATION SLAVE,
   -- RESET REPLICA ALL (promote) needs RELOAD besides REPLICATION_SLAVE_ADMIN.
-  RELOAD
+  RELOAD,
+  -- SHUTDOWN: the last resort of the self-fence, when read_only cannot be
+  -- set before the lease deadline (a killed session waiting for a semi-sync
+  -- acknowledgement holds it on MySQL; README "Safety").
+  SHUTDOWN
   ON *.* TO 'regent'@'10.0.0.%';
 GRANT
   -- KILL CONNECTION of other users' sessions when fencing an old primary. It
@@ -50,7 +54,8 @@ GRANT
   -- only SYSTEM_USER accounts may alter or drop.
   SYSTEM_USER,
   -- SET GLOBAL read_only / super_read_only (fence; make the new primary
-  -- writable) and rpl_semi_sync_source_* / rpl_semi_sync_replica_enabled.
+  -- writable), offline_mode (while a fence waits for read_only) and
+  -- rpl_semi_sync_source_* / rpl_semi_sync_replica_enabled.
   SYSTEM_VARIABLES_ADMIN,
   -- STOP/START REPLICA, CHANGE REPLICATION SOURCE TO (repoint, demote,
   -- rejoin), RESET REPLICA ALL (promote).

@@ -571,6 +571,27 @@ func (s *Server) signalAndWait(t TB, sig syscall.Signal) {
 	}
 }
 
+// WaitExited waits, at most timeout, until the server has exited by itself
+// (a SHUTDOWN statement).
+func (s *Server) WaitExited(t TB, timeout time.Duration) {
+	t.Helper()
+	s.mu.Lock()
+	exited := s.exited
+	s.mu.Unlock()
+	select {
+	case <-exited:
+	case <-time.After(timeout):
+		t.Fatalf("%s did not exit within %v", s, timeout)
+	}
+	s.mu.Lock()
+	db := s.db
+	s.db, s.stopped = nil, true
+	s.mu.Unlock()
+	if db != nil {
+		_ = db.Close()
+	}
+}
+
 // Restart starts a stopped or killed server again on the same port and data
 // directory.
 func (s *Server) Restart(t TB) {
