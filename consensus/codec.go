@@ -140,6 +140,9 @@ var decoders = map[cmdKind]func(r *rbuf) Command{
 	kindClearQuarantine: func(r *rbuf) Command {
 		return ClearQuarantine{Cluster: r.str(), Instance: r.str()}
 	},
+	kindSetCandidate: func(r *rbuf) Command {
+		return SetCandidate{Cluster: r.str(), OperationID: r.str(), Instance: r.str()}
+	},
 	kindSetMember: func(r *rbuf) Command {
 		return SetMember{Member: Member{ID: r.str(), RaftAddr: r.str(), APIAddr: r.str(), Instance: r.str()}}
 	},
@@ -222,6 +225,8 @@ func (c SetQuarantine) encodeBody(w *wbuf) {
 }
 
 func (c ClearQuarantine) encodeBody(w *wbuf) { w.str(c.Cluster); w.str(c.Instance) }
+
+func (c SetCandidate) encodeBody(w *wbuf) { w.str(c.Cluster); w.str(c.OperationID); w.str(c.Instance) }
 
 func (c SetMember) encodeBody(w *wbuf) {
 	w.str(c.Member.ID)

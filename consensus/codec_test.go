@@ -30,6 +30,7 @@ func everyCommand() []Command {
 		ClearQuarantine{Cluster: "c1", Instance: "db1"},
 		SetMember{Member: Member{ID: "a1", RaftAddr: "10.0.0.1:7000", APIAddr: "10.0.0.1:8080", Instance: "db1"}},
 		RemoveMember{ID: "a1"},
+		SetCandidate{Cluster: "c1", OperationID: "op-1", Instance: "db2"},
 	}
 }
 

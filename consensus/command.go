@@ -49,6 +49,7 @@ const (
 	kindClearQuarantine  cmdKind = 11
 	kindSetMember        cmdKind = 12
 	kindRemoveMember     cmdKind = 13
+	kindSetCandidate     cmdKind = 14
 )
 
 // InitCluster creates a replication cluster at epoch 1, only if absent
@@ -160,6 +161,16 @@ type SetMember struct {
 	Member Member
 }
 
+// SetCandidate records the instance the operation in progress is about to
+// promote, before it is made writable (ErrConflict unless OperationID is the
+// operation in progress and it changes the primary). If the operation ends
+// without committing, the instance stays in Cluster.Uncommitted.
+type SetCandidate struct {
+	Cluster     string
+	OperationID string
+	Instance    string
+}
+
 // RemoveMember deletes an agent's record (ErrNotFound if absent).
 type RemoveMember struct {
 	ID string
@@ -178,6 +189,7 @@ func (SetQuarantine) Name() string    { return "set_quarantine" }
 func (ClearQuarantine) Name() string  { return "clear_quarantine" }
 func (SetMember) Name() string        { return "set_member" }
 func (RemoveMember) Name() string     { return "remove_member" }
+func (SetCandidate) Name() string     { return "set_candidate" }
 
 func (InitCluster) kind() cmdKind      { return kindInitCluster }
 func (BeginOperation) kind() cmdKind   { return kindBeginOperation }
@@ -192,6 +204,7 @@ func (SetQuarantine) kind() cmdKind    { return kindSetQuarantine }
 func (ClearQuarantine) kind() cmdKind  { return kindClearQuarantine }
 func (SetMember) kind() cmdKind        { return kindSetMember }
 func (RemoveMember) kind() cmdKind     { return kindRemoveMember }
+func (SetCandidate) kind() cmdKind     { return kindSetCandidate }
 
 // clusterOf returns the replication cluster a command targets, "" for member
 // commands.
@@ -218,6 +231,8 @@ func clusterOf(c Command) string {
 	case SetQuarantine:
 		return c.Cluster
 	case ClearQuarantine:
+		return c.Cluster
+	case SetCandidate:
 		return c.Cluster
 	}
 	return ""
@@ -399,6 +414,14 @@ func (c SetQuarantine) validate() error {
 	x.text("reason", c.Reason, MaxTextLen, false)
 	x.name("by", c.By, false)
 	x.time("at", c.At, true)
+	return x.err
+}
+
+func (c SetCandidate) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.name("operation_id", c.OperationID, true)
+	x.name("instance", c.Instance, true)
 	return x.err
 }
 

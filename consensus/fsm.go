@@ -249,11 +249,34 @@ func applyToCluster(cl *Cluster, cmd Command) error {
 		}
 		cl.Primary = c.NewPrimary
 		cl.Epoch = c.ExpectEpoch + 1
+		// The new primary is committed; a failover fenced every other
+		// uncommitted promotion before promoting (failover.PlanFailover).
+		delete(cl.Uncommitted, c.NewPrimary)
+		if op.Kind == KindFailover || op.Kind == KindForcedFailover {
+			cl.Uncommitted = nil
+		}
+		if len(cl.Uncommitted) == 0 {
+			cl.Uncommitted = nil
+		}
 		op.Committed = true
 		op.CommittedAt = c.At
 		op.NewPrimary = c.NewPrimary
 		op.GTIDAtPromotion = c.GTID
 		op.CommitEpoch = cl.Epoch
+		return nil
+
+	case SetCandidate:
+		op, err := currentOp(cl, c.OperationID)
+		if err != nil {
+			return err
+		}
+		if !op.Kind.ChangesPrimary() {
+			return fmt.Errorf("%w: a %s operation promotes no candidate", ErrConflict, op.Kind)
+		}
+		if op.Committed {
+			return fmt.Errorf("%w: operation %s already committed %s", ErrConflict, op.ID, op.NewPrimary)
+		}
+		op.Candidate = c.Instance
 		return nil
 
 	case FinishOperation:
@@ -335,6 +358,14 @@ func finishOperation(cl *Cluster, id string, result Result, reason string, at ti
 	}
 	if d := at.Sub(op.StartedAt); d > 0 {
 		e.Duration = d
+	}
+	if op.Candidate != "" && !op.Committed {
+		// Promoted, perhaps writable, never committed: the next change of
+		// primary must fence it and count its data.
+		if cl.Uncommitted == nil {
+			cl.Uncommitted = make(map[string]UncommittedPromotion)
+		}
+		cl.Uncommitted[op.Candidate] = UncommittedPromotion{OperationID: op.ID, At: at}
 	}
 	h := append(cl.History, e)
 	if len(h) > HistoryLimit {

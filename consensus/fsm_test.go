@@ -36,6 +36,7 @@ var (
 	beginOp1 = BeginOperation{Cluster: "c1", OperationID: "op1", Kind: KindFailover, ExpectEpoch: 1,
 		Trigger: "primary dead", Automatic: true, At: at(10)}
 	stepOp1   = RecordStep{Cluster: "c1", OperationID: "op1", Step: Step{Name: "fence", Start: at(11), Duration: 20 * time.Millisecond, Result: StepOK, Detail: "read_only=ON"}}
+	setCand1  = SetCandidate{Cluster: "c1", OperationID: "op1", Instance: "db2"}
 	commitOp1 = CommitPrimary{Cluster: "c1", OperationID: "op1", NewPrimary: "db2", ExpectEpoch: 1, GTID: "0-2-100", At: at(12)}
 )
 
@@ -443,6 +444,51 @@ func TestApplyCommand(t *testing.T) {
 			name:    "remove_member of an unknown agent",
 			cmd:     RemoveMember{ID: "a9"},
 			wantErr: ErrNotFound,
+		},
+		{
+			name:  "set_candidate records the instance about to be promoted",
+			setup: []Command{initC1, beginOp1},
+			cmd:   setCand1,
+			want:  func(s *State) { s.Clusters["c1"].Operation.Candidate = "db2" },
+		},
+		{
+			name:    "set_candidate of another operation conflicts",
+			setup:   []Command{initC1, beginOp1},
+			cmd:     SetCandidate{Cluster: "c1", OperationID: "op9", Instance: "db2"},
+			wantErr: ErrConflict,
+		},
+		{
+			name:    "set_candidate of an operation that changes no primary conflicts",
+			setup:   []Command{initC1, BeginOperation{Cluster: "c1", OperationID: "rj", Kind: KindRejoin, ExpectEpoch: 1, Target: "db0", At: at(3)}},
+			cmd:     SetCandidate{Cluster: "c1", OperationID: "rj", Instance: "db0"},
+			wantErr: ErrConflict,
+		},
+		{
+			// Issue 9, defect 1: a promoted but uncommitted candidate must
+			// stay visible to the next leader.
+			name:  "an operation aborted after set_candidate leaves the candidate uncommitted",
+			setup: []Command{initC1, beginOp1, setCand1},
+			cmd:   AbortOperation{Cluster: "c1", OperationID: "op1", Reason: "leader lost", At: at(20)},
+			want: func(s *State) {
+				c := s.Clusters["c1"]
+				c.Operation = nil
+				c.Uncommitted = map[string]UncommittedPromotion{"db2": {OperationID: "op1", At: at(20)}}
+				c.History = []HistoryEntry{{ID: "op1", Kind: KindFailover, Trigger: "primary dead", Automatic: true, StartedAt: at(10), EndedAt: at(20),
+					OldPrimary: "db1", EpochBefore: 1, EpochAfter: 1, Result: ResultAborted, Reason: "leader lost", Duration: 10 * time.Second}}
+			},
+		},
+		{
+			name: "a failover's commit clears every uncommitted promotion",
+			setup: []Command{initC1, beginOp1, setCand1, AbortOperation{Cluster: "c1", OperationID: "op1", At: at(20)},
+				BeginOperation{Cluster: "c1", OperationID: "op2", Kind: KindFailover, ExpectEpoch: 1, At: at(21)},
+				SetCandidate{Cluster: "c1", OperationID: "op2", Instance: "db3"}},
+			cmd: CommitPrimary{Cluster: "c1", OperationID: "op2", NewPrimary: "db3", ExpectEpoch: 1, At: at(22)},
+			want: func(s *State) {
+				c := s.Clusters["c1"]
+				c.Uncommitted = nil
+				c.Primary, c.Epoch = "db3", 2
+				c.Operation.Committed, c.Operation.CommittedAt, c.Operation.NewPrimary, c.Operation.CommitEpoch = true, at(22), "db3", 2
+			},
 		},
 	}
 	for _, tt := range tests {

@@ -105,9 +105,23 @@ type Cluster struct {
 	PromotionRules map[string]PromotionRule `json:"promotion_rules"`
 	// Quarantined instances must not be rejoined or promoted. Nil when empty.
 	Quarantined map[string]Quarantine `json:"quarantined"`
+	// Uncommitted holds the instances an operation promoted (made writable)
+	// but never committed: it ended, aborted or failed, before CommitPrimary.
+	// Each may be writable outside the epoch and may hold transactions no
+	// one else has, so the next change of primary fences it and counts its
+	// data (README "Safety"). A failover's commit clears them all; any commit
+	// clears its new primary. Nil when empty.
+	Uncommitted map[string]UncommittedPromotion `json:"uncommitted,omitempty"`
 
 	// History holds the last HistoryLimit finished operations, oldest first.
 	History []HistoryEntry `json:"history"`
+}
+
+// UncommittedPromotion records which operation promoted an instance without
+// committing it.
+type UncommittedPromotion struct {
+	OperationID string    `json:"operation_id"`
+	At          time.Time `json:"at"`
 }
 
 // Quarantine says why an instance is quarantined.
@@ -136,6 +150,10 @@ type Operation struct {
 	CommittedAt     time.Time `json:"committed_at"`
 	NewPrimary      string    `json:"new_primary"`
 	GTIDAtPromotion string    `json:"gtid_at_promotion"`
+	// Candidate is the instance the operation is promoting, recorded
+	// (SetCandidate) before it is made writable: the only instance besides
+	// the committed primary whose agent lets it be writable meanwhile.
+	Candidate string `json:"candidate,omitempty"`
 
 	Steps []Step `json:"steps"`
 }
@@ -260,6 +278,12 @@ func (c *Cluster) Clone() *Cluster {
 		out.Quarantined = make(map[string]Quarantine, len(c.Quarantined))
 		for k, v := range c.Quarantined {
 			out.Quarantined[k] = v
+		}
+	}
+	if c.Uncommitted != nil {
+		out.Uncommitted = make(map[string]UncommittedPromotion, len(c.Uncommitted))
+		for k, v := range c.Uncommitted {
+			out.Uncommitted[k] = v
 		}
 	}
 	if c.History != nil {
