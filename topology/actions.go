@@ -65,8 +65,11 @@ func (i *Instance) Fence(ctx context.Context, opts KillOptions) (KillReport, err
 		}
 		if ctx.Err() != nil {
 			if kerr != nil {
-				err = errors.Join(err, kerr)
+				return total, errors.Join(err, kerr)
 			}
+			// The server answered this round (the sessions were listed
+			// and killed) but read_only did not hold.
+			err = fmt.Errorf("%w: %w", ErrReadOnlyPending, err)
 			if offline {
 				err = fmt.Errorf("%w (offline_mode=ON keeps clients out meanwhile)", err)
 			}
@@ -84,22 +87,23 @@ func (i *Instance) Fence(ctx context.Context, opts KillOptions) (KillReport, err
 	}
 }
 
-// ReadOnly reports whether the instance refuses client writes: read_only on
-// MariaDB, super_read_only on MySQL (which implies read_only).
+// ErrReadOnlyPending: the server answers, but SET GLOBAL read_only does not
+// complete (it waits for the commit lock: a long rollback, or on MySQL a
+// killed commit still waiting for a semi-sync acknowledgement).
+var ErrReadOnlyPending = errors.New("the server answers but read_only does not hold")
+
+// ReadOnly reports whether the instance refuses application writes:
+// read_only is ON (accounts without SUPER or READ ONLY ADMIN cannot write;
+// Fence sets super_read_only too on MySQL). While a SET GLOBAL read_only
+// waits for the commit lock the variables may already read ON although the
+// server still takes writes, so a pending SET counts as not read-only.
 func (i *Instance) ReadOnly(ctx context.Context) (bool, error) {
-	f, err := i.Flavor(ctx)
-	if err != nil {
-		return false, err
-	}
-	q := "SELECT @@GLOBAL.read_only"
-	if f.IsMySQL() {
-		q = "SELECT @@GLOBAL.super_read_only"
-	}
-	var v int
-	if err := i.db.QueryRowContext(ctx, q).Scan(&v); err != nil {
+	var v, pending int
+	q := "SELECT @@GLOBAL.read_only, (SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND INFO LIKE 'SET GLOBAL %read_only=ON%')"
+	if err := i.db.QueryRowContext(ctx, q).Scan(&v, &pending); err != nil {
 		return false, i.wrap("read read_only", err)
 	}
-	return v == 1, nil
+	return v == 1 && pending == 0, nil
 }
 
 // Shutdown stops mysqld (SHUTDOWN; the account needs the SHUTDOWN
@@ -301,9 +305,30 @@ type SemiSyncConfig struct {
 	// Replica: acknowledge transactions to the source.
 	Replica bool
 	// Timeout before the source falls back to asynchronous replication; 0
-	// keeps the server's value.
+	// keeps the server's value (LosslessTimeout with Lossless).
 	Timeout time.Duration
+	// Lossless (with Source): the server never falls back to asynchronous
+	// commits by itself. Wait point AFTER_SYNC, wait_no_slave /
+	// wait_no_replica ON (keep waiting when no replica is connected) and,
+	// unless Timeout says otherwise, LosslessTimeout. These are set before
+	// the source side is switched on, so that it is lossless from its first
+	// commit.
+	Lossless bool
+	// WaitCount is how many acknowledgements a commit waits for (0 keeps the
+	// server's value). MariaDB always waits for one: more is an error there.
+	WaitCount int
 }
+
+// LosslessTimeout is the semi-sync timeout Regent sets for lossless
+// durability: the largest value both flavours accept (about 49 days), so
+// that only Regent decides to fall back to asynchronous commits. The server
+// default, 10 s, makes a primary whose replicas are away for longer than
+// that acknowledge commits no replica has.
+const LosslessTimeout = 4294967295 * time.Millisecond
+
+// LosslessMinTimeout is the shortest semi-sync timeout that still counts as
+// lossless in a check: a day.
+const LosslessMinTimeout = 24 * time.Hour
 
 // SetSemiSync configures semi-synchronous replication. On MySQL the plugins
 // are installed if missing (production servers should load them in my.cnf:
@@ -348,6 +373,31 @@ func (i *Instance) SetSemiSync(ctx context.Context, c SemiSyncConfig) error {
 			stmts = append(stmts, "SET GLOBAL "+name+"="+value)
 		}
 	}
+	// The source's settings first: it must be lossless from the moment it
+	// is switched on.
+	if c.Source {
+		set(n.waitPoint, "AFTER_SYNC", strings.EqualFold(vars[n.waitPoint], "AFTER_SYNC"))
+	}
+	timeout := c.Timeout
+	if c.Source && c.Lossless {
+		set(n.waitNoReplica, "ON", parseBoolVar(vars[n.waitNoReplica]))
+		if timeout == 0 {
+			timeout = LosslessTimeout
+		}
+	}
+	if timeout > 0 {
+		ms := strconv.FormatInt(timeout.Milliseconds(), 10)
+		set(n.timeout, ms, vars[n.timeout] == ms)
+	}
+	if c.WaitCount > 0 {
+		if _, ok := vars[n.waitCount]; !ok && c.WaitCount != 1 {
+			return &Error{Class: ClassUnknown, Op: "set semi-sync", Addr: i.addr,
+				Err: fmt.Errorf("this server waits for exactly one semi-sync acknowledgement (it has no %s): set semi_sync_wait_for to 1", n.waitCount)}
+		} else if ok {
+			v := strconv.Itoa(c.WaitCount)
+			set(n.waitCount, v, vars[n.waitCount] == v)
+		}
+	}
 	set(n.sourceEnabled, onOff(c.Source), parseBoolVar(vars[n.sourceEnabled]) == c.Source)
 	set(n.replicaEnabled, onOff(c.Replica), wasReplica == c.Replica)
 	if f == FlavorMariaDB && c.Replica {
@@ -355,13 +405,6 @@ func (i *Instance) SetSemiSync(ctx context.Context, c SemiSyncConfig) error {
 		// its dump thread and waits up to this long (5 s by default) when
 		// the source's host is silent: longer than a failover step.
 		set("rpl_semi_sync_slave_kill_conn_timeout", "1", vars["rpl_semi_sync_slave_kill_conn_timeout"] == "1")
-	}
-	if c.Source {
-		set(n.waitPoint, "AFTER_SYNC", strings.EqualFold(vars[n.waitPoint], "AFTER_SYNC"))
-	}
-	if c.Timeout > 0 {
-		ms := strconv.FormatInt(c.Timeout.Milliseconds(), 10)
-		set(n.timeout, ms, vars[n.timeout] == ms)
 	}
 	for _, q := range stmts {
 		if _, err := conn.ExecContext(ctx, q); err != nil {

@@ -260,17 +260,17 @@ func (f Flavor) waitGTIDSQL(set GTIDSet, timeout time.Duration) string {
 // which changed twice: MariaDB and MySQL 8.0's master/slave plugins, then
 // MySQL's source/replica plugins (8.0.26+, the only ones in 8.4).
 type semiSyncNames struct {
-	sourceEnabled, replicaEnabled, waitPoint, timeout, waitCount string
-	sourceStatus, replicaStatus, clients                         string
-	sourcePlugin, replicaPlugin                                  string // MySQL: plugin name
-	sourceLib, replicaLib                                        string // MySQL: shared library
+	sourceEnabled, replicaEnabled, waitPoint, timeout, waitCount, waitNoReplica string
+	sourceStatus, replicaStatus, clients                                        string
+	sourcePlugin, replicaPlugin                                                 string // MySQL: plugin name
+	sourceLib, replicaLib                                                       string // MySQL: shared library
 }
 
 var (
 	semiSyncMasterNames = semiSyncNames{
 		sourceEnabled: "rpl_semi_sync_master_enabled", replicaEnabled: "rpl_semi_sync_slave_enabled",
 		waitPoint: "rpl_semi_sync_master_wait_point", timeout: "rpl_semi_sync_master_timeout",
-		waitCount:    "rpl_semi_sync_master_wait_for_slave_count",
+		waitCount: "rpl_semi_sync_master_wait_for_slave_count", waitNoReplica: "rpl_semi_sync_master_wait_no_slave",
 		sourceStatus: "Rpl_semi_sync_master_status", replicaStatus: "Rpl_semi_sync_slave_status",
 		clients:      "Rpl_semi_sync_master_clients",
 		sourcePlugin: "rpl_semi_sync_master", replicaPlugin: "rpl_semi_sync_slave",
@@ -279,7 +279,7 @@ var (
 	semiSyncSourceNames = semiSyncNames{
 		sourceEnabled: "rpl_semi_sync_source_enabled", replicaEnabled: "rpl_semi_sync_replica_enabled",
 		waitPoint: "rpl_semi_sync_source_wait_point", timeout: "rpl_semi_sync_source_timeout",
-		waitCount:    "rpl_semi_sync_source_wait_for_replica_count",
+		waitCount: "rpl_semi_sync_source_wait_for_replica_count", waitNoReplica: "rpl_semi_sync_source_wait_no_replica",
 		sourceStatus: "Rpl_semi_sync_source_status", replicaStatus: "Rpl_semi_sync_replica_status",
 		clients:      "Rpl_semi_sync_source_clients",
 		sourcePlugin: "rpl_semi_sync_source", replicaPlugin: "rpl_semi_sync_replica",
@@ -316,9 +316,9 @@ var variableNames = []string{
 	"gtid_executed", "gtid_binlog_state", "gtid_current_pos", "gtid_slave_pos", "gtid_binlog_pos",
 	"slave_net_timeout", "replica_net_timeout", "rpl_semi_sync_slave_kill_conn_timeout",
 	semiSyncMasterNames.sourceEnabled, semiSyncMasterNames.replicaEnabled, semiSyncMasterNames.waitPoint,
-	semiSyncMasterNames.timeout, semiSyncMasterNames.waitCount,
+	semiSyncMasterNames.timeout, semiSyncMasterNames.waitCount, semiSyncMasterNames.waitNoReplica,
 	semiSyncSourceNames.sourceEnabled, semiSyncSourceNames.replicaEnabled, semiSyncSourceNames.waitPoint,
-	semiSyncSourceNames.timeout, semiSyncSourceNames.waitCount,
+	semiSyncSourceNames.timeout, semiSyncSourceNames.waitCount, semiSyncSourceNames.waitNoReplica,
 }
 
 var statusNames = []string{

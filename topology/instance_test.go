@@ -690,6 +690,14 @@ func TestFenceNeverSwitchesSemiSyncOff(t *testing.T) {
 			if v := c.Primary.QueryString(t, "SELECT @@GLOBAL.offline_mode"); v != "1" {
 				t.Fatalf("offline_mode=%s while read_only is pending", v)
 			}
+			if !errors.Is(ferr, ErrReadOnlyPending) {
+				t.Fatalf("fence error is not ErrReadOnlyPending: %v", ferr)
+			}
+			// The variable already reads ON while the SET waits for the
+			// commit lock; ReadOnly must not be fooled.
+			if ro, err := p.ReadOnly(ctx); err != nil || ro {
+				t.Fatalf("ReadOnly while SET GLOBAL super_read_only pends: %v, %v", ro, err)
+			}
 		}
 		// A new session gets no acknowledgement for a write.
 		newApp := openAs(t, c.Primary, mysqltest.AppUser, mysqltest.AppPassword)
@@ -715,4 +723,47 @@ func TestFenceNeverSwitchesSemiSyncOff(t *testing.T) {
 			t.Fatalf("the stuck client never got an answer")
 		}
 	})
+}
+
+// Issue 9, defect 3: Lossless sets AFTER_SYNC, wait_no_slave/wait_no_replica
+// and a timeout the server never reaches, before the source side goes on,
+// and a probe reads each one back.
+func TestLosslessSemiSyncSettings(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		c := mysqltest.StartCluster(t, k, 1)
+		ctx := ctxT(t, 60*time.Second)
+		p := open(t, c.Primary)
+		// Start from the server defaults an operator may have left.
+		if err := p.SetSemiSync(ctx, SemiSyncConfig{Source: true, Timeout: 10 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		if s := probe(t, p).SemiSync; s.TimeoutMillis != 10000 {
+			t.Fatalf("set-up: timeout %d", s.TimeoutMillis)
+		}
+		names := f(t, p).semiSync(nil)
+		c.Primary.Exec(t, "SET GLOBAL "+names.waitNoReplica+"=OFF")
+		if err := p.SetSemiSync(ctx, SemiSyncConfig{Source: true, Lossless: true, WaitCount: 1}); err != nil {
+			t.Fatal(err)
+		}
+		s := probe(t, p).SemiSync
+		got := fmt.Sprintf("enabled=%v wait_point=%s wait_no_replica=%v timeout=%d count=%d", s.SourceEnabled, s.WaitPoint, s.WaitNoReplica, s.TimeoutMillis, s.WaitForReplicaCount)
+		if want := "enabled=true wait_point=AFTER_SYNC wait_no_replica=true timeout=4294967295 count=1"; got != want {
+			t.Fatalf("lossless semi-sync: %s, want %s", got, want)
+		}
+		if k == mysqltest.MariaDB {
+			err := p.SetSemiSync(ctx, SemiSyncConfig{Source: true, Lossless: true, WaitCount: 2})
+			if err == nil || !strings.Contains(err.Error(), "set semi_sync_wait_for to 1") {
+				t.Fatalf("MariaDB with a wait count of 2: %v", err)
+			}
+		}
+	})
+}
+
+func f(t *testing.T, i *Instance) Flavor {
+	t.Helper()
+	fl, err := i.Flavor(ctxT(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fl
 }

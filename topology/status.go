@@ -235,6 +235,7 @@ func applyVariables(s *Snapshot, vars, status map[string]string) error {
 	s.SemiSync.SourceEnabled = parseBoolVar(vars[names.sourceEnabled])
 	s.SemiSync.ReplicaEnabled = parseBoolVar(vars[names.replicaEnabled])
 	s.SemiSync.WaitPoint = vars[names.waitPoint]
+	s.SemiSync.WaitNoReplica = parseBoolVar(vars[names.waitNoReplica])
 	s.SemiSync.TimeoutMillis, _ = strconv.ParseInt(vars[names.timeout], 10, 64)
 	s.SemiSync.WaitForReplicaCount = 1
 	if v, ok := vars[names.waitCount]; ok {

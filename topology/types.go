@@ -157,6 +157,11 @@ type SemiSyncStatus struct {
 	SourceClients int
 	// WaitPoint is AFTER_SYNC or AFTER_COMMIT.
 	WaitPoint string
+	// WaitNoReplica is rpl_semi_sync_master_wait_no_slave /
+	// rpl_semi_sync_source_wait_no_replica: ON keeps waiting (until the
+	// timeout) when fewer replicas than needed are connected; OFF falls back
+	// to asynchronous at once.
+	WaitNoReplica bool
 	// TimeoutMillis is how long the source waits for an ack before it falls
 	// back to asynchronous replication.
 	TimeoutMillis int64
