@@ -15,6 +15,7 @@ const (
 	InvalidInput               Code = "InvalidInput"
 	TwoWritablePrimaries       Code = "TwoWritablePrimaries"
 	WritableReplica            Code = "WritableReplica"
+	UncommittedPromotion       Code = "UncommittedPromotion"
 	NoPrimary                  Code = "NoPrimary"
 	DeadPrimaryAndSomeReplicas Code = "DeadPrimaryAndSomeReplicas"
 	DeadPrimary                Code = "DeadPrimary"
@@ -169,6 +170,14 @@ var problemTable = []problemKind{
 		priority:    12,
 		action:      ActionFence,
 		detect:      detectWritableReplica,
+	},
+	{
+		code:        UncommittedPromotion,
+		description: "an aborted operation promoted an instance without committing it: the change of primary is finished by a failover that fences it and counts its data",
+		priority:    14,
+		action:      ActionFailover,
+		supersedes:  []Code{TwoWritablePrimaries, WritableReplica, PrimaryNotWritable, ReplicaPointsElsewhere, ReplicaNotReplicating, RejoinNeeded, UnreachablePrimary},
+		detect:      detectUncommitted,
 	},
 	{
 		code:        NoPrimary,
@@ -472,6 +481,24 @@ func detectWritableReplica(f *facts) []finding {
 	return out
 }
 
+func detectUncommitted(f *facts) []finding {
+	if f.primary == "" {
+		return nil
+	}
+	var out []finding
+	for _, n := range sortedKeys(f.v.State.Uncommitted) {
+		if _, ok := f.v.Instances[n]; !ok || n == f.primary {
+			continue
+		}
+		out = append(out, finding{
+			instances: []string{n},
+			reason: fmt.Sprintf("%s was promoted by operation %s, which ended before committing it: it may be writable outside epoch %d and may hold acknowledged writes no one else has; a failover fences it, counts its data and commits a primary",
+				n, f.v.State.Uncommitted[n], f.v.State.Epoch),
+		})
+	}
+	return out
+}
+
 // opTarget reports whether an operation in progress is promoting the
 // instance: it is expected to become writable before the epoch is committed.
 func opTarget(v View, name string) bool {
@@ -627,6 +654,15 @@ func detectSemiSyncNotEnforced(f *facts) []finding {
 	}
 	if ss.SourceEnabled && !strings.EqualFold(ss.WaitPoint, "AFTER_SYNC") {
 		missing = append(missing, fmt.Sprintf("the wait point is %q, not AFTER_SYNC (lossless)", ss.WaitPoint))
+	}
+	if !ss.WaitNoReplica {
+		missing = append(missing, "wait_no_slave/wait_no_replica is OFF (the server falls back to asynchronous commits as soon as too few replicas are connected)")
+	}
+	if ss.Timeout < LosslessMinTimeout {
+		missing = append(missing, fmt.Sprintf("the semi-sync timeout is %v (the server falls back to asynchronous commits by itself when no replica acknowledges for that long; Regent sets about 49 days)", ss.Timeout))
+	}
+	if ss.WaitCount != f.p.SemiSyncWaitFor {
+		missing = append(missing, fmt.Sprintf("commits wait for %d acknowledgement(s), semi_sync_wait_for is %d", ss.WaitCount, f.p.SemiSyncWaitFor))
 	}
 	if len(missing) == 0 {
 		return nil

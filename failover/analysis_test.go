@@ -371,6 +371,32 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
+			// Issue 9, defect 3: the server's default timeout (10 s) makes
+			// commits asynchronous after a replica outage, silently.
+			name: "semi-sync timeout short enough for the server to fall back by itself",
+			b:    base().semi(func(s *SemiSyncState) { s.Timeout = 10 * time.Second }),
+			want: []probSum{{Code: SemiSyncNotEnforced, Instances: []string{"db1"}, Target: "db1", Action: ActionConfigureSemiSync, Actionable: true}},
+			reasons: map[Code][]string{
+				SemiSyncNotEnforced: {"the semi-sync timeout is 10s", "falls back to asynchronous commits by itself"},
+			},
+		},
+		{
+			name: "wait_no_slave off: asynchronous as soon as the replicas disconnect",
+			b:    base().semi(func(s *SemiSyncState) { s.WaitNoReplica = false }),
+			want: []probSum{{Code: SemiSyncNotEnforced, Instances: []string{"db1"}, Target: "db1", Action: ActionConfigureSemiSync, Actionable: true}},
+			reasons: map[Code][]string{
+				SemiSyncNotEnforced: {"wait_no_slave/wait_no_replica is OFF"},
+			},
+		},
+		{
+			name: "wait count differs from semi_sync_wait_for",
+			b:    base().semi(func(s *SemiSyncState) { s.WaitCount = 2 }),
+			want: []probSum{{Code: SemiSyncNotEnforced, Instances: []string{"db1"}, Target: "db1", Action: ActionConfigureSemiSync, Actionable: true}},
+			reasons: map[Code][]string{
+				SemiSyncNotEnforced: {"commits wait for 2 acknowledgement(s), semi_sync_wait_for is 1"},
+			},
+		},
+		{
 			name: "async durability does not look at semi-sync",
 			b: base().semi(func(s *SemiSyncState) { *s = SemiSyncState{} }).
 				policy(func(p *Policy) { p.Durability = DurabilityAsync }),

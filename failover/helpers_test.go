@@ -200,7 +200,8 @@ func healthyProbe(replica bool) Probe {
 			ReceivedHeartbeats: 42, ReadPosition: "binlog.000003:1234", LastProgressAt: ago(300 * ms),
 		}
 	} else {
-		pr.SemiSync = SemiSyncState{SourceEnabled: true, SourceActive: true, SourceClients: 2, WaitPoint: "AFTER_SYNC"}
+		pr.SemiSync = SemiSyncState{SourceEnabled: true, SourceActive: true, SourceClients: 2, WaitPoint: "AFTER_SYNC",
+			WaitNoReplica: true, Timeout: 4294967295 * time.Millisecond, WaitCount: 1}
 	}
 	return pr
 }

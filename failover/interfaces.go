@@ -96,6 +96,7 @@ type StateStore interface {
 //	ChangeAbort          AbortOperation{Cluster, OperationID, Reason, At}
 //	ChangeQuarantine     SetQuarantine{Cluster, Instance, Reason, At} (By: the node id)
 //	ChangeLiftQuarantine ClearQuarantine{Cluster, Instance}
+//	ChangeCandidate      SetCandidate{Cluster, OperationID, Instance}
 //
 // Operation kinds translate as failover → failover, forced-failover →
 // forced_failover, switchover → switchover, rejoin and quarantine → rejoin
@@ -119,6 +120,9 @@ const (
 	ChangeFinish         ChangeKind = "finish"          // StepFinish, or the end of any recorded run
 	ChangeQuarantine     ChangeKind = "quarantine"      // StepQuarantine
 	ChangeLiftQuarantine ChangeKind = "lift-quarantine" // StepLiftQuarantine
+	// ChangeCandidate records the instance a promote step is about to make
+	// writable, before it does (StepPromote).
+	ChangeCandidate ChangeKind = "candidate"
 	// ChangeStep records one executed step on the operation in progress, as
 	// it finishes (undo steps included).
 	ChangeStep ChangeKind = "step"

@@ -3,6 +3,8 @@ package failover
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -277,6 +279,10 @@ func planFailover(v View, p Policy, t Trigger, target string, force bool) (Plan,
 		switch {
 		case h.dead:
 		case iso.isolated && iso.lapsed:
+		case len(v.State.Uncommitted) > 0:
+			// An aborted operation promoted an instance without committing
+			// it: finish the change of primary (its instance may be writable
+			// outside the epoch).
 		case iso.isolated:
 			reasons = append(reasons, fmt.Sprintf("%s: %s; its lease lapses at %s", old, iso.reason, stamp(iso.lapse)))
 		default:
@@ -322,6 +328,24 @@ func planFailover(v View, p Policy, t Trigger, target string, force bool) (Plan,
 	pl.add(unroute)
 	pl.Warnings = append(pl.Warnings, warns...)
 	pl.Steps = append(pl.Steps, fence...)
+	for _, u := range sortedKeys(v.State.Uncommitted) {
+		if u == old {
+			continue
+		}
+		// Promoted by an aborted operation and never committed: it may be
+		// writable. Fence it (or wait out its agent's lease) before anyone
+		// else is made writable; its data still counts (Rank), and it may
+		// be the one promoted again.
+		uf, _ := fenceSteps(v, p, u)
+		if len(uf) == 0 {
+			return pl, refuse(kind, v, fmt.Sprintf("%s was promoted by the aborted operation %s and never committed: it may be writable, and it has no agent and the leader cannot reach it to fence it", u, v.State.Uncommitted[u]))
+		}
+		for _, s := range uf {
+			s.Undo, s.Irreversible = "", false
+			s.Why = fmt.Sprintf("promoted by the aborted operation %s, never committed: it may be writable; %s", v.State.Uncommitted[u], s.Why)
+			pl.add(s)
+		}
+	}
 	feeders := feedersOf(v, p, old)
 	pl.add(Step{Kind: StepStopIOThreads, Instances: feeders, Timeout: p.StepTimeout, Undo: StepStartIOThreads, Why: "the old primary can deliver nothing more and its semi-sync acknowledgements are withdrawn while a candidate is chosen"})
 	pl.add(Step{Kind: StepWaitRelayLogs, Instances: feeders, Timeout: p.RelayLogTimeout, Why: "rank on what each replica has applied, not on what it will apply"})
@@ -844,4 +868,9 @@ func PlanAction(v View, p Policy, pr Problem) (Plan, error) {
 		return PlanConfigureSemiSync(v, p)
 	}
 	return Plan{}, fmt.Errorf("plan action: %s has no action", pr.Code)
+}
+
+// sortedKeys returns a map's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
 }

@@ -822,3 +822,64 @@ func TestPlannersRejectInvalidInput(t *testing.T) {
 		t.Errorf("PlanSwitchover with a bad view: %v", err)
 	}
 }
+
+// Issue 9, defect 1: an instance an aborted operation promoted (replication
+// reset, perhaps writable) was invisible to the next leader: "not a
+// replica", its transactions left out, and it stayed writable beside the
+// next primary. Recorded as uncommitted, it is fenced before anyone is
+// promoted, its data counts, and it may be promoted again.
+func TestPlanFailoverFencesAndCountsAnUncommittedPromotion(t *testing.T) {
+	uncommitted := func(b *B) *B {
+		return b.notReplica("db2").writable("db2", true).exec("db2", "p:1-105").
+			state(func(s *ReplicatedState) { s.Uncommitted = map[string]string{"db2": "op-9"} })
+	}
+	t.Run("primary dead: db2 fenced first, then promoted again with its writes", func(t *testing.T) {
+		v, p := uncommitted(base().primaryGone(ago(3*time.Second)).silent("a1", ago(2*time.Second))).build()
+		pl, err := PlanFailover(v, p, TriggerAutomatic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := summarizePlan(pl).Steps
+		fence, stop := -1, -1
+		for i, l := range lines {
+			switch {
+			case strings.HasPrefix(l, "fence-old-primary db2 via=direct"):
+				fence = i
+			case strings.HasPrefix(l, "stop-io-threads"):
+				stop = i
+			}
+		}
+		if fence < 0 || stop < fence {
+			t.Fatalf("db2 is not fenced before the IO threads stop: %v", lines)
+		}
+		if s := pl.Steps[fence]; s.Undo != "" || s.Irreversible {
+			t.Errorf("the fence of db2 has undo %q, irreversible %v: an abort must not make it writable", s.Undo, s.Irreversible)
+		}
+		mustContain(t, "why", pl.Steps[fence].Why, "promoted by the aborted operation op-9")
+		if pl.Expected != "db2" {
+			t.Errorf("expected candidate %q, want db2 (it holds p:101-105, which no one else has)", pl.Expected)
+		}
+		if got := gtidText(pl.Ranking.Target); got != "p:1-105" {
+			t.Errorf("target %s, want p:1-105: db2's writes count", got)
+		}
+	})
+	t.Run("primary alive and read-only (an aborted switchover): the change of primary is finished", func(t *testing.T) {
+		v, p := uncommitted(base().writable("db1", false)).build()
+		pl, err := PlanFailover(v, p, TriggerAutomatic)
+		if err != nil {
+			t.Fatalf("automatic failover refused: %v", err)
+		}
+		if pl.Expected != "db2" {
+			t.Errorf("expected %q, want db2", pl.Expected)
+		}
+		probs := Analyze(v, p)
+		if probs[0].Code != UncommittedPromotion || !probs[0].Actionable || probs[0].Action != ActionFailover {
+			t.Fatalf("first problem %s actionable=%v action=%s, want an actionable UncommittedPromotion failover", probs[0].Code, probs[0].Actionable, probs[0].Action)
+		}
+		for _, pr := range probs {
+			if pr.Code == PrimaryNotWritable || pr.Code == WritableReplica {
+				t.Errorf("%s reported beside the uncommitted promotion: restoring db1 or fencing db2 alone would drop db2's writes", pr.Code)
+			}
+		}
+	})
+}

@@ -90,6 +90,11 @@ type Policy struct {
 	OperationTimeout time.Duration
 }
 
+// LosslessMinTimeout is the shortest semi-sync timeout on a primary that
+// counts as lossless: a day. Regent sets about 49 days; the server default,
+// 10 s, silently makes commits asynchronous after a replica outage.
+const LosslessMinTimeout = 24 * time.Hour
+
 // DefaultPolicy returns settings tuned for a LAN and for DESIGN §10's targets:
 // a frozen primary is failed over in about failure_timeout plus the step
 // times, a lost host in about lease_timeout.
@@ -189,6 +194,8 @@ func (p Policy) Validate() error {
 		bad("fence_after", "(%v) must be shorter than lease_timeout (%v): an isolated primary must stop taking writes before the leader may promote another", p.FenceAfter, p.LeaseTimeout)
 	} else if p.FenceAfter+p.StepTimeout > p.LeaseTimeout {
 		bad("lease_timeout", "(%v) leaves less than step_timeout (%v) after fence_after (%v) for the isolated agent to set read_only before the leader may promote", p.LeaseTimeout, p.StepTimeout, p.FenceAfter)
+	} else if m := LeaseMargin(p); p.LeaseTimeout-p.FenceAfter <= 2*m {
+		bad("lease_timeout", "(%v) leaves %v after fence_after (%v): the isolated agent needs more than twice the lease margin (%v) to set read_only and, failing that, stop mysqld before the leader may promote (lease.go)", p.LeaseTimeout, p.LeaseTimeout-p.FenceAfter, p.FenceAfter, m)
 	}
 	if min := p.minOperationTimeout(); p.OperationTimeout < min {
 		bad("operation_timeout", "(%v) is shorter than the longest operation the other timeouts allow (%v): a live operation would be taken for abandoned", p.OperationTimeout, min)

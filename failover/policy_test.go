@@ -28,6 +28,9 @@ func TestPolicyValidate(t *testing.T) {
 			want: []string{"fence_after (3s) must be shorter than lease_timeout (3s)", "isolated primary must stop taking writes"}},
 		{name: "lease leaves no time to set read_only", edit: func(p *Policy) { p.FenceAfter = 2500 * time.Millisecond },
 			want: []string{"lease_timeout (3s) leaves less than step_timeout (1s) after fence_after (2.5s)"}},
+		{name: "lease leaves no room for the fence and its escalation", edit: func(p *Policy) {
+			p.FenceAfter, p.LeaseTimeout, p.StepTimeout = 2500*time.Millisecond, 3*time.Second, 100*time.Millisecond
+		}, want: []string{"lease_timeout (3s) leaves 500ms after fence_after (2.5s)", "twice the lease margin (300ms)"}},
 		{name: "observation_ttl shorter than the probe interval", edit: func(p *Policy) { p.ObservationTTL = 100 * time.Millisecond },
 			want: []string{"observation_ttl (100ms) is shorter than probe_interval (500ms)"}},
 		{name: "failure_timeout shorter than the probe interval", edit: func(p *Policy) { p.FailureTimeout = 100 * time.Millisecond },

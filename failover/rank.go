@@ -160,7 +160,16 @@ func Rank(v View, p Policy, opts RankOptions) Ranking {
 			s.clean = false
 			exclude("quarantined: %s", why)
 		}
+		// An instance an aborted operation promoted without committing may
+		// have taken writes as the would-be primary: they may have been
+		// acknowledged, so they are data, not errant, and it counts as a
+		// survivor (and a catch-up source, or the candidate) though it no
+		// longer replicates.
+		_, uncommitted := v.State.Uncommitted[n]
 		errant := errantNow(v, live, n)
+		if uncommitted {
+			errant = nil
+		}
 		if gtidKnown(last) && !gtidEmpty(s.holds) {
 			if extra := gtidSubtract(s.holds, last); !gtidEmpty(extra) && !gtidContains(s.holds, last) {
 				// Beyond the old primary's last known set while lacking part
@@ -168,7 +177,7 @@ func Rank(v View, p Policy, opts RankOptions) Ranking {
 				errant = gtidUnion(errant, extra)
 			}
 		}
-		if oldAlive && pr.Executed != nil && !oldProbe.ObservedAt.Before(pr.ObservedAt) {
+		if oldAlive && !uncommitted && pr.Executed != nil && !oldProbe.ObservedAt.Before(pr.ObservedAt) {
 			if e := gtidSubtract(pr.Executed, oldProbe.Executed); !gtidEmpty(e) {
 				errant = gtidUnion(errant, e)
 			}
@@ -183,12 +192,15 @@ func Rank(v View, p Policy, opts RankOptions) Ranking {
 			exclude("its executed GTID set is unknown")
 		}
 		rs := pr.Replica
-		if rs == nil {
+		switch {
+		case rs == nil && !uncommitted:
 			s.clean = false
 			exclude("not configured as a replica")
-		} else if _, ok := resolveSource(v, rs.Source); !ok {
-			s.clean = false
-			exclude("replicates from %q, which is not an instance of this cluster", rs.Source)
+		case rs != nil:
+			if _, ok := resolveSource(v, rs.Source); !ok {
+				s.clean = false
+				exclude("replicates from %q, which is not an instance of this cluster", rs.Source)
+			}
 		}
 		if c.Promotion == PromotionMustNot {
 			exclude("promotion rule is must_not")

@@ -53,7 +53,15 @@ type RunnerConfig struct {
 	// progress streams. It is called synchronously from Run's goroutine, so
 	// it must not block: buffer, or drop.
 	Observer func(StepEvent)
+	// Halt, when set, is asked after every step (its ending event) whether
+	// the run must stop dead there, as if its process had died: nothing
+	// more is done, undone or recorded, and Run returns ErrHalted. Tests
+	// use it to kill or partition the leader at any named step.
+	Halt func(StepEvent) bool
 }
+
+// ErrHalted is returned by a run that RunnerConfig.Halt stopped.
+var ErrHalted = errors.New("run halted after a step (RunnerConfig.Halt)")
 
 // Runner executes plans. It holds no state between runs: one Runner may run
 // the plans of several replication clusters at once, but the caller runs at
@@ -322,6 +330,7 @@ type run struct {
 	// The write-blocked window.
 	blockStart, blockEnd time.Time
 	restored             map[StepKind]bool // undo steps that gave writes back
+	lastEvent            StepEvent         // the last step's ending event, for Halt
 }
 
 // executed is one step that ran.
@@ -393,6 +402,10 @@ func (ru *run) loop() (RunResult, error) {
 			continue
 		}
 		err := ru.step(ru.ctx, i, s, false, nil)
+		if h := ru.r.cfg.Halt; h != nil && h(ru.lastEvent) {
+			ru.log.Warn("run halted after a step: nothing more is done", logStep, stepName(s))
+			return ru.end(OutcomeInterrupted, fmt.Sprintf("halted after step %d/%d %s", i+1, len(ru.plan.Steps), stepName(s)), ErrHalted)
+		}
 		if err == nil {
 			continue
 		}
@@ -664,6 +677,9 @@ func (ru *run) verifyLeader(ctx context.Context) error {
 
 func (ru *run) observe(e StepEvent) {
 	e.Cluster, e.OperationID, e.Operation, e.Total = ru.plan.Cluster, ru.id, ru.plan.Kind, len(ru.plan.Steps)
+	if e.Result != "" {
+		ru.lastEvent = e
+	}
 	if f := ru.r.cfg.Observer; f != nil {
 		f(e)
 	}

@@ -257,6 +257,8 @@ func changeLine(c Change) string {
 		return fmt.Sprintf("store quarantine %s gtid=%s", c.Instance, c.GTID)
 	case ChangeLiftQuarantine:
 		return fmt.Sprintf("store lift-quarantine %s", c.Instance)
+	case ChangeCandidate:
+		return fmt.Sprintf("store candidate %s", c.Instance)
 	}
 	return "store " + string(c.Kind)
 }
@@ -339,6 +341,7 @@ type rig struct {
 	events   []StepEvent
 	runner   *Runner
 	storeArg StateStore
+	halt     func(StepEvent) bool
 }
 
 // newRig builds fakes around view v; fresh is the view the inspector answers
@@ -396,6 +399,7 @@ func (r *rig) build(t *testing.T) *Runner {
 		Clock: r.clock, Logger: slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		NewOperationID: func() string { n++; return fmt.Sprintf("op-%d", n) },
 		Observer:       func(e StepEvent) { r.events = append(r.events, e) },
+		Halt:           r.halt,
 	})
 	if err != nil {
 		panic(err)

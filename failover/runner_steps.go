@@ -55,6 +55,12 @@ func (ru *run) handle(ctx context.Context, s Step, undo bool, x *outcome) error 
 	case StepCatchUp:
 		return ru.catchUp(ctx, s, x)
 	case StepPromote:
+		// Recorded before it is made writable: if this run dies before the
+		// commit, the next leader knows an instance may be writable outside
+		// the epoch, fences it and counts its data (README "Safety").
+		if err := ru.apply(ctx, Change{Kind: ChangeCandidate, Instance: s.Instance}); err != nil {
+			return err
+		}
 		x.touched = []string{s.Instance}
 		if err := a.Promote(ctx, s.Instance, s.SemiSync); err != nil {
 			return err

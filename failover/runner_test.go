@@ -120,6 +120,7 @@ var (
 	}
 	failoverEnd = []string{
 		"verify",
+		"store candidate db2",
 		"act promote db2 semisync=true",
 		"act repoint db3 from db2 demote=false semisync=true",
 		"verify",
@@ -176,6 +177,7 @@ func TestRunnerFailover(t *testing.T) {
 					"store step wait-relay-logs db2,db3 ok",
 					"store last-contact",
 					"store step choose-candidate db2,db3 ok",
+					"store candidate db2",
 					"act promote db2 semisync=true",
 					"store step promote db2 ok",
 					"act repoint db3 from db2 demote=false semisync=true",
@@ -251,7 +253,7 @@ func TestRunnerFailover(t *testing.T) {
 				check(t, "action after each verify", []string{
 					"router unroute db1 epoch=8",
 					"act read-only on db1",
-					"act promote db2 semisync=true",
+					"store candidate db2",
 					"router route db2 epoch=8",
 				}, after)
 				// The old primary, still reached, was re-probed at
@@ -338,6 +340,7 @@ func TestRunnerFailover(t *testing.T) {
 			outcome: OutcomeFailed,
 			actions: concat(failoverStart, relayApplied, []string{
 				"verify",
+				"store candidate db2",
 				"act promote db2 semisync=true",
 				// Compensation first: it may have gone writable. A
 				// protective fence is not gated on VerifyLeader.
@@ -379,6 +382,22 @@ func TestRunnerFailover(t *testing.T) {
 			check: func(t *testing.T, r *rig, res RunResult) {
 				check(t, "fence after the failed promote", []string{"act promote db2 semisync=true", "act read-only on db2", "act kill db2"},
 					r.j.only("act promote", "act read-only", "act kill"))
+			},
+		},
+		{
+			name:   "halted after the promotion: nothing more is done, undone or recorded",
+			before: hostLost(),
+			fresh:  hostLost().stopped(),
+			setup: func(r *rig) {
+				r.halt = func(e StepEvent) bool { return e.Step.Kind == StepPromote }
+			},
+			outcome: OutcomeInterrupted,
+			errIs:   []error{ErrHalted},
+			reason:  []string{"halted after step 8/12 promote db2"},
+			check: func(t *testing.T, r *rig, res RunResult) {
+				if got := r.j.only("act repoint", "router route", "store commit", "store finish", "act read-only", "act start-io"); len(got) != 0 {
+					t.Errorf("a halted run went on: %v", got)
+				}
 			},
 		},
 		{
@@ -565,6 +584,7 @@ func TestRunnerSwitchover(t *testing.T) {
 			outcome: OutcomeSuccess,
 			actions: concat(start, []string{
 				"verify",
+				"store candidate db2",
 				"act promote db2 semisync=true",
 				"act repoint db3 from db2 demote=false semisync=true",
 				"verify",

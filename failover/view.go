@@ -240,6 +240,14 @@ type SemiSyncState struct {
 	SourceClients int
 	// WaitPoint is AFTER_SYNC or AFTER_COMMIT.
 	WaitPoint string
+	// WaitNoReplica is wait_no_slave / wait_no_replica: keep waiting when
+	// too few replicas are connected.
+	WaitNoReplica bool
+	// Timeout is how long a commit waits for acknowledgements before the
+	// server falls back to asynchronous commits by itself.
+	Timeout time.Duration
+	// WaitCount is how many acknowledgements a commit waits for.
+	WaitCount int
 	// ReplicaEnabled and ReplicaActive are the replica side's switch and
 	// status.
 	ReplicaEnabled bool
@@ -283,6 +291,11 @@ type ReplicatedState struct {
 	PauseReason string
 	// AntiFlapUntil blocks automatic failovers until then.
 	AntiFlapUntil time.Time
+	// Uncommitted maps an instance that an operation promoted but never
+	// committed (it ended before its commit-epoch) to that operation's id:
+	// it may be writable outside the epoch, and may hold transactions no one
+	// else has.
+	Uncommitted map[string]string
 	// Quarantined maps an instance to the reason it is quarantined (errant
 	// transactions): kept read-only, never promoted nor silently rejoined.
 	Quarantined map[string]string
