@@ -20,8 +20,18 @@ type actuator struct {
 	instances map[string]*topology.Instance
 	addrs     map[string]string // instance name → host:port
 	repl      replicationAuth
-	// user is Regent's own MySQL user, spared by KillClientConnections.
+	// keepUsers are spared by KillClientConnections besides Regent's own.
 	keepUsers []string
+	// semiWaitFor is semi_sync_wait_for: the acknowledgements a semi-sync
+	// source waits for.
+	semiWaitFor int
+}
+
+// losslessSource is the semi-sync source configuration of durability:
+// semi_sync (README "Safety"): AFTER_SYNC, wait_no_slave/wait_no_replica ON,
+// the wait count, and a timeout so long the server never falls back alone.
+func (a *actuator) losslessSource() topology.SemiSyncConfig {
+	return topology.SemiSyncConfig{Source: true, Lossless: true, WaitCount: a.semiWaitFor}
 }
 
 // replicationAuth is what a repointed replica logs in to its source with.
@@ -136,10 +146,17 @@ func (a *actuator) Promote(ctx context.Context, name string, semiSync bool) erro
 	if err != nil {
 		return err
 	}
-	if err := i.ResetReplication(ctx); err != nil {
+	// What can fail runs before the RESET, which cannot be undone: a
+	// promotion that fails after it leaves a former replica with nothing
+	// to replicate from.
+	cfg := topology.SemiSyncConfig{}
+	if semiSync {
+		cfg = a.losslessSource()
+	}
+	if err := i.SetSemiSync(ctx, cfg); err != nil && semiSync {
 		return err
 	}
-	if err := i.SetSemiSync(ctx, topology.SemiSyncConfig{Source: semiSync}); err != nil && semiSync {
+	if err := i.ResetReplication(ctx); err != nil {
 		return err
 	}
 	return i.SetReadOnly(ctx, false)
@@ -152,7 +169,7 @@ func (a *actuator) ConfigureSemiSync(ctx context.Context, name, role string) err
 	}
 	switch role {
 	case "source":
-		return i.SetSemiSync(ctx, topology.SemiSyncConfig{Source: true})
+		return i.SetSemiSync(ctx, a.losslessSource())
 	case "replica":
 		return i.SetSemiSync(ctx, topology.SemiSyncConfig{Replica: true})
 	}

@@ -156,11 +156,11 @@ func (a *Agent) Start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	a.runCtx = ctx
 	for _, c := range a.clusters {
-		a.wg.Add(2)
+		a.wg.Add(1)
 		go func() { defer a.wg.Done(); c.probeLoop(ctx) }()
-		go func() { defer a.wg.Done(); c.leaseLoop(ctx) }()
 		if c.local != "" {
-			a.wg.Add(1)
+			a.wg.Add(2)
+			go func() { defer a.wg.Done(); c.lease.loop(ctx) }()
 			go func() { defer a.wg.Done(); c.localLoop(ctx) }()
 		}
 	}

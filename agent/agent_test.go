@@ -391,8 +391,10 @@ func TestSemiSyncKillUnderWritesLosesNoAcknowledgedWrite(t *testing.T) {
 		h.eventually("semi-sync enforced on the primary", 20*time.Second, func() (bool, string) {
 			on := p.QueryString(t, "SELECT @@"+semiSyncVar(k)+"_enabled")
 			wp := p.QueryString(t, "SELECT @@"+semiSyncVar(k)+"_wait_point")
-			return on == "1" && wp == "AFTER_SYNC", "enabled=" + on + " wait_point=" + wp
+			to := p.QueryString(t, "SELECT @@"+semiSyncVar(k)+"_timeout")
+			return on == "1" && wp == "AFTER_SYNC" && to == "4294967295", "enabled=" + on + " wait_point=" + wp + " timeout=" + to
 		})
+		checkLossless(t, k, p)
 		w := mysqltest.NewWriter(p.Addr(), k, 100000, time.Millisecond)
 		w.Start(context.Background())
 		defer w.Stop()
@@ -413,7 +415,34 @@ func TestSemiSyncKillUnderWritesLosesNoAcknowledgedWrite(t *testing.T) {
 			t.Fatalf("%d acknowledged writes lost by the failover to %s, e.g. %v", len(m), np.Name, m[:min(5, len(m))])
 		}
 		t.Logf("%d writes acknowledged before the kill, none lost", len(w.Acked()))
+		// The promoted primary is lossless from its first commit (issue 9,
+		// defect 3): SHOW GLOBAL VARIABLES says so.
+		checkLossless(t, k, np)
 	})
+}
+
+// checkLossless asserts a primary's lossless semi-sync settings.
+func checkLossless(t *testing.T, k mysqltest.Kind, s *mysqltest.Server) {
+	t.Helper()
+	v := semiSyncVar(k)
+	noReplica := "_wait_no_slave"
+	if k == mysqltest.MySQL {
+		noReplica = "_wait_no_replica"
+	}
+	got := map[string]string{}
+	for _, name := range []string{"_enabled", "_wait_point", "_timeout", noReplica} {
+		got[name] = s.QueryString(t, "SELECT @@GLOBAL."+v+name)
+	}
+	want := map[string]string{"_enabled": "1", "_wait_point": "AFTER_SYNC", "_timeout": "4294967295", noReplica: "1"}
+	if k == mysqltest.MySQL {
+		got["_wait_for_replica_count"] = s.QueryString(t, "SELECT @@GLOBAL."+v+"_wait_for_replica_count")
+		want["_wait_for_replica_count"] = "1"
+	}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("lossless semi-sync on %s: %s%s=%s, want %s", s.Name, v, name, got[name], w)
+		}
+	}
 }
 
 func semiSyncVar(k mysqltest.Kind) string {

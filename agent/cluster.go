@@ -29,6 +29,11 @@ type Deps struct {
 	// OnDetect, when set, is told how long after the first evidence a dead
 	// or isolated primary was acted on (metrics).
 	OnDetect func(cluster string, latency time.Duration)
+	// Clock is the lease's and the runner's clock; nil is the wall clock.
+	Clock failover.Clock
+	// Halt, when set, may stop an operation dead after any step, as if the
+	// process had died there (tests: failover.RunnerConfig.Halt).
+	Halt func(cluster string, ev failover.StepEvent) bool
 }
 
 // clusterRT is the run-time state of one replication cluster on this agent.
@@ -38,6 +43,7 @@ type clusterRT struct {
 	cfg    ClusterConfig
 	policy failover.Policy
 	log    *slog.Logger
+	clock  failover.Clock
 
 	instances map[string]*topology.Instance
 	addrs     map[string]string
@@ -56,8 +62,8 @@ type clusterRT struct {
 	localState  failover.LocalState
 	localSince  time.Time
 	localDetail string
-	leaseHeld   bool
-	fencedOp    string // the operation whose intent made this agent fence
+	lease       *leaseKeeper       // nil without a local instance
+	fenceInst   *topology.Instance // the lease's own pool to the local instance
 
 	// leader side
 	lmu      sync.Mutex
@@ -72,16 +78,24 @@ func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Confi
 	c := &clusterRT{a: a, name: cc.Name, cfg: cc, policy: cc.Policy(), log: a.log.With(logCluster, cc.Name),
 		instances: map[string]*topology.Instance{}, addrs: map[string]string{},
 		lastSeen: map[string]Observation{}, errant: map[string]failover.GTIDSet{}, backoff: map[string]time.Time{},
-		localState: failover.LocalUnknown, leaseHeld: true,
-		runs:    runs{pending: map[string]api.Operation{}, blocked: map[string]time.Duration{}},
-		running: make(chan struct{}, 1)}
+		localState: failover.LocalUnknown,
+		runs:       runs{pending: map[string]api.Operation{}, blocked: map[string]time.Duration{}},
+		running:    make(chan struct{}, 1)}
+	c.clock = deps.Clock
+	if c.clock == nil {
+		c.clock = clock{}
+	}
 	timeout := cc.probeTimeout()
-	for _, in := range cc.Instances {
-		inst, err := topology.Open(topology.ConnConfig{
-			Addr: in.Address, User: a.cfg.MySQL.User, Password: secrets.MySQLPassword,
+	localAddress := ""
+	open := func(addr string, conns int) (*topology.Instance, error) {
+		return topology.Open(topology.ConnConfig{
+			Addr: addr, User: a.cfg.MySQL.User, Password: secrets.MySQLPassword,
 			ConnectTimeout: orDur(a.cfg.MySQL.ConnectTimeout, timeout), ReadTimeout: orDur(a.cfg.MySQL.ReadTimeout, 10*time.Second),
-			WriteTimeout: orDur(a.cfg.MySQL.ReadTimeout, 10*time.Second), TLS: tlsCfg, MaxOpenConns: 3,
+			WriteTimeout: orDur(a.cfg.MySQL.ReadTimeout, 10*time.Second), TLS: tlsCfg, MaxOpenConns: conns,
 		}, a.log)
+	}
+	for _, in := range cc.Instances {
+		inst, err := open(in.Address, 3)
 		if err != nil {
 			c.close()
 			return nil, fmt.Errorf("clusters[%s].instances[%s]: %w", cc.Name, in.Name, err)
@@ -89,9 +103,29 @@ func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Confi
 		c.instances[in.Name] = inst
 		c.addrs[in.Name] = in.Address
 		if in.Name == a.cfg.LocalInstance {
-			c.local = in.Name
+			c.local, localAddress = in.Name, in.Address
 			c.localNet, c.localDial = localAddr(a.cfg, in.Address)
 		}
+	}
+	if c.local != "" {
+		// The lease fences through a pool of its own: probes stuck on a
+		// hung server must not starve it.
+		fi, err := open(localAddress, 2)
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("clusters[%s].instances[%s]: %w", cc.Name, c.local, err)
+		}
+		c.fenceInst = fi
+		c.lease = &leaseKeeper{policy: c.policy, local: c.local, clock: c.clock, log: c.log,
+			contact: a.raft.LastQuorumContact, state: c.state,
+			fencer:  instanceFencer{inst: fi, keepUsers: []string{a.cfg.MySQL.ReplicationUser}},
+			changed: c.a.publish,
+			fenced: func(ctx context.Context, why string) {
+				c.runFenceHooks(ctx, why)
+				// Re-probe so that the leader sees read_only at once.
+				c.prober.probeOne(ctx, c.local, c.instances[c.local])
+				c.a.publish(ctx)
+			}}
 	}
 	c.localCheckEvery = max(50*time.Millisecond, c.policy.ProbeInterval/5)
 	c.prober = newProber(cc.Name, timeout, c.instances, c.addrs)
@@ -106,7 +140,7 @@ func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Confi
 		repl: replicationAuth{User: a.cfg.MySQL.ReplicationUser, Password: secrets.ReplicationPassword,
 			Heartbeat: orDur(a.cfg.MySQL.ReplicationHeartbeat, time.Second),
 			TLS:       topology.ReplicationTLS{Enabled: rt.Enabled, CAFile: rt.CAFile, CertFile: rt.CertFile, KeyFile: rt.KeyFile, VerifyServerCert: rt.VerifyServerCert}},
-		keepUsers: []string{a.cfg.MySQL.ReplicationUser}}
+		keepUsers: []string{a.cfg.MySQL.ReplicationUser}, semiWaitFor: c.policy.SemiSyncWaitFor}
 	routing, err := proxyhook.NewClusterRouting(cc.Routing, deps.HookOptions, c.log)
 	if err != nil {
 		c.close()
@@ -132,6 +166,9 @@ func orDur(d, def time.Duration) time.Duration {
 func (c *clusterRT) close() {
 	for _, i := range c.instances {
 		_ = i.Close()
+	}
+	if c.fenceInst != nil {
+		_ = c.fenceInst.Close()
 	}
 	if c.ownRouter && c.router != nil {
 		_ = c.router.Close()
@@ -190,107 +227,25 @@ func (c *clusterRT) setLocal(ctx context.Context, state failover.LocalState, det
 	}
 }
 
-// leaseLoop enforces DESIGN §3.3 on the local instance: without contact with
-// the Raft quorum for fence_after, or when the replicated state says another
-// instance is primary, or when an operation replacing it has begun, the local
-// instance is made read-only and its client sessions are killed.
-func (c *clusterRT) leaseLoop(ctx context.Context) {
-	if c.local == "" {
-		return
-	}
-	every := max(20*time.Millisecond, c.policy.FenceAfter/5)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		c.checkLease(ctx)
-	}
-}
-
-func (c *clusterRT) checkLease(ctx context.Context) {
-	held := time.Since(c.a.raft.LastQuorumContact()) < c.policy.FenceAfter
-	st := c.state()
-	var why, opID string
-	switch {
-	case !held:
-		why = fmt.Sprintf("lost contact with the Raft quorum for more than fence_after (%v)", c.policy.FenceAfter)
-	case st != nil && st.Operation != nil && st.Operation.Kind.ChangesPrimary() &&
-		st.Operation.Kind != consensus.KindSwitchover && st.Operation.OldPrimary == c.local:
-		// A failover replacing this instance: the leader may not reach it,
-		// so its agent fences it. A switchover fences the old primary
-		// itself, after waiting for long write transactions: fencing here
-		// would start the write-blocked window early.
-		opID = st.Operation.ID
-		why = fmt.Sprintf("operation %s (%s) is replacing it", st.Operation.ID, st.Operation.Kind)
-	case st != nil && st.Operation != nil && st.Operation.Kind.ChangesPrimary():
-		// A promotion is under way: the promoted instance is writable a
-		// moment before the new epoch is committed. The leader fenced the
-		// old primary; wait for the commit.
-	case st != nil && st.Primary != "" && st.Primary != c.local:
-		why = fmt.Sprintf("the replicated state names %s primary in epoch %d", st.Primary, st.Epoch)
-	}
-	c.mu.Lock()
-	wasHeld := c.leaseHeld
-	c.leaseHeld = held && opID == ""
-	nowHeld := c.leaseHeld
-	already := opID != "" && c.fencedOp == opID
-	c.mu.Unlock()
-	if wasHeld != nowHeld {
-		level := slog.LevelInfo
-		if !nowHeld {
-			level = slog.LevelWarn
-		}
-		c.log.Log(ctx, level, "lease", "held", nowHeld, "quorum_contact", held)
-		defer c.a.publish(ctx) // after fencing: reports must not delay it
-	}
-	if why == "" || already {
-		return
-	}
-	// Fence only a writable instance; the probe is cheap and avoids killing
-	// sessions on a replica every tick.
-	obs := c.prober.snapshot()[c.local]
-	if !obs.Reachable || (obs.ReadOnly || obs.SuperReadOnly) && opID == "" {
-		return
-	}
-	// Until the lease would lapse on the leader's side: this must hold.
-	fctx, cancel := context.WithTimeout(ctx, c.policy.LeaseTimeout-c.policy.FenceAfter)
-	defer cancel()
-	if err := c.act.SetReadOnly(fctx, c.local, true); err != nil {
-		c.log.Error("self-fencing: cannot set read_only", logInstance, c.local, "why", why, logErr, err)
-		return
-	}
-	c.log.Warn("self-fenced the local instance: read_only=ON, client sessions killed", logInstance, c.local, "why", why)
-	c.runFenceHooks(ctx, why)
-	c.mu.Lock()
-	if opID != "" {
-		c.fencedOp = opID
-	}
-	c.mu.Unlock()
-	// Re-probe so that the leader sees read_only at once.
-	c.prober.probeOne(ctx, c.local, c.instances[c.local])
-	c.a.publish(ctx)
-}
-
 // report is this agent's view of the cluster.
 func (c *clusterRT) report() ClusterReport {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := ClusterReport{Observations: c.prober.snapshot(), LeaseHeld: c.leaseHeld}
+	r := ClusterReport{Observations: c.prober.snapshot(), LeaseHeld: c.LeaseHeld()}
 	if c.local != "" {
 		r.Local, r.LocalSince, r.LocalDetail = c.localState, c.localSince, c.localDetail
 	}
 	return r
 }
 
-// LeaseHeld reports whether this agent lets its local instance be writable.
+// LeaseHeld reports whether this agent holds its lease: only then may its
+// local instance be the writable primary. An agent without a local instance
+// has nothing to fence and always holds it.
 func (c *clusterRT) LeaseHeld() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.leaseHeld
+	if c.lease == nil {
+		return true
+	}
+	return c.lease.heldNow()
 }
 
 // state returns the replicated state of the cluster (nil before InitCluster).

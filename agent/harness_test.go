@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/regentdb/regent/consensus"
+	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/proxyhook"
 	"github.com/regentdb/regent/topology/mysqltest"
 )
@@ -30,6 +31,9 @@ type harness struct {
 
 	mu  sync.Mutex
 	cut map[string]bool // agent id isolated from the others
+	// halt, when set, stops an agent's run dead after a step (Deps.Halt):
+	// it returns true to halt.
+	halt func(agent int, ev failover.StepEvent) bool
 }
 
 type harnessOpt func(*Config)
@@ -92,8 +96,15 @@ func newHarness(t *testing.T, k mysqltest.Kind, opts ...harnessOpt) *harness {
 		}
 		h.nodes = append(h.nodes, node)
 		router := proxyhook.NewRouter(log)
+		idx := i
+		halt := func(_ string, ev failover.StepEvent) bool {
+			h.mu.Lock()
+			f := h.halt
+			h.mu.Unlock()
+			return f != nil && f(idx, ev)
+		}
 		a, err := New(cfg, Secrets{MySQLPassword: mysqltest.AdminPassword, ReplicationPassword: mysqltest.ReplPassword},
-			node, h, Deps{Router: router}, log)
+			node, h, Deps{Router: router, Halt: halt}, log)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -47,7 +47,7 @@ func (a *Agent) leaderLoop(ctx context.Context) {
 				}
 				leading = true
 				a.log.Info("leading: evaluating replication clusters")
-				a.takeOver(ctx)
+				a.wake() // evaluate at once: abandoned operations are aborted there
 			}
 			continue
 		case <-t.C:
@@ -68,36 +68,38 @@ func (a *Agent) leaderLoop(ctx context.Context) {
 			leading = false
 			continue
 		}
+		// Each cluster on its own goroutine: one cluster's failover must
+		// never wait for another's. evaluate returns at once while the
+		// cluster's previous evaluation or operation still runs.
 		for _, name := range sortedNames(a.clusters) {
-			a.clusters[name].evaluate(ctx)
+			c := a.clusters[name]
+			a.wg.Add(1)
+			go func() {
+				defer a.wg.Done()
+				c.evaluate(ctx)
+			}()
 		}
 	}
 }
 
-// takeOver aborts the operations a previous leader left in progress. The
-// Raft log is ours now: whatever that leader still tries to record is
-// refused, so its run cannot commit anything, and waiting operation_timeout
-// before acting would leave a dead primary unreplaced (FIELD-NOTES §5). The
-// next analysis sees what the abandoned run did and repairs from there.
-func (a *Agent) takeOver(ctx context.Context) {
-	for _, name := range sortedNames(a.clusters) {
-		c := a.clusters[name]
-		st := c.state()
-		if st == nil || st.Operation == nil || !c.tryLock() {
-			continue // nothing to take over, or this agent's own run owns it
-		}
-		op := st.Operation
-		pctx, cancel := context.WithTimeout(ctx, c.policy.RaftTimeout)
-		_, err := a.raft.Propose(pctx, consensus.AbortOperation{Cluster: name, OperationID: op.ID, At: time.Now(),
-			Reason: fmt.Sprintf("abandoned: the leader running it lost leadership; %s took over", a.id)})
-		cancel()
-		c.unlock()
-		if err != nil {
-			c.log.Warn("could not abort an abandoned operation; it will be taken over after operation_timeout", logOp, op.ID, logErr, err)
-			continue
-		}
-		c.log.Warn("aborted an operation abandoned by the previous leader", logOp, op.ID, "kind", op.Kind)
+// abortOrphan aborts an operation recorded in the replicated state that no
+// run on this leader owns: evaluate holds the cluster's token, which every
+// run holds from its intent to its finish, so such an operation was left by
+// a previous leader, by a run whose intent timed out but committed later, or
+// by a run whose finish failed. Waiting operation_timeout for it would leave
+// a dead primary unreplaced; the Raft log is ours, so whatever its run still
+// tries to record is refused. The next evaluation sees what it did and
+// repairs from there.
+func (c *clusterRT) abortOrphan(ctx context.Context, op *consensus.Operation) {
+	pctx, cancel := context.WithTimeout(ctx, c.policy.RaftTimeout)
+	defer cancel()
+	_, err := c.a.raft.Propose(pctx, consensus.AbortOperation{Cluster: c.name, OperationID: op.ID, At: time.Now(),
+		Reason: fmt.Sprintf("abandoned: no run on the leader %s owns it (its leader lost leadership, its intent committed after its run gave up, or its finish failed)", c.a.id)})
+	if err != nil {
+		c.log.Warn("could not abort an abandoned operation; trying again at the next evaluation", logOp, op.ID, logErr, err)
+		return
 	}
+	c.log.Warn("aborted an abandoned operation", logOp, op.ID, "kind", op.Kind)
 }
 
 // view assembles the failover core's view of the cluster from this agent's
@@ -168,6 +170,12 @@ func (c *clusterRT) view(now time.Time) failover.View {
 		if op := st.Operation; op != nil {
 			v.State.Operation = failover.Operation{Kind: opKindFromConsensus(op.Kind), ID: op.ID, StartedAt: op.StartedAt, Target: op.Target}
 		}
+		if len(st.Uncommitted) > 0 {
+			v.State.Uncommitted = map[string]string{}
+			for n, u := range st.Uncommitted {
+				v.State.Uncommitted[n] = u.OperationID
+			}
+		}
 		if len(st.Quarantined) > 0 {
 			v.State.Quarantined = map[string]string{}
 			for n, q := range st.Quarantined {
@@ -198,8 +206,13 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 	}
 	defer c.unlock()
 	now := time.Now()
-	if c.state() == nil {
+	st := c.state()
+	if st == nil {
 		c.initState(ctx, c.view(now))
+		return
+	}
+	if st.Operation != nil {
+		c.abortOrphan(ctx, st.Operation)
 		return
 	}
 	v := c.view(now)
@@ -266,9 +279,17 @@ func (c *clusterRT) setBackoff(key string, until time.Time) {
 func (c *clusterRT) initState(ctx context.Context, v failover.View) {
 	var writable []string
 	follows := map[string]int{}
+	unreachable := 0
 	for _, name := range sortedNames(v.Instances) {
 		pr, ok := v.Instances[name].Probes[v.Leader]
-		if !ok || !pr.Reachable {
+		if !ok {
+			// Not probed yet (a leader that just started): deciding now
+			// could record no primary, or the wrong one, for good.
+			c.log.Debug("cluster not recorded yet: an instance is not probed", logInstance, name)
+			return
+		}
+		if !pr.Reachable {
+			unreachable++
 			continue
 		}
 		if pr.Writable() && pr.Replica == nil {
@@ -285,15 +306,22 @@ func (c *clusterRT) initState(ctx context.Context, v failover.View) {
 	case len(writable) == 0:
 		// All read-only (a fresh set-up, or self-fenced): the one the
 		// replicas follow.
+		// Ties are broken by name (sortedNames), never by map order.
 		best := 0
-		for n, k := range follows {
-			if _, ok := v.Instances[n]; ok && k > best {
-				primary, best = n, k
+		for _, n := range sortedNames(follows) {
+			if _, ok := v.Instances[n]; ok && follows[n] > best {
+				primary, best = n, follows[n]
 			}
 		}
 	}
 	if primary == "" && len(writable) > 1 {
 		c.log.Error("cannot record the cluster: several instances are writable", "writable", writable)
+		return
+	}
+	if primary == "" && unreachable > 0 {
+		// The instance the others follow may be among those not reached:
+		// recording no primary now would stick.
+		c.log.Debug("cluster not recorded yet: no primary found among the instances reached", "unreachable", unreachable)
 		return
 	}
 	pctx, cancel := context.WithTimeout(ctx, c.policy.RaftTimeout)

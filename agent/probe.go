@@ -190,6 +190,8 @@ func (o Observation) toProbe() failover.Probe {
 		SemiSync: failover.SemiSyncState{
 			SourceEnabled: o.SemiSync.SourceEnabled, SourceActive: o.SemiSync.SourceActive,
 			SourceClients: o.SemiSync.SourceClients, WaitPoint: o.SemiSync.WaitPoint,
+			WaitNoReplica: o.SemiSync.WaitNoReplica, Timeout: time.Duration(o.SemiSync.TimeoutMillis) * time.Millisecond,
+			WaitCount:      o.SemiSync.WaitForReplicaCount,
 			ReplicaEnabled: o.SemiSync.ReplicaEnabled, ReplicaActive: o.SemiSync.ReplicaActive,
 		},
 	}

@@ -66,6 +66,8 @@ func (s store) Apply(ctx context.Context, ch failover.Change) error {
 		cmd = consensus.SetQuarantine{Cluster: ch.Cluster, Instance: ch.Instance, Reason: consensus.TruncateDetail(reason), By: s.c.a.id, At: ch.At}
 	case failover.ChangeLiftQuarantine:
 		cmd = consensus.ClearQuarantine{Cluster: ch.Cluster, Instance: ch.Instance}
+	case failover.ChangeCandidate:
+		cmd = consensus.SetCandidate{Cluster: ch.Cluster, OperationID: ch.OperationID, Instance: ch.Instance}
 	default:
 		return fmt.Errorf("no consensus command for change %q", ch.Kind)
 	}
@@ -121,8 +123,11 @@ func (c *clusterRT) run(ctx context.Context, v failover.View, plan failover.Plan
 	}
 	r, err := failover.NewRunner(failover.RunnerConfig{
 		Inspector: c.act, Actuator: c.act, Leadership: store{c}, Store: store{c},
-		Router: routerAdapter{c}, Hooks: routerAdapter{c}, Clock: clock{}, Logger: c.log,
+		Router: routerAdapter{c}, Hooks: routerAdapter{c}, Clock: c.clock, Logger: c.log,
 		NewOperationID: func() string { return id },
+		Halt: func(ev failover.StepEvent) bool {
+			return c.a.deps.Halt != nil && c.a.deps.Halt(c.name, ev)
+		},
 		Observer: func(ev failover.StepEvent) {
 			if c.a.deps.OnStep != nil {
 				c.a.deps.OnStep(c.name, ev)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/topology/mysqltest"
 )
@@ -71,6 +72,91 @@ func TestRaftOnlyPartitionOfThePrimarysAgentFailsOver(t *testing.T) {
 		})
 		if ro := h.db.Primary.QueryString(t, "SELECT @@read_only"); ro != "1" {
 			t.Fatalf("old primary read_only=%s after the failover", ro)
+		}
+	})
+}
+
+// Issue 9, defect 3: with the server's default semi-sync timeout (10 s) a
+// replica outage longer than that made the primary commit asynchronously,
+// silently, and a later failover lost those writes. Regent keeps a timeout
+// the server never reaches: a commit made while no replica can acknowledge
+// stays blocked — never acknowledged to its client — past the old default,
+// and completes when a replica is back.
+func TestSemiSyncReplicaOutageLeavesCommitsBlocked(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
+		h.waitRecorded()
+		p := h.db.Primary
+		h.waitLossless(k)
+		// Both replicas stop acknowledging: frozen, their connections open.
+		for _, r := range h.db.Replicas {
+			r.Pause(t)
+		}
+		resumed := false
+		resume := func() {
+			if !resumed {
+				for _, r := range h.db.Replicas {
+					r.Resume(t)
+				}
+				resumed = true
+			}
+		}
+		defer resume()
+		app := appDB(t, p)
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() {
+			_, err := app.Exec("INSERT INTO regent_test.writes (id) VALUES (7)")
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			t.Fatalf("a commit no replica acknowledged returned after %v (err %v): the primary fell back to asynchronous", time.Since(start), err)
+		case <-time.After(12 * time.Second): // the server default is 10 s
+		}
+		resume()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("the blocked commit failed once a replica was back: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the blocked commit never completed after the replicas came back")
+		}
+	})
+}
+
+// Issue 9, defect 8: an operation recorded in Raft that no run owns (an
+// intent whose proposal timed out but committed later, a failed finish, a
+// leader that lost a tryLock race at takeover) blocked every automatic action
+// for operation_timeout: a dead primary stayed unreplaced for minutes. Every
+// evaluation now aborts such an operation at once.
+func TestOrphanedOperationIsAbortedAtOnce(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k, func(c *Config) { c.Clusters[0].OperationTimeout = 10 * time.Minute })
+		st := h.waitRecorded()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := h.nodes[h.leader()].Propose(ctx, consensus.BeginOperation{Cluster: "main", OperationID: "orphan-1",
+			Kind: consensus.KindFailover, ExpectEpoch: st.Epoch, Trigger: "test: an intent whose run gave up before it committed", At: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.eventually("the orphan aborted", 10*time.Second, func() (bool, string) {
+			c := h.cluster()
+			for _, e := range c.History {
+				if e.ID == "orphan-1" {
+					return c.Operation == nil && e.Result == consensus.ResultAborted, fmt.Sprintf("result %s: %s", e.Result, e.Reason)
+				}
+			}
+			return false, fmt.Sprintf("operation %v in progress", c.Operation)
+		})
+		// Automation is not blocked: a dead primary is replaced.
+		after := len(h.cluster().History)
+		h.db.Primary.Kill(t)
+		e := h.waitOp(consensus.KindFailover, after, 30*time.Second)
+		if e.Result != consensus.ResultSuccess {
+			t.Fatalf("failover after the orphan: %s (%s)", e.Result, e.Reason)
 		}
 	})
 }

@@ -1,0 +1,174 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/regentdb/regent/api"
+	"github.com/regentdb/regent/failover"
+	"github.com/regentdb/regent/topology/mysqltest"
+)
+
+// The means to reach interleavings on purpose (issue 9): the Raft leader is
+// killed right after step k of an operation, on real servers, by halting its
+// run there (Deps.Halt: nothing more is done, undone or recorded, as if the
+// process had died) and then stopping the agent and its Raft node. The
+// invariants are checked once the two remaining agents have settled the
+// cluster: exactly one writable instance, the primary of the committed epoch;
+// no acknowledged write missing on it (durability semi_sync); every other
+// live instance replicating from it; automation not blocked.
+
+// haltStep names the step after which the leader dies: its kind and, when
+// the kind occurs more than once (repoint), its instance.
+type haltStep struct {
+	kind     failover.StepKind
+	instance string
+}
+
+func (s haltStep) String() string {
+	if s.instance != "" {
+		return string(s.kind) + "_" + s.instance
+	}
+	return string(s.kind)
+}
+
+// Every step of a failover of p with two replicas. (catch-up occurs only
+// when the chosen replica lacks transactions another has: the table of
+// TestMustNotReplicaIsCatchUpSourceOnly's set-up, not this one.)
+var failoverHaltSteps = []haltStep{
+	{kind: failover.StepRecordIntent}, {kind: failover.StepPreHooks}, {kind: failover.StepUnrouteOldPrimary},
+	{kind: failover.StepFenceOldPrimary}, {kind: failover.StepStopIOThreads}, {kind: failover.StepWaitRelayLogs},
+	{kind: failover.StepChooseCandidate}, {kind: failover.StepPromote}, {kind: failover.StepRepoint},
+	{kind: failover.StepRoute}, {kind: failover.StepCommitEpoch}, {kind: failover.StepPostHooks},
+}
+
+// Every step of a switchover from p to r1.
+var switchoverHaltSteps = []haltStep{
+	{kind: failover.StepRecordIntent}, {kind: failover.StepPreHooks}, {kind: failover.StepWaitLongTransactions},
+	{kind: failover.StepFenceOldPrimary}, {kind: failover.StepUnrouteOldPrimary}, {kind: failover.StepCatchUp},
+	{kind: failover.StepPromote}, {kind: failover.StepRepoint, instance: "r2"}, {kind: failover.StepRoute},
+	{kind: failover.StepCommitEpoch}, {kind: failover.StepRepoint, instance: "p"}, {kind: failover.StepPostHooks},
+}
+
+func TestKillLeaderAfterFailoverStep(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		for _, step := range failoverHaltSteps {
+			t.Run(step.String(), func(t *testing.T) {
+				killLeaderAfterStep(t, k, failover.OpFailover, step)
+			})
+		}
+	})
+}
+
+func TestKillLeaderAfterSwitchoverStep(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		for _, step := range switchoverHaltSteps {
+			t.Run(step.String(), func(t *testing.T) {
+				killLeaderAfterStep(t, k, failover.OpSwitchover, step)
+			})
+		}
+	})
+}
+
+func killLeaderAfterStep(t *testing.T, k mysqltest.Kind, kind failover.OperationKind, step haltStep) {
+	h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
+	h.waitRecorded()
+	p := h.db.Primary
+	h.waitLossless(k)
+	w := mysqltest.NewWriter(p.Addr(), k, 100000, 2*time.Millisecond)
+	w.Start(context.Background())
+	defer w.Stop()
+	w.WaitAcked(t, 30, 30*time.Second)
+
+	halted := make(chan int, 1)
+	var once sync.Once
+	h.mu.Lock()
+	h.halt = func(agent int, ev failover.StepEvent) bool {
+		if ev.Operation != kind || ev.Step.Kind != step.kind || step.instance != "" && ev.Step.Instance != step.instance {
+			return false
+		}
+		stop := false
+		once.Do(func() { stop = true; halted <- agent })
+		return stop
+	}
+	h.mu.Unlock()
+
+	switch kind {
+	case failover.OpFailover:
+		p.Kill(t)
+	case failover.OpSwitchover:
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_, err := h.agents[h.leader()].Switchover(ctx, "main", api.SwitchoverRequest{To: "r1"})
+		cancel()
+		if err != nil {
+			t.Fatalf("switchover: %v", err)
+		}
+	}
+	var dead int
+	select {
+	case dead = <-halted:
+	case <-time.After(60 * time.Second):
+		c := h.cluster()
+		t.Fatalf("the %s never reached step %s; history %d entries, operation %v", kind, step, len(c.History), c.Operation)
+	}
+	h.stop(dead)
+	w.Stop()
+	t.Logf("leader %s killed after %s", h.agents[dead].ID(), step)
+
+	live := map[string]*mysqltest.Server{}
+	for _, s := range h.db.Servers() {
+		if kind == failover.OpFailover && s == p {
+			continue // killed
+		}
+		live[s.Name] = s
+	}
+	var primary *mysqltest.Server
+	h.eventually("the cluster settled: one writable instance, the committed primary, nothing in progress", 90*time.Second, func() (bool, string) {
+		c := h.cluster()
+		var writable []string
+		for _, name := range sortedNames(live) {
+			if live[name].QueryString(t, "SELECT @@read_only") == "0" {
+				writable = append(writable, name)
+			}
+		}
+		if len(writable) > 1 {
+			t.Fatalf("two writers: %v (committed primary %q, epoch %d)", writable, c.Primary, c.Epoch)
+		}
+		primary = live[c.Primary]
+		ok := c.Operation == nil && primary != nil && len(writable) == 1 && writable[0] == c.Primary
+		return ok, fmt.Sprintf("primary %q epoch %d, writable %v, operation %v", c.Primary, c.Epoch, writable, c.Operation)
+	})
+	if m := w.Missing(t, primary); len(m) != 0 {
+		t.Fatalf("%d acknowledged writes missing on the primary %s, e.g. %v", len(m), primary.Name, m[:min(5, len(m))])
+	}
+	for name, s := range live {
+		if s == primary {
+			continue
+		}
+		h.eventually(name+" replicates from the primary", 60*time.Second, func() (bool, string) {
+			io, sqlT, e := mysqltest.ReplicaThreads(t, s)
+			return io == "Yes" && sqlT == "Yes", fmt.Sprintf("IO=%s SQL=%s %s", io, sqlT, e)
+		})
+		mysqltest.WaitCaughtUp(t, s, primary, 30*time.Second)
+	}
+	// Automation is not blocked: nothing abandoned is left in progress, and
+	// the history says how the killed run ended.
+	c := h.cluster()
+	if c.Operation != nil {
+		t.Fatalf("operation %s still in progress", c.Operation.ID)
+	}
+	t.Logf("settled on %s, epoch %d, %d history entries", c.Primary, c.Epoch, len(c.History))
+}
+
+// waitLossless waits until Regent has made the primary p lossless: its
+// semi-sync timeout is the one the server never reaches.
+func (h *harness) waitLossless(k mysqltest.Kind) {
+	h.t.Helper()
+	h.eventually("lossless semi-sync on the primary", 20*time.Second, func() (bool, string) {
+		to := h.db.Primary.QueryString(h.t, "SELECT @@"+semiSyncVar(k)+"_timeout")
+		return to == "4294967295", "timeout=" + to
+	})
+}

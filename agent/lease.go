@@ -1,0 +1,224 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/regentdb/regent/consensus"
+	"github.com/regentdb/regent/failover"
+	"github.com/regentdb/regent/topology"
+)
+
+// localFencer is what the lease needs of the local instance.
+type localFencer interface {
+	// ReadOnly reports whether the instance refuses client writes.
+	ReadOnly(ctx context.Context) (bool, error)
+	// Fence kills client sessions and sets read_only, retrying until it
+	// holds or ctx ends.
+	Fence(ctx context.Context) error
+	// Shutdown stops mysqld: the last resort when read_only cannot hold
+	// before the deadline.
+	Shutdown(ctx context.Context) error
+}
+
+// fenceAttemptMin is the least time one fence attempt, or one liveness check
+// before an escalation, is given.
+const fenceAttemptMin = 500 * time.Millisecond
+
+// instanceFencer fences through a connection pool of its own, so that probes
+// stuck on a hung server cannot starve the fence of connections.
+type instanceFencer struct {
+	inst      *topology.Instance
+	keepUsers []string
+}
+
+func (f instanceFencer) ReadOnly(ctx context.Context) (bool, error) { return f.inst.ReadOnly(ctx) }
+
+func (f instanceFencer) Fence(ctx context.Context) error {
+	_, err := f.inst.Fence(ctx, topology.KillOptions{KeepUsers: f.keepUsers})
+	return err
+}
+
+func (f instanceFencer) Shutdown(ctx context.Context) error { return f.inst.Shutdown(ctx) }
+
+// leaseKeeper enforces the self-fencing lease on the local instance (README
+// "Safety"): failover.DecideLease says when the instance must be read-only
+// and by when; the keeper checks every fence_after/5 and, while the decision
+// says fence, keeps trying until read_only holds, and stops mysqld when it
+// cannot hold before the deadline. It never consults the prober: a probe that
+// failed or is stale says nothing about whether the instance takes writes
+// now.
+type leaseKeeper struct {
+	policy  failover.Policy
+	local   string
+	clock   failover.Clock
+	contact func() time.Time          // last contact with the Raft quorum
+	state   func() *consensus.Cluster // the replicated state (nil before InitCluster)
+	fencer  localFencer
+	log     *slog.Logger
+	// changed is called after the lease was taken or released (publish).
+	changed func(ctx context.Context)
+	// fenced is called after a fence held (hooks, re-probe, publish).
+	fenced func(ctx context.Context, why string)
+
+	mu       sync.Mutex
+	started  time.Time // when loop began
+	held     bool
+	replOp   string    // the operation replacing the local instance
+	replSeen time.Time // when it was first seen
+	fencedOp string    // the operation whose fence held (fenced once per operation)
+}
+
+// heldNow reports whether the agent holds its lease.
+func (k *leaseKeeper) heldNow() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.held
+}
+
+func (k *leaseKeeper) every() time.Duration { return max(20*time.Millisecond, k.policy.FenceAfter/5) }
+
+func (k *leaseKeeper) loop(ctx context.Context) {
+	k.mu.Lock()
+	k.started = k.clock.Now()
+	k.mu.Unlock()
+	for {
+		k.check(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-k.clock.After(k.every()):
+		}
+	}
+}
+
+// check decides the lease once and carries the decision out.
+func (k *leaseKeeper) check(ctx context.Context) {
+	now := k.clock.Now()
+	in := failover.LeaseInput{Now: now, LastQuorumContact: k.contact()}
+	k.mu.Lock()
+	if in.LastQuorumContact.IsZero() {
+		// No contact yet since this agent started: count from the start.
+		// No leader can count on a fence by an agent that was not running,
+		// so this grace of fence_after (for Raft to connect, as it does
+		// within an election) makes nothing less safe than the agent's
+		// absence did; past it, the instance is fenced.
+		in.LastQuorumContact = k.started
+	}
+	k.mu.Unlock()
+	opID := ""
+	if st := k.state(); st != nil {
+		in.Epoch = st.Epoch
+		op := st.Operation
+		switch {
+		case op != nil && op.Kind.ChangesPrimary() && op.Kind != consensus.KindSwitchover && op.OldPrimary == k.local:
+			// A failover replacing this instance: the leader may not reach
+			// it, so its agent fences it. A switchover fences the old
+			// primary itself, after waiting for long write transactions:
+			// fencing here would start the write-blocked window early.
+			opID = op.ID
+		case op != nil && op.Kind.ChangesPrimary() && op.Candidate == k.local:
+			// This instance is being promoted: it is writable a moment
+			// before the new epoch is committed. The candidate is recorded
+			// before it is made writable, so every other instance stays
+			// fenced meanwhile, a half-promoted one of an aborted operation
+			// included.
+		case st.Primary != "" && st.Primary != k.local:
+			in.OtherPrimary = st.Primary
+		}
+	}
+	k.mu.Lock()
+	if opID != k.replOp {
+		k.replOp, k.replSeen = opID, now
+	}
+	if opID != "" {
+		in.ReplacedSince = k.replSeen
+	}
+	d := failover.DecideLease(k.policy, in)
+	was := k.held
+	k.held = d.Held
+	done := opID != "" && k.fencedOp == opID
+	k.mu.Unlock()
+	if was != d.Held {
+		level := slog.LevelInfo
+		if !d.Held {
+			level = slog.LevelWarn
+		}
+		k.log.Log(ctx, level, "lease", "held", d.Held, "why", d.Reason)
+		defer k.changed(ctx) // after fencing: reports must not delay it
+	}
+	if !d.Fence || done {
+		return
+	}
+	k.enforce(ctx, d, opID)
+}
+
+// enforce makes the local instance read-only by d.Deadline. A failover's
+// fence runs once (it also kills sessions of a read-only instance); the
+// others only when the instance is not read-only, or cannot say.
+func (k *leaseKeeper) enforce(ctx context.Context, d failover.LeaseDecision, opID string) {
+	if opID == "" {
+		rctx, cancel := context.WithTimeout(ctx, min(k.every(), time.Second))
+		ro, err := k.fencer.ReadOnly(rctx)
+		cancel()
+		if err == nil && ro {
+			return
+		}
+	}
+	// The fence may use the time up to the escalation point, and at least
+	// one attempt's worth when that point has passed (a frozen host woke up
+	// past its deadline).
+	budget := max(d.EscalateAt.Sub(k.clock.Now()), fenceAttemptMin)
+	fctx, cancel := context.WithTimeout(ctx, budget)
+	err := k.fencer.Fence(fctx)
+	cancel()
+	if err == nil {
+		k.log.Warn("self-fenced the local instance: read_only=ON, client sessions killed", logInstance, k.local, "why", d.Reason)
+		if opID != "" {
+			k.mu.Lock()
+			k.fencedOp = opID
+			k.mu.Unlock()
+		}
+		k.fenced(ctx, d.Reason)
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if topology.Classify(err) == topology.ClassRefused {
+		// Nothing listens: a server that is gone takes no writes, and is
+		// fenced when it answers again (the next check).
+		k.log.Info("self-fencing: the local mysqld is not running", logInstance, k.local, "why", d.Reason)
+		return
+	}
+	if k.clock.Now().Before(d.EscalateAt) {
+		k.log.Error("self-fencing: cannot set read_only yet; retrying", logInstance, k.local, "why", d.Reason, "deadline", d.Deadline, logErr, err)
+		return
+	}
+	// Escalate only against a server that answers and still refuses
+	// read_only (a long rollback, or on MySQL a killed commit waiting for a
+	// semi-sync acknowledgement). A server that does not answer at all (a
+	// frozen mysqld) commits nothing meanwhile, and a stop queued behind it
+	// would only take it down when it wakes: it is fenced at the first check
+	// after it answers again.
+	if !errors.Is(err, topology.ErrReadOnlyPending) {
+		k.log.Error("self-fencing: the local mysqld does not answer; it is fenced as soon as it does", logInstance, k.local,
+			"why", d.Reason, "deadline", d.Deadline, logErr, err)
+		return
+	}
+	// read_only could not be set in time: stop mysqld rather than let it
+	// take writes once the leader may promote another.
+	sctx, scancel := context.WithTimeout(ctx, max(d.Deadline.Sub(k.clock.Now()), time.Second))
+	serr := k.fencer.Shutdown(sctx)
+	scancel()
+	if serr != nil {
+		k.log.Error("self-fencing: read_only could not be set before the escalation point and stopping mysqld failed", logInstance, k.local,
+			"why", d.Reason, "deadline", d.Deadline, logErr, errors.Join(err, serr))
+		return
+	}
+	k.log.Error("self-fencing: read_only could not be set in time; stopped mysqld (SHUTDOWN)", logInstance, k.local, "why", d.Reason, "deadline", d.Deadline, logErr, err)
+	k.fenced(ctx, d.Reason+"; mysqld stopped because read_only could not be set in time")
+}
