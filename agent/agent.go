@@ -19,6 +19,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/regentdb/regent/consensus"
@@ -90,6 +91,9 @@ type Agent struct {
 	received map[string]receivedReport // latest report per agent
 	sending  map[string]bool           // a delivery to this agent is in flight
 	kick     chan struct{}             // wakes the leader loop
+	// leaderGen grows each time this agent starts leading (after its
+	// Barrier): clusters reconcile their routes on a new generation.
+	leaderGen atomic.Uint64
 
 	deps   Deps
 	runCtx context.Context // ends at Close: operations started by the API run in it

@@ -71,7 +71,10 @@ type clusterRT struct {
 	errant   map[string]failover.GTIDSet
 	backoff  map[string]time.Time // problem key → not before
 	running  chan struct{}        // holds a token while the cluster is analysed or an operation runs
-	runs     runs
+	// the last route reconciliation: the leadership generation and when
+	routedGen uint64
+	routedAt  time.Time
+	runs      runs
 }
 
 func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Config, deps Deps) (*clusterRT, error) {

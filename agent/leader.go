@@ -46,6 +46,7 @@ func (a *Agent) leaderLoop(ctx context.Context) {
 					continue
 				}
 				leading = true
+				a.leaderGen.Add(1) // every cluster reconciles its routes at once
 				a.log.Info("leading: evaluating replication clusters")
 				a.wake() // evaluate at once: abandoned operations are aborted there
 			}
@@ -59,6 +60,9 @@ func (a *Agent) leaderLoop(ctx context.Context) {
 				bctx, bcancel := context.WithTimeout(ctx, 5*time.Second)
 				leading = a.raft.Barrier(bctx) == nil
 				bcancel()
+				if leading {
+					a.leaderGen.Add(1)
+				}
 			}
 			if !leading {
 				continue
@@ -216,6 +220,7 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 		return
 	}
 	v := c.view(now)
+	c.reconcileRoute(ctx, st, v)
 	if err := v.Validate(); err != nil {
 		c.log.Error("cluster view is inconsistent; not acting", logErr, err)
 		return
@@ -265,6 +270,48 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 		}
 		return // one operation per evaluation: the next one sees its effects
 	}
+}
+
+// reconcileRoute pushes the committed primary's write route to every
+// balancer when this agent has just become leader and then every
+// reconcileEvery, while no operation runs and the leader sees the primary
+// writable. A deposed leader's late or retried push (a route of an aborted
+// operation) is thereby overwritten within one period, and a new leader
+// never relies on what its predecessor pushed. The router is seeded with the
+// committed epoch first, so nothing older is pushed from here.
+func (c *clusterRT) reconcileRoute(ctx context.Context, st *consensus.Cluster, v failover.View) {
+	if st.Primary == "" || st.Operation != nil {
+		return
+	}
+	gen := c.a.leaderGen.Load()
+	now := c.clock.Now()
+	c.lmu.Lock()
+	due := c.routedGen != gen || now.Sub(c.routedAt) >= c.reconcileEvery()
+	c.lmu.Unlock()
+	if !due {
+		return
+	}
+	if pr, ok := v.Instances[st.Primary].Probes[v.Leader]; !ok || !pr.Writable() {
+		return // nothing to route to yet; the analysis acts on the primary
+	}
+	c.router.SeedEpoch(c.name, st.Epoch)
+	rctx, cancel := context.WithTimeout(ctx, c.policy.StepTimeout)
+	err := routerAdapter{c}.RouteWrites(rctx, c.name, st.Primary, st.Epoch)
+	cancel()
+	c.lmu.Lock()
+	c.routedGen, c.routedAt = gen, now
+	c.lmu.Unlock()
+	if err != nil {
+		c.log.Warn("reconciling the write route to the committed primary failed; health checks converge meanwhile", logInstance, st.Primary, "epoch", st.Epoch, logErr, err)
+		return
+	}
+	c.log.Debug("write route reconciled to the committed primary", logInstance, st.Primary, "epoch", st.Epoch)
+}
+
+// reconcileEvery is how often the leader re-pushes the committed route:
+// twenty probe intervals, at least 5 s.
+func (c *clusterRT) reconcileEvery() time.Duration {
+	return max(5*time.Second, 20*c.policy.ProbeInterval)
 }
 
 func (c *clusterRT) setBackoff(key string, until time.Time) {
