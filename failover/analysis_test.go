@@ -169,8 +169,16 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
-			name: "dead primary and a dead replica",
+			name: "dead primary and a dead semi-sync replica: blocked, it may hold the only acknowledged copies",
 			b:    base().primaryGone(ago(3*time.Second)).down("db3", ClassTimeout, ago(3*time.Second)),
+			want: []probSum{{Code: DeadPrimaryAndSomeReplicas, Instances: []string{"db1", "db3"}, Action: ActionFailover, Blocked: []BlockKind{BlockNoCandidate}}},
+			reasons: map[Code][]string{
+				DeadPrimaryAndSomeReplicas: {"replicas db3 are unreachable too"},
+			},
+		},
+		{
+			name: "dead primary and a dead replica that did not acknowledge",
+			b:    base().primaryGone(ago(3*time.Second)).down("db3", ClassTimeout, ago(3*time.Second)).notAcking("db3"),
 			want: []probSum{{Code: DeadPrimaryAndSomeReplicas, Instances: []string{"db1", "db3"}, Target: "db2", Action: ActionFailover, Actionable: true}},
 			reasons: map[Code][]string{
 				DeadPrimaryAndSomeReplicas: {"replicas db3 are unreachable too"},

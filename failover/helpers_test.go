@@ -325,6 +325,13 @@ func (b *B) writable(name string, on bool) *B {
 	return b.probes(name, func(pr *Probe) { pr.ReadOnly = !on; pr.SuperReadOnly = false })
 }
 
+// notAcking marks an instance as not a semi-sync acknowledger when it was
+// last seen (its replica side off): it cannot hold the only copy of an
+// acknowledged write.
+func (b *B) notAcking(name string) *B {
+	return b.inst(name, func(in *Instance) { in.LastSeen.SemiSync.ReplicaEnabled = false })
+}
+
 func (b *B) notReplica(name string) *B {
 	return b.probes(name, func(pr *Probe) { pr.Replica = nil })
 }

@@ -343,7 +343,7 @@ func TestChooseCandidate(t *testing.T) {
 		{
 			name:   "chosen one died meanwhile: the next one is promoted, the dead one warned about",
 			before: hostLost(),
-			fresh:  hostLost().stopped().down("db2", ClassRefused, ago(200*ms)),
+			fresh:  hostLost().stopped().down("db2", ClassRefused, ago(200*ms)).notAcking("db2"),
 			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", New: "db3", Expected: "db2", Epoch: 8,
 				Steps: withPre([]string{"promote db3 semisync", "route db3 epoch=8", "commit-epoch db3 gtid=p:1-100 epoch=7->8 antiflap=5m0s", "post-hooks op=failover"})},
 			warnings: []string{"db2 is unreachable and is not repointed now"},

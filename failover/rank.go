@@ -293,6 +293,18 @@ func Rank(v View, p Policy, opts RankOptions) Ranking {
 	}
 	rankCandidates(r.Candidates, r.Target)
 
+	// Under semi_sync every acknowledged commit reached at least
+	// semi_sync_wait_for replicas. When that many replicas that could have
+	// acknowledged are unreachable, an acknowledged commit may exist only on
+	// them: promoting among the others could lose it.
+	if p.Durability == DurabilitySemiSync && !opts.Force {
+		if away := acknowledgersAway(v, p, opts.OldPrimary); len(away) >= p.SemiSyncWaitFor {
+			r.Refusals = append(r.Refusals, fmt.Sprintf("replicas %s are unreachable and could hold acknowledged writes that no reachable instance has (durability semi_sync, semi_sync_wait_for %d): promoting now could lose them; bring one back, or fail over manually with --force to accept the loss",
+				strings.Join(away, ", "), p.SemiSyncWaitFor))
+			return r
+		}
+	}
+
 	// Choose.
 	var chosen *Candidate
 	if opts.Target != "" {
@@ -362,6 +374,25 @@ func Rank(v View, p Policy, opts RankOptions) Ranking {
 	}
 	r.Chosen = chosen.Instance
 	return r
+}
+
+// acknowledgersAway lists the replicas the leader cannot reach that could
+// have acknowledged semi-sync commits: their last successful probe showed the
+// semi-sync replica side on, or they were never seen (the safe side).
+func acknowledgersAway(v View, p Policy, old string) []string {
+	var out []string
+	for _, n := range v.names() {
+		if n == old {
+			continue
+		}
+		if _, rc := leaderReach(v, p, n); rc == reachOK {
+			continue
+		}
+		if ls := v.Instances[n].LastSeen; ls.ObservedAt.IsZero() || ls.SemiSync.ReplicaEnabled {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // delayOf returns a replica's configured delay: a delayed replica's lag is

@@ -143,10 +143,31 @@ func TestRank(t *testing.T) {
 			excl: map[string][]string{"db3": {"quarantined: errant r3:1"}},
 		},
 		{
-			name: "unreachable replica excluded",
-			b:    dead().down("db2", ClassTimeout, ago(time.Second)),
+			name: "unreachable replica excluded (it was not a semi-sync acknowledger)",
+			b:    dead().down("db2", ClassTimeout, ago(time.Second)).notAcking("db2"),
 			want: rankSum{Chosen: "db3", Order: []string{"db3"}, Excluded: []string{"db2"}, Sources: []string{"db3"}, Target: "p:1-100"},
 			excl: map[string][]string{"db2": {"unreachable from the leader (a2): timeout"}},
+		},
+		{
+			// Issue 9, "also decide": DeadPrimaryAndSomeReplicas. With
+			// semi_sync_wait_for 1 an acknowledged commit may be on the
+			// unreachable replica alone.
+			name:    "unreachable semi-sync replica: refused, it may hold the only acknowledged copies",
+			b:       dead().down("db2", ClassTimeout, ago(time.Second)),
+			want:    rankSum{Order: []string{"db3"}, Excluded: []string{"db2"}, Sources: []string{"db3"}, Target: "p:1-100"},
+			refusal: []string{"replicas db2 are unreachable and could hold acknowledged writes", "--force"},
+		},
+		{
+			name: "unreachable replica with async durability: excluded, no refusal",
+			b:    dead().down("db2", ClassTimeout, ago(time.Second)).policy(func(p *Policy) { p.Durability = DurabilityAsync }),
+			want: rankSum{Chosen: "db3", Order: []string{"db3"}, Excluded: []string{"db2"}, Sources: []string{"db3"}, Target: "p:1-100"},
+			excl: map[string][]string{"db2": {"unreachable from the leader (a2): timeout"}},
+		},
+		{
+			name: "two acknowledgements per commit: one unreachable replica cannot hold the only copy",
+			b: dead().addInstance("db4", "", true).primaryGone(ago(3*time.Second)).down("db2", ClassTimeout, ago(time.Second)).
+				policy(func(p *Policy) { p.SemiSyncWaitFor = 2 }),
+			want: rankSum{Chosen: "db3", Order: []string{"db3", "db4"}, Excluded: []string{"db2"}, Sources: []string{"db3", "db4"}, Target: "p:1-100"},
 		},
 		{
 			name: "replica whose agent is silent excluded",
