@@ -172,8 +172,11 @@ func (a *actuator) ConfigureSemiSync(ctx context.Context, name, role string) err
 		return i.SetSemiSync(ctx, a.losslessSource())
 	case "replica":
 		return i.SetSemiSync(ctx, topology.SemiSyncConfig{Replica: true})
+	case "off":
+		// The fallback: the source side off releases the waiting commits.
+		return i.SetSemiSync(ctx, topology.SemiSyncConfig{})
 	}
-	return fmt.Errorf("unknown semi-sync role %q (want source or replica)", role)
+	return fmt.Errorf("unknown semi-sync role %q (want source, replica or off)", role)
 }
 
 // WaitWriteTransactions waits until no write transaction older than a few

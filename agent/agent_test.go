@@ -182,10 +182,14 @@ func TestSwitchoverUnderWritesLosesNothing(t *testing.T) {
 		if e.ID != op.ID || e.Result != consensus.ResultSuccess || e.NewPrimary != "r1" || e.EpochAfter != 2 {
 			t.Fatalf("switchover %s: result %s (%s), new primary %s, epoch %d; steps %s", e.ID, e.Result, e.Reason, e.NewPrimary, e.EpochAfter, stepNames(e))
 		}
-		got, err := leader.Operation(context.Background(), "main", op.ID)
-		if err != nil || got.WriteBlocked == nil || *got.WriteBlocked <= 0 {
-			t.Fatalf("write-blocked window not recorded: %+v, %v", got.WriteBlocked, err)
-		}
+		// The history entry is written by the run's finish step; the
+		// window is noted when the run returns, a moment later.
+		var got api.Operation
+		h.eventually("write-blocked window recorded", 10*time.Second, func() (bool, string) {
+			var err error
+			got, err = leader.Operation(context.Background(), "main", op.ID)
+			return err == nil && got.WriteBlocked != nil && *got.WriteBlocked > 0, fmt.Sprintf("%+v, %v", got.WriteBlocked, err)
+		})
 		// The old primary replicates from the new one, and every
 		// acknowledged write is on the new primary and on the old one.
 		h.eventually("old primary replicates from r1", 20*time.Second, func() (bool, string) {

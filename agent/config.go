@@ -169,9 +169,13 @@ type ClusterConfig struct {
 	RaftTimeout         time.Duration `yaml:"raft_timeout"`
 	OperationTimeout    time.Duration `yaml:"operation_timeout"`
 	SemiSyncWaitFor     int           `yaml:"semi_sync_wait_for"`
-	MinAgreeingAgents   int           `yaml:"min_agreeing_agents"`
-	FastPath            *bool         `yaml:"fast_path"`
-	AutoRejoin          *bool         `yaml:"auto_rejoin"`
+	// SemiSyncFallback: "never" (default) or a duration after which the
+	// leader lets a primary with too few semi-sync replicas commit
+	// asynchronously (README "Safety").
+	SemiSyncFallback  string `yaml:"semi_sync_fallback"`
+	MinAgreeingAgents int    `yaml:"min_agreeing_agents"`
+	FastPath          *bool  `yaml:"fast_path"`
+	AutoRejoin        *bool  `yaml:"auto_rejoin"`
 
 	Routing proxyhook.RoutingConfig `yaml:"routing"`
 }
@@ -412,6 +416,9 @@ func (c Config) Validate() error {
 		default:
 			bad(key+".durability", "%q: want semi_sync or async", cl.Durability)
 		}
+		if _, err := parseFallback(cl.SemiSyncFallback); err != nil {
+			bad(key+".semi_sync_fallback", "%v", err)
+		}
 		pol := cl.Policy()
 		if err := pol.Validate(); err != nil {
 			bad(key, "%v", err)
@@ -490,6 +497,9 @@ func (c ClusterConfig) Policy() failover.Policy {
 	if c.SemiSyncWaitFor != 0 {
 		p.SemiSyncWaitFor = c.SemiSyncWaitFor
 	}
+	if d, err := parseFallback(c.SemiSyncFallback); err == nil {
+		p.SemiSyncFallback = d
+	}
 	if c.MinAgreeingAgents != 0 {
 		p.MinAgreeingAgents = c.MinAgreeingAgents
 	}
@@ -528,4 +538,17 @@ func ReadSecret(file, env string) (string, error) {
 		return os.Getenv(env), nil
 	}
 	return "", nil
+}
+
+// parseFallback reads semi_sync_fallback: "never" (or empty) is 0, anything
+// else a positive Go duration.
+func parseFallback(s string) (time.Duration, error) {
+	if s == "" || s == "never" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q: want never or a positive duration such as 30s", s)
+	}
+	return d, nil
 }

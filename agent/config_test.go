@@ -76,6 +76,12 @@ func TestParseConfig(t *testing.T) {
 		{"durability typo", func(y, _ string) string {
 			return strings.Replace(y, "  - name: main\n", "  - name: main\n    durability: semisync\n", 1)
 		}, "durability"},
+		{"semi_sync_fallback not a duration", func(y, _ string) string {
+			return strings.Replace(y, "  - name: main\n", "  - name: main\n    semi_sync_fallback: soon\n", 1)
+		}, `semi_sync_fallback: "soon": want never or a positive duration`},
+		{"semi_sync_fallback shorter than a probe", func(y, _ string) string {
+			return strings.Replace(y, "  - name: main\n", "  - name: main\n    semi_sync_fallback: 1ms\n", 1)
+		}, "semi_sync_fallback (1ms) is shorter than probe_interval"},
 		{"missing password file", func(y, dir string) string {
 			return strings.Replace(y, "  password_file: "+filepath.Join(dir, "pw"), "  password_file: /nonexistent/pw", 1)
 		}, "mysql.password_file"},
@@ -122,7 +128,7 @@ func TestAgentTokenFileMustBePrivate(t *testing.T) {
 
 func TestClusterPolicyDefaultsAndOverrides(t *testing.T) {
 	y, _ := validConfigYAML(t)
-	y = strings.Replace(y, "  - name: main\n", "  - name: main\n    probe_interval: 200ms\n    min_agreeing_agents: 2\n    operation_timeout: 5m\n    fast_path: false\n", 1)
+	y = strings.Replace(y, "  - name: main\n", "  - name: main\n    probe_interval: 200ms\n    min_agreeing_agents: 2\n    operation_timeout: 5m\n    fast_path: false\n    semi_sync_fallback: 30s\n", 1)
 	c, err := ParseConfig([]byte(y))
 	if err != nil {
 		t.Fatal(err)
@@ -140,6 +146,7 @@ func TestClusterPolicyDefaultsAndOverrides(t *testing.T) {
 		{"step_timeout default", p.StepTimeout, 1500 * time.Millisecond},
 		{"fence_after default", p.FenceAfter, 1500 * time.Millisecond},
 		{"durability default", string(p.Durability), "semi_sync"},
+		{"semi_sync_fallback", p.SemiSyncFallback, 30 * time.Second},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {

@@ -174,6 +174,9 @@ func (c *clusterRT) view(now time.Time) failover.View {
 		if op := st.Operation; op != nil {
 			v.State.Operation = failover.Operation{Kind: opKindFromConsensus(op.Kind), ID: op.ID, StartedAt: op.StartedAt, Target: op.Target}
 		}
+		if d := st.SemiSyncDegraded; d != nil {
+			v.State.SemiSyncDegraded, v.State.SemiSyncDegradedSince = true, d.Since
+		}
 		if len(st.Uncommitted) > 0 {
 			v.State.Uncommitted = map[string]string{}
 			for n, u := range st.Uncommitted {
@@ -392,6 +395,10 @@ func opKindFromConsensus(k consensus.OpKind) failover.OperationKind {
 		return failover.OpSwitchover
 	case consensus.KindRejoin:
 		return failover.OpRejoin
+	case consensus.KindSemiSyncFallback:
+		return failover.OpSemiSyncFallback
+	case consensus.KindSemiSyncRestore:
+		return failover.OpSemiSyncRestore
 	}
 	return failover.OperationKind(k)
 }
@@ -408,6 +415,10 @@ func opKindToConsensus(k failover.OperationKind) consensus.OpKind {
 		// A quarantine is the outcome of a rejoin that found errant
 		// transactions; the history records it as a rejoin.
 		return consensus.KindRejoin
+	case failover.OpSemiSyncFallback:
+		return consensus.KindSemiSyncFallback
+	case failover.OpSemiSyncRestore:
+		return consensus.KindSemiSyncRestore
 	}
 	return consensus.OpKind(k)
 }

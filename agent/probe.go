@@ -31,10 +31,14 @@ type Observation struct {
 
 	Replica *ReplicaObservation `json:"replica,omitempty"`
 
-	SemiSync         topology.SemiSyncStatus `json:"semi_sync"`
-	Questions        uint64                  `json:"questions"`
-	ThreadsConnected uint64                  `json:"threads_connected"`
-	Latency          time.Duration           `json:"latency"`
+	SemiSync topology.SemiSyncStatus `json:"semi_sync"`
+	// SemiSyncShortSince is when this instance, a semi-sync source, was
+	// first seen with fewer semi-sync replicas connected than it waits for
+	// (zero while it has enough): semi_sync_fallback counts from it.
+	SemiSyncShortSince time.Time     `json:"semi_sync_short_since,omitzero"`
+	Questions          uint64        `json:"questions"`
+	ThreadsConnected   uint64        `json:"threads_connected"`
+	Latency            time.Duration `json:"latency"`
 }
 
 // ReplicaObservation is the replication part of an Observation.
@@ -143,6 +147,12 @@ func (p *prober) fromSnapshot(s *topology.Snapshot, now time.Time, prev Observat
 		ServerID: s.ServerID, Flavor: s.Flavor.String(), Executed: &exec, SemiSync: s.SemiSync,
 		Questions: s.Questions, ThreadsConnected: s.ThreadsConnected, Latency: s.Latency,
 	}
+	if ss := s.SemiSync; ss.SourceEnabled && ss.SourceClients < ss.WaitForReplicaCount {
+		o.SemiSyncShortSince = now
+		if !prev.SemiSyncShortSince.IsZero() {
+			o.SemiSyncShortSince = prev.SemiSyncShortSince
+		}
+	}
 	if r := s.Replica; r != nil {
 		ro := &ReplicaObservation{
 			Source:  net.JoinHostPort(r.SourceHost, strconv.Itoa(r.SourcePort)),
@@ -191,7 +201,7 @@ func (o Observation) toProbe() failover.Probe {
 			SourceEnabled: o.SemiSync.SourceEnabled, SourceActive: o.SemiSync.SourceActive,
 			SourceClients: o.SemiSync.SourceClients, WaitPoint: o.SemiSync.WaitPoint,
 			WaitNoReplica: o.SemiSync.WaitNoReplica, Timeout: time.Duration(o.SemiSync.TimeoutMillis) * time.Millisecond,
-			WaitCount:      o.SemiSync.WaitForReplicaCount,
+			WaitCount: o.SemiSync.WaitForReplicaCount, ShortSince: o.SemiSyncShortSince,
 			ReplicaEnabled: o.SemiSync.ReplicaEnabled, ReplicaActive: o.SemiSync.ReplicaActive,
 		},
 	}

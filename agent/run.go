@@ -66,6 +66,8 @@ func (s store) Apply(ctx context.Context, ch failover.Change) error {
 		cmd = consensus.SetQuarantine{Cluster: ch.Cluster, Instance: ch.Instance, Reason: consensus.TruncateDetail(reason), By: s.c.a.id, At: ch.At}
 	case failover.ChangeLiftQuarantine:
 		cmd = consensus.ClearQuarantine{Cluster: ch.Cluster, Instance: ch.Instance}
+	case failover.ChangeSemiSync:
+		cmd = consensus.SetSemiSyncDegraded{Cluster: ch.Cluster, OperationID: ch.OperationID, Degraded: ch.Degraded, Reason: consensus.TruncateDetail(ch.Reason), At: ch.At}
 	case failover.ChangeCandidate:
 		cmd = consensus.SetCandidate{Cluster: ch.Cluster, OperationID: ch.OperationID, Instance: ch.Instance}
 	default:
@@ -87,11 +89,13 @@ var (
 )
 
 // RecordsOperation says which operations have a place in the replicated
-// history: the small repairs (fence, repoint, restore writes, semi-sync)
-// change no epoch and are only logged.
+// history: the small repairs (fence, repoint, restore writes, configuring
+// semi-sync) change no epoch and are only logged; a fallback to
+// asynchronous commits and its restore are recorded.
 func (store) RecordsOperation(k failover.OperationKind) bool {
 	switch k {
-	case failover.OpFailover, failover.OpForcedFailover, failover.OpSwitchover, failover.OpRejoin, failover.OpQuarantine:
+	case failover.OpFailover, failover.OpForcedFailover, failover.OpSwitchover, failover.OpRejoin, failover.OpQuarantine,
+		failover.OpSemiSyncFallback, failover.OpSemiSyncRestore:
 		return true
 	}
 	return false

@@ -205,3 +205,73 @@ func TestLeaderReconcilesTheWriteRoute(t *testing.T) {
 		})
 	})
 }
+
+// Issue 9, defect 3: a fallback to asynchronous commits happens only as
+// Regent's own decision, under semi_sync_fallback, recorded in Raft and the
+// history before any commit is acknowledged without a replica; semi-sync is
+// restored, and recorded, when an acknowledger is back.
+func TestSemiSyncFallbackIsARecordedDecision(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k, func(c *Config) {
+			c.Clusters[0].Durability = "semi_sync"
+			c.Clusters[0].SemiSyncFallback = "3s"
+		})
+		h.waitRecorded()
+		h.waitLossless(k)
+		p := h.db.Primary
+		replicaVar := "rpl_semi_sync_slave_enabled"
+		if k == mysqltest.MySQL {
+			replicaVar = "rpl_semi_sync_replica_enabled"
+		}
+		setReplicas := func(on string) {
+			for _, r := range h.db.Replicas {
+				r.Exec(t, "SET GLOBAL "+replicaVar+"="+on, "STOP "+replicaWord(k)+" IO_THREAD", "START "+replicaWord(k)+" IO_THREAD")
+			}
+		}
+		// No replica acknowledges any more.
+		setReplicas("OFF")
+		app := appDB(t, p)
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() {
+			_, err := app.Exec("INSERT INTO regent_test.writes (id) VALUES (9)")
+			done <- err
+		}()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("the blocked commit was never released by the fallback")
+		}
+		if err != nil {
+			t.Fatalf("commit after the fallback: %v", err)
+		}
+		if took := time.Since(start); took < 3*time.Second {
+			t.Fatalf("the commit returned after %v, before semi_sync_fallback (3s)", took)
+		}
+		// The decision was in Raft before the commit was acknowledged.
+		c := h.cluster()
+		if c.SemiSyncDegraded == nil {
+			t.Fatalf("commit acknowledged without a replica, and no degradation recorded")
+		}
+		h.eventually("the fallback in the history", 10*time.Second, func() (bool, string) {
+			for _, e := range h.cluster().History {
+				if e.Kind == consensus.KindSemiSyncFallback && e.Result == consensus.ResultSuccess {
+					return true, ""
+				}
+			}
+			return false, "not yet"
+		})
+		// An acknowledger is back: lossless again, and recorded.
+		setReplicas("ON")
+		h.eventually("semi-sync restored", 30*time.Second, func() (bool, string) {
+			c := h.cluster()
+			restored := false
+			for _, e := range c.History {
+				restored = restored || e.Kind == consensus.KindSemiSyncRestore && e.Result == consensus.ResultSuccess
+			}
+			return c.SemiSyncDegraded == nil && restored, fmt.Sprintf("degraded %v, %d history entries", c.SemiSyncDegraded, len(c.History))
+		})
+		checkLossless(t, k, p)
+	})
+}

@@ -121,6 +121,9 @@ func (a *Agent) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 		if st.Paused {
 			out.Paused = &api.Pause{By: st.PausedBy, Reason: st.PauseReason, Since: st.PausedAt}
 		}
+		if d := st.SemiSyncDegraded; d != nil {
+			out.SemiSyncDegraded = &api.SemiSyncDegraded{Since: d.Since, Reason: d.Reason, OperationID: d.OperationID}
+		}
 		if st.AntiFlapUntil.After(now) {
 			t := st.AntiFlapUntil
 			out.AntiFlapUntil = &t

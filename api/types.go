@@ -127,6 +127,10 @@ type Cluster struct {
 	Operation *OperationRef `json:"operation,omitempty"`
 	// Paused is set while all automatic action on this cluster is paused.
 	Paused *Pause `json:"paused,omitempty"`
+	// SemiSyncDegraded is set while the primary commits asynchronously by
+	// the leader's decision (semi_sync_fallback): writes acknowledged since
+	// may be lost by a failover.
+	SemiSyncDegraded *SemiSyncDegraded `json:"semi_sync_degraded,omitempty"`
 	// AntiFlapUntil is when the anti-flap window that follows a failover
 	// ends; until then automatic failovers of this cluster are blocked (a
 	// manual one is always allowed). Nil when no window is open.
@@ -183,6 +187,14 @@ type AutomaticFailover struct {
 	Blockers []Blocker `json:"blockers,omitempty"`
 }
 
+// SemiSyncDegraded says when and why the leader let the primary commit
+// asynchronously.
+type SemiSyncDegraded struct {
+	Since       time.Time `json:"since"`
+	Reason      string    `json:"reason"`
+	OperationID string    `json:"operation_id"`
+}
+
 // Blocker kinds: why an automatic action waits. They are also the values of
 // the reason label of regent_cluster_automatic_failover_blocked.
 const (
@@ -194,6 +206,7 @@ const (
 	BlockDisabled    = "disabled"
 	BlockUnsafe      = "unsafe"
 	BlockNoQuorum    = "no_quorum"
+	BlockWaiting     = "waiting"
 )
 
 // Blocker is one reason an automatic action is not taken now.

@@ -203,6 +203,7 @@ type snapshotDescs struct {
 	dClusterHasPrimary     *prometheus.Desc
 	dClusterEpoch          *prometheus.Desc
 	dClusterPaused         *prometheus.Desc
+	dClusterSemiDegraded   *prometheus.Desc
 	dClusterPausedSince    *prometheus.Desc
 	dClusterAutoEnabled    *prometheus.Desc
 	dClusterAutoPossible   *prometheus.Desc
@@ -258,6 +259,8 @@ func newSnapshotDescs() *snapshotDescs {
 			"The cluster's epoch: it grows by one at every change of primary.", []string{labelCluster}, nil),
 		dClusterPaused: prometheus.NewDesc("regent_cluster_paused",
 			"1 while automatic action on the cluster is paused.", []string{labelCluster}, nil),
+		dClusterSemiDegraded: prometheus.NewDesc("regent_cluster_semi_sync_degraded",
+			"1 while the primary commits asynchronously by the leader's decision (semi_sync_fallback): acknowledged writes may be lost by a failover.", []string{labelCluster}, nil),
 		dClusterPausedSince: prometheus.NewDesc("regent_cluster_paused_since_timestamp_seconds",
 			"When the current pause started (Unix time); absent when not paused.", []string{labelCluster}, nil),
 		dClusterAutoEnabled: prometheus.NewDesc("regent_cluster_automatic_failover_enabled",
@@ -317,6 +320,7 @@ func (d *snapshotDescs) all() []*prometheus.Desc {
 		d.dClusterHasPrimary,
 		d.dClusterEpoch,
 		d.dClusterPaused,
+		d.dClusterSemiDegraded,
 		d.dClusterPausedSince,
 		d.dClusterAutoEnabled,
 		d.dClusterAutoPossible,
@@ -387,6 +391,7 @@ func (d *snapshotDescs) collectCluster(ch chan<- prometheus.Metric, cl api.Clust
 	}
 	gauge(ch, d.dClusterEpoch, float64(cl.Epoch), n)
 	gauge(ch, d.dClusterPaused, b2f(cl.Paused != nil), n)
+	gauge(ch, d.dClusterSemiDegraded, b2f(cl.SemiSyncDegraded != nil), n)
 	if cl.Paused != nil {
 		gauge(ch, d.dClusterPausedSince, unix(cl.Paused.Since), n)
 	}

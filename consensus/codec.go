@@ -32,7 +32,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Enum codes on the wire. Never renumber: append.
 var (
-	opKindCode     = map[OpKind]byte{KindFailover: 1, KindSwitchover: 2, KindForcedFailover: 3, KindRejoin: 4}
+	opKindCode     = map[OpKind]byte{KindFailover: 1, KindSwitchover: 2, KindForcedFailover: 3, KindRejoin: 4, KindSemiSyncFallback: 5, KindSemiSyncRestore: 6}
 	resultCode     = map[Result]byte{ResultSuccess: 1, ResultFailed: 2, ResultAborted: 3}
 	stepResultCode = map[StepResult]byte{StepOK: 1, StepFailed: 2, StepSkipped: 3}
 	ruleCode       = map[PromotionRule]byte{PromotionPrefer: 1, PromotionNeutral: 2, PromotionMustNot: 3}
@@ -140,6 +140,9 @@ var decoders = map[cmdKind]func(r *rbuf) Command{
 	kindClearQuarantine: func(r *rbuf) Command {
 		return ClearQuarantine{Cluster: r.str(), Instance: r.str()}
 	},
+	kindSetSemiSync: func(r *rbuf) Command {
+		return SetSemiSyncDegraded{Cluster: r.str(), OperationID: r.str(), Degraded: r.bool(), Reason: r.str(), At: r.time()}
+	},
 	kindSetCandidate: func(r *rbuf) Command {
 		return SetCandidate{Cluster: r.str(), OperationID: r.str(), Instance: r.str()}
 	},
@@ -225,6 +228,14 @@ func (c SetQuarantine) encodeBody(w *wbuf) {
 }
 
 func (c ClearQuarantine) encodeBody(w *wbuf) { w.str(c.Cluster); w.str(c.Instance) }
+
+func (c SetSemiSyncDegraded) encodeBody(w *wbuf) {
+	w.str(c.Cluster)
+	w.str(c.OperationID)
+	w.bool(c.Degraded)
+	w.str(c.Reason)
+	w.time(c.At)
+}
 
 func (c SetCandidate) encodeBody(w *wbuf) { w.str(c.Cluster); w.str(c.OperationID); w.str(c.Instance) }
 

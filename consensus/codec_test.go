@@ -31,6 +31,7 @@ func everyCommand() []Command {
 		SetMember{Member: Member{ID: "a1", RaftAddr: "10.0.0.1:7000", APIAddr: "10.0.0.1:8080", Instance: "db1"}},
 		RemoveMember{ID: "a1"},
 		SetCandidate{Cluster: "c1", OperationID: "op-1", Instance: "db2"},
+		SetSemiSyncDegraded{Cluster: "c1", OperationID: "op-2", Degraded: true, Reason: "no replica for 30s", At: at(9)},
 	}
 }
 

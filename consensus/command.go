@@ -50,6 +50,7 @@ const (
 	kindSetMember        cmdKind = 12
 	kindRemoveMember     cmdKind = 13
 	kindSetCandidate     cmdKind = 14
+	kindSetSemiSync      cmdKind = 15
 )
 
 // InitCluster creates a replication cluster at epoch 1, only if absent
@@ -171,40 +172,54 @@ type SetCandidate struct {
 	Instance    string
 }
 
+// SetSemiSyncDegraded records the leader's decision to let the primary commit
+// asynchronously (Degraded) or its return to lossless semi-sync. It must
+// belong to the operation in progress, of kind semi_sync_fallback (to
+// degrade) or semi_sync_restore (to restore): ErrConflict otherwise.
+type SetSemiSyncDegraded struct {
+	Cluster     string
+	OperationID string
+	Degraded    bool
+	Reason      string
+	At          time.Time
+}
+
 // RemoveMember deletes an agent's record (ErrNotFound if absent).
 type RemoveMember struct {
 	ID string
 }
 
-func (InitCluster) Name() string      { return "init_cluster" }
-func (BeginOperation) Name() string   { return "begin_operation" }
-func (RecordStep) Name() string       { return "record_step" }
-func (CommitPrimary) Name() string    { return "commit_primary" }
-func (FinishOperation) Name() string  { return "finish_operation" }
-func (AbortOperation) Name() string   { return "abort_operation" }
-func (SetPaused) Name() string        { return "set_paused" }
-func (SetAntiFlap) Name() string      { return "set_anti_flap" }
-func (SetPromotionRule) Name() string { return "set_promotion_rule" }
-func (SetQuarantine) Name() string    { return "set_quarantine" }
-func (ClearQuarantine) Name() string  { return "clear_quarantine" }
-func (SetMember) Name() string        { return "set_member" }
-func (RemoveMember) Name() string     { return "remove_member" }
-func (SetCandidate) Name() string     { return "set_candidate" }
+func (InitCluster) Name() string         { return "init_cluster" }
+func (BeginOperation) Name() string      { return "begin_operation" }
+func (RecordStep) Name() string          { return "record_step" }
+func (CommitPrimary) Name() string       { return "commit_primary" }
+func (FinishOperation) Name() string     { return "finish_operation" }
+func (AbortOperation) Name() string      { return "abort_operation" }
+func (SetPaused) Name() string           { return "set_paused" }
+func (SetAntiFlap) Name() string         { return "set_anti_flap" }
+func (SetPromotionRule) Name() string    { return "set_promotion_rule" }
+func (SetQuarantine) Name() string       { return "set_quarantine" }
+func (ClearQuarantine) Name() string     { return "clear_quarantine" }
+func (SetMember) Name() string           { return "set_member" }
+func (RemoveMember) Name() string        { return "remove_member" }
+func (SetCandidate) Name() string        { return "set_candidate" }
+func (SetSemiSyncDegraded) Name() string { return "set_semi_sync_degraded" }
 
-func (InitCluster) kind() cmdKind      { return kindInitCluster }
-func (BeginOperation) kind() cmdKind   { return kindBeginOperation }
-func (RecordStep) kind() cmdKind       { return kindRecordStep }
-func (CommitPrimary) kind() cmdKind    { return kindCommitPrimary }
-func (FinishOperation) kind() cmdKind  { return kindFinishOperation }
-func (AbortOperation) kind() cmdKind   { return kindAbortOperation }
-func (SetPaused) kind() cmdKind        { return kindSetPaused }
-func (SetAntiFlap) kind() cmdKind      { return kindSetAntiFlap }
-func (SetPromotionRule) kind() cmdKind { return kindSetPromotionRule }
-func (SetQuarantine) kind() cmdKind    { return kindSetQuarantine }
-func (ClearQuarantine) kind() cmdKind  { return kindClearQuarantine }
-func (SetMember) kind() cmdKind        { return kindSetMember }
-func (RemoveMember) kind() cmdKind     { return kindRemoveMember }
-func (SetCandidate) kind() cmdKind     { return kindSetCandidate }
+func (InitCluster) kind() cmdKind         { return kindInitCluster }
+func (BeginOperation) kind() cmdKind      { return kindBeginOperation }
+func (RecordStep) kind() cmdKind          { return kindRecordStep }
+func (CommitPrimary) kind() cmdKind       { return kindCommitPrimary }
+func (FinishOperation) kind() cmdKind     { return kindFinishOperation }
+func (AbortOperation) kind() cmdKind      { return kindAbortOperation }
+func (SetPaused) kind() cmdKind           { return kindSetPaused }
+func (SetAntiFlap) kind() cmdKind         { return kindSetAntiFlap }
+func (SetPromotionRule) kind() cmdKind    { return kindSetPromotionRule }
+func (SetQuarantine) kind() cmdKind       { return kindSetQuarantine }
+func (ClearQuarantine) kind() cmdKind     { return kindClearQuarantine }
+func (SetMember) kind() cmdKind           { return kindSetMember }
+func (RemoveMember) kind() cmdKind        { return kindRemoveMember }
+func (SetCandidate) kind() cmdKind        { return kindSetCandidate }
+func (SetSemiSyncDegraded) kind() cmdKind { return kindSetSemiSync }
 
 // clusterOf returns the replication cluster a command targets, "" for member
 // commands.
@@ -233,6 +248,8 @@ func clusterOf(c Command) string {
 	case ClearQuarantine:
 		return c.Cluster
 	case SetCandidate:
+		return c.Cluster
+	case SetSemiSyncDegraded:
 		return c.Cluster
 	}
 	return ""
@@ -413,6 +430,15 @@ func (c SetQuarantine) validate() error {
 	x.name("instance", c.Instance, true)
 	x.text("reason", c.Reason, MaxTextLen, false)
 	x.name("by", c.By, false)
+	x.time("at", c.At, true)
+	return x.err
+}
+
+func (c SetSemiSyncDegraded) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.name("operation_id", c.OperationID, true)
+	x.text("reason", c.Reason, MaxTextLen, false)
 	x.time("at", c.At, true)
 	return x.err
 }

@@ -279,6 +279,25 @@ func applyToCluster(cl *Cluster, cmd Command) error {
 		op.Candidate = c.Instance
 		return nil
 
+	case SetSemiSyncDegraded:
+		op, err := currentOp(cl, c.OperationID)
+		if err != nil {
+			return err
+		}
+		want := KindSemiSyncRestore
+		if c.Degraded {
+			want = KindSemiSyncFallback
+		}
+		if op.Kind != want {
+			return fmt.Errorf("%w: a %s operation cannot set semi-sync degraded=%v", ErrConflict, op.Kind, c.Degraded)
+		}
+		if c.Degraded {
+			cl.SemiSyncDegraded = &SemiSyncDegradation{OperationID: op.ID, Since: c.At, Reason: c.Reason}
+		} else {
+			cl.SemiSyncDegraded = nil
+		}
+		return nil
+
 	case FinishOperation:
 		return finishOperation(cl, c.OperationID, c.Result, c.Reason, c.At)
 

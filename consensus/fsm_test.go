@@ -478,6 +478,32 @@ func TestApplyCommand(t *testing.T) {
 			},
 		},
 		{
+			// Issue 9, defect 3: a fallback to asynchronous commits is the
+			// leader's decision, in Raft and in the history.
+			name: "set_semi_sync_degraded records the fallback decision",
+			setup: []Command{initC1, BeginOperation{Cluster: "c1", OperationID: "fb", Kind: KindSemiSyncFallback, ExpectEpoch: 1,
+				Trigger: "no semi-sync replica for 30s", Automatic: true, At: at(3)}},
+			cmd: SetSemiSyncDegraded{Cluster: "c1", OperationID: "fb", Degraded: true, Reason: "no semi-sync replica for 30s", At: at(4)},
+			want: func(s *State) {
+				s.Clusters["c1"].SemiSyncDegraded = &SemiSyncDegradation{OperationID: "fb", Since: at(4), Reason: "no semi-sync replica for 30s"}
+			},
+		},
+		{
+			name:    "set_semi_sync_degraded outside a fallback operation conflicts",
+			setup:   []Command{initC1, beginOp1},
+			cmd:     SetSemiSyncDegraded{Cluster: "c1", OperationID: "op1", Degraded: true, At: at(4)},
+			wantErr: ErrConflict,
+		},
+		{
+			name: "a restore clears the degradation",
+			setup: []Command{initC1, BeginOperation{Cluster: "c1", OperationID: "fb", Kind: KindSemiSyncFallback, ExpectEpoch: 1, Automatic: true, At: at(3)},
+				SetSemiSyncDegraded{Cluster: "c1", OperationID: "fb", Degraded: true, At: at(4)},
+				FinishOperation{Cluster: "c1", OperationID: "fb", Result: ResultSuccess, At: at(5)},
+				BeginOperation{Cluster: "c1", OperationID: "rs", Kind: KindSemiSyncRestore, ExpectEpoch: 1, Automatic: true, At: at(6)}},
+			cmd:  SetSemiSyncDegraded{Cluster: "c1", OperationID: "rs", At: at(7)},
+			want: func(s *State) { s.Clusters["c1"].SemiSyncDegraded = nil },
+		},
+		{
 			name: "a failover's commit clears every uncommitted promotion",
 			setup: []Command{initC1, beginOp1, setCand1, AbortOperation{Cluster: "c1", OperationID: "op1", At: at(20)},
 				BeginOperation{Cluster: "c1", OperationID: "op2", Kind: KindFailover, ExpectEpoch: 1, At: at(21)},

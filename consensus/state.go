@@ -19,6 +19,12 @@ const (
 	KindSwitchover     OpKind = "switchover"      // planned change of primary, old primary alive
 	KindForcedFailover OpKind = "forced_failover" // operator-forced promotion, checks relaxed
 	KindRejoin         OpKind = "rejoin"          // an old primary rejoined as a replica
+	// KindSemiSyncFallback: the leader made the primary commit
+	// asynchronously because no replica could acknowledge for
+	// semi_sync_fallback (Cluster.SemiSyncDegraded records it).
+	KindSemiSyncFallback OpKind = "semi_sync_fallback"
+	// KindSemiSyncRestore: lossless semi-sync restored after a fallback.
+	KindSemiSyncRestore OpKind = "semi_sync_restore"
 )
 
 // ChangesPrimary reports whether operations of this kind end by committing a
@@ -37,6 +43,10 @@ func (k OpKind) Phase() string {
 		return "switching_over"
 	case KindRejoin:
 		return "rejoining"
+	case KindSemiSyncFallback:
+		return "degrading_semi_sync"
+	case KindSemiSyncRestore:
+		return "restoring_semi_sync"
 	}
 	return "unknown"
 }
@@ -112,9 +122,20 @@ type Cluster struct {
 	// data (README "Safety"). A failover's commit clears them all; any commit
 	// clears its new primary. Nil when empty.
 	Uncommitted map[string]UncommittedPromotion `json:"uncommitted,omitempty"`
+	// SemiSyncDegraded is set while the primary commits asynchronously by
+	// the leader's decision (semi_sync_fallback): writes acknowledged since
+	// may be lost by a failover. Nil while semi-sync is lossless.
+	SemiSyncDegraded *SemiSyncDegradation `json:"semi_sync_degraded,omitempty"`
 
 	// History holds the last HistoryLimit finished operations, oldest first.
 	History []HistoryEntry `json:"history"`
+}
+
+// SemiSyncDegradation says when and why semi-sync was degraded.
+type SemiSyncDegradation struct {
+	OperationID string    `json:"operation_id"`
+	Since       time.Time `json:"since"`
+	Reason      string    `json:"reason"`
 }
 
 // UncommittedPromotion records which operation promoted an instance without
@@ -279,6 +300,10 @@ func (c *Cluster) Clone() *Cluster {
 		for k, v := range c.Quarantined {
 			out.Quarantined[k] = v
 		}
+	}
+	if c.SemiSyncDegraded != nil {
+		d := *c.SemiSyncDegraded
+		out.SemiSyncDegraded = &d
 	}
 	if c.Uncommitted != nil {
 		out.Uncommitted = make(map[string]UncommittedPromotion, len(c.Uncommitted))

@@ -45,6 +45,7 @@ const (
 	ActionFence             Action = "fence"
 	ActionRestoreWrites     Action = "restore-writes"
 	ActionConfigureSemiSync Action = "configure-semi-sync"
+	ActionSemiSyncFallback  Action = "semi-sync-fallback"
 	ActionRepoint           Action = "repoint"
 	ActionRejoin            Action = "rejoin"
 )
@@ -62,6 +63,8 @@ const (
 	BlockNoCandidate BlockKind = "no_candidate"
 	BlockDisabled    BlockKind = "disabled"
 	BlockUnsafe      BlockKind = "unsafe"
+	// BlockWaiting: a configured grace period has not run out yet.
+	BlockWaiting BlockKind = "waiting"
 )
 
 // Blocker is one reason an action is not taken now.
@@ -227,7 +230,7 @@ var problemTable = []problemKind{
 		code:        SemiSyncBlocked,
 		description: "semi-sync durability cannot be honoured: commits wait or fell back to asynchronous",
 		priority:    40,
-		supersedes:  []Code{SemiSyncNotEnforced},
+		action:      ActionSemiSyncFallback,
 		detect:      detectSemiSyncBlocked,
 	},
 	{
@@ -634,13 +637,26 @@ func detectSemiSyncBlocked(f *facts) []finding {
 	if ss.SourceClients >= f.p.SemiSyncWaitFor && ss.SourceActive {
 		return nil
 	}
-	var reason string
-	if ss.SourceActive {
-		reason = fmt.Sprintf("%s waits for %d semi-sync acknowledgement(s) but only %d semi-sync replica(s) are connected: commits block until one returns", f.primary, f.p.SemiSyncWaitFor, ss.SourceClients)
-	} else {
-		reason = fmt.Sprintf("%s fell back to asynchronous replication (%d semi-sync replica(s) connected, %d needed): acknowledged writes may be lost by a failover until a semi-sync replica returns", f.primary, ss.SourceClients, f.p.SemiSyncWaitFor)
+	fd := finding{instances: []string{f.primary}, target: f.primary}
+	if !ss.SourceActive {
+		// The server fell back by itself: its settings are not lossless,
+		// which SemiSyncNotEnforced repairs. Nothing to decide here.
+		fd.reason = fmt.Sprintf("%s fell back to asynchronous replication (%d semi-sync replica(s) connected, %d needed): acknowledged writes may be lost by a failover until a semi-sync replica returns", f.primary, ss.SourceClients, f.p.SemiSyncWaitFor)
+		fd.blockers = append(fd.blockers, Blocker{Kind: BlockUnsafe, Reason: "the server fell back by itself; Regent restores lossless settings (SemiSyncNotEnforced)"})
+		return []finding{fd}
 	}
-	return []finding{{instances: []string{f.primary}, reason: reason}}
+	fd.reason = fmt.Sprintf("%s waits for %d semi-sync acknowledgement(s) but only %d semi-sync replica(s) are connected: commits block until one returns", f.primary, f.p.SemiSyncWaitFor, ss.SourceClients)
+	switch {
+	case f.p.SemiSyncFallback <= 0:
+		fd.blockers = append(fd.blockers, Blocker{Kind: BlockDisabled, Reason: "semi_sync_fallback is never: commits stay blocked, and are never acknowledged without a replica, until a semi-sync replica returns"})
+	case ss.ShortSince.IsZero() || f.v.Now.Sub(ss.ShortSince) < f.p.SemiSyncFallback:
+		until := ss.ShortSince.Add(f.p.SemiSyncFallback)
+		if ss.ShortSince.IsZero() {
+			until = f.v.Now.Add(f.p.SemiSyncFallback)
+		}
+		fd.blockers = append(fd.blockers, Blocker{Kind: BlockWaiting, Until: until, Reason: fmt.Sprintf("semi_sync_fallback (%v): the leader lets commits become asynchronous at %s if no semi-sync replica returns", f.p.SemiSyncFallback, stamp(until))})
+	}
+	return []finding{fd}
 }
 
 func detectSemiSyncNotEnforced(f *facts) []finding {
@@ -667,7 +683,26 @@ func detectSemiSyncNotEnforced(f *facts) []finding {
 	if len(missing) == 0 {
 		return nil
 	}
-	return []finding{{instances: []string{f.primary}, target: f.primary, reason: fmt.Sprintf("durability is semi_sync but on %s %s; Regent configures it", f.primary, strings.Join(missing, " and "))}}
+	fd := finding{instances: []string{f.primary}, target: f.primary, reason: fmt.Sprintf("durability is semi_sync but on %s %s; Regent configures it", f.primary, strings.Join(missing, " and "))}
+	if f.v.State.SemiSyncDegraded {
+		fd.reason = fmt.Sprintf("%s commits asynchronously since %s by the leader's decision (semi_sync_fallback): writes acknowledged since may be lost by a failover; %s", f.primary, stamp(f.v.State.SemiSyncDegradedSince), fd.reason)
+		if n := semiSyncReceivers(f); n < f.p.SemiSyncWaitFor {
+			fd.blockers = append(fd.blockers, Blocker{Kind: BlockUnsafe, Reason: fmt.Sprintf("only %d semi-sync replica(s) receive from %s, %d needed: restoring lossless semi-sync now would block commits again", n, f.primary, f.p.SemiSyncWaitFor)})
+		}
+	}
+	return []finding{fd}
+}
+
+// semiSyncReceivers counts the replicas that receive from the primary with
+// their semi-sync replica side on: the acknowledgers a restore can count on.
+func semiSyncReceivers(f *facts) int {
+	n := 0
+	for _, r := range receiversOf(f.v, f.p, f.primary, time.Time{}) {
+		if pr, rc := leaderReach(f.v, f.p, r); rc == reachOK && pr.SemiSync.ReplicaEnabled {
+			n++
+		}
+	}
+	return n
 }
 
 func detectErrant(f *facts) []finding {

@@ -350,20 +350,50 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
-			name: "semi-sync blocked: no semi-sync replica connected",
-			b:    base().semi(func(s *SemiSyncState) { s.SourceClients = 0 }),
-			want: []probSum{{Code: SemiSyncBlocked, Instances: []string{"db1"}}},
+			name: "semi-sync blocked, semi_sync_fallback never: commits stay blocked",
+			b:    base().semi(func(s *SemiSyncState) { s.SourceClients, s.ShortSince = 0, ago(time.Hour) }),
+			want: []probSum{{Code: SemiSyncBlocked, Instances: []string{"db1"}, Target: "db1", Action: ActionSemiSyncFallback, Blocked: []BlockKind{BlockDisabled}}},
 			reasons: map[Code][]string{
 				SemiSyncBlocked: {"commits block"},
 			},
 		},
 		{
-			name: "semi-sync fell back to asynchronous",
+			name: "semi-sync blocked for less than semi_sync_fallback: waiting",
+			b: base().semi(func(s *SemiSyncState) { s.SourceClients, s.ShortSince = 0, ago(10*time.Second) }).
+				policy(func(p *Policy) { p.SemiSyncFallback = 30 * time.Second }),
+			want: []probSum{{Code: SemiSyncBlocked, Instances: []string{"db1"}, Target: "db1", Action: ActionSemiSyncFallback, Blocked: []BlockKind{BlockWaiting}}},
+		},
+		{
+			// Issue 9, defect 3: the fallback is Regent's decision, under
+			// its policy.
+			name: "semi-sync blocked for semi_sync_fallback: the leader falls back",
+			b: base().semi(func(s *SemiSyncState) { s.SourceClients, s.ShortSince = 0, ago(31*time.Second) }).
+				policy(func(p *Policy) { p.SemiSyncFallback = 30 * time.Second }),
+			want: []probSum{{Code: SemiSyncBlocked, Instances: []string{"db1"}, Target: "db1", Action: ActionSemiSyncFallback, Actionable: true}},
+		},
+		{
+			name: "semi-sync fell back to asynchronous by itself: repaired, not decided",
 			b:    base().semi(func(s *SemiSyncState) { s.SourceActive, s.SourceClients = false, 0 }),
-			want: []probSum{{Code: SemiSyncBlocked, Instances: []string{"db1"}}},
+			want: []probSum{{Code: SemiSyncBlocked, Instances: []string{"db1"}, Target: "db1", Action: ActionSemiSyncFallback, Blocked: []BlockKind{BlockUnsafe}}},
 			reasons: map[Code][]string{
 				SemiSyncBlocked: {"fell back to asynchronous", "acknowledged writes may be lost"},
 			},
+		},
+		{
+			name: "degraded by the leader, no semi-sync replica back: restore waits",
+			b: base().semi(func(s *SemiSyncState) { s.SourceEnabled, s.SourceActive, s.SourceClients = false, false, 0 }).
+				probes("db2", func(pr *Probe) { pr.SemiSync.ReplicaEnabled = false }).probes("db3", func(pr *Probe) { pr.SemiSync.ReplicaEnabled = false }).
+				state(func(s *ReplicatedState) { s.SemiSyncDegraded, s.SemiSyncDegradedSince = true, ago(time.Minute) }),
+			want: []probSum{{Code: SemiSyncNotEnforced, Instances: []string{"db1"}, Target: "db1", Action: ActionConfigureSemiSync, Blocked: []BlockKind{BlockUnsafe}}},
+			reasons: map[Code][]string{
+				SemiSyncNotEnforced: {"commits asynchronously since 11:59:00.000 by the leader's decision", "only 0 semi-sync replica(s) receive"},
+			},
+		},
+		{
+			name: "degraded by the leader, a semi-sync replica receives again: restored",
+			b: base().semi(func(s *SemiSyncState) { s.SourceEnabled, s.SourceActive, s.SourceClients = false, false, 0 }).
+				state(func(s *ReplicatedState) { s.SemiSyncDegraded, s.SemiSyncDegradedSince = true, ago(time.Minute) }),
+			want: []probSum{{Code: SemiSyncNotEnforced, Instances: []string{"db1"}, Target: "db1", Action: ActionConfigureSemiSync, Actionable: true}},
 		},
 		{
 			name: "semi-sync not enforced: source side off",

@@ -40,7 +40,8 @@ type Actuator interface {
 	// Promote stops and resets replication on instance and sets it writable,
 	// enabling the semi-sync source side (AFTER_SYNC) when semiSync is set.
 	Promote(ctx context.Context, instance string, semiSync bool) error
-	// ConfigureSemiSync enables the semi-sync role ("source" or "replica").
+	// ConfigureSemiSync enables the semi-sync role ("source": lossless, or
+	// "replica"), or switches the source side off ("off").
 	ConfigureSemiSync(ctx context.Context, instance, role string) error
 	// WaitWriteTransactions returns when no write transaction older than
 	// a few hundred milliseconds runs on instance, or an error naming the
@@ -97,6 +98,7 @@ type StateStore interface {
 //	ChangeQuarantine     SetQuarantine{Cluster, Instance, Reason, At} (By: the node id)
 //	ChangeLiftQuarantine ClearQuarantine{Cluster, Instance}
 //	ChangeCandidate      SetCandidate{Cluster, OperationID, Instance}
+//	ChangeSemiSync       SetSemiSyncDegraded{Cluster, OperationID, Degraded, Reason, At}
 //
 // Operation kinds translate as failover → failover, forced-failover →
 // forced_failover, switchover → switchover, rejoin and quarantine → rejoin
@@ -123,6 +125,9 @@ const (
 	// ChangeCandidate records the instance a promote step is about to make
 	// writable, before it does (StepPromote).
 	ChangeCandidate ChangeKind = "candidate"
+	// ChangeSemiSync records the fallback to asynchronous commits
+	// (Degraded) or the return to lossless semi-sync (StepRecordSemiSync).
+	ChangeSemiSync ChangeKind = "semi-sync"
 	// ChangeStep records one executed step on the operation in progress, as
 	// it finishes (undo steps included).
 	ChangeStep ChangeKind = "step"
@@ -178,6 +183,8 @@ type Change struct {
 	At time.Time
 	// Step is the step a ChangeStep records.
 	Step StepRecord
+	// Degraded is ChangeSemiSync's decision.
+	Degraded bool
 }
 
 // StepResult is how one step ended.

@@ -81,6 +81,11 @@ const (
 	// StepConfigureSemiSync: configure Instance as a semi-sync Role
 	// ("source" with AFTER_SYNC, or "replica").
 	StepConfigureSemiSync StepKind = "configure-semi-sync"
+	// StepRecordSemiSync: record in Raft that the primary Instance commits
+	// asynchronously by the leader's decision (Role "degraded"), or is
+	// lossless again (Role "restored"). The fallback records it before it
+	// switches the source side off.
+	StepRecordSemiSync StepKind = "record-semi-sync"
 	// StepQuarantine: record Instance quarantined for the errant GTID.
 	StepQuarantine StepKind = "quarantine"
 	// StepLiftQuarantine: remove Instance from quarantine.
@@ -810,14 +815,20 @@ func PlanRestoreWrites(v View, p Policy) (Plan, error) {
 }
 
 // PlanConfigureSemiSync plans configuring lossless semi-sync: the primary as
-// source (AFTER_SYNC), every reachable replica as semi-sync replica.
+// source (AFTER_SYNC), every reachable replica as semi-sync replica. After a
+// fallback it is a restore, recorded in the history, that ends the
+// degradation in Raft once the source is lossless again.
 func PlanConfigureSemiSync(v View, p Policy) (Plan, error) {
 	if err := validate(v, p); err != nil {
 		return Plan{}, err
 	}
-	pl := newPlan(v, OpConfigureSemiSync, TriggerAutomatic)
+	kind := OpConfigureSemiSync
+	if v.State.SemiSyncDegraded {
+		kind = OpSemiSyncRestore
+	}
+	pl := newPlan(v, kind, TriggerAutomatic)
 	if reasons := gate(v, p, &pl); len(reasons) > 0 {
-		return pl, refuse(OpConfigureSemiSync, v, reasons...)
+		return pl, refuse(kind, v, reasons...)
 	}
 	prim := v.State.Primary
 	if p.Durability != DurabilitySemiSync {
@@ -836,7 +847,49 @@ func PlanConfigureSemiSync(v View, p Policy) (Plan, error) {
 		}
 	}
 	pl.add(Step{Kind: StepConfigureSemiSync, Instance: prim, Role: "source", SemiSync: true, Timeout: p.StepTimeout, Why: "wait for acknowledgements with wait point AFTER_SYNC (lossless)"})
-	pl.add(Step{Kind: StepFinish, Operation: OpConfigureSemiSync, Timeout: p.RaftTimeout, Why: "record it in the history"})
+	if kind == OpSemiSyncRestore {
+		pl.add(Step{Kind: StepRecordSemiSync, Instance: prim, Role: "restored", Timeout: p.RaftTimeout,
+			Why: fmt.Sprintf("lossless again: the asynchronous commits since %s are over", stamp(v.State.SemiSyncDegradedSince))})
+	}
+	pl.add(Step{Kind: StepFinish, Operation: kind, Timeout: p.RaftTimeout, Why: "record it in the history"})
+	return pl, nil
+}
+
+// PlanSemiSyncFallback plans the leader's decision to let the primary commit
+// asynchronously: too few semi-sync replicas have been connected for
+// semi_sync_fallback. The decision is recorded in Raft before the source
+// side is switched off (which releases the waiting commits: they are
+// acknowledged with no replica holding them).
+func PlanSemiSyncFallback(v View, p Policy) (Plan, error) {
+	if err := validate(v, p); err != nil {
+		return Plan{}, err
+	}
+	pl := newPlan(v, OpSemiSyncFallback, TriggerAutomatic)
+	reasons := gate(v, p, &pl)
+	prim := v.State.Primary
+	pr, rc := leaderReach(v, p, prim)
+	ss := pr.SemiSync
+	switch {
+	case p.Durability != DurabilitySemiSync:
+		reasons = append(reasons, "durability is async")
+	case p.SemiSyncFallback <= 0:
+		reasons = append(reasons, "semi_sync_fallback is never: commits stay blocked until a semi-sync replica acknowledges")
+	case rc != reachOK:
+		reasons = append(reasons, fmt.Sprintf("the primary %s is %s", prim, unreachableReason(v, pr, rc)))
+	case !ss.SourceEnabled || ss.SourceClients >= p.SemiSyncWaitFor || ss.ShortSince.IsZero():
+		reasons = append(reasons, fmt.Sprintf("%s has enough semi-sync replicas connected (%d, %d needed) or its source side is off", prim, ss.SourceClients, p.SemiSyncWaitFor))
+	case v.Now.Sub(ss.ShortSince) < p.SemiSyncFallback:
+		reasons = append(reasons, fmt.Sprintf("too few semi-sync replicas since %s only (semi_sync_fallback %v)", stamp(ss.ShortSince), p.SemiSyncFallback))
+	}
+	if len(reasons) > 0 {
+		return pl, refuse(OpSemiSyncFallback, v, reasons...)
+	}
+	why := fmt.Sprintf("%s has had %d of %d semi-sync replicas connected since %s, longer than semi_sync_fallback (%v): commits become asynchronous, and writes acknowledged from now on may be lost by a failover until semi-sync is restored",
+		prim, ss.SourceClients, p.SemiSyncWaitFor, stamp(ss.ShortSince), p.SemiSyncFallback)
+	pl.add(intent(p, pl, prim, why))
+	pl.add(Step{Kind: StepRecordSemiSync, Instance: prim, Role: "degraded", Timeout: p.RaftTimeout, Why: why})
+	pl.add(Step{Kind: StepConfigureSemiSync, Instance: prim, Role: "off", Timeout: p.StepTimeout, Why: "switch the semi-sync source side off: the waiting commits complete"})
+	pl.add(Step{Kind: StepFinish, Operation: OpSemiSyncFallback, Timeout: p.RaftTimeout, Why: "record it in the history"})
 	return pl, nil
 }
 
@@ -866,6 +919,8 @@ func PlanAction(v View, p Policy, pr Problem) (Plan, error) {
 		return PlanRestoreWrites(v, p)
 	case ActionConfigureSemiSync:
 		return PlanConfigureSemiSync(v, p)
+	case ActionSemiSyncFallback:
+		return PlanSemiSyncFallback(v, p)
 	}
 	return Plan{}, fmt.Errorf("plan action: %s has no action", pr.Code)
 }

@@ -748,6 +748,39 @@ func TestPlanSmallActions(t *testing.T) {
 			refusal: []string{"paused"},
 		},
 		{
+			// Issue 9, defect 3: the decision is in Raft before any commit
+			// can be acknowledged without a replica.
+			name: "semi-sync fallback after semi_sync_fallback: recorded, then the source side off",
+			plan: PlanSemiSyncFallback,
+			b: base().semi(func(s *SemiSyncState) { s.SourceClients, s.ShortSince = 0, ago(31*time.Second) }).
+				policy(func(p *Policy) { p.SemiSyncFallback = 30 * time.Second }),
+			want: planSum{Kind: OpSemiSyncFallback, Trigger: TriggerAutomatic, Old: "db1", Epoch: 7, Steps: []string{
+				"record-intent db1 op=semi-sync-fallback epoch=7->7", "record-semi-sync db1 role=degraded",
+				"configure-semi-sync db1 role=off", "finish op=semi-sync-fallback"}},
+		},
+		{
+			name:    "semi-sync fallback refused while semi_sync_fallback is never",
+			plan:    PlanSemiSyncFallback,
+			b:       base().semi(func(s *SemiSyncState) { s.SourceClients, s.ShortSince = 0, ago(time.Hour) }),
+			refusal: []string{"semi_sync_fallback is never"},
+		},
+		{
+			name: "semi-sync fallback refused before semi_sync_fallback has passed",
+			plan: PlanSemiSyncFallback,
+			b: base().semi(func(s *SemiSyncState) { s.SourceClients, s.ShortSince = 0, ago(10*time.Second) }).
+				policy(func(p *Policy) { p.SemiSyncFallback = 30 * time.Second }),
+			refusal: []string{"too few semi-sync replicas since 11:59:50.000 only"},
+		},
+		{
+			name: "configure semi-sync after a fallback: a recorded restore",
+			plan: PlanConfigureSemiSync,
+			b: base().semi(func(s *SemiSyncState) { *s = SemiSyncState{} }).
+				state(func(s *ReplicatedState) { s.SemiSyncDegraded, s.SemiSyncDegradedSince = true, ago(time.Minute) }),
+			want: planSum{Kind: OpSemiSyncRestore, Trigger: TriggerAutomatic, Old: "db1", Epoch: 7, Steps: []string{
+				"record-intent db1 op=semi-sync-restore epoch=7->7", "configure-semi-sync db2 role=replica", "configure-semi-sync db3 role=replica",
+				"configure-semi-sync db1 role=source semisync", "record-semi-sync db1 role=restored", "finish op=semi-sync-restore"}},
+		},
+		{
 			name:    "configure semi-sync refused under async durability",
 			plan:    PlanConfigureSemiSync,
 			b:       base().policy(func(p *Policy) { p.Durability = DurabilityAsync }),

@@ -29,6 +29,11 @@ type Policy struct {
 	// SemiSyncWaitFor is how many semi-sync replicas a commit waits for
 	// [semi_sync_wait_for]; at least 1 with semi_sync.
 	SemiSyncWaitFor int
+	// SemiSyncFallback [semi_sync_fallback] is how long commits may stay
+	// blocked because too few semi-sync replicas are connected before the
+	// leader lets the primary commit asynchronously (recorded in Raft and the
+	// history); 0 is "never", the default: commits stay blocked.
+	SemiSyncFallback time.Duration
 
 	// ProbeInterval [probe_interval] is how often each agent probes each
 	// instance.
@@ -141,6 +146,11 @@ func (p Policy) Validate() error {
 	case DurabilityAsync:
 	default:
 		bad("durability", "is %q; want semi_sync or async", p.Durability)
+	}
+	if p.SemiSyncFallback < 0 {
+		bad("semi_sync_fallback", "is %v; want never or a positive duration", p.SemiSyncFallback)
+	} else if p.SemiSyncFallback > 0 && p.SemiSyncFallback < p.ProbeInterval {
+		bad("semi_sync_fallback", "(%v) is shorter than probe_interval (%v): the leader could not tell an outage from a blip", p.SemiSyncFallback, p.ProbeInterval)
 	}
 	positive := []struct {
 		key string

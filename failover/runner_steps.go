@@ -100,6 +100,12 @@ func (ru *run) handle(ctx context.Context, s Step, undo bool, x *outcome) error 
 	case StepConfigureSemiSync:
 		x.touched = []string{s.Instance}
 		return a.ConfigureSemiSync(ctx, s.Instance, s.Role)
+	case StepRecordSemiSync:
+		if err := ru.apply(ctx, Change{Kind: ChangeSemiSync, Instance: s.Instance, Degraded: s.Role == "degraded", Reason: s.Why}); err != nil {
+			return err
+		}
+		x.note("semi-sync %s recorded in the replicated state", s.Role)
+		return nil
 	case StepQuarantine:
 		c := Change{Kind: ChangeQuarantine, Instance: s.Instance, Reason: s.Why}
 		if s.GTID != nil {

@@ -86,6 +86,11 @@ const (
 	OpRepoint           OperationKind = "repoint"
 	OpRestoreWrites     OperationKind = "restore-writes"
 	OpConfigureSemiSync OperationKind = "configure-semi-sync"
+	// OpSemiSyncFallback lets the primary commit asynchronously after
+	// semi_sync_fallback without an acknowledger; OpSemiSyncRestore makes it
+	// lossless again. Both are recorded in the history.
+	OpSemiSyncFallback OperationKind = "semi-sync-fallback"
+	OpSemiSyncRestore  OperationKind = "semi-sync-restore"
 )
 
 // View is everything the decisions look at for one replication cluster, as
@@ -248,6 +253,10 @@ type SemiSyncState struct {
 	Timeout time.Duration
 	// WaitCount is how many acknowledgements a commit waits for.
 	WaitCount int
+	// ShortSince is when the source was first seen, in the current run of
+	// observations, with fewer semi-sync replicas connected than it waits
+	// for (zero when it has enough).
+	ShortSince time.Time
 	// ReplicaEnabled and ReplicaActive are the replica side's switch and
 	// status.
 	ReplicaEnabled bool
@@ -291,6 +300,10 @@ type ReplicatedState struct {
 	PauseReason string
 	// AntiFlapUntil blocks automatic failovers until then.
 	AntiFlapUntil time.Time
+	// SemiSyncDegraded: the primary commits asynchronously by the leader's
+	// decision since SemiSyncDegradedSince (semi_sync_fallback).
+	SemiSyncDegraded      bool
+	SemiSyncDegradedSince time.Time
 	// Uncommitted maps an instance that an operation promoted but never
 	// committed (it ended before its commit-epoch) to that operation's id:
 	// it may be writable outside the epoch, and may hold transactions no one
