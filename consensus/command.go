@@ -435,12 +435,8 @@ func (c SetQuarantine) validate() error {
 }
 
 func (c SetSemiSyncDegraded) validate() error {
-	var x v
-	x.name("cluster", c.Cluster, true)
-	x.name("operation_id", c.OperationID, true)
-	x.text("reason", c.Reason, MaxTextLen, false)
-	x.time("at", c.At, true)
-	return x.err
+	// The same fields, under the same rules, as an abort's.
+	return AbortOperation{Cluster: c.Cluster, OperationID: c.OperationID, Reason: c.Reason, At: c.At}.validate()
 }
 
 func (c SetCandidate) validate() error {
