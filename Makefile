@@ -5,8 +5,10 @@ GO ?= go
 STATICCHECK_VERSION := v0.8.2
 GOBIN := $(shell $(GO) env GOPATH)/bin
 # -race everywhere: every package has goroutines. The timeout bounds a hung
-# test well inside CI's budget.
-TESTFLAGS ?= -race -count=1 -timeout 30m
+# test well inside CI's budget. -p 1: packages one at a time, so that the
+# real servers of one package's failover scenarios do not starve another's
+# step timeouts on a 2-core machine (the packages parallelise inside).
+TESTFLAGS ?= -race -count=1 -timeout 30m -p 1
 
 .PHONY: all build test deps lint staticcheck clean demo
 

@@ -219,17 +219,14 @@ func TestSemiSyncFallbackIsARecordedDecision(t *testing.T) {
 		h.waitRecorded()
 		h.waitLossless(k)
 		p := h.db.Primary
-		replicaVar := "rpl_semi_sync_slave_enabled"
-		if k == mysqltest.MySQL {
-			replicaVar = "rpl_semi_sync_replica_enabled"
-		}
-		setReplicas := func(on string) {
+		// No replica acknowledges any more: their IO threads stop (Regent
+		// restarts no IO thread an operator stopped).
+		setReplicas := func(verb string) {
 			for _, r := range h.db.Replicas {
-				r.Exec(t, "SET GLOBAL "+replicaVar+"="+on, "STOP "+replicaWord(k)+" IO_THREAD", "START "+replicaWord(k)+" IO_THREAD")
+				r.Exec(t, verb+" "+replicaWord(k)+" IO_THREAD")
 			}
 		}
-		// No replica acknowledges any more.
-		setReplicas("OFF")
+		setReplicas("STOP")
 		app := appDB(t, p)
 		done := make(chan error, 1)
 		start := time.Now()
@@ -263,7 +260,7 @@ func TestSemiSyncFallbackIsARecordedDecision(t *testing.T) {
 			return false, "not yet"
 		})
 		// An acknowledger is back: lossless again, and recorded.
-		setReplicas("ON")
+		setReplicas("START")
 		h.eventually("semi-sync restored", 30*time.Second, func() (bool, string) {
 			c := h.cluster()
 			restored := false

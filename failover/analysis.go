@@ -680,25 +680,38 @@ func detectSemiSyncNotEnforced(f *facts) []finding {
 	if ss.WaitCount != f.p.SemiSyncWaitFor {
 		missing = append(missing, fmt.Sprintf("commits wait for %d acknowledgement(s), semi_sync_wait_for is %d", ss.WaitCount, f.p.SemiSyncWaitFor))
 	}
+	// A replica that receives without its semi-sync side can never
+	// acknowledge: with a lossless primary, too few such acknowledgers
+	// block commits for good.
+	var plain []string
+	for _, r := range receiversOf(f.v, f.p, f.primary, time.Time{}) {
+		if pr, rc := leaderReach(f.v, f.p, r); rc == reachOK && !pr.SemiSync.ReplicaEnabled {
+			plain = append(plain, r)
+		}
+	}
+	if len(plain) > 0 {
+		missing = append(missing, fmt.Sprintf("replicas %s receive from it with their semi-sync replica side off, so they cannot acknowledge", strings.Join(plain, ", ")))
+	}
 	if len(missing) == 0 {
 		return nil
 	}
-	fd := finding{instances: []string{f.primary}, target: f.primary, reason: fmt.Sprintf("durability is semi_sync but on %s %s; Regent configures it", f.primary, strings.Join(missing, " and "))}
+	fd := finding{instances: append([]string{f.primary}, plain...), target: f.primary, reason: fmt.Sprintf("durability is semi_sync but on %s %s; Regent configures it", f.primary, strings.Join(missing, " and "))}
 	if f.v.State.SemiSyncDegraded {
 		fd.reason = fmt.Sprintf("%s commits asynchronously since %s by the leader's decision (semi_sync_fallback): writes acknowledged since may be lost by a failover; %s", f.primary, stamp(f.v.State.SemiSyncDegradedSince), fd.reason)
 		if n := semiSyncReceivers(f); n < f.p.SemiSyncWaitFor {
-			fd.blockers = append(fd.blockers, Blocker{Kind: BlockUnsafe, Reason: fmt.Sprintf("only %d semi-sync replica(s) receive from %s, %d needed: restoring lossless semi-sync now would block commits again", n, f.primary, f.p.SemiSyncWaitFor)})
+			fd.blockers = append(fd.blockers, Blocker{Kind: BlockUnsafe, Reason: fmt.Sprintf("only %d replica(s) receive from %s, %d needed: restoring lossless semi-sync now would block commits again", n, f.primary, f.p.SemiSyncWaitFor)})
 		}
 	}
 	return []finding{fd}
 }
 
-// semiSyncReceivers counts the replicas that receive from the primary with
-// their semi-sync replica side on: the acknowledgers a restore can count on.
+// semiSyncReceivers counts the reachable replicas that receive from the
+// primary: the acknowledgers a restore can count on (it switches their
+// semi-sync replica side on where it is off).
 func semiSyncReceivers(f *facts) int {
 	n := 0
 	for _, r := range receiversOf(f.v, f.p, f.primary, time.Time{}) {
-		if pr, rc := leaderReach(f.v, f.p, r); rc == reachOK && pr.SemiSync.ReplicaEnabled {
+		if _, rc := leaderReach(f.v, f.p, r); rc == reachOK {
 			n++
 		}
 	}

@@ -382,11 +382,12 @@ func TestAnalyze(t *testing.T) {
 		{
 			name: "degraded by the leader, no semi-sync replica back: restore waits",
 			b: base().semi(func(s *SemiSyncState) { s.SourceEnabled, s.SourceActive, s.SourceClients = false, false, 0 }).
-				probes("db2", func(pr *Probe) { pr.SemiSync.ReplicaEnabled = false }).probes("db3", func(pr *Probe) { pr.SemiSync.ReplicaEnabled = false }).
+				io("db2", IONo).io("db3", IONo).
 				state(func(s *ReplicatedState) { s.SemiSyncDegraded, s.SemiSyncDegradedSince = true, ago(time.Minute) }),
-			want: []probSum{{Code: SemiSyncNotEnforced, Instances: []string{"db1"}, Target: "db1", Action: ActionConfigureSemiSync, Blocked: []BlockKind{BlockUnsafe}}},
+			want: []probSum{{Code: SemiSyncNotEnforced, Instances: []string{"db1"}, Target: "db1", Action: ActionConfigureSemiSync, Blocked: []BlockKind{BlockUnsafe}},
+				{Code: ReplicaNotReplicating, Instances: []string{"db2"}}, {Code: ReplicaNotReplicating, Instances: []string{"db3"}}},
 			reasons: map[Code][]string{
-				SemiSyncNotEnforced: {"commits asynchronously since 11:59:00.000 by the leader's decision", "only 0 semi-sync replica(s) receive"},
+				SemiSyncNotEnforced: {"commits asynchronously since 11:59:00.000 by the leader's decision", "only 0 replica(s) receive"},
 			},
 		},
 		{
@@ -416,6 +417,17 @@ func TestAnalyze(t *testing.T) {
 			want: []probSum{{Code: SemiSyncNotEnforced, Instances: []string{"db1"}, Target: "db1", Action: ActionConfigureSemiSync, Actionable: true}},
 			reasons: map[Code][]string{
 				SemiSyncNotEnforced: {"the semi-sync timeout is 10s", "falls back to asynchronous commits by itself"},
+			},
+		},
+		{
+			// Found by the kill-the-leader table under load: a replica left
+			// out of a configure-semi-sync run never acknowledged, and the
+			// lossless primary blocked every commit for good.
+			name: "a replica receiving with its semi-sync side off: configured",
+			b:    base().probes("db3", func(pr *Probe) { pr.SemiSync.ReplicaEnabled = false }),
+			want: []probSum{{Code: SemiSyncNotEnforced, Instances: []string{"db1", "db3"}, Target: "db1", Action: ActionConfigureSemiSync, Actionable: true}},
+			reasons: map[Code][]string{
+				SemiSyncNotEnforced: {"replicas db3 receive from it with their semi-sync replica side off"},
 			},
 		},
 		{
