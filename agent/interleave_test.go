@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/regentdb/regent/api"
+	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/topology/mysqltest"
 )
@@ -63,6 +64,18 @@ func TestKillLeaderAfterFailoverStep(t *testing.T) {
 	})
 }
 
+// A forced failover (regentctl failover --to r2) of a live primary: the
+// leader fences it directly, then the steps of a failover.
+func TestKillLeaderAfterForcedFailoverStep(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		for _, step := range failoverHaltSteps {
+			t.Run(step.String(), func(t *testing.T) {
+				killLeaderAfterStep(t, k, failover.OpForcedFailover, step)
+			})
+		}
+	})
+}
+
 func TestKillLeaderAfterSwitchoverStep(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
 		for _, step := range switchoverHaltSteps {
@@ -105,6 +118,13 @@ func killLeaderAfterStep(t *testing.T, k mysqltest.Kind, kind failover.Operation
 		cancel()
 		if err != nil {
 			t.Fatalf("switchover: %v", err)
+		}
+	case failover.OpForcedFailover:
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_, err := h.agents[h.leader()].Failover(ctx, "main", api.FailoverRequest{To: "r2"})
+		cancel()
+		if err != nil {
+			t.Fatalf("forced failover: %v", err)
 		}
 	}
 	var dead int
@@ -171,4 +191,23 @@ func (h *harness) waitLossless(k mysqltest.Kind) {
 		to := h.db.Primary.QueryString(h.t, "SELECT @@"+semiSyncVar(k)+"_timeout")
 		return to == "4294967295", "timeout=" + to
 	})
+}
+
+// Found by the forced-failover table: a leader killed after stop-io-threads
+// left both replicas' IO threads stopped for good once its operation was
+// aborted (the primary stayed, and nothing restarts an IO thread). The
+// next leader restarts what the recorded steps stopped and did not undo.
+func TestStoppedIOOfAnAbandonedOperation(t *testing.T) {
+	steps := []consensus.Step{
+		{Name: "record-intent p", Result: consensus.StepOK},
+		{Name: "stop-io-threads r1,r2", Result: consensus.StepOK},
+		{Name: "stop-io-threads r3", Result: consensus.StepFailed},
+		{Name: "undo start-io-threads r2", Result: consensus.StepOK},
+	}
+	if got := fmt.Sprint(stoppedIO(steps)); got != "[r1]" {
+		t.Fatalf("stoppedIO = %s, want [r1]", got)
+	}
+	if got := stoppedIO(nil); len(got) != 0 {
+		t.Fatalf("stoppedIO(nil) = %v", got)
+	}
 }

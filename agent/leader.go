@@ -104,6 +104,48 @@ func (c *clusterRT) abortOrphan(ctx context.Context, op *consensus.Operation) {
 		return
 	}
 	c.log.Warn("aborted an abandoned operation", logOp, op.ID, "kind", op.Kind)
+	// Its run died before its undo: the IO threads it stopped stay
+	// stopped (Regent restarts no IO thread an operator stopped), and a
+	// lossless primary would have no acknowledger left. Start them again;
+	// a later failover stops them again if it needs to.
+	if op.Committed {
+		return
+	}
+	for _, name := range stoppedIO(op.Steps) {
+		sctx, cancel := context.WithTimeout(ctx, c.policy.StepTimeout)
+		err := c.act.StartReplicaIO(sctx, name)
+		cancel()
+		if err != nil {
+			c.log.Warn("could not restart an IO thread the abandoned operation stopped", logOp, op.ID, logInstance, name, logErr, err)
+			continue
+		}
+		c.log.Info("restarted an IO thread the abandoned operation stopped", logOp, op.ID, logInstance, name)
+	}
+}
+
+// stoppedIO lists the instances whose IO threads an operation's recorded
+// steps stopped and did not start again.
+func stoppedIO(steps []consensus.Step) []string {
+	stopped := map[string]bool{}
+	for _, s := range steps {
+		if s.Result != consensus.StepOK {
+			continue
+		}
+		kind, list, _ := strings.Cut(s.Name, " ")
+		switch kind {
+		case string(failover.StepStopIOThreads):
+			for _, n := range strings.Split(list, ",") {
+				stopped[n] = true
+			}
+		case "undo":
+			if k2, l2, _ := strings.Cut(list, " "); k2 == string(failover.StepStartIOThreads) {
+				for _, n := range strings.Split(l2, ",") {
+					delete(stopped, n)
+				}
+			}
+		}
+	}
+	return sortedNames(stopped)
 }
 
 // view assembles the failover core's view of the cluster from this agent's

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -270,5 +271,29 @@ func TestSemiSyncFallbackIsARecordedDecision(t *testing.T) {
 			return c.SemiSyncDegraded == nil && restored, fmt.Sprintf("degraded %v, %d history entries", c.SemiSyncDegraded, len(c.History))
 		})
 		checkLossless(t, k, p)
+	})
+}
+
+// Issue 9, "also decide": the primary's agent down for longer than
+// lease_timeout while the primary is healthy. Decided: Regent fails over.
+// Without its agent nothing enforces the lease on that host, so a later
+// cut would leave a writer nobody can fence; while the leader still reaches
+// the old primary it fences it directly and promotes another. Planned agent
+// maintenance pauses the cluster first (README "Restarting agents").
+func TestPrimaryAgentDownFailsOverWithADirectFence(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k)
+		h.waitRecorded()
+		h.stop(0) // p's agent
+		e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
+		if e.Result != consensus.ResultSuccess || e.NewPrimary == "p" {
+			t.Fatalf("failover: %s (%s) to %s; steps %s", e.Result, e.Reason, e.NewPrimary, stepNames(e))
+		}
+		if !strings.Contains(stepNames(e), "fence-old-primary") {
+			t.Fatalf("the old primary was not fenced: %s", stepNames(e))
+		}
+		if ro := h.db.Primary.QueryString(t, "SELECT @@read_only"); ro != "1" {
+			t.Fatalf("old primary p writable after the failover (read_only=%s)", ro)
+		}
 	})
 }
