@@ -112,19 +112,18 @@ func killLeaderAfterStep(t *testing.T, k mysqltest.Kind, kind failover.Operation
 	switch kind {
 	case failover.OpFailover:
 		p.Kill(t)
-	case failover.OpSwitchover:
+	default:
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		_, err := h.agents[h.leader()].Switchover(ctx, "main", api.SwitchoverRequest{To: "r1"})
-		cancel()
-		if err != nil {
-			t.Fatalf("switchover: %v", err)
+		a := h.agents[h.leader()]
+		var err error
+		if kind == failover.OpSwitchover {
+			_, err = a.Switchover(ctx, "main", api.SwitchoverRequest{To: "r1"})
+		} else {
+			_, err = a.Failover(ctx, "main", api.FailoverRequest{To: "r2"})
 		}
-	case failover.OpForcedFailover:
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		_, err := h.agents[h.leader()].Failover(ctx, "main", api.FailoverRequest{To: "r2"})
 		cancel()
 		if err != nil {
-			t.Fatalf("forced failover: %v", err)
+			t.Fatalf("%s: %v", kind, err)
 		}
 	}
 	var dead int

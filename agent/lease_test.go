@@ -77,12 +77,12 @@ type leaseRig struct {
 	fencedAt []time.Time
 }
 
-func newLeaseRig(f *fakeFencer) *leaseRig {
+func newLeaseRig(f *fakeFencer) *leaseRig { return newLeaseRigWith(f, f) }
+
+// newLeaseRigWith builds the rig around fencer; f, when not nil, is the same
+// fencer as a recorder.
+func newLeaseRigWith(f *fakeFencer, fencer localFencer) *leaseRig {
 	r := &leaseRig{f: f, contact: time.Now()}
-	var fencer localFencer = f
-	if f == nil {
-		fencer = nil
-	}
 	r.k = &leaseKeeper{policy: failover.DefaultPolicy(), local: "db1", clock: clock{}, log: slog.New(slog.DiscardHandler),
 		contact: func() time.Time { r.mu.Lock(); defer r.mu.Unlock(); return r.contact },
 		state:   func() *consensus.Cluster { r.mu.Lock(); defer r.mu.Unlock(); return r.st },
@@ -334,8 +334,7 @@ func realLeaseRig(t *testing.T, s *mysqltest.Server) *leaseRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = inst.Close() })
-	r := newLeaseRig(nil)
-	r.k.fencer = instanceFencer{inst: inst}
+	r := newLeaseRigWith(nil, instanceFencer{inst: inst})
 	r.k.log = slog.New(slog.NewTextHandler(&testLog{t: t}, nil))
 	r.st = &consensus.Cluster{Primary: "db1", Epoch: 1}
 	return r

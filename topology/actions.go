@@ -326,10 +326,6 @@ type SemiSyncConfig struct {
 // that acknowledge commits no replica has.
 const LosslessTimeout = 4294967295 * time.Millisecond
 
-// LosslessMinTimeout is the shortest semi-sync timeout that still counts as
-// lossless in a check: a day.
-const LosslessMinTimeout = 24 * time.Hour
-
 // SetSemiSync configures semi-synchronous replication. On MySQL the plugins
 // are installed if missing (production servers should load them in my.cnf:
 // plugin-load-add=semisync_source.so,semisync_replica.so, because INSTALL
