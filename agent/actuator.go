@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/regentdb/regent/failover"
@@ -94,6 +95,21 @@ func (a *actuator) StopReplicaIO(ctx context.Context, name string) error {
 		return err
 	}
 	return i.StopReplica(ctx, topology.ThreadIO)
+}
+
+var _ failover.ParallelIOStopper = (*actuator)(nil)
+
+// StopReplicaIOs stops several replicas' IO threads at once: each stop is
+// on its own connection and server, and one replica slow to stop (MariaDB
+// against a frozen source) must not hold up the others.
+func (a *actuator) StopReplicaIOs(ctx context.Context, names []string) []error {
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Go(func() { errs[i] = a.StopReplicaIO(ctx, n) })
+	}
+	wg.Wait()
+	return errs
 }
 
 func (a *actuator) StartReplicaIO(ctx context.Context, name string) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/regentdb/regent/consensus"
@@ -14,7 +15,41 @@ import (
 
 // routerAdapter adapts proxyhook's Router and Hooks to failover.Router and
 // failover.Hooks for one cluster.
-type routerAdapter struct{ c *clusterRT }
+type routerAdapter struct {
+	c   *clusterRT
+	tok *routeToken // nil: no routing attempt (hooks, endpoints)
+}
+
+// routeToken orders the routing attempts of one run or reconciliation among
+// every leader's (proxyhook.Order): the Raft index of the run's recorded
+// intent, or, for what records none (the small repairs, which route only
+// the committed primary), the index of the state it started from. A
+// deposed leader's operation is aborted by its successor before the
+// successor acts, at a later index, so the successor's tokens are higher.
+type routeToken struct{ v atomic.Uint64 }
+
+func newRouteToken(index uint64) *routeToken {
+	t := &routeToken{}
+	t.v.Store(index)
+	return t
+}
+
+// raise records a later authorisation (the intent's index).
+func (t *routeToken) raise(index uint64) {
+	for {
+		cur := t.v.Load()
+		if index <= cur || t.v.CompareAndSwap(cur, index) {
+			return
+		}
+	}
+}
+
+func (r routerAdapter) token() uint64 {
+	if r.tok == nil {
+		return 0
+	}
+	return r.tok.v.Load()
+}
 
 var (
 	_ failover.Router = routerAdapter{}
@@ -62,13 +97,13 @@ func (r routerAdapter) RouteWrites(ctx context.Context, cluster, instance string
 	if st := r.c.state(); st != nil && st.Primary != instance {
 		old = st.Primary
 	}
-	rep, err := r.c.router.Route(ctx, proxyhook.RouteChange{Cluster: cluster, Epoch: epoch,
+	rep, err := r.c.router.Route(ctx, proxyhook.RouteChange{Cluster: cluster, Epoch: epoch, Token: r.token(),
 		OldPrimary: r.endpoint(old), NewPrimary: r.endpoint(instance), Replicas: r.replicas(instance)})
 	return r.routeResult(rep, err)
 }
 
 func (r routerAdapter) UnrouteWrites(ctx context.Context, cluster, instance string, epoch uint64) error {
-	rep, err := r.c.router.Unroute(ctx, cluster, epoch, r.endpoint(instance))
+	rep, err := r.c.router.UnrouteRequest(ctx, proxyhook.UnrouteRequest{Cluster: cluster, Epoch: epoch, Token: r.token(), Old: r.endpoint(instance)})
 	return r.routeResult(rep, err)
 }
 
@@ -85,7 +120,10 @@ func (r routerAdapter) Run(ctx context.Context, phase string, plan failover.Plan
 
 // store adapts the consensus node to failover.StateStore and
 // failover.Leadership.
-type store struct{ c *clusterRT }
+type store struct {
+	c   *clusterRT
+	tok *routeToken // raised to the index of the run's intent; nil outside runs
+}
 
 var (
 	_ failover.Leadership = store{}
@@ -112,7 +150,10 @@ func (s store) VerifyLeader(ctx context.Context) error {
 }
 
 func (s store) propose(ctx context.Context, cmd consensus.Command) error {
-	_, err := s.c.a.raft.Propose(ctx, cmd)
+	out, err := s.c.a.raft.Propose(ctx, cmd)
+	if _, intent := cmd.(consensus.BeginOperation); intent && err == nil && s.tok != nil {
+		s.tok.raise(out.Index)
+	}
 	return mapRaftErr(err)
 }
 

@@ -12,7 +12,6 @@ package agent
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -71,8 +70,20 @@ type Raft interface {
 	Barrier(ctx context.Context) error
 	VerifyLeader(ctx context.Context) error
 	State() consensus.State
+	StateAt() (consensus.State, uint64)
+	AppliedIndex() uint64
 	LastQuorumContact() time.Time
+	// CaughtUp reports whether this node has applied every entry it knows
+	// committed.
+	CaughtUp() bool
+	// Restored reports whether this node has applied its log as far as
+	// it had it at start (after a restart the state lags until it has).
+	Restored() bool
 	PeerContacts() ([]consensus.PeerContact, error)
+	// SetVitals and PeerVitals carry each agent's latest probe of its
+	// local instance on the lease channel's pings (vitals.go).
+	SetVitals(func() consensus.Vitals)
+	PeerVitals() map[string]consensus.PeerVitals
 }
 
 var _ Raft = (*consensus.Node)(nil)
@@ -137,6 +148,7 @@ func New(cfg Config, secrets Secrets, raft Raft, transport Transport, deps Deps,
 		}
 		a.clusters[cc.Name] = c
 	}
+	raft.SetVitals(a.vitals)
 	return a, nil
 }
 
@@ -162,10 +174,15 @@ func (a *Agent) Start(ctx context.Context) {
 	for _, c := range a.clusters {
 		a.wg.Add(1)
 		go func() { defer a.wg.Done(); c.probeLoop(ctx) }()
+		if c.stream != nil {
+			a.wg.Add(1)
+			go func() { defer a.wg.Done(); c.stream.loop(ctx) }()
+		}
 		if c.local != "" {
-			a.wg.Add(2)
+			a.wg.Add(3)
 			go func() { defer a.wg.Done(); c.lease.loop(ctx) }()
 			go func() { defer a.wg.Done(); c.localLoop(ctx) }()
+			go func() { defer a.wg.Done(); c.processLoop(ctx) }()
 		}
 	}
 	a.wg.Add(1)
@@ -190,21 +207,105 @@ func (a *Agent) closeClusters() {
 	}
 }
 
+// rebaseReport moves every time in r from the sender's clock to the
+// leader's: the leader compares them with its own clock (is a probe fresh,
+// did another agent reach the instance after its own agent reported it
+// gone), and agents' clocks differ. Each time keeps the age the sender gave
+// it at SentAt, anchored at now, the receipt: only the transit time is lost
+// (the report looks that much fresher). Then no time may lie after now: a
+// later one is clamped to now, so that no observation stays fresh for ever
+// and no "mysqld gone" claim is dated beyond any probe that could contradict
+// it (Receive refuses reports dated far ahead of their own sent_at). A
+// report without SentAt keeps its times, clamped. The maps are copied:
+// in-process transports share them with the sender.
+func rebaseReport(r Report, now time.Time) Report {
+	var shift time.Duration
+	if !r.SentAt.IsZero() {
+		shift = now.Sub(r.SentAt)
+	}
+	out := r.clone()
+	out.eachTime(func(t *time.Time) {
+		if t.IsZero() {
+			return
+		}
+		*t = t.Add(shift)
+		if t.After(now) {
+			*t = now
+		}
+	})
+	if !r.SentAt.IsZero() {
+		out.SentAt = now
+	}
+	return out
+}
+
+// clone copies r deeply enough that eachTime may change the copy.
+func (r Report) clone() Report {
+	out := Report{Agent: r.Agent, SentAt: r.SentAt, Clusters: make(map[string]ClusterReport, len(r.Clusters))}
+	for name, cr := range r.Clusters {
+		obs := make(map[string]Observation, len(cr.Observations))
+		for inst, o := range cr.Observations {
+			if o.Stream != nil {
+				st := *o.Stream
+				o.Stream = &st
+			}
+			if o.Replica != nil {
+				rep := *o.Replica
+				o.Replica = &rep
+			}
+			obs[inst] = o
+		}
+		cr.Observations = obs
+		out.Clusters[name] = cr
+	}
+	return out
+}
+
+// eachTime calls f with every time of the report's contents (not SentAt).
+// Map entries are written back, so f may change them; pointed-to structs
+// are changed in place (clone first).
+func (r *Report) eachTime(f func(*time.Time)) {
+	for name, cr := range r.Clusters {
+		f(&cr.LocalSince)
+		for inst, o := range cr.Observations {
+			f(&o.ObservedAt)
+			f(&o.FailingSince)
+			f(&o.SemiSyncShortSince)
+			f(&o.LastReachedAt)
+			if o.Stream != nil {
+				f(&o.Stream.HeardAt)
+			}
+			if o.Replica != nil {
+				f(&o.Replica.LastProgressAt)
+			}
+			cr.Observations[inst] = o
+		}
+		r.Clusters[name] = cr
+	}
+}
+
 // ID is the agent's node id.
 func (a *Agent) ID() string { return a.id }
 
 // Receive takes a report from another agent (the HTTP handler calls it on
-// the leader).
+// the leader, once it has checked who sent it) or from this agent itself.
+// It refuses, with a *ReportError, a report that names no known agent, has
+// no sent_at, was sent at a time further from this agent's clock than
+// maxReportSkew, or holds a time more than reportFutureSlack after its own
+// sent_at: no agent can have observed anything after it sent its report,
+// and a "mysqld gone" claim dated in the future would defeat the fast
+// path's contradiction check for as long as it lasted (issue 11). The times
+// of an accepted report are rebased to this agent's clock and clamped to the
+// receipt (rebaseReport).
 func (a *Agent) Receive(r Report) error {
-	if r.Agent == "" {
-		return errors.New("report without an agent id")
+	now := time.Now()
+	if err := a.checkReport(r, now); err != nil {
+		return err
 	}
-	if !a.knownAgent(r.Agent) {
-		return fmt.Errorf("report from unknown agent %q", r.Agent)
-	}
+	r = rebaseReport(r, now)
 	a.mu.Lock()
 	prev := a.received[r.Agent]
-	a.received[r.Agent] = receivedReport{Report: r, At: time.Now()}
+	a.received[r.Agent] = receivedReport{Report: r, At: now}
 	a.mu.Unlock()
 	// A local mysqld that just went away is the fast path: evaluate now.
 	for name, cr := range r.Clusters {
@@ -237,12 +338,14 @@ func (a *Agent) wake() {
 	}
 }
 
-// report builds this agent's report.
+// report builds this agent's report. It is dated when complete, so that
+// nothing in it is later than its sent_at.
 func (a *Agent) report() Report {
-	r := Report{Agent: a.id, SentAt: time.Now(), Clusters: map[string]ClusterReport{}}
+	r := Report{Agent: a.id, Clusters: map[string]ClusterReport{}}
 	for name, c := range a.clusters {
 		r.Clusters[name] = c.report()
 	}
+	r.SentAt = time.Now()
 	return r
 }
 

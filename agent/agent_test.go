@@ -10,6 +10,7 @@ import (
 
 	"github.com/regentdb/regent/api"
 	"github.com/regentdb/regent/consensus"
+	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/proxyhook"
 	"github.com/regentdb/regent/topology/mysqltest"
 )
@@ -94,7 +95,23 @@ func (h *harness) checkEpochsGrow() []string {
 			h.t.Fatalf("routing epochs went back: %v (%v)", epochs, events)
 		}
 	}
+	h.checkTokensGrow()
 	return events
+}
+
+// checkTokensGrow checks that every push carried a token (proxyhook.Order)
+// and that, with no deposed leader pushing late, tokens only grow, across
+// leaders too, even where epochs go back (a reconciliation after an
+// aborted operation).
+func (h *harness) checkTokensGrow() {
+	h.t.Helper()
+	events, _ := h.router.seen()
+	tokens := h.router.seenTokens()
+	for i, tok := range tokens {
+		if tok == 0 || (i > 0 && tok < tokens[i-1]) {
+			h.t.Fatalf("routing tokens %v: each push needs one, and they must not go back (%v)", tokens, events)
+		}
+	}
 }
 
 // stepNames lists a history entry's steps.
@@ -319,19 +336,30 @@ func TestOldPrimaryRejoinsOrIsQuarantined(t *testing.T) {
 				}
 				if errant {
 					// A write no replica receives (async): lost by the
-					// failover, and errant when p comes back.
+					// failover, and errant when p comes back. The IO
+					// threads start again only once p is dead, or they
+					// could fetch the write before the kill.
 					for _, r := range h.db.Replicas {
 						r.Exec(t, "STOP "+replicaWord(k)+" IO_THREAD")
 					}
 					p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (2)")
+				}
+				p.Kill(t)
+				if errant {
 					for _, r := range h.db.Replicas {
 						r.Exec(t, "START "+replicaWord(k)+" IO_THREAD")
 					}
 				}
-				p.Kill(t)
 				e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
 				if e.Result != consensus.ResultSuccess {
 					t.Fatalf("failover: %s (%s)", e.Result, e.Reason)
+				}
+				if errant {
+					for _, r := range h.db.Replicas {
+						if got := r.QueryString(t, "SELECT COUNT(*) FROM regent_test.writes WHERE id = 2"); got != "0" {
+							t.Fatalf("%s received the write meant to be errant", r.Name)
+						}
+					}
 				}
 				p.Restart(t)
 				if errant {
@@ -574,4 +602,87 @@ func TestLeaderKilledMidFailover(t *testing.T) {
 			t.Fatalf("after the take-over: primary %s epoch %d", c.Primary, c.Epoch)
 		}
 	})
+}
+
+// Issue 10 item 4: the balancers' health checks see a change of primary
+// when it happens, not at the agent's next probe. The primary an operation
+// replaces answers 503 on /primary from the recorded intent on (before its
+// fence); the promoted instance answers 200 from the commit on, although
+// its agent's last probe, taken before the promotion, saw it read-only.
+func TestHealthFollowsTheReplicatedStateAtOnce(t *testing.T) {
+	now := time.Now()
+	c := &clusterRT{name: "main", local: "p", policy: failover.DefaultPolicy()}
+	primaryProbe := Observation{ObservedAt: now, Reachable: true, epoch: 1}
+	readOnlyProbe := func(epoch uint64) Observation {
+		return Observation{ObservedAt: now, Reachable: true, ReadOnly: true, epoch: epoch}
+	}
+	op := func(kind consensus.OpKind, committed bool) *consensus.Operation {
+		return &consensus.Operation{ID: "op1", Kind: kind, OldPrimary: "p", EpochBefore: 1, CommitEpoch: 2, Committed: committed}
+	}
+	cases := []struct {
+		name   string
+		o      Observation
+		st     consensus.Cluster
+		status int
+		reason string
+	}{
+		{"the primary, nothing in progress", primaryProbe, consensus.Cluster{Primary: "p", Epoch: 1}, 200, "primary of epoch 1"},
+		{"a switchover's intent names it the old primary", primaryProbe,
+			consensus.Cluster{Primary: "p", Epoch: 1, Operation: op(consensus.KindSwitchover, false)}, 503, "being replaced (switchover op1)"},
+		{"a failover's intent names it the old primary", primaryProbe,
+			consensus.Cluster{Primary: "p", Epoch: 1, Operation: op(consensus.KindFailover, false)}, 503, "being replaced (failover op1)"},
+		{"a rejoin of another instance does not replace it", primaryProbe,
+			consensus.Cluster{Primary: "p", Epoch: 1, Operation: op(consensus.KindRejoin, false)}, 200, "primary of epoch 1"},
+		{"promoted and committed, probed read-only before the commit", readOnlyProbe(1),
+			consensus.Cluster{Primary: "p", Epoch: 2, Operation: &consensus.Operation{ID: "op1", Kind: consensus.KindSwitchover, OldPrimary: "q", Committed: true}}, 200, "primary of epoch 2"},
+		{"probed read-only in its own epoch: fenced", readOnlyProbe(2), consensus.Cluster{Primary: "p", Epoch: 2}, 503, "read-only"},
+		{"not the primary: a probe's epoch changes nothing", readOnlyProbe(1), consensus.Cluster{Primary: "q", Epoch: 2}, 503, "not the primary of epoch 2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var s proxyhook.LocalState
+			fillHealth(&s, c, tc.o, &tc.st)
+			d := proxyhook.Decide(proxyhook.CheckPrimary, s, proxyhook.HealthQuery{})
+			if d.Status != tc.status || !strings.Contains(d.Reason, tc.reason) {
+				t.Errorf("/primary = %d %q, want %d containing %q", d.Status, d.Reason, tc.status, tc.reason)
+			}
+		})
+	}
+}
+
+// Issue 10 item 4: a switchover's reported write-blocked window runs up to
+// what the balancers' clients can see. With a balancer that routes by
+// health checks alone, that is when its declared check timings say it must
+// have moved the route, counted from the intent (the old primary's
+// /primary turned 503) and the commit (the new one's turned 200).
+func TestSwitchoverWindowRunsUpToTheBalancers(t *testing.T) {
+	ms := time.Millisecond
+	t0 := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	res := failover.RunResult{IntentAt: t0, BlockedAt: t0.Add(10 * ms), RoutedAt: t0.Add(60 * ms), CommittedAt: t0.Add(70 * ms), WriteBlocked: 50 * ms}
+	deploy := proxyhook.HealthCheckConfig{Name: "lb1", Inter: 500 * ms, FastInter: 200 * ms, DownInter: 250 * ms, Fall: 2, Rise: 1}
+	fast := proxyhook.HealthCheckConfig{Name: "lb2", Inter: 20 * ms, Fall: 1, Rise: 1}
+	cases := []struct {
+		name    string
+		routing *proxyhook.ClusterRouting
+		res     failover.RunResult
+		want    time.Duration
+		until   string
+	}{
+		{"nothing declared: Regent's own steps, said so", nil, res, 50 * ms, "no balancer is pushed to or declared"},
+		{"pull balancer: the old primary's fall decides (intent + 500ms/2 + 200ms)", &proxyhook.ClusterRouting{HealthChecks: []proxyhook.HealthCheckConfig{deploy}}, res,
+			440 * ms, "lb1's checks, expected (at worst 250ms later)"},
+		{"the slowest of two balancers", &proxyhook.ClusterRouting{HealthChecks: []proxyhook.HealthCheckConfig{fast, deploy}}, res, 440 * ms, "lb1's checks"},
+		{"fast checks: the new primary's first check after the commit decides", &proxyhook.ClusterRouting{HealthChecks: []proxyhook.HealthCheckConfig{fast}}, res, 70 * ms, "lb2's checks"},
+		{"undone before a commit: the runner's window", &proxyhook.ClusterRouting{HealthChecks: []proxyhook.HealthCheckConfig{deploy}},
+			failover.RunResult{IntentAt: t0, BlockedAt: t0.Add(10 * ms), WriteBlocked: 30 * ms}, 30 * ms, "no balancer"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &clusterRT{routing: tc.routing}
+			got, until := c.balancerWindow(tc.res)
+			if got != tc.want || !strings.Contains(until, tc.until) {
+				t.Errorf("window %v (until %q), want %v (until …%q…)", got, until, tc.want, tc.until)
+			}
+		})
+	}
 }

@@ -138,7 +138,10 @@ func (a *Agent) Check(ctx context.Context, cluster string) (api.CheckReport, err
 		}
 		ids[o.ServerID] = in.Name
 		primary := st != nil && st.Primary == in.Name
-		if !primary && !o.ReadOnly && !o.SuperReadOnly {
+		// Before a primary is recorded (or on an agent that has not applied
+		// it yet) a writable instance is not known to be a replica.
+		known := st != nil && st.Primary != ""
+		if known && !primary && !o.ReadOnly && !o.SuperReadOnly {
 			add("read_only", in.Name, api.SeverityError, "a replica is writable", "SET GLOBAL read_only=ON, and put read_only=ON in my.cnf (only Regent turns it off on the primary)")
 		}
 		if r := o.Replica; r != nil {

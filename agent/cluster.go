@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/regentdb/regent/api"
@@ -48,6 +50,7 @@ type clusterRT struct {
 	instances map[string]*topology.Instance
 	addrs     map[string]string
 	prober    *prober
+	stream    *primaryStream // nil when watch_binlog is off
 	act       *actuator
 	routing   *proxyhook.ClusterRouting
 	router    *proxyhook.Router
@@ -57,6 +60,9 @@ type clusterRT struct {
 	local               string
 	localNet, localDial string
 	localCheckEvery     time.Duration
+	// watchedPID is the local mysqld's process the process watch holds a
+	// pidfd on (0: none now).
+	watchedPID atomic.Int64
 
 	mu          sync.Mutex
 	localState  failover.LocalState
@@ -75,6 +81,9 @@ type clusterRT struct {
 	routedGen uint64
 	routedAt  time.Time
 	runs      runs
+	// deadAt wakes the leader loop when the primary will have been silent
+	// for failure_timeout (failover.DeadAt).
+	deadAt *time.Timer
 }
 
 func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Config, deps Deps) (*clusterRT, error) {
@@ -82,7 +91,7 @@ func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Confi
 		instances: map[string]*topology.Instance{}, addrs: map[string]string{},
 		lastSeen: map[string]Observation{}, errant: map[string]failover.GTIDSet{}, backoff: map[string]time.Time{},
 		localState: failover.LocalUnknown,
-		runs:       runs{pending: map[string]api.Operation{}, blocked: map[string]time.Duration{}},
+		runs:       runs{pending: map[string]api.Operation{}, blocked: map[string]blockedWindow{}},
 		running:    make(chan struct{}, 1)}
 	c.clock = deps.Clock
 	if c.clock == nil {
@@ -120,7 +129,7 @@ func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Confi
 		}
 		c.fenceInst = fi
 		c.lease = &leaseKeeper{policy: c.policy, local: c.local, clock: c.clock, log: c.log,
-			contact: a.raft.LastQuorumContact, state: c.state,
+			contact: a.raft.LastQuorumContact, caughtUp: a.raft.CaughtUp, leads: a.raft.IsLeader, state: c.state,
 			fencer:  instanceFencer{inst: fi, keepUsers: []string{a.cfg.MySQL.ReplicationUser}},
 			changed: c.a.publish,
 			fenced: func(ctx context.Context, why string) {
@@ -130,18 +139,22 @@ func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Confi
 				c.a.publish(ctx)
 			}}
 	}
+	if cc.watchBinlog() {
+		c.stream = newPrimaryStream(c, a.id, a.cfg.MySQL.ReplicationUser, secrets.ReplicationPassword, tlsCfg,
+			orDur(a.cfg.MySQL.ConnectTimeout, timeout))
+	}
 	c.localCheckEvery = max(50*time.Millisecond, c.policy.ProbeInterval/5)
 	c.prober = newProber(cc.Name, timeout, c.instances, c.addrs)
-	c.prober.primary = func() string {
+	c.prober.primary = func() (string, uint64) {
 		if st := c.state(); st != nil {
-			return st.Primary
+			return st.Primary, st.Epoch
 		}
-		return ""
+		return "", 0
 	}
 	rt := a.cfg.MySQL.ReplicationTLS
 	c.act = &actuator{cluster: cc.Name, prober: c.prober, instances: c.instances, addrs: c.addrs,
 		repl: replicationAuth{User: a.cfg.MySQL.ReplicationUser, Password: secrets.ReplicationPassword,
-			Heartbeat: orDur(a.cfg.MySQL.ReplicationHeartbeat, time.Second),
+			Heartbeat: orDur(a.cfg.MySQL.ReplicationHeartbeat, 500*time.Millisecond),
 			TLS:       topology.ReplicationTLS{Enabled: rt.Enabled, CAFile: rt.CAFile, CertFile: rt.CertFile, KeyFile: rt.KeyFile, VerifyServerCert: rt.VerifyServerCert}},
 		keepUsers: []string{a.cfg.MySQL.ReplicationUser}, semiWaitFor: c.policy.SemiSyncWaitFor}
 	routing, err := proxyhook.NewClusterRouting(cc.Routing, deps.HookOptions, c.log)
@@ -167,6 +180,11 @@ func orDur(d, def time.Duration) time.Duration {
 }
 
 func (c *clusterRT) close() {
+	c.lmu.Lock()
+	if c.deadAt != nil {
+		c.deadAt.Stop()
+	}
+	c.lmu.Unlock()
 	for _, i := range c.instances {
 		_ = i.Close()
 	}
@@ -216,11 +234,20 @@ func (c *clusterRT) localLoop(ctx context.Context) {
 	}
 }
 
+// setLocal records what a watch of the local mysqld saw. The process
+// watch's "exited" and the dial's "refused" often come within microseconds
+// of each other; whichever comes second keeps the first's detail in front.
 func (c *clusterRT) setLocal(ctx context.Context, state failover.LocalState, detail string) {
 	c.mu.Lock()
 	changed := state != c.localState
 	if changed {
 		c.localState, c.localSince = state, time.Now()
+	} else if state == failover.LocalGone && c.localDetail != "" && !strings.Contains(c.localDetail, detail) {
+		if strings.Contains(detail, "exited") {
+			detail = detail + "; " + c.localDetail
+		} else if strings.Contains(c.localDetail, "exited") {
+			detail = c.localDetail
+		}
 	}
 	c.localDetail = detail
 	c.mu.Unlock()
@@ -235,6 +262,14 @@ func (c *clusterRT) report() ClusterReport {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := ClusterReport{Observations: c.prober.snapshot(), LeaseHeld: c.LeaseHeld()}
+	if c.stream != nil {
+		for name, o := range r.Observations {
+			if so := c.stream.observation(name); so != nil {
+				o.Stream = so
+				r.Observations[name] = o
+			}
+		}
+	}
 	if c.local != "" {
 		r.Local, r.LocalSince, r.LocalDetail = c.localState, c.localSince, c.localDetail
 	}
@@ -258,6 +293,16 @@ func (c *clusterRT) state() *consensus.Cluster {
 		return nil
 	}
 	return &st
+}
+
+// stateAt is state with the Raft index it reflects, read together.
+func (c *clusterRT) stateAt() (*consensus.Cluster, uint64) {
+	all, index := c.a.raft.StateAt()
+	st, ok := all.Cluster(c.name)
+	if !ok {
+		return nil, index
+	}
+	return &st, index
 }
 
 // tryLock takes the cluster for an analysis round without waiting.
@@ -294,7 +339,7 @@ func (c *clusterRT) runFenceHooks(ctx context.Context, why string) {
 	if st := c.state(); st != nil {
 		epoch = st.Epoch
 	}
-	in := proxyhook.HookInput{Cluster: c.name, Operation: "fence", Epoch: epoch, OldPrimary: routerAdapter{c}.endpoint(c.local), Reason: why}
+	in := proxyhook.HookInput{Cluster: c.name, Operation: "fence", Epoch: epoch, OldPrimary: routerAdapter{c: c}.endpoint(c.local), Reason: why}
 	c.a.wg.Add(1)
 	go func() {
 		defer c.a.wg.Done()

@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/regentdb/regent/apiserver"
 	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
+	"github.com/regentdb/regent/identity"
 	"github.com/regentdb/regent/proxyhook"
 	"go.yaml.in/yaml/v3"
 )
@@ -55,9 +58,14 @@ type RaftConfig struct {
 	LeaderLeaseTimeout time.Duration `yaml:"leader_lease_timeout"`
 	CommitTimeout      time.Duration `yaml:"commit_timeout"`
 
-	// TLS: mutual TLS between agents. Without it Raft runs in plain TCP and
-	// the agent warns at start.
+	// TLS: mutual TLS between agents. Required, unless InsecurePlaintext.
+	// The certificate must carry the URI SAN urn:regent:agent:<node_id>
+	// (make-certs.sh): peers accept only members, by that name.
 	TLS TLSFilesConfig `yaml:"tls"`
+	// InsecurePlaintext runs Raft over plain TCP without TLS: anyone who
+	// reaches the Raft port can rewrite the replicated state. For tests on
+	// a trusted network only; the agent warns at every start.
+	InsecurePlaintext bool `yaml:"insecure_plaintext"`
 }
 
 // PeerConfig is one initial voter.
@@ -86,9 +94,12 @@ type APIConfig struct {
 	// to listen). The scheme is https when tls is set, http otherwise: all
 	// agents must agree.
 	Advertise string `yaml:"advertise"`
-	// TLS: the server certificate and key; ca_file verifies the other
-	// agents' API certificates when this agent calls them. ClientCAFile
-	// enables client certificates.
+	// TLS: the server certificate and key, which this agent also presents
+	// as a client to the other agents (it must carry the URI SAN
+	// urn:regent:agent:<node_id>); ca_file (required with tls) verifies the
+	// other agents' certificates, as servers when this agent calls them and
+	// as clients when they send reports and forwarded calls. ClientCAFile
+	// verifies people's client certificates (cert_admins, cert_readers).
 	TLS          TLSFilesConfig `yaml:"tls"`
 	ClientCAFile string         `yaml:"client_ca_file"`
 	// TokensFile holds the bearer tokens (see the README).
@@ -103,11 +114,16 @@ type APIConfig struct {
 	// OpenStatusPage serves the status page at / without a token (default
 	// false: it shows the topology).
 	OpenStatusPage bool `yaml:"open_status_page"`
-	// CertAdmins and CertReaders grant admin or read-only to verified client
-	// certificates with these names (common name or SAN); needs
-	// client_ca_file.
+	// CertAdmins and CertReaders grant admin or read-only to client
+	// certificates verified by client_ca_file that carry the URI SAN
+	// urn:regent:user:NAME with one of these names (no other part of a
+	// certificate counts: mysqld's and agents' certificates carry no such
+	// URI). Needs client_ca_file.
 	CertAdmins  []string `yaml:"cert_admins"`
 	CertReaders []string `yaml:"cert_readers"`
+	// Limits bound what clients can hold of the API server: connections,
+	// timeouts, header size (zero values take apiserver.DefaultLimits).
+	Limits apiserver.Limits `yaml:"limits"`
 }
 
 // MySQLConfig says how agents log in to the database servers.
@@ -124,7 +140,9 @@ type MySQLConfig struct {
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	ReadTimeout    time.Duration `yaml:"read_timeout"`
 	// ReplicationHeartbeat is the heartbeat period set on every replica
-	// Regent repoints, so that a dead source is noticed quickly.
+	// Regent repoints, so that a dead source is noticed quickly (default
+	// 500ms: a replica counts as still receiving for two heartbeats and a
+	// probe interval, which must end before failure_timeout does).
 	ReplicationHeartbeat time.Duration `yaml:"replication_heartbeat"`
 
 	// TLS for Regent's own connections.
@@ -176,6 +194,10 @@ type ClusterConfig struct {
 	MinAgreeingAgents int    `yaml:"min_agreeing_agents"`
 	FastPath          *bool  `yaml:"fast_path"`
 	AutoRejoin        *bool  `yaml:"auto_rejoin"`
+	// WatchBinlog: every agent holds a binlog stream to the primary with
+	// heartbeats every half probe interval, as evidence of life (default
+	// true; README "Detection").
+	WatchBinlog *bool `yaml:"watch_binlog"`
 
 	Routing proxyhook.RoutingConfig `yaml:"routing"`
 }
@@ -306,6 +328,26 @@ func (c Config) Validate() error {
 	if c.Raft.TLS.Enabled() && (c.Raft.TLS.CertFile == "") {
 		bad("raft.tls.cert_file", "required for mutual TLS")
 	}
+	switch {
+	case !c.Raft.TLS.Enabled() && !c.Raft.InsecurePlaintext:
+		bad("raft.tls", "required: without it anyone who reaches the Raft port can rewrite the replicated state (commit a primary, pause a cluster); give each agent a certificate with deploy/regent/make-certs.sh, or set raft.insecure_plaintext: true on a trusted test network only")
+	case c.Raft.TLS.Enabled() && c.Raft.InsecurePlaintext:
+		bad("raft.insecure_plaintext", "set together with raft.tls: remove it")
+	}
+	// The certificates this agent presents to its peers must name it; say
+	// so now rather than at the first handshake.
+	agentCert := func(key, path string) {
+		if path == "" {
+			return
+		}
+		if _, err := os.Stat(path); err != nil {
+			return // checkTLS said so
+		}
+		if err := identity.CheckAgentCertFile(path, c.NodeID); err != nil {
+			bad(key, "%s: %v", path, err)
+		}
+	}
+	agentCert("raft.tls.cert_file", c.Raft.TLS.CertFile)
 	if _, _, err := net.SplitHostPort(c.API.Listen); err != nil {
 		bad("api.listen", "%q is not host:port", c.API.Listen)
 	}
@@ -313,18 +355,38 @@ func (c Config) Validate() error {
 	if c.API.TLS.Enabled() && c.API.TLS.CertFile == "" {
 		bad("api.tls.cert_file", "required to serve TLS")
 	}
+	if c.API.TLS.Enabled() && c.API.TLS.CAFile == "" {
+		bad("api.tls.ca_file", "required with api.tls: it verifies the other agents' certificates, when this agent calls them and when they send reports and forwarded calls")
+	}
+	agentCert("api.tls.cert_file", c.API.TLS.CertFile)
 	if c.API.Advertise != "" {
 		if h, _, err := net.SplitHostPort(c.API.Advertise); err != nil || h == "" || h == "0.0.0.0" || h == "::" {
 			bad("api.advertise", "%q must be host:port that other agents and regentctl can reach", c.API.Advertise)
 		}
 	}
+	if err := c.API.Limits.WithDefaults().Validate("api.limits"); err != nil {
+		errs = append(errs, err)
+	}
 	if (len(c.API.CertAdmins) > 0 || len(c.API.CertReaders) > 0) && c.API.ClientCAFile == "" {
 		bad("api.cert_admins", "client certificates are only verified with api.client_ca_file")
 	}
+	for _, l := range []struct {
+		key   string
+		names []string
+	}{{"api.cert_admins", c.API.CertAdmins}, {"api.cert_readers", c.API.CertReaders}} {
+		for i, n := range l.names {
+			if !identity.ValidName(n) {
+				bad(fmt.Sprintf("%s[%d]", l.key, i), "%q: give the NAME of the URI SAN %sNAME the client certificate carries (1 to 64 letters, digits, '.', '_', '@', '-'); make-certs.sh -u NAME makes one", n, identity.UserPrefix)
+			}
+		}
+	}
+	if len(c.API.CertAdmins) > 0 || len(c.API.CertReaders) > 0 {
+		if !c.API.TLS.Enabled() {
+			bad("api.cert_admins", "client certificates need api.tls")
+		}
+	}
 	if c.API.AgentTokenFile == "" {
 		bad("api.agent_token_file", "required: agents authenticate to each other with it")
-	} else if st, err := os.Stat(c.API.AgentTokenFile); err == nil && st.Mode().Perm()&0o007 != 0 {
-		bad("api.agent_token_file", "%s is readable by other users (mode %v): chmod 600 it", c.API.AgentTokenFile, st.Mode().Perm())
 	} else if tok, err := ReadSecret(c.API.AgentTokenFile, ""); err != nil {
 		bad("api.agent_token_file", "%v", err)
 	} else if len(tok) < 16 {
@@ -332,7 +394,7 @@ func (c Config) Validate() error {
 	}
 	if c.API.TokensFile == "" {
 		bad("api.tokens_file", "required: mutating calls need an admin token (see README, Authentication)")
-	} else if _, err := os.Stat(c.API.TokensFile); err != nil {
+	} else if err := checkSecretFile(c.API.TokensFile); err != nil {
 		bad("api.tokens_file", "%v", err)
 	}
 	if c.MySQL.User == "" {
@@ -343,7 +405,7 @@ func (c Config) Validate() error {
 		case file != "" && env != "":
 			bad(key, "set %s_file or %s_env, not both", key, key)
 		case file != "":
-			if _, err := os.Stat(file); err != nil {
+			if err := checkSecretFile(file); err != nil {
 				bad(key+"_file", "%v", err)
 			}
 		case env != "":
@@ -445,6 +507,13 @@ func (c Config) Validate() error {
 		if err := cl.Routing.Validate(key+".routing", instNames); err != nil {
 			errs = append(errs, err)
 		}
+		for j, px := range cl.Routing.ProxySQL {
+			if px.PasswordFile != "" {
+				if err := checkSecretFile(px.PasswordFile); err != nil {
+					bad(fmt.Sprintf("%s.routing.proxysql[%d].password_file", key, j), "%v", err)
+				}
+			}
+		}
 	}
 	if !localFound {
 		bad("local_instance", "%q is not an instance of any cluster", c.LocalInstance)
@@ -515,6 +584,9 @@ func (c ClusterConfig) Policy() failover.Policy {
 	return p
 }
 
+// watchBinlog reports whether the agents stream the primary's binlog.
+func (c ClusterConfig) watchBinlog() bool { return c.WatchBinlog == nil || *c.WatchBinlog }
+
 // probeTimeout bounds one probe: by default the probe interval, so that a
 // hung server is seen as a timeout before the next round.
 func (c ClusterConfig) probeTimeout() time.Duration {
@@ -525,19 +597,73 @@ func (c ClusterConfig) probeTimeout() time.Duration {
 }
 
 // ReadSecret returns the secret from a file (trailing newline trimmed) or an
-// environment variable; "" when neither is configured.
+// environment variable; "" when neither is configured. A file that other
+// users may read is refused (checkSecretFile). A value from the environment
+// is copied: ScrubEnvironment may overwrite the memory the environment
+// lives in.
 func ReadSecret(file, env string) (string, error) {
 	switch {
 	case file != "":
-		b, err := os.ReadFile(file)
+		f, err := os.Open(file)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return "", err
+		}
+		if err := checkSecretMode(file, st); err != nil {
+			return "", err
+		}
+		b, err := io.ReadAll(io.LimitReader(f, 1<<20))
 		if err != nil {
 			return "", err
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil
 	case env != "":
-		return os.Getenv(env), nil
+		return strings.Clone(os.Getenv(env)), nil
 	}
 	return "", nil
+}
+
+// SecretEnvNames lists the environment variables the configuration takes
+// secrets from (*_env), for the caller to scrub once they are read.
+func (c Config) SecretEnvNames() []string {
+	var names []string
+	for _, n := range []string{c.MySQL.PasswordEnv, c.MySQL.ReplicationPasswordEnv} {
+		if n != "" {
+			names = append(names, n)
+		}
+	}
+	for _, cl := range c.Clusters {
+		for _, p := range cl.Routing.ProxySQL {
+			if p.PasswordEnv != "" {
+				names = append(names, p.PasswordEnv)
+			}
+		}
+	}
+	return names
+}
+
+// checkSecretFile stats a file that holds a secret and refuses it when
+// other users may read it.
+func checkSecretFile(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	return checkSecretMode(path, st)
+}
+
+// checkSecretMode is the rule of the tokens file (apiserver.LoadTokenFile)
+// for every file that holds a secret: no permission at all for other users.
+// The owner and a dedicated group may read it.
+func checkSecretMode(path string, st os.FileInfo) error {
+	if perm := st.Mode().Perm(); perm&0o007 != 0 {
+		return fmt.Errorf("%s is readable by other users (mode %v): run chmod 600 %s (or 640 with a dedicated group)", path, perm, path)
+	}
+	return nil
 }
 
 // parseFallback reads semi_sync_fallback: "never" (or empty) is 0, anything

@@ -3,9 +3,13 @@ package agent
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regentdb/regent/integration/testpki"
+	"github.com/regentdb/regent/proxyhook"
 )
 
 // validConfigYAML is a minimal configuration that passes; each case below
@@ -20,6 +24,23 @@ func validConfigYAML(t *testing.T) (string, string) {
 		}
 		return p
 	}
+	ca, err := testpki.NewCA("config test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("ca.pem", string(ca.PEM), 0o644)
+	for name, mk := range map[string]func() ([]byte, []byte, error){
+		"a1":     func() ([]byte, []byte, error) { return ca.Agent("a1", nil, nil) },
+		"a2":     func() ([]byte, []byte, error) { return ca.Agent("a2", nil, nil) },
+		"mysqld": func() ([]byte, []byte, error) { return ca.MySQL("db1", nil, []string{"db1"}) },
+	} {
+		c, k, err := mk()
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(name+".pem", string(c), 0o644)
+		write(name+"-key.pem", string(k), 0o600)
+	}
 	tokens := write("tokens", "admin:0123456789abcdef0123\n", 0o600)
 	agentTok := write("agent-token", "0123456789abcdef0123\n", 0o600)
 	pw := write("pw", "secret\n", 0o600)
@@ -28,6 +49,7 @@ data_dir: ` + dir + `
 local_instance: db1
 raft:
   bind: 127.0.0.1:7001
+  insecure_plaintext: true
   peers:
     - {id: a1, address: 127.0.0.1:7001}
     - {id: a2, address: 127.0.0.1:7002}
@@ -94,12 +116,42 @@ func TestParseConfig(t *testing.T) {
 		{"raft tls without a CA", func(y, dir string) string {
 			return strings.Replace(y, "  bind: 127.0.0.1:7001", "  bind: 127.0.0.1:7001\n  tls: {cert_file: "+filepath.Join(dir, "pw")+", key_file: "+filepath.Join(dir, "pw")+"}", 1)
 		}, "raft.tls.ca_file"},
+		{"raft with TLS", func(y, dir string) string { return withRaftTLS(y, dir, "a1") }, ""},
+		{"raft with neither TLS nor the insecure setting", func(y, _ string) string {
+			return strings.Replace(y, "  insecure_plaintext: true\n", "", 1)
+		}, "raft.tls: required"},
+		{"raft with TLS and the insecure setting", func(y, dir string) string {
+			return strings.Replace(withRaftTLS(y, dir, "a1"), "  bind: 127.0.0.1:7001", "  bind: 127.0.0.1:7001\n  insecure_plaintext: true", 1)
+		}, "raft.insecure_plaintext: set together with raft.tls"},
+		{"raft certificate of another agent", func(y, dir string) string { return withRaftTLS(y, dir, "a2") }, `names agent "a2"`},
+		{"raft certificate without the agent URI says how to make one", func(y, dir string) string { return withRaftTLS(y, dir, "mysqld") }, "make-certs.sh"},
+		{"api certificate without the agent URI", func(y, dir string) string {
+			return strings.Replace(y, "  listen: 127.0.0.1:8001", "  listen: 127.0.0.1:8001\n  tls: "+tlsFiles(dir, "mysqld"), 1)
+		}, "api.tls.cert_file"},
+		{"api TLS without a CA", func(y, dir string) string {
+			return strings.Replace(y, "  listen: 127.0.0.1:8001", "  listen: 127.0.0.1:8001\n  tls: {cert_file: "+filepath.Join(dir, "a1.pem")+", key_file: "+filepath.Join(dir, "a1-key.pem")+"}", 1)
+		}, "api.tls.ca_file: required"},
+		{"cert role given as a URI", func(y, dir string) string {
+			return strings.Replace(y, "  listen: 127.0.0.1:8001", "  listen: 127.0.0.1:8001\n  tls: "+tlsFiles(dir, "a1")+"\n  client_ca_file: "+filepath.Join(dir, "ca.pem")+"\n  cert_admins: [\"urn:regent:user:alice\"]", 1)
+		}, "api.cert_admins[0]"},
+		{"cert roles", func(y, dir string) string {
+			return strings.Replace(y, "  listen: 127.0.0.1:8001", "  listen: 127.0.0.1:8001\n  tls: "+tlsFiles(dir, "a1")+"\n  client_ca_file: "+filepath.Join(dir, "ca.pem")+"\n  cert_admins: [alice]\n  cert_readers: [grafana]", 1)
+		}, ""},
 		{"joining agent listing itself", func(y, _ string) string {
 			return strings.Replace(y, "  bind: 127.0.0.1:7001", "  bind: 127.0.0.1:7001\n  join: true", 1)
 		}, "must not list itself"},
 		{"fence_after shorter than a re-election", func(y, _ string) string {
 			return strings.Replace(y, "  - name: main\n", "  - name: main\n    fence_after: 900ms\n", 1)
 		}, "re-election"},
+		{"api limits", func(y, _ string) string {
+			return strings.Replace(y, "api:\n", "api:\n  limits: {max_connections: 1024, health_connections: 64, read_header_timeout: 2s, idle_timeout: 30s}\n", 1)
+		}, ""},
+		{"api limits too tight", func(y, _ string) string {
+			return strings.Replace(y, "api:\n", "api:\n  limits: {max_connections: 8}\n", 1)
+		}, "api.limits.max_connections"},
+		{"api limits misspelt", func(y, _ string) string {
+			return strings.Replace(y, "api:\n", "api:\n  limits: {max_conns: 100}\n", 1)
+		}, `unknown key "max_conns"`},
 		{"local instance elsewhere", func(y, _ string) string { return strings.Replace(y, "local_instance: db1", "local_instance: db2", 1) }, "must name it as its agent"},
 	}
 	for _, tc := range cases {
@@ -116,13 +168,87 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
-func TestAgentTokenFileMustBePrivate(t *testing.T) {
-	y, dir := validConfigYAML(t)
-	if err := os.Chmod(filepath.Join(dir, "agent-token"), 0o644); err != nil {
+// tlsFiles is a tls: value with the config test CA and cert's files.
+func tlsFiles(dir, cert string) string {
+	return "{ca_file: " + filepath.Join(dir, "ca.pem") + ", cert_file: " + filepath.Join(dir, cert+".pem") + ", key_file: " + filepath.Join(dir, cert+"-key.pem") + "}"
+}
+
+// withRaftTLS replaces the insecure setting with raft.tls using cert.
+func withRaftTLS(y, dir, cert string) string {
+	return strings.Replace(y, "  insecure_plaintext: true\n", "  tls: "+tlsFiles(dir, cert)+"\n", 1)
+}
+
+// Every file that holds a secret follows the tokens file's rule: no
+// permission for other users (a dedicated group may read it).
+func TestSecretFilesMustBePrivate(t *testing.T) {
+	proxySQL := func(y, dir string) string {
+		pw := filepath.Join(dir, "proxysql-pw")
+		if err := os.WriteFile(pw, []byte("admin-pw\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return y + `    routing:
+      proxysql:
+        - {name: px1, admin: 127.0.0.1:6032, user: radmin, password_file: ` + pw + `, writer_hostgroup: 10}
+`
+	}
+	cases := []struct {
+		name string
+		file string // under the test's directory
+		mode os.FileMode
+		edit func(y, dir string) string
+		want []string // keys named in the error; none: accepted
+	}{
+		{"agent token world-readable", "agent-token", 0o644, nil, []string{"api.agent_token_file"}},
+		{"tokens file world-readable", "tokens", 0o604, nil, []string{"api.tokens_file"}},
+		{"passwords world-readable", "pw", 0o604, nil, []string{"mysql.password_file", "mysql.replication_password_file"}},
+		{"password world-writable", "pw", 0o602, nil, []string{"mysql.password_file"}},
+		{"password readable by a group", "pw", 0o640, nil, nil},
+		{"proxysql password world-readable", "proxysql-pw", 0o644, proxySQL, []string{"clusters[0].routing.proxysql[0].password_file"}},
+		{"proxysql password private", "proxysql-pw", 0o600, proxySQL, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			y, dir := validConfigYAML(t)
+			if tc.edit != nil {
+				y = tc.edit(y, dir)
+			}
+			if err := os.Chmod(filepath.Join(dir, tc.file), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ParseConfig([]byte(y))
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "readable by other users") {
+				t.Fatalf("accepted, or refused for another reason: %v", err)
+			}
+			for _, k := range tc.want {
+				if !strings.Contains(err.Error(), k+":") {
+					t.Errorf("the error does not name %s: %v", k, err)
+				}
+			}
+		})
+	}
+}
+
+// ReadSecret checks the file it reads too: the configuration was validated
+// earlier, and the mode may have changed since.
+func TestReadSecretRefusesAFileOthersCanRead(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(p, []byte("s3cret\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ParseConfig([]byte(y)); err == nil || !strings.Contains(err.Error(), "readable by other users") {
-		t.Fatalf("a world-readable agent token was accepted: %v", err)
+	if got, err := ReadSecret(p, ""); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("ReadSecret of a world-readable file: %q, %v", got, err)
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadSecret(p, ""); err != nil || got != "s3cret" {
+		t.Fatalf("ReadSecret of a private file: %q, %v", got, err)
 	}
 }
 
@@ -155,5 +281,15 @@ func TestClusterPolicyDefaultsAndOverrides(t *testing.T) {
 	}
 	if err := p.Validate(); err != nil {
 		t.Fatalf("default policy with overrides invalid: %v", err)
+	}
+}
+
+func TestSecretEnvNames(t *testing.T) {
+	var c Config
+	c.MySQL.PasswordEnv, c.MySQL.ReplicationPasswordFile = "REGENT_MYSQL_PASSWORD", "/etc/regent/repl-password"
+	c.Clusters = []ClusterConfig{{Routing: proxyhook.RoutingConfig{ProxySQL: []proxyhook.ProxySQLConfig{
+		{Name: "px1", PasswordEnv: "REGENT_PROXYSQL_PASSWORD"}, {Name: "px2", PasswordFile: "/etc/regent/px2"}}}}}
+	if got, want := c.SecretEnvNames(), []string{"REGENT_MYSQL_PASSWORD", "REGENT_PROXYSQL_PASSWORD"}; !slices.Equal(got, want) {
+		t.Fatalf("SecretEnvNames() = %q, want %q", got, want)
 	}
 }

@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -27,6 +29,7 @@ import (
 
 	"github.com/regentdb/regent/apiserver"
 	"github.com/regentdb/regent/failover"
+	"github.com/regentdb/regent/identity"
 )
 
 // The example deployment of deploy/regent/: one regent.yaml per host, checked
@@ -43,6 +46,9 @@ var deployHosts = []string{"db1", "db2", "db3"}
 // deployFixture makes stand-ins for the files the examples name under
 // /etc/regent/: a real CA and key pair, and copies of the token examples.
 type deployFixture struct {
+	// host is the example being loaded: its agent certificates name it
+	// (urn:regent:agent:HOST), rewritten in place at each forHost.
+	host  string
 	dir   string
 	files map[string]string // path in the example → file made here
 	keys  map[string]*ecdsa.PrivateKey
@@ -112,7 +118,7 @@ func (f *deployFixture) file(t *testing.T, path string) string {
 	base := filepath.Base(path)
 	var content []byte
 	switch {
-	case base == "ca.crt":
+	case strings.HasSuffix(base, "ca.crt"):
 		content = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.ca.Raw})
 	case strings.HasSuffix(base, ".crt"):
 		// The certificate that goes with the key of the same name.
@@ -157,6 +163,9 @@ func (f *deployFixture) leaf(t *testing.T, keyPath string) []byte {
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	if f.host != "" {
+		tpl.URIs = []*url.URL{{Scheme: "urn", Opaque: strings.TrimPrefix(identity.AgentURI(f.host), "urn:")}}
+	}
 	der, err := x509.CreateCertificate(rand.Reader, tpl, f.ca, &key.PublicKey, f.caKey)
 	if err != nil {
 		t.Fatal(err)
@@ -192,10 +201,26 @@ func exampleEnv(t *testing.T, data []byte) []string {
 	return names
 }
 
+// forHost makes the fixture's certificates the given host's: each file
+// keeps its path and key, and its certificate names the host's agent.
+func (f *deployFixture) forHost(t *testing.T, host string) {
+	t.Helper()
+	f.host = host
+	for path, file := range f.files {
+		if base := filepath.Base(path); strings.HasSuffix(base, ".crt") && !strings.HasSuffix(base, "ca.crt") {
+			if err := os.WriteFile(file, f.leaf(t, strings.TrimSuffix(path, ".crt")+".key"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 // loadDeployExample reads deploy/regent/HOST.yaml, moves its paths to the
-// fixture and sets the environment it names.
+// fixture and sets the environment it names. The fixture's certificates
+// are HOST's until the next load.
 func loadDeployExample(t *testing.T, fx *deployFixture, host string) []byte {
 	t.Helper()
+	fx.forHost(t, host)
 	data := fx.rewrite(t, readFile(t, filepath.Join(deployDir, host+".yaml")))
 	for _, n := range exampleEnv(t, data) {
 		t.Setenv(n, "example-secret-of-"+n)
@@ -296,6 +321,23 @@ func TestDeployExampleConfigs(t *testing.T) {
 				}
 				if _, err := mysqlTLS(c); err != nil {
 					return err
+				}
+				return nil
+			}},
+			{"nothing draws a security warning at start", func() error {
+				if ws := c.SecurityWarnings(); len(ws) > 0 {
+					return fmt.Errorf("%v", ws)
+				}
+				return nil
+			}},
+			{"each balancer's runtime API is its SSH tunnel's socket", func() error {
+				// deploy/systemd/regent-haproxy-tunnel@.service, instance = name
+				for _, cl := range c.Clusters {
+					for _, h := range cl.Routing.HAProxy {
+						if want := "unix:/run/regent-haproxy-" + h.Name + "/admin.sock"; h.RuntimeAPI != want {
+							return fmt.Errorf("haproxy %s: runtime_api %s, want %s", h.Name, h.RuntimeAPI, want)
+						}
+					}
 				}
 				return nil
 			}},
@@ -590,5 +632,92 @@ func TestDeployExampleRejects(t *testing.T) {
 				t.Fatalf("error %q does not name %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestMakeCertsMakesTheTrustModelsCertificates runs deploy/regent/make-certs.sh
+// and checks what it makes against what the agents check (README
+// "Security"): each agent's certificate names it and chains to the Regent
+// CA; mysqld's chains only to the MySQL CA and names no agent, so it can
+// stand in for no agent, on no port; a user's certificate names the user,
+// for client authentication only.
+func TestMakeCertsMakesTheTrustModelsCertificates(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Fatal("make-certs.sh needs openssl: apt-get install openssl (make deps installs it)")
+	}
+	dir := t.TempDir()
+	out, err := exec.Command("bash", filepath.Join(deployDir, "make-certs.sh"), "-o", dir, "-d", "30", "-u", "alice",
+		"db1=10.0.0.11", "db2=10.0.0.12,db2.example.internal").CombinedOutput()
+	if err != nil {
+		t.Fatalf("make-certs.sh: %v\n%s", err, out)
+	}
+	regentCA, err := identity.LoadPool(filepath.Join(dir, "regent-ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mysqlCA, err := identity.LoadPool(filepath.Join(dir, "mysql-ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := func(rel string) *x509.Certificate {
+		t.Helper()
+		c, err := identity.LeafFromFile(filepath.Join(dir, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	verify := func(c *x509.Certificate, pool *x509.CertPool, usage x509.ExtKeyUsage) error {
+		return identity.Verify([]*x509.Certificate{c}, pool, usage)
+	}
+	for _, host := range []string{"db1", "db2"} {
+		agent, mysqld := leaf(host+"/regent.crt"), leaf(host+"/mysql.crt")
+		if err := identity.CheckAgentCert(agent, host); err != nil {
+			t.Errorf("%s/regent.crt: %v", host, err)
+		}
+		for _, u := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+			if err := verify(agent, regentCA, u); err != nil {
+				t.Errorf("%s/regent.crt does not chain to the Regent CA for %v: %v", host, u, err)
+			}
+			if err := verify(mysqld, mysqlCA, u); err != nil {
+				t.Errorf("%s/mysql.crt does not chain to the MySQL CA for %v: %v", host, u, err)
+			}
+		}
+		if verify(mysqld, regentCA, x509.ExtKeyUsageClientAuth) == nil {
+			t.Errorf("%s/mysql.crt chains to the Regent CA: it could reach an agent's ports", host)
+		}
+		if verify(agent, mysqlCA, x509.ExtKeyUsageClientAuth) == nil {
+			t.Errorf("%s/regent.crt chains to the MySQL CA", host)
+		}
+		if _, err := identity.Agent(mysqld); err == nil {
+			t.Errorf("%s/mysql.crt names an agent", host)
+		}
+		if _, err := identity.User(mysqld); err == nil {
+			t.Errorf("%s/mysql.crt names a user", host)
+		}
+		for _, rel := range []string{host + "/regent.key", host + "/mysql.key", "regent-ca.key", "mysql-ca.key"} {
+			st, err := os.Stat(filepath.Join(dir, rel))
+			if err != nil {
+				t.Errorf("%s: %v", rel, err)
+			} else if st.Mode().Perm() != 0o600 {
+				t.Errorf("%s: mode %v, want 600", rel, st.Mode().Perm())
+			}
+		}
+	}
+	if got := leaf("db2/regent.crt").DNSNames; !slices.Contains(got, "db2.example.internal") {
+		t.Errorf("db2's extra name missing: %v", got)
+	}
+	alice := leaf("users/alice.crt")
+	if name, err := identity.User(alice); err != nil || name != "alice" {
+		t.Errorf("users/alice.crt: %q, %v", name, err)
+	}
+	if err := verify(alice, regentCA, x509.ExtKeyUsageClientAuth); err != nil {
+		t.Errorf("users/alice.crt: %v", err)
+	}
+	if verify(alice, regentCA, x509.ExtKeyUsageServerAuth) == nil {
+		t.Error("users/alice.crt can serve")
+	}
+	if _, err := identity.Agent(alice); err == nil {
+		t.Error("users/alice.crt names an agent")
 	}
 }

@@ -27,4 +27,7 @@ func (g gtid) Equal(o failover.GTIDSet) bool                { return g.s.Equal(u
 func (g gtid) Subtract(o failover.GTIDSet) failover.GTIDSet { return gtid{g.s.Subtract(unwrapGTID(o))} }
 func (g gtid) Union(o failover.GTIDSet) failover.GTIDSet    { return gtid{g.s.Union(unwrapGTID(o))} }
 func (g gtid) IsEmpty() bool                                { return g.s.IsEmpty() }
-func (g gtid) String() string                               { return g.s.String() }
+func (g gtid) Restrict(o failover.GTIDSet) failover.GTIDSet {
+	return gtid{g.s.RestrictTo(unwrapGTID(o))}
+}
+func (g gtid) String() string { return g.s.String() }

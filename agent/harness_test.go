@@ -23,6 +23,7 @@ import (
 // cuts.
 type harness struct {
 	t      *testing.T
+	log    *testLog
 	db     *mysqltest.Cluster
 	agents []*Agent
 	nodes  []*consensus.Node
@@ -65,6 +66,7 @@ func newHarness(t *testing.T, k mysqltest.Kind, opts ...harnessOpt) *harness {
 		instances = append(instances, InstanceConfig{Name: s.Name, Address: s.Addr(), Agent: ids[i]})
 	}
 	logOut := &testLog{t: t}
+	h.log = logOut
 	for i, id := range ids {
 		cfg := Config{
 			NodeID: id, DataDir: t.TempDir(), LocalInstance: servers[i].Name,
@@ -103,8 +105,12 @@ func newHarness(t *testing.T, k mysqltest.Kind, opts ...harnessOpt) *harness {
 			h.mu.Unlock()
 			return f != nil && f(idx, ev)
 		}
-		a, err := New(cfg, Secrets{MySQLPassword: mysqltest.AdminPassword, ReplicationPassword: mysqltest.ReplPassword},
-			node, h, Deps{Router: router, Halt: halt}, log)
+		secrets := Secrets{MySQLPassword: mysqltest.AdminPassword, ReplicationPassword: mysqltest.ReplPassword}
+		if cfg.MySQL.ReplicationPasswordEnv != "" {
+			// A test's own replication password (withReplicationPasswordEnv).
+			secrets.ReplicationPassword, _ = ReadSecret("", cfg.MySQL.ReplicationPasswordEnv)
+		}
+		a, err := New(cfg, secrets, node, h, Deps{Router: router, Halt: halt}, log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,25 +220,33 @@ type recordingTarget struct {
 	mu     sync.Mutex
 	events []string
 	epochs []uint64
+	tokens []uint64
 }
 
 func (r *recordingTarget) Name() string { return "recorder" }
 
 func (r *recordingTarget) Route(_ context.Context, c proxyhook.RouteChange) (proxyhook.Outcome, error) {
-	r.record(fmt.Sprintf("route %s epoch %d", c.NewPrimary.Name, c.Epoch), c.Epoch)
+	r.record(fmt.Sprintf("route %s epoch %d", c.NewPrimary.Name, c.Epoch), c.Epoch, c.Token)
 	return proxyhook.Outcome{}, nil
 }
 
 func (r *recordingTarget) Unroute(_ context.Context, u proxyhook.UnrouteRequest) (proxyhook.Outcome, error) {
-	r.record(fmt.Sprintf("unroute %s epoch %d", u.Old.Name, u.Epoch), u.Epoch)
+	r.record(fmt.Sprintf("unroute %s epoch %d", u.Old.Name, u.Epoch), u.Epoch, u.Token)
 	return proxyhook.Outcome{}, nil
 }
 
-func (r *recordingTarget) record(ev string, epoch uint64) {
+func (r *recordingTarget) record(ev string, epoch, token uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, ev)
 	r.epochs = append(r.epochs, epoch)
+	r.tokens = append(r.tokens, token)
+}
+
+func (r *recordingTarget) seenTokens() []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]uint64(nil), r.tokens...)
 }
 
 func (r *recordingTarget) seen() ([]string, []uint64) {
@@ -243,17 +257,26 @@ func (r *recordingTarget) seen() ([]string, []uint64) {
 
 // testLog sends agent logs to t.Log while the test runs.
 type testLog struct {
-	t  *testing.T
-	mu sync.Mutex
+	t   *testing.T
+	mu  sync.Mutex
+	all strings.Builder // every line, for tests that read the logs
 }
 
 func (l *testLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.all.Write(p)
 	if os.Getenv("REGENT_TEST_LOG") != "" {
 		l.t.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil
+}
+
+// String returns every line logged so far.
+func (l *testLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.all.String()
 }
 
 // raftAddr names agent i's in-memory Raft transport. No packet is sent: the

@@ -96,18 +96,7 @@ func killLeaderAfterStep(t *testing.T, k mysqltest.Kind, kind failover.Operation
 	defer w.Stop()
 	w.WaitAcked(t, 30, 30*time.Second)
 
-	halted := make(chan int, 1)
-	var once sync.Once
-	h.mu.Lock()
-	h.halt = func(agent int, ev failover.StepEvent) bool {
-		if ev.Operation != kind || ev.Step.Kind != step.kind || step.instance != "" && ev.Step.Instance != step.instance {
-			return false
-		}
-		stop := false
-		once.Do(func() { stop = true; halted <- agent })
-		return stop
-	}
-	h.mu.Unlock()
+	halted := h.haltAfter(kind, step)
 
 	switch kind {
 	case failover.OpFailover:
@@ -126,16 +115,8 @@ func killLeaderAfterStep(t *testing.T, k mysqltest.Kind, kind failover.Operation
 			t.Fatalf("%s: %v", kind, err)
 		}
 	}
-	var dead int
-	select {
-	case dead = <-halted:
-	case <-time.After(60 * time.Second):
-		c := h.cluster()
-		t.Fatalf("the %s never reached step %s; history %d entries, operation %v", kind, step, len(c.History), c.Operation)
-	}
-	h.stop(dead)
+	h.waitHalted(halted, kind, step)
 	w.Stop()
-	t.Logf("leader %s killed after %s", h.agents[dead].ID(), step)
 
 	live := map[string]*mysqltest.Server{}
 	for _, s := range h.db.Servers() {
@@ -144,6 +125,17 @@ func killLeaderAfterStep(t *testing.T, k mysqltest.Kind, kind failover.Operation
 		}
 		live[s.Name] = s
 	}
+	h.checkSettled(live, w)
+}
+
+// checkSettled waits until the remaining agents have settled the cluster
+// and checks the invariants of the kill tables: at most one writable
+// instance at any time, and at the end the committed primary alone, holding
+// every write w had acknowledged, every other live instance replicating from
+// it, nothing in progress, routing tokens never going back.
+func (h *harness) checkSettled(live map[string]*mysqltest.Server, w *mysqltest.Writer) {
+	t := h.t
+	t.Helper()
 	var primary *mysqltest.Server
 	h.eventually("the cluster settled: one writable instance, the committed primary, nothing in progress", 90*time.Second, func() (bool, string) {
 		c := h.cluster()
@@ -178,7 +170,78 @@ func killLeaderAfterStep(t *testing.T, k mysqltest.Kind, kind failover.Operation
 	// (A later repair may have started by now; the settled condition above
 	// already saw nothing in progress.)
 	c := h.cluster()
+	h.checkTokensGrow()
 	t.Logf("settled on %s, epoch %d, %d history entries", c.Primary, c.Epoch, len(c.History))
+}
+
+// haltAfter makes the first run of kind that completes step stop dead; the
+// channel says which agent it was.
+func (h *harness) haltAfter(kind failover.OperationKind, step haltStep) <-chan int {
+	halted := make(chan int, 1)
+	var once sync.Once
+	h.mu.Lock()
+	h.halt = func(agent int, ev failover.StepEvent) bool {
+		if ev.Operation != kind || ev.Step.Kind != step.kind || step.instance != "" && ev.Step.Instance != step.instance {
+			return false
+		}
+		stop := false
+		once.Do(func() { stop = true; halted <- agent })
+		return stop
+	}
+	h.mu.Unlock()
+	return halted
+}
+
+// waitHalted waits for the halted run and kills its agent and Raft node.
+func (h *harness) waitHalted(halted <-chan int, kind failover.OperationKind, step haltStep) int {
+	h.t.Helper()
+	var dead int
+	select {
+	case dead = <-halted:
+	case <-time.After(60 * time.Second):
+		c := h.cluster()
+		h.t.Fatalf("the %s never reached step %s; history %d entries, operation %v", kind, step, len(c.History), c.Operation)
+	}
+	h.stop(dead)
+	h.t.Logf("leader %s killed after %s", h.agents[dead].ID(), step)
+	return dead
+}
+
+// Every step of the rejoin of an old primary that holds nothing the new
+// primary lacks.
+var rejoinHaltSteps = []haltStep{{kind: failover.StepRecordIntent}, {kind: failover.StepFence}, {kind: failover.StepRepoint}}
+
+// The old primary p comes back after a failover and is rejoined; the
+// leader dies after each step of that rejoin.
+func TestKillLeaderAfterRejoinStep(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		for _, step := range rejoinHaltSteps {
+			t.Run(step.String(), func(t *testing.T) {
+				h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
+				h.waitRecorded()
+				h.waitLossless(k)
+				p := h.db.Primary
+				p.Kill(t)
+				e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
+				if e.Result != consensus.ResultSuccess {
+					t.Fatalf("failover: %s (%s)", e.Result, e.Reason)
+				}
+				live := map[string]*mysqltest.Server{}
+				for _, s := range h.db.Servers() {
+					live[s.Name] = s
+				}
+				w := mysqltest.NewWriter(live[e.NewPrimary].Addr(), k, 100000, 2*time.Millisecond)
+				w.Start(context.Background())
+				defer w.Stop()
+				w.WaitAcked(t, 30, 30*time.Second)
+				halted := h.haltAfter(failover.OpRejoin, step)
+				p.Restart(t)
+				h.waitHalted(halted, failover.OpRejoin, step)
+				w.Stop()
+				h.checkSettled(live, w)
+			})
+		}
+	})
 }
 
 // waitLossless waits until Regent has made the primary p lossless: its
@@ -189,6 +252,20 @@ func (h *harness) waitLossless(k mysqltest.Kind) {
 		to := h.db.Primary.QueryString(h.t, "SELECT @@"+semiSyncVar(k)+"_timeout")
 		return to == "4294967295", "timeout=" + to
 	})
+	// And every replica acknowledging: switching a replica's semi-sync
+	// side on restarts its IO thread, and an operation started meanwhile
+	// would find it Connecting.
+	status, table := "Rpl_semi_sync_slave_status", "information_schema.GLOBAL_STATUS"
+	if k == mysqltest.MySQL {
+		status, table = "Rpl_semi_sync_replica_status", "performance_schema.global_status"
+	}
+	for _, r := range h.db.Replicas {
+		h.eventually(r.Name+" replicating with semi-sync", 20*time.Second, func() (bool, string) {
+			on := r.QueryString(h.t, "SELECT VARIABLE_VALUE FROM "+table+" WHERE UPPER(VARIABLE_NAME) = UPPER('"+status+"')")
+			io, sqlT, _ := mysqltest.ReplicaThreads(h.t, r)
+			return on == "ON" && io == "Yes" && sqlT == "Yes", fmt.Sprintf("%s=%s IO=%s SQL=%s", status, on, io, sqlT)
+		})
+	}
 }
 
 // Found by the forced-failover table: a leader killed after stop-io-threads

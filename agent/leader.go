@@ -124,28 +124,13 @@ func (c *clusterRT) abortOrphan(ctx context.Context, op *consensus.Operation) {
 }
 
 // stoppedIO lists the instances whose IO threads an operation's recorded
-// steps stopped and did not start again.
+// steps stopped and did not start again (failover.StoppedIOThreads).
 func stoppedIO(steps []consensus.Step) []string {
-	stopped := map[string]bool{}
-	for _, s := range steps {
-		if s.Result != consensus.StepOK {
-			continue
-		}
-		kind, list, _ := strings.Cut(s.Name, " ")
-		switch kind {
-		case string(failover.StepStopIOThreads):
-			for _, n := range strings.Split(list, ",") {
-				stopped[n] = true
-			}
-		case "undo":
-			if k2, l2, _ := strings.Cut(list, " "); k2 == string(failover.StepStartIOThreads) {
-				for _, n := range strings.Split(l2, ",") {
-					delete(stopped, n)
-				}
-			}
-		}
+	names, ok := make([]string, len(steps)), make([]bool, len(steps))
+	for i, s := range steps {
+		names[i], ok[i] = s.Name, s.Result == consensus.StepOK
 	}
-	return sortedNames(stopped)
+	return failover.StoppedIOThreads(names, ok)
 }
 
 // view assembles the failover core's view of the cluster from this agent's
@@ -158,17 +143,32 @@ func (c *clusterRT) view(now time.Time) failover.View {
 	// This agent's own report is always current.
 	reports[a.id] = receivedReport{Report: Report{Agent: a.id, SentAt: now, Clusters: map[string]ClusterReport{c.name: c.report()}}, At: now}
 	heard := map[string]time.Time{a.id: now}
+	agents := a.agentIDs()
 	if pcs, err := a.raft.PeerContacts(); err == nil {
 		for _, pc := range pcs {
 			heard[pc.ID] = pc.LastHeard
 		}
+	} else if last := a.raft.LastQuorumContact(); !last.IsZero() {
+		// A follower (building a view for its status page, never to act)
+		// has no contact times of its own for the other agents: it shows
+		// them as heard when it last heard from the leader, whose view
+		// decides. Without this every follower's status reported the
+		// primary isolated ("not heard since 00:00").
+		for id := range agents {
+			if id != a.id {
+				heard[id] = last
+			}
+		}
 	}
-	agents := a.agentIDs()
+	vitals := a.raft.PeerVitals()
 	for id := range agents {
 		// LastHeard is Raft contact alone: reports travel over the API and
 		// keep arriving from an agent whose Raft port is cut, which has lost
 		// its lease all the same (README "Safety", issue 9 defect 7).
 		r := failover.AgentReport{LastHeard: heard[id], Local: failover.LocalUnknown}
+		if pv, ok := vitals[id]; ok && id != a.id {
+			r.LocalProbe = decodeVitals(pv.Vitals, pv.At)
+		}
 		if rr, ok := reports[id]; ok {
 			if cr, ok := rr.Clusters[c.name]; ok {
 				r.LeaseHeld, r.Local, r.LocalSince, r.LocalDetail = cr.LeaseHeld, cr.Local, cr.LocalSince, cr.LocalDetail
@@ -255,7 +255,7 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 	}
 	defer c.unlock()
 	now := time.Now()
-	st := c.state()
+	st, index := c.stateAt()
 	if st == nil {
 		c.initState(ctx, c.view(now))
 		return
@@ -265,12 +265,15 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 		return
 	}
 	v := c.view(now)
-	c.reconcileRoute(ctx, st, v)
+	c.reconcileRoute(ctx, st, index, v)
 	if err := v.Validate(); err != nil {
 		c.log.Error("cluster view is inconsistent; not acting", logErr, err)
 		return
 	}
 	problems := failover.Analyze(v, c.policy)
+	if at := failover.DeadAt(v, c.policy); !at.IsZero() {
+		c.wakeAt(at)
+	}
 	if c.log.Enabled(ctx, slog.LevelDebug) {
 		var codes []string
 		for _, p := range problems {
@@ -317,14 +320,33 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 	}
 }
 
+// wakeAt makes the leader loop evaluate again just after t, instead of at
+// its next tick: one timer per cluster, moved to the latest request.
+func (c *clusterRT) wakeAt(t time.Time) {
+	d := time.Until(t) + time.Millisecond
+	c.lmu.Lock()
+	defer c.lmu.Unlock()
+	if c.deadAt == nil {
+		c.deadAt = time.AfterFunc(d, c.a.wake)
+		return
+	}
+	c.deadAt.Reset(d)
+}
+
 // reconcileRoute pushes the committed primary's write route to every
 // balancer when this agent has just become leader and then every
 // reconcileEvery, while no operation runs and the leader sees the primary
 // writable. A deposed leader's late or retried push (a route of an aborted
 // operation) is thereby overwritten within one period, and a new leader
-// never relies on what its predecessor pushed. The router is seeded with the
-// committed epoch first, so nothing older is pushed from here.
-func (c *clusterRT) reconcileRoute(ctx context.Context, st *consensus.Cluster, v failover.View) {
+// never relies on what its predecessor pushed. The push's token is index,
+// the Raft index st was read at (with st, atomically): higher than the
+// intent of any operation an earlier leader left (this leader aborted it
+// first), lower than any later operation's (st shows none in progress), so
+// balancers that keep tokens refuse what an earlier leader's run still
+// sends.
+// The router is seeded with the committed epoch first, for tokenless
+// targets.
+func (c *clusterRT) reconcileRoute(ctx context.Context, st *consensus.Cluster, index uint64, v failover.View) {
 	if st.Primary == "" || st.Operation != nil {
 		return
 	}
@@ -341,7 +363,7 @@ func (c *clusterRT) reconcileRoute(ctx context.Context, st *consensus.Cluster, v
 	}
 	c.router.SeedEpoch(c.name, st.Epoch)
 	rctx, cancel := context.WithTimeout(ctx, c.policy.StepTimeout)
-	err := routerAdapter{c}.RouteWrites(rctx, c.name, st.Primary, st.Epoch)
+	err := routerAdapter{c: c, tok: newRouteToken(index)}.RouteWrites(rctx, c.name, st.Primary, st.Epoch)
 	cancel()
 	c.lmu.Lock()
 	c.routedGen, c.routedAt = gen, now
@@ -486,7 +508,8 @@ func (a *Agent) cluster(name string) (*clusterRT, error) {
 }
 
 // firstEvidence is when the first sign of the primary's failure was seen: the
-// leader's probes starting to fail, or its own agent seeing mysqld gone.
+// leader's last sign of life from it before its probes started to fail
+// (when it went silent), or its own agent seeing mysqld gone.
 func firstEvidence(v failover.View, primary string) time.Time {
 	in, ok := v.Instances[primary]
 	if !ok {
@@ -494,7 +517,10 @@ func firstEvidence(v failover.View, primary string) time.Time {
 	}
 	var at time.Time
 	if pr, ok := in.Probes[v.Leader]; ok && !pr.Reachable {
-		at = pr.FailingSince
+		at = pr.LastLife()
+		if at.IsZero() {
+			at = pr.FailingSince
+		}
 	}
 	if r, ok := v.Agents[in.OwnerAgent]; ok && r.Local == failover.LocalGone && !r.LocalSince.IsZero() && (at.IsZero() || r.LocalSince.Before(at)) {
 		at = r.LocalSince

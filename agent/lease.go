@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,16 @@ type localFencer interface {
 	// Shutdown stops mysqld: the last resort when read_only cannot hold
 	// before the deadline.
 	Shutdown(ctx context.Context) error
+	// Unfence gives the writes back (read_only and super_read_only OFF).
+	Unfence(ctx context.Context) error
+	// SemiSyncWaits reports whether commits may be waiting for a
+	// semi-sync acknowledgement (the source side is on and active), and
+	// which sessions the fence did not kill run a statement ("" when none):
+	// their clients could still be told a waiting commit succeeded.
+	SemiSyncWaits(ctx context.Context) (active bool, unkilled string, err error)
+	// ReleaseSemiSync turns the semi-sync source side off, so that
+	// commits waiting for an acknowledgement complete without one.
+	ReleaseSemiSync(ctx context.Context) error
 }
 
 // fenceAttemptMin is the least time one fence attempt, or one liveness check
@@ -44,6 +55,27 @@ func (f instanceFencer) Fence(ctx context.Context) error {
 
 func (f instanceFencer) Shutdown(ctx context.Context) error { return f.inst.Shutdown(ctx) }
 
+func (f instanceFencer) Unfence(ctx context.Context) error { return f.inst.SetReadOnly(ctx, false) }
+
+func (f instanceFencer) ReleaseSemiSync(ctx context.Context) error {
+	return f.inst.SwitchSemiSyncSourceOff(ctx)
+}
+
+func (f instanceFencer) SemiSyncWaits(ctx context.Context) (bool, string, error) {
+	s, err := f.inst.Probe(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	if !s.SemiSync.SourceEnabled || !s.SemiSync.SourceActive {
+		return false, "", nil
+	}
+	live, err := f.inst.UnkilledStatements(ctx)
+	if err != nil {
+		return true, "", err
+	}
+	return true, strings.Join(live, "; "), nil
+}
+
 // leaseKeeper enforces the self-fencing lease on the local instance (README
 // "Safety"): failover.DecideLease says when the instance must be read-only
 // and by when; the keeper checks every fence_after/5 and, while the decision
@@ -52,13 +84,19 @@ func (f instanceFencer) Shutdown(ctx context.Context) error { return f.inst.Shut
 // failed or is stale says nothing about whether the instance takes writes
 // now.
 type leaseKeeper struct {
-	policy  failover.Policy
-	local   string
-	clock   failover.Clock
-	contact func() time.Time          // last contact with the Raft quorum
-	state   func() *consensus.Cluster // the replicated state (nil before InitCluster)
-	fencer  localFencer
-	log     *slog.Logger
+	policy   failover.Policy
+	local    string
+	clock    failover.Clock
+	contact  func() time.Time // last contact with the Raft quorum
+	caughtUp func() bool      // applied every entry known committed (nil: assume so)
+	// leads reports whether this agent is the Raft leader (nil: assume
+	// so). Only a leader's state is known current when contact resumes: a
+	// follower may hear the quorum again (the lease channel) before Raft
+	// brings it the entries committed meanwhile, a new epoch included.
+	leads  func() bool
+	state  func() *consensus.Cluster // the replicated state (nil before InitCluster)
+	fencer localFencer
+	log    *slog.Logger
 	// changed is called after the lease was taken or released (publish).
 	changed func(ctx context.Context)
 	// fenced is called after a fence held (hooks, re-probe, publish).
@@ -70,6 +108,10 @@ type leaseKeeper struct {
 	replOp   string    // the operation replacing the local instance
 	replSeen time.Time // when it was first seen
 	fencedOp string    // the operation whose fence held (fenced once per operation)
+	// forContact: the keeper fenced the instance, while it was the
+	// primary, because contact with the quorum was lost; cleared when the
+	// writes are given back or the instance stops being the primary.
+	forContact bool
 }
 
 // heldNow reports whether the agent holds its lease.
@@ -129,11 +171,21 @@ func (k *leaseKeeper) check(ctx context.Context) {
 		case st.Primary != "" && st.Primary != k.local:
 			in.OtherPrimary = st.Primary
 		}
+		in.LocalPrimary = st.Primary == k.local && op == nil
 	}
+	// Writes are given back by the agent itself only while it leads (found
+	// by the compose cut-off test: a follower whose lease pongs came back
+	// before Raft's entries gave writes back to a primary already
+	// replaced); otherwise the leader's restore-writes operation does.
+	in.CaughtUp = (k.caughtUp == nil || k.caughtUp()) && (k.leads == nil || k.leads())
 	k.mu.Lock()
 	if opID != k.replOp {
 		k.replOp, k.replSeen = opID, now
 	}
+	if in.OtherPrimary != "" {
+		k.forContact = false
+	}
+	in.FencedForContact = k.forContact
 	if opID != "" {
 		in.ReplacedSince = k.replSeen
 	}
@@ -150,16 +202,37 @@ func (k *leaseKeeper) check(ctx context.Context) {
 		k.log.Log(ctx, level, "lease", "held", d.Held, "why", d.Reason)
 		defer k.changed(ctx) // after fencing: reports must not delay it
 	}
+	if d.Restore {
+		k.restore(ctx)
+		return
+	}
 	if !d.Fence || done {
 		return
 	}
-	k.enforce(ctx, d, opID)
+	k.enforce(ctx, d, opID, in.LocalPrimary)
+}
+
+// restore gives back the writes the keeper took when contact was lost
+// (failover.LeaseDecision.Restore).
+func (k *leaseKeeper) restore(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, max(k.every(), fenceAttemptMin))
+	err := k.fencer.Unfence(rctx)
+	cancel()
+	if err != nil {
+		k.log.Warn("lease held again, but giving the writes back failed; retrying", logInstance, k.local, logErr, err)
+		return
+	}
+	k.mu.Lock()
+	k.forContact = false
+	k.mu.Unlock()
+	k.log.Warn("lease held again: writes given back to the local instance (read_only=OFF), the primary of the current epoch", logInstance, k.local)
+	k.fenced(ctx, "lease held again: writes given back")
 }
 
 // enforce makes the local instance read-only by d.Deadline. A failover's
 // fence runs once (it also kills sessions of a read-only instance); the
 // others only when the instance is not read-only, or cannot say.
-func (k *leaseKeeper) enforce(ctx context.Context, d failover.LeaseDecision, opID string) {
+func (k *leaseKeeper) enforce(ctx context.Context, d failover.LeaseDecision, opID string, primary bool) {
 	if opID == "" {
 		rctx, cancel := context.WithTimeout(ctx, min(k.every(), time.Second))
 		ro, err := k.fencer.ReadOnly(rctx)
@@ -177,11 +250,14 @@ func (k *leaseKeeper) enforce(ctx context.Context, d failover.LeaseDecision, opI
 	cancel()
 	if err == nil {
 		k.log.Warn("self-fenced the local instance: read_only=ON, client sessions killed", logInstance, k.local, "why", d.Reason)
+		k.mu.Lock()
 		if opID != "" {
-			k.mu.Lock()
 			k.fencedOp = opID
-			k.mu.Unlock()
 		}
+		if d.ForContact && primary {
+			k.forContact = true
+		}
+		k.mu.Unlock()
 		k.fenced(ctx, d.Reason)
 		return
 	}
@@ -207,6 +283,43 @@ func (k *leaseKeeper) enforce(ctx context.Context, d failover.LeaseDecision, opI
 	if !errors.Is(err, topology.ErrReadOnlyPending) {
 		k.log.Error("self-fencing: the local mysqld does not answer; it is fenced as soon as it does", logInstance, k.local,
 			"why", d.Reason, "deadline", d.Deadline, logErr, err)
+		return
+	}
+	// While commits may wait for a semi-sync acknowledgement (the usual
+	// reason read_only pends on MySQL: a commit waiting in a session the
+	// fence killed keeps the commit lock), nothing that would release them
+	// runs while a session the fence did not kill runs a statement: a
+	// graceful SHUTDOWN, like switching the source side off, completes the
+	// waiting commits with an OK, which would acknowledge to a live client
+	// a write that only this instance holds (lost by the failover). A
+	// killed session's socket is shut already, so its OK reaches no one.
+	// Then an instance that may still count itself the primary (the fence
+	// is for lost contact alone) is stopped; one that an operation replaced
+	// has its source side switched off instead, which frees the commit
+	// lock so that read_only holds at the next attempt, and it stays up to
+	// rejoin or be quarantined (a planned switchover must not end with the
+	// old primary stopped: found by the switchover benchmark; a replaced
+	// primary left with read_only pending for ever never converged: found
+	// by the chaos campaign).
+	wctx, wcancel := context.WithTimeout(ctx, fenceAttemptMin)
+	active, unkilled, werr := k.fencer.SemiSyncWaits(wctx)
+	wcancel()
+	if werr != nil || unkilled != "" {
+		k.log.Error("self-fencing: read_only pends behind commits that may wait for a semi-sync acknowledgement in sessions the fence did not kill; not releasing them (that would acknowledge them)",
+			logInstance, k.local, "why", d.Reason, "deadline", d.Deadline, "sessions", unkilled, logErr, errors.Join(err, werr))
+		return
+	}
+	if active && !d.ForContact {
+		rctx, rcancel := context.WithTimeout(ctx, fenceAttemptMin)
+		rerr := k.fencer.ReleaseSemiSync(rctx)
+		rcancel()
+		if rerr != nil {
+			k.log.Error("self-fencing: read_only pends behind killed sessions' commits waiting for a semi-sync acknowledgement, and switching the source side off failed",
+				logInstance, k.local, "why", d.Reason, logErr, errors.Join(err, rerr))
+			return
+		}
+		k.log.Warn("self-fencing: switched the semi-sync source side off to release commits waiting in killed sessions, so that read_only can hold (their clients are gone)",
+			logInstance, k.local, "why", d.Reason)
 		return
 	}
 	// read_only could not be set in time: stop mysqld rather than let it

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -22,13 +23,17 @@ import (
 // in for a server only in the synctest cases, where time is simulated; the
 // same keeper runs against real servers in TestLeaseFencesAfterAFailedProbe.
 type fakeFencer struct {
-	mu        sync.Mutex
-	readOnly  bool
-	readErr   error
-	holds     bool // Fence succeeds at once; otherwise it blocks until ctx ends
-	fences    []time.Time
-	deadlines []time.Time
-	shutdowns []time.Time
+	mu         sync.Mutex
+	readOnly   bool
+	readErr    error
+	holds      bool // Fence succeeds at once; otherwise it blocks until ctx ends
+	fences     []time.Time
+	deadlines  []time.Time
+	shutdowns  []time.Time
+	releases   int
+	unfences   []time.Time
+	semiWaits  bool // SemiSyncWaits: the source side active and a session the fence did not kill runs a statement
+	semiActive bool // SemiSyncWaits: the source side active, every statement's session killed
 }
 
 func (f *fakeFencer) ReadOnly(ctx context.Context) (bool, error) {
@@ -58,6 +63,30 @@ func (f *fakeFencer) Shutdown(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.shutdowns = append(f.shutdowns, time.Now())
+	return nil
+}
+
+func (f *fakeFencer) SemiSyncWaits(ctx context.Context) (bool, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.semiWaits {
+		return true, "7 (app): Waiting for semi-sync ACK from replica", nil
+	}
+	return f.semiActive, "", nil
+}
+
+func (f *fakeFencer) ReleaseSemiSync(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.releases++
+	return nil
+}
+
+func (f *fakeFencer) Unfence(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unfences = append(f.unfences, time.Now())
+	f.readOnly = false
 	return nil
 }
 
@@ -170,6 +199,109 @@ func TestLeaseKeeper(t *testing.T) {
 			synctest.Wait()
 		})
 	})
+	t.Run("issue 10: contact lost and back, still the primary: fenced, then the writes given back", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			f := &fakeFencer{holds: true}
+			r := newLeaseRig(f)
+			r.st = &consensus.Cluster{Primary: "db1", Epoch: 3}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go r.k.loop(ctx)
+			time.Sleep(2 * time.Second) // contact lost at the start: fenced after 1.5s
+			if fences, _, _ := f.calls(); len(fences) != 1 || len(f.unfences) != 0 {
+				t.Fatalf("after losing contact: %d fences, %d unfences; want 1, 0", len(fences), len(f.unfences))
+			}
+			go r.keepContact(ctx)
+			time.Sleep(time.Second)
+			f.mu.Lock()
+			unfences, ro := len(f.unfences), f.readOnly
+			f.mu.Unlock()
+			if unfences != 1 || ro || !r.k.heldNow() {
+				t.Fatalf("after contact came back: %d unfences (want 1), read-only %v, lease held %v", unfences, ro, r.k.heldNow())
+			}
+			time.Sleep(2 * time.Second)
+			if f.mu.Lock(); len(f.unfences) != 1 {
+				t.Errorf("the writes were given back %d times", len(f.unfences))
+			}
+			f.mu.Unlock()
+			cancel()
+			synctest.Wait()
+		})
+	})
+	// Found by the switchover benchmark (health checks only, MySQL) and
+	// the chaos campaign (a frozen host that thawed after its failover): a
+	// replaced old primary kept a killed commit waiting for a semi-sync
+	// acknowledgement that its moved replicas would never send; read_only
+	// pended. Stopping it ended a planned switchover with the old primary
+	// down; leaving it, read_only never held and the cluster never
+	// converged. A replaced instance whose waiting sessions are all killed
+	// has its source side switched off (the commits complete, their
+	// clients gone) and stays up; an instance that lost contact while it
+	// was the primary (and could still count itself so) is stopped.
+	t.Run("semi-sync active, every waiting session killed: stopped after lost contact, released when replaced", func(t *testing.T) {
+		for _, c := range []struct {
+			name        string
+			st          *consensus.Cluster
+			contact     bool
+			wantStop    bool
+			wantRelease bool
+		}{
+			{"contact lost while the primary", &consensus.Cluster{Primary: "db1", Epoch: 1}, false, true, false},
+			{"another instance the primary", &consensus.Cluster{Primary: "db2", Epoch: 2}, true, false, true},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					f := &fakeFencer{semiActive: true}
+					r := newLeaseRig(f)
+					r.st = c.st
+					ctx, cancel := context.WithCancel(context.Background())
+					defer cancel()
+					if c.contact {
+						go r.keepContact(ctx)
+					}
+					go r.k.loop(ctx)
+					time.Sleep(5 * time.Second)
+					fences, _, shutdowns := f.calls()
+					if len(fences) == 0 {
+						t.Fatalf("never fenced")
+					}
+					if stopped := len(shutdowns) > 0; stopped != c.wantStop {
+						t.Errorf("mysqld stopped: %v, want %v", stopped, c.wantStop)
+					}
+					f.mu.Lock()
+					released := f.releases > 0
+					f.mu.Unlock()
+					if released != c.wantRelease {
+						t.Errorf("semi-sync source side switched off: %v, want %v", released, c.wantRelease)
+					}
+					cancel()
+					synctest.Wait()
+				})
+			})
+		}
+	})
+	t.Run("issue 10: contact back, but another instance became primary meanwhile: stays fenced", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			f := &fakeFencer{holds: true}
+			r := newLeaseRig(f)
+			r.st = &consensus.Cluster{Primary: "db1", Epoch: 3}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go r.k.loop(ctx)
+			time.Sleep(2 * time.Second)
+			r.mu.Lock()
+			r.st = &consensus.Cluster{Primary: "db2", Epoch: 4}
+			r.mu.Unlock()
+			go r.keepContact(ctx)
+			time.Sleep(2 * time.Second)
+			if f.mu.Lock(); len(f.unfences) != 0 || !f.readOnly {
+				t.Errorf("writes given back to a replaced primary: %d unfences, read-only %v", len(f.unfences), f.readOnly)
+			}
+			f.mu.Unlock()
+			cancel()
+			synctest.Wait()
+		})
+	})
 	t.Run("a read-only instance is not fenced again on every check", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f := &fakeFencer{readOnly: true, holds: true}
@@ -200,6 +332,41 @@ func TestLeaseKeeper(t *testing.T) {
 			}
 			if r.k.heldNow() {
 				t.Errorf("lease held while an operation replaces the instance")
+			}
+			cancel()
+			synctest.Wait()
+		})
+	})
+	// Issue 9, "also decide": an agent that starts without a quorum (the
+	// others are down, or it is cut off) and finds its instance the
+	// writable primary. Decided: it fences, after a grace of fence_after
+	// counted from its start (time for Raft to connect): it cannot hold a
+	// lease it never had, and no leader could count on it while it was not
+	// running, so waiting the grace is no less safe than its absence was.
+	t.Run("started without a quorum: the primary is fenced once fence_after has passed since the start", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			f := &fakeFencer{holds: true}
+			r := newLeaseRig(f)
+			r.contact = time.Time{} // never in contact
+			r.st = &consensus.Cluster{Primary: "db1", Epoch: 3}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			start := time.Now()
+			go r.k.loop(ctx)
+			time.Sleep(1400 * time.Millisecond)
+			if fences, _, _ := f.calls(); len(fences) != 0 {
+				t.Fatalf("fenced %v after the start, before fence_after (1.5s)", fences[0].Sub(start))
+			}
+			time.Sleep(600 * time.Millisecond)
+			fences, _, _ := f.calls()
+			if len(fences) != 1 {
+				t.Fatalf("fenced %d times within 2s of a start without a quorum, want once", len(fences))
+			}
+			if d := fences[0].Sub(start); d < 1500*time.Millisecond || d > 1800*time.Millisecond {
+				t.Errorf("fenced %v after the start, want within one check (300ms) of fence_after (1.5s)", d)
+			}
+			if r.k.heldNow() {
+				t.Errorf("lease held without ever reaching a quorum")
 			}
 			cancel()
 			synctest.Wait()
@@ -266,7 +433,64 @@ func TestLeaseKeeperOnRealServers(t *testing.T) {
 				t.Fatalf("the woken server does not answer")
 			}
 		})
-		t.Run("a commit stuck waiting for semi-sync: fenced on MariaDB, stopped on MySQL, never acknowledged", func(t *testing.T) {
+		// Found by the frozen-mysqld benchmark (issue 10): a client that
+		// wrote to the old primary as it thawed, after the fence's last
+		// sweep of sessions, had its commit acknowledged when the keeper
+		// stopped mysqld: a graceful SHUTDOWN releases the commits waiting
+		// for a semi-sync acknowledgement with an OK, so a write that only
+		// the old primary holds was acknowledged, and lost. Here the waiting
+		// session belongs to Regent's own account, which the fence spares,
+		// so the sweep cannot reach it whatever the timing.
+		t.Run("a waiting commit the fence does not kill: mysqld not stopped, the commit never acknowledged", func(t *testing.T) {
+			c := mysqltest.StartCluster(t, k, 1)
+			mysqltest.EnsureTable(t, c.Primary)
+			r := realLeaseRig(t, c.Primary)
+			mysqltest.SetWritable(t, c.Primary, true)
+			v := semiSyncVar(k)
+			wait := v + "_wait_no_slave"
+			if k == mysqltest.MySQL {
+				wait = v + "_wait_no_replica"
+			}
+			c.Primary.Exec(t, "SET GLOBAL "+v+"_timeout=4294967295", "SET GLOBAL "+wait+"=ON", "SET GLOBAL "+v+"_enabled=ON")
+			c.Replicas[0].Exec(t, "STOP "+replicaWord(k)+" IO_THREAD")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			regentConn, err := mysql.NewConnector(c.Primary.Config(mysqltest.AdminUser, mysqltest.AdminPassword))
+			if err != nil {
+				t.Fatal(err)
+			}
+			regentDB := sql.OpenDB(regentConn)
+			defer regentDB.Close()
+			done := make(chan error, 1)
+			go func() {
+				_, err := regentDB.ExecContext(ctx, "INSERT INTO regent_test.writes (id) VALUES (1)")
+				done <- err
+			}()
+			h := &harness{t: t}
+			h.eventually("the commit waits for an acknowledgement", 10*time.Second, func() (bool, string) {
+				n := c.Primary.QueryString(t, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '"+mysqltest.AdminUser+"' AND STATE LIKE '%semi-sync%'")
+				return n == "1", n + " sessions waiting"
+			})
+			r.contact = time.Now()
+			go r.k.loop(ctx)
+			// Past the lease deadline and the escalation point, with room.
+			until := r.contact.Add(r.k.policy.LeaseTimeout + time.Second)
+			for time.Now().Before(until) {
+				select {
+				case err := <-done:
+					if err == nil {
+						t.Fatalf("the commit waiting for a semi-sync acknowledgement was acknowledged (mysqld stopped: %v)", c.Primary.Exited())
+					}
+					t.Logf("the waiting client got %v", err)
+					return
+				case <-time.After(50 * time.Millisecond): // sampling interval
+				}
+			}
+			if c.Primary.Exited() {
+				t.Errorf("mysqld was stopped; stopping it would release the waiting commit")
+			}
+		})
+		t.Run("a commit stuck waiting for semi-sync in a session the fence kills: fenced on MariaDB, stopped on MySQL, never acknowledged", func(t *testing.T) {
 			c := mysqltest.StartCluster(t, k, 1)
 			mysqltest.EnsureTable(t, c.Primary)
 			r := realLeaseRig(t, c.Primary)
@@ -290,16 +514,36 @@ func TestLeaseKeeperOnRealServers(t *testing.T) {
 			go r.k.loop(ctx)
 			deadline := r.contact.Add(r.k.policy.LeaseTimeout - failover.LeaseMargin(r.k.policy))
 			h := &harness{t: t}
-			if k == mysqltest.MariaDB {
-				// Killing the waiter releases read_only there.
-				h.eventually("read-only", 10*time.Second, func() (bool, string) {
-					return c.Primary.QueryString(t, "SELECT @@read_only") == "1", "writable"
-				})
-			} else {
+			if k == mysqltest.MySQL {
 				// The killed waiter keeps the commit lock: read_only cannot
-				// hold, and the keeper stops mysqld.
-				c.Primary.WaitExited(t, 20*time.Second)
+				// hold. Its client was cut off by the kill, so the stop
+				// that releases the waiting commit (with an OK nobody can
+				// receive) is safe: the keeper stops mysqld at the
+				// escalation point rather than leave a writable-looking
+				// server behind.
+				select {
+				case err := <-done:
+					if err == nil {
+						t.Fatalf("the stuck commit was acknowledged")
+					}
+					t.Logf("the killed client got %v", err)
+				case <-time.After(20 * time.Second):
+					t.Fatalf("the stuck client was never cut off")
+				}
+				h.eventually("mysqld stopped by the keeper", 20*time.Second, func() (bool, string) {
+					return c.Primary.Exited(), "running"
+				})
+				h.eventually("the keeper reports the stop", 10*time.Second, func() (bool, string) {
+					r.mu.Lock()
+					defer r.mu.Unlock()
+					return len(r.fenced) > 0 && strings.Contains(r.fenced[len(r.fenced)-1], "mysqld stopped"), fmt.Sprint(r.fenced)
+				})
+				return
 			}
+			// Killing the waiter releases read_only on MariaDB.
+			h.eventually("read-only", 10*time.Second, func() (bool, string) {
+				return c.Primary.QueryString(t, "SELECT @@read_only") == "1", "writable"
+			})
 			var at []time.Time
 			h.eventually("the keeper reports the fence", 10*time.Second, func() (bool, string) {
 				r.mu.Lock()

@@ -22,12 +22,21 @@ type Observation struct {
 	Error        topology.ErrorClass `json:"error,omitempty"`
 	ErrorDetail  string              `json:"error_detail,omitempty"`
 	FailingSince time.Time           `json:"failing_since,omitzero"`
+	// LastReachedAt is the latest successful probe (see
+	// failover.Probe.LastReachedAt).
+	LastReachedAt time.Time `json:"last_reached_at,omitzero"`
+	// Stream is this agent's binlog stream from the instance, set only on
+	// the recorded primary's observation.
+	Stream *StreamObservation `json:"stream,omitempty"`
 
 	ReadOnly      bool              `json:"read_only"`
 	SuperReadOnly bool              `json:"super_read_only"`
 	ServerID      uint32            `json:"server_id,omitempty"`
 	Flavor        string            `json:"flavor,omitempty"`
 	Executed      *topology.GTIDSet `json:"executed,omitempty"`
+	// Own is the part of Executed this instance wrote itself (see
+	// failover.Probe.Own).
+	Own *topology.GTIDSet `json:"own,omitempty"`
 
 	Replica *ReplicaObservation `json:"replica,omitempty"`
 
@@ -39,6 +48,19 @@ type Observation struct {
 	Questions          uint64        `json:"questions"`
 	ThreadsConnected   uint64        `json:"threads_connected"`
 	Latency            time.Duration `json:"latency"`
+
+	// epoch is the cluster's epoch when the probe was taken (local use,
+	// not reported): a probe older than the current epoch predates the
+	// change of primary.
+	epoch uint64
+}
+
+// StreamObservation is an agent's binlog stream from the primary (see
+// failover.Stream).
+type StreamObservation struct {
+	Period  time.Duration `json:"period"`
+	HeardAt time.Time     `json:"heard_at,omitzero"`
+	Detail  string        `json:"detail,omitempty"`
 }
 
 // ReplicaObservation is the replication part of an Observation.
@@ -67,8 +89,9 @@ type prober struct {
 	instances map[string]*topology.Instance
 	byAddr    map[string]string // host:port → instance name
 
-	// primary names the replicated state's primary ("" when unknown).
-	primary func() string
+	// primary names the replicated state's primary ("" when unknown), and
+	// its epoch.
+	primary func() (string, uint64)
 
 	mu   sync.Mutex
 	obs  map[string]Observation
@@ -92,7 +115,7 @@ func newProber(cluster string, timeout time.Duration, instances map[string]*topo
 func (p *prober) round(ctx context.Context) {
 	primary := ""
 	if p.primary != nil {
-		primary = p.primary()
+		primary, _ = p.primary()
 	}
 	var wg sync.WaitGroup
 	for name, inst := range p.instances {
@@ -113,6 +136,10 @@ func (p *prober) round(ctx context.Context) {
 
 // probeOne probes one instance now and records the result.
 func (p *prober) probeOne(ctx context.Context, name string, inst *topology.Instance) Observation {
+	var epoch uint64
+	if p.primary != nil {
+		_, epoch = p.primary()
+	}
 	pctx, cancel := context.WithTimeout(ctx, p.timeout)
 	snap, err := inst.Probe(pctx)
 	cancel()
@@ -125,7 +152,8 @@ func (p *prober) probeOne(ctx context.Context, name string, inst *topology.Insta
 		if ctx.Err() != nil {
 			return prev // shutting down: not evidence
 		}
-		o = Observation{ObservedAt: now, Error: topology.Classify(err), ErrorDetail: err.Error(), FailingSince: prev.FailingSince}
+		o = Observation{ObservedAt: now, Error: topology.Classify(err), ErrorDetail: err.Error(), FailingSince: prev.FailingSince,
+			LastReachedAt: p.seen[name].ObservedAt}
 		if o.Error == topology.ClassNone {
 			o.Error = topology.ClassUnknown
 		}
@@ -134,17 +162,20 @@ func (p *prober) probeOne(ctx context.Context, name string, inst *topology.Insta
 		}
 	} else {
 		o = p.fromSnapshot(snap, now, p.seen[name])
+		o.LastReachedAt = now
 		p.seen[name] = o
 	}
+	o.epoch = epoch
 	p.obs[name] = o
 	return o
 }
 
 func (p *prober) fromSnapshot(s *topology.Snapshot, now time.Time, prev Observation) Observation {
 	exec := s.Executed
+	own := exec.OwnedBy(s.ServerUUID, s.ServerID)
 	o := Observation{
 		ObservedAt: now, Reachable: true, ReadOnly: s.ReadOnly, SuperReadOnly: s.SuperReadOnly,
-		ServerID: s.ServerID, Flavor: s.Flavor.String(), Executed: &exec, SemiSync: s.SemiSync,
+		ServerID: s.ServerID, Flavor: s.Flavor.String(), Executed: &exec, Own: &own, SemiSync: s.SemiSync,
 		Questions: s.Questions, ThreadsConnected: s.ThreadsConnected, Latency: s.Latency,
 	}
 	if ss := s.SemiSync; ss.SourceEnabled && ss.SourceClients < ss.WaitForReplicaCount {
@@ -180,6 +211,14 @@ func (p *prober) fromSnapshot(s *topology.Snapshot, now time.Time, prev Observat
 	return o
 }
 
+// get returns the latest observation of one instance.
+func (p *prober) get(name string) (Observation, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	o, ok := p.obs[name]
+	return o, ok
+}
+
 // snapshot returns a copy of the latest observations.
 func (p *prober) snapshot() map[string]Observation {
 	p.mu.Lock()
@@ -195,7 +234,7 @@ func (p *prober) snapshot() map[string]Observation {
 func (o Observation) toProbe() failover.Probe {
 	pr := failover.Probe{
 		ObservedAt: o.ObservedAt, Reachable: o.Reachable, Error: failover.ErrorClass(o.Error),
-		ErrorDetail: o.ErrorDetail, FailingSince: o.FailingSince,
+		ErrorDetail: o.ErrorDetail, FailingSince: o.FailingSince, LastReachedAt: o.LastReachedAt,
 		ReadOnly: o.ReadOnly, SuperReadOnly: o.SuperReadOnly,
 		SemiSync: failover.SemiSyncState{
 			SourceEnabled: o.SemiSync.SourceEnabled, SourceActive: o.SemiSync.SourceActive,
@@ -205,8 +244,14 @@ func (o Observation) toProbe() failover.Probe {
 			ReplicaEnabled: o.SemiSync.ReplicaEnabled, ReplicaActive: o.SemiSync.ReplicaActive,
 		},
 	}
+	if s := o.Stream; s != nil {
+		pr.Stream = failover.Stream{Period: s.Period, HeardAt: s.HeardAt, Detail: s.Detail}
+	}
 	if o.Executed != nil {
 		pr.Executed = wrapGTID(*o.Executed)
+	}
+	if o.Own != nil {
+		pr.Own = wrapGTID(*o.Own)
 	}
 	if r := o.Replica; r != nil {
 		rs := &failover.ReplicaStatus{

@@ -117,7 +117,38 @@ func newOperationID() string {
 type runs struct {
 	mu      sync.Mutex
 	pending map[string]api.Operation
-	blocked map[string]time.Duration
+	blocked map[string]blockedWindow
+}
+
+// blockedWindow is a switchover's write-blocked window and what it runs up
+// to (api.Operation.WriteBlockedUntil).
+type blockedWindow struct {
+	d     time.Duration
+	until string
+}
+
+// balancerWindow extends a switchover's write-blocked window, which the
+// runner measures up to the route every push target confirmed, to what
+// clients of the balancers that route by health checks alone can see: up to
+// the moment those balancers' checks are expected to have moved the route
+// (proxyhook.HealthCheckConfig.Converged, from the intent, when the old
+// primary's /primary turned 503, and the commit, when the new one's turned
+// 200). It says which of the two the window runs up to.
+func (c *clusterRT) balancerWindow(res failover.RunResult) (time.Duration, string) {
+	end := res.BlockedAt.Add(res.WriteBlocked)
+	until := "Regent's own steps: no balancer is pushed to or declared (routing.health_checks); health-check routing adds its own delay"
+	if c.routing != nil && len(c.routing.Targets) > 0 {
+		until = "every pushed balancer confirmed the route"
+	}
+	if c.routing == nil || res.RoutedAt.IsZero() || res.CommittedAt.IsZero() || res.IntentAt.IsZero() {
+		return res.WriteBlocked, until
+	}
+	for _, hc := range c.routing.HealthChecks {
+		if at, _, why := hc.Converged(res.IntentAt, res.CommittedAt); at.After(end) {
+			end, until = at, why+" (derived from the declared timings, not observed)"
+		}
+	}
+	return end.Sub(res.BlockedAt), until
 }
 
 // run executes a plan with the failover runner, recording progress.
@@ -125,9 +156,10 @@ func (c *clusterRT) run(ctx context.Context, v failover.View, plan failover.Plan
 	if id == "" {
 		id = newOperationID()
 	}
+	tok := newRouteToken(c.a.raft.AppliedIndex())
 	r, err := failover.NewRunner(failover.RunnerConfig{
-		Inspector: c.act, Actuator: c.act, Leadership: store{c}, Store: store{c},
-		Router: routerAdapter{c}, Hooks: routerAdapter{c}, Clock: c.clock, Logger: c.log,
+		Inspector: c.act, Actuator: c.act, Leadership: store{c: c}, Store: store{c: c, tok: tok},
+		Router: routerAdapter{c: c, tok: tok}, Hooks: routerAdapter{c: c}, Clock: c.clock, Logger: c.log,
 		NewOperationID: func() string { return id },
 		Halt: func(ev failover.StepEvent) bool {
 			return c.a.deps.Halt != nil && c.a.deps.Halt(c.name, ev)
@@ -146,7 +178,9 @@ func (c *clusterRT) run(ctx context.Context, v failover.View, plan failover.Plan
 	c.runs.mu.Lock()
 	delete(c.runs.pending, id)
 	if res.WriteBlocked > 0 {
-		c.runs.blocked[id] = res.WriteBlocked
+		var until string
+		res.WriteBlocked, until = c.balancerWindow(res)
+		c.runs.blocked[id] = blockedWindow{d: res.WriteBlocked, until: until}
 	}
 	c.runs.mu.Unlock()
 	if res.Committed && res.EpochAfter > 0 {
@@ -177,11 +211,11 @@ func (c *clusterRT) notePending(id string, plan failover.Plan) {
 
 // writeBlocked returns the write-blocked window of a switchover this agent
 // ran.
-func (c *clusterRT) writeBlocked(id string) (time.Duration, bool) {
+func (c *clusterRT) writeBlocked(id string) (blockedWindow, bool) {
 	c.runs.mu.Lock()
 	defer c.runs.mu.Unlock()
-	d, ok := c.runs.blocked[id]
-	return d, ok
+	w, ok := c.runs.blocked[id]
+	return w, ok
 }
 
 // pendingOp returns an operation this agent started that Raft has not

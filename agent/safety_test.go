@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -9,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/regentdb/regent/api"
 	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/topology/mysqltest"
@@ -168,7 +173,8 @@ func TestOrphanedOperationIsAbortedAtOnce(t *testing.T) {
 // an operation that never committed) stayed in place. The leader now pushes
 // the committed primary's route on taking over and every reconcile period,
 // so a stray route is overwritten. (The balancer here is the recording fake
-// of the harness; the race over a real HAProxy is not yet tested.)
+// of the harness; the race over a real HAProxy is in proxyhook's
+// TestDeposedLeaderCannotRouteOverItsSuccessor.)
 func TestLeaderReconcilesTheWriteRoute(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
 		h := newHarness(t, k)
@@ -183,11 +189,13 @@ func TestLeaderReconcilesTheWriteRoute(t *testing.T) {
 		h.eventually("the leader routed the committed primary on taking over", 10*time.Second, func() (bool, string) {
 			return last() == "route p epoch 1", last()
 		})
-		// A deposed leader's stray push: r1 routed at the committed epoch.
+		// A deposed leader's stray push: r1 routed at the committed epoch,
+		// with a token from its days as leader (the recording balancer
+		// here keeps no tokens; proxyhook's tests show real ones refuse).
 		stray := h.agents[(h.leader()+1)%3].clusters["main"]
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := (routerAdapter{stray}).RouteWrites(ctx, "main", "r1", 1); err != nil {
+		if err := (routerAdapter{c: stray, tok: newRouteToken(1)}).RouteWrites(ctx, "main", "r1", 1); err != nil {
 			t.Fatal(err)
 		}
 		if last() != "route r1 epoch 1" {
@@ -198,12 +206,22 @@ func TestLeaderReconcilesTheWriteRoute(t *testing.T) {
 		})
 		// A new leader reconciles at once (if the old one was p's agent, a
 		// failover of p follows lease_timeout later; the push comes first).
-		n := len(h.checkEpochsGrow())
+		// Its token is no lower than any the old leader pushed with (equal:
+		// the same replicated state, so the same route), so a balancer that
+		// keeps tokens refuses nothing it sends and every stray push older
+		// than the state it read.
+		ev, _ := h.router.seen()
+		n := len(ev)
+		before := slices.Max(h.router.seenTokens())
 		h.stop(h.leader())
 		h.eventually("the new leader routed the committed primary", 10*time.Second, func() (bool, string) {
 			ev, _ := h.router.seen()
 			return slices.Contains(ev[n:], "route p epoch 1"), fmt.Sprint(ev[n:])
 		})
+		tokens := h.router.seenTokens()[n:]
+		if slices.Min(tokens) < before || slices.Min(tokens) <= 1 {
+			t.Fatalf("the new leader pushed with tokens %v, below the old leader's %d or the stray push's 1", tokens, before)
+		}
 	})
 }
 
@@ -294,6 +312,365 @@ func TestPrimaryAgentDownFailsOverWithADirectFence(t *testing.T) {
 		}
 		if ro := h.db.Primary.QueryString(t, "SELECT @@read_only"); ro != "1" {
 			t.Fatalf("old primary p writable after the failover (read_only=%s)", ro)
+		}
+	})
+}
+
+// Issue 9, "also decide": a MariaDB replica rebuilt from a backup (RESET
+// MASTER, replication resumed from gtid_slave_pos) keeps in
+// gtid_binlog_state only what it binlogged since: no key for earlier
+// writers. Found: when it alone held the primary's newest transactions (an
+// acknowledgement under semi_sync), it was either called errant (beyond the
+// primary's last known set while lacking part of it) and those writes were
+// dropped, or the failover was refused as a divergence. Now the other
+// replica, which holds the history, is promoted after catching up from the
+// rebuilt one, and nothing is quarantined. MariaDB only: a MySQL replica
+// restored from a backup carries its whole history in gtid_executed
+// (gtid_purged), so the shape does not arise there.
+func TestRebuiltMariaDBReplicaKeepsTheNewestWrites(t *testing.T) {
+	h := newHarness(t, mysqltest.MariaDB, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
+	h.waitRecorded()
+	h.waitLossless(mysqltest.MariaDB)
+	p, r1, r2 := h.db.Primary, h.db.Replicas[0], h.db.Replicas[1]
+	// An earlier writer's transaction (another server_id in domain 0), as
+	// a primary before a switchover would have left.
+	p.Exec(t, "SET STATEMENT server_id = 4242 FOR INSERT INTO regent_test.writes (id) VALUES (1)")
+	p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (2)")
+	mysqltest.WaitCaughtUp(t, r1, p, 30*time.Second)
+	mysqltest.WaitCaughtUp(t, r2, p, 30*time.Second)
+	// Rebuild r2 as a restore would leave it: same data, binlog state reset.
+	r2.Exec(t, "STOP SLAVE")
+	r2.Exec(t, "RESET MASTER")
+	r2.Exec(t, "START SLAVE")
+	p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (3)")
+	mysqltest.WaitCaughtUp(t, r1, p, 30*time.Second)
+	h.eventually("r2 replicates again", 30*time.Second, func() (bool, string) {
+		got := r2.QueryString(t, "SELECT COUNT(*) FROM regent_test.writes WHERE id = 3")
+		return got == "1", "rows with id 3: " + got
+	})
+	if st := r2.QueryString(t, "SELECT @@gtid_binlog_state"); strings.Contains(st, "-4242-") {
+		t.Fatalf("r2's binlog state %q still has the earlier writer's key: the rebuild did not take", st)
+	}
+	// Only r2 receives the newest write, and acknowledges it.
+	r1.Exec(t, "STOP SLAVE IO_THREAD")
+	p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (4)")
+	p.Kill(t)
+	r1.Exec(t, "START SLAVE IO_THREAD")
+
+	e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
+	if e.Result != consensus.ResultSuccess {
+		t.Fatalf("failover: %s (%s); steps %s", e.Result, e.Reason, stepNames(e))
+	}
+	np := r1
+	if e.NewPrimary == "r2" {
+		np = r2
+	}
+	if got := np.QueryString(t, "SELECT COUNT(*) FROM regent_test.writes WHERE id IN (1, 2, 3, 4)"); got != "4" {
+		t.Fatalf("the new primary %s has %s of the 4 rows; steps %s", np.Name, got, stepNames(e))
+	}
+	other := r2
+	if np == r2 {
+		other = r1
+	}
+	h.eventually(other.Name+" replicates from the new primary", 30*time.Second, func() (bool, string) {
+		io, sqlT, le := mysqltest.ReplicaThreads(t, other)
+		return io == "Yes" && sqlT == "Yes", fmt.Sprintf("IO=%s SQL=%s %s", io, sqlT, le)
+	})
+	if q := h.cluster().Quarantined; len(q) != 0 {
+		t.Fatalf("quarantined after the failover: %v", q)
+	}
+	t.Logf("promoted %s; steps %s", np.Name, stepNames(e))
+}
+
+// Issue 9, "also decide": decisions that compare wall clocks of different
+// agents. The leader judges another agent's probe fresh by its own clock
+// (ObservationTTL), and the fast path's contradiction check compares one
+// agent's probe time with another's report of its mysqld gone. So reports
+// are rebased to the leader's clock on receipt: each time keeps the age the
+// sender gave it. Here the sender's clock is 4 s ahead (within the skew
+// Receive allows, maxReportSkew); without the rebase its probe would look 4
+// s in the future (fresh that much longer), or with a clock behind, stale
+// at once.
+func TestReportsAreRebasedToTheLeadersClock(t *testing.T) {
+	leaderNow := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	senderNow := leaderNow.Add(4 * time.Second)
+	r := Report{Agent: "a1", SentAt: senderNow, Clusters: map[string]ClusterReport{"main": {
+		LocalSince: senderNow.Add(-3 * time.Second),
+		Observations: map[string]Observation{
+			"p": {ObservedAt: senderNow.Add(-200 * time.Millisecond), FailingSince: senderNow.Add(-2 * time.Second),
+				LastReachedAt: senderNow.Add(-2500 * time.Millisecond),
+				Stream:        &StreamObservation{Period: 250 * time.Millisecond, HeardAt: senderNow.Add(-2300 * time.Millisecond)}},
+			"r1": {ObservedAt: senderNow.Add(-100 * time.Millisecond), SemiSyncShortSince: senderNow.Add(-time.Minute),
+				Replica: &ReplicaObservation{LastProgressAt: senderNow.Add(-50 * time.Millisecond)}},
+			"r2": {},
+		},
+	}}}
+	got := rebaseReport(r, leaderNow)
+	cr := got.Clusters["main"]
+	checks := []struct {
+		what      string
+		got, want time.Time
+	}{
+		{"sent at", got.SentAt, leaderNow},
+		{"local since", cr.LocalSince, leaderNow.Add(-3 * time.Second)},
+		{"p observed", cr.Observations["p"].ObservedAt, leaderNow.Add(-200 * time.Millisecond)},
+		{"p failing since", cr.Observations["p"].FailingSince, leaderNow.Add(-2 * time.Second)},
+		{"p last reached", cr.Observations["p"].LastReachedAt, leaderNow.Add(-2500 * time.Millisecond)},
+		{"p stream heard", cr.Observations["p"].Stream.HeardAt, leaderNow.Add(-2300 * time.Millisecond)},
+		{"r1 observed", cr.Observations["r1"].ObservedAt, leaderNow.Add(-100 * time.Millisecond)},
+		{"r1 semi-sync short since", cr.Observations["r1"].SemiSyncShortSince, leaderNow.Add(-time.Minute)},
+		{"r1 last progress", cr.Observations["r1"].Replica.LastProgressAt, leaderNow.Add(-50 * time.Millisecond)},
+		{"r2 never observed stays zero", cr.Observations["r2"].ObservedAt, time.Time{}},
+	}
+	for _, c := range checks {
+		if !c.got.Equal(c.want) {
+			t.Errorf("%s = %s, want %s", c.what, c.got, c.want)
+		}
+	}
+	// The sender's report is untouched (in-process transports share it).
+	if o := r.Clusters["main"].Observations["p"]; !o.Stream.HeardAt.Equal(senderNow.Add(-2300 * time.Millisecond)) {
+		t.Errorf("the sender's stream observation was changed: %+v", o.Stream)
+	}
+	if o := r.Clusters["main"].Observations["r1"]; !o.ObservedAt.Equal(senderNow.Add(-100*time.Millisecond)) || !o.Replica.LastProgressAt.Equal(senderNow.Add(-50*time.Millisecond)) {
+		t.Errorf("the sender's report was changed: %+v", o)
+	}
+}
+
+// Issue 11 item 2: a report in the primary's agent's name saying mysqld is
+// gone, dated an hour ahead, reached the leader with the shared agent token.
+// The fast path's contradiction check looks for a probe or a replica's
+// receipt after the claim's time: none could come after an hour ahead, and
+// the leader failed the healthy primary over at once. Now the leader refuses
+// the report (and over HTTP with TLS, it would also have to come with the
+// primary's agent's certificate: TestReportRouteChecksTheSender), and the
+// primary stays.
+func TestReportWithFutureTimesDoesNotStartAFailover(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k)
+		h.waitRecorded()
+		leader := h.leader()
+		owner := h.agents[0].ID() // beside p, the primary
+		now := time.Now()
+		forged := Report{Agent: owner, SentAt: now, Clusters: map[string]ClusterReport{"main": {
+			Local: failover.LocalGone, LocalSince: now.Add(time.Hour), LocalDetail: "connection refused (forged)", LeaseHeld: true}}}
+		err := h.agents[leader].Receive(forged)
+		var re *ReportError
+		if !errors.As(err, &re) || re.Reason != RefusedFuture {
+			t.Fatalf("the leader took the forged report: %v", err)
+		}
+		// Give the leader several evaluations (it would act at once).
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) {
+			c := h.cluster()
+			if c.Operation != nil || len(c.History) > 0 || c.Primary != "p" || c.Epoch != 1 {
+				t.Fatalf("the forged report started an operation: primary %s epoch %d, operation %+v, history %d", c.Primary, c.Epoch, c.Operation, len(c.History))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if got := h.db.Primary.QueryString(t, "SELECT @@read_only"); got != "0" {
+			t.Fatalf("the primary was made read-only (%s)", got)
+		}
+	})
+}
+
+// fenceStep returns an operation's (last) step that fenced the old
+// primary, nil when it has none.
+func fenceStep(e consensus.HistoryEntry) *consensus.Step {
+	var fence *consensus.Step
+	for i := range e.Steps {
+		if strings.HasPrefix(e.Steps[i].Name, "fence-old-primary") || strings.HasPrefix(e.Steps[i].Name, "wait-lease") {
+			fence = &e.Steps[i]
+		}
+	}
+	return fence
+}
+
+// Issue 10: a frozen (SIGSTOP) lossless semi-sync primary is replaced
+// without waiting out its agent's lease: once both replicas' IO threads are
+// stopped it can acknowledge nothing, so the fence step is the semi-sync
+// check, not the lease wait. With async durability the same freeze waits
+// for the lease (the control).
+func TestFrozenPrimaryFencedBySemiSync(t *testing.T) {
+	for _, durability := range []string{"semi_sync", "async"} {
+		t.Run(durability, func(t *testing.T) {
+			forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+				h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = durability })
+				h.waitRecorded()
+				if durability == "semi_sync" {
+					h.waitLossless(k)
+				}
+				p := h.db.Primary
+				p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (1)")
+				for _, r := range h.db.Replicas {
+					mysqltest.WaitCaughtUp(t, r, p, 30*time.Second)
+				}
+				p.Pause(t)
+				defer p.Resume(t)
+				e := h.waitOp(consensus.KindFailover, 0, 60*time.Second)
+				if e.Result != consensus.ResultSuccess {
+					t.Fatalf("failover: %s (%s); steps %s", e.Result, e.Reason, stepNames(e))
+				}
+				fence := fenceStep(e)
+				if fence == nil {
+					t.Fatalf("no fence step: %s", stepNames(e))
+				}
+				bySemiSync := strings.Contains(fence.Detail, "lossless semi-sync fences")
+				if want := durability == "semi_sync"; bySemiSync != want {
+					var stop string
+					for _, s := range e.Steps {
+						if strings.HasPrefix(s.Name, "stop-io-threads") {
+							stop = s.Detail
+						}
+					}
+					t.Fatalf("fenced by semi-sync: %v, want %v; fence %s took %v: %s; stop-io-threads: %s", bySemiSync, want, fence.Name, fence.Duration, fence.Detail, stop)
+				}
+				t.Logf("%s took %v (%s); steps %s", fence.Name, fence.Duration, fence.Detail, stepNames(e))
+			})
+		})
+	}
+}
+
+// Issue 10, "must show": the other half of the rule. A frozen lossless
+// primary with one replica unreachable (its mysqld killed) is not fenced by
+// semi-sync: that replica could still be connected to it, and acknowledge.
+// The failover (forced: with semi_sync_wait_for 1 an unreachable replica
+// that could hold an acknowledged write blocks the automatic one) waits out
+// the old primary's agent's lease instead.
+func TestFrozenPrimaryWithAReplicaUnaccountedForWaitsOutTheLease(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
+		h.waitRecorded()
+		h.waitLossless(k)
+		p, r2 := h.db.Primary, h.db.Replicas[1]
+		p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (1)")
+		for _, r := range h.db.Replicas {
+			mysqltest.WaitCaughtUp(t, r, p, 30*time.Second)
+		}
+		r2.Kill(t)
+		p.Pause(t)
+		defer p.Resume(t)
+		h.eventually("p and r2 seen unreachable", 20*time.Second, func() (bool, string) {
+			obs := h.agents[h.leader()].clusters["main"].prober.snapshot()
+			return !obs["p"].Reachable && !obs["r2"].Reachable, fmt.Sprintf("p reachable %v, r2 reachable %v", obs["p"].Reachable, obs["r2"].Reachable)
+		})
+		leader := h.agents[h.leader()]
+		if _, err := leader.Failover(context.Background(), "main", api.FailoverRequest{To: "r1", Force: true}); err != nil {
+			t.Fatalf("forced failover to r1: %v", err)
+		}
+		e := h.waitOp(consensus.KindForcedFailover, 0, 60*time.Second)
+		if e.Result != consensus.ResultSuccess {
+			t.Fatalf("forced failover: %s (%s); steps %s", e.Result, e.Reason, stepNames(e))
+		}
+		fence := fenceStep(e)
+		switch {
+		case fence == nil:
+			t.Fatalf("no fence step: %s", stepNames(e))
+		case strings.Contains(fence.Detail, "lossless semi-sync fences"):
+			t.Fatalf("fenced by semi-sync although r2 was unaccounted for: %s %s", fence.Name, fence.Detail)
+		case !strings.Contains(fence.Detail, "lease"):
+			t.Fatalf("the fence step did not wait out a lease: %s (%v): %s", fence.Name, fence.Duration, fence.Detail)
+		}
+		t.Logf("%s took %v (%s); steps %s", fence.Name, fence.Duration, fence.Detail, stepNames(e))
+	})
+}
+
+// Issue 10, "must show": a patient client writing straight to the old
+// primary (not through any balancer, 60 s timeouts) while it is frozen gets
+// no acknowledgement once the new primary has acknowledged a write. Its
+// INSERT waits in the frozen server's socket; the failover fences by
+// semi-sync (nobody left to acknowledge); when the server resumes it either
+// refuses the statement (read-only, session killed) or commits it into its
+// binlog and waits for an acknowledgement that never comes.
+func TestPatientDirectClientOfAFrozenPrimaryGetsNoLateAcknowledgement(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
+		h.waitRecorded()
+		h.waitLossless(k)
+		p := h.db.Primary
+		cfg := mysql.NewConfig()
+		cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = mysqltest.AppUser, mysqltest.AppPassword, "tcp", p.Addr(), mysqltest.TestDatabase
+		cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = 60*time.Second, 60*time.Second, 60*time.Second
+		if k == mysqltest.MySQL {
+			cfg.TLSConfig = "skip-verify"
+		}
+		connector, err := mysql.NewConnector(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := sql.OpenDB(connector)
+		defer db.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "INSERT INTO writes (id) VALUES (1)"); err != nil {
+			t.Fatalf("the patient client cannot write before the freeze: %v", err)
+		}
+		p.Pause(t)
+		answered := make(chan error, 1)
+		go func() {
+			_, err := conn.ExecContext(ctx, "INSERT INTO writes (id) VALUES (2)")
+			answered <- err
+		}()
+		e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
+		if e.Result != consensus.ResultSuccess {
+			p.Resume(t)
+			t.Fatalf("failover: %s (%s); steps %s", e.Result, e.Reason, stepNames(e))
+		}
+		var np *mysqltest.Server
+		for _, r := range h.db.Replicas {
+			if r.Name == e.NewPrimary {
+				np = r
+			}
+		}
+		np.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (3)") // the new primary's first acknowledged write
+		p.Resume(t)
+		select {
+		case err := <-answered:
+			if err == nil {
+				t.Fatalf("the old primary acknowledged the patient client's write after the new primary %s acknowledged one", np.Name)
+			}
+			t.Logf("the patient client got an error: %v", err)
+		case <-time.After(15 * time.Second):
+			t.Logf("the patient client is still waiting 15 s after the resume: no acknowledgement")
+		}
+		if got := np.QueryString(t, "SELECT COUNT(*) FROM regent_test.writes WHERE id = 2"); got != "0" {
+			t.Fatalf("the patient client's write reached the new primary %s", np.Name)
+		}
+	})
+}
+
+// A follower's status of a healthy cluster shows it healthy. A follower
+// has no Raft contact times for the other agents (only the leader does):
+// taken as never heard, every follower reported the primary isolated
+// (PrimaryIsolated, "not heard since 00:00"), and a benchmark waiting for
+// a healthy status through a follower waited for ever.
+func TestFollowerStatusOfAHealthyCluster(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k)
+		h.waitRecorded()
+		leader := h.leader()
+		for i, a := range h.agents {
+			if i == leader {
+				continue
+			}
+			h.eventually("follower "+a.ID()+" reports the cluster healthy", 20*time.Second, func() (bool, string) {
+				c, err := a.Cluster(context.Background(), "main")
+				if err != nil {
+					return false, err.Error()
+				}
+				var codes []string
+				for _, p := range c.Problems {
+					codes = append(codes, p.Code)
+					if p.Code == string(failover.PrimaryIsolated) {
+						t.Fatalf("follower %s reports %s: %v", a.ID(), p.Code, p)
+					}
+				}
+				return len(codes) == 1 && codes[0] == string(failover.Healthy), fmt.Sprint(codes)
+			})
 		}
 	})
 }

@@ -109,6 +109,13 @@ func (a *Agent) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 	if err != nil {
 		return api.Cluster{}, fmt.Errorf("%w: %v", apiserver.ErrNotFound, err)
 	}
+	if !a.raft.Restored() {
+		// Found by the chaos campaign: a restarted agent answered with
+		// the state of its last snapshot (epoch 0 before any), older than
+		// what it had shown before it stopped.
+		return api.Cluster{}, fmt.Errorf("%w: this agent restarted and has not yet applied its Raft log (applied index %d); its view would be older than before the restart: ask another agent, or retry once it reaches the leader",
+			apiserver.ErrUnavailable, a.raft.AppliedIndex())
+	}
 	now := time.Now()
 	out := api.Cluster{Name: name, Durability: string(c.policy.Durability), ObservedBy: a.id, ObservedAt: now}
 	st := c.state()
@@ -279,8 +286,8 @@ func (a *Agent) Operation(ctx context.Context, cluster, id string) (api.Operatio
 			if st.History[i].ID == id {
 				op := historyOp(cluster, st.History[i])
 				if wb, ok := c.writeBlocked(id); ok {
-					d := api.Duration(wb)
-					op.WriteBlocked = &d
+					d := api.Duration(wb.d)
+					op.WriteBlocked, op.WriteBlockedUntil = &d, wb.until
 				}
 				return op, nil
 			}
@@ -338,6 +345,19 @@ func fillHealth(s *proxyhook.LocalState, c *clusterRT, o Observation, st *consen
 	if st != nil {
 		s.Epoch = st.Epoch
 		s.IsPrimary = st.Primary == c.local
+		// The balancers' checks must see a change of primary the moment it
+		// happens, not at the next probe (issue 10 item 4). The primary an
+		// operation replaces leaves write routing when the operation's
+		// intent is recorded, before its fence; the promoted instance was
+		// made writable by the promotion, before the commit that names it,
+		// so a probe older than the commit's epoch says nothing about it.
+		if op := st.Operation; op != nil && op.OldPrimary == c.local && !op.Committed &&
+			(op.Kind == consensus.KindSwitchover || op.Kind == consensus.KindFailover || op.Kind == consensus.KindForcedFailover) {
+			s.Replacing = fmt.Sprintf("%s %s", opKindFromConsensus(op.Kind), op.ID)
+		}
+		if s.IsPrimary && o.Reachable && !s.Writable && o.epoch < st.Epoch {
+			s.Writable = true
+		}
 	}
 	if r := o.Replica; r != nil {
 		s.Replicating = true

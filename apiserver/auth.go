@@ -12,10 +12,12 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/regentdb/regent/api"
+	"github.com/regentdb/regent/identity"
 )
 
 // Role is what a credential may do.
@@ -137,7 +139,7 @@ func ParseTokens(data []byte) (*Tokens, error) {
 		name := role.String() + "-token-line-" + strconv.Itoa(line)
 		if len(parts) == 3 {
 			name = parts[2]
-			if !validCallerName(name) {
+			if !identity.ValidName(name) {
 				return nil, fmt.Errorf("line %d: name %q: use 1 to 64 letters, digits, '.', '_', '@' or '-'", line, truncateName(name))
 			}
 			if prev, dup := names[name]; dup {
@@ -159,19 +161,6 @@ func ParseTokens(data []byte) (*Tokens, error) {
 		return nil, errors.New("no token: add a line such as admin:$(openssl rand -hex 32)")
 	}
 	return t, nil
-}
-
-func validCallerName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '@' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 func truncateName(s string) string {
@@ -228,11 +217,21 @@ type AuthConfig struct {
 	// Tokens are the accepted bearer tokens (LoadTokenFile); nil accepts
 	// none. Server.SetTokens replaces them at run time.
 	Tokens *Tokens
-	// CertAdmins and CertReaders are names (subject common name, DNS name,
-	// e-mail address or URI SAN) of verified client certificates granted
-	// admin or read-only. They need a server TLS configuration that
-	// verifies client certificates (ServerTLS with a ClientCAFile).
+	// CertAdmins and CertReaders are user names granted admin or
+	// read-only to a client certificate that ClientCAs verifies and that
+	// carries the URI SAN urn:regent:user:NAME. Nothing else in a
+	// certificate counts (not its common name, not its DNS names): mysqld's
+	// certificates share their hosts' names, and neither they nor agents'
+	// certificates carry a user URI. They need a server TLS configuration
+	// that asks for client certificates (ServerTLS with a ClientCAFile).
 	CertAdmins, CertReaders []string
+	// ClientCAs verifies the client certificates of CertAdmins and
+	// CertReaders (api.client_ca_file).
+	ClientCAs *x509.CertPool
+	// AgentCAs verifies agents' certificates (api.tls.ca_file): only a
+	// call that comes with one has its forwarding headers believed in the
+	// request log.
+	AgentCAs *x509.CertPool
 	// Disabled turns authentication off: every caller is admin. For tests
 	// and loopback demos only.
 	Disabled bool
@@ -255,9 +254,12 @@ func (a AuthConfig) validate() error {
 		return errors.New("auth: no tokens and no client certificate names, so nobody could call the API: give a tokens file, client certificate names, or disable auth explicitly")
 	}
 	for _, n := range append(append([]string{}, a.CertAdmins...), a.CertReaders...) {
-		if strings.TrimSpace(n) == "" {
-			return errors.New("auth: empty client certificate name")
+		if !identity.ValidName(n) {
+			return fmt.Errorf("auth: client certificate user %q: want the NAME of the URI SAN %sNAME (1 to 64 letters, digits, '.', '_', '@', '-')", truncateName(n), identity.UserPrefix)
 		}
+	}
+	if len(a.CertAdmins)+len(a.CertReaders) > 0 && a.ClientCAs == nil {
+		return errors.New("auth: client certificate users need the CA that verifies them (ClientCAs, api.client_ca_file)")
 	}
 	return nil
 }
@@ -297,40 +299,39 @@ func (s *Server) authenticate(r *http.Request) (Caller, *authError) {
 		"this call needs credentials: pass a token with --token-file FILE or the REGENT_TOKEN environment variable (header 'Authorization: Bearer TOKEN'), or a client certificate the agent is configured to accept"}
 }
 
+// certCaller maps a client certificate to a role: it must chain to
+// ClientCAs (not merely to some CA the TLS server accepts, which includes
+// the agents') and name a user (urn:regent:user:NAME) of CertAdmins or
+// CertReaders.
 func (s *Server) certCaller(r *http.Request) (Caller, bool) {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 || len(r.TLS.VerifiedChains) == 0 || s.cfg.Auth.ClientCAs == nil {
 		return Caller{}, false
 	}
-	leaf := r.TLS.VerifiedChains[0][0]
-	names := certNames(leaf)
-	for _, want := range s.cfg.Auth.CertAdmins {
-		for _, n := range names {
-			if n == want {
-				return Caller{Name: n, Role: RoleAdmin, Method: "certificate"}, true
-			}
-		}
+	if err := identity.Verify(r.TLS.PeerCertificates, s.cfg.Auth.ClientCAs, x509.ExtKeyUsageClientAuth); err != nil {
+		return Caller{}, false
 	}
-	for _, want := range s.cfg.Auth.CertReaders {
-		for _, n := range names {
-			if n == want {
-				return Caller{Name: n, Role: RoleReadOnly, Method: "certificate"}, true
-			}
-		}
+	name, err := identity.User(r.TLS.PeerCertificates[0])
+	if err != nil {
+		return Caller{}, false
+	}
+	if slices.Contains(s.cfg.Auth.CertAdmins, name) {
+		return Caller{Name: name, Role: RoleAdmin, Method: "certificate"}, true
+	}
+	if slices.Contains(s.cfg.Auth.CertReaders, name) {
+		return Caller{Name: name, Role: RoleReadOnly, Method: "certificate"}, true
 	}
 	return Caller{}, false
 }
 
-func certNames(c *x509.Certificate) []string {
-	var out []string
-	if c.Subject.CommonName != "" {
-		out = append(out, c.Subject.CommonName)
+// forwardingAgent is the agent a request comes from, by its certificate
+// (verified by AgentCAs, URI SAN urn:regent:agent:ID): set when a follower
+// forwards a call.
+func (s *Server) forwardingAgent(r *http.Request) (string, bool) {
+	if s.cfg.Auth.AgentCAs == nil || r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return "", false
 	}
-	out = append(out, c.DNSNames...)
-	out = append(out, c.EmailAddresses...)
-	for _, u := range c.URIs {
-		out = append(out, u.String())
-	}
-	return out
+	id, err := identity.VerifiedAgent(r.TLS, s.cfg.Auth.AgentCAs)
+	return id, err == nil
 }
 
 // require wraps h so that it runs only for a caller with at least role.

@@ -7,19 +7,15 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/regentdb/regent/api"
 	"github.com/regentdb/regent/apiserver"
 	"github.com/regentdb/regent/apiserver/apiservertest"
 )
@@ -179,84 +175,6 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestClientCertificates(t *testing.T) {
-	p := newPKI(t)
-	scert, skey := p.issue(t, "agent-a1", false, "localhost")
-	tlsCfg, err := apiserver.ServerTLS(apiserver.TLSFiles{CertFile: scert, KeyFile: skey, ClientCAFile: filepath.Join(p.dir, "ca.pem")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake := apiservertest.NewFakeBackend()
-	defer fake.Close()
-	s, err := apiserver.New(apiserver.Config{AgentID: "a1", Backend: fake, Logger: testLogger(t, nil),
-		Auth: apiserver.AuthConfig{Tokens: apiservertest.Tokens(), CertAdmins: []string{"ops@example.com", "alice"}, CertReaders: []string{"grafana"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewUnstartedServer(s.Handler())
-	ts.TLS = tlsCfg
-	ts.StartTLS()
-	defer ts.Close()
-
-	client := func(name string) *http.Client {
-		cfg := &tls.Config{RootCAs: p.caPool, MinVersion: tls.VersionTLS12}
-		if name != "" {
-			c, k := p.issue(t, name, true)
-			kp, err := tls.LoadX509KeyPair(c, k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.Certificates = []tls.Certificate{kp}
-		}
-		return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
-	}
-	do := func(c *http.Client, method, path, token string) int {
-		req, _ := http.NewRequest(method, ts.URL+path, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	tests := []struct {
-		name, cert, method, path, token string
-		want                            int
-	}{
-		{"admin cert may pause", "alice", "POST", "/v1/clusters/main/pause", "", 200},
-		{"reader cert may read", "grafana", "GET", "/v1/status", "", 200},
-		{"reader cert may not pause", "grafana", "POST", "/v1/clusters/main/pause", "", 403},
-		{"unknown cert", "mallory", "GET", "/v1/status", "", 401},
-		{"no cert, no token", "", "GET", "/v1/status", "", 401},
-		{"no cert, token", "", "GET", "/v1/status", readOnly, 200},
-		{"a wrong token is an error even with an admin cert", "alice", "GET", "/v1/status", "wrong-token-0123456789", 401},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := do(client(tc.cert), tc.method, tc.path, tc.token); got != tc.want {
-				t.Fatalf("%d, want %d", got, tc.want)
-			}
-		})
-	}
-
-	// A follower cannot vouch for a certificate: it names the leader.
-	fake.SetLeadership(apiserver.Leadership{LeaderID: "a3", LeaderAPIAddr: "10.0.0.13:7443"})
-	req, _ := http.NewRequest("POST", ts.URL+"/v1/clusters/main/resume", nil)
-	resp, err := client("alice").Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var e api.Error
-	_ = json.NewDecoder(resp.Body).Decode(&e)
-	if resp.StatusCode != 503 || e.Code != api.CodeNotLeader || e.LeaderAPIAddr != "10.0.0.13:7443" {
-		t.Fatalf("certificate caller on a follower: %d %+v", resp.StatusCode, e)
 	}
 }
 

@@ -33,6 +33,22 @@
 // so it gets 503 not_leader with the leader's API address instead, which
 // api.Client follows.
 //
+// # Client certificates
+//
+// ServerTLS verifies client certificates against the people's CA
+// (ClientCAFile) and the agents' CA (AgentCAFile) together; which CA vouches
+// for what is decided per request. A certificate gets a role only if the
+// people's CA (AuthConfig.ClientCAs) verifies it and its URI SAN
+// urn:regent:user:NAME names a user of CertAdmins or CertReaders; its
+// common name and DNS names count for nothing (mysqld's certificates carry
+// their hosts' names). An agent's certificate (urn:regent:agent:ID,
+// verified by AuthConfig.AgentCAs) grants no role: agents call each other
+// with tokens. The request log names who forwarded a call
+// (X-Regent-Forwarded-By, X-Forwarded-For) only when it came with the
+// certificate of the agent the header names last; otherwise it notes
+// forward_headers_ignored. NewForwardTransport sends a call meant for an
+// agent only to a server whose certificate names that agent.
+//
 // # Tokens file
 //
 // One credential per line, "role:token" or "role:token:name"; role is admin

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -77,4 +78,18 @@ func (s *Server) followOperation(w http.ResponseWriter, r *http.Request, cluster
 			return
 		}
 	}
+}
+
+// streamWriteDeadline lets a stream this agent passes on (a follower
+// forwarding the leader's) outlive the server's write timeout
+// (api.limits.write_timeout), which would cut it: the stream still ends
+// after FollowMax. followOperation sets a deadline per line instead.
+func (s *Server) streamWriteDeadline(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.FollowMax + time.Minute))
+}
+
+// isFollow reports whether r asks for an operation stream (?follow=1).
+func isFollow(r *http.Request) bool {
+	b, err := strconv.ParseBool(r.URL.Query().Get("follow"))
+	return err == nil && b
 }

@@ -11,9 +11,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/regentdb/regent/api"
+	"github.com/regentdb/regent/identity"
 )
 
 // Headers of forwarded calls.
@@ -28,11 +30,45 @@ const (
 
 type leaderAddrKey struct{}
 
-// NewForwardTransport returns a transport for forwarding calls to the
-// leader: tlsConfig must trust the other agents' API certificates (nil for
-// plain HTTP). Timeouts bound connecting, not the answer, which may be a
-// long stream.
-func NewForwardTransport(tlsConfig *tls.Config) *http.Transport {
+// NewForwardTransport returns a transport for calls from one agent to
+// another: forwarding to the leader, and reports. tlsConfig must trust the
+// other agents' API certificates and hold this agent's certificate, which
+// it presents (nil for plain HTTP). Over TLS, a request whose context names
+// an agent (identity.WithExpectedAgent) goes only to a server whose
+// certificate names that agent (URI SAN urn:regent:agent:ID): a process on
+// a down agent's address, holding any other certificate the CA signed,
+// receives neither the token nor the call. Connections to different agents
+// are never shared. Timeouts bound connecting, not the answer, which may be
+// a long stream.
+func NewForwardTransport(tlsConfig *tls.Config) http.RoundTripper {
+	if tlsConfig == nil {
+		return newAgentTransport(nil, "")
+	}
+	return &agentTransports{tls: tlsConfig.Clone(), byAgent: map[string]*http.Transport{}}
+}
+
+// agentTransports keeps one http.Transport per expected agent, so that a
+// pooled connection checked for one agent never carries a request meant for
+// another.
+type agentTransports struct {
+	tls     *tls.Config
+	mu      sync.Mutex
+	byAgent map[string]*http.Transport // "" for requests that expect no agent
+}
+
+func (a *agentTransports) RoundTrip(req *http.Request) (*http.Response, error) {
+	want, _ := identity.ExpectedAgent(req.Context())
+	a.mu.Lock()
+	t, ok := a.byAgent[want]
+	if !ok {
+		t = newAgentTransport(a.tls, want)
+		a.byAgent[want] = t
+	}
+	a.mu.Unlock()
+	return t.RoundTrip(req)
+}
+
+func newAgentTransport(tlsConfig *tls.Config, want string) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil // agent to agent: never through an HTTP proxy from the environment
 	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
@@ -40,6 +76,9 @@ func NewForwardTransport(tlsConfig *tls.Config) *http.Transport {
 	t.ResponseHeaderTimeout = 30 * time.Second
 	if tlsConfig != nil {
 		t.TLSClientConfig = tlsConfig.Clone()
+		if want != "" {
+			t.TLSClientConfig.VerifyConnection = identity.RequireAgent(want)
+		}
 	}
 	return t
 }
@@ -83,10 +122,16 @@ func (s *Server) onLeader(h http.Handler) http.Handler {
 				Message: fmt.Sprintf("agent %s is not the leader: send this call to the leader %s at %s", s.cfg.AgentID, l.LeaderID, l.LeaderAPIAddr)})
 			return
 		}
+		if isFollow(r) {
+			// The leader's stream passes through: it must outlive this
+			// agent's timeouts as it outlives the leader's.
+			s.streamWriteDeadline(w)
+		}
 		noteForward(r, l.LeaderID)
 		// The leader's answer names the leader.
 		w.Header().Del(HeaderAgent)
-		ctx := context.WithValue(r.Context(), leaderAddrKey{}, l)
+		// The caller's token goes to the leader's certificate only.
+		ctx := identity.WithExpectedAgent(context.WithValue(r.Context(), leaderAddrKey{}, l), l.LeaderID)
 		s.fwd.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -140,9 +185,17 @@ func (s *Server) newForwarder() http.Handler {
 	}
 }
 
+// dialFailed reports whether err means the call never reached the leader:
+// no connection, or a TLS server that is not the leader's (its certificate
+// names another agent, or none the CA signed).
 func dialFailed(err error) bool {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var pe *identity.PeerError
+	var ve *tls.CertificateVerificationError
+	if errors.As(err, &pe) || errors.As(err, &ve) {
 		return true
 	}
 	var dns *net.DNSError

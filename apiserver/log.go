@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/regentdb/regent/api"
@@ -26,8 +27,11 @@ const (
 	logKeyForwarded    = "forwarded_to"
 	logKeyForwardedBy  = "forwarded_by"
 	logKeyForwardedFor = "forwarded_for"
-	logKeyErr          = "err"
-	logKeyBytes        = "bytes"
+	// logKeyForwardIgnored: the request carried forwarding headers without
+	// the certificate of the agent they name.
+	logKeyForwardIgnored = "forward_headers_ignored"
+	logKeyErr            = "err"
+	logKeyBytes          = "bytes"
 )
 
 // requestNotes collects what handlers learn about a request for its log
@@ -151,10 +155,18 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			if n.operation != "" {
 				attrs = append(attrs, slog.String(logKeyOperation, n.operation))
 			}
-			if r.Header.Get(HeaderForwardedBy) != "" {
-				// Forwarded by a follower: say by whom and for whom.
-				attrs = append(attrs, slog.String(logKeyForwardedBy, r.Header.Get(HeaderForwardedBy)),
-					slog.String(logKeyForwardedFor, r.Header.Get("X-Forwarded-For")))
+			if by := r.Header.Get(HeaderForwardedBy); by != "" {
+				// Forwarded by a follower: say by whom and for whom, but
+				// only when the call came with the certificate of the agent
+				// the header names last (the one that forwarded it). Any
+				// caller can write these headers; an audit log must not
+				// repeat them as fact.
+				if id, ok := s.forwardingAgent(r); ok && lastID(by) == id {
+					attrs = append(attrs, slog.String(logKeyForwardedBy, by),
+						slog.String(logKeyForwardedFor, r.Header.Get("X-Forwarded-For")))
+				} else {
+					attrs = append(attrs, slog.Bool(logKeyForwardIgnored, true))
+				}
 			}
 			if n.forwardedTo != "" {
 				attrs = append(attrs, slog.String(logKeyForwarded, n.forwardedTo))
@@ -181,6 +193,12 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(rec, r)
 	})
+}
+
+// lastID is the last id of a comma-separated X-Regent-Forwarded-By list.
+func lastID(list string) string {
+	i := strings.LastIndexByte(list, ',')
+	return strings.TrimSpace(list[i+1:])
 }
 
 func isQuietPath(p string) bool {

@@ -57,6 +57,7 @@ type Metrics struct {
 	detection    *prometheus.HistogramVec
 	routing      *prometheus.CounterVec
 	requests     *prometheus.CounterVec
+	reports      *prometheus.CounterVec
 }
 
 // NewMetrics builds the registry. version is exported in regent_build_info.
@@ -92,6 +93,10 @@ func NewMetrics(version string) *Metrics {
 			Name: "regent_api_requests_total",
 			Help: "HTTP API requests served, by route pattern and status code.",
 		}, []string{labelRoute, labelCode}),
+		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regent_reports_refused_total",
+			Help: "Agents' reports this agent refused, by reason: token (no or wrong agent token), identity (no agent certificate, or one naming another agent than the report), invalid, unknown_agent, skew (sent_at too far from this agent's clock), future (a time after the report's own sent_at).",
+		}, []string{labelReason}),
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "regent_build_info",
@@ -102,7 +107,7 @@ func NewMetrics(version string) *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		build, m.operations, m.opDuration, m.writeBlocked, m.detection, m.routing, m.requests,
+		build, m.operations, m.opDuration, m.writeBlocked, m.detection, m.routing, m.requests, m.reports,
 		&snapshotCollector{m: m, d: newSnapshotDescs()},
 	)
 	return m
@@ -179,6 +184,19 @@ func (m *Metrics) ObserveDetection(cluster string, latency time.Duration) {
 // rejected (an epoch older than the last applied one).
 func (m *Metrics) ObserveRoutingUpdate(cluster, target, result string) {
 	m.routing.WithLabelValues(cluster, target, result).Inc()
+}
+
+// DeclareReportRefusals makes the refused-report counters of these reasons
+// exist at zero, so that rate() sees the first refusal.
+func (m *Metrics) DeclareReportRefusals(reasons []string) {
+	for _, r := range reasons {
+		m.reports.WithLabelValues(r)
+	}
+}
+
+// ObserveReportRefused counts one report refused for reason.
+func (m *Metrics) ObserveReportRefused(reason string) {
+	m.reports.WithLabelValues(reason).Inc()
 }
 
 func (m *Metrics) observeRequest(route, code string) {

@@ -88,7 +88,9 @@ type RecordStep struct {
 // CommitPrimary makes NewPrimary the primary and sets the epoch to
 // ExpectEpoch+1 — the only way an epoch moves. It requires the operation in
 // progress to be OperationID, of a kind that changes the primary, not yet
-// committed, and the cluster to be at ExpectEpoch.
+// committed, and the cluster to be at ExpectEpoch. The same commit sent again
+// by that operation once it is applied (its answer was lost) succeeds and
+// changes nothing.
 type CommitPrimary struct {
 	Cluster     string
 	OperationID string

@@ -35,9 +35,20 @@ type Config struct {
 	// leader (Node.AddVoter).
 	Peers []Peer
 
-	// TLS enables mutual TLS for Raft traffic. Leaving all of it empty means
-	// plain TCP, which logs a warning at start.
+	// JoinPeers are the running agents a node joining an existing cluster
+	// (no Raft state, no Peers) accepts Raft connections from until it has
+	// received the cluster's configuration: the leader that adds it must be
+	// among them. Ignored once the node has a configuration.
+	JoinPeers []Peer
+
+	// TLS enables mutual TLS for Raft traffic; every peer's certificate must
+	// name a member of the Raft configuration (see TLSConfig). Start refuses
+	// to run without it unless InsecurePlaintext is set.
 	TLS TLSConfig
+	// InsecurePlaintext lets Raft run over plain TCP, without TLS: anyone
+	// who reaches the Raft port can then rewrite the replicated state. For
+	// a test on a trusted network only; Start warns at every start.
+	InsecurePlaintext bool
 
 	// Raft timings. See DefaultConfig for the LAN-tuned values.
 	HeartbeatTimeout   time.Duration
@@ -75,9 +86,13 @@ type Peer struct {
 }
 
 // TLSConfig names the PEM files for mutual TLS. Every agent presents its
-// certificate and accepts only peers whose certificate chains to CAFile.
-// Certificates need both the serverAuth and clientAuth extended key usages
-// and a SAN matching the agent's advertised Raft host (or ServerName).
+// certificate and accepts only peers whose certificate chains to CAFile and
+// names a member of the Raft configuration by its URI SAN
+// urn:regent:agent:<id>; on dial, the certificate must name the member
+// configured at the address dialled. Certificates need that URI SAN (their
+// own node id: Start checks it), both the serverAuth and clientAuth
+// extended key usages, and a SAN matching the agent's advertised Raft host
+// (or ServerName).
 type TLSConfig struct {
 	CAFile   string
 	CertFile string
@@ -122,9 +137,11 @@ func (e *ConfigError) Error() string { return "consensus config: " + e.Field + "
 
 // Validate checks the configuration, cross-field rules included, and returns
 // all problems joined (each a *ConfigError).
-func (c Config) Validate() error { return c.validate(true) }
+func (c Config) Validate() error { return c.validate(true, true) }
 
-func (c Config) validate(needDataDir bool) error {
+// validate checks c; needDataDir and needTransport are false when StartWith
+// is given stores or a transport of the caller's.
+func (c Config) validate(needDataDir, needTransport bool) error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)})
@@ -184,6 +201,27 @@ func (c Config) validate(needDataDir bool) error {
 		}
 	}
 
+	for i, p := range c.JoinPeers {
+		f := fmt.Sprintf("JoinPeers[%d]", i)
+		if len(c.Peers) > 0 {
+			bad("JoinPeers", "only for a node that joins a running cluster (no Peers)")
+			break
+		}
+		if err := checkID(p.ID); err != "" {
+			bad(f+".ID", "%s", err)
+		}
+		if err := checkAdvertised(p.RaftAddr); err != "" {
+			bad(f+".RaftAddr", "%s", err)
+		}
+	}
+
+	switch {
+	case !needTransport:
+	case c.TLS.Enabled() && c.InsecurePlaintext:
+		bad("InsecurePlaintext", "set together with TLS files: choose one (TLS)")
+	case !c.TLS.Enabled() && !c.InsecurePlaintext:
+		bad("TLS", "not set: Raft without TLS lets anyone who reaches the Raft port rewrite the replicated state; give each agent a certificate (deploy/regent/make-certs.sh) or, on a trusted test network only, set InsecurePlaintext")
+	}
 	if t := c.TLS; t.Enabled() && (t.CAFile == "" || t.CertFile == "" || t.KeyFile == "") {
 		for _, f := range []struct{ name, v string }{{"TLS.CAFile", t.CAFile}, {"TLS.CertFile", t.CertFile}, {"TLS.KeyFile", t.KeyFile}} {
 			if f.v == "" {

@@ -40,9 +40,25 @@
 //
 // Raft traffic runs over TCP with mutual TLS (TLS 1.3): every agent presents
 // its certificate and verifies its peer's against the configured CA, in both
-// directions. A peer that fails the handshake is logged ("raft peer
-// rejected: tls handshake failed") and never reaches Raft. Without TLS files
-// the transport is plain TCP and a warning is logged at start.
+// directions, and then checks who the certificate names (package identity:
+// the URI SAN urn:regent:agent:<id>). On accept the peer must be a server of
+// the latest Raft configuration; on dial it must be the very server
+// configured at the address dialled. A certificate the CA signed for
+// anything else — another agent, a removed member, a mysqld — is refused.
+// The accepted set is read at every handshake, so adding and removing
+// members changes it at once, and a removed member's open connections are
+// closed within a second. A node joining a running cluster has no
+// configuration yet: it accepts the agents named in Config.JoinPeers until
+// the leader's first entries give it one. A refused peer is logged ("raft
+// peer rejected: ...", with what it presented) and never reaches Raft.
+// Start checks that this node's own certificate names it.
+//
+// Without TLS files Start refuses to run unless Config.InsecurePlaintext is
+// set; then the transport is plain TCP, anyone who reaches the port can
+// rewrite the state, and a warning says so at every start.
+//
+// Snapshots, restored from disk or installed by a leader, must pass the
+// same rules as commands (validateState) before they replace the state.
 //
 // # Commands and their encoding
 //
@@ -98,6 +114,7 @@
 //     without a higher term (heartbeats go every HeartbeatTimeout/10). The
 //     leader's quorum contact is the latest time by which a majority of the
 //     voters (itself included) had acknowledged one of its terms.
+//
 //   - as follower: Raft's LastContact (the last AppendEntries accepted from
 //     a leader) minus 2×LeaderLeaseTimeout. A leader cut off from its quorum
 //     keeps heartbeating the followers on its side until its own lease check
@@ -106,6 +123,18 @@
 //     leader steps down; the same bound covers it.) Pre-vote stays enabled:
 //     without it a candidate stuck in a minority would win votes from its
 //     fellows, refreshing their last contact.
+//
+//   - the lease channel (lease.go), on a TCP transport with TLS: each
+//     follower pings the leader every HeartbeatTimeout/10 over three
+//     connections of their own; a pong proves a quorum contact at the
+//     ping's send time minus the age of the leader's own quorum contact,
+//     once the follower has applied the leader's commit index. On the
+//     leader, such a ping is the peer's acknowledgement of its term, dated
+//     when the nonce it echoes was sent, under the same conditions. Raft's
+//     heartbeats travel one at a time over one connection, so a lossy link
+//     stalls them for retransmission timeouts; the channel keeps the figure
+//     fresh through that, and never for a follower that misses a committed
+//     entry.
 //
 // Network transit time is taken as negligible (LAN). An isolated node's
 // clock therefore stops while the majority's keeps going.

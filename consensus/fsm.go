@@ -94,7 +94,9 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	return &fsmSnapshot{file: snapshotFile{Version: snapshotVersion, Index: idx, State: st}}, nil
 }
 
-// Restore implements raft.FSM.
+// Restore implements raft.FSM. It refuses a snapshot it cannot decode, of
+// another version, or whose state breaks the commands' rules
+// (validateState), and then leaves the state as it was.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	var file snapshotFile
@@ -103,6 +105,12 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	if file.Version != snapshotVersion {
 		return fmt.Errorf("snapshot version %d not supported (this agent reads %d)", file.Version, snapshotVersion)
+	}
+	// A snapshot comes from disk or from the leader (InstallSnapshot); it
+	// replaces the whole state, so it must pass the commands' rules first.
+	if err := validateState(file.State); err != nil {
+		f.log.Error("refused a snapshot that breaks the state's rules; the state is unchanged", logKeyIndex, file.Index, logKeyErr, err)
+		return err
 	}
 	f.mu.Lock()
 	f.state = file.State
@@ -234,6 +242,11 @@ func applyToCluster(cl *Cluster, cmd Command) error {
 		}
 		if !op.Kind.ChangesPrimary() {
 			return fmt.Errorf("%w: a %s operation does not change the primary", ErrInvalidCommand, op.Kind)
+		}
+		if op.Committed && op.NewPrimary == c.NewPrimary && op.CommitEpoch == cl.Epoch && c.ExpectEpoch+1 == cl.Epoch {
+			// The same operation's commit asked again after its answer was
+			// lost: already applied, nothing to do.
+			return nil
 		}
 		if cl.Epoch != c.ExpectEpoch {
 			return &StaleEpochError{Cluster: cl.Name, Expected: c.ExpectEpoch, Current: cl.Epoch}

@@ -221,10 +221,17 @@ func TestApplyCommand(t *testing.T) {
 			wantErr: ErrStaleEpoch,
 		},
 		{
-			name:    "commit_primary replayed after the epoch moved is stale",
-			setup:   []Command{initC1, beginOp1, commitOp1},
+			// The runner asks again when the answer was lost (a timeout);
+			// the commit is already there, so nothing changes.
+			name:  "commit_primary asked again by its own operation is a no-op",
+			setup: []Command{initC1, beginOp1, commitOp1},
+			cmd:   commitOp1,
+		},
+		{
+			name:    "commit_primary replayed after the operation ended is refused",
+			setup:   []Command{initC1, beginOp1, commitOp1, FinishOperation{Cluster: "c1", OperationID: "op1", Result: ResultSuccess, At: at(13)}},
 			cmd:     commitOp1,
-			wantErr: ErrStaleEpoch,
+			wantErr: ErrConflict,
 		},
 		{
 			name:    "commit_primary twice for one operation conflicts",

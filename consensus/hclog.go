@@ -30,6 +30,8 @@ const (
 	logKeyLeader    = "leader"
 	logKeyTerm      = "term"
 	logKeyPeers     = "peers"
+	logKeyPresented = "presented"
+	logKeyExpected  = "expected"
 )
 
 // levelTrace is below slog's Debug: Raft's trace output.

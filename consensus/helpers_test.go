@@ -388,6 +388,8 @@ func newTCPCluster(t testing.TB, n int, tlsFor func(i int) TLSConfig, tweak func
 		cfg.TransferLeadershipOnClose = false
 		if tlsFor != nil {
 			cfg.TLS = tlsFor(i)
+		} else {
+			cfg.InsecurePlaintext = true
 		}
 		if tweak != nil {
 			tweak(&cfg)

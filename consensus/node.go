@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,8 +58,23 @@ type Node struct {
 
 	leadership atomic.Pointer[Leadership]
 
+	// startIndex is the last index of the log this node found on disk at
+	// start (Restored).
+	startIndex uint64
+
 	lqcMu sync.Mutex
 	lqc   time.Time // LastQuorumContact never goes backwards
+
+	// lease is the follower side of the lease channel (lease.go); nil
+	// without one (in-memory transports, plain TCP).
+	lease *leaseClient
+	// stream is the TCP stream layer; nil with a supplied transport.
+	stream *streamLayer
+	// leaseUDP answers the lease channel's datagrams; nil without.
+	leaseUDP *leaseUDP
+	// leaseServer answers pings; nil without a lease channel.
+	leaseServer *leaseServer
+	vitalsFn    atomic.Pointer[func() Vitals]
 }
 
 // Leadership is a change of this node's leadership, as delivered by
@@ -144,7 +162,7 @@ func StartWith(ctx context.Context, cfg Config, logger *slog.Logger, infra Infra
 	if stores != 0 && stores != 3 {
 		return nil, errors.New("consensus: Infra needs all of LogStore, StableStore and SnapshotStore, or none")
 	}
-	if err := cfg.validate(stores == 0); err != nil {
+	if err := cfg.validate(stores == 0, infra.Transport == nil); err != nil {
 		return nil, err
 	}
 	if logger == nil {
@@ -198,22 +216,42 @@ func StartWith(ctx context.Context, cfg Config, logger *slog.Logger, infra Infra
 	}
 
 	trans := infra.Transport
+	var sl *streamLayer
 	if trans == nil {
 		var pair *tlsPair
 		if cfg.TLS.Enabled() {
-			if pair, err = loadTLS(cfg.TLS); err != nil {
+			if pair, err = loadTLS(cfg.TLS, cfg.NodeID); err != nil {
 				return nil, err
 			}
 		} else {
-			logger.Warn("raft transport is plain TCP without authentication: set TLS.CAFile, TLS.CertFile and TLS.KeyFile so agents verify each other")
+			// Validate refused this without InsecurePlaintext.
+			logger.Warn("INSECURE: raft runs over plain TCP without authentication (insecure plaintext set): anyone who reaches the raft port can rewrite the replicated state, commit a primary or pause a cluster; give each agent a certificate (deploy/regent/make-certs.sh) and set the TLS files")
 		}
 		bind := cfg.BindAddr
 		if bind == "" {
 			bind = cfg.RaftAddr
 		}
-		sl, err := newStreamLayer(bind, cfg.RaftAddr, pair, cfg.TransportTimeout, logger.With(logKeyComponent, "raft-stream"))
+		sl, err = newStreamLayer(bind, cfg.RaftAddr, pair, cfg.TransportTimeout, logger.With(logKeyComponent, "raft-stream"))
 		if err != nil {
 			return nil, err
+		}
+		n.stream = sl
+		if pair != nil {
+			// The lease channel (lease.go): identified members only, over
+			// TCP and as datagrams on the same port (lease_udp.go).
+			ls := newLeaseServer(n, n.contacts)
+			n.leaseServer = ls
+			udp, uerr := listenLeaseUDP(bind, ls)
+			if uerr != nil {
+				logger.Warn("lease datagrams off: cannot listen on UDP; the lease channel runs over TCP alone", logKeyAddr, bind, logKeyErr, uerr)
+			} else {
+				ls.udp = udp
+				n.leaseUDP = udp
+				undo = append(undo, func() { _ = udp.close() })
+			}
+			sl.lease = ls.serve
+			n.lease = &leaseClient{state: n, dial: sl.dialLease, datagrams: true,
+				interval: max(5*time.Millisecond, cfg.HeartbeatTimeout/10), timeout: cfg.TransportTimeout}
 		}
 		nt := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 			Stream:  sl,
@@ -261,11 +299,74 @@ func StartWith(ctx context.Context, cfg Config, logger *slog.Logger, infra Infra
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	n.startIndex = r.LastIndex()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.owned.Add(2)
 	go n.runLeadership()
 	go n.runReconcile()
+	if sl != nil && sl.server != nil {
+		sl.setMembers(n.memberAddrs)
+		n.owned.Add(1)
+		go n.runMemberSweep(sl)
+	}
+	if n.lease != nil {
+		n.owned.Add(1)
+		go func() {
+			defer n.owned.Done()
+			n.lease.run(n.ctx.Done())
+		}()
+	}
+	if n.leaseUDP != nil {
+		n.owned.Add(1)
+		go func() {
+			defer n.owned.Done()
+			n.leaseUDP.serve()
+		}()
+		context.AfterFunc(n.ctx, func() { _ = n.leaseUDP.close() })
+	}
 	return n, nil
+}
+
+// memberAddrs is the set of servers (id → Raft address) whose certificates
+// the transport accepts: the latest Raft configuration, committed or not (a
+// voter being added is dialled at once). A node that has none yet — it is
+// waiting to be added to a running cluster — accepts the agents it was told
+// run it (JoinPeers), and its initial peers.
+func (n *Node) memberAddrs() map[string]string {
+	out := map[string]string{}
+	for _, s := range n.Servers() {
+		out[s.ID] = s.Addr
+	}
+	if len(out) > 0 {
+		return out
+	}
+	for _, p := range append(append([]Peer(nil), n.cfg.Peers...), n.cfg.JoinPeers...) {
+		out[p.ID] = p.RaftAddr
+	}
+	return out
+}
+
+// runMemberSweep closes the open Raft connections of servers that left the
+// configuration: the accepted set is read at every handshake, and this
+// makes a removal take effect on connections already open too.
+func (n *Node) runMemberSweep(sl *streamLayer) {
+	defer n.owned.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var last string
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		members := n.memberAddrs()
+		key := strings.Join(slices.Sorted(maps.Keys(members)), ",")
+		if key != last && last != "" {
+			sl.dropNonMembers(members)
+		}
+		last = key
+	}
 }
 
 // ID returns this node's id.
@@ -466,6 +567,20 @@ func (n *Node) State() State {
 	return st
 }
 
+// StateAt returns a copy of the replicated state as applied on this node and
+// the Raft log index it reflects, read together. On a leader after its
+// Barrier the index is higher than any index an earlier leader applied: the
+// agent orders routing attempts by it.
+func (n *Node) StateAt() (State, uint64) { return n.fsm.current() }
+
+// AppliedIndex returns the Raft log index of the last command applied on
+// this node, without copying the state.
+func (n *Node) AppliedIndex() uint64 {
+	n.fsm.mu.RLock()
+	defer n.fsm.mu.RUnlock()
+	return n.fsm.index
+}
+
 // ReadState returns a copy of the replicated state that reflects every
 // command committed before the call (Barrier, then read). Leader only.
 func (n *Node) ReadState(ctx context.Context) (State, error) {
@@ -577,14 +692,13 @@ func (n *Node) LastQuorumContact() time.Time {
 		// bound covers the last-contact stamp Raft sets on stepping down.
 		best = lc.Add(-2 * n.cfg.LeaderLeaseTimeout)
 	}
-	var voters []raft.ServerID
-	for _, s := range n.Servers() {
-		if s.Voter {
-			voters = append(voters, raft.ServerID(s.ID))
-		}
-	}
-	if t := n.contacts.quorumAck(raft.ServerID(n.cfg.NodeID), voters, n.IsLeader(), now); t.After(best) {
+	if t := n.contacts.quorumAck(raft.ServerID(n.cfg.NodeID), n.voters(), n.IsLeader(), now); t.After(best) {
 		best = t
+	}
+	if n.lease != nil {
+		if t := n.lease.latest(); t.After(best) {
+			best = t
+		}
 	}
 	n.lqcMu.Lock()
 	defer n.lqcMu.Unlock()
@@ -592,6 +706,76 @@ func (n *Node) LastQuorumContact() time.Time {
 		n.lqc = best
 	}
 	return n.lqc
+}
+
+// voters lists the voting servers of the current configuration.
+func (n *Node) voters() []raft.ServerID {
+	var voters []raft.ServerID
+	for _, s := range n.Servers() {
+		if s.Voter {
+			voters = append(voters, raft.ServerID(s.ID))
+		}
+	}
+	return voters
+}
+
+// leading, quorumAge and leaderAddr are the lease channel's view of this
+// node (leaseState).
+func (n *Node) leading() (uint64, bool) {
+	return n.raft.CurrentTerm(), n.raft.State() == raft.Leader
+}
+
+func (n *Node) quorumAge(now time.Time) time.Duration {
+	t := n.contacts.quorumAck(raft.ServerID(n.cfg.NodeID), n.voters(), n.raft.State() == raft.Leader, now)
+	if t.IsZero() {
+		return -1
+	}
+	return max(0, now.Sub(t))
+}
+
+func (n *Node) vitals() Vitals {
+	if f := n.vitalsFn.Load(); f != nil {
+		return (*f)()
+	}
+	return Vitals{}
+}
+
+// CaughtUp reports whether this node has applied every entry it knows to be
+// committed (on a follower: as of the leader's last AppendEntries), so that
+// what State returns is current as of its last contact.
+func (n *Node) CaughtUp() bool { return n.raft.AppliedIndex() >= n.raft.CommitIndex() }
+
+// Restored reports whether this node has applied its log as far as it had
+// it on disk when it started. Until then, after a restart, State is older
+// than what this node itself knew before it stopped (Raft applies the
+// entries past the snapshot only once it learns they are committed), so it
+// must not be shown as the replicated state. It stays false while no
+// leader commits: the node cannot tell what is current then.
+func (n *Node) Restored() bool { return n.raft.AppliedIndex() >= n.startIndex }
+
+// SetVitals sets what this node attaches to its lease pings: a few bytes
+// of news for the leader that travel wherever the pings get through
+// (PeerVitals). f is called for every ping and must be cheap.
+func (n *Node) SetVitals(f func() Vitals) { n.vitalsFn.Store(&f) }
+
+// PeerVitals returns, on the leader, each peer's latest vitals and when
+// they arrived (nil without a lease channel).
+func (n *Node) PeerVitals() map[string]PeerVitals {
+	if n.leaseServer == nil {
+		return nil
+	}
+	return n.leaseServer.peerVitals()
+}
+
+func (n *Node) commitIndex() uint64  { return n.raft.CommitIndex() }
+func (n *Node) appliedIndex() uint64 { return n.raft.AppliedIndex() }
+
+func (n *Node) leaderAddr() (string, string) {
+	addr, id := n.raft.LeaderWithID()
+	if string(id) == n.cfg.NodeID {
+		return "", ""
+	}
+	return string(addr), string(id)
 }
 
 // PeerContacts tells, on the leader, how recently each other server was

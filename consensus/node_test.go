@@ -35,7 +35,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	l := c.waitLeader()
 	// A handshake that fails.
 	bad := rogue.issue("x", "127.0.0.1")
-	_ = tlsExchange(c.cfgs[l].RaftAddr, mustLoadTLS(t, bad).client)
+	_ = tlsExchange(c.cfgs[l].RaftAddr, mustLoadTLS(t, bad, "x").client)
 	// A proposal in flight while the leader closes.
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -115,6 +115,7 @@ func TestConfigValidate(t *testing.T) {
 		c := DefaultConfig()
 		c.NodeID, c.RaftAddr, c.DataDir = "n1", "10.0.0.1:7000", "/var/lib/regent"
 		c.Peers = []Peer{{ID: "n1", RaftAddr: "10.0.0.1:7000"}, {ID: "n2", RaftAddr: "10.0.0.2:7000"}, {ID: "n3", RaftAddr: "10.0.0.3:7000"}}
+		c.TLS = TLSConfig{CAFile: "ca", CertFile: "cert", KeyFile: "key"}
 		return c
 	}
 	if err := valid().Validate(); err != nil {
@@ -141,8 +142,8 @@ func TestConfigValidate(t *testing.T) {
 		{"peer address differs for this node", func(c *Config) { c.Peers[0].RaftAddr = "10.0.0.9:7000" }, []string{"Peers[0].RaftAddr"}},
 		{"duplicate peer id", func(c *Config) { c.Peers[2].ID = "n2" }, []string{"Peers[2].ID"}},
 		{"duplicate peer address", func(c *Config) { c.Peers[2].RaftAddr = "10.0.0.2:7000" }, []string{"Peers[2].RaftAddr"}},
-		{"TLS without a key", func(c *Config) { c.TLS = TLSConfig{CAFile: "ca", CertFile: "cert"} }, []string{"TLS.KeyFile"}},
-		{"TLS with only a CA", func(c *Config) { c.TLS = TLSConfig{CAFile: "ca"} }, []string{"TLS.CertFile", "TLS.KeyFile"}},
+		{"TLS without a key", func(c *Config) { c.TLS.KeyFile = "" }, []string{"TLS.KeyFile"}},
+		{"TLS with only a CA", func(c *Config) { c.TLS.CertFile, c.TLS.KeyFile = "", "" }, []string{"TLS.CertFile", "TLS.KeyFile"}},
 		{"heartbeat too short, and now below lease and commit", func(c *Config) { c.HeartbeatTimeout = time.Millisecond },
 			[]string{"HeartbeatTimeout", "LeaderLeaseTimeout", "CommitTimeout"}},
 		{"election shorter than heartbeat", func(c *Config) { c.ElectionTimeout = 100 * time.Millisecond }, []string{"ElectionTimeout"}},
@@ -154,6 +155,10 @@ func TestConfigValidate(t *testing.T) {
 		{"no snapshot threshold", func(c *Config) { c.SnapshotThreshold = 0 }, []string{"SnapshotThreshold"}},
 		{"no snapshots retained", func(c *Config) { c.SnapshotRetain = 0 }, []string{"SnapshotRetain"}},
 		{"several problems at once", func(c *Config) { c.MaxPool = 0; c.DataDir = "" }, []string{"DataDir", "MaxPool"}},
+		{"no TLS and no insecure setting", func(c *Config) { c.TLS = TLSConfig{} }, []string{"TLS"}},
+		{"TLS and the insecure setting", func(c *Config) { c.InsecurePlaintext = true }, []string{"InsecurePlaintext"}},
+		{"join peers with peers", func(c *Config) { c.JoinPeers = c.Peers[1:] }, []string{"JoinPeers"}},
+		{"a join peer without an address", func(c *Config) { c.Peers, c.JoinPeers = nil, []Peer{{ID: "n2"}} }, []string{"JoinPeers[0].RaftAddr"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

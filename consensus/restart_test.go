@@ -14,7 +14,7 @@ import (
 func TestRestartKeepsStateAndRejoins(t *testing.T) {
 	c := newTCPCluster(t, 3, nil, nil)
 	for i := range c.cfgs {
-		if !logHas(c.logs[i], "raft transport is plain TCP") || !logHas(c.logs[i], `"level":"WARN"`, "plain TCP") {
+		if !logHas(c.logs[i], `"level":"WARN"`, "INSECURE: raft runs over plain TCP") {
 			t.Errorf("%s: no warning about plain TCP", c.cfgs[i].NodeID)
 		}
 	}
@@ -47,10 +47,20 @@ func TestRestartKeepsStateAndRejoins(t *testing.T) {
 	if strings.Count(c.logs[f].String(), "bootstrapped a new raft cluster") != 1 {
 		t.Error("the restarted node bootstrapped again")
 	}
-	if cl, ok := n.Cluster("c1"); !ok || cl.Epoch != 2 || cl.Primary != "db2" || len(cl.History) != 1 {
+	// Restored is read first: once true, the state must hold what the node
+	// had applied before it stopped (the quarantine and the pause).
+	restored := n.Restored()
+	cl, ok := n.Cluster("c1")
+	if !ok || cl.Epoch != 2 || cl.Primary != "db2" || len(cl.History) != 1 {
 		t.Errorf("right after restart the node holds %+v, want its snapshot's state", cl)
 	}
+	if _, q := cl.Quarantined["db1"]; !q && restored {
+		t.Errorf("Restored() before the node applied its own log again (state %+v)", cl)
+	}
 	c.waitApplied(f, last.Index)
+	if !n.Restored() {
+		t.Errorf("not Restored() after catching up")
+	}
 	leaderState := c.nodes[c.waitLeader()].State()
 	if got := n.State(); !reflect.DeepEqual(got, leaderState) {
 		t.Fatalf("restarted node's state differs from the leader's:\n%s", diffJSON(leaderState, got))

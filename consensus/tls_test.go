@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/regentdb/regent/identity"
 )
 
 // testCA is a certificate authority made in the test with crypto/x509.
@@ -75,9 +77,22 @@ func writeFile(t testing.TB, name string, data []byte) string {
 	return p
 }
 
-// issue makes a node certificate (server and client auth) for the given IPs
-// and returns a TLSConfig that trusts this CA.
+// issue makes agent node's certificate (URI SAN urn:regent:agent:NODE,
+// server and client auth) for the given IPs and returns a TLSConfig that
+// trusts this CA.
 func (ca *testCA) issue(node string, ips ...string) TLSConfig {
+	ca.t.Helper()
+	return ca.issueWith(node, []string{identity.AgentURI(node)}, ips...)
+}
+
+// issueMySQL makes a certificate as make-certs.sh makes mysqld's: the
+// host's names, server and client auth, no Regent URI.
+func (ca *testCA) issueMySQL(host string, ips ...string) TLSConfig {
+	ca.t.Helper()
+	return ca.issueWith(host, nil, ips...)
+}
+
+func (ca *testCA) issueWith(name string, uris []string, ips ...string) TLSConfig {
 	t := ca.t
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -86,8 +101,8 @@ func (ca *testCA) issue(node string, ips ...string) TLSConfig {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial.Add(1)),
-		Subject:      pkix.Name{CommonName: node},
-		DNSNames:     []string{node},
+		Subject:      pkix.Name{CommonName: name},
+		DNSNames:     []string{name},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -95,6 +110,13 @@ func (ca *testCA) issue(node string, ips ...string) TLSConfig {
 	}
 	for _, ip := range ips {
 		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
+	}
+	for _, u := range uris {
+		pu, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl.URIs = append(tmpl.URIs, pu)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
@@ -106,18 +128,51 @@ func (ca *testCA) issue(node string, ips ...string) TLSConfig {
 	}
 	return TLSConfig{
 		CAFile:   ca.caFile,
-		CertFile: writeFile(t, node+"-cert.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		KeyFile:  writeFile(t, node+"-key.pem", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})),
+		CertFile: writeFile(t, name+"-cert.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		KeyFile:  writeFile(t, name+"-key.pem", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})),
 	}
 }
 
-func mustLoadTLS(t testing.TB, c TLSConfig) *tlsPair {
+// mustLoadTLS loads agent id's TLS files.
+func mustLoadTLS(t testing.TB, c TLSConfig, id string) *tlsPair {
 	t.Helper()
-	p, err := loadTLS(c)
+	p, err := loadTLS(c, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// newTestLayer starts a stream layer on a free loopback port for agent id
+// that accepts the given members (id → address).
+func newTestLayer(t testing.TB, c TLSConfig, id string, members map[string]string, log *slog.Logger) *streamLayer {
+	t.Helper()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sl, err := newStreamLayer("127.0.0.1:0", "127.0.0.1:1", mustLoadTLS(t, c, id), 2*time.Second, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sl.Close() })
+	sl.setMembers(func() map[string]string { return members })
+	return sl
+}
+
+// acceptAll drains a layer's Accept into a channel until it closes.
+func acceptAll(sl *streamLayer) chan net.Conn {
+	accepted := make(chan net.Conn, 8)
+	go func() {
+		for {
+			c, err := sl.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	return accepted
 }
 
 // TestStreamLayerMutualTLS checks both directions of the mutual TLS check at
@@ -126,28 +181,15 @@ func TestStreamLayerMutualTLS(t *testing.T) {
 	good := newTestCA(t, "regent")
 	rogue := newTestCA(t, "rogue")
 	serverLog := newLogSink(t, "server")
-	server, err := newStreamLayer("127.0.0.1:0", "127.0.0.1:1", mustLoadTLS(t, good.issue("server", "127.0.0.1")), 2*time.Second, serverLog.logger(slog.LevelDebug))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	members := map[string]string{"server": "127.0.0.1:1", "peer": "127.0.0.1:2"}
+	server := newTestLayer(t, good.issue("server", "127.0.0.1"), "server", members, serverLog.logger(slog.LevelDebug))
 	addr := server.ln.Addr().String()
-
-	accepted := make(chan net.Conn, 8)
-	go func() {
-		for {
-			c, err := server.Accept()
-			if err != nil {
-				close(accepted)
-				return
-			}
-			accepted <- c
-		}
-	}()
+	members["server"] = addr
+	accepted := acceptAll(server)
 
 	// A client that trusts the cluster's CA but presents a foreign
 	// certificate, so only the server's check can stop it.
-	rc := rogue.issue("intruder", "127.0.0.1")
+	rc := rogue.issue("peer", "127.0.0.1")
 	rogueCert, err := tls.LoadX509KeyPair(rc.CertFile, rc.KeyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -199,16 +241,17 @@ func TestStreamLayerMutualTLS(t *testing.T) {
 		server TLSConfig
 		reason string
 	}{
-		{"server certificate from another CA", rogue.issue("fake-server", "127.0.0.1"), "certificate signed by unknown authority"},
-		{"server certificate for another address", good.issue("elsewhere", "127.0.0.2"), "not 127.0.0.1"},
+		{"server certificate from another CA", rogue.issue("n2", "127.0.0.1"), "certificate signed by unknown authority"},
+		{"server certificate for another address", good.issue("n2", "127.0.0.2"), "not 127.0.0.1"},
 	}
 	for _, tt := range outbound {
 		t.Run("outbound "+tt.name, func(t *testing.T) {
-			bad, err := newStreamLayer("127.0.0.1:0", "127.0.0.1:1", mustLoadTLS(t, tt.server), 2*time.Second, slog.New(slog.DiscardHandler))
+			bad, err := newStreamLayer("127.0.0.1:0", "127.0.0.1:1", mustLoadTLS(t, tt.server, "n2"), 2*time.Second, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer bad.Close()
+			bad.setMembers(func() map[string]string { return map[string]string{"client": "127.0.0.1:3"} })
 			go func() { // let the bad server complete its side
 				for {
 					c, err := bad.Accept()
@@ -219,11 +262,8 @@ func TestStreamLayerMutualTLS(t *testing.T) {
 				}
 			}()
 			clientLog := newLogSink(t, "client")
-			client, err := newStreamLayer("127.0.0.1:0", "127.0.0.1:1", mustLoadTLS(t, good.issue("client", "127.0.0.1")), 2*time.Second, clientLog.logger(slog.LevelDebug))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer client.Close()
+			client := newTestLayer(t, good.issue("client", "127.0.0.1"), "client",
+				map[string]string{"client": "127.0.0.1:3", "n2": bad.ln.Addr().String()}, clientLog.logger(slog.LevelDebug))
 			if c, err := client.Dial(toAddr(bad.ln.Addr()), 2*time.Second); err == nil {
 				c.Close()
 				t.Fatal("dialled a server with a bad certificate")
@@ -235,11 +275,7 @@ func TestStreamLayerMutualTLS(t *testing.T) {
 	}
 
 	t.Run("peer from the same CA", func(t *testing.T) {
-		client, err := newStreamLayer("127.0.0.1:0", "127.0.0.1:1", mustLoadTLS(t, good.issue("peer", "127.0.0.1")), 2*time.Second, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer client.Close()
+		client := newTestLayer(t, good.issue("peer", "127.0.0.1"), "peer", members, nil)
 		c, err := client.Dial(toAddr(server.ln.Addr()), 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -430,13 +466,15 @@ func TestLoadTLSErrorsNameTheField(t *testing.T) {
 		{"missing CA file", TLSConfig{CAFile: "/nonexistent/ca.pem", CertFile: good.CertFile, KeyFile: good.KeyFile}, "TLS.CAFile"},
 		{"CA file without PEM", TLSConfig{CAFile: writeFile(t, "junk.pem", []byte("junk")), CertFile: good.CertFile, KeyFile: good.KeyFile}, "TLS.CAFile"},
 		{"key does not match", TLSConfig{CAFile: good.CAFile, CertFile: good.CertFile, KeyFile: ca.issue("other").KeyFile}, "TLS.CertFile"},
+		{"no agent URI: says how to make one", ca.issueMySQL("n1", "127.0.0.1"), "make-certs.sh"},
+		{"another agent's certificate", ca.issue("n2", "127.0.0.1"), `names agent "n2"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := loadTLS(tt.cfg)
+			_, err := loadTLS(tt.cfg, "n1")
 			var ce *ConfigError
-			if err == nil || !strings.Contains(err.Error(), tt.field) || !errors.As(err, &ce) || ce.Field != tt.field {
-				t.Fatalf("error = %v, want a ConfigError for %s", err, tt.field)
+			if err == nil || !strings.Contains(err.Error(), tt.field) || !errors.As(err, &ce) || ce.Field != "TLS.CAFile" && ce.Field != "TLS.CertFile" {
+				t.Fatalf("error = %v, want a ConfigError mentioning %s", err, tt.field)
 			}
 		})
 	}

@@ -8,12 +8,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/regentdb/regent/identity"
 )
 
 // streamLayer is a raft.StreamLayer over TCP, with mutual TLS when configured.
@@ -23,6 +28,12 @@ import (
 // connections reach Raft. Every connection is tracked and closed by Close:
 // hashicorp/raft's NetworkTransport leaves inbound handler goroutines blocked
 // on open connections otherwise.
+//
+// With TLS, a peer is a member, not merely a holder of a certificate from
+// the CA: its certificate must name (URI SAN urn:regent:agent:ID) a server
+// of the current Raft configuration on accept, and on dial the very server
+// configured at the address dialled. Anything else is refused before Raft
+// sees a byte, and logged with what the peer presented.
 type streamLayer struct {
 	ln        net.Listener
 	advertise net.Addr
@@ -35,6 +46,19 @@ type streamLayer struct {
 	cancel context.CancelFunc
 	conns  chan net.Conn
 	wg     sync.WaitGroup // accept loop and handshakes
+
+	// members returns the servers (id → Raft address) whose certificates
+	// are accepted; set once by setMembers, which closes ready. Until then
+	// handshakes wait (Raft itself is not running yet).
+	members atomic.Pointer[func() map[string]string]
+	ready   chan struct{}
+
+	// lease serves the connections that open with leaseMagic (lease.go)
+	// instead of handing them to Raft; nil: there is no such channel.
+	lease func(c net.Conn, peer string)
+	// raftInBlocked refuses Raft connections, both ways, while the lease
+	// channel stays open (tests: Raft's streams stalled by loss).
+	raftInBlocked atomic.Bool
 
 	mu     sync.Mutex
 	live   map[*trackedConn]struct{}
@@ -56,8 +80,10 @@ type tlsPair struct {
 	server, client *tls.Config
 }
 
-// loadTLS reads the PEM files of a TLSConfig. Errors name the field.
-func loadTLS(t TLSConfig) (*tlsPair, error) {
+// loadTLS reads the PEM files of a TLSConfig and checks that the
+// certificate is this node's (URI SAN urn:regent:agent:NodeID, serverAuth
+// and clientAuth). Errors name the field.
+func loadTLS(t TLSConfig, nodeID string) (*tlsPair, error) {
 	caPEM, err := os.ReadFile(t.CAFile)
 	if err != nil {
 		return nil, &ConfigError{Field: "TLS.CAFile", Reason: err.Error()}
@@ -69,6 +95,9 @@ func loadTLS(t TLSConfig) (*tlsPair, error) {
 	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 	if err != nil {
 		return nil, &ConfigError{Field: "TLS.CertFile", Reason: fmt.Sprintf("load %s with key %s: %v", t.CertFile, t.KeyFile, err)}
+	}
+	if err := identity.CheckAgentCert(cert.Leaf, nodeID); err != nil {
+		return nil, &ConfigError{Field: "TLS.CertFile", Reason: fmt.Sprintf("%s: %v", t.CertFile, err)}
 	}
 	return &tlsPair{
 		server: &tls.Config{
@@ -108,13 +137,82 @@ func newStreamLayer(bind, advertise string, pair *tlsPair, timeout time.Duration
 		conns:     make(chan net.Conn),
 		live:      make(map[*trackedConn]struct{}),
 		warned:    make(map[string]time.Time),
+		ready:     make(chan struct{}),
 	}
 	if pair != nil {
-		s.server, s.client = pair.server, pair.client
+		s.server, s.client = pair.server.Clone(), pair.client
+		s.server.VerifyConnection = s.verifyInbound
 	}
 	s.wg.Add(1)
 	go s.acceptLoop()
 	return s, nil
+}
+
+// setMembers sets the source of the accepted servers (id → Raft address)
+// and lets waiting handshakes proceed. Later calls are ignored.
+func (s *streamLayer) setMembers(f func() map[string]string) {
+	if s.members.CompareAndSwap(nil, &f) {
+		close(s.ready)
+	}
+}
+
+// waitMembers waits until setMembers was called, or ctx ends.
+func (s *streamLayer) waitMembers(ctx context.Context) error {
+	select {
+	case <-s.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *streamLayer) memberSet() map[string]string {
+	if f := s.members.Load(); f != nil {
+		return (*f)()
+	}
+	return nil
+}
+
+// verifyInbound accepts a client whose verified certificate names a member.
+func (s *streamLayer) verifyInbound(cs tls.ConnectionState) error {
+	leaf := cs.PeerCertificates[0]
+	id, err := identity.Agent(leaf)
+	if err != nil {
+		return &identity.PeerError{Presented: identity.Describe(leaf), Reason: "the certificate names no agent: " + err.Error()}
+	}
+	members := s.memberSet()
+	if _, ok := members[id]; !ok {
+		return &identity.PeerError{Presented: identity.Describe(leaf), Reason: fmt.Sprintf(
+			"agent %s is not a member of this Raft group (members: %s)", id, strings.Join(slices.Sorted(maps.Keys(members)), ", "))}
+	}
+	return nil
+}
+
+// expectedAt returns the member configured at a Raft address.
+func (s *streamLayer) expectedAt(address string) (string, bool) {
+	for id, addr := range s.memberSet() {
+		if addr == address {
+			return id, true
+		}
+	}
+	return "", false
+}
+
+// dropNonMembers closes the connections of peers no longer members (a
+// member removed keeps no open channel into Raft).
+func (s *streamLayer) dropNonMembers(members map[string]string) {
+	s.mu.Lock()
+	var drop []*trackedConn
+	for c := range s.live {
+		if _, ok := members[c.peer]; c.peer != "" && !ok {
+			drop = append(drop, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range drop {
+		s.log.Info("closing a raft connection of a removed member", logKeyPeer, c.peer, logKeyRemote, c.RemoteAddr().String())
+		_ = c.Close()
+	}
 }
 
 // Accept implements net.Listener: it returns the next authenticated
@@ -156,6 +254,13 @@ func (s *streamLayer) Close() error {
 
 // Dial implements raft.StreamLayer.
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	if s.raftInBlocked.Load() {
+		return nil, errors.New("raft connections blocked (test)")
+	}
+	return s.dial(address, timeout)
+}
+
+func (s *streamLayer) dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
 	var d net.Dialer
@@ -164,9 +269,21 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		return nil, err
 	}
 	if s.client == nil {
-		return s.track(c)
+		return s.track(c, "")
+	}
+	if err := s.waitMembers(ctx); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	want, ok := s.expectedAt(string(address))
+	if !ok {
+		_ = c.Close()
+		err := fmt.Errorf("no member of the Raft configuration is at %s", address)
+		s.rejected("outbound", string(address), err)
+		return nil, err
 	}
 	cfg := s.client.Clone()
+	cfg.VerifyConnection = identity.RequireAgent(want)
 	if cfg.ServerName == "" {
 		host, _, err := net.SplitHostPort(string(address))
 		if err != nil {
@@ -181,7 +298,28 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		s.rejected("outbound", string(address), err)
 		return nil, fmt.Errorf("tls handshake with raft peer %s: %w", address, err)
 	}
-	return s.track(tc)
+	return s.track(tc, want)
+}
+
+// dialLease opens a lease connection to the member at address: the same
+// mutual TLS and identity checks as Raft's, then leaseMagic.
+func (s *streamLayer) dialLease(address string, timeout time.Duration) (net.Conn, error) {
+	c, err := s.dial(raft.ServerAddress(address), timeout)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*trackedConn); ok {
+		s.mu.Lock()
+		tc.lease = true
+		s.mu.Unlock()
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte{leaseMagic}); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	_ = c.SetWriteDeadline(time.Time{})
+	return c, nil
 }
 
 func (s *streamLayer) acceptLoop() {
@@ -205,7 +343,7 @@ func (s *streamLayer) acceptLoop() {
 		}
 		delay = 0
 		if s.server == nil {
-			s.handOver(c)
+			s.handOver(c, "")
 			continue
 		}
 		s.wg.Add(1)
@@ -215,6 +353,10 @@ func (s *streamLayer) acceptLoop() {
 
 func (s *streamLayer) handshake(c net.Conn) {
 	defer s.wg.Done()
+	if err := s.waitMembers(s.ctx); err != nil {
+		_ = c.Close()
+		return
+	}
 	tc := tls.Server(c, s.server)
 	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
 	err := tc.HandshakeContext(ctx)
@@ -224,13 +366,57 @@ func (s *streamLayer) handshake(c net.Conn) {
 		s.rejected("inbound", c.RemoteAddr().String(), err)
 		return
 	}
-	s.handOver(tc)
+	// verifyInbound passed: the certificate names a member.
+	id, _ := identity.Agent(tc.ConnectionState().PeerCertificates[0])
+	if s.lease == nil {
+		s.handOver(tc, id)
+		return
+	}
+	// The first byte says what the connection is for: a Raft RPC type, or
+	// leaseMagic. A dialler sends it at once (Raft dials only to send).
+	var first [1]byte
+	_ = tc.SetReadDeadline(time.Now().Add(s.timeout))
+	if _, err := io.ReadFull(tc, first[:]); err != nil {
+		_ = tc.Close()
+		return
+	}
+	_ = tc.SetReadDeadline(time.Time{})
+	if first[0] == leaseMagic {
+		lc, err := s.trackAs(tc, id, true)
+		if err != nil {
+			return
+		}
+		defer lc.Close()
+		s.lease(lc, id)
+		return
+	}
+	if s.raftInBlocked.Load() {
+		_ = tc.Close()
+		return
+	}
+	s.handOver(&prefixedConn{Conn: tc, first: first[0], pending: true}, id)
 }
 
-// handOver passes an accepted connection to Accept, or closes it if the layer
-// closes first.
-func (s *streamLayer) handOver(c net.Conn) {
-	tc, err := s.track(c)
+// prefixedConn gives back the byte the stream layer read to tell a lease
+// connection from Raft's, before the rest of the stream.
+type prefixedConn struct {
+	net.Conn
+	first   byte
+	pending bool
+}
+
+func (c *prefixedConn) Read(b []byte) (int, error) {
+	if c.pending && len(b) > 0 {
+		b[0], c.pending = c.first, false
+		return 1, nil
+	}
+	return c.Conn.Read(b)
+}
+
+// handOver passes an accepted connection from peer (its agent id, "" in
+// plain TCP) to Accept, or closes it if the layer closes first.
+func (s *streamLayer) handOver(c net.Conn, peer string) {
+	tc, err := s.trackAs(c, peer, false)
 	if err != nil {
 		return
 	}
@@ -241,14 +427,18 @@ func (s *streamLayer) handOver(c net.Conn) {
 	}
 }
 
-func (s *streamLayer) track(c net.Conn) (net.Conn, error) {
+func (s *streamLayer) track(c net.Conn, peer string) (net.Conn, error) {
+	return s.trackAs(c, peer, false)
+}
+
+func (s *streamLayer) trackAs(c net.Conn, peer string, lease bool) (net.Conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		_ = c.Close()
 		return nil, net.ErrClosed
 	}
-	tc := &trackedConn{Conn: c, s: s}
+	tc := &trackedConn{Conn: c, s: s, peer: peer, lease: lease}
 	s.live[tc] = struct{}{}
 	return tc, nil
 }
@@ -262,6 +452,11 @@ func (s *streamLayer) rejected(direction, peer string, err error) {
 		host = h
 	}
 	key := direction + " " + host
+	var pe *identity.PeerError
+	if errors.As(err, &pe) {
+		// Each different certificate from a host is worth a warning.
+		key += " " + pe.Presented
+	}
 	now := time.Now()
 	s.mu.Lock()
 	last, seen := s.warned[key]
@@ -277,14 +472,50 @@ func (s *streamLayer) rejected(direction, peer string, err error) {
 	if !loud || errors.Is(err, io.EOF) { // EOF: a bare TCP connect, e.g. a port check
 		level = slog.LevelDebug
 	}
+	if pe != nil {
+		s.log.Log(context.Background(), level, "raft peer rejected: its certificate does not name the member expected",
+			logKeyDirection, direction, logKeyRemote, peer, logKeyExpected, orAnyMember(pe.Want),
+			logKeyPresented, pe.Presented, logKeyErr, pe.Reason)
+		return
+	}
 	s.log.Log(context.Background(), level, "raft peer rejected: tls handshake failed",
 		logKeyDirection, direction, logKeyRemote, peer, logKeyErr, err)
+}
+
+func orAnyMember(id string) string {
+	if id == "" {
+		return "any member"
+	}
+	return id
+}
+
+// blockRaft closes the Raft connections and refuses new ones, both ways
+// (on), or lets them through again (off); the lease channel is not
+// touched. Tests use it to stall Raft's streams the way a lossy link does.
+func (s *streamLayer) blockRaft(on bool) {
+	s.raftInBlocked.Store(on)
+	if !on {
+		return
+	}
+	s.mu.Lock()
+	var drop []*trackedConn
+	for c := range s.live {
+		if !c.lease {
+			drop = append(drop, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range drop {
+		_ = c.Close()
+	}
 }
 
 // trackedConn removes itself from the live set when closed.
 type trackedConn struct {
 	net.Conn
-	s *streamLayer
+	s     *streamLayer
+	peer  string // the agent id its certificate names; "" in plain TCP
+	lease bool   // a lease connection, not Raft's
 }
 
 func (c *trackedConn) Close() error {

@@ -36,6 +36,31 @@ func summarize(ps []Problem) []probSum {
 	return out
 }
 
+func TestDeadAt(t *testing.T) {
+	cases := []struct {
+		name string
+		b    *B
+		want time.Time
+	}{
+		{"healthy: never", base(), time.Time{}},
+		{"silent 1.9s: at the last sign of life plus failure_timeout",
+			base().down("db1", ClassTimeout, ago(1200*ms)).lastReached("db1", ago(1900*ms)), ago(1900 * ms).Add(2 * time.Second)},
+		{"the leader's stream heard it last",
+			base().down("db1", ClassTimeout, ago(1200*ms)).lastReached("db1", ago(1900*ms)).stream("a2", "db1", 250*ms, ago(1500*ms)),
+			ago(1500 * ms).Add(2 * time.Second)},
+		{"the leader's stream still hears it: no moment", base().down("db1", ClassTimeout, ago(1200*ms)).stream("a2", "db1", 250*ms, ago(100*ms)), time.Time{}},
+		{"dead already: none", base().primaryGone(ago(3 * time.Second)), time.Time{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v, p := tc.b.build()
+			if got := DeadAt(v, p); !got.Equal(tc.want) {
+				t.Errorf("DeadAt = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestAnalyze(t *testing.T) {
 	healthy := probSum{Code: Healthy, Instances: []string{"db1"}}
 	failoverTo := func(target string, inst ...string) probSum {
@@ -76,7 +101,7 @@ func TestAnalyze(t *testing.T) {
 			b:    base().primaryGone(ago(1 * time.Second)),
 			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1"}}},
 			reasons: map[Code][]string{
-				UnreachablePrimary: {"failed for 1s only (failure_timeout 2s"},
+				UnreachablePrimary: {"failing from the leader (refused) for 1s only (failure_timeout 2s"},
 			},
 		},
 		{
@@ -118,6 +143,174 @@ func TestAnalyze(t *testing.T) {
 			b: base().down("db1", ClassTimeout, ago(3*time.Second)).
 				progress("db2", ago(3*time.Second)).progress("db3", ago(2600*ms)),
 			want: []probSum{failoverTo("db2", "db1")},
+		},
+		{
+			// Issue 10: the first failed probe of a hung server ends a probe
+			// timeout after it was sent, up to a probe interval after the
+			// hang; the silence began at the last successful probe.
+			name: "silence counts from the last successful probe, not from the first failed one",
+			b: base().down("db1", ClassTimeout, ago(1200*ms)).lastReached("db1", ago(2100*ms)).
+				progress("db2", ago(2100*ms)).progress("db3", ago(2100*ms)).heartbeats(500 * ms),
+			want: []probSum{failoverTo("db2", "db1")},
+			reasons: map[Code][]string{
+				DeadPrimary: {"silent to the leader since 11:59:57.900 (timeout)"},
+			},
+		},
+		{
+			name: "silent for less than failure_timeout since the last successful probe: not yet",
+			b: base().down("db1", ClassTimeout, ago(1200*ms)).lastReached("db1", ago(1900*ms)).
+				progress("db2", ago(1900*ms)).progress("db3", ago(1900*ms)).heartbeats(500 * ms),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				UnreachablePrimary: {"silent to the leader (timeout) for 1.9s only (failure_timeout 2s)"},
+			},
+		},
+		{
+			name: "frozen primary: the leader's binlog stream fell silent first, its probes fail since",
+			b: base().down("db1", ClassTimeout, ago(1500*ms)).lastReached("db1", ago(2300*ms)).
+				stream("a2", "db1", 250*ms, ago(2050*ms)).stream("a1", "db1", 250*ms, ago(2050*ms)).stream("a3", "db1", 250*ms, ago(2100*ms)).
+				progress("db2", ago(2000*ms)).progress("db3", ago(2000*ms)).heartbeats(500 * ms),
+			want: []probSum{failoverTo("db2", "db1")},
+			reasons: map[Code][]string{
+				DeadPrimary: {"silent to the leader since 11:59:57.950"},
+			},
+		},
+		{
+			name: "the leader's binlog stream still hears the primary: its failing probes are not silence",
+			b: base().down("db1", ClassTimeout, ago(10*time.Second)).lastReached("db1", ago(10*time.Second)).
+				stream("a2", "db1", 250*ms, ago(600*ms)).
+				progress("db2", ago(10*time.Second)).progress("db3", ago(10*time.Second)),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				UnreachablePrimary: {"its binlog stream from db1 heard it at 11:59:59.400"},
+			},
+		},
+		{
+			// A slow, lossy network: probes time out, but the streams of two
+			// agents still deliver heartbeats, late.
+			name: "lossy network: the other agents' streams still hear the primary, no majority",
+			b: base().down("db1", ClassTimeout, ago(10*time.Second)).lastReached("db1", ago(10*time.Second)).
+				stream("a2", "db1", 250*ms, ago(3*time.Second)).
+				stream("a1", "db1", 250*ms, ago(900*ms)).stream("a3", "db1", 250*ms, ago(500*ms)).
+				progress("db2", ago(10*time.Second)).progress("db3", ago(10*time.Second)),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				UnreachablePrimary: {"only 1 of the 3 agents", "hear nothing on their binlog streams"},
+			},
+		},
+		{
+			name: "a stream that never heard anything is no evidence either way",
+			b: base().down("db1", ClassTimeout, ago(3*time.Second)).lastReached("db1", ago(3*time.Second)).
+				stream("a1", "db1", 250*ms, time.Time{}).stream("a2", "db1", 250*ms, time.Time{}).
+				progress("db2", ago(3*time.Second)).progress("db3", ago(3*time.Second)),
+			want: []probSum{failoverTo("db2", "db1")},
+		},
+		{
+			// Issue 10: 20% loss on the primary's link stalls every remote
+			// path at once (probes, streams, the replicas' IO threads) for
+			// seconds, while the primary serves its clients.
+			name: "lossy link: every remote path silent, but its own agent, heard, reached it able to commit",
+			b: base().down("db1", ClassTimeout, ago(3*time.Second)).lastReached("db1", ago(3*time.Second)).
+				progress("db2", ago(3*time.Second)).progress("db3", ago(3*time.Second)).heartbeats(500*ms).
+				probeBy("a1", "db1", func(pr *Probe) { *pr = healthyProbe(false) }),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				UnreachablePrimary: {"its own agent a1, which the leader hears, reached it at 11:59:59.800, able to commit"},
+			},
+		},
+		{
+			name: "lossy link: its own agent's report is stale, but its lease pings say it reached the primary just now",
+			b: base().down("db1", ClassTimeout, ago(3*time.Second)).lastReached("db1", ago(3*time.Second)).
+				progress("db2", ago(3*time.Second)).progress("db3", ago(3*time.Second)).heartbeats(500*ms).
+				probeBy("a1", "db1", func(pr *Probe) { *pr = healthyProbe(false); pr.ObservedAt = ago(10 * time.Second) }).
+				agent("a1", func(r *AgentReport) {
+					lp := healthyProbe(false)
+					lp.ObservedAt = ago(300 * ms)
+					r.LocalProbe = &lp
+				}),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				UnreachablePrimary: {"its own agent a1, which the leader hears, reached it at 11:59:59.700"},
+			},
+		},
+		{
+			name: "its lease pings say its latest probe of the primary failed: no veto from an older report",
+			b: base().down("db1", ClassTimeout, ago(3*time.Second)).lastReached("db1", ago(3*time.Second)).
+				progress("db2", ago(3*time.Second)).progress("db3", ago(3*time.Second)).heartbeats(500*ms).
+				probeBy("a1", "db1", func(pr *Probe) { *pr = healthyProbe(false); pr.ObservedAt = ago(2 * time.Second) }).
+				agent("a1", func(r *AgentReport) { r.LocalProbe = &Probe{ObservedAt: ago(300 * ms), Error: ClassTimeout} }),
+			want: []probSum{failoverTo("db2", "db1")},
+		},
+		{
+			name: "its own agent reaches it but no semi-sync replica is connected: it cannot commit, no veto",
+			b: base().down("db1", ClassTimeout, ago(3*time.Second)).lastReached("db1", ago(3*time.Second)).
+				progress("db2", ago(3*time.Second)).progress("db3", ago(3*time.Second)).heartbeats(500*ms).
+				probeBy("a1", "db1", func(pr *Probe) { *pr = healthyProbe(false); pr.SemiSync.SourceClients = 0 }),
+			want: []probSum{failoverTo("db2", "db1")},
+		},
+		{
+			// Issue 10's soak: 20 % loss made both replicas reconnect at
+			// once; the primary, alive and heard, lacked semi-sync replicas
+			// for a moment and was failed over.
+			name: "its own agent reaches it, short of semi-sync replicas for a moment only: veto",
+			b: base().down("db1", ClassTimeout, ago(3*time.Second)).lastReached("db1", ago(3*time.Second)).
+				progress("db2", ago(3*time.Second)).progress("db3", ago(3*time.Second)).heartbeats(500*ms).
+				probeBy("a1", "db1", func(pr *Probe) {
+					*pr = healthyProbe(false)
+					pr.SemiSync.SourceClients, pr.SemiSync.ShortSince = 0, ago(time.Second)
+				}),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				UnreachablePrimary: {"it has lacked semi-sync replicas only since 11:59:59.000", "its replicas are reconnecting, not gone"},
+			},
+		},
+		{
+			name: "the same from its lease pings: veto",
+			b: base().down("db1", ClassTimeout, ago(3*time.Second)).lastReached("db1", ago(3*time.Second)).
+				progress("db2", ago(3*time.Second)).progress("db3", ago(3*time.Second)).heartbeats(500*ms).
+				probeBy("a1", "db1", func(pr *Probe) { *pr = healthyProbe(false); pr.ObservedAt = ago(10 * time.Second) }).
+				agent("a1", func(r *AgentReport) {
+					lp := healthyProbe(false)
+					lp.ObservedAt, lp.SemiSync.SourceClients, lp.SemiSync.ShortSince = ago(200*ms), 0, ago(2*time.Second)
+					r.LocalProbe = &lp
+				}),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				UnreachablePrimary: {"(by its lease pings); it has lacked semi-sync replicas only since 11:59:58.000"},
+			},
+		},
+		{
+			name: "its own agent reaches it, short of semi-sync replicas for longer than failure_timeout + lease_timeout: no veto",
+			b: base().down("db1", ClassTimeout, ago(3*time.Second)).lastReached("db1", ago(3*time.Second)).
+				progress("db2", ago(3*time.Second)).progress("db3", ago(3*time.Second)).heartbeats(500*ms).
+				probeBy("a1", "db1", func(pr *Probe) {
+					*pr = healthyProbe(false)
+					pr.SemiSync.SourceClients, pr.SemiSync.ShortSince = 0, ago(20*time.Second)
+				}),
+			want: []probSum{failoverTo("db2", "db1")},
+		},
+		{
+			name: "its own agent's latest probe of it is older than lease_timeout: no veto",
+			b: base().down("db1", ClassTimeout, ago(5*time.Second)).lastReached("db1", ago(5*time.Second)).
+				progress("db2", ago(5*time.Second)).progress("db3", ago(5*time.Second)).heartbeats(500*ms).
+				probeBy("a1", "db1", func(pr *Probe) { *pr = healthyProbe(false); pr.ObservedAt = ago(3100 * ms) }),
+			want: []probSum{failoverTo("db2", "db1")},
+		},
+		{
+			name: "its own agent's probe of it fails too (a hung mysqld): no veto",
+			b: base().down("db1", ClassTimeout, ago(3*time.Second)).lastReached("db1", ago(3*time.Second)).
+				progress("db2", ago(3*time.Second)).progress("db3", ago(3*time.Second)).heartbeats(500 * ms),
+			want: []probSum{failoverTo("db2", "db1")},
+		},
+		{
+			name: "fast path contradicted: a binlog stream heard the primary after its agent reported it gone",
+			b: base().localGone("a1", ago(300*ms)).
+				down("db1", ClassRefused, ago(300*ms)).io("db2", IOConnecting).io("db3", IOConnecting).
+				stream("a3", "db1", 250*ms, ago(100*ms)),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				UnreachablePrimary: {"agent a3's binlog stream heard it at 11:59:59.900"},
+			},
 		},
 		{
 			name: "fast path: the primary's agent reports mysqld gone, no failure_timeout wait",

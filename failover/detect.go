@@ -82,6 +82,38 @@ func failingSince(pr Probe) time.Time {
 	return pr.FailingSince
 }
 
+// lastLife is Probe.LastLife.
+func lastLife(pr Probe) time.Time { return pr.LastLife() }
+
+// LastLife is the latest sign of life the probe carries: a successful
+// probe (this one, or the last before a failed one) or a packet on the
+// agent's binlog stream; zero when there was none.
+func (pr Probe) LastLife() time.Time {
+	t := pr.LastReachedAt
+	if pr.Reachable && pr.ObservedAt.After(t) {
+		t = pr.ObservedAt
+	}
+	if pr.Stream.HeardAt.After(t) {
+		t = pr.Stream.HeardAt
+	}
+	return t
+}
+
+// streamWindow is how long a binlog stream may go without a packet and still
+// count as alive: two heartbeats (one late heartbeat is not silence) plus one
+// probe interval (the report that carries the stream's last packet is sent
+// once per probe interval).
+func streamWindow(p Policy, s Stream) time.Duration {
+	return 2*s.Period + p.ProbeInterval
+}
+
+// streamAlive reports whether an agent's binlog stream from an instance
+// heard it recently: evidence that the instance's mysqld runs and that the
+// network between them carries packets, however slowly.
+func streamAlive(v View, p Policy, s Stream) bool {
+	return s.Period > 0 && !s.HeardAt.IsZero() && v.Now.Sub(s.HeardAt) <= streamWindow(p, s)
+}
+
 // stamp prints a time for a reason string: UTC, to the millisecond, so that
 // reasons read the same on every agent.
 func stamp(t time.Time) string { return t.UTC().Format("15:04:05.000") }
@@ -194,11 +226,14 @@ type primaryHealth struct {
 	condA       bool
 	condB       bool
 	condC       bool
+	condD       bool
+	ownView     string // what (d) found, for people
 	dead        bool
 	fast        bool      // dead by the fast path
 	fastAgent   AgentID   // the agent whose report allowed the fast path
 	unmet       []string  // why it is not dead, for people
 	notBefore   time.Time // when condition (a) will hold, if it is the one missing
+	silentSince time.Time // the leader's last sign of life from it, when its probes fail
 	leaderCanDo bool      // the leader reaches it and can fence it directly
 }
 
@@ -216,17 +251,28 @@ func assessPrimary(v View, p Policy) primaryHealth {
 	h.probe, h.leader = leaderReach(v, p, name)
 	h.leaderCanDo = h.leader == reachOK
 
-	// (a)
-	switch h.leader {
-	case reachOK:
+	// (a) The leader's probes fail and the primary has been silent to the
+	// leader for failure_timeout: no successful probe and no packet on the
+	// leader's binlog stream. Silence is measured from the last sign of
+	// life, not from the first failed probe, which comes a probe interval
+	// and a probe timeout later.
+	switch {
+	case h.leader == reachOK:
 		h.unmet = append(h.unmet, fmt.Sprintf("the leader (%s) reaches %s", v.Leader, name))
-	case reachDown:
-		since := failingSince(h.probe)
+	case h.leader == reachDown && streamAlive(v, p, h.probe.Stream):
+		h.unmet = append(h.unmet, fmt.Sprintf("the leader's (%s) probes fail (%s) but its binlog stream from %s heard it at %s", v.Leader, classText(h.probe), name, stamp(h.probe.Stream.HeardAt)))
+	case h.leader == reachDown:
+		since := lastLife(h.probe)
+		what := "silent to the leader"
+		if since.IsZero() {
+			since, what = failingSince(h.probe), "failing from the leader"
+		}
+		h.silentSince = since
 		if d := v.Now.Sub(since); d >= p.FailureTimeout {
 			h.condA = true
 		} else {
 			h.notBefore = since.Add(p.FailureTimeout)
-			h.unmet = append(h.unmet, fmt.Sprintf("the leader's probes have failed for %v only (failure_timeout %v; %s)", d, p.FailureTimeout, classText(h.probe)))
+			h.unmet = append(h.unmet, fmt.Sprintf("%s has been %s (%s) for %v only (failure_timeout %v)", name, what, classText(h.probe), d, p.FailureTimeout))
 		}
 	default:
 		h.unmet = append(h.unmet, fmt.Sprintf("%s: %s", name, unreachableReason(v, h.probe, h.leader)))
@@ -239,13 +285,13 @@ func assessPrimary(v View, p Policy) primaryHealth {
 			continue
 		}
 		h.fresh++
-		if !pr.Reachable && !pr.Error.answered() {
+		if !pr.Reachable && !pr.Error.answered() && !streamAlive(v, p, pr.Stream) {
 			h.failing++
 		}
 	}
 	h.condB = h.failing*2 > h.fresh && h.failing >= p.MinAgreeingAgents
 	if !h.condB {
-		h.unmet = append(h.unmet, fmt.Sprintf("only %d of the %d agents with a fresh probe fail to reach %s (a strict majority and at least min_agreeing_agents=%d are needed)", h.failing, h.fresh, name, p.MinAgreeingAgents))
+		h.unmet = append(h.unmet, fmt.Sprintf("only %d of the %d agents with a fresh probe fail to reach %s and hear nothing on their binlog streams (a strict majority and at least min_agreeing_agents=%d are needed)", h.failing, h.fresh, name, p.MinAgreeingAgents))
 	}
 
 	// (c)
@@ -254,7 +300,53 @@ func assessPrimary(v View, p Policy) primaryHealth {
 	if !h.condC {
 		h.unmet = append(h.unmet, fmt.Sprintf("replicas %s still receive from %s: it is unreachable, not dead", strings.Join(h.receivers, ", "), name))
 	}
-	h.dead = h.condA && h.condB && h.condC
+	// (d) Nothing alive says otherwise: the primary's own agent, while the
+	// leader hears it (it holds its lease), has the last word on its local
+	// instance. When its latest probe reached the primary, able to commit
+	// (under semi_sync: with enough semi-sync replicas connected), the
+	// silence on every other path is the network's, not the primary's: a
+	// lossy or slow link stalls all of them at once for seconds, and
+	// failing over a primary that serves its clients would be a false
+	// failover. A hung mysqld fails its agent's probe too; a host that is
+	// frozen or cut off silences its agent, which then fences.
+	h.condD = true
+	switch a := in.OwnerAgent; {
+	case a == "":
+		h.ownView = "it has no agent of its own"
+	case agentSilent(v, p, a):
+		h.ownView = fmt.Sprintf("its agent %s has not been heard since %s", a, stamp(v.Agents[a].LastHeard))
+	default:
+		pr, ok := in.Probes[a]
+		via := "report"
+		if lp := v.Agents[a].LocalProbe; lp != nil && (!ok || lp.ObservedAt.After(pr.ObservedAt)) {
+			pr, ok, via = *lp, true, "lease pings"
+		}
+		switch {
+		case !ok:
+			h.ownView = fmt.Sprintf("its agent %s has sent no probe of it", a)
+		case !pr.Reachable:
+			h.ownView = fmt.Sprintf("its agent %s's probe of it failed at %s (%s, by its %s)", a, stamp(pr.ObservedAt), classText(pr), via)
+		case v.Now.Sub(pr.ObservedAt) > p.LeaseTimeout:
+			h.ownView = fmt.Sprintf("its agent %s's latest probe of it is from %s (by its %s), older than lease_timeout", a, stamp(pr.ObservedAt), via)
+		case cannotCommit(p, pr) && !pr.SemiSync.ShortSince.IsZero() && v.Now.Sub(pr.SemiSync.ShortSince) < shortVeto(p):
+			// Its replicas' connections broke on the same bad link as every
+			// other remote path and are being made again: the shortfall is
+			// the network's too (found by the soak under 20 % loss, where
+			// both replicas reconnecting at once made a live primary dead).
+			h.condD = false
+			h.unmet = append(h.unmet, fmt.Sprintf("its own agent %s, which the leader hears, reached it at %s (by its %s); it has lacked semi-sync replicas only since %s, less than failure_timeout + lease_timeout (%v): its replicas are reconnecting, not gone",
+				a, stamp(pr.ObservedAt), via, stamp(pr.SemiSync.ShortSince), shortVeto(p)))
+		case cannotCommit(p, pr):
+			h.ownView = fmt.Sprintf("its agent %s saw it at %s with %d semi-sync replica(s), fewer than it waits for", a, stamp(pr.ObservedAt), pr.SemiSync.SourceClients)
+			if !pr.SemiSync.ShortSince.IsZero() {
+				h.ownView += fmt.Sprintf(" since %s", stamp(pr.SemiSync.ShortSince))
+			}
+		default:
+			h.condD = false
+			h.unmet = append(h.unmet, fmt.Sprintf("its own agent %s, which the leader hears, reached it at %s, able to commit (by its %s): the silence is the network's", a, stamp(pr.ObservedAt), via))
+		}
+	}
+	h.dead = h.condA && h.condB && h.condC && h.condD
 
 	// Fast path.
 	if !h.dead && p.FastPath && in.OwnerAgent != "" {
@@ -265,8 +357,16 @@ func assessPrimary(v View, p Policy) primaryHealth {
 				contradiction = fmt.Sprintf("replicas %s still receive from it", strings.Join(rcv, ", "))
 			}
 			for _, a := range v.agentIDs() {
-				if pr, ok := in.Probes[a]; ok && pr.Reachable && fresh(v, p, pr) && pr.ObservedAt.After(rep.LocalSince) {
+				pr, ok := in.Probes[a]
+				if !ok {
+					continue
+				}
+				if pr.Reachable && fresh(v, p, pr) && pr.ObservedAt.After(rep.LocalSince) {
 					contradiction = fmt.Sprintf("agent %s reached it at %s", a, stamp(pr.ObservedAt))
+					break
+				}
+				if streamAlive(v, p, pr.Stream) && pr.Stream.HeardAt.After(rep.LocalSince) {
+					contradiction = fmt.Sprintf("agent %s's binlog stream heard it at %s", a, stamp(pr.Stream.HeardAt))
 					break
 				}
 			}
@@ -285,6 +385,33 @@ func assessPrimary(v View, p Policy) primaryHealth {
 	return h
 }
 
+// shortVeto is how long a primary that its own agent reaches, and that the
+// leader hears, may lack semi-sync replicas before condition (d) stops
+// vetoing its death: long enough for replicas to reconnect through a lossy
+// link, short enough that a primary cut off from its replicas alone still
+// fails over within seconds.
+func shortVeto(p Policy) time.Duration { return p.FailureTimeout + p.LeaseTimeout }
+
+// cannotCommit reports whether a probe shows a primary that cannot commit:
+// under semi_sync, fewer semi-sync replicas connected than it waits for.
+func cannotCommit(p Policy, pr Probe) bool {
+	ss := pr.SemiSync
+	return p.Durability == DurabilitySemiSync && ss.SourceEnabled && ss.SourceClients < max(1, ss.WaitCount)
+}
+
+// DeadAt is when the recorded primary will be declared dead if nothing but
+// time changes: the moment it will have been silent to the leader for
+// failure_timeout, while the leader's probes of it fail. Zero when there is
+// no such moment (no primary, reachable, dead already, or the leader's
+// binlog stream still hears it). The leader evaluates again at that moment
+// rather than at its next tick, which can be a probe interval later.
+func DeadAt(v View, p Policy) time.Time {
+	if v.State.Primary == "" {
+		return time.Time{}
+	}
+	return assessPrimary(v, p).notBefore
+}
+
 // deadReason explains a dead primary for people.
 func (h primaryHealth) deadReason(v View) string {
 	if h.fast {
@@ -295,7 +422,7 @@ func (h primaryHealth) deadReason(v View) string {
 		}
 		return fmt.Sprintf("%s is dead: its own agent %s reports %s since %s and no replica still receives from it (fast path)", h.name, h.fastAgent, detail, stamp(rep.LocalSince))
 	}
-	return fmt.Sprintf("%s is dead: the leader's probes have failed since %s (%s), %d of %d agents with a fresh probe fail to reach it, and no replica still receives from it", h.name, stamp(failingSince(h.probe)), classText(h.probe), h.failing, h.fresh)
+	return fmt.Sprintf("%s is dead: silent to the leader since %s (%s), %d of %d agents with a fresh probe fail to reach it and hear nothing on their binlog streams, no replica still receives from it, and %s", h.name, stamp(h.silentSince), classText(h.probe), h.failing, h.fresh, h.ownView)
 }
 
 // isolation is the state of the primary's own agent.

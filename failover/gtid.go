@@ -22,6 +22,10 @@ type GTIDSet interface {
 	Subtract(o GTIDSet) GTIDSet
 	// Union returns the transactions in either set.
 	Union(o GTIDSet) GTIDSet
+	// Restrict returns the transactions of the receiver whose source also
+	// appears in o (MySQL: server uuid and tag; MariaDB: domain and
+	// server_id), whatever o's ranges there.
+	Restrict(o GTIDSet) GTIDSet
 	// IsEmpty reports whether the set holds no transaction.
 	IsEmpty() bool
 	// String returns the set in the server's own notation, for people.
@@ -60,6 +64,15 @@ func gtidSubtract(a, b GTIDSet) GTIDSet {
 		return a
 	}
 	return a.Subtract(b)
+}
+
+// gtidRestrict returns a's transactions from the sources of b; unknown a or
+// b gives unknown.
+func gtidRestrict(a, b GTIDSet) GTIDSet {
+	if a == nil || b == nil {
+		return nil
+	}
+	return a.Restrict(b)
 }
 
 // gtidUnion returns a ∪ b, treating unknown as "adds nothing".

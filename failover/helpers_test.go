@@ -104,6 +104,21 @@ func (a tset) Union(o GTIDSet) GTIDSet {
 
 func (a tset) IsEmpty() bool { return len(a) == 0 }
 
+func (a tset) Restrict(o GTIDSet) GTIDSet {
+	srcs := map[string]bool{}
+	for k := range o.(tset) {
+		src, _, _ := strings.Cut(k, ":")
+		srcs[src] = true
+	}
+	out := tset{}
+	for k := range a {
+		if src, _, _ := strings.Cut(k, ":"); srcs[src] {
+			out[k] = true
+		}
+	}
+	return out
+}
+
 // String prints canonically: sources sorted, numbers merged into ranges.
 func (a tset) String() string {
 	bySrc := map[string][]int{}
@@ -277,6 +292,19 @@ func (b *B) lastSeen(name, set string) *B {
 	return b.inst(name, func(in *Instance) { in.LastSeen.Executed = gs(set) })
 }
 
+// notLossless makes the instance last seen with the server's default
+// semi-sync timeout (10s): not lossless, so semi-sync does not fence it
+// (SemiSyncFenceOf) and a failover waits out its agent's lease.
+func (b *B) notLossless(name string) *B {
+	return b.inst(name, func(in *Instance) { in.LastSeen.SemiSync.Timeout = 10 * time.Second })
+}
+
+// lastSeenOwn sets the instance's last known set and the part of it that
+// it wrote itself (Probe.Own).
+func (b *B) lastSeenOwn(name, set, own string) *B {
+	return b.inst(name, func(in *Instance) { in.LastSeen.Executed, in.LastSeen.Own = gs(set), gs(own) })
+}
+
 // primaryGone: the primary's mysqld is dead since `since`: every agent's
 // probe fails, replicas' IO threads are Connecting.
 func (b *B) primaryGone(since time.Time) *B {
@@ -315,6 +343,25 @@ func (b *B) source(name, src string) *B {
 
 func (b *B) progress(name string, at time.Time) *B {
 	return b.replica(name, func(rs *ReplicaStatus) { rs.LastProgressAt = at })
+}
+
+// stream sets agent a's binlog stream from the instance: heartbeats every
+// period, the latest packet at heardAt (zero: none yet).
+func (b *B) stream(a AgentID, name string, period time.Duration, heardAt time.Time) *B {
+	return b.probeBy(a, name, func(pr *Probe) { pr.Stream = Stream{Period: period, HeardAt: heardAt} })
+}
+
+// heartbeats sets every replica's heartbeat period.
+func (b *B) heartbeats(period time.Duration) *B {
+	for _, n := range b.v.names() {
+		b.replica(n, func(rs *ReplicaStatus) { rs.HeartbeatPeriod = period })
+	}
+	return b
+}
+
+// lastReached sets when every agent last reached the instance.
+func (b *B) lastReached(name string, at time.Time) *B {
+	return b.probes(name, func(pr *Probe) { pr.LastReachedAt = at })
 }
 
 func (b *B) rule(name string, r PromotionRule) *B {
@@ -534,4 +581,13 @@ func TestTestGTIDSet(t *testing.T) {
 	if !gs("").IsEmpty() {
 		t.Error("empty set not empty")
 	}
+}
+
+// stepNamesOf lists a run's steps by history name, space-separated.
+func stepNamesOf(res RunResult) string {
+	names := make([]string, 0, len(res.Steps))
+	for _, s := range res.Steps {
+		names = append(names, s.HistoryName())
+	}
+	return strings.Join(names, " ")
 }

@@ -3,6 +3,7 @@ package failover
 import (
 	"context"
 	"errors"
+	"sort"
 	"strings"
 	"time"
 )
@@ -222,6 +223,39 @@ type StepRecord struct {
 // MaxNameLen).
 const maxHistoryName = 255
 
+// StoppedIOThreads reads the recorded steps of an operation (HistoryName,
+// and whether each succeeded) and returns the instances whose IO threads it
+// stopped and did not start again, sorted. The next leader restarts them
+// when it aborts the operation: Regent restarts no IO thread an operator
+// stopped, so nothing else would.
+func StoppedIOThreads(names []string, ok []bool) []string {
+	stopped := map[string]bool{}
+	for i, name := range names {
+		if i >= len(ok) || !ok[i] {
+			continue
+		}
+		kind, list, _ := strings.Cut(name, " ")
+		switch kind {
+		case string(StepStopIOThreads):
+			for _, n := range strings.Split(list, ",") {
+				stopped[n] = true
+			}
+		case "undo":
+			if k2, l2, _ := strings.Cut(list, " "); k2 == string(StepStartIOThreads) {
+				for _, n := range strings.Split(l2, ",") {
+					delete(stopped, n)
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(stopped))
+	for n := range stopped {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // HistoryName is the step's name in the history: its kind and the instances
 // it acted on ("promote db2", "undo start-io-threads db2,db3"), at most 255
 // bytes.
@@ -261,6 +295,15 @@ func (r StepRecord) HistoryDetail() string {
 		parts = append(parts, "output: "+r.Output)
 	}
 	return strings.Join(parts, "; ")
+}
+
+// ParallelIOStopper is an optional Actuator capability, found by type
+// assertion: stop the IO threads of several replicas at once, so that one
+// slow to stop (a MariaDB semi-sync replica of a frozen source can take a
+// second) does not hold up the others. errs[i] is names[i]'s result. An
+// Actuator without it is asked one replica at a time.
+type ParallelIOStopper interface {
+	StopReplicaIOs(ctx context.Context, names []string) (errs []error)
 }
 
 // HistoryKinds is an optional StateStore capability, found by type

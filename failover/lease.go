@@ -40,6 +40,17 @@ type LeaseInput struct {
 	OtherPrimary string
 	// Epoch is the replicated state's epoch, for reasons.
 	Epoch uint64
+	// FencedForContact: the agent fenced its instance itself because it
+	// lost contact with the quorum, while the instance was the primary, and
+	// has not given the writes back since.
+	FencedForContact bool
+	// LocalPrimary: the replicated state names the local instance primary,
+	// and no operation is in progress.
+	LocalPrimary bool
+	// CaughtUp: this agent has applied every entry the leader told it is
+	// committed, so the replicated state it read is current as of its
+	// contact.
+	CaughtUp bool
 }
 
 // LeaseDecision is what the agent must do.
@@ -61,6 +72,15 @@ type LeaseDecision struct {
 	EscalateAt time.Time
 	// Reason says why, for logs.
 	Reason string
+	// ForContact: the fence is due to lost contact with the quorum alone.
+	ForContact bool
+	// Restore: give the writes back. The agent fenced the instance only
+	// because it lost contact, it holds the lease again, it has applied
+	// everything committed, and the replicated state still names it
+	// primary with nothing in progress: what the lease allowed before the
+	// gap it allows again. Without this the instance waited for the leader's
+	// restore-writes, which a lossy link to it could hold off for minutes.
+	Restore bool
 }
 
 // LeaseMargin is how long before the leader's view of the lapse the agent's
@@ -98,6 +118,7 @@ func DecideLease(p Policy, in LeaseInput) LeaseDecision {
 		// agent saw it a little later, which the margin covers.
 		consider(true, "an operation is replacing the local instance", in.ReplacedSince, in.ReplacedSince.Add(p.LeaseTimeout-margin))
 	}
+	contact := d.Fence
 	if in.OtherPrimary != "" {
 		// Another instance is primary in the committed epoch: this one must
 		// be read-only already, and is made so at once if not. The lease
@@ -105,8 +126,10 @@ func DecideLease(p Policy, in LeaseInput) LeaseDecision {
 		consider(false, fmt.Sprintf("the replicated state names %s primary in epoch %d", in.OtherPrimary, in.Epoch), in.Now, in.Now)
 	}
 	if !d.Fence {
+		d.Restore = in.FencedForContact && in.LocalPrimary && in.CaughtUp
 		return d
 	}
+	d.ForContact = contact && in.ReplacedSince.IsZero() && in.OtherPrimary == ""
 	if d.Deadline.Before(in.Now) {
 		// Past it already (a frozen host woke up): fence and escalate now.
 		d.Deadline, start = in.Now, in.Now

@@ -111,10 +111,14 @@ type Step struct {
 	// Source: where a catch-up reads from, or what a repoint points at.
 	Source string
 	// Instances: the replicas a stop/wait/choose step covers.
-	Instances   []string
-	Via         FenceVia
-	Until       time.Time
-	GTID        GTIDSet
+	Instances []string
+	Via       FenceVia
+	Until     time.Time
+	GTID      GTIDSet
+	// SourceGTID, for a catch-up whose source does not hold all of GTID,
+	// is what the source must have executed first: what the instance
+	// lacks (nil: all of GTID).
+	SourceGTID  GTIDSet
 	Operation   OperationKind
 	Epoch       uint64
 	ExpectEpoch uint64
@@ -332,7 +336,21 @@ func planFailover(v View, p Policy, t Trigger, target string, force bool) (Plan,
 	}
 	pl.add(unroute)
 	pl.Warnings = append(pl.Warnings, warns...)
-	pl.Steps = append(pl.Steps, fence...)
+	// A fence that would wait out the old primary's lease (it is hung or
+	// cut off, its agent cannot fence it) is replaced, under lossless
+	// semi-sync, by stopping every replica that could acknowledge it
+	// (README, "Semi-sync as a fence"). The lease stays the fallback.
+	var semiFence *Step
+	if waitsOnLease(fence, v.Now) {
+		if sf := SemiSyncFenceOf(v, p, old); sf.OK {
+			until := fence[0].Until
+			semiFence = &Step{Kind: StepFenceOldPrimary, Instance: old, Via: FenceSemiSync, Instances: sf.Acknowledgers, Until: until, Timeout: p.LeaseTimeout,
+				Why: fmt.Sprintf("%s; if one still receives from it, wait for the lease of its agent %s to lapse at %s", sf.Reason, v.Instances[old].OwnerAgent, stamp(until))}
+		}
+	}
+	if semiFence == nil {
+		pl.Steps = append(pl.Steps, fence...)
+	}
 	for _, u := range sortedKeys(v.State.Uncommitted) {
 		if u == old {
 			continue
@@ -352,10 +370,30 @@ func planFailover(v View, p Policy, t Trigger, target string, force bool) (Plan,
 		}
 	}
 	feeders := feedersOf(v, p, old)
-	pl.add(Step{Kind: StepStopIOThreads, Instances: feeders, Timeout: p.StepTimeout, Undo: StepStartIOThreads, Why: "the old primary can deliver nothing more and its semi-sync acknowledgements are withdrawn while a candidate is chosen"})
+	stopTimeout := p.StepTimeout
+	if semiFence != nil {
+		// The fence depends on these stops: give a slow one (a MariaDB
+		// replica of a frozen source) twice the step time rather than
+		// fall back to the lease, which costs more.
+		feeders, stopTimeout = semiFence.Instances, 2*p.StepTimeout
+	}
+	pl.add(Step{Kind: StepStopIOThreads, Instances: feeders, Timeout: stopTimeout, Undo: StepStartIOThreads, Why: "the old primary can deliver nothing more and its semi-sync acknowledgements are withdrawn while a candidate is chosen"})
+	if semiFence != nil {
+		pl.add(*semiFence)
+	}
 	pl.add(Step{Kind: StepWaitRelayLogs, Instances: feeders, Timeout: p.RelayLogTimeout, Why: "rank on what each replica has applied, not on what it will apply"})
 	pl.add(Step{Kind: StepChooseCandidate, Instances: survivorsOf(v, p, old), Timeout: p.StepTimeout, Why: fmt.Sprintf("re-probe and rank on fresh facts (current facts point to %s)", r.Chosen)})
 	return pl, nil
+}
+
+// waitsOnLease reports whether fence would wait for the old primary's agent's
+// lease to lapse, from now.
+func waitsOnLease(fence []Step, now time.Time) bool {
+	if len(fence) != 1 || !fence[0].Until.After(now) {
+		return false
+	}
+	f := fence[0]
+	return f.Kind == StepWaitLease || f.Kind == StepFenceOldPrimary && f.Via == FenceByAgent
 }
 
 // fenceSteps chooses how to fence an old primary. The agent's report of a
@@ -469,7 +507,13 @@ func ChooseCandidate(fresh View, p Policy, pre Plan) (Plan, error) {
 		if r.CatchUpFrom == r.Chosen {
 			why = fmt.Sprintf("%s must apply its relay log up to %s first", r.Chosen, gtidText(r.Target))
 		}
-		pl.add(Step{Kind: StepCatchUp, Instance: r.Chosen, Source: r.CatchUpFrom, GTID: r.Target, Timeout: p.CatchUpTimeout, Why: why + ": never promote a replica that lacks a transaction another survivor has"})
+		st := Step{Kind: StepCatchUp, Instance: r.Chosen, Source: r.CatchUpFrom, GTID: r.Target, Timeout: p.CatchUpTimeout, Why: why + ": never promote a replica that lacks a transaction another survivor has"}
+		if src, _ := r.candidate(r.CatchUpFrom); r.CatchUpFrom != r.Chosen && !src.Source {
+			// A source that holds only what the chosen lacks (Rank's
+			// catchUpSource: a rebuilt MariaDB replica).
+			st.SourceGTID = gtidSubtract(r.Target, holdsIn(r, r.Chosen))
+		}
+		pl.add(st)
 	}
 	pl.add(Step{Kind: StepPromote, Instance: r.Chosen, SemiSync: semi, Timeout: p.StepTimeout, Irreversible: true, Why: promoteWhy(r)})
 	pl.Steps = append(pl.Steps, repointSteps(fresh, p, r.Chosen, pre.OldPrimary, semi, &pl)...)

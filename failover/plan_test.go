@@ -134,7 +134,9 @@ var (
 )
 
 func TestPlanFailover(t *testing.T) {
-	hostLost := func() *B { return base().primaryGone(ago(3*time.Second)).silent("a1", ago(2*time.Second)) }
+	hostLost := func() *B {
+		return base().primaryGone(ago(3*time.Second)).silent("a1", ago(2*time.Second)).notLossless("db1")
+	}
 	cases := []struct {
 		name     string
 		b        *B
@@ -150,6 +152,25 @@ func TestPlanFailover(t *testing.T) {
 			b:    hostLost(),
 			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", Expected: "db2", Epoch: 8,
 				Steps: preSteps("wait-lease db1 until=12:00:01.000")},
+		},
+		{
+			// Issue 10: lossless semi-sync fences the old primary once both
+			// replicas' IO threads are stopped, so the lease is not waited
+			// out (only the fallback if a replica still receives).
+			name: "host lost, lossless semi-sync: stop the replicas, then semi-sync fences, no lease wait",
+			b:    base().primaryGone(ago(3*time.Second)).silent("a1", ago(2*time.Second)),
+			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", Expected: "db2", Epoch: 8,
+				Steps: []string{"record-intent db1 op=failover epoch=7->8", "pre-hooks op=failover", "unroute-old-primary db1 epoch=8",
+					"stop-io-threads [db2 db3]", "fence-old-primary db1 [db2 db3] via=semi-sync until=12:00:01.000",
+					"wait-relay-logs [db2 db3]", "choose-candidate [db2 db3]"}},
+		},
+		{
+			name: "hung primary, lossless semi-sync: the same, though its agent is alive",
+			b:    base().down("db1", ClassTimeout, ago(3*time.Second)).progress("db2", ago(5*time.Second)).progress("db3", ago(5*time.Second)),
+			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", Expected: "db2", Epoch: 8,
+				Steps: []string{"record-intent db1 op=failover epoch=7->8", "pre-hooks op=failover", "unroute-old-primary db1 epoch=8",
+					"stop-io-threads [db2 db3]", "fence-old-primary db1 [db2 db3] via=semi-sync until=12:00:02.900",
+					"wait-relay-logs [db2 db3]", "choose-candidate [db2 db3]"}},
 		},
 		{
 			name: "fast path: fenced through the agent that saw mysqld go, no wait",
@@ -171,7 +192,7 @@ func TestPlanFailover(t *testing.T) {
 		},
 		{
 			name: "hung primary, agent alive: fenced through the agent, bounded by the lease",
-			b:    base().down("db1", ClassTimeout, ago(3*time.Second)).progress("db2", ago(5*time.Second)).progress("db3", ago(5*time.Second)),
+			b:    base().down("db1", ClassTimeout, ago(3*time.Second)).progress("db2", ago(5*time.Second)).progress("db3", ago(5*time.Second)).notLossless("db1"),
 			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", Expected: "db2", Epoch: 8,
 				Steps: preSteps("fence-old-primary db1 via=agent until=12:00:02.900")},
 		},
@@ -293,7 +314,9 @@ func TestPlanFailover(t *testing.T) {
 }
 
 func TestChooseCandidate(t *testing.T) {
-	hostLost := func() *B { return base().primaryGone(ago(3*time.Second)).silent("a1", ago(2*time.Second)) }
+	hostLost := func() *B {
+		return base().primaryGone(ago(3*time.Second)).silent("a1", ago(2*time.Second)).notLossless("db1")
+	}
 	pre := preSteps("wait-lease db1 until=12:00:01.000")
 	withPre := func(tail []string) []string { return append(append([]string(nil), pre...), tail...) }
 	cases := []struct {

@@ -173,8 +173,16 @@ func Rank(v View, p Policy, opts RankOptions) Ranking {
 		if gtidKnown(last) && !gtidEmpty(s.holds) {
 			if extra := gtidSubtract(s.holds, last); !gtidEmpty(extra) && !gtidContains(s.holds, last) {
 				// Beyond the old primary's last known set while lacking part
-				// of it: cannot be the primary's late transactions.
-				errant = gtidUnion(errant, extra)
+				// of it: not the primary's late transactions, except those
+				// from the primary's own sources when the instance holds
+				// all the primary wrote up to L — a MariaDB replica rebuilt
+				// from a backup keeps in gtid_binlog_state only what it
+				// binlogged since, so it lacks earlier writers' keys while
+				// holding their data.
+				extra = gtidSubtract(extra, lateOwn(s.holds, extra, last, old.LastSeen.Own))
+				if !gtidEmpty(extra) {
+					errant = gtidUnion(errant, extra)
+				}
 			}
 		}
 		if oldAlive && !uncommitted && pr.Executed != nil && !oldProbe.ObservedAt.Before(pr.ObservedAt) {
@@ -291,7 +299,7 @@ func Rank(v View, p Policy, opts RankOptions) Ranking {
 			r.Warnings = append(r.Warnings, lostWarning(p, opts.OldPrimary, lost))
 		}
 	}
-	rankCandidates(r.Candidates, r.Target)
+	rankCandidates(r.Candidates, r.Target, old.LastSeen.Own)
 
 	// Under semi_sync every acknowledged commit reached at least
 	// semi_sync_wait_for replicas. When that many replicas that could have
@@ -362,6 +370,9 @@ func Rank(v View, p Policy, opts RankOptions) Ranking {
 				break
 			}
 		}
+		if r.CatchUpFrom == "" && lacksOnlyOwn(chosen.Holds, r.Target, old.LastSeen.Own) {
+			r.CatchUpFrom = catchUpSource(survivors, chosen.Instance, chosen.Holds, r.Target)
+		}
 		if r.CatchUpFrom == "" {
 			why := divergenceReason(survivors, r.Target, chosen.Instance)
 			if opts.Force && opts.Target != "" {
@@ -374,6 +385,60 @@ func Rank(v View, p Policy, opts RankOptions) Ranking {
 	}
 	r.Chosen = chosen.Instance
 	return r
+}
+
+// lateOwn returns the part of extra (what an instance holds beyond the old
+// primary's last known set last) that can be the old primary's late
+// transactions: from the sources the primary writes to (own, its own part of
+// last), on an instance that holds everything of those sources in last.
+// Anything else beyond last is errant. Empty when own is unknown.
+func lateOwn(holds, extra, last, own GTIDSet) GTIDSet {
+	if gtidEmpty(own) {
+		return nil
+	}
+	late := gtidRestrict(extra, own)
+	if gtidEmpty(late) || !gtidContains(holds, gtidRestrict(last, own)) {
+		return nil
+	}
+	return late
+}
+
+// lacksOnlyOwn reports whether an instance holding holds lacks nothing of
+// target but transactions from the old primary's own sources (own): the
+// primary's newest ones, which any survivor holding them can send it. One
+// that lacks anything else either diverged or, as a MariaDB replica rebuilt
+// from a backup, lacks earlier writers' keys that no survivor can send it.
+// False when own is unknown.
+func lacksOnlyOwn(holds, target, own GTIDSet) bool {
+	if gtidEmpty(own) || !gtidKnown(holds) {
+		return false
+	}
+	need := gtidSubtract(target, holds)
+	return gtidContains(gtidRestrict(need, own), need)
+}
+
+// catchUpSource returns a clean survivor other than chosen that holds what
+// chosen lacks of target and can serve it: the fallback when no survivor
+// holds all of target. A MariaDB replica rebuilt from a backup lacks
+// earlier writers' keys but may hold the newest transactions; the chosen
+// instance (which holds the history) only needs those. Sources that need
+// not apply anything come first, then name.
+func catchUpSource(survivors []survivor, chosen string, holds, target GTIDSet) string {
+	need := gtidSubtract(target, holds)
+	best, bestExec := "", false
+	for _, s := range survivors {
+		if s.name == chosen || !s.clean || !gtidContains(s.holds, need) {
+			continue
+		}
+		exec := gtidContains(s.probe.Executed, need)
+		if !exec && !s.canApply {
+			continue
+		}
+		if best == "" || (exec && !bestExec) || (exec == bestExec && s.name < best) {
+			best, bestExec = s.name, exec
+		}
+	}
+	return best
 }
 
 // acknowledgersAway lists the replicas the leader cannot reach that could
@@ -414,8 +479,13 @@ func survivorNamed(ss []survivor, name string) bool {
 }
 
 // rankCandidates sorts in place: eligible first in rank order, the others by
-// name.
-func rankCandidates(cs []Candidate, target GTIDSet) {
+// name. Among candidates that do not hold all of target, those that lack
+// only the old primary's own transactions come first (lacksOnlyOwn): any
+// holder can send them those, while one that lacks older ones (a MariaDB
+// replica rebuilt from a backup lacks earlier writers' keys) might get them
+// from no one. A set that contains another never ranks below it by this:
+// it lacks a subset of what the other lacks.
+func rankCandidates(cs []Candidate, target, own GTIDSet) {
 	dominance := make(map[string]int, len(cs))
 	for _, a := range cs {
 		if !a.Eligible {
@@ -438,6 +508,9 @@ func rankCandidates(cs []Candidate, target GTIDSet) {
 		ca, cb := gtidContains(a.Holds, target), gtidContains(b.Holds, target)
 		if ca != cb {
 			return ca
+		}
+		if oa, ob := lacksOnlyOwn(a.Holds, target, own), lacksOnlyOwn(b.Holds, target, own); oa != ob {
+			return oa
 		}
 		if dominance[a.Instance] != dominance[b.Instance] {
 			return dominance[a.Instance] > dominance[b.Instance]

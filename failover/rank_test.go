@@ -51,6 +51,62 @@ func TestRank(t *testing.T) {
 		warnings []string
 	}{
 		{
+			// A MariaDB replica rebuilt from a backup (RESET MASTER, then
+			// gtid_slave_pos) keeps in gtid_binlog_state only what it
+			// binlogged since: no key for the earlier primary "o". Here it
+			// (db2) also received the primary's newest transactions p:101-102
+			// after the primary was last seen — under semi_sync possibly
+			// acknowledged. Found: it was called errant ("beyond the last
+			// known set while lacking part of it") and its transactions were
+			// dropped. Now they are the primary's late ones (its own source,
+			// and db2 holds all of p up to the last known set), db3 (which
+			// holds the history) is chosen and catches up from db2.
+			name: "a rebuilt replica with the primary's late transactions is a catch-up source, not errant",
+			b: dead().lastSeenOwn("db1", "o:1-50,p:1-100", "p:1-100").
+				exec("db3", "o:1-50,p:1-100").exec("db2", "p:1-102"),
+			want: rankSum{Chosen: "db3", CatchUpFrom: "db2", Order: []string{"db3", "db2"}, Excluded: []string{}, Sources: []string{}, Target: "o:1-50,p:1-102"},
+		},
+		{
+			// The rebuilt replica (db2) holds the newest transaction, the
+			// other lags by one: neither holds everything. db3 lacks only
+			// the primary's own transaction and can get it from db2; db2
+			// lacks the earlier writer's key, which nobody can send it. So
+			// db3 ranks first, though db2 comes first by name; the old
+			// code refused ("survivors have diverged").
+			name: "the replica that lacks only the primary's transactions ranks before a rebuilt one",
+			b: dead().lastSeenOwn("db1", "o:1-50,p:1-100", "p:1-100").
+				exec("db3", "o:1-50,p:1-99").exec("db2", "p:1-100"),
+			want: rankSum{Chosen: "db3", CatchUpFrom: "db2", Order: []string{"db3", "db2"}, Excluded: []string{}, Sources: []string{}, Target: "o:1-50,p:1-100"},
+		},
+		{
+			// The same shape without knowing which sources the primary
+			// writes to: errant, as before (the safe side).
+			name: "without the primary's own sources a set beyond it that lacks part of it is errant",
+			b: dead().lastSeen("db1", "o:1-50,p:1-100").
+				exec("db3", "o:1-50,p:1-100").exec("db2", "p:1-102"),
+			want: rankSum{Chosen: "db3", Order: []string{"db3"}, Excluded: []string{"db2"}, Sources: []string{"db3"}, Target: "o:1-50,p:1-100"},
+			excl: map[string][]string{"db2": {"errant transactions p:101-102"}},
+		},
+		{
+			// Transactions of another source beyond the last known set stay
+			// errant even on an instance that holds the primary's stream.
+			name: "a rebuilt replica's own writes are errant",
+			b: dead().lastSeenOwn("db1", "o:1-50,p:1-100", "p:1-100").
+				exec("db3", "o:1-50,p:1-100").exec("db2", "p:1-100,r:1"),
+			want: rankSum{Chosen: "db3", Order: []string{"db3"}, Excluded: []string{"db2"}, Sources: []string{"db3"}, Target: "o:1-50,p:1-100"},
+			excl: map[string][]string{"db2": {"errant transactions r:1"}},
+		},
+		{
+			// Two survivors that each lack something not from the primary's
+			// own sources have diverged: refused, as before, though each
+			// holds what the other lacks.
+			name: "diverged survivors are not merged by a catch-up",
+			b: dead().lastSeenOwn("db1", "p:1-100", "p:1-100").
+				exec("db2", "p:1-100,x:1").exec("db3", "p:1-100,y:1"),
+			want:    rankSum{Order: []string{"db2", "db3"}, Excluded: []string{}, Sources: []string{}, Target: "p:1-100,x:1,y:1"},
+			refusal: []string{"no reachable instance holds every surviving transaction"},
+		},
+		{
 			name: "equal replicas: ties broken by name",
 			b:    dead(),
 			want: rankSum{Chosen: "db2", Order: []string{"db2", "db3"}, Excluded: []string{}, Sources: []string{"db2", "db3"}, Target: "p:1-100"},

@@ -158,6 +158,14 @@ type RunResult struct {
 	// writes again (the run's end if it never did). Zero for other kinds and
 	// when writes were never blocked.
 	WriteBlocked time.Duration
+	// IntentAt, BlockedAt, RoutedAt and CommittedAt date the moments of a
+	// change of primary that balancers react to (zero when the run did not
+	// get there): the intent recorded in the replicated state (the replaced
+	// primary's /primary answers 503 from then on), the start of the
+	// write-blocked window, writes routed to the new primary (every push
+	// target confirmed it), and the new epoch committed (the new primary's
+	// /primary answers 200 from then on).
+	IntentAt, BlockedAt, RoutedAt, CommittedAt time.Time
 	// TimeToRoute is, for a run that promoted an instance, the time from the
 	// run's start to the moment writes were routed to it (zero when they
 	// were not).
@@ -515,6 +523,7 @@ func (ru *run) end(o Outcome, reason string, cause error) (RunResult, error) {
 	ru.res.Recorded = ru.recorded
 	ru.res.Duration = now.Sub(ru.start)
 	ru.res.Plan = ru.plan
+	ru.res.IntentAt, ru.res.BlockedAt = ru.intentAt, ru.blockStart
 	if ru.plan.Kind == OpSwitchover && !ru.blockStart.IsZero() {
 		end := ru.blockEnd
 		if end.IsZero() {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -110,6 +111,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 type behaviour struct {
 	err   error
 	block bool
+	// once, when set, plays the behaviour on the first call only.
+	once *atomic.Bool
 }
 
 type script map[string]behaviour
@@ -120,7 +123,7 @@ func do(ctx context.Context, j *journal, c *fakeClock, cost time.Duration, sc sc
 	j.add("%s", line)
 	c.advanceIfAny(cost)
 	b, ok := sc[line]
-	if !ok {
+	if !ok || b.once != nil && b.once.Swap(true) {
 		return nil
 	}
 	if b.block {
@@ -342,6 +345,20 @@ type rig struct {
 	runner   *Runner
 	storeArg StateStore
 	halt     func(StepEvent) bool
+	actArg   Actuator // nil: act
+}
+
+// parallelActuator is a fakeActuator with the ParallelIOStopper capability:
+// it journals the whole batch as one line, then each stop.
+type parallelActuator struct{ *fakeActuator }
+
+func (a parallelActuator) StopReplicaIOs(ctx context.Context, names []string) []error {
+	a.j.add("act stop-io-all %s", strings.Join(names, ","))
+	errs := make([]error, len(names))
+	for i, n := range names {
+		errs[i] = a.StopReplicaIO(ctx, n)
+	}
+	return errs
 }
 
 // newRig builds fakes around view v; fresh is the view the inspector answers
@@ -393,9 +410,13 @@ func (r *rig) build(t *testing.T) *Runner {
 	if store == nil {
 		store = r.store
 	}
+	var act Actuator = r.act
+	if r.actArg != nil {
+		act = r.actArg
+	}
 	n := 0
 	runner, err := NewRunner(RunnerConfig{
-		Inspector: r.insp, Actuator: r.act, Leadership: r.lead, Store: store, Router: r.router, Hooks: r.hooks,
+		Inspector: r.insp, Actuator: act, Leadership: r.lead, Store: store, Router: r.router, Hooks: r.hooks,
 		Clock: r.clock, Logger: slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		NewOperationID: func() string { n++; return fmt.Sprintf("op-%d", n) },
 		Observer:       func(e StepEvent) { r.events = append(r.events, e) },

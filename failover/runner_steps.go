@@ -265,6 +265,9 @@ func (ru *run) ownerOf(instance string) AgentID { return ru.v.Instances[instance
 func (ru *run) fenceOld(ctx context.Context, s Step, x *outcome) error {
 	a := ru.r.cfg.Actuator
 	agent := ru.ownerOf(s.Instance)
+	if s.Via == FenceSemiSync {
+		return ru.fenceSemiSync(ctx, s, x)
+	}
 	if s.Via == FenceByAgent {
 		// Its agent does it: nothing for the runner to undo.
 		x.noUndo = true
@@ -307,6 +310,41 @@ func (ru *run) fenceOld(ctx context.Context, s Step, x *outcome) error {
 }
 
 // waitLease waits until a silent agent's lease has surely lapsed.
+// fenceSemiSync checks, on fresh probes, that none of the replicas that could
+// acknowledge the old primary's commits still receives from it (the step
+// before stopped their IO threads): then lossless semi-sync fences it and the
+// failover goes on at once. Otherwise it falls back to waiting for its
+// agent's lease to lapse, as a fence by the agent would.
+func (ru *run) fenceSemiSync(ctx context.Context, s Step, x *outcome) error {
+	x.noUndo = true
+	var unsure []string
+	for _, n := range s.Instances {
+		pr, err := ru.r.cfg.Inspector.Probe(ctx, n)
+		switch {
+		case err != nil:
+			unsure = append(unsure, fmt.Sprintf("%s: %v", n, err))
+		case !pr.Reachable:
+			unsure = append(unsure, fmt.Sprintf("%s: %s", n, classText(pr)))
+		case pr.Replica == nil:
+		case pr.Replica.IOState == IOYes || pr.Replica.IOState == IOConnecting:
+			if src, ok := resolveSource(ru.v, pr.Replica.Source); !ok || src == s.Instance {
+				unsure = append(unsure, fmt.Sprintf("%s: its IO thread is %s", n, pr.Replica.IOState))
+			}
+		}
+	}
+	agent := ru.ownerOf(s.Instance)
+	if len(unsure) == 0 {
+		x.note("lossless semi-sync fences %s: %s receive nothing from it, so it can acknowledge no commit; its agent %s sets it read-only when it can", s.Instance, orNone(s.Instances), agent)
+		return nil
+	}
+	lapse := ru.leaseBound(s.Until)
+	x.note("not every acknowledger is accounted for (%s): waited for agent %s's lease to lapse at %s", strings.Join(unsure, "; "), agent, stamp(lapse))
+	if err := ru.waitUntil(ctx, lapse); err != nil {
+		return fmt.Errorf("an acknowledger may still receive from %s (%s), and agent %s's lease had not surely lapsed: %w", s.Instance, strings.Join(unsure, "; "), agent, err)
+	}
+	return nil
+}
+
 func (ru *run) waitLease(ctx context.Context, s Step, x *outcome) error {
 	agent := ru.ownerOf(s.Instance)
 	if !s.Until.After(ru.r.cfg.Clock.Now()) {
@@ -325,17 +363,29 @@ func (ru *run) waitLease(ctx context.Context, s Step, x *outcome) error {
 // the old primary is already fenced, so it can deliver nothing new.
 func (ru *run) stopIO(ctx context.Context, s Step, x *outcome) error {
 	var stopped, failed []string
-	for _, n := range s.Instances {
-		if ctx.Err() != nil {
-			failed = append(failed, n+": not attempted (step timeout)")
-			continue
+	if ps, ok := ru.r.cfg.Actuator.(ParallelIOStopper); ok && len(s.Instances) > 1 {
+		x.touched = append(x.touched, s.Instances...)
+		errs := ps.StopReplicaIOs(ctx, s.Instances)
+		for i, n := range s.Instances {
+			if i < len(errs) && errs[i] != nil {
+				failed = append(failed, fmt.Sprintf("%s: %v", n, errs[i]))
+				continue
+			}
+			stopped = append(stopped, n)
 		}
-		x.touched = append(x.touched, n)
-		if err := ru.r.cfg.Actuator.StopReplicaIO(ctx, n); err != nil {
-			failed = append(failed, fmt.Sprintf("%s: %v", n, err))
-			continue
+	} else {
+		for _, n := range s.Instances {
+			if ctx.Err() != nil {
+				failed = append(failed, n+": not attempted (step timeout)")
+				continue
+			}
+			x.touched = append(x.touched, n)
+			if err := ru.r.cfg.Actuator.StopReplicaIO(ctx, n); err != nil {
+				failed = append(failed, fmt.Sprintf("%s: %v", n, err))
+				continue
+			}
+			stopped = append(stopped, n)
 		}
-		stopped = append(stopped, n)
 	}
 	switch {
 	case len(s.Instances) == 0:
@@ -529,8 +579,12 @@ func (ru *run) catchUp(ctx context.Context, s Step, x *outcome) error {
 	ru.promotionGTID = target
 	if src != inst {
 		if s.GTID != nil {
-			if err := a.WaitExecuted(ctx, src, target); err != nil {
-				return fmt.Errorf("%s did not apply %s: %w", src, gtidText(target), err)
+			need := target
+			if s.SourceGTID != nil {
+				need = s.SourceGTID
+			}
+			if err := a.WaitExecuted(ctx, src, need); err != nil {
+				return fmt.Errorf("%s did not apply %s: %w", src, gtidText(need), err)
 			}
 		}
 		if !ru.replicatesFrom(inst, src) {
@@ -568,7 +622,7 @@ func (ru *run) route(ctx context.Context, s Step, undo bool, x *outcome) error {
 	}
 	now := ru.r.cfg.Clock.Now()
 	if !undo && s.Instance == ru.res.NewPrimary && ru.res.NewPrimary != "" {
-		ru.res.TimeToRoute = now.Sub(ru.start)
+		ru.res.TimeToRoute, ru.res.RoutedAt = now.Sub(ru.start), now
 		if !ru.blockStart.IsZero() {
 			ru.blockEnd = now
 		}
@@ -579,6 +633,18 @@ func (ru *run) route(ctx context.Context, s Step, undo bool, x *outcome) error {
 
 // commit makes the new primary the epoch's (StepCommitEpoch), then starts
 // the anti-flap window.
+// commitUnknown reports whether a failed commit may still have been
+// applied: anything but the store's refusals (another leader, another
+// operation, a moved epoch, pause or anti-flap), which say it was not.
+func commitUnknown(err error) bool {
+	for _, refused := range []error{ErrNotLeader, ErrStaleEpoch, ErrConflict, ErrPaused, ErrAntiFlap} {
+		if errors.Is(err, refused) {
+			return false
+		}
+	}
+	return true
+}
+
 func (ru *run) commit(ctx context.Context, s Step, x *outcome) error {
 	gtid := s.GTID
 	if gtid == nil {
@@ -588,10 +654,22 @@ func (ru *run) commit(ctx context.Context, s Step, x *outcome) error {
 	if gtid != nil {
 		text = gtid.String()
 	}
-	if err := ru.apply(ctx, Change{Kind: ChangeCommitEpoch, Instance: s.Instance, ExpectEpoch: s.ExpectEpoch, Epoch: s.Epoch, GTID: text}); err != nil {
-		return err
+	commit := Change{Kind: ChangeCommitEpoch, Instance: s.Instance, ExpectEpoch: s.ExpectEpoch, Epoch: s.Epoch, GTID: text}
+	if err := ru.apply(ctx, commit); err != nil {
+		if !commitUnknown(err) || ctx.Err() != nil {
+			return err
+		}
+		// The answer was lost (a timeout): the commit may have been
+		// applied. The command is conditional and the store accepts this
+		// operation's own commit again as a no-op, so one retry tells:
+		// success, or a refusal that says what happened instead.
+		ru.log.Warn("commit answer lost; asking again", logStep, "commit-epoch", logErr, err)
+		if err2 := ru.apply(ctx, commit); err2 != nil {
+			return fmt.Errorf("%w (asked again after: %v)", err2, err)
+		}
 	}
 	ru.res.Committed, ru.res.EpochAfter, ru.res.GTIDAtPromotion = true, s.Epoch, text
+	ru.res.CommittedAt = ru.r.cfg.Clock.Now()
 	x.note("primary=%s, epoch %d → %d", s.Instance, s.ExpectEpoch, s.Epoch)
 	if s.AntiFlap > 0 {
 		until := ru.r.cfg.Clock.Now().Add(s.AntiFlap)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -99,7 +100,9 @@ func (tc runCase) run(t *testing.T) {
 }
 
 var (
-	hostLost = func() *B { return base().primaryGone(ago(3*time.Second)).silent("a1", ago(2*time.Second)) }
+	hostLost = func() *B {
+		return base().primaryGone(ago(3*time.Second)).silent("a1", ago(2*time.Second)).notLossless("db1")
+	}
 	// fastPath: db1's agent saw mysqld go; the leader's probes fail too.
 	fastPath = func() *B { return base().localGone("a1", ago(50*ms)).down("db1", ClassRefused, ago(100*ms)) }
 	// isolated: db1's agent lost the quorum long ago, the leader still
@@ -291,8 +294,8 @@ func TestRunnerFailover(t *testing.T) {
 		},
 		{
 			name:    "hung primary with a live agent: fenced by the lease, lease_timeout after the intent",
-			before:  base().down("db1", ClassTimeout, ago(3*time.Second)).progress("db2", ago(5*time.Second)).progress("db3", ago(5*time.Second)),
-			fresh:   base().down("db1", ClassTimeout, ago(3*time.Second)).stopped(),
+			before:  base().down("db1", ClassTimeout, ago(3*time.Second)).progress("db2", ago(5*time.Second)).progress("db3", ago(5*time.Second)).notLossless("db1"),
+			fresh:   base().down("db1", ClassTimeout, ago(3*time.Second)).stopped().notLossless("db1"),
 			outcome: OutcomeSuccess,
 			check: func(t *testing.T, r *rig, res RunResult) {
 				// The plan's bound is a1's last contact + lease_timeout
@@ -300,6 +303,60 @@ func TestRunnerFailover(t *testing.T) {
 				// the intent at 12:00:00.000.
 				mustContain(t, "fence detail", res.Steps[3].Detail, "agent a1 released or lost its lease by 12:00:03.000")
 				check(t, "fence duration", 2995*ms, res.Steps[3].Duration)
+			},
+		},
+		{
+			// Issue 10: lossless semi-sync fences a hung primary once both
+			// replicas' IO threads are stopped: no lease wait at all.
+			name:    "hung lossless primary: fenced by semi-sync once its replicas stopped receiving, no lease wait",
+			before:  base().down("db1", ClassTimeout, ago(3*time.Second)).progress("db2", ago(5*time.Second)).progress("db3", ago(5*time.Second)),
+			fresh:   base().down("db1", ClassTimeout, ago(3*time.Second)).stopped(),
+			outcome: OutcomeSuccess,
+			check: func(t *testing.T, r *rig, res RunResult) {
+				steps := stepNamesOf(res)
+				if !strings.Contains(steps, "stop-io-threads db2,db3 fence-old-primary db1 wait-relay-logs") {
+					t.Fatalf("steps %s: want the IO threads stopped, then the semi-sync fence", steps)
+				}
+				f := res.Steps[4]
+				mustContain(t, "fence detail", f.Detail, "lossless semi-sync fences db1")
+				if f.Duration > 100*ms {
+					t.Errorf("the semi-sync fence took %v: it must not wait for the lease", f.Duration)
+				}
+			},
+		},
+		{
+			// An actuator that can stop several replicas at once is asked
+			// for all of them in one call; a failure is still per replica.
+			name:   "an actuator that stops IO threads in parallel gets them all at once",
+			before: base().down("db1", ClassTimeout, ago(3*time.Second)).progress("db2", ago(5*time.Second)).progress("db3", ago(5*time.Second)),
+			fresh:  base().down("db1", ClassTimeout, ago(3*time.Second)).stopped(),
+			setup: func(r *rig) {
+				r.actArg = parallelActuator{r.act}
+			},
+			outcome: OutcomeSuccess,
+			check: func(t *testing.T, r *rig, res RunResult) {
+				if got := r.j.only("act stop-io"); strings.Join(got, "|") != "act stop-io-all db2,db3|act stop-io db2|act stop-io db3" {
+					t.Errorf("stops %q, want one batch of db2,db3", got)
+				}
+				mustContain(t, "fence detail", res.Steps[4].Detail, "lossless semi-sync fences db1")
+			},
+		},
+		{
+			// A replica still receiving (its IO thread could not be
+			// stopped): the fence falls back to the lease.
+			name:   "semi-sync fence with a replica still receiving: waits out the lease after all",
+			before: base().down("db1", ClassTimeout, ago(3*time.Second)).progress("db2", ago(5*time.Second)).progress("db3", ago(5*time.Second)),
+			fresh:  base().down("db1", ClassTimeout, ago(3*time.Second)).stopped().io("db3", IOYes),
+			setup: func(r *rig) {
+				r.act.sc["act stop-io db3"] = fail("Lock wait timeout exceeded")
+			},
+			outcome: OutcomeSuccess,
+			check: func(t *testing.T, r *rig, res RunResult) {
+				f := res.Steps[4]
+				mustContain(t, "fence detail", f.Detail, "db3: its IO thread is Yes", "waited for agent a1's lease to lapse")
+				if f.Duration < time.Second {
+					t.Errorf("the fallback fence took %v: it must wait for the lease", f.Duration)
+				}
 			},
 		},
 		{
@@ -481,6 +538,23 @@ func TestRunnerFailover(t *testing.T) {
 			actions: concat(failoverStart, relayApplied, failoverEnd, []string{"store commit db2 expect=7 gtid=p:1-100"}),
 		},
 		{
+			// The commit's answer is lost (a Raft timeout: it may have been
+			// applied). One retry settles it; consensus takes the same
+			// operation's commit again as a no-op.
+			name:   "a commit whose answer was lost is asked again",
+			before: hostLost(),
+			fresh:  hostLost().stopped(),
+			setup: func(r *rig) {
+				r.store.sc["store commit db2 expect=7 gtid=p:1-100"] = behaviour{err: errors.New("consensus: timed out"), once: new(atomic.Bool)}
+			},
+			outcome: OutcomeSuccess,
+			check: func(t *testing.T, r *rig, res RunResult) {
+				if got := len(r.j.only("store commit")); got != 2 || !res.Committed {
+					t.Errorf("%d commits sent (committed %v), want 2 and committed", got, res.Committed)
+				}
+			},
+		},
+		{
 			name:   "a step the history cannot take is a warning, not a failure",
 			before: hostLost(),
 			fresh:  hostLost().stopped(),
@@ -600,6 +674,13 @@ func TestRunnerSwitchover(t *testing.T) {
 				// and the old primary is repointed after the route.
 				check(t, "write-blocked window", 35*ms, res.WriteBlocked)
 				check(t, "time to route", 40*ms, res.TimeToRoute)
+				// The moments balancers react to, in the run's own order.
+				check(t, "routed at", res.Started.Add(res.TimeToRoute), res.RoutedAt)
+				check(t, "blocked at", res.RoutedAt.Add(-res.WriteBlocked), res.BlockedAt)
+				if !res.IntentAt.After(res.Started.Add(-time.Nanosecond)) || !res.IntentAt.Before(res.BlockedAt) || res.CommittedAt.Before(res.RoutedAt) || res.CommittedAt.IsZero() {
+					t.Errorf("moments out of order: started %v intent %v blocked %v routed %v committed %v",
+						res.Started, res.IntentAt, res.BlockedAt, res.RoutedAt, res.CommittedAt)
+				}
 				check(t, "gtid at promotion", "p:1-100", res.GTIDAtPromotion)
 				if got := r.j.only("store anti-flap"); len(got) != 0 {
 					t.Errorf("a switchover started an anti-flap window: %v", got)

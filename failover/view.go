@@ -164,8 +164,16 @@ type Probe struct {
 	// ErrorDetail is the error text for people (never a password).
 	ErrorDetail string
 	// FailingSince is when the current run of failed probes began (zero when
-	// Reachable): condition (a) of DESIGN §3.2 measures it.
+	// Reachable).
 	FailingSince time.Time
+	// LastReachedAt is when this agent last reached the instance: ObservedAt
+	// of a successful probe, and on a failed one the latest success before
+	// it (zero: never reached). With Stream it dates the latest sign of
+	// life, from which condition (a) of DESIGN §3.2 measures the silence.
+	LastReachedAt time.Time
+	// Stream is this agent's binlog stream from the instance (agents
+	// stream only the recorded primary); the zero value means none.
+	Stream Stream
 
 	// ReadOnly is @@read_only.
 	ReadOnly bool
@@ -174,6 +182,11 @@ type Probe struct {
 	// Executed is the executed GTID set (@@gtid_executed on MySQL,
 	// @@gtid_binlog_state on MariaDB); nil when unknown.
 	Executed GTIDSet
+	// Own is the part of Executed the instance wrote itself: its
+	// server_uuid's on MySQL, its server_id's (every domain) on MariaDB;
+	// nil when unknown. A primary's late transactions, committed after its
+	// last probe, come from these sources.
+	Own GTIDSet
 	// Replica is nil when the instance is not configured as a replica.
 	Replica *ReplicaStatus
 	// SemiSync is the semi-synchronous replication state.
@@ -195,6 +208,21 @@ func (p Probe) holds() GTIDSet {
 		return nil
 	}
 	return gtidUnion(p.Executed, p.Replica.Retrieved)
+}
+
+// Stream is an agent's binlog dump connection to an instance, opened at the
+// end of its binlog with a short heartbeat period: every packet (an event or
+// a heartbeat) is a sign of life. A hung mysqld or a silent network stops
+// the packets at once, a slow or lossy one only delays them (README
+// "Detection").
+type Stream struct {
+	// Period is the heartbeat period the stream asked for; zero means the
+	// agent holds no stream to the instance.
+	Period time.Duration
+	// HeardAt is when the latest packet arrived; zero: none yet.
+	HeardAt time.Time
+	// Detail says, for people, why the stream is down ("" while it is up).
+	Detail string
 }
 
 // ReplicaStatus is the replication state of a replica.
@@ -283,6 +311,13 @@ type AgentReport struct {
 	// LocalDetail says why, for people: "connection refused on
 	// /run/mysqld/mysqld.sock", "process exited (signal 9)".
 	LocalDetail string
+	// LocalProbe is the agent's latest probe of its local instance as it
+	// reached the leader over the lease channel (ObservedAt, Reachable,
+	// ReadOnly and the source side of SemiSync only), when that is newer
+	// news than its report; nil when there is none. Reports travel over
+	// the API, which a lossy link stalls; the lease channel's pings do not
+	// wait for one another.
+	LocalProbe *Probe
 }
 
 // ReplicatedState is the cluster's state held in Raft.

@@ -3,7 +3,9 @@ package integration
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regentdb/regent/api"
 	"github.com/regentdb/regent/integration/sandbox"
 	"github.com/regentdb/regent/topology/mysqltest"
 )
@@ -131,6 +134,32 @@ func TestOperatorWorkflow(t *testing.T) {
 	}
 }
 
+// statusOf asks the agent at addr for its own status (GET /v1/status).
+func statusOf(s *sandbox.Sandbox, addr string) (api.Status, error) {
+	var st api.Status
+	ca, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		return st, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	req, err := http.NewRequest(http.MethodGet, "https://"+addr+"/v1/status", nil)
+	if err != nil {
+		return st, err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.ReadToken)
+	resp, err := client.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("GET /v1/status: %s", resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
 func checkMetrics(t *testing.T, s *sandbox.Sandbox) {
 	t.Helper()
 	pool := x509.NewCertPool()
@@ -140,15 +169,25 @@ func checkMetrics(t *testing.T, s *sandbox.Sandbox) {
 	}
 	pool.AppendCertsFromPEM(ca)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := client.Get("https://" + s.Agents[0].APIAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "regent_cluster_epoch") || !strings.Contains(string(body), "regent_raft_term") {
-		t.Fatalf("/metrics: %s\n%.2000s", resp.Status, body)
-	}
+	// The agent refreshes its snapshot metrics every second: poll (bounded)
+	// until they carry the epoch and the term.
+	var body []byte
+	s.Eventually("/metrics says the epoch and the Raft term", 10*time.Second, func() (bool, string) {
+		resp, err := client.Get("https://" + s.Agents[0].APIAddr + "/metrics")
+		if err != nil {
+			return false, err.Error()
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var regent []string
+		for _, l := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(l, "regent_") {
+				regent = append(regent, l)
+			}
+		}
+		ok := resp.StatusCode == 200 && strings.Contains(string(body), "regent_cluster_epoch") && strings.Contains(string(body), "regent_raft_term")
+		return ok, fmt.Sprintf("%s; its regent_ lines:\n%.3000s", resp.Status, strings.Join(regent, "\n"))
+	})
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		t.Fatalf("promtool not found: apt-get install prometheus (make test installs it)")
@@ -200,6 +239,10 @@ func TestMemberJoinAndRemove(t *testing.T) {
 			cfg = strings.Replace(cfg, "local_instance: p\n", "", 1)
 			cfg = strings.Replace(cfg, "  bind: \""+s.Agents[0].RaftAddr+"\"", "  bind: \""+raftAddr+"\"\n  join: true", 1)
 			cfg = strings.Replace(cfg, "  listen: \""+s.Agents[0].APIAddr+"\"", "  listen: \""+apiAddr+"\"", 1)
+			// Its own certificate: every agent is known by the one it holds.
+			cert, key := s.AgentCert("agent4")
+			cfg = strings.ReplaceAll(cfg, filepath.Join(s.Dir, "agent1-key.pem"), key)
+			cfg = strings.ReplaceAll(cfg, filepath.Join(s.Dir, "agent1.pem"), cert)
 			path := sandbox.WriteFile(t, filepath.Join(s.Dir, "agent4.yaml"), cfg, 0o600)
 			logf, err := os.Create(filepath.Join(s.Dir, "agent4.log"))
 			if err != nil {
@@ -225,6 +268,16 @@ func TestMemberJoinAndRemove(t *testing.T) {
 			s.Eventually("agent4 is a member", 20*time.Second, func() (bool, string) {
 				out, errOut, code := s.Ctl("members")
 				return code == 0 && strings.Contains(out, "agent4") && strings.Contains(out, raftAddr), out + errOut
+			})
+			// And a Raft follower: the leader dialled it and found agent4's
+			// certificate, and agent4 took the leader's, which its peers
+			// list named, before it had a configuration of its own.
+			s.Eventually("agent4 follows the leader over Raft", 20*time.Second, func() (bool, string) {
+				st, err := statusOf(s, apiAddr)
+				if err != nil {
+					return false, err.Error()
+				}
+				return st.AgentID == "agent4" && st.LeaderID != "" && st.AppliedIndex > 0, fmt.Sprintf("%+v", st)
 			})
 			if out, errOut, code := s.Ctl("members", "remove", "agent4"); code != 0 {
 				t.Fatalf("members remove: exit %d\n%s\n%s", code, out, errOut)

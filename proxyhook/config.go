@@ -13,6 +13,10 @@ type RoutingConfig struct {
 	HAProxy  []HAProxyConfig  `yaml:"haproxy" json:"haproxy"`
 	ProxySQL []ProxySQLConfig `yaml:"proxysql" json:"proxysql"`
 	Hooks    []HookConfig     `yaml:"hooks" json:"hooks"`
+	// HealthChecks declares the balancers that route by their checks of
+	// /primary alone, with their check timings, for the write-blocked
+	// window Regent reports (HealthCheckConfig).
+	HealthChecks []HealthCheckConfig `yaml:"health_checks" json:"health_checks,omitempty"`
 }
 
 // Validate checks the section; key is its path for messages (e.g.
@@ -39,6 +43,16 @@ func (c RoutingConfig) Validate(key string, instances []string) error {
 		}
 		names["proxysql "+p.Name] = k
 	}
+	for i, h := range c.HealthChecks {
+		k := fmt.Sprintf("%s.health_checks[%d]", key, i)
+		if err := h.Validate(k); err != nil {
+			return err
+		}
+		if prev, dup := names["health_checks "+h.Name]; dup {
+			return fmt.Errorf("%s.name: %q is also the name of %s", k, h.Name, prev)
+		}
+		names["health_checks "+h.Name] = k
+	}
 	hookNames := map[string]bool{}
 	for i, h := range c.Hooks {
 		k := fmt.Sprintf("%s.hooks[%d]", key, i)
@@ -61,6 +75,8 @@ type ClusterRouting struct {
 	// Hooks runs the other events (pre/post failover and switchover, fence,
 	// failed) for the failover runner.
 	Hooks *Hooks
+	// HealthChecks are the balancers that route by health checks alone.
+	HealthChecks []HealthCheckConfig
 }
 
 // NewClusterRouting validates cfg and builds the cluster's targets and hooks.
@@ -72,7 +88,7 @@ func NewClusterRouting(cfg RoutingConfig, hookOpts HooksOptions, logger *slog.Lo
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	cr := &ClusterRouting{}
+	cr := &ClusterRouting{HealthChecks: cfg.HealthChecks}
 	fail := func(err error) (*ClusterRouting, error) {
 		var errs []error
 		for _, t := range cr.Targets {

@@ -86,7 +86,7 @@ func TestDeployHAProxyConfig(t *testing.T) {
 		{"writes checked against /primary", write, "option httpchk GET /primary\n"},
 		{"only 200 passes", write, "http-check expect status 200\n"},
 		{"sessions cut when the writer goes down", write, "on-marked-down shutdown-sessions"},
-		{"fast checks", write, "inter 500ms"},
+		{"fast checks", write, "inter 200ms"},
 		{"reads checked against /replica with a lag bound", read, "option httpchk GET /replica?max_lag="},
 	}
 	for _, m := range musts {

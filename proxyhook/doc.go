@@ -30,12 +30,17 @@
 // primary out of write routing and cuts its sessions, which a failover does
 // before fencing it; Route then makes the new primary the only writer.
 //
-// Epochs only grow: the Router refuses a change older than the newest epoch
-// it accepted for the cluster (*StaleEpochError, errors.Is ErrStaleEpoch) and
-// logs it; an equal epoch is a retry and is allowed. Seed the Router with
-// SeedEpoch from Raft when an agent becomes leader. ProxySQL also keeps the
-// epoch next to the route (a "regent-epoch=N" tag in mysql_servers.comment),
-// so a stale leader on another agent is refused by the proxy's own state.
+// Attempts are ordered by Order: a change carries its planned epoch and a
+// token, the Raft index that authorised it. The Router and every target
+// refuse a change older than the newest they accepted for the cluster
+// (*StaleEpochError, errors.Is ErrStaleEpoch) and log it; an equal one is a
+// retry and is allowed. A change without a token is ordered by epoch (seed
+// the Router with SeedEpoch from Raft for those). Targets keep the order
+// next to the route, so a deposed leader on another agent is refused by the
+// proxy's own state: ProxySQL as "regent-epoch=E regent-token=T" in
+// mysql_servers.comment, HAProxy in the process variable RouteVar(cluster),
+// checked before every command that changes a server (its runtime API has
+// no compare-and-set; see HAProxyTarget.guard).
 //
 // Every target is idempotent and verifies what it did by reading it back
 // (HAProxy: "show servers state"; ProxySQL: runtime_mysql_servers).
@@ -95,7 +100,7 @@
 // pre-/post-switchover, fence, route, unroute and failed. The environment is
 // built from scratch: PATH, HOME, LANG, LC_ALL, TZ, TMPDIR, the hook's own
 // non-secret env, and REGENT_CLUSTER, REGENT_EVENT, REGENT_OPERATION,
-// REGENT_OPERATION_ID, REGENT_PHASE, REGENT_EPOCH, REGENT_REASON,
+// REGENT_OPERATION_ID, REGENT_PHASE, REGENT_EPOCH, REGENT_ROUTE_TOKEN, REGENT_REASON,
 // REGENT_RESULT, REGENT_REPLICAS, REGENT_HOOK_NAME, REGENT_HOOK_TIMEOUT and
 // REGENT_OLD_PRIMARY / REGENT_NEW_PRIMARY with _HOST, _PORT and _ADDR. No
 // secret is ever passed in the environment or the arguments (env names that

@@ -287,16 +287,23 @@ func TestHAProxyPullPathFollowsHealthChecks(t *testing.T) {
 	}
 }
 
-func TestHAProxyPushPathMovesRouteAtOnce(t *testing.T) {
-	// No health checks at all: only the runtime API can move the route,
-	// so this shows the push path alone.
+// pushOnlyHAProxy starts alpha, beta and gamma behind a real HAProxy with no
+// health checks: only the runtime API moves the route.
+func pushOnlyHAProxy(t *testing.T) ([]member, *haproxytest.HAProxy, string) {
+	t.Helper()
 	var members []member
 	for _, n := range []string{"alpha", "beta", "gamma"} {
 		members = append(members, member{instance: n, server: "srv_" + n, port: startIDBackend(t, n).port()})
 	}
 	front := haproxytest.FreePort(t)
 	h := haproxytest.Start(t, writeProxies(front, members))
-	addr := fmt.Sprintf("127.0.0.1:%d", front)
+	return members, h, fmt.Sprintf("127.0.0.1:%d", front)
+}
+
+func TestHAProxyPushPathMovesRouteAtOnce(t *testing.T) {
+	// No health checks at all: only the runtime API can move the route,
+	// so this shows the push path alone.
+	members, h, addr := pushOnlyHAProxy(t)
 	target := haproxyTarget(t, "lb1", "unix:"+h.AdminSocket, members, func(c *HAProxyConfig) { c.ServerStateFile = h.StateFile })
 	router := NewRouter(testLogger(t))
 	router.SetTargets("main", target)
@@ -494,7 +501,16 @@ func TestRuntimeClientAgainstHAProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if id, err := idOnce(addr); err != nil || id != "moved" {
+	// New connections land there (polled: on a loaded machine HAProxy's
+	// worker may take a moment to serve its first connection).
+	var id string
+	deadline := time.Now().Add(10 * time.Second)
+	for err = errors.New("not tried"); time.Now().Before(deadline); {
+		if id, err = idOnce(addr); err == nil {
+			break
+		}
+	}
+	if err != nil || id != "moved" {
 		t.Fatalf("after set addr: %q %v", id, err)
 	}
 	for _, st := range []AdminStateCommand{StateDrain, StateDrain, StateMaint, StateMaint, StateReady, StateReady} {
@@ -530,4 +546,129 @@ func TestRuntimeClientAgainstHAProxy(t *testing.T) {
 	if _, err := op.ShowServersState(ctx, "be_write"); err != nil {
 		t.Fatalf("reading state needs no admin level: %v", err)
 	}
+}
+
+// routedWriter returns the one write server that takes connections, from
+// HAProxy's own state: "" when none does, "+" when several do.
+func routedWriter(t *testing.T, tg *HAProxyTarget, members []member) string {
+	t.Helper()
+	states, err := tg.Client().ShowServersState(t.Context(), "be_write")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byServer := map[string]string{}
+	for _, m := range members {
+		byServer[m.server] = m.instance
+	}
+	got := ""
+	for _, s := range states {
+		if s.AdminState.InMaint() {
+			continue
+		}
+		if got != "" {
+			return "+"
+		}
+		got = byServer[s.Server]
+	}
+	return got
+}
+
+// Defect: route epochs did not order attempts and HAProxy pushes were
+// unguarded, so a deposed leader's retried push (same planned epoch as its
+// successor's) put the new primary in maintenance after the new leader had
+// routed it. Two leaders here are two routers with their own targets, as on
+// two agents, over one real HAProxy with no health checks, so that only the
+// pushes decide. Tokens stand for the Raft indices that authorised them.
+func TestDeposedLeaderCannotRouteOverItsSuccessor(t *testing.T) {
+	members, h, addr := pushOnlyHAProxy(t)
+	l1t := haproxyTarget(t, "lb1", "unix:"+h.AdminSocket, members, nil)
+	l2t := haproxyTarget(t, "lb1", "unix:"+h.AdminSocket, members, nil)
+	l1, l2 := NewRouter(testLogger(t)), NewRouter(testLogger(t))
+	l1.SetTargets("main", l1t)
+	l2.SetTargets("main", l2t)
+	ctx := t.Context()
+	route := func(r *Router, to string, epoch, token uint64) error {
+		_, err := r.Route(ctx, RouteChange{Cluster: "main", Epoch: epoch, Token: token, NewPrimary: Endpoint{Name: to}})
+		return err
+	}
+
+	if err := route(l1, "alpha", 1, 10); err != nil {
+		t.Fatalf("first route: %v", err)
+	}
+	// L1 starts a failover to beta (planned epoch 2) and loses its
+	// leadership; L2 fails over to gamma with the same planned epoch.
+	if err := route(l1, "beta", 2, 20); err != nil {
+		t.Fatalf("L1's route to beta: %v", err)
+	}
+	if err := route(l2, "gamma", 2, 30); err != nil {
+		t.Fatalf("L2's route to gamma: %v", err)
+	}
+	// L1's delayed retries: refused, HAProxy untouched.
+	if err := route(l1, "beta", 2, 20); !errors.Is(err, ErrStaleEpoch) {
+		t.Fatalf("L1's retried route after L2's: err = %v, want a refusal (stale attempt)", err)
+	}
+	_, err := l1.UnrouteRequest(ctx, UnrouteRequest{Cluster: "main", Epoch: 2, Token: 20, Old: Endpoint{Name: "gamma"}})
+	if !errors.Is(err, ErrStaleEpoch) {
+		t.Fatalf("L1's retried unroute of gamma: err = %v, want a refusal", err)
+	}
+	if w := routedWriter(t, l2t, members); w != "gamma" {
+		t.Fatalf("after L1's late pushes HAProxy routes %q, want gamma", w)
+	}
+	waitRoutedTo(t, addr, "gamma", 2*time.Second)
+	// L2's operation aborted before its commit: it reconciles to the
+	// committed primary of epoch 1 (alpha), a lower epoch but a later
+	// attempt, and that is accepted.
+	if err := route(l2, "alpha", 1, 35); err != nil {
+		t.Fatalf("L2's reconciliation at the committed epoch: %v", err)
+	}
+	if w := routedWriter(t, l2t, members); w != "alpha" {
+		t.Fatalf("after reconciliation HAProxy routes %q, want alpha", w)
+	}
+
+	// Racing: both leaders push at once, L1 to beta and L2 to gamma. If
+	// both report success, L1's pushes all came before L2's (its last
+	// check saw no higher token, and L2 records its token before its
+	// first command), so gamma is routed. Otherwise L1 was superseded, and
+	// at most its command in flight landed late: L2's reconciliation puts
+	// it right, and L1's retries stay refused.
+	clean := 0
+	const rounds = 20
+	for i := range uint64(rounds) {
+		base := 100 * (i + 1)
+		var e1, e2 error
+		var wg sync.WaitGroup
+		wg.Go(func() { e1 = route(l1, "beta", 3+i, base+1) })
+		wg.Go(func() { e2 = route(l2, "gamma", 3+i, base+2) })
+		wg.Wait()
+		if e2 != nil && !errors.Is(e2, ErrRouteNotApplied) {
+			t.Fatalf("round %d: L2's route failed: %v", i, e2)
+		}
+		if e1 != nil && !errors.Is(e1, ErrStaleEpoch) {
+			t.Fatalf("round %d: L1's route failed other than by being superseded: %v", i, e1)
+		}
+		w := routedWriter(t, l2t, members)
+		if e1 == nil && e2 == nil && w != "gamma" {
+			t.Fatalf("round %d: both attempts succeeded but HAProxy routes %q, want gamma", i, w)
+		}
+		if e2 != nil && e1 == nil {
+			t.Fatalf("round %d: L2's read-back failed (%v) though L1 was not superseded", i, e2)
+		}
+		if w == "gamma" {
+			clean++
+		}
+		if err := route(l1, "beta", 3+i, base+1); !errors.Is(err, ErrStaleEpoch) {
+			t.Fatalf("round %d: L1's retry after the race: err = %v, want a refusal", i, err)
+		}
+		if err := route(l2, "gamma", 3+i, base+3); err != nil {
+			t.Fatalf("round %d: L2's reconciliation: %v", i, err)
+		}
+		if w := routedWriter(t, l2t, members); w != "gamma" {
+			t.Fatalf("round %d: after reconciliation HAProxy routes %q, want gamma", i, w)
+		}
+		if err := route(l1, "beta", 3+i, base+1); !errors.Is(err, ErrStaleEpoch) {
+			t.Fatalf("round %d: L1's retry after the reconciliation: err = %v, want a refusal", i, err)
+		}
+	}
+	t.Logf("%d of %d races ended on gamma before any reconciliation", clean, rounds)
+	waitRoutedTo(t, addr, "gamma", 2*time.Second)
 }

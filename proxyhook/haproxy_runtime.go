@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,9 @@ var (
 	ErrNoSuchServer = errors.New("haproxy has no such backend or server")
 	// ErrHAProxyCommand: HAProxy refused or did not understand a command.
 	ErrHAProxyCommand = errors.New("haproxy refused the command")
+	// ErrNoProcVars: HAProxy has no "get var"/"set var" runtime commands
+	// (they came with HAProxy 2.4).
+	ErrNoProcVars = errors.New("haproxy has no runtime process variables")
 )
 
 // maxRuntimeAnswer bounds what the client reads from one answer: "show
@@ -325,6 +329,67 @@ func (c *RuntimeClient) SetServerAddr(ctx context.Context, ref ServerRef, ip str
 		}
 		return c.commandError(cmd, a)
 	})
+}
+
+// procVarRE is what "get var" answers for an integer variable.
+var procVarRE = regexp.MustCompile(`^proc\.[A-Za-z0-9_.]+: type=sint value=<(-?\d+)>$`)
+
+// ProcVar runs "get var proc.NAME" and returns the variable's integer value;
+// ok is false when HAProxy has no such variable (never set since it
+// started). A variable of another type is an error.
+func (c *RuntimeClient) ProcVar(ctx context.Context, name string) (value int64, ok bool, err error) {
+	if err := validProcVar(name); err != nil {
+		return 0, false, err
+	}
+	cmd := "get var proc." + name
+	_, err = retry(ctx, c.retry, func(ctx context.Context) error {
+		answer, err := c.Exec(ctx, cmd)
+		if err != nil {
+			return err
+		}
+		a := strings.TrimSpace(answer)
+		switch {
+		case strings.HasPrefix(a, "Variable not found"):
+			value, ok = 0, false
+			return nil
+		case strings.HasPrefix(a, "Unknown command"):
+			return permanent(fmt.Errorf("%w: haproxy at %s does not know %q (HAProxy 2.4 or newer has it)", ErrNoProcVars, c.Address(), cmd))
+		}
+		m := procVarRE.FindStringSubmatch(a)
+		if m == nil {
+			return c.commandError(cmd, answer)
+		}
+		value, err = strconv.ParseInt(m[1], 10, 64)
+		if err != nil {
+			return permanent(fmt.Errorf("haproxy at %s: %q: %w", c.Address(), a, err))
+		}
+		ok = true
+		return nil
+	})
+	return value, ok, err
+}
+
+// SetProcVar sets the process-wide variable proc.NAME to an integer. HAProxy
+// accepts "set var" only in experimental mode, which lasts for the one
+// command line it is switched on in.
+func (c *RuntimeClient) SetProcVar(ctx context.Context, name string, value int64) error {
+	if err := validProcVar(name); err != nil {
+		return err
+	}
+	cmd := fmt.Sprintf("experimental-mode on; set var proc.%s int(%d)", name, value)
+	return c.do(ctx, cmd, func(a string) error {
+		if strings.HasPrefix(strings.TrimSpace(a), "Unknown command") {
+			return permanent(fmt.Errorf("%w: haproxy at %s does not know \"set var\" (HAProxy 2.4 or newer has it)", ErrNoProcVars, c.Address()))
+		}
+		return c.commandError(cmd, a)
+	})
+}
+
+func validProcVar(name string) error {
+	if name == "" || strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" {
+		return fmt.Errorf("haproxy variable name %q: use letters, digits and _ only", name)
+	}
+	return nil
 }
 
 // ShowServersState runs "show servers state [backend]" and parses the answer.

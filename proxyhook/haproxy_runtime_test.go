@@ -304,3 +304,37 @@ func TestRuntimeClientCtxAndUnreachable(t *testing.T) {
 		t.Fatalf("err = %v, want a hint that haproxy is not there", err)
 	}
 }
+
+// An HAProxy older than 2.4 has no "get var": routes still go through,
+// unguarded, and the detail says so. (A scripted runtime API: only HAProxy
+// 2.6 can be installed here.)
+func TestHAProxyGuardWithoutProcessVariables(t *testing.T) {
+	f := startFakeRuntime(t, func(_ int, cmd string) (string, bool) {
+		switch {
+		case strings.HasPrefix(cmd, "get var"):
+			return "Unknown command. Please enter one of the following commands only :\n  help\n", true
+		case strings.HasPrefix(cmd, "show servers state"):
+			return "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n" +
+				"2 be 1 s1 127.0.0.1 2 0 1 1 0 1 0 0 0 0 0 0 - 1 - 0 0 - - 0\n" +
+				"2 be 2 s2 127.0.0.1 0 1 1 1 0 1 0 0 0 0 0 0 - 2 - 0 0 - - 0\n", true
+		}
+		return "\n", true
+	})
+	tg, err := NewHAProxyTarget(HAProxyConfig{Name: "old", RuntimeAPI: "unix:" + f.ln.Addr().String(),
+		WriteServers: map[string]string{"a": "be/s1", "b": "be/s2"}, Timeout: time.Second}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tg.Route(t.Context(), RouteChange{Cluster: "c1", Epoch: 2, Token: 9, NewPrimary: Endpoint{Name: "a"}})
+	if err != nil {
+		t.Fatalf("route: %v (%s)", err, out.Detail)
+	}
+	if !strings.Contains(out.Detail, "attempts not ordered") {
+		t.Errorf("detail %q does not say the route went unguarded", out.Detail)
+	}
+	for _, c := range f.commands() {
+		if strings.Contains(c, "set var") {
+			t.Errorf("sent %q to an HAProxy without process variables", c)
+		}
+	}
+}

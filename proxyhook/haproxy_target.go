@@ -2,14 +2,17 @@ package proxyhook
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -90,6 +93,10 @@ type HAProxyTarget struct {
 	client  *RuntimeClient
 	servers map[string]ServerRef
 	logger  *slog.Logger
+
+	// unguarded is set once HAProxy turned out to have no process
+	// variables (older than 2.4): attempts are then not ordered there.
+	unguarded atomic.Bool
 }
 
 var _ Target = (*HAProxyTarget)(nil)
@@ -129,6 +136,7 @@ func (t *HAProxyTarget) Route(ctx context.Context, change RouteChange) (Outcome,
 		return Outcome{}, permanent(fmt.Errorf("new primary %s has no entry in write_servers of haproxy %s: add \"%s: backend/server\"",
 			change.NewPrimary.Name, t.cfg.Name, change.NewPrimary.Name))
 	}
+	order := Order{Epoch: change.Epoch, Token: change.Token}
 	var steps []string
 	expect := map[string]bool{}
 	for _, inst := range slices.Sorted(maps.Keys(t.servers)) {
@@ -137,10 +145,16 @@ func (t *HAProxyTarget) Route(ctx context.Context, change RouteChange) (Outcome,
 			continue
 		}
 		ref := t.servers[inst]
+		if err := t.guard(ctx, change.Cluster, order, &steps); err != nil {
+			return Outcome{Detail: strings.Join(steps, "; ")}, err
+		}
 		if err := t.takeOut(ctx, ref); err != nil {
 			return Outcome{Detail: strings.Join(steps, "; ")}, err
 		}
 		steps = append(steps, ref.String()+" maint, sessions cut")
+	}
+	if err := t.guard(ctx, change.Cluster, order, &steps); err != nil {
+		return Outcome{Detail: strings.Join(steps, "; ")}, err
 	}
 	if err := t.client.SetServerState(ctx, newRef, StateReady); err != nil {
 		return Outcome{Detail: strings.Join(steps, "; ")}, err
@@ -153,12 +167,83 @@ func (t *HAProxyTarget) Route(ctx context.Context, change RouteChange) (Outcome,
 		}
 		steps = append(steps, newRef.String()+" ready, health up")
 	}
+	return t.finish(ctx, change.Cluster, order, expect, steps)
+}
+
+// finish reads the route back and checks that no later attempt superseded
+// this one meanwhile (its own check, or a lower attempt's overwrite of the
+// recorded token, would show here), then saves the server state.
+func (t *HAProxyTarget) finish(ctx context.Context, cluster string, order Order, expect map[string]bool, steps []string) (Outcome, error) {
 	if err := t.verify(ctx, expect); err != nil {
+		// A later attempt's commands interleaved with ours: say so, not
+		// only that the state differs.
+		if gerr := t.guard(ctx, cluster, order, &steps); errors.Is(gerr, ErrStaleEpoch) {
+			return Outcome{Detail: strings.Join(steps, "; ")}, gerr
+		}
+		return Outcome{Detail: strings.Join(steps, "; ")}, err
+	}
+	if err := t.guard(ctx, cluster, order, &steps); err != nil {
 		return Outcome{Detail: strings.Join(steps, "; ")}, err
 	}
 	steps = append(steps, "verified")
 	t.saveState(ctx, &steps)
 	return Outcome{Detail: strings.Join(steps, "; ")}, nil
+}
+
+// RouteVar is the HAProxy process variable (proc.NAME) in which Regent keeps
+// the highest routing token it applied for a cluster: the cluster's name
+// when it is made of letters, digits and _ only, and its hex encoding
+// otherwise, so that two clusters never share one.
+func RouteVar(cluster string) string {
+	if validProcVar(cluster) == nil {
+		return "regent_route_" + cluster
+	}
+	return "regent_route_x" + hex.EncodeToString([]byte(cluster))
+}
+
+// guard orders attempts over this HAProxy (see Order): two leaders, or a
+// deposed leader's late retry, can push to it at once, and its runtime API
+// has no compare-and-set. So HAProxy keeps the highest token applied in a
+// process variable, and guard runs before the first and every later command
+// that changes a server: it refuses the attempt when a higher token is
+// recorded (a permanent StaleEpochError, nothing more is changed) and
+// raises the recorded token to this attempt's when it is lower. A
+// superseded attempt thus stops at its next command; at most the one in
+// flight lands after its successor's, and the leader's periodic
+// reconciliation (and the health checks for the new primary) put that
+// right. A change without a token, or an HAProxy older than 2.4, is not
+// guarded (the latter is logged once). The variable lives until HAProxy
+// restarts or reloads.
+func (t *HAProxyTarget) guard(ctx context.Context, cluster string, o Order, steps *[]string) error {
+	if o.Token == 0 || t.unguarded.Load() {
+		return nil
+	}
+	name := RouteVar(cluster)
+	cur, ok, err := t.client.ProcVar(ctx, name)
+	if errors.Is(err, ErrNoProcVars) {
+		if !t.unguarded.Swap(true) {
+			t.logger.Warn("this haproxy cannot order routing attempts (no process variables before HAProxy 2.4): a deposed leader's late push is put right only by the next reconciliation", logKeyErr, err)
+		}
+		*steps = append(*steps, "attempts not ordered (haproxy older than 2.4)")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the routing token of cluster %q: %w", cluster, err)
+	}
+	if ok && cur > 0 && uint64(cur) > o.Token {
+		t.logger.Warn("refused superseded routing attempt", logKeyCluster, cluster, logKeyEpoch, o.Epoch, logKeyToken, o.Token, "applied_token", cur)
+		return permanent(&StaleEpochError{Cluster: cluster, Epoch: o.Epoch, Token: o.Token, AppliedToken: uint64(cur), Where: t.Name()})
+	}
+	if ok && uint64(cur) == o.Token {
+		return nil
+	}
+	if o.Token > math.MaxInt64 {
+		return permanent(fmt.Errorf("routing token %d does not fit an haproxy integer", o.Token))
+	}
+	if err := t.client.SetProcVar(ctx, name, int64(o.Token)); err != nil {
+		return fmt.Errorf("recording the routing token of cluster %q: %w", cluster, err)
+	}
+	return nil
 }
 
 // Unroute puts the old primary's write server in maintenance and cuts its
@@ -169,16 +254,16 @@ func (t *HAProxyTarget) Unroute(ctx context.Context, req UnrouteRequest) (Outcom
 		return Outcome{}, permanent(fmt.Errorf("old primary %s has no entry in write_servers of haproxy %s: add \"%s: backend/server\"",
 			req.Old.Name, t.cfg.Name, req.Old.Name))
 	}
-	if err := t.takeOut(ctx, ref); err != nil {
+	order := Order{Epoch: req.Epoch, Token: req.Token}
+	var steps []string
+	if err := t.guard(ctx, req.Cluster, order, &steps); err != nil {
 		return Outcome{}, err
 	}
-	steps := []string{ref.String() + " maint, sessions cut"}
-	if err := t.verify(ctx, map[string]bool{req.Old.Name: false}); err != nil {
+	if err := t.takeOut(ctx, ref); err != nil {
 		return Outcome{Detail: strings.Join(steps, "; ")}, err
 	}
-	steps = append(steps, "verified")
-	t.saveState(ctx, &steps)
-	return Outcome{Detail: strings.Join(steps, "; ")}, nil
+	steps = append(steps, ref.String()+" maint, sessions cut")
+	return t.finish(ctx, req.Cluster, order, map[string]bool{req.Old.Name: false}, steps)
 }
 
 func (t *HAProxyTarget) takeOut(ctx context.Context, ref ServerRef) error {

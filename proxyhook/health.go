@@ -32,6 +32,10 @@ type LocalState struct {
 	// LeaseHeld: the agent holds its lease (heard from the Raft quorum within
 	// lease_timeout) and so may let its instance be writable.
 	LeaseHeld bool `json:"lease_held"`
+	// Replacing names the operation (switchover or failover) that is
+	// replacing this primary, from the moment its intent is recorded: the
+	// instance leaves write routing before it is fenced. "" when none.
+	Replacing string `json:"replacing,omitempty"`
 
 	// Replication, when the instance replicates from a source.
 	Replicating      bool `json:"replicating"` // replication is configured
@@ -125,6 +129,8 @@ func (s LocalState) Role() string {
 	switch {
 	case !s.Reachable:
 		return "unreachable"
+	case s.IsPrimary && s.Replacing != "":
+		return "primary-being-replaced"
 	case s.IsPrimary && s.Writable && s.LeaseHeld:
 		return "primary"
 	case s.IsPrimary:
@@ -184,6 +190,8 @@ func primaryOK(s LocalState) (bool, string) {
 		return false, "local mysqld does not answer the agent's probe"
 	case !s.IsPrimary:
 		return false, fmt.Sprintf("not the primary of epoch %d", s.Epoch)
+	case s.Replacing != "":
+		return false, fmt.Sprintf("primary of epoch %d being replaced (%s)", s.Epoch, s.Replacing)
 	case !s.LeaseHeld:
 		return false, "agent does not hold its lease (lost the Raft quorum); instance is being fenced"
 	case !s.Writable:

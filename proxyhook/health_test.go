@@ -41,6 +41,8 @@ func TestDecide(t *testing.T) {
 			state: with(healthyPrimary(), func(s *LocalState) { s.LeaseHeld = false }), wantStatus: 503, wantRole: "primary-not-writable"},
 		{name: "primary: read-only (fenced, or promotion not finished)", check: CheckPrimary,
 			state: with(healthyPrimary(), func(s *LocalState) { s.Writable = false }), wantStatus: 503, wantRole: "primary-not-writable"},
+		{name: "primary: a switchover's intent is recorded: out of routing before the fence", check: CheckPrimary,
+			state: with(healthyPrimary(), func(s *LocalState) { s.Replacing = "switchover 0f3a" }), wantStatus: 503, wantRole: "primary-being-replaced"},
 		{name: "primary: mysqld down", check: CheckPrimary,
 			state: with(healthyPrimary(), func(s *LocalState) { s.Reachable = false }), wantStatus: 503, wantRole: "unreachable"},
 		{name: "primary: a replica is never the primary", check: CheckPrimary, state: healthyReplica(), wantStatus: 503, wantRole: "replica"},

@@ -133,10 +133,13 @@ type HookInput struct {
 	Operation   string // failover, switchover, fence...; derived from the event for pre-/post- events
 	OperationID string
 	Epoch       uint64
-	OldPrimary  Endpoint
-	NewPrimary  Endpoint
-	Replicas    []Endpoint
-	Reason      string
+	// Token orders routing attempts (REGENT_ROUTE_TOKEN, see Order); 0
+	// outside route and unroute events.
+	Token      uint64
+	OldPrimary Endpoint
+	NewPrimary Endpoint
+	Replicas   []Endpoint
+	Reason     string
 	// Result is REGENT_RESULT for post- and failed events: "succeeded" or
 	// "failed" (with Reason saying why).
 	Result string
@@ -314,6 +317,7 @@ func HookEnv(hc HookConfig, event HookEvent, in HookInput) []string {
 		"REGENT_OPERATION_ID=" + in.OperationID,
 		"REGENT_PHASE=" + event.Phase(),
 		"REGENT_EPOCH=" + strconv.FormatUint(in.Epoch, 10),
+		"REGENT_ROUTE_TOKEN=" + strconv.FormatUint(in.Token, 10),
 		"REGENT_REASON=" + oneLine(in.Reason),
 		"REGENT_RESULT=" + in.Result,
 		"REGENT_REPLICAS=" + strings.Join(replicas, ","),
@@ -491,13 +495,13 @@ func (t hookTarget) Name() string { return "hooks" }
 
 func (t hookTarget) Route(ctx context.Context, c RouteChange) (Outcome, error) {
 	res, err := t.h.Run(ctx, EventRoute, HookInput{Cluster: c.Cluster, Operation: c.Operation, OperationID: c.OperationID,
-		Epoch: c.Epoch, OldPrimary: c.OldPrimary, NewPrimary: c.NewPrimary, Replicas: c.Replicas, Reason: c.Reason})
+		Epoch: c.Epoch, Token: c.Token, OldPrimary: c.OldPrimary, NewPrimary: c.NewPrimary, Replicas: c.Replicas, Reason: c.Reason})
 	return Outcome{Detail: summarizeHooks(res), Hooks: res}, err
 }
 
 func (t hookTarget) Unroute(ctx context.Context, r UnrouteRequest) (Outcome, error) {
 	res, err := t.h.Run(ctx, EventUnroute, HookInput{Cluster: r.Cluster, Operation: r.Operation, OperationID: r.OperationID,
-		Epoch: r.Epoch, OldPrimary: r.Old, Reason: r.Reason})
+		Epoch: r.Epoch, Token: r.Token, OldPrimary: r.Old, Reason: r.Reason})
 	return Outcome{Detail: summarizeHooks(res), Hooks: res}, err
 }
 

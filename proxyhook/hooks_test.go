@@ -30,7 +30,7 @@ func TestHookEnvironment(t *testing.T) {
 	t.Setenv("MYSQL_PWD", "hunter2")
 	h := newTestHooks(t, HooksOptions{}, HookConfig{Name: "env", Command: sh("env | sort"), Events: []HookEvent{EventPostFailover},
 		Env: map[string]string{"SITE": "eu-1"}, Timeout: 5 * time.Second})
-	in := HookInput{Cluster: "main", Operation: "ignored-for-post", OperationID: "op-42", Epoch: 9,
+	in := HookInput{Cluster: "main", Operation: "ignored-for-post", OperationID: "op-42", Epoch: 9, Token: 77,
 		OldPrimary: Endpoint{Name: "db1", Host: "10.0.0.1", Port: 3306}, NewPrimary: Endpoint{Name: "db2", Host: "10.0.0.2", Port: 3307},
 		Replicas: []Endpoint{{Name: "db3", Host: "10.0.0.3", Port: 3306}}, Reason: "primary mysqld died\nhard", Result: "succeeded"}
 	res, err := h.Run(t.Context(), EventPostFailover, in)
@@ -50,6 +50,7 @@ func TestHookEnvironment(t *testing.T) {
 		"REGENT_OPERATION_ID":     "op-42",
 		"REGENT_PHASE":            "post",
 		"REGENT_EPOCH":            "9",
+		"REGENT_ROUTE_TOKEN":      "77",
 		"REGENT_REASON":           "primary mysqld died hard",
 		"REGENT_RESULT":           "succeeded",
 		"REGENT_OLD_PRIMARY":      "db1",

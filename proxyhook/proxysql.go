@@ -2,9 +2,12 @@ package proxyhook
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -28,13 +31,15 @@ import (
 //	    writer_hostgroup: 10
 //	    reader_hostgroup: 20
 //	    old_primary: remove             # remove | offline_soft | offline_hard
+//	    tls: {enabled: true, ca_file: /etc/regent/tls/proxysql-ca.pem}
 type ProxySQLConfig struct {
 	Name string `yaml:"name" json:"name"`
 	// Admin is the admin interface: host:port (usually 6032) or unix:/path.
 	Admin string `yaml:"admin" json:"admin"`
 	User  string `yaml:"user" json:"user"`
-	// PasswordFile holds the admin password (first line). PasswordEnv names
-	// an environment variable that holds it instead. Never on a command line.
+	// PasswordFile holds the admin password (first line); other users must
+	// have no permission on it. PasswordEnv names an environment variable
+	// that holds it instead. Never on a command line.
 	PasswordFile string `yaml:"password_file" json:"password_file"`
 	PasswordEnv  string `yaml:"password_env" json:"password_env"`
 	// Password is for programs and tests that build the config in code.
@@ -55,9 +60,74 @@ type ProxySQLConfig struct {
 	// SkipSaveToDisk leaves out SAVE MYSQL SERVERS TO DISK (the route then
 	// lasts until ProxySQL restarts). Saving is the default.
 	SkipSaveToDisk bool `yaml:"skip_save_to_disk" json:"skip_save_to_disk"`
+	// TLS encrypts the admin connection. ProxySQL 2.x accepts TLS on its
+	// admin port once mysql-have_ssl is true (with the certificates of its
+	// data directory). Without TLS the admin password's login exchange and
+	// every statement cross the network in the clear: use TLS whenever the
+	// admin interface is not on this host.
+	TLS ProxySQLTLS `yaml:"tls" json:"tls"`
 	// Timeout bounds one attempt (connect and all statements). Default 5s.
 	Timeout time.Duration `yaml:"timeout" json:"timeout"`
 	Retry   RetryPolicy   `yaml:"retry" json:"retry"`
+}
+
+// ProxySQLTLS is the TLS of the admin connection.
+type ProxySQLTLS struct {
+	// Enabled requires TLS: a ProxySQL that does not offer it is refused,
+	// never talked to in plain text.
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// CAFile verifies ProxySQL's certificate (PEM); empty: the system's
+	// roots.
+	CAFile string `yaml:"ca_file" json:"ca_file"`
+	// CertFile and KeyFile are a client certificate, when ProxySQL asks for
+	// one.
+	CertFile string `yaml:"cert_file" json:"cert_file"`
+	KeyFile  string `yaml:"key_file" json:"key_file"`
+	// ServerName is the name checked in ProxySQL's certificate; default the
+	// host of admin.
+	ServerName string `yaml:"server_name" json:"server_name"`
+	// InsecureSkipVerify encrypts without checking who answers (ProxySQL's
+	// self-made certificate): a man in the middle is then not stopped.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify" json:"insecure_skip_verify"`
+}
+
+func (t ProxySQLTLS) validate(key string) error {
+	if !t.Enabled {
+		if t != (ProxySQLTLS{}) {
+			return fmt.Errorf("%s: set enabled: true to use TLS (the other keys do nothing without it)", key)
+		}
+		return nil
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return fmt.Errorf("%s: cert_file and key_file go together", key)
+	}
+	return nil
+}
+
+// clientConfig loads the files; nil when TLS is off.
+func (t ProxySQLTLS) clientConfig() (*tls.Config, error) {
+	if !t.Enabled {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in, documented
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file %s holds no PEM certificate", t.CAFile)
+		}
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file/key_file: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
 }
 
 // Hostgroup returns a pointer to n, for ProxySQLConfig's hostgroup fields.
@@ -110,6 +180,9 @@ func (c ProxySQLConfig) Validate(key string, instances []string) error {
 			return fmt.Errorf("%s.servers.%s: no instance of that name in the cluster (instances: %s)", key, inst, strings.Join(instances, ", "))
 		}
 	}
+	if err := c.TLS.validate(key + ".tls"); err != nil {
+		return err
+	}
 	if c.Timeout < 0 {
 		return fmt.Errorf("%s.timeout: must not be negative", key)
 	}
@@ -126,6 +199,24 @@ func parseHostPort(s string) (hostPort, error) {
 		return hostPort{}, fmt.Errorf("%q: port must be 1..65535", s)
 	}
 	return hostPort{host: h, port: port}, nil
+}
+
+// readPrivateFile reads a file that holds a secret, refusing it when other
+// users have any permission on it (the rule of Regent's tokens file).
+func readPrivateFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if perm := st.Mode().Perm(); perm&0o007 != 0 {
+		return nil, fmt.Errorf("%s is readable by other users (mode %v): run chmod 600 %s (or 640 with a dedicated group)", path, perm, path)
+	}
+	return io.ReadAll(io.LimitReader(f, 1<<20))
 }
 
 func proxySQLNetAddr(s string) (network, addr string, err error) {
@@ -178,7 +269,7 @@ func NewProxySQLTarget(cfg ProxySQLConfig, logger *slog.Logger) (*ProxySQLTarget
 	password := cfg.Password
 	switch {
 	case cfg.PasswordFile != "":
-		b, err := os.ReadFile(cfg.PasswordFile)
+		b, err := readPrivateFile(cfg.PasswordFile)
 		if err != nil {
 			return nil, fmt.Errorf("proxysql %s: reading password_file: %w", cfg.Name, err)
 		}
@@ -189,7 +280,9 @@ func NewProxySQLTarget(cfg ProxySQLConfig, logger *slog.Logger) (*ProxySQLTarget
 		if !ok {
 			return nil, fmt.Errorf("proxysql %s: password_env names %s, which is not set in the agent's environment", cfg.Name, cfg.PasswordEnv)
 		}
-		password = v
+		// A copy: the agent may overwrite the environment's memory once
+		// everything is read (agent.ScrubEnvironment).
+		password = strings.Clone(v)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
@@ -198,7 +291,12 @@ func NewProxySQLTarget(cfg ProxySQLConfig, logger *slog.Logger) (*ProxySQLTarget
 		cfg.OldPrimary = OldPrimaryRemove
 	}
 	network, addr, _ := proxySQLNetAddr(cfg.Admin)
+	tlsCfg, err := cfg.TLS.clientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("proxysql %s: %w", cfg.Name, err)
+	}
 	mc := mysql.NewConfig()
+	mc.TLS = tlsCfg
 	mc.User = cfg.User
 	mc.Passwd = password
 	mc.Net = network
@@ -304,11 +402,11 @@ func (t *ProxySQLTarget) Route(ctx context.Context, change RouteChange) (Outcome
 		replicas = append(replicas, hp)
 	}
 	plan := proxySQLRoute{writerHG: t.writerHG, readerHG: t.readerHG, newPrimary: newHP, oldPrimary: oldHP,
-		replicas: replicas, oldPolicy: t.cfg.OldPrimary, writerIsAlsoReader: t.cfg.WriterIsAlsoReader, epoch: change.Epoch}
+		replicas: replicas, oldPolicy: t.cfg.OldPrimary, writerIsAlsoReader: t.cfg.WriterIsAlsoReader, order: Order{Epoch: change.Epoch, Token: change.Token}}
 	var detail string
 	_, err = retry(ctx, t.cfg.Retry, func(ctx context.Context) error {
 		var err error
-		detail, err = t.apply(ctx, change.Cluster, change.Epoch, func(rows []ProxySQLServer) []serverOp {
+		detail, err = t.apply(ctx, change.Cluster, plan.order, func(rows []ProxySQLServer) []serverOp {
 			return planProxySQLRoute(rows, plan)
 		}, func(runtime []ProxySQLServer) []string {
 			return checkWriterRuntime(runtime, t.writerHG, newHP)
@@ -328,8 +426,9 @@ func (t *ProxySQLTarget) Unroute(ctx context.Context, req UnrouteRequest) (Outco
 	var detail string
 	_, err = retry(ctx, t.cfg.Retry, func(ctx context.Context) error {
 		var err error
-		detail, err = t.apply(ctx, req.Cluster, req.Epoch, func(rows []ProxySQLServer) []serverOp {
-			return planProxySQLUnroute(rows, t.writerHG, oldHP, req.Epoch)
+		order := Order{Epoch: req.Epoch, Token: req.Token}
+		detail, err = t.apply(ctx, req.Cluster, order, func(rows []ProxySQLServer) []serverOp {
+			return planProxySQLUnroute(rows, t.writerHG, oldHP, order)
 		}, func(runtime []ProxySQLServer) []string {
 			for _, r := range runtime {
 				if r.HostgroupID == t.writerHG && r.Hostname == oldHP.host && r.Port == oldHP.port && r.Status == ProxySQLOnline {
@@ -345,7 +444,7 @@ func (t *ProxySQLTarget) Unroute(ctx context.Context, req UnrouteRequest) (Outco
 
 // apply is one attempt: refuse mixed setups and stale epochs, plan from the
 // current table, run the plan, load, save, verify.
-func (t *ProxySQLTarget) apply(ctx context.Context, cluster string, epoch uint64,
+func (t *ProxySQLTarget) apply(ctx context.Context, cluster string, order Order,
 	plan func([]ProxySQLServer) []serverOp, verify func([]ProxySQLServer) []string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
 	defer cancel()
@@ -366,18 +465,18 @@ func (t *ProxySQLTarget) apply(ctx context.Context, cluster string, epoch uint64
 	if err != nil {
 		return "", t.sqlErr("reading runtime_mysql_servers", err)
 	}
-	var newest uint64
+	var newest Order
 	for _, r := range append(slices.Clone(rows), runtime...) {
 		if r.HostgroupID != t.writerHG {
 			continue
 		}
-		if e, ok := epochOf(r.Comment); ok {
-			newest = max(newest, e)
+		if o, ok := orderOf(r.Comment); ok {
+			newest = o.Max(newest)
 		}
 	}
-	if epoch < newest {
-		err := &StaleEpochError{Cluster: cluster, Epoch: epoch, Applied: newest, Where: t.Name()}
-		t.logger.Warn("refused stale routing change", logKeyCluster, cluster, logKeyEpoch, epoch, logKeyApplied, newest)
+	if order.StaleAgainst(newest) {
+		err := &StaleEpochError{Cluster: cluster, Epoch: order.Epoch, Applied: newest.Epoch, Token: order.Token, AppliedToken: newest.Token, Where: t.Name()}
+		t.logger.Warn("refused stale routing change", logKeyCluster, cluster, logKeyEpoch, order.Epoch, logKeyToken, order.Token, logKeyApplied, newest.Epoch)
 		return "", permanent(err)
 	}
 

@@ -117,28 +117,41 @@ func sqlString(s string) string {
 	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, "\x00", ""), "'", "''") + "'"
 }
 
-// epochTag marks the rows Regent wrote with the epoch of the change, in the
-// comment column: the epoch lives next to the route, so a stale leader on
-// another agent is refused by the proxy's own state, not only by its memory.
-var epochTagRE = regexp.MustCompile(`\s*regent-epoch=(\d+)`)
+// The epoch tag marks the rows Regent wrote with the order of the change
+// (see Order), in the comment column: "regent-epoch=E regent-token=T". The
+// order lives next to the route, so a stale leader on another agent is
+// refused by the proxy's own state, not only by its memory.
+var (
+	epochTagRE = regexp.MustCompile(`\s*regent-(?:epoch|token)=\d+`)
+	orderTagRE = regexp.MustCompile(`regent-(epoch|token)=(\d+)`)
+)
 
-func withEpochTag(comment string, epoch uint64) string {
+func withEpochTag(comment string, o Order) string {
 	base := strings.TrimSpace(epochTagRE.ReplaceAllString(comment, ""))
-	tag := "regent-epoch=" + strconv.FormatUint(epoch, 10)
+	tag := "regent-epoch=" + strconv.FormatUint(o.Epoch, 10)
+	if o.Token != 0 {
+		tag += " regent-token=" + strconv.FormatUint(o.Token, 10)
+	}
 	if base == "" {
 		return tag
 	}
 	return base + " " + tag
 }
 
-// epochOf returns the highest epoch tag in comment.
-func epochOf(comment string) (uint64, bool) {
-	var best uint64
+// orderOf returns the highest epoch and token tags in comment.
+func orderOf(comment string) (Order, bool) {
+	var best Order
 	found := false
-	for _, m := range epochTagRE.FindAllStringSubmatch(comment, -1) {
-		if n, err := strconv.ParseUint(m[1], 10, 64); err == nil {
-			found = true
-			best = max(best, n)
+	for _, m := range orderTagRE.FindAllStringSubmatch(comment, -1) {
+		n, err := strconv.ParseUint(m[2], 10, 64)
+		if err != nil {
+			continue
+		}
+		found = true
+		if m[1] == "epoch" {
+			best.Epoch = max(best.Epoch, n)
+		} else {
+			best.Token = max(best.Token, n)
 		}
 	}
 	return best, found
@@ -153,7 +166,7 @@ type proxySQLRoute struct {
 	replicas           []hostPort
 	oldPolicy          string
 	writerIsAlsoReader bool
-	epoch              uint64
+	order              Order
 }
 
 // defaultProxySQLServer is ProxySQL's column defaults.
@@ -205,7 +218,7 @@ func planProxySQLRoute(rows []ProxySQLServer, r proxySQLRoute) []serverOp {
 			row := template(hp, hg)
 			row.Status = status
 			if tag {
-				row.Comment = withEpochTag(row.Comment, r.epoch)
+				row.Comment = withEpochTag(row.Comment, r.order)
 			}
 			ops = append(ops, serverOp{kind: opInsert, row: row})
 			return
@@ -213,7 +226,7 @@ func planProxySQLRoute(rows []ProxySQLServer, r proxySQLRoute) []serverOp {
 		want := cur
 		want.Status = status
 		if tag {
-			want.Comment = withEpochTag(cur.Comment, r.epoch)
+			want.Comment = withEpochTag(cur.Comment, r.order)
 		}
 		if want.Status != cur.Status || want.Comment != cur.Comment {
 			ops = append(ops, serverOp{kind: opUpdate, row: want})
@@ -273,12 +286,12 @@ func planProxySQLRoute(rows []ProxySQLServer, r proxySQLRoute) []serverOp {
 
 // planProxySQLUnroute sets the old primary's writer row OFFLINE_HARD: ProxySQL
 // drops its connections at once and opens no new ones. Pure.
-func planProxySQLUnroute(rows []ProxySQLServer, writerHG int, old hostPort, epoch uint64) []serverOp {
+func planProxySQLUnroute(rows []ProxySQLServer, writerHG int, old hostPort, order Order) []serverOp {
 	for _, row := range rows {
 		if row.HostgroupID == writerHG && row.Hostname == old.host && row.Port == old.port {
 			want := row
 			want.Status = ProxySQLOfflineHard
-			want.Comment = withEpochTag(row.Comment, epoch)
+			want.Comment = withEpochTag(row.Comment, order)
 			if want != row {
 				return []serverOp{{kind: opUpdate, row: want}}
 			}

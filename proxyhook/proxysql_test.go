@@ -36,7 +36,7 @@ func TestPlanProxySQLRoute(t *testing.T) {
 		{
 			name:  "failover removes the old writer and inserts the new one, reader hostgroup unmanaged",
 			rows:  base,
-			route: proxySQLRoute{writerHG: 10, readerHG: -1, newPrimary: db2, oldPrimary: db1, epoch: 4},
+			route: proxySQLRoute{writerHG: 10, readerHG: -1, newPrimary: db2, oldPrimary: db1, order: Order{Epoch: 4}},
 			want: []string{
 				"delete hostgroup 10 10.0.0.1:3306",
 				"insert hostgroup 10 10.0.0.2:3306 ONLINE comment=regent-epoch=4",
@@ -45,7 +45,7 @@ func TestPlanProxySQLRoute(t *testing.T) {
 		{
 			name:  "failover with a managed reader hostgroup takes the new primary out of readers",
 			rows:  base,
-			route: proxySQLRoute{writerHG: 10, readerHG: 20, newPrimary: db2, oldPrimary: db1, replicas: []hostPort{db3}, epoch: 4},
+			route: proxySQLRoute{writerHG: 10, readerHG: 20, newPrimary: db2, oldPrimary: db1, replicas: []hostPort{db3}, order: Order{Epoch: 4}},
 			want: []string{
 				"delete hostgroup 10 10.0.0.1:3306",
 				"insert hostgroup 10 10.0.0.2:3306 ONLINE comment=regent-epoch=4",
@@ -56,7 +56,7 @@ func TestPlanProxySQLRoute(t *testing.T) {
 			name: "old primary that was also a reader goes OFFLINE_SOFT in readers",
 			rows: append(slices.Clone(base), srv(20, "10.0.0.1", 3306, ProxySQLOnline, "")),
 			route: proxySQLRoute{writerHG: 10, readerHG: 20, newPrimary: db2, oldPrimary: db1, replicas: []hostPort{db3},
-				writerIsAlsoReader: true, epoch: 4},
+				writerIsAlsoReader: true, order: Order{Epoch: 4}},
 			want: []string{
 				"delete hostgroup 10 10.0.0.1:3306",
 				"insert hostgroup 10 10.0.0.2:3306 ONLINE comment=regent-epoch=4",
@@ -66,7 +66,7 @@ func TestPlanProxySQLRoute(t *testing.T) {
 		{
 			name:  "switchover: the old primary is a replica and joins the readers ONLINE",
 			rows:  base,
-			route: proxySQLRoute{writerHG: 10, readerHG: 20, newPrimary: db2, oldPrimary: db1, replicas: []hostPort{db1, db3}, epoch: 5},
+			route: proxySQLRoute{writerHG: 10, readerHG: 20, newPrimary: db2, oldPrimary: db1, replicas: []hostPort{db1, db3}, order: Order{Epoch: 5}},
 			want: []string{
 				"delete hostgroup 10 10.0.0.1:3306",
 				"insert hostgroup 10 10.0.0.2:3306 ONLINE comment=regent-epoch=5",
@@ -77,7 +77,7 @@ func TestPlanProxySQLRoute(t *testing.T) {
 		{
 			name:  "offline_soft policy keeps the old writer row, tagged",
 			rows:  base,
-			route: proxySQLRoute{writerHG: 10, readerHG: -1, newPrimary: db2, oldPrimary: db1, oldPolicy: OldPrimaryOfflineSoft, epoch: 4},
+			route: proxySQLRoute{writerHG: 10, readerHG: -1, newPrimary: db2, oldPrimary: db1, oldPolicy: OldPrimaryOfflineSoft, order: Order{Epoch: 4}},
 			want: []string{
 				"set hostgroup 10 10.0.0.1:3306 OFFLINE_SOFT comment=primary regent-epoch=4",
 				"insert hostgroup 10 10.0.0.2:3306 ONLINE comment=regent-epoch=4",
@@ -86,7 +86,7 @@ func TestPlanProxySQLRoute(t *testing.T) {
 		{
 			name:  "offline_hard policy",
 			rows:  base,
-			route: proxySQLRoute{writerHG: 10, readerHG: -1, newPrimary: db2, oldPolicy: OldPrimaryOfflineHard, epoch: 4},
+			route: proxySQLRoute{writerHG: 10, readerHG: -1, newPrimary: db2, oldPolicy: OldPrimaryOfflineHard, order: Order{Epoch: 4}},
 			want: []string{
 				"set hostgroup 10 10.0.0.1:3306 OFFLINE_HARD comment=primary regent-epoch=4",
 				"insert hostgroup 10 10.0.0.2:3306 ONLINE comment=regent-epoch=4",
@@ -98,13 +98,13 @@ func TestPlanProxySQLRoute(t *testing.T) {
 				srv(10, "10.0.0.2", 3306, ProxySQLOnline, "regent-epoch=4"),
 				srv(20, "10.0.0.3", 3306, ProxySQLOnline, ""),
 			},
-			route: proxySQLRoute{writerHG: 10, readerHG: 20, newPrimary: db2, oldPrimary: db1, replicas: []hostPort{db3}, epoch: 4},
+			route: proxySQLRoute{writerHG: 10, readerHG: 20, newPrimary: db2, oldPrimary: db1, replicas: []hostPort{db3}, order: Order{Epoch: 4}},
 			want:  nil,
 		},
 		{
 			name:  "new primary present but offline is brought online and re-tagged",
 			rows:  []ProxySQLServer{srv(10, "10.0.0.2", 3306, ProxySQLOfflineHard, "note regent-epoch=2")},
-			route: proxySQLRoute{writerHG: 10, readerHG: -1, newPrimary: db2, epoch: 3},
+			route: proxySQLRoute{writerHG: 10, readerHG: -1, newPrimary: db2, order: Order{Epoch: 3}},
 			want:  []string{"set hostgroup 10 10.0.0.2:3306 ONLINE comment=note regent-epoch=3"},
 		},
 		{
@@ -113,7 +113,7 @@ func TestPlanProxySQLRoute(t *testing.T) {
 				withSSL(srv(10, "10.0.0.1", 3306, ProxySQLOnline, "")),
 				withSSL(srv(20, "10.0.0.2", 3306, ProxySQLOnline, "")),
 			},
-			route: proxySQLRoute{writerHG: 10, readerHG: -1, newPrimary: db2, epoch: 9},
+			route: proxySQLRoute{writerHG: 10, readerHG: -1, newPrimary: db2, order: Order{Epoch: 9}},
 			want: []string{
 				"delete hostgroup 10 10.0.0.1:3306",
 				"insert hostgroup 10 10.0.0.2:3306 ONLINE comment=regent-epoch=9 use_ssl=1 max_connections=200",
@@ -122,7 +122,7 @@ func TestPlanProxySQLRoute(t *testing.T) {
 		{
 			name:  "unknown server copies the writer hostgroup's settings",
 			rows:  []ProxySQLServer{withSSL(srv(10, "10.0.0.1", 3306, ProxySQLOnline, "x"))},
-			route: proxySQLRoute{writerHG: 10, readerHG: -1, newPrimary: db3, epoch: 2},
+			route: proxySQLRoute{writerHG: 10, readerHG: -1, newPrimary: db3, order: Order{Epoch: 2}},
 			want: []string{
 				"delete hostgroup 10 10.0.0.1:3306",
 				"insert hostgroup 10 10.0.0.3:3306 ONLINE comment=regent-epoch=2 use_ssl=1 max_connections=200",
@@ -131,7 +131,7 @@ func TestPlanProxySQLRoute(t *testing.T) {
 		{
 			name:  "empty table: the writer is inserted with ProxySQL's defaults",
 			rows:  nil,
-			route: proxySQLRoute{writerHG: 0, readerHG: 1, newPrimary: db1, replicas: []hostPort{db2}, epoch: 1},
+			route: proxySQLRoute{writerHG: 0, readerHG: 1, newPrimary: db1, replicas: []hostPort{db2}, order: Order{Epoch: 1}},
 			want: []string{
 				"insert hostgroup 0 10.0.0.1:3306 ONLINE comment=regent-epoch=1",
 				"insert hostgroup 1 10.0.0.2:3306 ONLINE comment=",
@@ -143,7 +143,7 @@ func TestPlanProxySQLRoute(t *testing.T) {
 				srv(10, "10.0.0.3", 3306, ProxySQLOnline, ""),
 				srv(10, "10.0.0.1", 3306, ProxySQLShunned, ""),
 			},
-			route: proxySQLRoute{writerHG: 10, readerHG: -1, newPrimary: db2, epoch: 2},
+			route: proxySQLRoute{writerHG: 10, readerHG: -1, newPrimary: db2, order: Order{Epoch: 2}},
 			want: []string{
 				"delete hostgroup 10 10.0.0.1:3306",
 				"delete hostgroup 10 10.0.0.3:3306",
@@ -198,7 +198,7 @@ func TestPlanProxySQLUnroute(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := describeOps(planProxySQLUnroute(tc.rows, 10, tc.old, 3))
+			got := describeOps(planProxySQLUnroute(tc.rows, 10, tc.old, Order{Epoch: 3}))
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("plan differs\n got: %q\nwant: %q", got, tc.want)
 			}
@@ -209,28 +209,51 @@ func TestPlanProxySQLUnroute(t *testing.T) {
 func TestEpochTag(t *testing.T) {
 	tests := []struct {
 		name, comment string
-		epoch         uint64
+		order         Order
 		want          string
-		wantEpoch     uint64
 	}{
-		{name: "empty", comment: "", epoch: 3, want: "regent-epoch=3", wantEpoch: 3},
-		{name: "keeps operator text", comment: "rack a", epoch: 3, want: "rack a regent-epoch=3", wantEpoch: 3},
-		{name: "replaces an old tag", comment: "rack a regent-epoch=2", epoch: 12, want: "rack a regent-epoch=12", wantEpoch: 12},
-		{name: "replaces several tags", comment: "regent-epoch=9 x regent-epoch=2", epoch: 10, want: "x regent-epoch=10", wantEpoch: 10},
+		{name: "empty", comment: "", order: Order{Epoch: 3}, want: "regent-epoch=3"},
+		{name: "keeps operator text", comment: "rack a", order: Order{Epoch: 3}, want: "rack a regent-epoch=3"},
+		{name: "replaces an old tag", comment: "rack a regent-epoch=2", order: Order{Epoch: 12}, want: "rack a regent-epoch=12"},
+		{name: "replaces several tags", comment: "regent-epoch=9 x regent-epoch=2", order: Order{Epoch: 10}, want: "x regent-epoch=10"},
+		{name: "with a token", comment: "rack a regent-epoch=2", order: Order{Epoch: 3, Token: 41}, want: "rack a regent-epoch=3 regent-token=41"},
+		{name: "replaces a token", comment: "regent-epoch=3 regent-token=41", order: Order{Epoch: 3, Token: 57}, want: "regent-epoch=3 regent-token=57"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := withEpochTag(tc.comment, tc.epoch)
+			got := withEpochTag(tc.comment, tc.order)
 			if got != tc.want {
-				t.Errorf("withEpochTag(%q, %d) = %q, want %q", tc.comment, tc.epoch, got, tc.want)
+				t.Errorf("withEpochTag(%q, %+v) = %q, want %q", tc.comment, tc.order, got, tc.want)
 			}
-			if e, ok := epochOf(got); !ok || e != tc.wantEpoch {
-				t.Errorf("epochOf(%q) = %d, %v; want %d", got, e, ok, tc.wantEpoch)
+			if o, ok := orderOf(got); !ok || o != tc.order {
+				t.Errorf("orderOf(%q) = %+v, %v; want %+v", got, o, ok, tc.order)
 			}
 		})
 	}
-	if _, ok := epochOf("no tag here"); ok {
-		t.Error("epochOf found a tag in a comment without one")
+	if _, ok := orderOf("no tag here"); ok {
+		t.Error("orderOf found a tag in a comment without one")
+	}
+}
+
+func TestOrderStaleAgainst(t *testing.T) {
+	tests := []struct {
+		name          string
+		change, after Order
+		stale         bool
+	}{
+		{"no tokens: a lower epoch is stale", Order{Epoch: 1}, Order{Epoch: 2}, true},
+		{"no tokens: the same epoch is a retry", Order{Epoch: 2}, Order{Epoch: 2}, false},
+		{"a lower token is stale even at a higher epoch (a deposed leader's planned epoch)", Order{Epoch: 3, Token: 40}, Order{Epoch: 2, Token: 55}, true},
+		{"a higher token wins at a lower epoch (the successor's reconciliation to the committed primary)", Order{Epoch: 2, Token: 55}, Order{Epoch: 3, Token: 40}, false},
+		{"the same token is the same attempt retried", Order{Epoch: 3, Token: 40}, Order{Epoch: 3, Token: 40}, false},
+		{"a token beats a record without one", Order{Epoch: 1, Token: 9}, Order{Epoch: 5}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.change.StaleAgainst(tc.after); got != tc.stale {
+				t.Errorf("%+v.StaleAgainst(%+v) = %v, want %v", tc.change, tc.after, got, tc.stale)
+			}
+		})
 	}
 }
 
@@ -359,6 +382,28 @@ func TestProxySQLRouteAgainstEmulation(t *testing.T) {
 	}
 	if w := admin.Writes(); len(w) != 0 {
 		t.Errorf("a refused change wrote %q", w)
+	}
+
+	// Attempts with tokens: the successor's route (token 50) stands; the
+	// deposed leader's retry at a higher planned epoch but a lower token
+	// is refused; the successor's reconciliation at the committed epoch is
+	// not, though that epoch is lower.
+	if _, err := target.Route(ctx, RouteChange{Cluster: "c1", Epoch: 3, Token: 50, OldPrimary: ep1, NewPrimary: ep3}); err != nil {
+		t.Fatalf("route with token 50: %v", err)
+	}
+	admin.ResetStatements()
+	_, err = target.Route(ctx, RouteChange{Cluster: "c1", Epoch: 4, Token: 40, OldPrimary: ep3, NewPrimary: ep2})
+	if !errors.As(err, &stale) || stale.AppliedToken != 50 {
+		t.Fatalf("superseded route: err = %v, want a StaleEpochError with applied token 50", err)
+	}
+	if w := admin.Writes(); len(w) != 0 {
+		t.Errorf("a superseded change wrote %q", w)
+	}
+	if _, err := target.Route(ctx, RouteChange{Cluster: "c1", Epoch: 2, Token: 60, OldPrimary: ep1, NewPrimary: ep3}); err != nil {
+		t.Fatalf("reconciliation with token 60 at the committed epoch 2: %v", err)
+	}
+	if got := writers(admin.RuntimeServers(), 10); !slices.Contains(got, "10.0.0.3:3306 ONLINE") {
+		t.Errorf("runtime writers = %q, want 10.0.0.3 ONLINE", got)
 	}
 }
 

@@ -18,6 +18,7 @@ const (
 	logKeyCluster  = "cluster"
 	logKeyEpoch    = "epoch"
 	logKeyApplied  = "applied_epoch"
+	logKeyToken    = "route_token"
 	logKeyTarget   = "target"
 	logKeyAction   = "action"
 	logKeyInstance = "instance"
@@ -73,9 +74,11 @@ const (
 
 // RouteChange moves the write route of one replication cluster to NewPrimary.
 // Epoch is the epoch the change belongs to (the fencing token stored in Raft).
+// Token orders attempts: see Order.
 type RouteChange struct {
 	Cluster    string     `json:"cluster"`
 	Epoch      uint64     `json:"epoch"`
+	Token      uint64     `json:"token,omitempty"`
 	OldPrimary Endpoint   `json:"old_primary"`
 	NewPrimary Endpoint   `json:"new_primary"`
 	Replicas   []Endpoint `json:"replicas,omitempty"`
@@ -91,6 +94,7 @@ type RouteChange struct {
 type UnrouteRequest struct {
 	Cluster string   `json:"cluster"`
 	Epoch   uint64   `json:"epoch"`
+	Token   uint64   `json:"token,omitempty"`
 	Old     Endpoint `json:"old"`
 
 	Operation   string `json:"operation,omitempty"`
@@ -181,19 +185,58 @@ var (
 	ErrClosed = errors.New("proxyhook: closed")
 )
 
-// StaleEpochError is returned when a change's epoch is lower than the last
-// epoch applied for its cluster. errors.Is(err, ErrStaleEpoch) is true.
+// Order places a routing attempt among the others of its cluster. Epochs
+// alone cannot: an operation pushes its planned epoch before it commits, so
+// a deposed leader's attempt and its successor's can carry the same epoch,
+// and the successor's reconciliation to the committed primary carries a
+// lower one. Token is the Raft log index that authorised the attempt: an
+// operation's recorded intent, or the replicated state a leader reconciled
+// the route from. A deposed leader's operation carries the index of its
+// intent; its successor acts only after it has aborted that operation,
+// which is a later entry, so every push of the successor carries a higher
+// token. Two reconciliations read at the same index say the same thing.
+// Retries of one attempt share its token.
+//
+// A change with a token is stale when a higher token was applied; a change
+// without one (a caller that has none) is ordered by epoch alone. Equal is
+// never stale: it is the same attempt retried.
+type Order struct {
+	Epoch uint64
+	Token uint64
+}
+
+// StaleAgainst reports whether o must be refused once applied was accepted.
+func (o Order) StaleAgainst(applied Order) bool {
+	if o.Token != 0 {
+		return o.Token < applied.Token
+	}
+	return o.Epoch < applied.Epoch
+}
+
+// Max returns the order to record after accepting o on top of applied.
+func (o Order) Max(applied Order) Order {
+	return Order{Epoch: max(o.Epoch, applied.Epoch), Token: max(o.Token, applied.Token)}
+}
+
+// StaleEpochError is returned when a change is older than one already
+// applied for its cluster (see Order). errors.Is(err, ErrStaleEpoch) is true.
 type StaleEpochError struct {
-	Cluster string
-	Epoch   uint64 // the refused change's epoch
-	Applied uint64 // the newest epoch already applied
-	Where   string // who refused: "router" or a target name
+	Cluster      string
+	Epoch        uint64 // the refused change's epoch
+	Applied      uint64 // the newest epoch already applied
+	Token        uint64 // the refused change's token (0: none)
+	AppliedToken uint64 // the newest token already applied
+	Where        string // who refused: "router" or a target name
 }
 
 func (e *StaleEpochError) Error() string {
 	where := e.Where
 	if where == "" {
 		where = "router"
+	}
+	if e.Token != 0 {
+		return fmt.Sprintf("%s refused routing change for cluster %q at epoch %d, attempt %d: attempt %d was already applied (a deposed leader or a delayed retry sent it; nothing was changed)",
+			where, e.Cluster, e.Epoch, e.Token, e.AppliedToken)
 	}
 	return fmt.Sprintf("%s refused routing change for cluster %q at epoch %d: epoch %d was already applied (a stale leader or a delayed retry sent it; nothing was changed)",
 		where, e.Cluster, e.Epoch, e.Applied)
@@ -251,7 +294,7 @@ type clusterRoutes struct {
 	// it can respect ctx.
 	lock    chan struct{}
 	targets []Target
-	applied uint64
+	applied Order
 }
 
 // NewRouter returns a Router with no clusters. A nil logger discards logs.
@@ -285,9 +328,7 @@ func (r *Router) SeedEpoch(cluster string, epoch uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c := r.clusterLocked(cluster)
-	if epoch > c.applied {
-		c.applied = epoch
-	}
+	c.applied.Epoch = max(c.applied.Epoch, epoch)
 }
 
 // AppliedEpoch returns the newest epoch accepted for the cluster (0 if none).
@@ -295,7 +336,7 @@ func (r *Router) AppliedEpoch(cluster string) uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c, ok := r.clusters[cluster]; ok {
-		return c.applied
+		return c.applied.Epoch
 	}
 	return 0
 }
@@ -307,7 +348,7 @@ func (r *Router) Route(ctx context.Context, change RouteChange) (RouteReport, er
 	if err := change.validate(); err != nil {
 		return RouteReport{Cluster: change.Cluster, Epoch: change.Epoch, Action: ActionRoute}, err
 	}
-	return r.apply(ctx, change.Cluster, change.Epoch, ActionRoute, change.NewPrimary.Name,
+	return r.apply(ctx, change.Cluster, Order{change.Epoch, change.Token}, ActionRoute, change.NewPrimary.Name,
 		func(ctx context.Context, t Target) (Outcome, error) { return t.Route(ctx, change) })
 }
 
@@ -323,12 +364,13 @@ func (r *Router) UnrouteRequest(ctx context.Context, req UnrouteRequest) (RouteR
 		return RouteReport{Cluster: req.Cluster, Epoch: req.Epoch, Action: ActionUnroute},
 			fmt.Errorf("unroute needs a cluster and the old primary's name (got cluster %q, old %q)", req.Cluster, req.Old.Name)
 	}
-	return r.apply(ctx, req.Cluster, req.Epoch, ActionUnroute, req.Old.Name,
+	return r.apply(ctx, req.Cluster, Order{req.Epoch, req.Token}, ActionUnroute, req.Old.Name,
 		func(ctx context.Context, t Target) (Outcome, error) { return t.Unroute(ctx, req) })
 }
 
-func (r *Router) apply(ctx context.Context, cluster string, epoch uint64, action Action, instance string,
+func (r *Router) apply(ctx context.Context, cluster string, order Order, action Action, instance string,
 	do func(context.Context, Target) (Outcome, error)) (RouteReport, error) {
+	epoch := order.Epoch
 	report := RouteReport{Cluster: cluster, Epoch: epoch, Action: action, Instance: instance}
 
 	r.mu.Lock()
@@ -351,16 +393,16 @@ func (r *Router) apply(ctx context.Context, cluster string, epoch uint64, action
 
 	r.mu.Lock()
 	applied := c.applied
-	if epoch < applied {
+	if order.StaleAgainst(applied) {
 		r.mu.Unlock()
-		err := &StaleEpochError{Cluster: cluster, Epoch: epoch, Applied: applied, Where: "router"}
-		r.logger.Warn("refused stale routing change", logKeyCluster, cluster, logKeyEpoch, epoch,
-			logKeyApplied, applied, logKeyAction, string(action), logKeyInstance, instance)
+		err := &StaleEpochError{Cluster: cluster, Epoch: epoch, Applied: applied.Epoch, Token: order.Token, AppliedToken: applied.Token, Where: "router"}
+		r.logger.Warn("refused stale routing change", logKeyCluster, cluster, logKeyEpoch, epoch, logKeyToken, order.Token,
+			logKeyApplied, applied.Epoch, logKeyAction, string(action), logKeyInstance, instance)
 		return report, err
 	}
 	// Accept before pushing: a change that fails half-way has still moved
-	// some targets to this epoch, and an older one must not undo that.
-	c.applied = epoch
+	// some targets to this attempt, and an older one must not undo that.
+	c.applied = order.Max(applied)
 	targets := append([]Target(nil), c.targets...)
 	r.mu.Unlock()
 

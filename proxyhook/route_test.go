@@ -102,6 +102,37 @@ func TestRouterEpochOrdering(t *testing.T) {
 	}
 }
 
+func TestRouterTokenOrdering(t *testing.T) {
+	r := NewRouter(testLogger(t))
+	ft := &fakeTarget{name: "f"}
+	r.SetTargets("c1", ft)
+	steps := []struct {
+		epoch, token uint64
+		stale        bool
+	}{
+		{2, 40, false}, // an operation's push at its planned epoch
+		{1, 55, false}, // the next leader's reconciliation at the committed epoch
+		{2, 40, true},  // the deposed leader's retry
+		{3, 54, true},  // a higher epoch does not make up for a lower token
+		{1, 55, false}, // the same attempt again
+		{2, 60, false},
+	}
+	for i, st := range steps {
+		_, err := r.Route(t.Context(), RouteChange{Cluster: "c1", Epoch: st.epoch, Token: st.token, NewPrimary: ep2})
+		if got := errors.Is(err, ErrStaleEpoch); got != st.stale {
+			t.Fatalf("change %d (epoch %d token %d): err = %v, want stale=%v", i, st.epoch, st.token, err, st.stale)
+		}
+	}
+	if ft.routeCount() != 4 {
+		t.Errorf("target saw %d changes, want 4", ft.routeCount())
+	}
+	var stale *StaleEpochError
+	_, err := r.UnrouteRequest(t.Context(), UnrouteRequest{Cluster: "c1", Epoch: 9, Token: 59, Old: ep2})
+	if !errors.As(err, &stale) || stale.AppliedToken != 60 || !strings.Contains(err.Error(), "attempt 60 was already applied") {
+		t.Fatalf("superseded unroute: %v", err)
+	}
+}
+
 func TestRouterUnrouteThenRouteSameEpoch(t *testing.T) {
 	r := NewRouter(testLogger(t))
 	ft := &fakeTarget{name: "f"}

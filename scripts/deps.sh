@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need that Go does not bring: real database servers,
-# HAProxy, docker-compose, and the MySQL root (scripts/mysql-root.sh). As root on Debian or
+# HAProxy, docker-compose, openssl (deploy/regent/make-certs.sh), the network lab's tools (iproute2, iptables,
+# ethtool: integration/netlab), and the MySQL root (scripts/mysql-root.sh). As root on Debian or
 # Ubuntu it installs what is missing; otherwise it names exactly what to install
 # and stops.
 set -euo pipefail
@@ -14,10 +15,13 @@ declare -A need=(
   [haproxy]=haproxy
   [debootstrap]=debootstrap
   [ip]=iproute2
+  [iptables]=iptables
+  [ethtool]=ethtool
   [promtool]=prometheus
   [chromium]=chromium
   [sysbench]=sysbench
   [docker-compose]=docker-compose
+  [openssl]=openssl
 )
 missing=()
 for cmd in "${!need[@]}"; do

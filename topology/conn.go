@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,31 +180,39 @@ func (i *Instance) dial(ctx context.Context, network, addr string) (net.Conn, er
 	if err != nil {
 		return nil, err
 	}
-	return &timeoutConn{Conn: c, inst: i}, nil
+	return &notingConn{Conn: c, note: i.noteIOError}, nil
 }
 
-type timeoutConn struct {
-	net.Conn
-	inst *Instance
-}
-
-func (c *timeoutConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	c.note(err)
-	return n, err
-}
-
-func (c *timeoutConn) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
-	c.note(err)
-	return n, err
-}
-
-func (c *timeoutConn) note(err error) {
+func (i *Instance) noteIOError(err error) {
 	var ne net.Error
-	if err != nil && errors.As(err, &ne) && ne.Timeout() {
-		c.inst.lastIOTimeout.Store(time.Now().UnixNano())
+	if errors.As(err, &ne) && ne.Timeout() {
+		i.lastIOTimeout.Store(time.Now().UnixNano())
 	}
+}
+
+// notingConn hands every read and write error to note. The client libraries
+// flatten them (go-sql-driver into "invalid connection", go-mysql into
+// "connection was bad" with the cause as text), and failure detection must
+// tell a timeout from a reset.
+type notingConn struct {
+	net.Conn
+	note func(error)
+}
+
+func (c *notingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if err != nil {
+		c.note(err)
+	}
+	return n, err
+}
+
+func (c *notingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if err != nil {
+		c.note(err)
+	}
+	return n, err
 }
 
 // recentTimeout reports whether a connection of the pool timed out within the
@@ -260,7 +269,8 @@ func (i *Instance) setFlavor(f Flavor) {
 }
 
 // exec runs statements in order on one connection, stopping at the first
-// error. Statements that carry secrets must be passed through execSecret.
+// error. Statements that carry secrets must go through changeSource, which
+// keeps them out of errors.
 func (i *Instance) exec(ctx context.Context, op string, stmts ...string) error {
 	conn, err := i.db.Conn(ctx)
 	if err != nil {
@@ -275,13 +285,60 @@ func (i *Instance) exec(ctx context.Context, op string, stmts ...string) error {
 	return nil
 }
 
-// execSecret is exec for a statement holding a password: errors name the
-// operation, never the statement.
-func (i *Instance) execSecret(ctx context.Context, op string, stmt string) error {
-	if _, err := i.db.ExecContext(ctx, stmt); err != nil {
+// changeSource runs the CHANGE statement built by build for the session it
+// runs in: the strings are quoted for that session's sql_mode (a server or
+// an account may set NO_BACKSLASH_ESCAPES), so the mode is read on the same
+// connection first. The statement holds the replication password: errors
+// name op, never the statement, and the server's message is redacted (see
+// redactServerError).
+func (i *Instance) changeSource(ctx context.Context, op string, build func(noBackslashEscapes bool) (string, error), secrets ...string) error {
+	conn, err := i.db.Conn(ctx)
+	if err != nil {
 		return i.wrap(op, err)
 	}
+	defer conn.Close()
+	var mode string
+	if err := conn.QueryRowContext(ctx, "SELECT @@SESSION.sql_mode").Scan(&mode); err != nil {
+		return i.wrap(op+": read sql_mode", err)
+	}
+	stmt, err := build(hasNoBackslashEscapes(mode))
+	if err != nil {
+		return &Error{Class: ClassUnknown, Op: op, Addr: i.addr, Err: err}
+	}
+	if _, err := conn.ExecContext(ctx, stmt); err != nil {
+		return i.wrap(op, redactServerError(err, secrets...))
+	}
 	return nil
+}
+
+// redactServerError returns err with the server's message stripped of what
+// may be a secret of the statement that failed. Servers quote the text they
+// choke on: MariaDB answers a replication password over 96 characters with
+// "String '<its first 64 characters>...' is too long for MASTER_PASSWORD",
+// and a syntax error quotes the statement from the point it failed
+// ("near '<the rest of a password>, MASTER_...' at line 1"). Such errors go
+// to the log and into the operation's history in Raft, so everything
+// between the first and the last quote of the message goes, and any
+// remaining occurrence of a secret too. The error number, SQLSTATE and the
+// unquoted words stay: they say what went wrong.
+func redactServerError(err error, secrets ...string) error {
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		return err
+	}
+	msg := me.Message
+	if first, last := strings.IndexByte(msg, '\''), strings.LastIndexByte(msg, '\''); first >= 0 {
+		if last == first {
+			last = len(msg) - 1 // an unterminated quote: the rest may be secret
+		}
+		msg = msg[:first] + "'<redacted>'" + msg[last+1:]
+	}
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "<redacted>")
+		}
+	}
+	return &mysql.MySQLError{Number: me.Number, SQLState: me.SQLState, Message: msg}
 }
 
 // queryRows runs q and returns every row as column name → value (NULL as a

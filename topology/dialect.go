@@ -148,24 +148,26 @@ func (o ChangeSourceOptions) validate() error {
 }
 
 // changeSourceSQL returns the CHANGE MASTER / CHANGE REPLICATION SOURCE
-// statement with GTID auto-positioning. It holds the password: never log it or
-// put it in an error.
-func (f Flavor) changeSourceSQL(o ChangeSourceOptions) (string, error) {
+// statement with GTID auto-positioning, its strings quoted for a session with
+// (noBackslashEscapes) or without NO_BACKSLASH_ESCAPES. It holds the
+// password: never log it or put it in an error.
+func (f Flavor) changeSourceSQL(o ChangeSourceOptions, noBackslashEscapes bool) (string, error) {
 	if err := o.validate(); err != nil {
 		return "", err
 	}
 	// One table of option names per flavour; the order of the list below is
 	// the order in the statement.
 	type kv struct{ key, value string }
+	q := func(s string) string { return quoteFor(s, noBackslashEscapes) }
 	p := "MASTER_"
 	if f.usesReplicaWords() {
 		p = "SOURCE_"
 	}
 	opts := []kv{
-		{p + "HOST", quote(o.Host)},
+		{p + "HOST", q(o.Host)},
 		{p + "PORT", strconv.Itoa(o.Port)},
-		{p + "USER", quote(o.User)},
-		{p + "PASSWORD", quote(o.Password)},
+		{p + "USER", q(o.User)},
+		{p + "PASSWORD", q(o.Password)},
 	}
 	switch f {
 	case FlavorMariaDB:
@@ -173,10 +175,16 @@ func (f Flavor) changeSourceSQL(o ChangeSourceOptions) (string, error) {
 		if o.Demote {
 			opts = append(opts, kv{"MASTER_DEMOTE_TO_SLAVE", "1"})
 		}
+	// MySQL: caching_sha2_password sends the password over TLS as it is;
+	// without TLS the replica encrypts it with the source's RSA public key,
+	// which it must then ask for. That key comes over the same unencrypted
+	// connection, so a man in the middle can hand over his own and read the
+	// password: ask for it only when there is no TLS, and set it back to 0
+	// otherwise (a CHANGE keeps an option's old value when it is left out).
 	case FlavorMySQL80:
-		opts = append(opts, kv{"MASTER_AUTO_POSITION", "1"}, kv{"GET_MASTER_PUBLIC_KEY", "1"})
+		opts = append(opts, kv{"MASTER_AUTO_POSITION", "1"}, kv{"GET_MASTER_PUBLIC_KEY", boolDigit(!o.TLS.Enabled)})
 	default:
-		opts = append(opts, kv{"SOURCE_AUTO_POSITION", "1"}, kv{"GET_SOURCE_PUBLIC_KEY", "1"})
+		opts = append(opts, kv{"SOURCE_AUTO_POSITION", "1"}, kv{"GET_SOURCE_PUBLIC_KEY", boolDigit(!o.TLS.Enabled)})
 	}
 	if o.ConnectRetry > 0 {
 		opts = append(opts, kv{p + "CONNECT_RETRY", strconv.Itoa(max(1, int(o.ConnectRetry.Seconds())))})
@@ -187,13 +195,13 @@ func (f Flavor) changeSourceSQL(o ChangeSourceOptions) (string, error) {
 	if o.TLS.Enabled {
 		opts = append(opts, kv{p + "SSL", "1"})
 		if o.TLS.CAFile != "" {
-			opts = append(opts, kv{p + "SSL_CA", quote(o.TLS.CAFile)})
+			opts = append(opts, kv{p + "SSL_CA", q(o.TLS.CAFile)})
 		}
 		if o.TLS.CertFile != "" {
-			opts = append(opts, kv{p + "SSL_CERT", quote(o.TLS.CertFile)})
+			opts = append(opts, kv{p + "SSL_CERT", q(o.TLS.CertFile)})
 		}
 		if o.TLS.KeyFile != "" {
-			opts = append(opts, kv{p + "SSL_KEY", quote(o.TLS.KeyFile)})
+			opts = append(opts, kv{p + "SSL_KEY", q(o.TLS.KeyFile)})
 		}
 		opts = append(opts, kv{p + "SSL_VERIFY_SERVER_CERT", boolDigit(o.TLS.VerifyServerCert)})
 	} else if f == FlavorMariaDB {
@@ -218,16 +226,35 @@ func boolDigit(b bool) string {
 	return "0"
 }
 
-// quote makes a SQL string literal. Backslash and quote are escaped, and NUL
-// and newlines too, so that any password is safe to embed.
-func quote(s string) string {
+// quote makes a SQL string literal for a value that holds no backslash and
+// no control character (names, paths, GTID sets): its text is then the same
+// whether or not the session's sql_mode has NO_BACKSLASH_ESCAPES. Anything
+// else, a password above all, goes through quoteFor with the session's mode.
+func quote(s string) string { return quoteFor(s, false) }
+
+// quoteFor makes a SQL string literal that reads back as s in a session
+// whose sql_mode has (noBackslashEscapes) or lacks NO_BACKSLASH_ESCAPES. A
+// quote is doubled, which both modes read as one quote. Without the mode a
+// backslash starts an escape, so it and NUL, newlines and Ctrl-Z are
+// escaped; with it a backslash is an ordinary character and there is no
+// escape at all, so everything but the quote goes in as it is. Escaping a
+// backslash in that mode would double it in the value, and `\'` would end
+// the literal early: a password with a backslash would be wrong or, worse,
+// cut the statement where its tail ends up in a syntax error's text.
+func quoteFor(s string, noBackslashEscapes bool) string {
 	var b strings.Builder
 	b.Grow(len(s) + 2)
 	b.WriteByte('\'')
 	for _, r := range s {
+		if r == '\'' {
+			b.WriteString("''")
+			continue
+		}
+		if noBackslashEscapes {
+			b.WriteRune(r)
+			continue
+		}
 		switch r {
-		case '\'':
-			b.WriteString(`\'`)
 		case '\\':
 			b.WriteString(`\\`)
 		case 0:
@@ -244,6 +271,17 @@ func quote(s string) string {
 	}
 	b.WriteByte('\'')
 	return b.String()
+}
+
+// hasNoBackslashEscapes reports whether a sql_mode value (as @@sql_mode
+// shows it) has NO_BACKSLASH_ESCAPES.
+func hasNoBackslashEscapes(sqlMode string) bool {
+	for _, m := range strings.Split(sqlMode, ",") {
+		if strings.EqualFold(strings.TrimSpace(m), "NO_BACKSLASH_ESCAPES") {
+			return true
+		}
+	}
+	return false
 }
 
 // waitGTIDSQL returns a query that waits until the instance has executed set
@@ -343,3 +381,50 @@ var (
 // mysqlHeartbeatSQL reads heartbeat figures MySQL keeps out of SHOW REPLICA
 // STATUS.
 const mysqlHeartbeatSQL = "SELECT s.COUNT_RECEIVED_HEARTBEATS, c.HEARTBEAT_INTERVAL FROM performance_schema.replication_connection_status s JOIN performance_schema.replication_connection_configuration c USING (CHANNEL_NAME) WHERE CHANNEL_NAME = ''"
+
+// watchStartSQL reads the source's current end as a GTID position, with no
+// privilege beyond logging in: a binlog watch starts there (binlogwatch.go).
+func (f Flavor) watchStartSQL() string {
+	if f == FlavorMariaDB {
+		return "SELECT @@GLOBAL.gtid_binlog_pos"
+	}
+	return "SELECT @@GLOBAL.gtid_executed"
+}
+
+// watchSetupSQL returns the user variables a binlog watch sets before its
+// dump, as a replica's IO thread would, minus registration and semi-sync:
+// the heartbeat period in nanoseconds, the checksum it can read (the source
+// refuses to stream CRC32 events to a dump that does not announce one), and
+// per flavour:
+//   - MariaDB: the GTID capability (4), without which GTID events arrive
+//     rewritten, and the GTID position to start from (start, from
+//     watchStartSQL);
+//   - MySQL: a replica UUID derived from serverID, by which the source ends a
+//     stale dump of the same watcher when it reconnects. 8.4 reads the
+//     source_ names; 8.0 before 8.0.26 only the master_ ones.
+func (f Flavor) watchSetupSQL(heartbeat time.Duration, serverID uint32, start string) []string {
+	ns := strconv.FormatInt(heartbeat.Nanoseconds(), 10)
+	switch f {
+	case FlavorMariaDB:
+		return []string{"SET @master_heartbeat_period = " + ns +
+			", @master_binlog_checksum = @@GLOBAL.binlog_checksum" +
+			", @mariadb_slave_capability = 4" +
+			", @slave_connect_state = " + quote(start)}
+	case FlavorMySQL80:
+		uuid := quote(watchReplicaUUID(serverID))
+		return []string{"SET @master_heartbeat_period = " + ns + ", @source_heartbeat_period = " + ns +
+			", @master_binlog_checksum = @@GLOBAL.binlog_checksum, @source_binlog_checksum = @@GLOBAL.binlog_checksum" +
+			", @slave_uuid = " + uuid + ", @replica_uuid = " + uuid}
+	default:
+		return []string{"SET @source_heartbeat_period = " + ns +
+			", @source_binlog_checksum = @@GLOBAL.binlog_checksum" +
+			", @replica_uuid = " + quote(watchReplicaUUID(serverID))}
+	}
+}
+
+// watchReplicaUUID is the UUID a watcher with serverID presents to MySQL:
+// stable across reconnects, distinct per server id, and recognisable
+// ("5265676e" is "Regn").
+func watchReplicaUUID(serverID uint32) string {
+	return fmt.Sprintf("5265676e-7400-4000-8000-%012x", serverID)
+}

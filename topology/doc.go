@@ -13,6 +13,10 @@
 //   - Instance actions: read-only, killing client sessions, replica thread
 //     control, repointing with GTID auto-positioning, promotion clean-up,
 //     waiting for a GTID set, semi-sync configuration, listing replicas.
+//   - WatchBinlog: a binlog dump held only as evidence of life — every packet
+//     (event or heartbeat) is a timestamped beat from the source, starting at
+//     its current end, never registered as a replica, never a semi-sync
+//     client; WatchServerID gives each agent's watch its server id.
 //   - Classify: the error class of a failed call (refused, timeout, auth
 //     failure, access denied, gone away, unknown), because failure detection
 //     depends on the difference.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"syscall"
 
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-sql-driver/mysql"
 )
 
@@ -78,16 +79,12 @@ func Classify(err error) ErrorClass {
 	}
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
-		switch me.Number {
-		case erAccessDenied, erAccessDeniedNoPasswd, erHostNotPrivileged:
-			return ClassAuth
-		case erDBAccessDenied, erTableAccessDenied, erColumnAccessDenied, erSpecificAccessDenied,
-			erProcAccessDenied, erKillDenied, erAccessDeniedChangeUsr:
-			return ClassAccessDenied
-		case erServerShutdown:
-			return ClassGoneAway
-		}
-		return ClassUnknown
+		return classifyServerError(me.Number)
+	}
+	// go-mysql's client, which holds binlog watches (binlogwatch.go).
+	var ge *gomysql.MyError
+	if errors.As(err, &ge) {
+		return classifyServerError(ge.Code)
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return ClassRefused
@@ -103,12 +100,26 @@ func Classify(err error) ErrorClass {
 	}
 	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, mysql.ErrInvalidConn) ||
-		errors.Is(err, driver.ErrBadConn) || errors.Is(err, net.ErrClosed) {
+		errors.Is(err, driver.ErrBadConn) || errors.Is(err, net.ErrClosed) || errors.Is(err, gomysql.ErrBadConn) {
 		return ClassGoneAway
 	}
 	// A unix socket file that does not exist (ENOENT) is not "refused": tmp
 	// cleaners delete socket files of servers that still serve on TCP. It
 	// stays ClassUnknown, which no failover decision counts as evidence.
+	return ClassUnknown
+}
+
+// classifyServerError classes an error the server sent, by its number.
+func classifyServerError(number uint16) ErrorClass {
+	switch number {
+	case erAccessDenied, erAccessDeniedNoPasswd, erHostNotPrivileged:
+		return ClassAuth
+	case erDBAccessDenied, erTableAccessDenied, erColumnAccessDenied, erSpecificAccessDenied,
+		erProcAccessDenied, erKillDenied, erAccessDeniedChangeUsr:
+		return ClassAccessDenied
+	case erServerShutdown:
+		return ClassGoneAway
+	}
 	return ClassUnknown
 }
 

@@ -348,20 +348,69 @@ func (a GTIDSet) Subtract(o GTIDSet) GTIDSet {
 		return a
 	}
 	var out []sourceRanges
+	a.eachSource(o, func(as sourceRanges, match *sourceRanges) {
+		if match == nil {
+			// Ranges are never modified after construction, so sharing
+			// is safe.
+			out = append(out, as)
+		} else if rest := subtractRanges(as.ranges, match.ranges); len(rest) > 0 {
+			out = append(out, sourceRanges{src: as.src, ranges: rest})
+		}
+	})
+	return GTIDSet{kind: a.kind, sources: out}
+}
+
+// eachSource calls each for every source of a, with o's entry for the same
+// source or nil. Both lists are sorted, so this is one merge pass.
+func (a GTIDSet) eachSource(o GTIDSet, each func(as sourceRanges, match *sourceRanges)) {
 	j := 0
 	for _, as := range a.sources {
 		for j < len(o.sources) && compareSources(o.sources[j].src, as.src) < 0 {
 			j++
 		}
 		if j < len(o.sources) && o.sources[j].src == as.src {
-			if rest := subtractRanges(as.ranges, o.sources[j].ranges); len(rest) > 0 {
-				out = append(out, sourceRanges{src: as.src, ranges: rest})
-			}
+			each(as, &o.sources[j])
 			continue
 		}
-		// Ranges are never modified after construction, so sharing is safe.
-		out = append(out, as)
+		each(as, nil)
 	}
+}
+
+// OwnedBy returns the transactions of a that the server itself wrote: on
+// MySQL those of its server_uuid (any tag), on MariaDB those of its
+// server_id (any domain). A zero serverUUID or serverID matches nothing of
+// its flavour.
+func (a GTIDSet) OwnedBy(serverUUID string, serverID uint32) GTIDSet {
+	id, err := uuid.Parse(serverUUID)
+	var out []sourceRanges
+	for _, as := range a.sources {
+		switch a.kind {
+		case kindMySQL:
+			if err == nil && as.src.uuid == id {
+				out = append(out, as)
+			}
+		case kindMariaDB:
+			if serverID != 0 && as.src.server == serverID {
+				out = append(out, as)
+			}
+		}
+	}
+	return GTIDSet{kind: a.kind, sources: out}
+}
+
+// RestrictTo returns the transactions of a whose source also appears in o
+// (MySQL: the same uuid and tag; MariaDB: the same domain and server_id),
+// whatever their ranges. For sets of different flavours it is empty.
+func (a GTIDSet) RestrictTo(o GTIDSet) GTIDSet {
+	if !a.Compatible(o) {
+		return GTIDSet{kind: a.kind}
+	}
+	var out []sourceRanges
+	a.eachSource(o, func(as sourceRanges, match *sourceRanges) {
+		if match != nil {
+			out = append(out, as)
+		}
+	})
 	return GTIDSet{kind: a.kind, sources: out}
 }
 

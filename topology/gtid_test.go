@@ -694,3 +694,33 @@ func TestGTIDUnmarshalTextErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestGTIDOwnedByAndRestrictTo(t *testing.T) {
+	my := gtidFor(t, FlavorMySQL84, "U1:1-10,U2:1-5,U2:tag:1-3,U3:7")
+	if got, want := my.OwnedBy(u2, 0).String(), mysqlText("U2:1-5:tag:1-3"); got != want {
+		t.Errorf("MySQL OwnedBy(u2) = %q, want %q", got, want)
+	}
+	if got := my.OwnedBy("", 0); !got.IsEmpty() {
+		t.Errorf("MySQL OwnedBy(no uuid) = %q, want empty", got)
+	}
+	ma := gtidFor(t, FlavorMariaDB, "0-1-150,0-2-50,7-2-9,0-3-4")
+	if got, want := ma.OwnedBy("", 2).String(), "0-2-50,7-2-9"; got != want {
+		t.Errorf("MariaDB OwnedBy(server 2) = %q, want %q", got, want)
+	}
+	if got := ma.OwnedBy(u1, 0); !got.IsEmpty() {
+		t.Errorf("MariaDB OwnedBy(server 0) = %q, want empty", got)
+	}
+	// RestrictTo keeps whole sources named by the other set, whatever its
+	// ranges there: a rebuilt MariaDB replica's late transactions of the
+	// primary are "0-1-*" beyond the primary's last known 0-1-100.
+	late := gtidFor(t, FlavorMariaDB, "0-1-102").Subtract(gtidFor(t, FlavorMariaDB, "0-1-100,0-2-50"))
+	if got := late.RestrictTo(gtidFor(t, FlavorMariaDB, "0-1-100")); !got.Equal(late) || got.IsEmpty() {
+		t.Errorf("RestrictTo own source = %q, want %q", got, late)
+	}
+	if got := ma.RestrictTo(gtidFor(t, FlavorMariaDB, "0-2-1,0-9-1")).String(); got != "0-2-50" {
+		t.Errorf("RestrictTo = %q, want 0-2-50", got)
+	}
+	if got := my.RestrictTo(ma); !got.IsEmpty() {
+		t.Errorf("RestrictTo across flavours = %q, want empty", got)
+	}
+}

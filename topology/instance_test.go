@@ -580,9 +580,20 @@ func TestTLSClientAndReplicationChannel(t *testing.T) {
 
 		o := replOpts(src)
 		o.TLS = ReplicationTLS{Enabled: true, CAFile: rep.TLSDir() + "/ca.pem", CertFile: rep.TLSDir() + "/client.pem", KeyFile: rep.TLSDir() + "/client-key.pem", VerifyServerCert: true}
+		if k == mysqltest.MySQL {
+			// Left over from a set-up without TLS: over TLS the replica
+			// must not ask for the source's public key (README "Hardening
+			// and secrets"), and a CHANGE keeps what it leaves out.
+			rep.Exec(t, "CHANGE REPLICATION SOURCE TO GET_SOURCE_PUBLIC_KEY=1")
+		}
 		r := open(t, rep)
 		if err := r.ChangeSource(ctx, o); err != nil {
 			t.Fatal(err)
+		}
+		if k == mysqltest.MySQL {
+			if got := getSourcePublicKey(t, rep); got != "NO" {
+				t.Errorf("GET_SOURCE_PUBLIC_KEY with replication TLS: %s, want NO", got)
+			}
 		}
 		src.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (1)")
 		mysqltest.WaitReplicating(t, rep, 30*time.Second)
@@ -640,28 +651,7 @@ func TestLongWriteTransactions(t *testing.T) {
 // out until Shutdown stops the server.
 func TestFenceNeverSwitchesSemiSyncOff(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		c := mysqltest.StartCluster(t, k, 1)
-		mysqltest.EnsureTable(t, c.Primary)
-		ctx := ctxT(t, 90*time.Second)
-		p := open(t, c.Primary)
-		if err := p.SetSemiSync(ctx, SemiSyncConfig{Source: true, Timeout: time.Hour}); err != nil {
-			t.Fatal(err)
-		}
-		// No replica acknowledges: its IO thread is stopped.
-		if err := open(t, c.Replicas[0]).StopReplica(ctx, ThreadIO); err != nil {
-			t.Fatal(err)
-		}
-		app := openAs(t, c.Primary, mysqltest.AppUser, mysqltest.AppPassword)
-		done := make(chan error, 1)
-		go func() {
-			_, err := app.db.ExecContext(ctx, "INSERT INTO regent_test.writes (id) VALUES (1)")
-			done <- err
-		}()
-		eventually(t, "the commit waits for an acknowledgement", 10*time.Second, func() (bool, string) {
-			var n int
-			err := p.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '"+mysqltest.AppUser+"' AND STATE LIKE '%semi-sync%'").Scan(&n)
-			return err == nil && n == 1, fmt.Sprintf("%d sessions waiting, err %v", n, err)
-		})
+		c, p, ctx, done := stuckSemiSyncCommit(t, k, SemiSyncConfig{Source: true, Timeout: time.Hour})
 		fctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 		rep, ferr := p.Fence(fctx, KillOptions{})
@@ -766,4 +756,69 @@ func f(t *testing.T, i *Instance) Flavor {
 		t.Fatal(err)
 	}
 	return fl
+}
+
+// What the lease keeper does to a replaced old primary whose read_only pends
+// behind a killed commit waiting for a semi-sync acknowledgement: switching
+// the source side off completes the commit, read_only then holds, and the
+// killed client, whose socket the kill shut, never gets the OK.
+func TestSwitchSemiSyncSourceOffReleasesKilledWaiters(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		_, p, ctx, done := stuckSemiSyncCommit(t, k, SemiSyncConfig{Source: true, Lossless: true})
+		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		rep, _ := p.Fence(fctx, KillOptions{})
+		cancel()
+		if len(rep.Killed) == 0 {
+			t.Fatalf("the stuck session was not killed")
+		}
+		if live, err := p.UnkilledStatements(ctx); err != nil || len(live) != 0 {
+			t.Fatalf("statements in sessions the fence did not kill: %v (%v)", live, err)
+		}
+		if err := p.SwitchSemiSyncSourceOff(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if s := probe(t, p); s.SemiSync.SourceEnabled {
+			t.Fatalf("the source side is still on")
+		}
+		eventually(t, "read_only holds", 10*time.Second, func() (bool, string) {
+			fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			_, err := p.Fence(fctx, KillOptions{})
+			ro, rerr := p.ReadOnly(ctx)
+			return err == nil && ro, fmt.Sprintf("fence: %v; read-only %v (%v)", err, ro, rerr)
+		})
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatalf("the killed client was told its commit succeeded")
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("the killed client never got an answer")
+		}
+	})
+}
+
+// stuckSemiSyncCommit starts a primary and one replica, makes the primary a
+// semi-sync source with cfg, stops the replica's IO thread so that nothing
+// acknowledges, and starts an application INSERT that waits for an
+// acknowledgement; done receives its result.
+func stuckSemiSyncCommit(t *testing.T, k mysqltest.Kind, cfg SemiSyncConfig) (*mysqltest.Cluster, *Instance, context.Context, <-chan error) {
+	t.Helper()
+	c := mysqltest.StartCluster(t, k, 1)
+	mysqltest.EnsureTable(t, c.Primary)
+	ctx := ctxT(t, 90*time.Second)
+	p := open(t, c.Primary)
+	if err := p.SetSemiSync(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := open(t, c.Replicas[0]).StopReplica(ctx, ThreadIO); err != nil {
+		t.Fatal(err)
+	}
+	done := insertInBackground(ctx, t, c.Primary, 1)
+	eventually(t, "the commit waits for an acknowledgement", 10*time.Second, func() (bool, string) {
+		var n int
+		err := p.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '"+mysqltest.AppUser+"' AND STATE LIKE '%semi-sync%'").Scan(&n)
+		return err == nil && n == 1, fmt.Sprintf("%d sessions waiting, err %v", n, err)
+	})
+	return c, p, ctx, done
 }

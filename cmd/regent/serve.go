@@ -21,6 +21,7 @@ import (
 	"github.com/regentdb/regent/apiserver"
 	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
+	"github.com/regentdb/regent/identity"
 	"github.com/regentdb/regent/proxyhook"
 )
 
@@ -33,6 +34,10 @@ func serve(ctx context.Context, cfg agent.Config, stderr io.Writer) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	log := newLogger(cfg.Log, stderr)
+	// Settings that expose secrets or the write route: said once, at start.
+	for _, w := range cfg.SecurityWarnings() {
+		log.Warn(w.Message, "key", w.Key)
+	}
 	secrets, agentToken, err := readSecrets(cfg)
 	if err != nil {
 		return &configError{err}
@@ -48,30 +53,33 @@ func serve(ctx context.Context, cfg agent.Config, stderr io.Writer) error {
 	}
 	scheme := "http"
 	var serverTLS, clientTLS *tls.Config
+	var agentCAs *x509.CertPool  // verifies the other agents' certificates
+	var clientCAs *x509.CertPool // verifies people's (cert_admins, cert_readers)
 	if cfg.API.TLS.CertFile != "" {
 		scheme = "https"
-		if serverTLS, err = apiserver.ServerTLS(apiserver.TLSFiles{CertFile: cfg.API.TLS.CertFile, KeyFile: cfg.API.TLS.KeyFile, ClientCAFile: cfg.API.ClientCAFile}); err != nil {
+		if serverTLS, err = apiserver.ServerTLS(apiserver.TLSFiles{CertFile: cfg.API.TLS.CertFile, KeyFile: cfg.API.TLS.KeyFile,
+			ClientCAFile: cfg.API.ClientCAFile, AgentCAFile: cfg.API.TLS.CAFile}); err != nil {
 			return &configError{err}
 		}
-		clientTLS = &tls.Config{MinVersion: tls.VersionTLS12}
-		if cfg.API.TLS.CAFile != "" {
-			pem, err := os.ReadFile(cfg.API.TLS.CAFile)
-			if err != nil {
-				return &configError{fmt.Errorf("api.tls.ca_file: %w", err)}
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return &configError{fmt.Errorf("api.tls.ca_file %s holds no PEM certificate", cfg.API.TLS.CAFile)}
-			}
-			clientTLS.RootCAs = pool
+		if agentCAs, err = identity.LoadPool(cfg.API.TLS.CAFile); err != nil {
+			return &configError{fmt.Errorf("api.tls.ca_file: %w", err)}
 		}
-		// Agents present their API certificate when they call each other.
+		if cfg.API.ClientCAFile != "" {
+			if clientCAs, err = identity.LoadPool(cfg.API.ClientCAFile); err != nil {
+				return &configError{fmt.Errorf("api.client_ca_file: %w", err)}
+			}
+		}
+		clientTLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: agentCAs}
+		// Agents present their API certificate when they call each other:
+		// the receiver takes a report only from the agent it names.
 		cert, err := tls.LoadX509KeyPair(cfg.API.TLS.CertFile, cfg.API.TLS.KeyFile)
-		if err == nil {
-			clientTLS.Certificates = []tls.Certificate{cert}
+		if err != nil {
+			return &configError{fmt.Errorf("api.tls: %w", err)}
 		}
+		clientTLS.Certificates = []tls.Certificate{cert}
 	} else {
 		log.Warn("the HTTP API runs without TLS: set api.tls to encrypt tokens and operations in transit")
+		log.Warn("without api.tls, agents' reports are bound only to the shared agent token: any process that holds it can report in any agent's name, including \"mysqld gone\" for the primary's agent, which starts a failover; set api.tls so that each report must come with its agent's certificate")
 	}
 
 	ccfg := consensus.DefaultConfig()
@@ -92,10 +100,13 @@ func serve(ctx context.Context, cfg agent.Config, stderr io.Writer) error {
 		ccfg.Peers = append(ccfg.Peers, consensus.Peer{ID: p.ID, RaftAddr: p.Address, APIAddr: p.API, Instance: inst})
 	}
 	if cfg.Raft.Join {
-		// Never bootstrap: the leader adds this agent (regentctl members add).
-		ccfg.Peers = nil
+		// Never bootstrap: the leader adds this agent (regentctl members
+		// add). Until it has, accept Raft connections from the running
+		// agents only.
+		ccfg.Peers, ccfg.JoinPeers = nil, ccfg.Peers
 	}
 	ccfg.TLS = consensus.TLSConfig{CAFile: cfg.Raft.TLS.CAFile, CertFile: cfg.Raft.TLS.CertFile, KeyFile: cfg.Raft.TLS.KeyFile}
+	ccfg.InsecurePlaintext = cfg.Raft.InsecurePlaintext
 	setDur(&ccfg.HeartbeatTimeout, cfg.Raft.HeartbeatTimeout)
 	setDur(&ccfg.ElectionTimeout, cfg.Raft.ElectionTimeout)
 	setDur(&ccfg.LeaderLeaseTimeout, cfg.Raft.LeaderLeaseTimeout)
@@ -153,11 +164,17 @@ func serve(ctx context.Context, cfg agent.Config, stderr io.Writer) error {
 	if err != nil {
 		return &configError{err}
 	}
+	// Every secret is read (and copied) by now: take the *_env ones out of
+	// the environment that hooks and other processes of this user can read.
+	if err := scrubEnvironment(cfg.SecretEnvNames()); err != nil {
+		log.Warn("secrets could not be fully removed from the agent's environment: prefer *_file settings", "err", err)
+	}
 	srv, err := apiserver.New(apiserver.Config{
 		AgentID: cfg.NodeID, Version: version, Backend: ag,
 		Health:  proxyhook.NewHealthHandler(ag.HealthState, log.With("component", "health")),
 		Metrics: metrics,
 		Auth: apiserver.AuthConfig{Tokens: tokens, CertAdmins: cfg.API.CertAdmins, CertReaders: cfg.API.CertReaders,
+			ClientCAs: clientCAs, AgentCAs: agentCAs,
 			OpenStatusPage: cfg.API.OpenStatusPage,
 			ProtectHealth:  cfg.API.OpenHealth != nil && !*cfg.API.OpenHealth,
 			ProtectMetrics: cfg.API.OpenMetrics != nil && !*cfg.API.OpenMetrics},
@@ -167,18 +184,16 @@ func serve(ctx context.Context, cfg agent.Config, stderr io.Writer) error {
 	if err != nil {
 		return &configError{err}
 	}
-	mux := http.NewServeMux()
-	mux.Handle(agent.ReportPath, ag.ReportHandler(agentToken))
-	mux.Handle("/", srv.Handler())
-
+	metrics.DeclareReportRefusals(agent.RefusalReasons)
+	reports := ag.ReportHandler(agent.ReportAuth{Token: agentToken, AgentCAs: agentCAs, Refused: metrics.ObserveReportRefused})
+	hs, err := newAPIServer(srv, reports, cfg.API.Limits, serverTLS)
+	if err != nil {
+		return &configError{err}
+	}
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
 		return fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
 	}
-	if serverTLS != nil {
-		ln = tls.NewListener(ln, serverTLS)
-	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 
@@ -202,6 +217,16 @@ func serve(ctx context.Context, cfg agent.Config, stderr io.Writer) error {
 		log.Warn("api shutdown", "err", err)
 	}
 	return nil
+}
+
+// newAPIServer is the agent's HTTP server: the agents' report route beside
+// the API, behind api.limits (apiserver.Limits), over TLS when serverTLS is
+// set.
+func newAPIServer(srv *apiserver.Server, reports http.Handler, limits apiserver.Limits, serverTLS *tls.Config) (*apiserver.HTTPServer, error) {
+	mux := http.NewServeMux()
+	mux.Handle(agent.ReportPath, reports)
+	mux.Handle("/", srv.Handler())
+	return srv.NewHTTPServer(mux, limits, serverTLS)
 }
 
 // observeMetrics refreshes the snapshot metrics every second.

@@ -62,6 +62,9 @@ func (a *app) followAndReport(c *api.Client, op api.Operation, wait bool) error 
 	blocked := ""
 	if final.WriteBlocked != nil {
 		blocked = "; writes blocked " + short(final.WriteBlocked.Std())
+		if final.WriteBlockedUntil != "" {
+			blocked += " (until " + final.WriteBlockedUntil + ")"
+		}
 	}
 	took := short(final.Duration(a.now()))
 	if final.Result == api.ResultSuccess {

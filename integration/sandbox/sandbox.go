@@ -8,17 +8,11 @@ package sandbox
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -30,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/regentdb/regent/integration/testpki"
 	"github.com/regentdb/regent/topology/mysqltest"
 )
 
@@ -45,6 +40,7 @@ type Sandbox struct {
 	AdminToken, ReadToken string
 	AdminTokenFile        string
 	CAFile                string
+	ca                    *testpki.CA
 	// HAProxyAddr is HAProxy's write frontend, when started.
 	HAProxyAddr string
 }
@@ -123,34 +119,20 @@ func WriteFile(t mysqltest.TB, path, content string, mode os.FileMode) string {
 	return path
 }
 
-// writeCerts makes a CA and one certificate for 127.0.0.1 usable as server
-// and client (Raft's mutual TLS and the API).
-func writeCerts(t mysqltest.TB, dir string) (ca, cert, key string) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "regent sandbox CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTpl, caTpl, &caKey.PublicKey, caKey)
+// AgentCert makes agent id's certificate (URI SAN urn:regent:agent:ID, for
+// 127.0.0.1, server and client: Raft's mutual TLS and the API), signed by
+// the sandbox's CA, and returns the paths of the certificate and its key.
+// An agent added later (a member joining) needs one of its own: every agent
+// is known by its certificate.
+func (s *Sandbox) AgentCert(id string) (cert, key string) {
+	s.t.Helper()
+	certPEM, keyPEM, err := s.ca.Agent(id, []net.IP{net.ParseIP("127.0.0.1")}, []string{"localhost"})
 	if err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "regent agent"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, caCert, &k.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(k)
-	ca = WriteFile(t, filepath.Join(dir, "ca.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})), 0o644)
-	cert = WriteFile(t, filepath.Join(dir, "agent.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), 0o644)
-	key = WriteFile(t, filepath.Join(dir, "agent-key.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})), 0o600)
-	return ca, cert, key
+	cert = WriteFile(s.t, filepath.Join(s.Dir, id+".pem"), string(certPEM), 0o644)
+	key = WriteFile(s.t, filepath.Join(s.Dir, id+"-key.pem"), string(keyPEM), 0o600)
+	return cert, key
 }
 
 // Start starts the databases and three agents (and HAProxy), and waits
@@ -168,7 +150,10 @@ func Start(t mysqltest.TB, k mysqltest.Kind, o Options) *Sandbox {
 	s.DB = mysqltest.StartCluster(t, k, 2)
 	mysqltest.EnsureTable(t, s.DB.Primary)
 
-	ca, cert, key := writeCerts(t, s.Dir)
+	if s.ca, err = testpki.NewCA("regent sandbox CA"); err != nil {
+		t.Fatal(err)
+	}
+	ca := WriteFile(t, filepath.Join(s.Dir, "ca.pem"), string(s.ca.PEM), 0o644)
 	s.CAFile = ca
 	s.AdminToken, s.ReadToken = randomToken(t), randomToken(t)
 	s.AdminTokenFile = WriteFile(t, filepath.Join(s.Dir, "admin-token"), s.AdminToken+"\n", 0o600)
@@ -201,6 +186,7 @@ func Start(t mysqltest.TB, k mysqltest.Kind, o Options) *Sandbox {
 		routing = s.startHAProxy(servers)
 	}
 	for i, a := range s.Agents {
+		cert, key := s.AgentCert(a.ID)
 		cfg := fmt.Sprintf(`node_id: %s
 data_dir: %s
 local_instance: %s
@@ -289,14 +275,23 @@ func (s *Sandbox) stopAll() {
 	}
 	if s.t.Failed() {
 		for _, a := range s.Agents {
-			b, _ := os.ReadFile(a.LogPath)
-			lines := strings.Split(string(b), "\n")
-			if len(lines) > 60 {
-				lines = lines[len(lines)-60:]
-			}
-			s.t.Logf("%s log (tail):\n%s", a.ID, strings.Join(lines, "\n"))
+			s.t.Logf("%s log (tail):\n%s", a.ID, LogTail(a.LogPath, 60))
 		}
 	}
+}
+
+// LogTail returns the last n lines of the file at path (what there is when
+// it cannot be read).
+func LogTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // Server returns the database server of the instance named name (p, r1,
@@ -327,10 +322,19 @@ func (s *Sandbox) Ctl(args ...string) (string, string, int) {
 
 func (s *Sandbox) CtlAs(token string, args ...string) (string, string, int) {
 	s.t.Helper()
-	_, regentctl := Binaries(s.t)
+	return RunCtl(s.t, s.Endpoints(), s.CAFile, token, args...)
+}
+
+// RunCtl runs the built regentctl against endpoints (comma-separated
+// URLs), trusting caFile, with token from the environment (never an
+// argument), for at most a minute; it returns stdout, stderr and the exit
+// code, and fails t only when regentctl cannot be run at all.
+func RunCtl(t mysqltest.TB, endpoints, caFile, token string, args ...string) (string, string, int) {
+	t.Helper()
+	_, regentctl := Binaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, regentctl, append([]string{"--endpoint", s.Endpoints(), "--ca-file", s.CAFile}, args...)...)
+	cmd := exec.CommandContext(ctx, regentctl, append([]string{"--endpoint", endpoints, "--ca-file", caFile}, args...)...)
 	cmd.Env = append(os.Environ(), "REGENT_TOKEN="+token)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -340,7 +344,7 @@ func (s *Sandbox) CtlAs(token string, args ...string) (string, string, int) {
 	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
-		s.t.Fatalf("regentctl: %v", err)
+		t.Fatalf("regentctl: %v", err)
 	}
 	return out.String(), errb.String(), code
 }
@@ -417,8 +421,6 @@ func (s *Sandbox) startHAProxy(servers []*mysqltest.Server) string {
 			s.t.Fatalf("haproxy not found: apt-get install haproxy")
 		}
 	}
-	port := FreePort(s.t)
-	s.HAProxyAddr = "127.0.0.1:" + strconv.Itoa(port)
 	sock := filepath.Join(s.Dir, "haproxy.sock")
 	var backends, mapping strings.Builder
 	for i, srv := range servers {
@@ -426,6 +428,33 @@ func (s *Sandbox) startHAProxy(servers []*mysqltest.Server) string {
 		fmt.Fprintf(&backends, "    server %s %s check port %s\n", srv.Name, srv.Addr(), apiPort)
 		fmt.Fprintf(&mapping, "            %s: mysql_write/%s\n", srv.Name, srv.Name)
 	}
+	// The port is picked free and then bound by HAProxy: another process
+	// may take it in between, and HAProxy then exits at once. Start it
+	// until its runtime socket answers, a few times.
+	for attempt := 1; ; attempt++ {
+		port := FreePort(s.t)
+		s.HAProxyAddr = "127.0.0.1:" + strconv.Itoa(port)
+		log, ok := s.runHAProxy(bin, sock, backends.String())
+		if ok {
+			break
+		}
+		if attempt == 3 {
+			s.t.Fatalf("haproxy did not start (3 attempts); its log:\n%s", log)
+		}
+		s.t.Logf("haproxy did not start on %s, trying another port; its log:\n%s", s.HAProxyAddr, log)
+	}
+	return fmt.Sprintf(`    routing:
+      haproxy:
+        - name: sandbox
+          runtime_api: unix:%s
+          write_servers:
+%s`, sock, mapping.String())
+}
+
+// runHAProxy starts HAProxy on s.HAProxyAddr and waits until its runtime
+// socket accepts a connection (ok), or it exits (its log is returned).
+func (s *Sandbox) runHAProxy(bin, sock, backends string) (string, bool) {
+	s.t.Helper()
 	cfg := fmt.Sprintf(`global
     stats socket %s mode 600 level admin
 defaults
@@ -442,9 +471,10 @@ backend mysql_write
     option httpchk GET /primary
     http-check expect status 200
     default-server inter 300ms fall 2 rise 1 on-marked-down shutdown-sessions check-ssl verify required ca-file %s
-%s`, sock, s.HAProxyAddr, s.CAFile, backends.String())
+%s`, sock, s.HAProxyAddr, s.CAFile, backends)
 	path := WriteFile(s.t, filepath.Join(s.Dir, "haproxy.cfg"), cfg, 0o644)
-	logf, err := os.Create(filepath.Join(s.Dir, "haproxy.log"))
+	logPath := filepath.Join(s.Dir, "haproxy.log")
+	logf, err := os.Create(logPath)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -456,14 +486,27 @@ backend mysql_write
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	s.t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-	})
-	return fmt.Sprintf(`    routing:
-      haproxy:
-        - name: sandbox
-          runtime_api: unix:%s
-          write_servers:
-%s`, sock, mapping.String())
+	readLog := func() string { b, _ := os.ReadFile(logPath); return string(b) }
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case <-done:
+			return readLog(), false
+		default:
+		}
+		if c, err := net.DialTimeout("unix", sock, time.Second); err == nil {
+			c.Close()
+			s.t.Cleanup(func() {
+				_ = cmd.Process.Kill()
+				<-done
+			})
+			return "", true
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-done
+			return readLog() + "\n(runtime socket not answering after 10s)", false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

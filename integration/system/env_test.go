@@ -5,18 +5,12 @@ package system
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -32,6 +26,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/regentdb/regent/api"
+	"github.com/regentdb/regent/integration/sandbox"
+	"github.com/regentdb/regent/integration/testpki"
 )
 
 // Timings of the replication cluster under test (regent.yaml). They are
@@ -248,11 +244,9 @@ func (e *env) generate() {
 	for i := 1; i <= 3; i++ {
 		e.hosts = append(e.hosts, &host{name: fmt.Sprintf("db%d", i), serverID: uint32(10 + i), ip: fmt.Sprintf("%s.%d", e.prefix, 10+i)})
 	}
-	caCert, caKey, caPEM := newCA(t)
+	ca, caPEM := newCA(t)
 	e.caFile = writeFile(t, filepath.Join(dir, "ca.pem"), caPEM, 0o644)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM([]byte(caPEM))
-	e.tlsConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	e.tlsConfig = ca.ClientConfig()
 
 	var peers, instances, writeServers strings.Builder
 	for _, h := range e.hosts {
@@ -265,7 +259,7 @@ func (e *env) generate() {
 		if err := os.MkdirAll(hd, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		certPEM, keyPEM := newLeaf(t, caCert, caKey, h.name, net.ParseIP(h.ip))
+		certPEM, keyPEM := newLeaf(t, ca, h.name, net.ParseIP(h.ip))
 		writeFile(t, filepath.Join(hd, "ca.pem"), caPEM, 0o644)
 		writeFile(t, filepath.Join(hd, "agent.pem"), certPEM, 0o644)
 		writeFile(t, filepath.Join(hd, "agent-key.pem"), keyPEM, 0o600)
@@ -359,7 +353,7 @@ backend mysql_write
     balance first
     option httpchk GET /primary
     http-check expect status 200
-    default-server inter 500ms fastinter 200ms downinter 250ms fall 2 rise 1 on-marked-down shutdown-sessions check-ssl verify required ca-file /etc/regent-haproxy/ca.pem
+    default-server inter 200ms fastinter 200ms downinter 250ms fall 2 rise 1 on-marked-down shutdown-sessions check-ssl verify required ca-file /etc/regent-haproxy/ca.pem
 %s`, servers.String()), 0o644)
 }
 
@@ -527,15 +521,6 @@ func writable(c api.Cluster, name string) bool {
 	return false
 }
 
-func instance(c api.Cluster, name string) (api.Instance, bool) {
-	for _, in := range c.Instances {
-		if in.Name == name {
-			return in, true
-		}
-	}
-	return api.Instance{}, false
-}
-
 func healthy(c api.Cluster) bool {
 	for _, p := range c.Problems {
 		if p.Code != "Healthy" {
@@ -546,36 +531,9 @@ func healthy(c api.Cluster) bool {
 }
 
 // describe is a one-line summary of a cluster view for messages.
-func describe(c api.Cluster) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "primary=%q epoch=%d observed_by=%s", c.Primary, c.Epoch, c.ObservedBy)
-	if c.Operation != nil {
-		fmt.Fprintf(&b, " operation=%s(%s)", c.Operation.Kind, c.Operation.Target)
-	}
-	for _, in := range c.Instances {
-		ro := "?"
-		if in.ReadOnly != nil {
-			ro = strconv.FormatBool(*in.ReadOnly)
-		}
-		fmt.Fprintf(&b, "; %s role=%s ro=%s", in.Name, in.Role, ro)
-		if r := in.Replication; r != nil {
-			fmt.Fprintf(&b, " from=%s io=%s sql=%s", r.SourceName, r.IOThread, r.SQLThread)
-		}
-		if in.QuarantineReason != "" {
-			fmt.Fprintf(&b, " quarantined(%s)", in.QuarantineReason)
-		}
-	}
-	for _, p := range c.Problems {
-		fmt.Fprintf(&b, "; problem %s %v", p.Code, p.Instances)
-		if p.Reason != "" {
-			fmt.Fprintf(&b, " (%s)", p.Reason)
-		}
-		for _, bl := range p.Blockers {
-			fmt.Fprintf(&b, " [blocked: %s]", bl.Kind)
-		}
-	}
-	return b.String()
-}
+func describe(c api.Cluster) string { return sandbox.Describe(c) }
+
+func instance(c api.Cluster, name string) (api.Instance, bool) { return sandbox.InstanceOf(c, name) }
 
 // eventually polls cond every 100 ms until it holds, and fails the test
 // (and stops it) when timeout passes first.
@@ -881,49 +839,59 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) string {
 	return path
 }
 
-func newCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey, string) {
+func newCA(t *testing.T) (*testpki.CA, string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testpki.NewCA("regent system-test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "regent system-test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	return ca, string(ca.PEM)
 }
 
-// newLeaf makes one host's certificate, for its API (server) and Raft
-// (server and client): its own address, and loopback for the test's
-// published ports.
-func newLeaf(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name string, ip net.IP) (certPEM, keyPEM string) {
+// newLeaf makes one host's agent certificate (URI SAN
+// urn:regent:agent:NAME; the host name is the agent's node id), for its API
+// (server, and client towards the other agents) and Raft (server and
+// client): its own address, and loopback for the test's published ports.
+func newLeaf(t *testing.T, ca *testpki.CA, name string, ip net.IP) (certPEM, keyPEM string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, k, err := ca.Agent(name, []net.IP{ip, net.ParseIP("127.0.0.1")}, []string{name, "localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{ip, net.ParseIP("127.0.0.1")}, DNSNames: []string{name, "localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
+	return string(c), string(k)
+}
+
+// fenceStep returns the fence step of the newest operation that replaced
+// old, as the leader's history records it ("fence-old-primary …" or
+// "wait-lease …"), polling until that operation has ended.
+func (e *env) fenceStep(old string) api.Step {
+	e.t.Helper()
+	var step api.Step
+	e.eventually("the leader's history records how "+old+" was fenced", 30*time.Second, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		for _, h := range e.hosts {
+			if h.name == old {
+				continue
+			}
+			hist, err := h.api.History(ctx, clusterName, 10)
+			if err != nil {
+				continue
+			}
+			for _, op := range hist.Operations {
+				if op.OldPrimary != old || op.Ended == nil {
+					continue
+				}
+				for _, s := range op.Steps {
+					if strings.HasPrefix(s.Name, "fence-old-primary") || strings.HasPrefix(s.Name, "wait-lease") {
+						step = s
+						return true, ""
+					}
+				}
+				return false, fmt.Sprintf("operation %s (%s) has no fence step", op.ID, op.Result)
+			}
+		}
+		return false, "no ended operation replaced " + old
+	})
+	return step
 }

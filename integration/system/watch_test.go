@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -138,6 +139,10 @@ const (
 	stWritable    = "writable"
 	stReadOnly    = "read-only"
 	stUnreachable = "unreachable"
+	// stNoAcks: read_only is OFF, but the instance is a lossless semi-sync
+	// source with no semi-sync replica connected: it can acknowledge no
+	// commit (README "Semi-sync as a fence"), so it is no writer.
+	stNoAcks = "writable-no-acks"
 )
 
 // round is one sample of every instance's read_only and every agent's
@@ -206,10 +211,15 @@ func (w *watcher) sampleLoop(ctx context.Context) {
 				qctx, cancel := context.WithTimeout(ctx, sampleTimeout)
 				defer cancel()
 				st := stUnreachable
-				var ro int
-				if err := h.db.QueryRowContext(qctx, "SELECT @@global.read_only").Scan(&ro); err == nil {
-					st = stReadOnly
-					if ro == 0 {
+				var ro, semi, waitNo, clients int
+				if err := h.db.QueryRowContext(qctx, "SELECT @@global.read_only, @@global.rpl_semi_sync_master_enabled, @@global.rpl_semi_sync_master_wait_no_slave, "+
+					"(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'Rpl_semi_sync_master_clients')").Scan(&ro, &semi, &waitNo, &clients); err == nil {
+					switch {
+					case ro == 1:
+						st = stReadOnly
+					case semi == 1 && waitNo == 1 && clients == 0:
+						st = stNoAcks
+					default:
 						st = stWritable
 					}
 				}
@@ -284,10 +294,10 @@ func (w *watcher) snapshot() ([]round, map[string][]epochSample) {
 
 // firstState is the start of the first round after `after` in which name was
 // seen in state st; zero when never.
-func (w *watcher) firstState(name, st string, after time.Time) time.Time {
+func (w *watcher) firstState(name string, after time.Time, states ...string) time.Time {
 	rounds, _ := w.snapshot()
 	for _, r := range rounds {
-		if r.at.After(after) && r.state[name] == st {
+		if r.at.After(after) && slices.Contains(states, r.state[name]) {
 			return r.at
 		}
 	}

@@ -30,6 +30,7 @@
 package proxysqltest
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -179,6 +180,10 @@ type Options struct {
 	Addr string
 	// User and Password of the admin credentials; default admin/admin.
 	User, Password string
+	// TLS, when set, is offered to clients as ProxySQL 2.x offers it on
+	// the admin port with mysql-have_ssl=true: a client may upgrade to it
+	// or stay in plain text.
+	TLS *tls.Config
 }
 
 // Admin is a running emulation of ProxySQL's admin interface.
@@ -193,6 +198,7 @@ type Admin struct {
 	disk       layer
 	statements []string
 	injected   []injectedError
+	tlsLogins  int
 	conns      map[net.Conn]struct{}
 	closed     bool
 
@@ -219,7 +225,7 @@ func New(opts Options) (*Admin, error) {
 	}
 	a := &Admin{
 		ln:      ln,
-		srv:     server.NewServer("5.5.30 (ProxySQL Admin Module EMULATION)", mysql.DEFAULT_COLLATION_ID, mysql.AUTH_NATIVE_PASSWORD, nil, nil),
+		srv:     server.NewServer("5.5.30 (ProxySQL Admin Module EMULATION)", mysql.DEFAULT_COLLATION_ID, mysql.AUTH_NATIVE_PASSWORD, nil, opts.TLS),
 		opts:    opts,
 		memory:  newLayer(),
 		runtime: newLayer(),
@@ -244,6 +250,13 @@ func Start(t testing.TB, opts Options) *Admin {
 
 // Addr returns host:port of the admin interface.
 func (a *Admin) Addr() string { return a.ln.Addr().String() }
+
+// TLSLogins returns how many sessions logged in over TLS.
+func (a *Admin) TLSLogins() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.tlsLogins
+}
 
 // User and Password return the admin credentials.
 func (a *Admin) User() string     { return a.opts.User }
@@ -295,6 +308,11 @@ func (a *Admin) accept() {
 			conn, err := a.srv.NewCustomizedConn(c, auth, &handler{a: a})
 			if err != nil {
 				return
+			}
+			if _, ok := conn.Conn.Conn.(*tls.Conn); ok {
+				a.mu.Lock()
+				a.tlsLogins++
+				a.mu.Unlock()
 			}
 			for !conn.Closed() {
 				if err := conn.HandleCommand(); err != nil {

@@ -11,6 +11,10 @@
 //
 // Every server starts with read_only=ON, as every production my.cnf should:
 // only the test (or Regent) makes a primary writable.
+//
+// InNetns starts a server inside a network namespace instead, on a host
+// address of its own (integration/netlab's hosts); WithAccountHosts gives
+// its users the other hosts' addresses.
 package mysqltest
 
 import (
@@ -159,6 +163,13 @@ type options struct {
 	serverID uint32
 	extra    []string
 	tls      *TLSFiles
+	// netns, host and port: see InNetns. Empty netns is the test's own
+	// namespace; zero port picks a free one.
+	netns string
+	host  string
+	port  int
+	// accountHosts: see WithAccountHosts.
+	accountHosts []string
 }
 
 // Option changes how a server starts.
@@ -173,6 +184,34 @@ func WithServerID(id uint32) Option { return func(o *options) { o.serverID = id 
 // WithArgs adds mysqld command-line arguments.
 func WithArgs(args ...string) Option {
 	return func(o *options) { o.extra = append(o.extra, args...) }
+}
+
+// InNetns runs the server inside the network namespace netns (ip netns exec
+// NETNS mysqld ..., or ... chroot ROOT mysqld for MySQL), listening on addr
+// (ip:port, an address of that namespace) and reporting it as its
+// report_host and report_port: how replicas and agents on other hosts reach
+// it. The namespace must exist and hold the address. The test's root
+// connection still goes through the unix socket, which is not bound to a
+// network namespace.
+func InNetns(netns, addr string) Option {
+	return func(o *options) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			// Reported by Start: an address without a port cannot be bound.
+			host, port = addr, ""
+		}
+		o.netns, o.host = netns, host
+		o.port, _ = strconv.Atoi(port)
+	}
+}
+
+// WithAccountHosts creates the admin, replication and application users
+// (AdminUser, ReplUser, AppUser) also for each of hosts, MySQL account host
+// patterns such as '10.1.2.%': a server in a network namespace sees
+// connections from the other hosts' addresses, not from 127.0.0.1 (which
+// keeps its accounts).
+func WithAccountHosts(hosts ...string) Option {
+	return func(o *options) { o.accountHosts = append(o.accountHosts, hosts...) }
 }
 
 // WithTLS makes the server offer TLS with the given certificate (see
@@ -211,11 +250,17 @@ func Start(t TB, k Kind, opts ...Option) *Server {
 	if err := available(k); err != nil {
 		t.Fatalf("cannot start %s: %v", k, err)
 	}
+	if o.netns != "" && o.port == 0 {
+		t.Fatalf("mysqltest.InNetns(%q, ...): the address needs an explicit port", o.netns)
+	}
 	tpl, err := template(k)
 	if err != nil {
 		t.Fatalf("preparing a %s data directory: %v", k, err)
 	}
 	s := &Server{Kind: k, Name: o.name, Host: "127.0.0.1", ServerID: o.serverID, t: t, opts: o}
+	if o.host != "" {
+		s.Host = o.host
+	}
 	base := os.TempDir()
 	if k == MySQL {
 		base = filepath.Join(mysqlRoot(), "var/lib/regent-test")
@@ -247,6 +292,12 @@ func Start(t TB, k Kind, opts ...Option) *Server {
 	s.errLog = filepath.Join(dir, "err.log")
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
+		if o.port != 0 {
+			// A fixed address (a host of its own): no other port to try.
+			s.Port = o.port
+			lastErr = s.start()
+			break
+		}
 		port, err := freePort()
 		if err != nil {
 			t.Fatal(err)
@@ -262,7 +313,7 @@ func Start(t TB, k Kind, opts ...Option) *Server {
 	if lastErr != nil {
 		t.Fatalf("starting %s: %v", s, lastErr)
 	}
-	s.mustExec(bootstrapSQL(k)...)
+	s.mustExec(bootstrapSQL(k, append([]string{"127.0.0.1"}, o.accountHosts...))...)
 	return s
 }
 
@@ -295,9 +346,9 @@ func (s *Server) args() []string {
 		"--no-defaults", "--user=root",
 		"--datadir=" + d + "/data",
 		"--socket=" + d + "/s.sock",
-		"--port=" + port, "--bind-address=127.0.0.1",
+		"--port=" + port, "--bind-address=" + s.Host,
 		"--server-id=" + strconv.FormatUint(uint64(s.ServerID), 10),
-		"--report-host=127.0.0.1", "--report-port=" + port,
+		"--report-host=" + s.Host, "--report-port=" + port,
 		"--pid-file=" + d + "/pid",
 		"--log-error=" + d + "/err.log",
 		"--read-only=ON",
@@ -330,14 +381,14 @@ func (s *Server) args() []string {
 }
 
 func (s *Server) start() error {
-	var cmd *exec.Cmd
+	var argv []string
 	switch s.Kind {
 	case MariaDB:
 		bin, err := lookPath("mariadbd")
 		if err != nil {
 			return err
 		}
-		cmd = exec.Command(bin, s.args()...)
+		argv = append([]string{bin}, s.args()...)
 	case MySQL:
 		chroot, err := lookPath("chroot")
 		if err != nil {
@@ -346,8 +397,18 @@ func (s *Server) start() error {
 		if err := os.MkdirAll(filepath.Join(mysqlRoot(), "run/mysqld"), 0o755); err != nil {
 			return err
 		}
-		cmd = exec.Command(chroot, append([]string{mysqlRoot(), "/usr/sbin/mysqld"}, s.args()...)...)
+		argv = append([]string{chroot, mysqlRoot(), "/usr/sbin/mysqld"}, s.args()...)
 	}
+	if s.opts.netns != "" {
+		// ip netns exec execs the server in place: the process (and its
+		// pid, which Kill and Pause signal) stays the server's.
+		ip, err := lookPath("ip")
+		if err != nil {
+			return fmt.Errorf("%w (install iproute2)", err)
+		}
+		argv = append([]string{ip, "netns", "exec", s.opts.netns}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	// A process group of its own: a Ctrl-C on the test does not reach it
 	// first, and Kill can signal it precisely.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -529,8 +590,57 @@ func (s *Server) Kill(t TB) { t.Helper(); s.signalAndWait(t, syscall.SIGKILL) }
 func (s *Server) Stop(t TB) { t.Helper(); s.signalAndWait(t, syscall.SIGTERM) }
 
 // Pause freezes the server with SIGSTOP: it keeps its sockets but answers
-// nothing, like a hung host.
-func (s *Server) Pause(t TB) { t.Helper(); s.signal(t, syscall.SIGSTOP) }
+// nothing, like a hung host. It returns once every thread of the server has
+// stopped: the kernel stops the threads of a process one after the other
+// as each gets to run, and on a loaded machine a thread can still finish a
+// commit milliseconds after the signal was sent.
+func (s *Server) Pause(t TB) {
+	t.Helper()
+	s.signal(t, syscall.SIGSTOP)
+	pid := s.PID()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		running, err := runningThreads(pid)
+		if err != nil {
+			t.Fatalf("pausing %s: %v", s, err)
+		}
+		if running == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pausing %s: %d threads still running 30 s after SIGSTOP", s, running)
+		}
+		time.Sleep(time.Millisecond) // poll interval while the threads stop
+	}
+}
+
+// runningThreads counts the threads of process pid that are not stopped
+// (nor exiting), from /proc/PID/task/*/stat.
+func runningThreads(pid int) (int, error) {
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "task")
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, task := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		// "tid (comm) S ...": the command may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) {
+			return 0, fmt.Errorf("%s/%s/stat: unexpected %q", dir, task.Name(), b)
+		}
+		switch b[i+2] {
+		case 'T', 't', 'Z', 'X':
+		default:
+			n++
+		}
+	}
+	return n, nil
+}
 
 // Resume undoes Pause.
 func (s *Server) Resume(t TB) { t.Helper(); s.signal(t, syscall.SIGCONT) }
@@ -592,6 +702,23 @@ func (s *Server) WaitExited(t TB, timeout time.Duration) {
 	}
 }
 
+// Exited reports whether the server's process has ended, whoever ended it
+// (a SHUTDOWN statement, a signal); WaitExited or Restart then apply.
+func (s *Server) Exited() bool {
+	s.mu.Lock()
+	exited := s.exited
+	s.mu.Unlock()
+	if exited == nil {
+		return false
+	}
+	select {
+	case <-exited:
+		return true
+	default:
+		return false
+	}
+}
+
 // Restart starts a stopped or killed server again on the same port and data
 // directory.
 func (s *Server) Restart(t TB) {
@@ -632,18 +759,23 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// bootstrapSQL creates the test users and database. Every server gets the
-// same users so that any of them can become a primary or a replica.
-func bootstrapSQL(k Kind) []string {
-	stmts := []string{
-		"SET SESSION sql_log_bin=0",
-		fmt.Sprintf("CREATE USER '%s'@'127.0.0.1' IDENTIFIED BY '%s'", AdminUser, AdminPassword),
-		fmt.Sprintf("GRANT ALL PRIVILEGES ON *.* TO '%s'@'127.0.0.1' WITH GRANT OPTION", AdminUser),
-		fmt.Sprintf("CREATE USER '%s'@'127.0.0.1' IDENTIFIED BY '%s'", ReplUser, ReplPassword),
-		fmt.Sprintf("GRANT REPLICATION SLAVE ON *.* TO '%s'@'127.0.0.1'", ReplUser),
-		fmt.Sprintf("CREATE USER '%s'@'127.0.0.1' IDENTIFIED BY '%s'", AppUser, AppPassword),
-		fmt.Sprintf("CREATE DATABASE %s", TestDatabase),
-		fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP ON %s.* TO '%s'@'127.0.0.1'", TestDatabase, AppUser),
+// bootstrapSQL creates the test users, for each of hosts, and the test
+// database. Every server gets the same users so that any of them can become
+// a primary or a replica.
+func bootstrapSQL(k Kind, hosts []string) []string {
+	stmts := []string{"SET SESSION sql_log_bin=0"}
+	for _, h := range hosts {
+		stmts = append(stmts,
+			fmt.Sprintf("CREATE USER '%s'@'%s' IDENTIFIED BY '%s'", AdminUser, h, AdminPassword),
+			fmt.Sprintf("GRANT ALL PRIVILEGES ON *.* TO '%s'@'%s' WITH GRANT OPTION", AdminUser, h),
+			fmt.Sprintf("CREATE USER '%s'@'%s' IDENTIFIED BY '%s'", ReplUser, h, ReplPassword),
+			fmt.Sprintf("GRANT REPLICATION SLAVE ON *.* TO '%s'@'%s'", ReplUser, h),
+			fmt.Sprintf("CREATE USER '%s'@'%s' IDENTIFIED BY '%s'", AppUser, h, AppPassword),
+		)
+	}
+	stmts = append(stmts, fmt.Sprintf("CREATE DATABASE %s", TestDatabase))
+	for _, h := range hosts {
+		stmts = append(stmts, fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP ON %s.* TO '%s'@'%s'", TestDatabase, AppUser, h))
 	}
 	_ = k // the same statements serve both flavours today
 	return append(stmts, "SET SESSION sql_log_bin=1")

@@ -150,6 +150,20 @@ func (w *Writer) WaitAcked(t TB, n int, timeout time.Duration) {
 // Missing returns the acknowledged ids that s does not have.
 func (w *Writer) Missing(t TB, s *Server) []int64 {
 	t.Helper()
+	have := WrittenIDs(t, s)
+	var missing []int64
+	for _, id := range w.Acked() {
+		if !have[id] {
+			missing = append(missing, id)
+		}
+	}
+	return missing
+}
+
+// WrittenIDs returns the ids in s's writes table (regent_test.writes),
+// read as root; it fails the test when they cannot be read within 30 s.
+func WrittenIDs(t TB, s *Server) map[int64]bool {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var rows *sql.Rows
@@ -172,11 +186,5 @@ func (w *Writer) Missing(t TB, s *Server) []int64 {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	var missing []int64
-	for _, id := range w.Acked() {
-		if !have[id] {
-			missing = append(missing, id)
-		}
-	}
-	return missing
+	return have
 }
