@@ -74,7 +74,7 @@ type clusterRT struct {
 	// leader side
 	lmu      sync.Mutex
 	lastSeen map[string]Observation
-	errant   map[string]failover.GTIDSet
+	errant   map[string]map[failover.AgentID]failover.ErrantJudgement
 	backoff  map[string]time.Time // problem key → not before
 	running  chan struct{}        // holds a token while the cluster is analysed or an operation runs
 	// the last route reconciliation: the leadership generation and when
@@ -89,7 +89,7 @@ type clusterRT struct {
 func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Config, deps Deps) (*clusterRT, error) {
 	c := &clusterRT{a: a, name: cc.Name, cfg: cc, policy: cc.Policy(), log: a.log.With(logCluster, cc.Name),
 		instances: map[string]*topology.Instance{}, addrs: map[string]string{},
-		lastSeen: map[string]Observation{}, errant: map[string]failover.GTIDSet{}, backoff: map[string]time.Time{},
+		lastSeen: map[string]Observation{}, errant: map[string]map[failover.AgentID]failover.ErrantJudgement{}, backoff: map[string]time.Time{},
 		localState: failover.LocalUnknown,
 		runs:       runs{pending: map[string]api.Operation{}, blocked: map[string]blockedWindow{}},
 		running:    make(chan struct{}, 1)}

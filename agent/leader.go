@@ -206,7 +206,7 @@ func (c *clusterRT) view(now time.Time) failover.View {
 		if ls, ok := c.lastSeen[in.Name]; ok {
 			fi.LastSeen = ls.toProbe()
 		}
-		fi.KnownErrant = c.errant[in.Name]
+		fi.ErrantJudged = c.errant[in.Name]
 		v.Instances[in.Name] = fi
 	}
 	if st != nil {
@@ -241,7 +241,7 @@ func (c *clusterRT) view(now time.Time) failover.View {
 func (c *clusterRT) carryErrantLocked(v *failover.View) {
 	c.errant = failover.CarryErrant(*v)
 	for name, in := range v.Instances {
-		in.KnownErrant = c.errant[name]
+		in.ErrantJudged = c.errant[name]
 		v.Instances[name] = in
 	}
 }

@@ -132,8 +132,8 @@ type facts struct {
 	primary string // "" when none is recorded or it is not configured
 	health  primaryHealth
 	iso     isolation
-	live    map[string]GTIDSet // exact errant judgements
-	ranking *Ranking           // lazily, for failover blockers
+	live    map[string]map[AgentID]ErrantJudgement // exact errant judgements possible now
+	ranking *Ranking                               // lazily, for failover blockers
 }
 
 func (f *facts) rank() Ranking {
@@ -320,7 +320,7 @@ func Analyze(v View, p Policy) []Problem {
 	if err := v.Validate(); err != nil {
 		return []Problem{invalidKind.problem(finding{reason: err.Error()})}
 	}
-	f := &facts{v: v, p: p, live: ErrantGTIDs(v)}
+	f := &facts{v: v, p: p, live: judgeErrant(v)}
 	if _, ok := v.Instances[v.State.Primary]; ok {
 		f.primary = v.State.Primary
 		f.health = assessPrimary(v, p)
@@ -729,8 +729,8 @@ func detectErrant(f *facts) []finding {
 			continue
 		}
 		how := "found by comparing it with the primary"
-		if _, judged := f.live[n]; !judged {
-			how = "found earlier, while the primary could be compared with it"
+		if finders := errantFinders(f.v, f.live, n); len(finders) > 0 {
+			how = fmt.Sprintf("found earlier by agent %s, while it could compare it with the primary", strings.Join(finders, ", "))
 		}
 		out = append(out, finding{
 			instances: []string{n},

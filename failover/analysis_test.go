@@ -896,7 +896,7 @@ func TestErrantGTIDsAndCarry(t *testing.T) {
 		{
 			name:  "clean replicas judged clean",
 			b:     base().probes("db1", func(pr *Probe) { pr.ObservedAt = ago(100 * ms) }),
-			live:  map[string]string{"db2": "", "db3": ""},
+			live:  map[string]string{"db2": "<nil>", "db3": "<nil>"},
 			carry: map[string]string{"db1": "<nil>", "db2": "<nil>", "db3": "<nil>"},
 		},
 		{
@@ -909,14 +909,28 @@ func TestErrantGTIDsAndCarry(t *testing.T) {
 			name: "errant found by one agent's ordered pair",
 			b: base().exec("db3", "p:1-100,r3:1").probes("db1", func(pr *Probe) { pr.ObservedAt = ago(300 * ms) }).
 				probeBy("a1", "db1", func(pr *Probe) { pr.ObservedAt = ago(100 * ms) }),
-			live:  map[string]string{"db2": "", "db3": "r3:1"},
+			live:  map[string]string{"db2": "<nil>", "db3": "r3:1"},
 			carry: map[string]string{"db1": "<nil>", "db2": "<nil>", "db3": "r3:1"},
 		},
 		{
 			name:  "repaired replica forgets its carried errant",
 			b:     base().knownErrant("db3", "r3:1").probes("db1", func(pr *Probe) { pr.ObservedAt = ago(100 * ms) }),
-			live:  map[string]string{"db2": "", "db3": ""},
+			live:  map[string]string{"db2": "<nil>", "db3": "<nil>"},
 			carry: map[string]string{"db1": "<nil>", "db2": "<nil>", "db3": "<nil>"},
+		},
+		{
+			// a1 found r3:1 on db3, then lost the primary; a2's last pair
+			// was taken before the errant write reached db3. That pair
+			// says nothing about r3:1 and must not clear a1's finding
+			// (a failover then promoted the errant replica).
+			name: "a stale clean pair from another agent does not clear what one agent found",
+			b: base().exec("db3", "p:1-100,r3:1").knownErrantBy("a1", "db3", "r3:1", ago(200*ms)).
+				probeBy("a1", "db1", func(pr *Probe) { pr.Reachable, pr.ObservedAt = false, ago(50*ms) }).
+				probeBy("a3", "db1", func(pr *Probe) { pr.Reachable, pr.ObservedAt = false, ago(50*ms) }).
+				probeBy("a2", "db1", func(pr *Probe) { pr.ObservedAt = ago(200 * ms) }).
+				probeBy("a2", "db3", func(pr *Probe) { pr.Executed, pr.ObservedAt = gs("p:1-100"), ago(250*ms) }),
+			live:  map[string]string{"db2": "<nil>", "db3": "<nil>"},
+			carry: map[string]string{"db1": "<nil>", "db2": "<nil>", "db3": "r3:1"},
 		},
 		{
 			name:  "dead primary: nothing judged, knowledge kept",
@@ -940,7 +954,12 @@ func TestErrantGTIDsAndCarry(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			v, _ := tc.b.build()
 			check(t, "live", tc.live, str(ErrantGTIDs(v)))
-			check(t, "carry", tc.carry, str(CarryErrant(v)))
+			carried := CarryErrant(v)
+			known := map[string]GTIDSet{}
+			for n := range v.Instances {
+				known[n] = unionJudged(carried[n])
+			}
+			check(t, "carry", tc.carry, str(known))
 		})
 	}
 }

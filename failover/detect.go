@@ -456,18 +456,26 @@ func assessIsolation(v View, p Policy) isolation {
 	return iso
 }
 
-// ErrantGTIDs judges, for each instance other than the primary, the
-// transactions it has executed that the primary lacks. Only exact judgements
-// are returned: an agent's probe of the primary is compared with the same
-// agent's probe of the replica when the primary's was taken no earlier, so
-// that one clock orders them and every legitimate transaction of the replica
-// was already on the primary. (MySQL with AFTER_SYNC updates gtid_executed on
-// the primary just after the replica's acknowledgement; a replica applying a
-// transaction inside that window could be misjudged for one probe round, which
-// is why this reports and never acts by itself.) Instances that cannot be
-// judged are absent; judged clean ones map to an empty set.
-func ErrantGTIDs(v View) map[string]GTIDSet {
-	out := map[string]GTIDSet{}
+// ErrantJudgement is one agent's exact comparison of an instance with the
+// primary: the transactions the instance had executed that the primary
+// lacked (nil: none), and when that agent probed the instance for it, on the
+// agent's own clock.
+type ErrantJudgement struct {
+	Errant GTIDSet
+	At     time.Time
+}
+
+// judgeErrant makes the exact judgements the view allows now, per instance
+// other than the primary and per agent: an agent's probe of the primary is
+// compared with the same agent's probe of the instance when the primary's was
+// taken no earlier, so that one clock orders them and every legitimate
+// transaction of the instance was already on the primary. (MySQL with
+// AFTER_SYNC updates gtid_executed on the primary just after the replica's
+// acknowledgement; a replica applying a transaction inside that window could
+// be misjudged for one probe round, which is why a judgement reports and
+// never acts by itself.)
+func judgeErrant(v View) map[string]map[AgentID]ErrantJudgement {
+	out := map[string]map[AgentID]ErrantJudgement{}
 	prim, ok := v.Instances[v.State.Primary]
 	if !ok {
 		return out
@@ -477,8 +485,6 @@ func ErrantGTIDs(v View) map[string]GTIDSet {
 			continue
 		}
 		in := v.Instances[n]
-		var errant GTIDSet
-		judged := false
 		for _, a := range v.agentIDs() {
 			pp, ok1 := prim.Probes[a]
 			rp, ok2 := in.Probes[a]
@@ -488,57 +494,96 @@ func ErrantGTIDs(v View) map[string]GTIDSet {
 			if pp.ObservedAt.Before(rp.ObservedAt) {
 				continue
 			}
-			e := gtidSubtract(rp.Executed, pp.Executed)
-			if !judged {
-				errant, judged = e, true
-			} else {
-				errant = gtidUnion(errant, e)
+			j := ErrantJudgement{At: rp.ObservedAt}
+			if e := gtidSubtract(rp.Executed, pp.Executed); !gtidEmpty(e) {
+				j.Errant = e
 			}
-		}
-		if judged {
-			out[n] = errant
+			if out[n] == nil {
+				out[n] = map[AgentID]ErrantJudgement{}
+			}
+			out[n][a] = j
 		}
 	}
 	return out
 }
 
-// CarryErrant returns the KnownErrant values for the next view: the exact
-// judgement of ErrantGTIDs where one can be made, and the view's own
-// KnownErrant elsewhere. The runner calls it every round, so that errant
-// transactions found while the primary lived are still known after it died,
-// and forgotten once a live comparison finds the instance clean (for example
-// after the operator injected empty transactions on the primary). Clean
-// instances map to nil.
-func CarryErrant(v View) map[string]GTIDSet {
-	live := ErrantGTIDs(v)
+// ErrantGTIDs returns the exact judgements the view allows now (see
+// judgeErrant), the union over the agents that could judge: instances no
+// agent can judge now are absent; judged clean ones map to nil.
+func ErrantGTIDs(v View) map[string]GTIDSet {
 	out := map[string]GTIDSet{}
-	for _, n := range v.names() {
-		if e, ok := live[n]; ok {
-			if !gtidEmpty(e) {
-				out[n] = e
-			} else {
-				out[n] = nil
-			}
-			continue
-		}
-		out[n] = v.Instances[n].KnownErrant
+	for n, js := range judgeErrant(v) {
+		out[n] = unionJudged(js)
 	}
 	return out
+}
+
+// CarryErrant returns the ErrantJudged values for the next view: for each
+// instance and each agent of the view, that agent's newest judgement, the
+// one it can make now or else the one the view carries. The runner calls it
+// every round, so that errant transactions found while the primary lived are
+// still known after it died. A judgement is only ever replaced by a newer one
+// of the same agent: one agent's pair of probes taken before an errant write
+// reached the instance says nothing about what another agent found after it.
+// The knowledge is forgotten once every agent that found it judges the
+// instance clean again (the operator re-cloned it, or injected empty
+// transactions on the primary); judgements of agents no longer in the view
+// are dropped.
+func CarryErrant(v View) map[string]map[AgentID]ErrantJudgement {
+	live := judgeErrant(v)
+	out := map[string]map[AgentID]ErrantJudgement{}
+	for _, n := range v.names() {
+		if m := carryOne(v, live, n); len(m) > 0 {
+			out[n] = m
+		}
+	}
+	return out
+}
+
+// carryOne merges an instance's carried judgements with the live ones.
+func carryOne(v View, live map[string]map[AgentID]ErrantJudgement, name string) map[AgentID]ErrantJudgement {
+	m := map[AgentID]ErrantJudgement{}
+	for a, j := range v.Instances[name].ErrantJudged {
+		if _, ok := v.Agents[a]; ok {
+			m[a] = j
+		}
+	}
+	for a, j := range live[name] {
+		if old, ok := m[a]; !ok || !j.At.Before(old.At) {
+			m[a] = j
+		}
+	}
+	return m
+}
+
+// unionJudged is the union of some judgements' errant sets; nil when clean.
+func unionJudged(js map[AgentID]ErrantJudgement) GTIDSet {
+	var u GTIDSet
+	for _, j := range js {
+		if !gtidEmpty(j.Errant) {
+			u = gtidUnion(u, j.Errant)
+		}
+	}
+	return u
 }
 
 // errantNow returns what is known of an instance's errant transactions: the
-// live judgement when one can be made, else the carried knowledge.
-func errantNow(v View, live map[string]GTIDSet, name string) GTIDSet {
-	if e, ok := live[name]; ok {
-		if gtidEmpty(e) {
-			return nil
+// union of every agent's newest judgement, live or carried.
+func errantNow(v View, live map[string]map[AgentID]ErrantJudgement, name string) GTIDSet {
+	return unionJudged(carryOne(v, live, name))
+}
+
+// errantFinders names the agents whose newest judgement of an instance found
+// errant transactions but who cannot compare it with the primary now.
+func errantFinders(v View, live map[string]map[AgentID]ErrantJudgement, name string) []string {
+	var out []string
+	for a, j := range carryOne(v, live, name) {
+		if _, now := live[name][a]; !now && !gtidEmpty(j.Errant) {
+			out = append(out, string(a))
 		}
-		return e
 	}
-	if e := v.Instances[name].KnownErrant; !gtidEmpty(e) {
-		return e
-	}
-	return nil
+	sort.Strings(out)
+	return out
 }
 
 // joinNames prints a sorted list of names.

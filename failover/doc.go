@@ -24,7 +24,7 @@
 //
 //	leadership.Barrier(ctx)         // once, after becoming leader, before the first view
 //	view := assemble()              // probes, agent reports, Raft state, Now
-//	known := CarryErrant(prevView)  // set each view.Instances[n].KnownErrant from it
+//	known := CarryErrant(prevView)  // set each view.Instances[n].ErrantJudged from it
 //	for _, p := range Analyze(view, policy) { // priority order
 //		if p.Actionable {
 //			plan, err := PlanAction(view, policy, p)
@@ -130,8 +130,11 @@
 // Errant transactions. While the primary lives, ErrantGTIDs compares each
 // agent's probe of a replica with the same agent's probe of the primary taken
 // no earlier (one clock orders them, so every legitimate transaction of the
-// replica is on the primary): exact. CarryErrant keeps that knowledge from
-// view to view, so it survives the primary's death. At failover time the
+// replica is on the primary): exact. CarryErrant keeps each agent's newest
+// judgement from view to view, so it survives the primary's death, and one
+// agent's judgement is replaced only by a newer one of the same agent (an
+// older pair of probes from another agent, taken before the errant write
+// arrived, must not clear it). At failover time the
 // reference is the old primary's last known set L (Instance.LastSeen): a
 // replica holding transactions beyond L while lacking part of L holds errant
 // ones (late transactions from the primary would come after all of L). A

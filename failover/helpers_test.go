@@ -419,8 +419,20 @@ func (b *B) quarantine(name, why string) *B {
 	})
 }
 
+// knownErrant records that a1 found set on name an hour ago.
 func (b *B) knownErrant(name, set string) *B {
-	return b.inst(name, func(in *Instance) { in.KnownErrant = gs(set) })
+	return b.knownErrantBy("a1", name, set, ago(time.Hour))
+}
+
+// knownErrantBy records one agent's earlier judgement that name holds set,
+// made from a probe of name taken at at.
+func (b *B) knownErrantBy(agent AgentID, name, set string, at time.Time) *B {
+	return b.inst(name, func(in *Instance) {
+		if in.ErrantJudged == nil {
+			in.ErrantJudged = map[AgentID]ErrantJudgement{}
+		}
+		in.ErrantJudged[agent] = ErrantJudgement{Errant: gs(set), At: at}
+	})
 }
 
 func (b *B) semi(f func(*SemiSyncState)) *B {

@@ -809,7 +809,7 @@ func PlanRepoint(v View, p Policy, name string) (Plan, error) {
 	if rc != reachOK {
 		reasons = append(reasons, fmt.Sprintf("%s is %s", name, unreachableReason(v, pr, rc)))
 	} else {
-		f := &facts{v: v, p: p, primary: prim, live: ErrantGTIDs(v)}
+		f := &facts{v: v, p: p, primary: prim, live: judgeErrant(v)}
 		if b, unsafe := repointBlocker(f, name, pr); unsafe {
 			reasons = append(reasons, fmt.Sprintf("%s cannot be repointed safely: %s", name, b.Reason))
 		}

@@ -119,7 +119,7 @@ type survivor struct {
 // replica after everything before it, i.e. after all of L; so a replica that
 // holds transactions beyond L while lacking part of L holds errant ones. A
 // replica holding all of L plus more cannot be told apart by sets alone:
-// there the carried judgement (Instance.KnownErrant, made while the primary
+// there the carried judgements (Instance.ErrantJudged, made while the primary
 // lived) decides, and a divergence between two such replicas refuses (rule
 // 4). When the old primary is reachable, the exact live comparison is used as
 // well.
@@ -129,7 +129,7 @@ func Rank(v View, p Policy, opts RankOptions) Ranking {
 	last := old.LastSeen.Executed
 	oldProbe, oldReach := leaderReach(v, p, opts.OldPrimary)
 	oldAlive := opts.OldPrimary != "" && oldReach == reachOK && oldProbe.Executed != nil
-	live := ErrantGTIDs(v)
+	live := judgeErrant(v)
 
 	var survivors []survivor
 	for _, n := range v.names() {

@@ -152,6 +152,19 @@ func TestRank(t *testing.T) {
 			excl: map[string][]string{"db2": {"errant transactions r2:1", "inject empty transactions"}},
 		},
 		{
+			// The primary was just killed: a1 and the leader a2 see it gone,
+			// but a3's last report still holds a pair of probes taken before
+			// the errant write reached db2. That pair judged db2 clean and
+			// erased a1's finding; db2, first by name and most advanced, was
+			// promoted (real servers, MySQL, TestErrantReplicaIsNeverPromoted).
+			name: "an older clean pair from another agent does not clear a known errant replica",
+			b: dead().exec("db2", "p:1-100,r2:1").knownErrantBy("a1", "db2", "r2:1", ago(time.Second)).
+				probeBy("a3", "db1", func(pr *Probe) { pr.Reachable, pr.ObservedAt, pr.Executed = true, ago(400*ms), gs("p:1-100") }).
+				probeBy("a3", "db2", func(pr *Probe) { pr.ObservedAt, pr.Executed = ago(500*ms), gs("p:1-100") }),
+			want: rankSum{Chosen: "db3", Order: []string{"db3"}, Excluded: []string{"db2"}, Sources: []string{"db3"}, Target: "p:1-100"},
+			excl: map[string][]string{"db2": {"errant transactions r2:1"}},
+		},
+		{
 			name: "errant by the prefix rule: beyond the old primary's last set while lacking part of it",
 			b:    dead().exec("db2", "p:1-95,r2:1-2").rule("db2", PromotionPrefer),
 			want: rankSum{Chosen: "db3", Order: []string{"db3"}, Excluded: []string{"db2"}, Sources: []string{"db3"}, Target: "p:1-100"},

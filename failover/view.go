@@ -136,11 +136,12 @@ type Instance struct {
 	// a primary dies it is the old primary's last known GTID set, the
 	// reference for errant transactions and for what a failover loses.
 	LastSeen Probe
-	// KnownErrant holds errant transactions found on this instance while a
-	// primary could still be compared with it (see ErrantGTIDs and
-	// CarryErrant); nil when none are known. The runner carries it from one
-	// view to the next so that the knowledge survives the primary's death.
-	KnownErrant GTIDSet
+	// ErrantJudged holds each agent's newest exact comparison of this
+	// instance with a primary (see ErrantGTIDs and CarryErrant); the errant
+	// transactions known on it are the union of their sets. The runner
+	// carries it from one view to the next so that the knowledge survives
+	// the primary's death.
+	ErrantJudged map[AgentID]ErrantJudgement
 }
 
 // rule returns the promotion rule, neutral when unset.
