@@ -33,6 +33,24 @@ func TestChaosCampaign(t *testing.T) {
 	o := DefaultRun
 	o.KeepDir = dir
 	var tallies []*Tally
+	// The report is written again after every schedule, so that a long
+	// campaign stopped part way still leaves what it ran.
+	began := time.Now().UTC()
+	report := func(done bool) {
+		path := os.Getenv("CHAOS_REPORT")
+		if path == "" {
+			return
+		}
+		state := "complete"
+		if !done {
+			state = "in progress"
+		}
+		text := fmt.Sprintf("Chaos campaign (%s): base seed %d, %d schedules per flavour, started %s, written %s.\n\n%s",
+			state, base, n, began.Format(time.RFC3339), time.Now().UTC().Format(time.RFC3339), Markdown(tallies))
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Errorf("writing the report: %v", err)
+		}
+	}
 	for _, k := range mysqltest.Kinds(t) {
 		tally := &Tally{Flavor: string(k)}
 		tallies = append(tallies, tally)
@@ -60,17 +78,12 @@ func TestChaosCampaign(t *testing.T) {
 					}
 					t.Error(b.String())
 				})
+				report(false)
 			}
 		})
 	}
-	table := Markdown(tallies)
-	t.Logf("chaos campaign, base seed %d, %d schedules per flavour:\n%s", base, n, table)
-	if path := os.Getenv("CHAOS_REPORT"); path != "" {
-		report := fmt.Sprintf("Chaos campaign: base seed %d, %d schedules per flavour, %s.\n\n%s", base, n, time.Now().UTC().Format(time.RFC3339), table)
-		if err := os.WriteFile(path, []byte(report), 0o644); err != nil {
-			t.Errorf("writing the report: %v", err)
-		}
-	}
+	t.Logf("chaos campaign, base seed %d, %d schedules per flavour:\n%s", base, n, Markdown(tallies))
+	report(true)
 }
 
 func saveHistory(dir string, h History) (string, error) {
