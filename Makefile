@@ -59,8 +59,8 @@ lint: staticcheck
 clean:
 	rm -rf bin
 
-# The benchmarks of issue 10 and DESIGN.md §10 (BENCHMARKS.md is their
-# output), on netlab hosts (integration/netlab: each database host a network
+# The benchmarks of issue 10 (BENCHMARKS.md is their output, targets
+# included), on netlab hosts (integration/netlab: each database host a network
 # namespace with its mysqld and its agent, an HAProxy host in front), both
 # flavours, a client writing through HAProxy from the root namespace: a
 # frozen mysqld (default and fast settings), a frozen host, a host cut off

@@ -104,8 +104,8 @@ func (a *Agent) RemoveMember(ctx context.Context, id string) (api.Members, error
 	return a.Members(ctx)
 }
 
-// Check is the preflight of DESIGN §6, computed from this agent's latest
-// probes: every finding comes with a fix.
+// Check is the preflight of regentctl check (README "regentctl"), computed
+// from this agent's latest probes: every finding comes with a fix.
 func (a *Agent) Check(ctx context.Context, cluster string) (api.CheckReport, error) {
 	c, err := a.cluster(cluster)
 	if err != nil {

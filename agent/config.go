@@ -159,7 +159,8 @@ type MySQLConfig struct {
 		VerifyServerCert bool `yaml:"verify_server_cert"`
 	} `yaml:"replication_tls"`
 	// LocalSocket is the unix socket of the local instance: "connection
-	// refused" there is the strong evidence of DESIGN §3.2.
+	// refused" there is the fast path's evidence (README "Detection"; README
+	// "Safety" says how it is confirmed over TCP).
 	LocalSocket string `yaml:"local_socket"`
 }
 

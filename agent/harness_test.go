@@ -163,7 +163,8 @@ func (h *harness) Deliver(ctx context.Context, to string, r Report) error {
 }
 
 // isolate cuts agent i off from the other agents (Raft and reports), but
-// not from the databases: the partition of DESIGN §3.3.
+// not from the databases: the partition the self-fencing lease is for
+// (README "Safety").
 func (h *harness) isolate(i int) {
 	h.mu.Lock()
 	h.cut[h.agents[i].ID()] = true

@@ -34,7 +34,7 @@ type Status struct {
 	// Clusters are the names of the replication clusters this regent
 	// cluster manages, sorted.
 	Clusters []string `json:"clusters"`
-	// Lease is this agent's self-fencing lease (DESIGN.md §3.3); nil when
+	// Lease is this agent's self-fencing lease (README "Safety"); nil when
 	// the agent has no local instance.
 	Lease *Lease `json:"lease,omitempty"`
 	// Time is the answering agent's clock when it answered.
@@ -57,7 +57,8 @@ type Lease struct {
 
 // Member is one agent of the Raft configuration.
 type Member struct {
-	// ID is the agent's stable node id (never an IP: FIELD-NOTES §7).
+	// ID is the agent's stable node id, never an IP: a membership keyed by
+	// address breaks when hosts are re-addressed or rescheduled.
 	ID string `json:"id"`
 	// RaftAddr is the advertised Raft address (host:port).
 	RaftAddr string `json:"raft_addr"`
@@ -103,7 +104,8 @@ const (
 // Roles lists every Role, in a fixed order.
 func Roles() []Role { return []Role{RolePrimary, RoleReplica, RoleUnknown, RoleQuarantined} }
 
-// Durability modes of a replication cluster (DESIGN.md §3.4).
+// Durability modes of a replication cluster (README "Safety": no
+// acknowledged write is lost with semi_sync only).
 const (
 	DurabilitySemiSync = "semi_sync"
 	DurabilityAsync    = "async"
@@ -136,7 +138,8 @@ type Cluster struct {
 	// manual one is always allowed). Nil when no window is open.
 	AntiFlapUntil *time.Time `json:"anti_flap_until,omitempty"`
 	// AutomaticFailover says whether an automatic failover could happen now
-	// and, if not, why (FIELD-NOTES §8: recovery that is off must say so).
+	// and, if not, why: recovery that is off or blocked must say so, never
+	// fail silently.
 	AutomaticFailover AutomaticFailover `json:"automatic_failover"`
 	// Problems are the findings of the latest analysis, most urgent first.
 	Problems []Problem `json:"problems"`

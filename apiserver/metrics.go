@@ -32,12 +32,12 @@ const (
 	labelVersion    = "version"
 )
 
-// Metrics is the agent's Prometheus registry with the metrics of DESIGN.md
-// §6 (prefix regent_), Go's runtime and process collectors, and the
-// methods the agent calls to update them. Cluster, instance and Raft
-// metrics are snapshots: the agent hands over its latest views
-// (ObserveCluster, ObserveStatus) and they are rendered at scrape time, so
-// an instance removed from a view disappears from /metrics. Operations,
+// Metrics is the agent's Prometheus registry with the metrics of README
+// "Metrics, alerts, dashboard" (prefix regent_), Go's runtime and process
+// collectors, and the methods the agent calls to update them. Cluster,
+// instance and Raft metrics are snapshots: the agent hands over its latest
+// views (ObserveCluster, ObserveStatus) and they are rendered at scrape time,
+// so an instance removed from a view disappears from /metrics. Operations,
 // detections and routing updates are counters and histograms.
 //
 // No label ever holds a GTID set or free text: label values are names

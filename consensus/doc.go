@@ -103,8 +103,9 @@
 // to a state deep-equal to the one saved (all times are UTC, empty maps are
 // kept as nil).
 //
-// # The lease clock (DESIGN.md §3.3)
+// # The lease clock
 //
+// The self-fencing lease (README "Safety") counts from this clock.
 // LastQuorumContact returns a time at which this node is known to have been
 // in contact with a quorum. It never goes backwards and is the maximum of:
 //

@@ -54,7 +54,7 @@ const (
 type BlockKind string
 
 // The reasons an action waits. Operators hate silent non-action
-// (FIELD-NOTES §5, §8): every one is named in the Problem.
+// (recovery off or held back must say why): every one is named in the Problem.
 const (
 	BlockPaused      BlockKind = "paused"
 	BlockAntiFlap    BlockKind = "anti_flap"
@@ -199,7 +199,7 @@ var problemTable = []problemKind{
 	},
 	{
 		code:        DeadPrimary,
-		description: "the primary is dead (DESIGN §3.2): fail over",
+		description: "the primary is dead (README \"Detection\"): fail over",
 		priority:    21,
 		action:      ActionFailover,
 		supersedes:  []Code{PrimaryIsolated, UnreachablePrimary, ReplicaNotReplicating},

@@ -9,7 +9,7 @@ import (
 
 // This file derives facts from a View: freshness, reachability, whether
 // replicas still receive from the primary, whether the primary is dead in the
-// sense of DESIGN §3.2, whether its agent is isolated, and errant
+// sense of README "Detection", whether its agent is isolated, and errant
 // transactions. Analyze, Rank and the planners share them, so that a status
 // page, an automatic decision and a plan never disagree.
 
@@ -155,7 +155,7 @@ func resolveSource(v View, src string) (string, bool) {
 
 // agentSilent reports whether the leader has not heard from an agent for
 // longer than fence_after: by then the agent has lost the quorum and fenced
-// its local instance (DESIGN §3.3).
+// its local instance (the self-fencing lease, README "Safety").
 func agentSilent(v View, p Policy, a AgentID) bool {
 	r, ok := v.Agents[a]
 	return !ok || r.LastHeard.IsZero() || v.Now.Sub(r.LastHeard) > p.FenceAfter
@@ -214,8 +214,8 @@ func receiversOf(v View, p Policy, source string, after time.Time) []string {
 	return out
 }
 
-// primaryHealth is the assessment of the recorded primary against DESIGN
-// §3.2.
+// primaryHealth is the assessment of the recorded primary against the
+// conditions of README "Detection".
 type primaryHealth struct {
 	name        string
 	probe       Probe // the leader's latest probe of it

@@ -14,11 +14,11 @@
 // milliseconds, and a status page, an automatic decision and a plan never
 // disagree.
 //
-// It must not import topology, consensus or proxyhook (DESIGN §2): it
-// declares its own value types and small interfaces, and cmd/regent adapts
-// the others to them. GTIDSet is an interface shaped like topology.GTIDSet
-// (Contains, Equal, Subtract, Union, IsEmpty, String) so that the adapter is a
-// one-field wrapper.
+// It must not import topology, consensus or proxyhook (README "Layout";
+// TestCoreStaysPure enforces it): it declares its own value types and small
+// interfaces, and cmd/regent adapts the others to them. GTIDSet is an
+// interface shaped like topology.GTIDSet (Contains, Equal, Subtract, Union,
+// IsEmpty, String) so that the adapter is a one-field wrapper.
 //
 // # The loop the agent runs
 //
@@ -36,7 +36,7 @@
 //		}
 //	}
 //
-// # Detection (DESIGN §3.2)
+// # Detection
 //
 // The recorded primary is dead when (a) the leader's own probes have failed
 // for failure_timeout, (b) a strict majority of the agents with a fresh probe
@@ -57,12 +57,12 @@
 //
 // Isolation is a separate question: when the primary's agent has not been
 // heard for fence_after (or reports it does not hold the lease), it has lost
-// the quorum and sets its instance read-only (DESIGN §3.3). Writes stop
-// there, so a failover is called for once its lease has surely lapsed (last
-// heard + lease_timeout), even if replicas still receive from the now
-// read-only primary. A consequence for operators: an agent restart on the
-// primary's host that lasts longer than lease_timeout causes a failover;
-// pause, or switch over, before maintenance on that agent.
+// the quorum and sets its instance read-only (the self-fencing lease, README
+// "Safety"). Writes stop there, so a failover is called for once its lease
+// has surely lapsed (last heard + lease_timeout), even if replicas still
+// receive from the now read-only primary. A consequence for operators: an
+// agent restart on the primary's host that lasts longer than lease_timeout
+// causes a failover; pause, or switch over, before maintenance on that agent.
 //
 // # The problem table
 //
@@ -91,16 +91,17 @@
 //	  90 AutomationBlocked           -                    paused / anti-flap / operation (informational)
 //	 100 Healthy                     -                    when nothing else (but informational) fired
 //
-// A Problem whose action is not taken now is never silent (FIELD-NOTES §5,
-// §8): it lists its Blockers — paused, anti_flap (until when), operation in
-// progress, lease not lapsed (until when), no candidate (with every
-// candidate's exclusions), disabled (auto_rejoin off), unsafe. Pause blocks
+// A Problem whose action is not taken now is never silent — an operator
+// must be able to see that recovery is off or held back, and why: it lists
+// its Blockers — paused, anti_flap (until when), operation in progress,
+// lease not lapsed (until when), no candidate (with every candidate's
+// exclusions), disabled (auto_rejoin off), unsafe. Pause blocks
 // every automatic action; the anti-flap window blocks only automatic
 // failovers; manual operations bypass both. An operation recorded in progress
 // for longer than operation_timeout is taken for abandoned (its leader died)
 // and taken over, so that a crashed run never blocks recovery forever.
 //
-// # Ranking (DESIGN §3.5)
+// # Ranking
 //
 // Rank excludes, each with a reason: instances the leader cannot reach (it is
 // the one that acts), quarantined ones, errant transactions, must_not, not a
@@ -145,7 +146,7 @@
 // reported as lost (with semi_sync none was acknowledged, unless semi-sync
 // had fallen back to asynchronous).
 //
-// # Plans (DESIGN §4)
+// # Plans
 //
 // A failover is planned in two phases because the choice must be made on
 // fresh facts: PlanFailover returns record-intent → pre-hooks →
@@ -172,7 +173,8 @@
 //
 //   - Every step runs under context.WithTimeout(its Timeout); a step that
 //     runs out of it fails with ErrStepTimeout. VerifyLeader precedes every
-//     Irreversible step (DESIGN §3.1).
+//     Irreversible step: only the Raft leader acts, and a deposed one must
+//     stop before a step it cannot take back.
 //   - The intent is a conditional BeginOperation (ChangeIntent); each step
 //     is recorded as it ends (ChangeStep), with its timing, result and
 //     detail; a commit is CommitPrimary (ChangeCommitEpoch) then SetAntiFlap
@@ -197,7 +199,8 @@
 //   - After a promotion there is no way back that is safe — undoing would
 //     risk two writers or lose the new primary's writes — so a later failure
 //     is recorded as a failed step and the run goes on to route, commit and
-//     post-hooks; it ends failed, never successful (FIELD-NOTES §9).
+//     post-hooks; it ends failed, never successful: a failed step, a
+//     post-hook's included, is never reported as a success.
 //   - Lost leadership (ErrNotLeader), or another run owning the cluster
 //     (ErrStaleEpoch, the store's ErrConflict), stops the run at once,
 //     undoing and recording nothing: a new leader owns the cluster and takes
@@ -212,7 +215,8 @@
 // epochs, GTID at promotion, every step with its timing, the total duration,
 // a switchover's write-blocked window (from the moment the old primary began
 // to be made read-only or unrouted, to the moment writes reached the new
-// primary, or the old one again after an undo; DESIGN §4) and, when an
-// instance was promoted, the time from the run's start to the route. An
-// Observer hears each step start and end (StepEvent) for progress streams.
+// primary, or the old one again after an undo; README "Configuration", How
+// a switchover runs) and, when an instance was promoted, the time from the
+// run's start to the route. An Observer hears each step start and end
+// (StepEvent) for progress streams.
 package failover

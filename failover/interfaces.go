@@ -46,7 +46,8 @@ type Actuator interface {
 	ConfigureSemiSync(ctx context.Context, instance, role string) error
 	// WaitWriteTransactions returns when no write transaction older than
 	// a few hundred milliseconds runs on instance, or an error naming the
-	// blockers when ctx ends first (FIELD-NOTES §12).
+	// blockers when ctx ends first: the wait is bounded, and what held it up
+	// is reported.
 	WaitWriteTransactions(ctx context.Context, instance string) error
 }
 

@@ -129,7 +129,8 @@ type Step struct {
 	AntiFlap    time.Duration
 	// Timeout bounds the step (from the policy).
 	Timeout time.Duration
-	// Irreversible steps are preceded by VerifyLeader (DESIGN §3.1).
+	// Irreversible steps are preceded by VerifyLeader: only the Raft leader
+	// acts, and a deposed one must stop before a step it cannot take back.
 	Irreversible bool
 	// Undo is the step that reverses this one when the run aborts after it.
 	Undo StepKind
@@ -240,19 +241,19 @@ func intent(p Policy, pl Plan, instance, why string) Step {
 	return Step{Kind: StepRecordIntent, Instance: instance, Operation: pl.Kind, Epoch: pl.Epoch, ExpectEpoch: pl.ExpectEpoch, Timeout: p.RaftTimeout, Why: why}
 }
 
-// PlanFailover plans the first phase of an unplanned failover of the
-// recorded primary, per DESIGN §4: record intent (epoch N+1) → pre-hooks →
+// PlanFailover plans the first phase of an unplanned failover of the recorded
+// primary (package doc, # Plans): record intent (epoch N+1) → pre-hooks →
 // unroute the old primary → fence it (directly, through its agent, or by
 // waiting out its lease) → stop replica IO threads → wait for relay logs →
-// choose-candidate. The runner then re-probes and calls ChooseCandidate,
-// which appends catch-up → promote → repoint → route → commit-epoch →
-// post-hooks. Candidate choice happens on fresh facts because stopping the IO
-// threads and applying relay logs changes them.
+// choose-candidate. The runner then re-probes and calls ChooseCandidate, which
+// appends catch-up → promote → repoint → route → commit-epoch → post-hooks.
+// Candidate choice happens on fresh facts because stopping the IO threads and
+// applying relay logs changes them.
 //
-// An automatic trigger requires the primary to be dead (DESIGN §3.2) or its
-// agent's lease to have lapsed (PrimaryIsolated), and is refused while paused
-// or inside the anti-flap window. Both triggers are refused when no instance
-// could be promoted on the current facts, before anything is touched.
+// An automatic trigger requires the primary to be dead (README "Detection") or
+// its agent's lease to have lapsed (PrimaryIsolated), and is refused while
+// paused or inside the anti-flap window. Both triggers are refused when no
+// instance could be promoted on the current facts, before anything is touched.
 func PlanFailover(v View, p Policy, t Trigger) (Plan, error) {
 	return planFailover(v, p, t, "", false)
 }
@@ -581,15 +582,17 @@ func repointSteps(v View, p Policy, newPrimary, old string, semi bool, pl *Plan)
 // PlanSwitchover plans a planned switchover to target, or to the best
 // candidate when target is "". Refused when the primary is not healthy and
 // writable (use a failover), when the target is the primary, lags more than
-// switchover_max_lag, does not replicate from the primary, is unhealthy,
-// holds errant transactions, is must_not, delayed or quarantined. Steps per
-// DESIGN §4: record intent → pre-hooks → wait for long write transactions →
-// fence the primary (read-only, kill write sessions) → unroute it → catch the
-// target up to the primary's final set (aborting on any transaction the
-// primary lacks) → promote → repoint the others → repoint the old primary
-// (demoted) → route → commit-epoch → post-hooks. Writes are blocked from the
-// fence to the route. Pause does not apply (it is manual); it does not start
-// an anti-flap window.
+// switchover_max_lag, does not replicate from the primary, is unhealthy, holds
+// errant transactions, is must_not, delayed or quarantined. Steps (README
+// "Configuration", How a switchover runs): record intent → pre-hooks → wait
+// for long write transactions → fence the primary (read-only, kill write
+// sessions) → unroute it → catch the target up to the primary's final set
+// (aborting on any transaction the primary lacks) → promote → repoint the
+// others → route → commit-epoch → repoint the old primary (demoted) →
+// post-hooks. Writes are blocked from the fence to the route; the old
+// primary comes after the commit because switching its semi-sync source side
+// off can take most of a second on MySQL. Pause does not
+// apply (it is manual); it does not start an anti-flap window.
 func PlanSwitchover(v View, p Policy, target string) (Plan, error) {
 	if err := validate(v, p); err != nil {
 		return Plan{}, err

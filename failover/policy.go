@@ -9,7 +9,8 @@ import (
 // Durability is the replication durability mode of a cluster.
 type Durability string
 
-// The durability modes (DESIGN §3.4).
+// The durability modes (README "Safety": no acknowledged write is lost with
+// semi_sync only).
 const (
 	// DurabilitySemiSync: lossless semi-synchronous replication (wait point
 	// AFTER_SYNC), configured and enforced by Regent. No acknowledged write is
@@ -39,8 +40,8 @@ type Policy struct {
 	// instance.
 	ProbeInterval time.Duration
 	// ObservationTTL [observation_ttl]: probes older than this are stale and
-	// ignored. "Agents that reported within the last interval" of DESIGN §3.2
-	// are the ones with a probe younger than this.
+	// ignored. The agents with a fresh probe of detection's condition (b)
+	// (README "Detection") are the ones with a probe younger than this.
 	ObservationTTL time.Duration
 	// FailureTimeout [failure_timeout] is how long the leader's own probes of
 	// the primary must fail before it may be declared dead (condition (a)).
@@ -91,7 +92,7 @@ type Policy struct {
 	LongTransactionWait time.Duration
 	// OperationTimeout [operation_timeout]: an operation recorded in progress
 	// for longer was abandoned (its leader died); a new one may take over
-	// instead of being blocked forever (FIELD-NOTES §5).
+	// instead of being blocked forever by a run that crashed.
 	OperationTimeout time.Duration
 }
 
@@ -100,7 +101,8 @@ type Policy struct {
 // 10 s, silently makes commits asynchronous after a replica outage.
 const LosslessMinTimeout = 24 * time.Hour
 
-// DefaultPolicy returns settings tuned for a LAN and for DESIGN §10's targets:
+// DefaultPolicy returns settings tuned for a LAN and for the targets of
+// BENCHMARKS.md:
 // a frozen primary is failed over in about failure_timeout plus the step
 // times, a lost host in about lease_timeout.
 func DefaultPolicy() Policy {

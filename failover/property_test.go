@@ -170,7 +170,7 @@ func checkPlanInvariants(v View, pl Plan) []string {
 		}
 	}
 	if at != len(order) {
-		bad = append(bad, fmt.Sprintf("steps out of DESIGN §4 order: reached %s", order[min(at, len(order)-1)]))
+		bad = append(bad, fmt.Sprintf("steps out of the failover order (the package doc's section Plans): reached %s", order[min(at, len(order)-1)]))
 	}
 	return bad
 }

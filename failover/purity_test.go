@@ -11,9 +11,10 @@ import (
 	"testing"
 )
 
-// TestCoreStaysPure guards DESIGN §2 and the functional core: the package's
-// own files import none of Regent's other packages nor anything that does
-// I/O, read no clock, sleep nowhere and start no goroutine.
+// TestCoreStaysPure guards the dependency rule (README "Layout") and the
+// functional core (the package doc's section A functional core): the
+// package's own files import none of Regent's other packages nor anything
+// that does I/O, read no clock, sleep nowhere and start no goroutine.
 func TestCoreStaysPure(t *testing.T) {
 	allowed := map[string]bool{"context": true, "errors": true, "fmt": true, "maps": true, "slices": true, "sort": true, "strings": true, "time": true}
 	forbiddenTime := map[string]bool{"Now": true, "Since": true, "Until": true, "Sleep": true, "After": true, "Tick": true, "NewTimer": true, "NewTicker": true, "AfterFunc": true}
@@ -42,7 +43,7 @@ func TestCoreStaysPure(t *testing.T) {
 		for _, imp := range f.Imports {
 			path, _ := strconv.Unquote(imp.Path.Value)
 			if !allowed[path] && !(shell && path == "log/slog") {
-				t.Errorf("%s imports %q: the core may only use %v (DESIGN §2: never topology, consensus or proxyhook)", name, path, allowed)
+				t.Errorf("%s imports %q: the core may only use %v (failover never imports topology, consensus or proxyhook: they are adapted to its interfaces)", name, path, allowed)
 			}
 		}
 		ast.Inspect(f, func(n ast.Node) bool {

@@ -90,7 +90,8 @@ type survivor struct {
 	canApply bool // its SQL thread runs without delay, so it can apply what it holds
 }
 
-// Rank orders the candidates for replacing opts.OldPrimary, per DESIGN §3.5:
+// Rank orders the candidates for replacing opts.OldPrimary, as the package
+// doc's section Ranking describes:
 //
 //  1. Exclude, each with a reason: instances the leader cannot reach (it is
 //     the one that acts), quarantined ones, ones with errant transactions,

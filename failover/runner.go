@@ -151,12 +151,13 @@ type RunResult struct {
 	Steps    []StepRecord
 	Started  time.Time
 	Duration time.Duration
-	// WriteBlocked is, for a switchover, the write-blocked window of DESIGN
-	// §4: from the moment the runner began making the old primary read-only
-	// or unrouting it, to the moment writes were routed to the new primary —
-	// or, when the switchover was undone, to the moment the old primary took
-	// writes again (the run's end if it never did). Zero for other kinds and
-	// when writes were never blocked.
+	// WriteBlocked is, for a switchover, the write-blocked window (README
+	// "Configuration", How a switchover runs): from the moment the runner
+	// began making the old primary read-only or unrouting it, to the moment
+	// writes were routed to the new primary — or, when the switchover was
+	// undone, to the moment the old primary took writes again (the run's end
+	// if it never did). Zero for other kinds and when writes were never
+	// blocked.
 	WriteBlocked time.Duration
 	// IntentAt, BlockedAt, RoutedAt and CommittedAt date the moments of a
 	// change of primary that balancers react to (zero when the run did not
@@ -231,8 +232,8 @@ type RunOptions struct {
 	Observer func(StepEvent)
 }
 
-// Run executes plan on the cluster of v, per DESIGN §3 and §4, with no
-// RunOptions. See RunWith.
+// Run executes plan on the cluster of v, as the package doc's sections
+// Plans and The runner describe, with no RunOptions. See RunWith.
 func (r *Runner) Run(ctx context.Context, v View, p Policy, plan Plan) (RunResult, error) {
 	return r.RunWith(ctx, v, p, plan, RunOptions{})
 }

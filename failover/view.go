@@ -66,7 +66,7 @@ const (
 	// LocalRunning: the local server answers on its socket.
 	LocalRunning LocalState = "running"
 	// LocalGone: the local socket refuses connections or the process has
-	// exited. Strong evidence: it allows the fast path of DESIGN §3.2.
+	// exited. Strong evidence: it allows the fast path (README "Detection").
 	LocalGone LocalState = "gone"
 )
 
@@ -104,7 +104,7 @@ type View struct {
 	// deadline is measured against it.
 	Now time.Time
 	// Leader is the agent that analyses and acts: the Raft leader. Condition
-	// (a) of DESIGN §3.2 is about its own probes, and Rank only trusts what it
+	// (a) of README "Detection" is about its own probes; Rank only trusts what it
 	// can reach, because it is the one that will act.
 	Leader AgentID
 	// Agents holds each agent's own report, by agent id.
@@ -170,7 +170,7 @@ type Probe struct {
 	// LastReachedAt is when this agent last reached the instance: ObservedAt
 	// of a successful probe, and on a failed one the latest success before
 	// it (zero: never reached). With Stream it dates the latest sign of
-	// life, from which condition (a) of DESIGN §3.2 measures the silence.
+	// life, from which condition (a) of README "Detection" measures the silence.
 	LastReachedAt time.Time
 	// Stream is this agent's binlog stream from the instance (agents
 	// stream only the recorded primary); the zero value means none.
@@ -298,7 +298,7 @@ type AgentReport struct {
 	// the leader itself, Now; never earlier than the start of the leader's
 	// term). Reports do not count: they travel over the API, which may work
 	// while the agent's Raft port is cut and its lease lost. An agent not heard for
-	// fence_after has lost the quorum and, by DESIGN §3.3, fences its local
+	// fence_after has lost the quorum and, by the lease (README "Safety"), fences its local
 	// instance.
 	LastHeard time.Time
 	// LeaseHeld is the agent's last report of whether it holds the lease that

@@ -32,7 +32,8 @@ type HAProxyConfig struct {
 	RuntimeAPI string `yaml:"runtime_api" json:"runtime_api"`
 	// WriteServers maps each instance of the cluster to its server in the
 	// write backend, as backend/server. Names come from haproxy.cfg and are
-	// never guessed (FIELD-NOTES §10).
+	// never guessed: a route pushed to a guessed name could leave writes
+	// pointing at the wrong server.
 	WriteServers map[string]string `yaml:"write_servers" json:"write_servers"`
 	// WaitForHealthCheck leaves the new primary's health to HAProxy's checks
 	// against /primary instead of forcing it up ("set server health up").

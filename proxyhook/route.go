@@ -353,7 +353,8 @@ func (r *Router) Route(ctx context.Context, change RouteChange) (RouteReport, er
 }
 
 // Unroute takes old out of the cluster's write routing on every target and
-// cuts its sessions (DESIGN §4: before the old primary is fenced).
+// cuts its sessions (a failover does it before it fences the old primary:
+// failover's package doc, # Plans).
 func (r *Router) Unroute(ctx context.Context, cluster string, epoch uint64, old Endpoint) (RouteReport, error) {
 	return r.UnrouteRequest(ctx, UnrouteRequest{Cluster: cluster, Epoch: epoch, Old: old})
 }

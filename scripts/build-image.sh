@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds (once) the local container image the system tests run on:
 # regent-base:bookworm, a Debian bookworm root with MariaDB, HAProxy and the
-# network tools the fault scenarios use (DESIGN.md §7: no image can be pulled
-# on the test machines, so the image is made with debootstrap and
-# `docker import`). It is reused as long as its org.regentdb.build-hash label
-# matches this script; change the script and the image is rebuilt.
+# network tools the fault scenarios use (no image can be pulled on the test
+# machines, so the image is made with debootstrap and `docker import`). It is
+# reused as long as its org.regentdb.build-hash label matches this script;
+# change the script and the image is rebuilt.
 #
 #   scripts/build-image.sh           build it if missing or stale
 #   REGENT_BASE_IMAGE=name:tag       build under another name

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds (once) the root directory that real Oracle MySQL runs from in tests.
 # Debian sid's mysql-server-core needs a newer libc than the host has, so it
-# lives in a debootstrapped root of its own (DESIGN.md §7). The root is cached
-# and reused; set REGENT_MYSQL_ROOT to put it elsewhere. sid is never added to
-# the host's apt sources.
+# lives in a debootstrapped root of its own (README "The two commands"). The
+# root is cached and reused; set REGENT_MYSQL_ROOT to put it elsewhere. sid is
+# never added to the host's apt sources.
 set -euo pipefail
 
 root="${REGENT_MYSQL_ROOT:-/var/cache/regent/mysql-root}"

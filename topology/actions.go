@@ -735,7 +735,8 @@ type WriteTransaction struct {
 // LongWriteTransactions lists the open transactions that have modified rows
 // and started more than olderThan ago (information_schema.INNODB_TRX): a
 // switchover waits for them rather than kill them in mid-write, and reports
-// them when they do not end (FIELD-NOTES §12).
+// them when they do not end: the wait is bounded, and the operator sees
+// what held the switchover up.
 //
 // trx_started has whole seconds only (a DATETIME), so the condition adds the
 // second it may have lost: a transaction is listed only when it is surely

@@ -11,7 +11,7 @@ import (
 
 // This file holds every statement whose text differs between flavours. MySQL
 // 8.4 removed the SLAVE/MASTER forms that orchestrator, MHA and
-// replication-manager hard-coded (FIELD-NOTES §11); here a new form is one
+// replication-manager hard-coded, and broke them; here a new form is one
 // switch case.
 
 // Thread selects replica threads for start and stop.

@@ -109,8 +109,8 @@ func ParseGTIDSet(f Flavor, s string) (GTIDSet, error) {
 // (`uuid:tag:1-5`, MySQL 8.3+), a uuid repeated across elements, uuids in
 // either case, and the whitespace MySQL prints (a newline after each comma).
 // The empty string is the empty MySQL set. The text goes through go-mysql's
-// parser, as DESIGN.md §9 asks; gno 0, which go-mysql accepts and MySQL does
-// not, is refused.
+// parser rather than one of our own; gno 0, which go-mysql accepts and
+// MySQL does not, is refused.
 func ParseMySQLGTIDSet(s string) (GTIDSet, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {

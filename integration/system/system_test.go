@@ -1,12 +1,13 @@
 //go:build system
 
-// Package system runs Regent's system tests on docker-compose.test.yml:
-// three database hosts (mariadbd and a regent agent in one container each),
-// HAProxy and a client, on a private Docker network. Each test brings up a
-// fresh environment, breaks it the way hosts and networks break, and checks
-// what Regent did and the invariants of DESIGN.md §8: epochs only grow, at
-// most one writable instance (and one agent claiming /primary) at any
-// moment, no acknowledged write lost with semi_sync, and convergence.
+// Package system runs Regent's system tests on docker-compose.test.yml: three
+// database hosts (mariadbd and a regent agent in one container each), HAProxy
+// and a client, on a private Docker network. Each test brings up a fresh
+// environment, breaks it the way hosts and networks break, and checks what
+// Regent did and the invariants README "What is tested on real servers, and
+// what is not" lists for whole hosts: epochs only grow, at most one writable
+// instance (and one agent claiming /primary) at any moment, no acknowledged
+// write lost with semi_sync, and convergence.
 //
 // Run them with `make system-test` (go test -tags system ./integration/system
 // -count=1 -v). They are behind the "system" build tag, so `make test` does

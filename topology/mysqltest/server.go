@@ -5,9 +5,10 @@
 //
 // MariaDB comes from the host's mariadbd (Debian's mariadb-server). Oracle
 // MySQL runs from a root directory made with debootstrap from Debian sid
-// (scripts/mysql-root.sh builds it; see DESIGN.md §7), because its mysqld
-// needs a newer libc than the host's. Set REGENT_MYSQL_ROOT to use another
-// root, and REGENT_TEST_FLAVORS=mariadb (or mysql) to run one flavour only.
+// (scripts/mysql-root.sh builds it; see README "The two commands"), because
+// its mysqld needs a newer libc than the host's. Set REGENT_MYSQL_ROOT to use
+// another root, and REGENT_TEST_FLAVORS=mariadb (or mysql) to run one flavour
+// only.
 //
 // Every server starts with read_only=ON, as every production my.cnf should:
 // only the test (or Regent) makes a primary writable.
