@@ -93,13 +93,19 @@ func (r routerAdapter) routeResult(rep proxyhook.RouteReport, err error) error {
 }
 
 func (r routerAdapter) RouteWrites(ctx context.Context, cluster, instance string, epoch uint64) error {
+	return r.routeResult(r.route(ctx, cluster, instance, epoch))
+}
+
+// route pushes the write route to instance and returns every target's
+// failure, which RouteWrites forgives and the leader's reconciliation
+// reports (failover.PrimaryNotRouted).
+func (r routerAdapter) route(ctx context.Context, cluster, instance string, epoch uint64) (proxyhook.RouteReport, error) {
 	old := ""
 	if st := r.c.state(); st != nil && st.Primary != instance {
 		old = st.Primary
 	}
-	rep, err := r.c.router.Route(ctx, proxyhook.RouteChange{Cluster: cluster, Epoch: epoch, Token: r.token(),
+	return r.c.router.Route(ctx, proxyhook.RouteChange{Cluster: cluster, Epoch: epoch, Token: r.token(),
 		OldPrimary: r.endpoint(old), NewPrimary: r.endpoint(instance), Replicas: r.replicas(instance)})
-	return r.routeResult(rep, err)
 }
 
 func (r routerAdapter) UnrouteWrites(ctx context.Context, cluster, instance string, epoch uint64) error {

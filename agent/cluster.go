@@ -80,7 +80,10 @@ type clusterRT struct {
 	// the last route reconciliation: the leadership generation and when
 	routedGen uint64
 	routedAt  time.Time
-	runs      runs
+	// routeCheck is the outcome of the last reconciliation push, shown in
+	// every view (failover.PrimaryNotRouted while it fails).
+	routeCheck failover.RouteCheck
+	runs       runs
 	// deadAt wakes the leader loop when the primary will have been silent
 	// for failure_timeout (failover.DeadAt).
 	deadAt *time.Timer

@@ -222,11 +222,25 @@ type recordingTarget struct {
 	events []string
 	epochs []uint64
 	tokens []uint64
+	refuse error // routes fail with it while set
 }
 
 func (r *recordingTarget) Name() string { return "recorder" }
 
+// refuseRoutes makes every route change fail with err (nil: take them again).
+func (r *recordingTarget) refuseRoutes(err error) {
+	r.mu.Lock()
+	r.refuse = err
+	r.mu.Unlock()
+}
+
 func (r *recordingTarget) Route(_ context.Context, c proxyhook.RouteChange) (proxyhook.Outcome, error) {
+	r.mu.Lock()
+	err := r.refuse
+	r.mu.Unlock()
+	if err != nil {
+		return proxyhook.Outcome{}, err
+	}
 	r.record(fmt.Sprintf("route %s epoch %d", c.NewPrimary.Name, c.Epoch), c.Epoch, c.Token)
 	return proxyhook.Outcome{}, nil
 }

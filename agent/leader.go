@@ -209,6 +209,7 @@ func (c *clusterRT) view(now time.Time) failover.View {
 		fi.ErrantJudged = c.errant[in.Name]
 		v.Instances[in.Name] = fi
 	}
+	v.Route = c.routeCheck
 	if st != nil {
 		defer c.carryErrantLocked(&v)
 		v.State = failover.ReplicatedState{Primary: st.Primary, Epoch: st.Epoch, Paused: st.Paused, PauseReason: st.PauseReason,
@@ -363,10 +364,19 @@ func (c *clusterRT) reconcileRoute(ctx context.Context, st *consensus.Cluster, i
 	}
 	c.router.SeedEpoch(c.name, st.Epoch)
 	rctx, cancel := context.WithTimeout(ctx, c.policy.StepTimeout)
-	err := routerAdapter{c: c, tok: newRouteToken(index)}.RouteWrites(rctx, c.name, st.Primary, st.Epoch)
+	_, err := routerAdapter{c: c, tok: newRouteToken(index)}.route(rctx, c.name, st.Primary, st.Epoch)
 	cancel()
 	c.lmu.Lock()
 	c.routedGen, c.routedAt = gen, now
+	if err != nil {
+		since := c.routeCheck.FailingSince
+		if since.IsZero() || c.routeCheck.Primary != st.Primary || c.routeCheck.Epoch != st.Epoch {
+			since = now
+		}
+		c.routeCheck = failover.RouteCheck{Primary: st.Primary, Epoch: st.Epoch, Err: err.Error(), FailingSince: since}
+	} else {
+		c.routeCheck = failover.RouteCheck{}
+	}
 	c.lmu.Unlock()
 	if err != nil {
 		c.log.Warn("reconciling the write route to the committed primary failed; health checks converge meanwhile", logInstance, st.Primary, "epoch", st.Epoch, logErr, err)

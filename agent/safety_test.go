@@ -225,6 +225,40 @@ func TestLeaderReconcilesTheWriteRoute(t *testing.T) {
 	})
 }
 
+// Issue 9, defect 6: a writable primary that the balancers do not route to
+// is not Healthy. The leader's periodic route push fails; the status names
+// PrimaryNotRouted with the balancer's error until a push succeeds again.
+func TestUnroutedPrimaryIsNotHealthy(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k)
+		h.waitRecorded()
+		problem := func() (string, string) {
+			c, err := h.agents[h.leader()].Cluster(context.Background(), "main")
+			if err != nil {
+				return "", err.Error()
+			}
+			var codes []string
+			for _, p := range c.Problems {
+				codes = append(codes, p.Code)
+				if p.Code == string(failover.PrimaryNotRouted) {
+					return p.Reason, ""
+				}
+			}
+			return "", fmt.Sprint(codes)
+		}
+		h.router.refuseRoutes(errors.New("balancer lb1 refused the change"))
+		h.eventually("PrimaryNotRouted reported while the route pushes fail", 30*time.Second, func() (bool, string) {
+			reason, other := problem()
+			return strings.Contains(reason, "balancer lb1 refused the change"), reason + other
+		})
+		h.router.refuseRoutes(nil)
+		h.eventually("the problem gone once the balancer takes the route", 30*time.Second, func() (bool, string) {
+			reason, other := problem()
+			return reason == "" && strings.Contains(other, "Healthy"), reason + other
+		})
+	})
+}
+
 // Issue 9, defect 3: a fallback to asynchronous commits happens only as
 // Regent's own decision, under semi_sync_fallback, recorded in Raft and the
 // history before any commit is acknowledged without a replica; semi-sync is

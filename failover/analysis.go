@@ -22,6 +22,7 @@ const (
 	PrimaryIsolated            Code = "PrimaryIsolated"
 	UnreachablePrimary         Code = "UnreachablePrimary"
 	PrimaryNotWritable         Code = "PrimaryNotWritable"
+	PrimaryNotRouted           Code = "PrimaryNotRouted"
 	SemiSyncBlocked            Code = "SemiSyncBlocked"
 	SemiSyncNotEnforced        Code = "SemiSyncNotEnforced"
 	ErrantGTIDOnReplica        Code = "ErrantGTIDOnReplica"
@@ -225,6 +226,12 @@ var problemTable = []problemKind{
 		priority:    35,
 		action:      ActionRestoreWrites,
 		detect:      detectPrimaryNotWritable,
+	},
+	{
+		code:        PrimaryNotRouted,
+		description: "the balancers did not take the write route to the writable primary: clients may not reach it",
+		priority:    37,
+		detect:      detectPrimaryNotRouted,
 	},
 	{
 		code:        SemiSyncBlocked,
@@ -614,6 +621,28 @@ func detectPrimaryNotWritable(f *facts) []finding {
 		}
 	}
 	return []finding{fd}
+}
+
+// detectPrimaryNotRouted reports the committed primary writable while the
+// leader's pushes of its write route fail: an aborted operation's undo or a
+// balancer restarted without Regent's route can leave it so, and writes then
+// fail although every instance looks well. Only reported: the leader pushes
+// the route again every few seconds (and health checks, where configured,
+// converge by themselves); the reason names the balancer's error.
+func detectPrimaryNotRouted(f *facts) []finding {
+	rc := f.v.Route
+	if f.primary == "" || rc.Err == "" || rc.Primary != f.primary || rc.Epoch != f.v.State.Epoch {
+		return nil
+	}
+	if pr, r := leaderReach(f.v, f.p, f.primary); r != reachOK || !pr.Writable() {
+		return nil // the primary's own state is the problem then
+	}
+	return []finding{{
+		instances: []string{f.primary},
+		target:    f.primary,
+		reason: fmt.Sprintf("%s is the writable primary of epoch %d, but pushing its write route has failed since %s: %s; clients writing through those balancers may not reach it (the leader keeps pushing; check the balancer and `regentctl status`)",
+			f.primary, f.v.State.Epoch, stamp(rc.FailingSince), rc.Err),
+	}}
 }
 
 // primarySemiSync returns the primary's semi-sync state when semi_sync

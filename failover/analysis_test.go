@@ -543,6 +543,22 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
+			// Issue 9, defect 6: an aborted failover's undo made the old
+			// primary writable again but its route push failed; the status
+			// said Healthy while writes through the balancer failed.
+			name: "writable primary whose write route the balancers refused: not healthy",
+			b:    base().route(RouteCheck{Primary: "db1", Epoch: 7, Err: "haproxy lb1: connection refused", FailingSince: ago(6 * time.Second)}),
+			want: []probSum{{Code: PrimaryNotRouted, Instances: []string{"db1"}, Target: "db1"}},
+			reasons: map[Code][]string{
+				PrimaryNotRouted: {"pushing its write route has failed since", "haproxy lb1: connection refused"},
+			},
+		},
+		{
+			name: "a failed route push of an earlier epoch says nothing about the primary",
+			b:    base().route(RouteCheck{Primary: "db2", Epoch: 6, Err: "haproxy lb1: connection refused", FailingSince: ago(time.Minute)}),
+			want: []probSum{healthy},
+		},
+		{
 			name: "semi-sync blocked, semi_sync_fallback never: commits stay blocked",
 			b:    base().semi(func(s *SemiSyncState) { s.SourceClients, s.ShortSince = 0, ago(time.Hour) }),
 			want: []probSum{{Code: SemiSyncBlocked, Instances: []string{"db1"}, Target: "db1", Action: ActionSemiSyncFallback, Blocked: []BlockKind{BlockDisabled}}},

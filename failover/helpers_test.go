@@ -419,6 +419,11 @@ func (b *B) quarantine(name, why string) *B {
 	})
 }
 
+func (b *B) route(rc RouteCheck) *B {
+	b.v.Route = rc
+	return b
+}
+
 // knownErrant records that a1 found set on name an hour ago.
 func (b *B) knownErrant(name, set string) *B {
 	return b.knownErrantBy("a1", name, set, ago(time.Hour))

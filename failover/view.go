@@ -114,6 +114,24 @@ type View struct {
 	Instances map[string]Instance
 	// State is the cluster's replicated state (Raft).
 	State ReplicatedState
+	// Route is what the leader last learned pushing the committed primary's
+	// write route to the balancers that take pushes.
+	Route RouteCheck
+}
+
+// RouteCheck is the outcome of the leader's latest push of the committed
+// primary's write route (the reconciliation after taking over, and every
+// few seconds while no operation runs). Zero: pushed without error, or
+// nothing pushed yet (no balancer takes pushes, or no push was due).
+type RouteCheck struct {
+	// Primary and Epoch are what the failing push routed to.
+	Primary string
+	Epoch   uint64
+	// Err is the push's error; "" when every balancer took it.
+	Err string
+	// FailingSince is when the pushes started failing (the first failure
+	// of the current run); zero when the last push succeeded.
+	FailingSince time.Time
 }
 
 // Instance is one configured mysqld and what the agents observed of it.
