@@ -114,7 +114,9 @@ func newHarness(t *testing.T, k mysqltest.Kind, opts ...harnessOpt) *harness {
 		if err != nil {
 			t.Fatal(err)
 		}
-		router.SetTargets("main", h.router)
+		for _, cc := range cfg.Clusters {
+			router.SetTargets(cc.Name, h.router)
+		}
 		h.agents = append(h.agents, a)
 	}
 	t.Cleanup(h.close)
@@ -206,8 +208,27 @@ func (h *harness) leader() int {
 // cluster returns the replicated state as the leader sees it.
 func (h *harness) cluster() consensus.Cluster {
 	h.t.Helper()
-	c, _ := h.nodes[h.leader()].State().Cluster("main")
+	return h.clusterNamed("main")
+}
+
+// clusterNamed returns one cluster's replicated state as the leader sees it.
+func (h *harness) clusterNamed(name string) consensus.Cluster {
+	h.t.Helper()
+	c, _ := h.nodes[h.leader()].State().Cluster(name)
 	return c
+}
+
+// withCluster adds a second replication cluster, on servers db, whose
+// instances (named prefix+server name) have no agent beside them.
+func withCluster(name, prefix string, db *mysqltest.Cluster) harnessOpt {
+	return func(c *Config) {
+		cc := c.Clusters[0]
+		cc.Name, cc.Instances = name, nil
+		for _, s := range db.Servers() {
+			cc.Instances = append(cc.Instances, InstanceConfig{Name: prefix + s.Name, Address: s.Addr()})
+		}
+		c.Clusters = append(c.Clusters, cc)
+	}
 }
 
 func (h *harness) eventually(what string, timeout time.Duration, cond func() (bool, string)) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -256,6 +257,60 @@ func TestUnroutedPrimaryIsNotHealthy(t *testing.T) {
 			reason, other := problem()
 			return reason == "" && strings.Contains(other, "Healthy"), reason + other
 		})
+	})
+}
+
+// Issue 9, defect 8: the leader runs each cluster's operations on their own
+// goroutine, so one cluster's failover never waits for another's operation.
+// Cluster "other" has a switchover held after its first step (the halt hook
+// blocks instead of halting); meanwhile main's primary is killed and its
+// failover must complete, with other's switchover still in progress.
+func TestOneClustersFailoverNeverWaitsForAnothers(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		other := mysqltest.StartCluster(t, k, 2)
+		mysqltest.EnsureTable(t, other.Primary)
+		h := newHarness(t, k, withCluster("other", "o", other))
+		h.waitRecorded()
+		h.eventually("cluster other recorded with op as primary", 15*time.Second, func() (bool, string) {
+			c := h.clusterNamed("other")
+			return c.Primary == "op" && c.Epoch == 1, fmt.Sprintf("primary %q epoch %d", c.Primary, c.Epoch)
+		})
+		release := make(chan struct{})
+		released := sync.OnceFunc(func() { close(release) })
+		t.Cleanup(released)
+		held := make(chan string, 1)
+		h.mu.Lock()
+		h.halt = func(_ int, ev failover.StepEvent) bool {
+			if ev.Cluster != "other" {
+				return false
+			}
+			select {
+			case held <- string(ev.Step.Kind):
+			default:
+			}
+			<-release
+			return false
+		}
+		h.mu.Unlock()
+		leader := h.agents[h.leader()]
+		if _, err := leader.Switchover(context.Background(), "other", api.SwitchoverRequest{To: "or1"}); err != nil {
+			t.Fatalf("switchover of cluster other refused: %v", err)
+		}
+		select {
+		case step := <-held:
+			t.Logf("other's switchover held after step %s", step)
+		case <-time.After(30 * time.Second):
+			t.Fatal("other's switchover never reached its first step")
+		}
+		h.db.Primary.Kill(t)
+		e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
+		if e.Result != consensus.ResultSuccess {
+			t.Fatalf("main's failover: %s (%s); steps %s", e.Result, e.Reason, stepNames(e))
+		}
+		if op := h.clusterNamed("other").Operation; op == nil || op.Kind != consensus.KindSwitchover {
+			t.Fatalf("other's switchover is no longer in progress (%+v): the test did not overlap the two", op)
+		}
+		released()
 	})
 }
 
