@@ -186,7 +186,7 @@ func (a *Agent) Start(ctx context.Context) {
 		}
 	}
 	a.wg.Add(1)
-	go func() { defer a.wg.Done(); a.leaderLoop(ctx) }()
+	go func() { defer a.wg.Done(); a.leaderLoop(ctx, (*clusterRT).evaluate) }()
 }
 
 // Close stops every loop, waits for them and closes the connection pools.

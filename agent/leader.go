@@ -15,9 +15,10 @@ import (
 
 // leaderLoop runs on every agent and acts only while this agent leads: after
 // winning an election it waits for a Barrier (every earlier leader's commands
-// applied), then evaluates each cluster every probe interval and at once when
-// an agent reports its mysqld gone.
-func (a *Agent) leaderLoop(ctx context.Context) {
+// applied), then evaluates each cluster (eval: clusterRT.evaluate) every
+// probe interval and at once when woken (an agent reports its mysqld gone, a
+// primary's failure_timeout runs out, leadership was just won).
+func (a *Agent) leaderLoop(ctx context.Context, eval func(*clusterRT, context.Context)) {
 	ch, cancel := a.raft.WatchLeadership()
 	defer cancel()
 	leading := false
@@ -80,7 +81,7 @@ func (a *Agent) leaderLoop(ctx context.Context) {
 			a.wg.Add(1)
 			go func() {
 				defer a.wg.Done()
-				c.evaluate(ctx)
+				eval(c, ctx)
 			}()
 		}
 	}
