@@ -279,8 +279,9 @@ func TestStoppedIOOfAnAbandonedOperation(t *testing.T) {
 		{Name: "stop-io-threads r3", Result: consensus.StepFailed},
 		{Name: "undo start-io-threads r2", Result: consensus.StepOK},
 	}
-	if got := fmt.Sprint(stoppedIO(steps)); got != "[r1]" {
-		t.Fatalf("stoppedIO = %s, want [r1]", got)
+	// r3's stop failed, but it may have taken effect: restarted too.
+	if got := fmt.Sprint(stoppedIO(steps)); got != "[r1 r3]" {
+		t.Fatalf("stoppedIO = %s, want [r1 r3]", got)
 	}
 	if got := stoppedIO(nil); len(got) != 0 {
 		t.Fatalf("stoppedIO(nil) = %v", got)

@@ -226,15 +226,16 @@ const maxHistoryName = 255
 
 // StoppedIOThreads reads the recorded steps of an operation (HistoryName,
 // and whether each succeeded) and returns the instances whose IO threads it
-// stopped and did not start again, sorted. The next leader restarts them
-// when it aborts the operation: Regent restarts no IO thread an operator
-// stopped, so nothing else would.
+// may have stopped and did not start again, sorted. The next leader restarts
+// them when it aborts the operation: Regent restarts no IO thread an
+// operator stopped, so nothing else would. A stop step that failed counts
+// too (it may have stopped some before failing on another, and starting a
+// running IO thread only draws a warning); an undo counts only when it
+// succeeded.
 func StoppedIOThreads(names []string, ok []bool) []string {
 	stopped := map[string]bool{}
 	for i, name := range names {
-		if i >= len(ok) || !ok[i] {
-			continue
-		}
+		succeeded := i < len(ok) && ok[i]
 		kind, list, _ := strings.Cut(name, " ")
 		switch kind {
 		case string(StepStopIOThreads):
@@ -242,6 +243,9 @@ func StoppedIOThreads(names []string, ok []bool) []string {
 				stopped[n] = true
 			}
 		case "undo":
+			if !succeeded {
+				continue
+			}
 			if k2, l2, _ := strings.Cut(list, " "); k2 == string(StepStartIOThreads) {
 				for _, n := range strings.Split(l2, ",") {
 					delete(stopped, n)

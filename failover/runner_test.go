@@ -1025,3 +1025,39 @@ func TestStepEventString(t *testing.T) {
 	e = StepEvent{Index: -1, Total: 7, Step: Step{Kind: StepFailedHooks}, Result: StepResultOK}
 	check(t, "added step", "[+] failed-hooks: ok (0s)", e.String())
 }
+
+// StoppedIOThreads reads what HistoryName wrote: the next leader restarts
+// the IO threads an abandoned operation's recorded steps stopped and did
+// not start again, and nothing else.
+func TestStoppedIOThreadsReadsTheHistory(t *testing.T) {
+	stop := StepRecord{Kind: StepStopIOThreads, Instances: []string{"db2", "db3"}}
+	undo := StepRecord{Kind: StepStartIOThreads, Instances: []string{"db2", "db3"}, Undo: true}
+	undoOne := StepRecord{Kind: StepStartIOThreads, Instances: []string{"db3"}, Undo: true}
+	other := StepRecord{Kind: StepPromote, Instance: "db2"}
+	cases := []struct {
+		name  string
+		steps []StepRecord
+		ok    []bool
+		want  string
+	}{
+		{"stopped, run died", []StepRecord{stop, other}, []bool{true, true}, "db2,db3"},
+		{"stopped and undone", []StepRecord{stop, other, undo}, []bool{true, false, true}, ""},
+		{"one undone", []StepRecord{stop, undoOne}, []bool{true, true}, "db2"},
+		{"the stop failed: it may have stopped some", []StepRecord{stop}, []bool{false}, "db2,db3"},
+		{"the undo failed", []StepRecord{stop, undo}, []bool{true, false}, "db2,db3"},
+		{"no stop", []StepRecord{other}, []bool{true}, ""},
+		{"more results than names are ignored", []StepRecord{stop}, []bool{true, true}, "db2,db3"},
+		{"fewer results than names: an undo without a result did not happen", []StepRecord{stop, undo}, []bool{true}, "db2,db3"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			names := make([]string, len(tc.steps))
+			for i, s := range tc.steps {
+				names[i] = s.HistoryName()
+			}
+			if got := strings.Join(StoppedIOThreads(names, tc.ok), ","); got != tc.want {
+				t.Fatalf("StoppedIOThreads(%q, %v) = %q, want %q", names, tc.ok, got, tc.want)
+			}
+		})
+	}
+}
