@@ -161,6 +161,28 @@ func TestMetricsNeverLabelWithGTIDs(t *testing.T) {
 	}
 }
 
+// A fallback to asynchronous commits (Regent's recorded decision under
+// semi_sync_fallback) shows as regent_cluster_semi_sync_degraded 1, the
+// series the RegentSemiSyncDegraded alert watches, and 0 once restored.
+func TestMetricsSemiSyncDegraded(t *testing.T) {
+	m := apiserver.NewMetrics("test")
+	c := populate(t, m)
+	const series = `regent_cluster_semi_sync_degraded{cluster="main"} `
+	if body := scrape(t, m); !bytes.Contains(body, []byte(series+"0")) {
+		t.Fatalf("lossless cluster: want %s0 in\n%s", series, body)
+	}
+	c.SemiSyncDegraded = &api.SemiSyncDegraded{Since: time.Now(), Reason: "no replica acknowledged for 30s", OperationID: "op-7"}
+	m.ObserveCluster(c)
+	if body := scrape(t, m); !bytes.Contains(body, []byte(series+"1")) {
+		t.Fatalf("degraded cluster: want %s1 in\n%s", series, body)
+	}
+	c.SemiSyncDegraded = nil
+	m.ObserveCluster(c)
+	if body := scrape(t, m); !bytes.Contains(body, []byte(series+"0")) {
+		t.Fatalf("restored cluster: want %s0 in\n%s", series, body)
+	}
+}
+
 func TestMetricsFollowTheSnapshots(t *testing.T) {
 	m := apiserver.NewMetrics("test")
 	c := populate(t, m)
