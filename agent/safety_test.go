@@ -233,29 +233,32 @@ func TestUnroutedPrimaryIsNotHealthy(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
 		h := newHarness(t, k)
 		h.waitRecorded()
-		problem := func() (string, string) {
+		// notRouted returns PrimaryNotRouted's reason ("" when absent) and
+		// every problem code, as the leader's status shows them.
+		notRouted := func() (string, []string, error) {
 			c, err := h.agents[h.leader()].Cluster(context.Background(), "main")
 			if err != nil {
-				return "", err.Error()
+				return "", nil, err
 			}
-			var codes []string
+			reason, codes := "", []string{}
 			for _, p := range c.Problems {
 				codes = append(codes, p.Code)
 				if p.Code == string(failover.PrimaryNotRouted) {
-					return p.Reason, ""
+					reason = p.Reason
 				}
 			}
-			return "", fmt.Sprint(codes)
+			return reason, codes, nil
 		}
 		h.router.refuseRoutes(errors.New("balancer lb1 refused the change"))
 		h.eventually("PrimaryNotRouted reported while the route pushes fail", 30*time.Second, func() (bool, string) {
-			reason, other := problem()
-			return strings.Contains(reason, "balancer lb1 refused the change"), reason + other
+			reason, codes, err := notRouted()
+			return err == nil && strings.Contains(reason, "balancer lb1 refused the change") && !slices.Contains(codes, "Healthy"),
+				fmt.Sprintf("%q %v %v", reason, codes, err)
 		})
 		h.router.refuseRoutes(nil)
 		h.eventually("the problem gone once the balancer takes the route", 30*time.Second, func() (bool, string) {
-			reason, other := problem()
-			return reason == "" && strings.Contains(other, "Healthy"), reason + other
+			reason, codes, err := notRouted()
+			return err == nil && reason == "", fmt.Sprintf("%q %v %v", reason, codes, err)
 		})
 	})
 }
