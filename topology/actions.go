@@ -139,6 +139,9 @@ type KillOptions struct {
 	// KeepUsers are never killed, besides Regent's own user (the one this
 	// Instance logs in with): for example a monitoring user.
 	KeepUsers []string
+
+	// afterKill, when set (tests), runs after each KILL.
+	afterKill func()
 }
 
 // KillReport says what KillClientConnections did.
@@ -164,6 +167,15 @@ var systemUsers = []string{"system user", "event_scheduler", "system_user", "una
 // threads, replication threads, the sessions of KeepUsers and the calling
 // one. Fencing a primary pairs this with read_only so that no session started
 // before the fence can still commit.
+//
+// Sessions whose commit waits for a semi-sync acknowledgement are killed
+// last, after every other client session (listed again just before, so that
+// sessions that connected meanwhile go first too). Found by the chaos
+// campaign on MariaDB 10.11: killing such a waiter lets commits queued behind
+// it through, and after a few killed waiters one of them skips the wait
+// altogether and is acknowledged to its client with no replica holding it
+// (TestKillingASemiSyncWaiterReleasesNoOtherCommit). A session killed first
+// has its socket shut, so whatever its commit does later, no OK reaches it.
 func (i *Instance) KillClientConnections(ctx context.Context, opts KillOptions) (KillReport, error) {
 	var rep KillReport
 	conn, self, rows, err := i.processList(ctx, "kill connections")
@@ -171,6 +183,32 @@ func (i *Instance) KillClientConnections(ctx context.Context, opts KillOptions) 
 		return rep, err
 	}
 	defer conn.Close()
+	waiters, err := i.killSessions(ctx, conn, self, rows, opts, false, &rep)
+	if err != nil || len(waiters) == 0 {
+		return rep, err
+	}
+	// Sessions may have connected since the listing: kill them before any
+	// waiter, then the waiters.
+	again, err := queryRows(ctx, conn, "SHOW FULL PROCESSLIST")
+	if err != nil {
+		return rep, i.wrap("kill connections", err)
+	}
+	var late KillReport
+	waiters, err = i.killSessions(ctx, conn, self, again, opts, false, &late)
+	rep.Killed = append(rep.Killed, late.Killed...)
+	rep.NotKilled = append(rep.NotKilled, late.NotKilled...)
+	if err != nil {
+		return rep, err
+	}
+	_, err = i.killSessions(ctx, conn, self, waiters, opts, true, &rep)
+	return rep, err
+}
+
+// killSessions kills the client sessions of rows (a process list) on conn:
+// those not waiting for a semi-sync acknowledgement, returning the waiters'
+// rows untouched, or (waiters) every one of them.
+func (i *Instance) killSessions(ctx context.Context, conn *sql.Conn, self uint64, rows []map[string]string, opts KillOptions, waiters bool, rep *KillReport) ([]map[string]string, error) {
+	var waiting []map[string]string
 	for _, r := range rows {
 		id, err := strconv.ParseUint(r["Id"], 10, 64)
 		if err != nil {
@@ -181,6 +219,10 @@ func (i *Instance) KillClientConnections(ctx context.Context, opts KillOptions) 
 		if id == self || user == i.user || slices.Contains(systemUsers, user) ||
 			slices.Contains(systemCommands, command) || slices.Contains(opts.KeepUsers, user) {
 			rep.Kept++
+			continue
+		}
+		if !waiters && strings.Contains(strings.ToLower(r["State"]), "semi-sync") {
+			waiting = append(waiting, r)
 			continue
 		}
 		if _, err := conn.ExecContext(ctx, "KILL CONNECTION "+strconv.FormatUint(id, 10)); err != nil {
@@ -195,11 +237,14 @@ func (i *Instance) KillClientConnections(ctx context.Context, opts KillOptions) 
 				rep.NotKilled = append(rep.NotKilled, fmt.Sprintf("%d (%s)", id, user))
 				continue
 			}
-			return rep, i.wrap("kill connections", fmt.Errorf("KILL CONNECTION %d: %w", id, err))
+			return waiting, i.wrap("kill connections", fmt.Errorf("KILL CONNECTION %d: %w", id, err))
 		}
 		rep.Killed = append(rep.Killed, id)
+		if opts.afterKill != nil {
+			opts.afterKill()
+		}
 	}
-	return rep, nil
+	return waiting, nil
 }
 
 // UnkilledStatements lists the sessions, other than the calling one and the

@@ -822,3 +822,104 @@ func stuckSemiSyncCommit(t *testing.T, k mysqltest.Kind, cfg SemiSyncConfig) (*m
 	})
 	return c, p, ctx, done
 }
+
+// Found by the chaos campaign (MariaDB, seed 1796540431): a primary cut off
+// from its replicas had commits waiting for a semi-sync acknowledgement when
+// its agent's fence killed the client sessions one by one. Killing the
+// session whose commit waited for the acknowledgement let the next queued
+// commit through without one, and that client got an OK before its own
+// KILL came: an acknowledged write that no replica had, lost by the
+// failover. Reproduced here with both replicas frozen (connected, never
+// acknowledging), a commit waiting and one queued behind it, and the kills
+// spaced out so that the race always goes the wrong way: no commit may be
+// acknowledged. The fence now kills every other client session first and
+// the semi-sync waiters last. MySQL keeps a killed waiter waiting and runs
+// as a check.
+func TestKillingASemiSyncWaiterReleasesNoOtherCommit(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		c := mysqltest.StartCluster(t, k, 2)
+		mysqltest.EnsureTable(t, c.Primary)
+		ctx := ctxT(t, 3*time.Minute)
+		p := open(t, c.Primary)
+		if err := p.SetSemiSync(ctx, SemiSyncConfig{Source: true, Lossless: true}); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range c.Replicas {
+			if err := open(t, r).SetSemiSync(ctx, SemiSyncConfig{Replica: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventually(t, "both replicas acknowledge", 60*time.Second, func() (bool, string) {
+			s := probe(t, p).SemiSync
+			return s.SourceActive && s.SourceClients == 2, fmt.Sprintf("active %v, %d clients", s.SourceActive, s.SourceClients)
+		})
+		// Connections opened in order, so that the waiter's session has
+		// the lowest id and comes first in the process list.
+		first := openAs(t, c.Primary, mysqltest.AppUser, mysqltest.AppPassword)
+		var queued []*Instance
+		for range 3 {
+			queued = append(queued, openAs(t, c.Primary, mysqltest.AppUser, mysqltest.AppPassword))
+		}
+		for _, a := range append([]*Instance{first}, queued...) {
+			if _, err := a.db.ExecContext(ctx, "SELECT 1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, r := range c.Replicas {
+			r.Pause(t)
+		}
+		t.Cleanup(func() {
+			for _, r := range c.Replicas {
+				r.Resume(t)
+			}
+		})
+		insert := func(a *Instance, id int) <-chan error {
+			done := make(chan error, 1)
+			go func() {
+				_, err := a.db.ExecContext(ctx, fmt.Sprintf("INSERT INTO regent_test.writes (id) VALUES (%d)", id))
+				done <- err
+			}()
+			return done
+		}
+		dones := []<-chan error{insert(first, 1)}
+		eventually(t, "the first commit waits for an acknowledgement", 10*time.Second, func() (bool, string) {
+			var n int
+			err := p.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '"+mysqltest.AppUser+"' AND STATE LIKE '%semi-sync%'").Scan(&n)
+			return err == nil && n == 1, fmt.Sprintf("%d waiting, err %v", n, err)
+		})
+		for i, a := range queued {
+			dones = append(dones, insert(a, i+2))
+		}
+		eventually(t, "the other commits queue behind it", 10*time.Second, func() (bool, string) {
+			var n int
+			err := p.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '"+mysqltest.AppUser+"' AND INFO LIKE 'INSERT%'").Scan(&n)
+			return err == nil && n == 1+len(queued), fmt.Sprintf("%d inserts running, err %v", n, err)
+		})
+		var waiter uint64
+		if err := p.db.QueryRowContext(ctx, "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '"+mysqltest.AppUser+"' AND STATE LIKE '%semi-sync%'").Scan(&waiter); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := p.KillClientConnections(ctx, KillOptions{afterKill: func() { time.Sleep(300 * time.Millisecond) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The waiter has the lowest id of the application's sessions: in
+		// process-list order it came first, and its KILL let the others
+		// through. It must be the last one killed.
+		if len(rep.Killed) == 0 || rep.Killed[len(rep.Killed)-1] != waiter {
+			t.Fatalf("killed %v: the session waiting for a semi-sync acknowledgement (%d) must be killed last", rep.Killed, waiter)
+		}
+		for i, d := range dones {
+			select {
+			case err := <-d:
+				if err == nil {
+					t.Fatalf("insert %d was acknowledged, though no replica acknowledged it (kill order %v)", i+1, rep.Killed)
+				}
+			case <-time.After(5 * time.Second):
+				if k == mysqltest.MariaDB {
+					t.Fatalf("insert %d got no answer after its session was killed", i+1)
+				}
+			}
+		}
+	})
+}
