@@ -300,10 +300,16 @@ func (a *Agent) Operation(ctx context.Context, cluster, id string) (api.Operatio
 	return api.Operation{}, fmt.Errorf("%w: no operation %q in cluster %s", apiserver.ErrNotFound, id, cluster)
 }
 
+// apiSteps converts recorded steps to the API's, whose results are the
+// documented ones: a step that completed is "success" (recorded "ok").
 func apiSteps(steps []consensus.Step) []api.Step {
 	out := make([]api.Step, 0, len(steps))
 	for _, s := range steps {
-		out = append(out, api.Step{Name: s.Name, Started: s.Start, Duration: api.Duration(s.Duration), Result: string(s.Result), Detail: s.Detail})
+		res := string(s.Result)
+		if s.Result == consensus.StepOK {
+			res = api.ResultSuccess
+		}
+		out = append(out, api.Step{Name: s.Name, Started: s.Start, Duration: api.Duration(s.Duration), Result: res, Detail: s.Detail})
 	}
 	return out
 }

@@ -160,7 +160,7 @@ func tenures(h History) []tenure {
 // lenient to the replaced primary).
 func committedAt(op api.Operation) time.Time {
 	for _, s := range op.Steps {
-		if s.Name == commitStep && s.Result == api.ResultSuccess {
+		if stepKind(s.Name) == commitStep && s.Result == api.ResultSuccess {
 			return s.Started.Add(time.Duration(s.Duration))
 		}
 	}

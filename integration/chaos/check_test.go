@@ -20,7 +20,7 @@ func ptr[T any](v T) *T { return &v }
 func failoverOp() api.Operation {
 	return api.Operation{ID: "op-1", Kind: api.OpFailover, Started: at(2000), Ended: ptr(at(3000)),
 		OldPrimary: "db1", NewPrimary: "db2", EpochBefore: 1, EpochAfter: 2, Result: api.ResultSuccess,
-		Steps: []api.Step{{Name: "commit-epoch", Started: at(2800), Duration: api.Duration(100 * time.Millisecond), Result: api.ResultSuccess}}}
+		Steps: []api.Step{{Name: "commit-epoch db2", Started: at(2800), Duration: api.Duration(100 * time.Millisecond), Result: api.ResultSuccess}}}
 }
 
 // clean is a history in which every promise held: writes to db1, a

@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/regentdb/regent/api"
@@ -292,6 +293,14 @@ func (x *run) command(ctx context.Context, st Step) {
 	x.event("command", "%s (to %q): operation %s, %s", st, to, op.ID, op.Result)
 }
 
+// stepKind is the kind of a recorded step: its name without the instances
+// it acted on ("promote db2" → "promote"); an undo step has none of the
+// kinds a strike waits for.
+func stepKind(name string) string {
+	kind, _, _ := strings.Cut(name, " ")
+	return kind
+}
+
 // watchForStrike follows the leader's operations until one has completed
 // step st.AfterStep, then reports the leader to kill; it gives up at end.
 func (x *run) watchForStrike(ctx context.Context, st Step, end time.Time, out chan<- strike) {
@@ -302,7 +311,7 @@ func (x *run) watchForStrike(ctx context.Context, st Step, end time.Time, out ch
 			op, err := x.r.API(h).Operation(qctx, netlab.ClusterName, c.Operation.ID)
 			if err == nil {
 				for _, s := range op.Steps {
-					if s.Name == st.AfterStep && s.Result == api.ResultSuccess {
+					if stepKind(s.Name) == st.AfterStep && s.Result == api.ResultSuccess {
 						cancel()
 						out <- strike{step: st, host: h, op: op.ID}
 						return

@@ -53,3 +53,23 @@ func TestSchedulesCoverTheRepertoire(t *testing.T) {
 		}
 	}
 }
+
+// A strike waits for a step by kind; the API names steps with the
+// instances they acted on. (Matched on whole names, no strike ever came.)
+func TestStepKind(t *testing.T) {
+	for name, want := range map[string]string{
+		"promote db2":               "promote",
+		"stop-io-threads db2,db3":   "stop-io-threads",
+		"pre-hooks":                 "pre-hooks",
+		"undo start-io-threads db2": "undo",
+	} {
+		if got := stepKind(name); got != want {
+			t.Errorf("stepKind(%q) = %q, want %q", name, got, want)
+		}
+	}
+	for _, s := range opSteps {
+		if stepKind(s+" db1") != s {
+			t.Errorf("opSteps entry %q is not a step kind", s)
+		}
+	}
+}
