@@ -23,29 +23,15 @@ import (
 // into a deadline, and leave nothing connected to the old primary.
 func TestStopAndRepointAgainstFrozenSemiSyncPrimary(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		c := mysqltest.StartCluster(t, k, 2)
-		mysqltest.EnsureTable(t, c.Primary)
-		ctx := ctxT(t, 3*time.Minute)
-		p := open(t, c.Primary)
-		if err := p.SetSemiSync(ctx, SemiSyncConfig{Source: true, Lossless: true}); err != nil {
-			t.Fatal(err)
-		}
-		r1, r2 := open(t, c.Replicas[0]), open(t, c.Replicas[1])
-		for _, r := range []*Instance{r1, r2} {
-			if err := r.SetSemiSync(ctx, SemiSyncConfig{Replica: true}); err != nil {
-				t.Fatal(err)
-			}
+		c, p, ctx := losslessCluster(t, k, func(c *mysqltest.Cluster, r *Instance) {
 			// The benchmark's heartbeat: a stream that is never idle long.
 			o := replOpts(c.Primary)
 			o.HeartbeatPeriod = 250 * time.Millisecond
-			if err := r.ChangeSource(ctx, o); err != nil {
+			if err := r.ChangeSource(ctxT(t, time.Minute), o); err != nil {
 				t.Fatal(err)
 			}
-		}
-		eventually(t, "both replicas acknowledge", 60*time.Second, func() (bool, string) {
-			s := probe(t, p).SemiSync
-			return s.SourceActive && s.SourceClients == 2, fmt.Sprintf("active %v, %d clients", s.SourceActive, s.SourceClients)
 		})
+		r1, r2 := open(t, c.Replicas[0]), open(t, c.Replicas[1])
 
 		// A commit in flight: the primary freezes while the commit waits for
 		// an acknowledgement. The replicas are paused meanwhile, so that it

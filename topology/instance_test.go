@@ -798,6 +798,34 @@ func TestSwitchSemiSyncSourceOffReleasesKilledWaiters(t *testing.T) {
 	})
 }
 
+// losslessCluster starts a primary with two replicas, the primary lossless
+// semi-sync, each replica's semi-sync side on (then prepared by each, when
+// given), and waits until both acknowledge.
+func losslessCluster(t *testing.T, k mysqltest.Kind, each func(c *mysqltest.Cluster, r *Instance)) (*mysqltest.Cluster, *Instance, context.Context) {
+	t.Helper()
+	c := mysqltest.StartCluster(t, k, 2)
+	mysqltest.EnsureTable(t, c.Primary)
+	ctx := ctxT(t, 3*time.Minute)
+	p := open(t, c.Primary)
+	if err := p.SetSemiSync(ctx, SemiSyncConfig{Source: true, Lossless: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range c.Replicas {
+		r := open(t, s)
+		if err := r.SetSemiSync(ctx, SemiSyncConfig{Replica: true}); err != nil {
+			t.Fatal(err)
+		}
+		if each != nil {
+			each(c, r)
+		}
+	}
+	eventually(t, "both replicas acknowledge", 60*time.Second, func() (bool, string) {
+		s := probe(t, p).SemiSync
+		return s.SourceActive && s.SourceClients == 2, fmt.Sprintf("active %v, %d clients", s.SourceActive, s.SourceClients)
+	})
+	return c, p, ctx
+}
+
 // stuckSemiSyncCommit starts a primary and one replica, makes the primary a
 // semi-sync source with cfg, stops the replica's IO thread so that nothing
 // acknowledges, and starts an application INSERT that waits for an
@@ -829,30 +857,16 @@ func stuckSemiSyncCommit(t *testing.T, k mysqltest.Kind, cfg SemiSyncConfig) (*m
 // session whose commit waited for the acknowledgement let the next queued
 // commit through without one, and that client got an OK before its own
 // KILL came: an acknowledged write that no replica had, lost by the
-// failover. Reproduced here with both replicas frozen (connected, never
-// acknowledging), a commit waiting and one queued behind it, and the kills
-// spaced out so that the race always goes the wrong way: no commit may be
-// acknowledged. The fence now kills every other client session first and
-// the semi-sync waiters last. MySQL keeps a killed waiter waiting and runs
-// as a check.
+// failover. Here both replicas are frozen (connected, never acknowledging),
+// one commit waits and three queue behind it, the waiter's session first in
+// process-list order, and the kills are spaced out: the waiter must be
+// killed last, and no commit may be acknowledged. (The old order fails the
+// first assertion every time; whether a commit then slips through depends
+// on which session each kill hits.) MySQL keeps a killed waiter waiting and
+// runs as a check.
 func TestKillingASemiSyncWaiterReleasesNoOtherCommit(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		c := mysqltest.StartCluster(t, k, 2)
-		mysqltest.EnsureTable(t, c.Primary)
-		ctx := ctxT(t, 3*time.Minute)
-		p := open(t, c.Primary)
-		if err := p.SetSemiSync(ctx, SemiSyncConfig{Source: true, Lossless: true}); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range c.Replicas {
-			if err := open(t, r).SetSemiSync(ctx, SemiSyncConfig{Replica: true}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		eventually(t, "both replicas acknowledge", 60*time.Second, func() (bool, string) {
-			s := probe(t, p).SemiSync
-			return s.SourceActive && s.SourceClients == 2, fmt.Sprintf("active %v, %d clients", s.SourceActive, s.SourceClients)
-		})
+		c, p, ctx := losslessCluster(t, k, nil)
 		// Connections opened in order, so that the waiter's session has
 		// the lowest id and comes first in the process list.
 		first := openAs(t, c.Primary, mysqltest.AppUser, mysqltest.AppPassword)
