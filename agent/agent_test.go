@@ -189,11 +189,7 @@ func TestSwitchoverUnderWritesLosesNothing(t *testing.T) {
 		defer w.Stop()
 		w.WaitAcked(t, 50, 20*time.Second)
 
-		leader := h.agents[h.leader()]
-		op, err := leader.Switchover(context.Background(), "main", api.SwitchoverRequest{To: "r1"})
-		if err != nil {
-			t.Fatalf("switchover refused: %v", err)
-		}
+		op := h.switchover("main", "r1")
 		e := h.waitOp(consensus.KindSwitchover, 0, 30*time.Second)
 		w.Stop()
 		if e.ID != op.ID || e.Result != consensus.ResultSuccess || e.NewPrimary != "r1" || e.EpochAfter != 2 {
@@ -204,7 +200,7 @@ func TestSwitchoverUnderWritesLosesNothing(t *testing.T) {
 		var got api.Operation
 		h.eventually("write-blocked window recorded", 10*time.Second, func() (bool, string) {
 			var err error
-			got, err = leader.Operation(context.Background(), "main", op.ID)
+			got, err = h.agents[h.leader()].Operation(context.Background(), "main", op.ID)
 			return err == nil && got.WriteBlocked != nil && *got.WriteBlocked > 0, fmt.Sprintf("%+v, %v", got.WriteBlocked, err)
 		})
 		// The old primary replicates from the new one, and every
@@ -305,9 +301,7 @@ func TestAntiFlapBlocksSecondFailoverButManualWorks(t *testing.T) {
 		if newPrimary == "r1" {
 			last = "r2"
 		}
-		if _, err := leader.Failover(context.Background(), "main", api.FailoverRequest{To: last}); err != nil {
-			t.Fatalf("manual failover refused: %v", err)
-		}
+		h.failover("main", api.FailoverRequest{To: last})
 		e := h.waitOp(consensus.KindForcedFailover, 0, 30*time.Second)
 		if e.Result != consensus.ResultSuccess || e.NewPrimary != last || e.EpochAfter != 3 {
 			t.Fatalf("manual failover: %s (%s) to %s epoch %d; steps %s", e.Result, e.Reason, e.NewPrimary, e.EpochAfter, stepNames(e))

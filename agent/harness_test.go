@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/regentdb/regent/api"
 	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/proxyhook"
@@ -229,6 +230,38 @@ func withCluster(name, prefix string, db *mysqltest.Cluster) harnessOpt {
 		}
 		c.Clusters = append(c.Clusters, cc)
 	}
+}
+
+// switchover asks the current leader for a switchover of cluster to
+// instance to, and failover for a manual failover; both ask again until the
+// request is accepted: a probe that timed out on a loaded machine makes the
+// leader refuse one for a moment ("unreachable from the leader"), which is
+// the refusal working, not the thing under test.
+func (h *harness) switchover(cluster, to string) api.Operation {
+	h.t.Helper()
+	return h.accepted("switchover of "+cluster+" to "+to, func(ctx context.Context, a *Agent) (api.Operation, error) {
+		return a.Switchover(ctx, cluster, api.SwitchoverRequest{To: to})
+	})
+}
+
+func (h *harness) failover(cluster string, req api.FailoverRequest) api.Operation {
+	h.t.Helper()
+	return h.accepted("failover of "+cluster+" to "+req.To, func(ctx context.Context, a *Agent) (api.Operation, error) {
+		return a.Failover(ctx, cluster, req)
+	})
+}
+
+func (h *harness) accepted(what string, ask func(context.Context, *Agent) (api.Operation, error)) api.Operation {
+	h.t.Helper()
+	var op api.Operation
+	h.eventually(what+" accepted", 20*time.Second, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var err error
+		op, err = ask(ctx, h.agents[h.leader()])
+		return err == nil, fmt.Sprint(err)
+	})
+	return op
 }
 
 func (h *harness) eventually(what string, timeout time.Duration, cond func() (bool, string)) {

@@ -101,19 +101,10 @@ func killLeaderAfterStep(t *testing.T, k mysqltest.Kind, kind failover.Operation
 	switch kind {
 	case failover.OpFailover:
 		p.Kill(t)
+	case failover.OpSwitchover:
+		h.switchover("main", "r1")
 	default:
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		a := h.agents[h.leader()]
-		var err error
-		if kind == failover.OpSwitchover {
-			_, err = a.Switchover(ctx, "main", api.SwitchoverRequest{To: "r1"})
-		} else {
-			_, err = a.Failover(ctx, "main", api.FailoverRequest{To: "r2"})
-		}
-		cancel()
-		if err != nil {
-			t.Fatalf("%s: %v", kind, err)
-		}
+		h.failover("main", api.FailoverRequest{To: "r2"})
 	}
 	h.waitHalted(halted, kind, step)
 	w.Stop()

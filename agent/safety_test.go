@@ -295,10 +295,7 @@ func TestOneClustersFailoverNeverWaitsForAnothers(t *testing.T) {
 			return false
 		}
 		h.mu.Unlock()
-		leader := h.agents[h.leader()]
-		if _, err := leader.Switchover(context.Background(), "other", api.SwitchoverRequest{To: "or1"}); err != nil {
-			t.Fatalf("switchover of cluster other refused: %v", err)
-		}
+		h.switchover("other", "or1")
 		select {
 		case step := <-held:
 			t.Logf("other's switchover held after step %s", step)

@@ -3,13 +3,11 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/regentdb/regent/api"
 	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/topology/mysqltest"
 )
@@ -32,16 +30,7 @@ func TestRefusedPasswordStaysOutOfLogsAndHistory(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
 		h := newHarness(t, k, func(c *Config) { c.MySQL.ReplicationPasswordEnv = env })
 		h.waitRecorded()
-		// A probe that timed out on a loaded machine makes the leader refuse
-		// a switchover for a moment: ask until it is accepted.
-		var leader *Agent
-		var op api.Operation
-		h.eventually("switchover accepted", 20*time.Second, func() (bool, string) {
-			leader = h.agents[h.leader()]
-			var err error
-			op, err = leader.Switchover(context.Background(), "main", api.SwitchoverRequest{To: "r1"})
-			return err == nil, fmt.Sprint(err)
-		})
+		op := h.switchover("main", "r1")
 		e := h.waitOp(consensus.KindSwitchover, 0, 60*time.Second)
 		if e.ID != op.ID || e.Result == consensus.ResultSuccess {
 			t.Fatalf("switchover %s: %s, want it to fail at a repoint; steps %s", e.ID, e.Result, stepNames(e))
@@ -54,7 +43,7 @@ func TestRefusedPasswordStaysOutOfLogsAndHistory(t *testing.T) {
 		if !strings.Contains(string(history), refused) {
 			t.Fatalf("the history does not show the server's refusal (%q), so the test shows nothing: %s", refused, history)
 		}
-		got, err := leader.Operation(context.Background(), "main", op.ID)
+		got, err := h.agents[h.leader()].Operation(context.Background(), "main", op.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
