@@ -32,6 +32,15 @@ func (i *Instance) SetReadOnly(ctx context.Context, on bool) error {
 // acknowledgement from replicas that are cut off holds it. Killing that
 // session first unblocks it on MariaDB, and its client never gets an OK.
 //
+// When sessions wait for an acknowledgement, the SET is started before they
+// are killed, and they are killed only once it is seen pending: a pending
+// SET GLOBAL read_only already holds back every new write statement
+// ("Waiting for backup lock" on MariaDB, "Waiting for global read lock" on
+// MySQL). So a client that connects while the waiters are being killed
+// cannot commit in the moment before read_only holds; on MariaDB 10.11 such
+// a commit could skip the semi-sync wait (see KillClientConnections) and be
+// acknowledged with no replica holding it (TestFenceKeepsNewWritersOut).
+//
 // MySQL keeps a killed session waiting for its acknowledgement, and the
 // commit lock with it, so read_only cannot hold until a replica acknowledges.
 // Fence never switches semi-sync off to get through (that would let new
@@ -49,12 +58,20 @@ func (i *Instance) Fence(ctx context.Context, opts KillOptions) (KillReport, err
 	var total KillReport
 	offline := false
 	for attempt := 0; ; attempt++ {
-		rep, kerr := i.KillClientConnections(ctx, opts)
+		actx, cancel := context.WithTimeout(ctx, fenceAttempt)
+		var set *pendingSet
+		rep, kerr := i.killClients(ctx, opts, func() {
+			set = i.startReadOnly(actx, f)
+			set.waitPending(actx, i)
+		})
 		total.Killed = append(total.Killed, rep.Killed...)
 		total.NotKilled = rep.NotKilled
 		total.Kept = rep.Kept
-		actx, cancel := context.WithTimeout(ctx, fenceAttempt)
-		err = i.exec(actx, "fence: set read_only=ON", f.readOnlySQL(true)...)
+		if set == nil {
+			set = i.startReadOnly(actx, f)
+		}
+		<-set.done
+		err = set.err
 		cancel()
 		if err == nil {
 			if offline {
@@ -84,6 +101,70 @@ func (i *Instance) Fence(ctx context.Context, opts KillOptions) (KillReport, err
 				offline = true
 			}
 			cancel()
+		}
+	}
+}
+
+// pendingSet is a SET GLOBAL read_only=ON running on a connection of its
+// own: done is closed when it returns, with err.
+type pendingSet struct {
+	id   uint64 // the connection's id, 0 if it never got one
+	done chan struct{}
+	err  error
+}
+
+// startReadOnly starts SET GLOBAL read_only=ON (super_read_only on MySQL)
+// on a connection of its own and returns at once; ctx bounds it.
+func (i *Instance) startReadOnly(ctx context.Context, f Flavor) *pendingSet {
+	const op = "fence: set read_only=ON"
+	s := &pendingSet{done: make(chan struct{})}
+	conn, err := i.db.Conn(ctx)
+	if err == nil {
+		err = conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&s.id)
+		if err != nil {
+			conn.Close()
+		}
+	}
+	if err != nil {
+		s.err = i.wrap(op, err)
+		close(s.done)
+		return s
+	}
+	go func() {
+		defer close(s.done)
+		defer conn.Close()
+		for _, q := range f.readOnlySQL(true) {
+			if _, err := conn.ExecContext(ctx, q); err != nil {
+				s.err = i.wrap(op, fmt.Errorf("%s: %w", q, err))
+				return
+			}
+		}
+	}()
+	return s
+}
+
+// pendingPoll is how long waitPending looks for the SET waiting for its
+// lock before the fence goes on without that.
+const pendingPoll = 250 * time.Millisecond
+
+// waitPending returns once the SET has returned or waits for a lock (from
+// then on it holds back every new write statement), or after pendingPoll.
+func (s *pendingSet) waitPending(ctx context.Context, i *Instance) {
+	ctx, cancel := context.WithTimeout(ctx, pendingPoll)
+	defer cancel()
+	for {
+		var state string
+		err := i.db.QueryRowContext(ctx, "SELECT COALESCE(STATE, '') FROM information_schema.PROCESSLIST WHERE ID = ?", s.id).Scan(&state)
+		if err == nil && strings.Contains(strings.ToLower(state), "lock") {
+			return
+		}
+		select {
+		case <-s.done:
+			return
+		case <-ctx.Done():
+			i.log.Warn("fence: read_only was not seen pending before the sessions waiting for a semi-sync acknowledgement were killed", "state", state, "err", err)
+			return
+		case <-time.After(2 * time.Millisecond):
 		}
 	}
 }
@@ -140,8 +221,9 @@ type KillOptions struct {
 	// Instance logs in with): for example a monitoring user.
 	KeepUsers []string
 
-	// afterKill, when set (tests), runs after each KILL.
-	afterKill func()
+	// afterKill, when set (tests), runs after each KILL, with the killed
+	// session's id.
+	afterKill func(id uint64)
 }
 
 // KillReport says what KillClientConnections did.
@@ -177,6 +259,13 @@ var systemUsers = []string{"system user", "event_scheduler", "system_user", "una
 // (TestKillingASemiSyncWaiterReleasesNoOtherCommit). A session killed first
 // has its socket shut, so whatever its commit does later, no OK reaches it.
 func (i *Instance) KillClientConnections(ctx context.Context, opts KillOptions) (KillReport, error) {
+	return i.killClients(ctx, opts, nil)
+}
+
+// killClients is KillClientConnections with beforeWaiters (when set) run
+// once the other sessions are killed, if some session waits for a semi-sync
+// acknowledgement, before the process list is read again.
+func (i *Instance) killClients(ctx context.Context, opts KillOptions, beforeWaiters func()) (KillReport, error) {
 	var rep KillReport
 	conn, self, rows, err := i.processList(ctx, "kill connections")
 	if err != nil {
@@ -186,6 +275,9 @@ func (i *Instance) KillClientConnections(ctx context.Context, opts KillOptions) 
 	waiters, err := i.killSessions(ctx, conn, self, rows, opts, false, &rep)
 	if err != nil || len(waiters) == 0 {
 		return rep, err
+	}
+	if beforeWaiters != nil {
+		beforeWaiters()
 	}
 	// Sessions may have connected since the listing: kill them before any
 	// waiter, then the waiters.
@@ -241,7 +333,7 @@ func (i *Instance) killSessions(ctx context.Context, conn *sql.Conn, self uint64
 		}
 		rep.Killed = append(rep.Killed, id)
 		if opts.afterKill != nil {
-			opts.afterKill()
+			opts.afterKill(id)
 		}
 	}
 	return waiting, nil

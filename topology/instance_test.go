@@ -826,6 +826,31 @@ func losslessCluster(t *testing.T, k mysqltest.Kind, each func(c *mysqltest.Clus
 	return c, p, ctx
 }
 
+// pauseReplicas freezes every replica of c (SIGSTOP) until the test ends,
+// so that nothing acknowledges.
+func pauseReplicas(t *testing.T, c *mysqltest.Cluster) {
+	t.Helper()
+	for _, r := range c.Replicas {
+		r.Pause(t)
+	}
+	t.Cleanup(func() {
+		for _, r := range c.Replicas {
+			r.Resume(t)
+		}
+	})
+}
+
+// insertAsync inserts row id into the test table through a, and returns at
+// once; the channel gets the statement's result.
+func insertAsync(ctx context.Context, a *Instance, id int) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.db.ExecContext(ctx, fmt.Sprintf("INSERT INTO regent_test.writes (id) VALUES (%d)", id))
+		done <- err
+	}()
+	return done
+}
+
 // stuckSemiSyncCommit starts a primary and one replica, makes the primary a
 // semi-sync source with cfg, stops the replica's IO thread so that nothing
 // acknowledges, and starts an application INSERT that waits for an
@@ -879,22 +904,8 @@ func TestKillingASemiSyncWaiterReleasesNoOtherCommit(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for _, r := range c.Replicas {
-			r.Pause(t)
-		}
-		t.Cleanup(func() {
-			for _, r := range c.Replicas {
-				r.Resume(t)
-			}
-		})
-		insert := func(a *Instance, id int) <-chan error {
-			done := make(chan error, 1)
-			go func() {
-				_, err := a.db.ExecContext(ctx, fmt.Sprintf("INSERT INTO regent_test.writes (id) VALUES (%d)", id))
-				done <- err
-			}()
-			return done
-		}
+		pauseReplicas(t, c)
+		insert := func(a *Instance, id int) <-chan error { return insertAsync(ctx, a, id) }
 		dones := []<-chan error{insert(first, 1)}
 		eventually(t, "the first commit waits for an acknowledgement", 10*time.Second, func() (bool, string) {
 			var n int
@@ -913,7 +924,7 @@ func TestKillingASemiSyncWaiterReleasesNoOtherCommit(t *testing.T) {
 		if err := p.db.QueryRowContext(ctx, "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '"+mysqltest.AppUser+"' AND STATE LIKE '%semi-sync%'").Scan(&waiter); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := p.KillClientConnections(ctx, KillOptions{afterKill: func() { time.Sleep(300 * time.Millisecond) }})
+		rep, err := p.KillClientConnections(ctx, KillOptions{afterKill: func(uint64) { time.Sleep(300 * time.Millisecond) }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -933,6 +944,97 @@ func TestKillingASemiSyncWaiterReleasesNoOtherCommit(t *testing.T) {
 				if k == mysqltest.MariaDB {
 					t.Fatalf("insert %d got no answer after its session was killed", i+1)
 				}
+			}
+		}
+	})
+}
+
+// A client that connects while the fence kills the sessions waiting for a
+// semi-sync acknowledgement must not be able to commit before read_only
+// holds: on MariaDB 10.11 a commit that follows killed waiters may skip the
+// wait and be acknowledged with no replica holding it (see
+// TestKillingASemiSyncWaiterReleasesNoOtherCommit). Fence therefore starts
+// SET GLOBAL read_only before it kills the waiters, and kills them only once
+// the SET pends: a pending SET holds back every new write statement. The
+// test opens a new client's INSERT right after the waiter's KILL and looks
+// at where it waits: behind the lock (the fix), not in a commit (the old
+// order, where the SET came only after every kill).
+func TestFenceKeepsNewWritersOut(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		c, p, ctx := losslessCluster(t, k, nil)
+		waiterApp := openAs(t, c.Primary, mysqltest.AppUser, mysqltest.AppPassword)
+		pauseReplicas(t, c)
+		insert := func(a *Instance, id int) <-chan error { return insertAsync(ctx, a, id) }
+		stateOf := func(id int) (string, error) {
+			var st string
+			err := p.db.QueryRowContext(ctx, fmt.Sprintf("SELECT COALESCE(STATE, '') FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO regent_test.writes (id) VALUES (%d)%%'", id)).Scan(&st)
+			return st, err
+		}
+		waiterDone := insert(waiterApp, 1)
+		eventually(t, "the first commit waits for an acknowledgement", 10*time.Second, func() (bool, string) {
+			st, err := stateOf(1)
+			return err == nil && strings.Contains(strings.ToLower(st), "semi-sync"), fmt.Sprintf("state %q, err %v", st, err)
+		})
+		var waiter uint64
+		if err := p.db.QueryRowContext(ctx, "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO regent_test.writes (id) VALUES (1)%'").Scan(&waiter); err != nil {
+			t.Fatal(err)
+		}
+		// Right after the waiter's KILL a new client writes; where its
+		// INSERT stands then is what the fence let it do.
+		var lateDone <-chan error
+		var lateState string
+		hook := func(id uint64) {
+			if id != waiter || lateDone != nil {
+				return
+			}
+			lateDone = insert(openAs(t, c.Primary, mysqltest.AppUser, mysqltest.AppPassword), 2)
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) {
+				select {
+				case err := <-lateDone:
+					lateState = fmt.Sprintf("answered (%v)", err)
+					done := make(chan error, 1)
+					done <- err
+					lateDone = done
+					return
+				default:
+				}
+				if st, err := stateOf(2); err == nil && st != "" && !strings.Contains(strings.ToLower(st), "opening") && !strings.Contains(strings.ToLower(st), "starting") {
+					lateState = st
+					if strings.Contains(strings.ToLower(st), "lock") || strings.Contains(strings.ToLower(st), "semi-sync") {
+						return
+					}
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		fctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, ferr := p.Fence(fctx, KillOptions{afterKill: hook})
+		cancel()
+		if lateDone == nil {
+			t.Fatalf("the fence never killed the waiting session %d (fence: %v)", waiter, ferr)
+		}
+		// Held back: waiting behind the pending SET, or already refused by
+		// read_only (error 1290) when the SET completed first.
+		if !strings.Contains(strings.ToLower(lateState), "lock") && !strings.Contains(lateState, "1290") {
+			t.Fatalf("a client connecting while the waiters were killed got as far as %q: new writes were not held back before the kill (fence: %v)", lateState, ferr)
+		}
+		if k == mysqltest.MariaDB && ferr != nil {
+			t.Fatalf("fence on MariaDB: %v", ferr)
+		}
+		// MySQL keeps the killed waiter, and read_only with it, until a
+		// replica acknowledges.
+		for _, r := range c.Replicas {
+			r.Resume(t)
+		}
+		for what, d := range map[string]<-chan error{"the waiter": waiterDone, "the late client": lateDone} {
+			select {
+			case err := <-d:
+				if err == nil {
+					t.Fatalf("%s was told its commit succeeded, though it was killed or fenced out", what)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("%s never got an answer", what)
 			}
 		}
 	})
