@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"runtime"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/regentdb/regent/internal/freeport"
 )
 
 // TestMain fails the run if any Raft or consensus goroutine outlives the
@@ -350,21 +350,16 @@ func (c *cluster) waitApplied(i int, index uint64) {
 	})
 }
 
-// freePorts reserves n loopback ports (released just before use).
+// freePorts returns n free loopback ports (see package freeport).
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var out []int
-	var lns []net.Listener
 	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		p, err := freeport.Get()
 		if err != nil {
 			t.Fatal(err)
 		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		_ = ln.Close()
+		out = append(out, p)
 	}
 	return out
 }

@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"github.com/regentdb/regent/integration/testpki"
+	"github.com/regentdb/regent/internal/freeport"
 	"github.com/regentdb/regent/topology/mysqltest"
 )
 
@@ -94,62 +94,15 @@ func Binaries(t mysqltest.TB) (regent, regentctl string) {
 	return filepath.Join(binDir, "regent"), filepath.Join(binDir, "regentctl")
 }
 
-// FreePort returns a TCP port of 127.0.0.1 that nothing listens on, for a
-// process started later to bind. It is taken from below the kernel's
-// ephemeral range: a port the kernel hands out for port 0 can be taken, in
-// the moment before the agent binds it, as the local end of any outgoing
-// connection (CI saw "bind: address already in use" that way). A port is
-// handed out once per test binary.
+// FreePort returns a free TCP port of 127.0.0.1 for an agent to bind later
+// (see package freeport).
 func FreePort(t mysqltest.TB) int {
 	t.Helper()
-	lo, hi := 20000, ephemeralLow()
-	if hi-lo < 1000 {
-		lo, hi = 10000, 20000
-	}
-	ports.Lock()
-	defer ports.Unlock()
-	if ports.given == nil {
-		ports.given = map[int]bool{}
-	}
-	for range 500 {
-		p := lo + mathrand.IntN(hi-lo)
-		if ports.given[p] {
-			continue
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		ports.given[p] = true
-		return p
-	}
-	t.Fatalf("no free port of 127.0.0.1 between %d and %d", lo, hi)
-	return 0
-}
-
-// ports are those FreePort handed out.
-var ports struct {
-	sync.Mutex
-	given map[int]bool
-}
-
-// ephemeralLow is the first port of the kernel's ephemeral range (32768 if
-// it cannot be read).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	p, err := freeport.Get()
 	if err != nil {
-		return 32768
+		t.Fatal(err)
 	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 32768
-	}
-	n, err := strconv.Atoi(f[0])
-	if err != nil {
-		return 32768
-	}
-	return n
+	return p
 }
 
 func randomToken(t mysqltest.TB) string {

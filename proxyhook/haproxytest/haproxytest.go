@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/regentdb/regent/internal/freeport"
 )
 
 // HAProxy is one running HAProxy (master and its current worker).
@@ -67,15 +69,15 @@ func Binary(t testing.TB) string {
 	return ""
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a free TCP port of 127.0.0.1 for HAProxy to bind later
+// (see package freeport).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Get()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // Start writes a haproxy.cfg made of the helper's global and defaults
