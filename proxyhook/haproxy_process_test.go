@@ -672,3 +672,38 @@ func TestDeposedLeaderCannotRouteOverItsSuccessor(t *testing.T) {
 	t.Logf("%d of %d races ended on gamma before any reconciliation", clean, rounds)
 	waitRoutedTo(t, addr, "gamma", 2*time.Second)
 }
+
+// Issue 9, defect 6, on a real HAProxy: a failover that aborts after it took
+// the old primary out of write routing gives it back its writes and its
+// route. The run's calls, as the agent's router adapter makes them: the
+// unroute and the undo's route carry the run's planned epoch and its
+// intent's token; the undo's route must not be refused as a repeat of the
+// same attempt, and must leave HAProxy routing writes to the old primary
+// alone (no health checks here: only the pushes move the route).
+func TestAbortedFailoverRoutesTheOldPrimaryAgain(t *testing.T) {
+	members, h, addr := pushOnlyHAProxy(t)
+	tg := haproxyTarget(t, "lb1", "unix:"+h.AdminSocket, members, nil)
+	r := NewRouter(testLogger(t))
+	r.SetTargets("main", tg)
+	ctx := t.Context()
+	if _, err := r.Route(ctx, RouteChange{Cluster: "main", Epoch: 1, Token: 10, NewPrimary: Endpoint{Name: "alpha"}}); err != nil {
+		t.Fatalf("route to alpha at epoch 1: %v", err)
+	}
+	waitRoutedTo(t, addr, "alpha", 2*time.Second)
+
+	// The failover of alpha (planned epoch 2, intent token 20) takes it
+	// out of routing, then aborts: its undo routes alpha again.
+	if _, err := r.UnrouteRequest(ctx, UnrouteRequest{Cluster: "main", Epoch: 2, Token: 20, Old: Endpoint{Name: "alpha"}}); err != nil {
+		t.Fatalf("unroute alpha: %v", err)
+	}
+	if w := routedWriter(t, tg, members); w != "" {
+		t.Fatalf("after the unroute HAProxy routes writes to %q, want none", w)
+	}
+	if _, err := r.Route(ctx, RouteChange{Cluster: "main", Epoch: 2, Token: 20, NewPrimary: Endpoint{Name: "alpha"}}); err != nil {
+		t.Fatalf("the undo's route of alpha: %v", err)
+	}
+	if w := routedWriter(t, tg, members); w != "alpha" {
+		t.Fatalf("after the undo HAProxy routes writes to %q, want alpha", w)
+	}
+	waitRoutedTo(t, addr, "alpha", 2*time.Second)
+}
