@@ -105,16 +105,7 @@ func (e *benchEnv) routing() string {
 func (e *benchEnv) close() {
 	if dir := os.Getenv("REGENT_BENCH_LOGS"); dir != "" && e.r != nil {
 		dst := filepath.Join(dir, filepath.Base(e.r.Dir))
-		if err := os.MkdirAll(dst, 0o755); err == nil {
-			files := []string{e.r.HAProxyLog}
-			for _, h := range e.r.DBHosts {
-				files = append(files, h.Agent.LogPath)
-			}
-			for _, f := range files {
-				if b, err := os.ReadFile(f); err == nil {
-					_ = os.WriteFile(filepath.Join(dst, filepath.Base(f)), b, 0o644)
-				}
-			}
+		if err := e.r.KeepLogs(dst); err == nil {
 			benchPrintf("%s lab logs copied to %s\n", e.k, dst)
 		}
 	}

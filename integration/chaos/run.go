@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -150,7 +149,7 @@ func (x *run) pool(h *netlab.Host, user, password, dbName string, connect, read 
 	c := h.DB.Config(user, password)
 	c.DBName = dbName
 	c.Timeout, c.ReadTimeout, c.WriteTimeout = connect, read, read
-	c.Logger = quiet{}
+	c.Logger = netlab.Quiet{}
 	conn, err := mysql.NewConnector(c)
 	if err != nil {
 		x.t.Fatal(err)
@@ -161,28 +160,14 @@ func (x *run) pool(h *netlab.Host, user, password, dbName string, connect, read 
 	return db
 }
 
-// keepLogs copies the agents' and HAProxy's logs to dir.
+// keepLogs copies the agents', HAProxy's and the servers' logs to dir.
 func (x *run) keepLogs(dir string) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := x.r.KeepLogs(dir); err != nil {
 		x.t.Logf("chaos: keeping logs: %v", err)
 		return
 	}
-	files := []string{x.r.HAProxyLog}
-	for _, h := range x.r.DBHosts {
-		files = append(files, h.Agent.LogPath)
-		_ = os.WriteFile(filepath.Join(dir, h.Name+"-mysqld.err"), []byte(h.DB.ErrorLog()), 0o644)
-	}
-	for _, f := range files {
-		if b, err := os.ReadFile(f); err == nil {
-			_ = os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644)
-		}
-	}
 	x.t.Logf("chaos: logs kept in %s", dir)
 }
-
-type quiet struct{}
-
-func (quiet) Print(...any) {}
 
 // client writes rows with unique ids until ctx ends, recording every
 // attempt: through HAProxy, or (DirectClient) straight to the instance the

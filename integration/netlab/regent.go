@@ -664,7 +664,7 @@ func (r *Regent) AppDB() *sql.DB {
 	if r.Kind == mysqltest.MySQL {
 		c.TLSConfig = "skip-verify"
 	}
-	c.Logger = quiet{}
+	c.Logger = Quiet{}
 	conn, err := mysql.NewConnector(c)
 	if err != nil {
 		panic(err) // only a malformed configuration gets here
@@ -674,6 +674,33 @@ func (r *Regent) AppDB() *sql.DB {
 	return db
 }
 
-type quiet struct{}
+// Quiet is a MySQL driver logger that drops what the driver prints (its
+// "unexpected EOF" lines while faults are applied are expected).
+type Quiet struct{}
 
-func (quiet) Print(...any) {}
+func (Quiet) Print(...any) {}
+
+// KeepLogs copies the agents' logs, HAProxy's log and each mysqld's error
+// log into dir (made if missing), for a failed run to be read later.
+func (r *Regent) KeepLogs(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	files := []string{r.HAProxyLog}
+	for _, h := range r.DBHosts {
+		files = append(files, h.Agent.LogPath)
+		if err := os.WriteFile(filepath.Join(dir, h.Name+"-mysqld.err"), []byte(h.DB.ErrorLog()), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // never written: that process did not start
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
