@@ -60,9 +60,9 @@ func (i *Instance) Fence(ctx context.Context, opts KillOptions) (KillReport, err
 	for attempt := 0; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, fenceAttempt)
 		var set *pendingSet
-		rep, kerr := i.killClients(ctx, opts, func() {
+		rep, kerr := i.killClients(ctx, opts, func(conn *sql.Conn) {
 			set = i.startReadOnly(actx, f)
-			set.waitPending(actx, i)
+			set.waitPending(actx, i, conn)
 		})
 		total.Killed = append(total.Killed, rep.Killed...)
 		total.NotKilled = rep.NotKilled
@@ -149,12 +149,14 @@ const pendingPoll = 250 * time.Millisecond
 
 // waitPending returns once the SET has returned or waits for a lock (from
 // then on it holds back every new write statement), or after pendingPoll.
-func (s *pendingSet) waitPending(ctx context.Context, i *Instance) {
+// It looks on conn, a connection the caller holds: the pool may have no
+// third one to give (the lease keeper's has two).
+func (s *pendingSet) waitPending(ctx context.Context, i *Instance, conn *sql.Conn) {
 	ctx, cancel := context.WithTimeout(ctx, pendingPoll)
 	defer cancel()
 	for {
 		var state string
-		err := i.db.QueryRowContext(ctx, "SELECT COALESCE(STATE, '') FROM information_schema.PROCESSLIST WHERE ID = ?", s.id).Scan(&state)
+		err := conn.QueryRowContext(ctx, "SELECT COALESCE(STATE, '') FROM information_schema.PROCESSLIST WHERE ID = ?", s.id).Scan(&state)
 		if err == nil && strings.Contains(strings.ToLower(state), "lock") {
 			return
 		}
@@ -264,8 +266,9 @@ func (i *Instance) KillClientConnections(ctx context.Context, opts KillOptions) 
 
 // killClients is KillClientConnections with beforeWaiters (when set) run
 // once the other sessions are killed, if some session waits for a semi-sync
-// acknowledgement, before the process list is read again.
-func (i *Instance) killClients(ctx context.Context, opts KillOptions, beforeWaiters func()) (KillReport, error) {
+// acknowledgement, before the process list is read again; it gets the
+// connection the kills run on.
+func (i *Instance) killClients(ctx context.Context, opts KillOptions, beforeWaiters func(conn *sql.Conn)) (KillReport, error) {
 	var rep KillReport
 	conn, self, rows, err := i.processList(ctx, "kill connections")
 	if err != nil {
@@ -277,7 +280,7 @@ func (i *Instance) killClients(ctx context.Context, opts KillOptions, beforeWait
 		return rep, err
 	}
 	if beforeWaiters != nil {
-		beforeWaiters()
+		beforeWaiters(conn)
 	}
 	// Sessions may have connected since the listing: kill them before any
 	// waiter, then the waiters.

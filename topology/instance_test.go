@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -1008,9 +1009,17 @@ func TestFenceKeepsNewWritersOut(t *testing.T) {
 				time.Sleep(5 * time.Millisecond)
 			}
 		}
+		// The fence says so when it did not see its SET pending before the
+		// waiters' kills (with the pool's two connections busy, it once
+		// could not look).
+		var logs strings.Builder
+		p.log = slog.New(slog.NewTextHandler(&logs, nil))
 		fctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		_, ferr := p.Fence(fctx, KillOptions{afterKill: hook})
 		cancel()
+		if strings.Contains(logs.String(), "not seen pending") {
+			t.Fatalf("the fence did not see read_only pending before killing the waiter:\n%s", logs.String())
+		}
 		if lateDone == nil {
 			t.Fatalf("the fence never killed the waiting session %d (fence: %v)", waiter, ferr)
 		}
