@@ -324,37 +324,7 @@ func TestOldPrimaryRejoinsOrIsQuarantined(t *testing.T) {
 				h := newHarness(t, k)
 				h.waitRecorded()
 				p := h.db.Primary
-				p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (1)")
-				for _, r := range h.db.Replicas {
-					mysqltest.WaitCaughtUp(t, r, p, 30*time.Second)
-				}
-				if errant {
-					// A write no replica receives (async): lost by the
-					// failover, and errant when p comes back. The IO
-					// threads start again only once p is dead, or they
-					// could fetch the write before the kill.
-					for _, r := range h.db.Replicas {
-						r.Exec(t, "STOP "+replicaWord(k)+" IO_THREAD")
-					}
-					p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (2)")
-				}
-				p.Kill(t)
-				if errant {
-					for _, r := range h.db.Replicas {
-						r.Exec(t, "START "+replicaWord(k)+" IO_THREAD")
-					}
-				}
-				e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
-				if e.Result != consensus.ResultSuccess {
-					t.Fatalf("failover: %s (%s)", e.Result, e.Reason)
-				}
-				if errant {
-					for _, r := range h.db.Replicas {
-						if got := r.QueryString(t, "SELECT COUNT(*) FROM regent_test.writes WHERE id = 2"); got != "0" {
-							t.Fatalf("%s received the write meant to be errant", r.Name)
-						}
-					}
-				}
+				h.failOverFromP(k, errant)
 				p.Restart(t)
 				if errant {
 					h.eventually("old primary quarantined", 30*time.Second, func() (bool, string) {
@@ -378,6 +348,46 @@ func TestOldPrimaryRejoinsOrIsQuarantined(t *testing.T) {
 			})
 		})
 	}
+}
+
+// failOverFromP writes a row that every replica receives, then (errant)
+// one that none receives (asynchronous replication: the failover loses it,
+// and it is errant when p comes back), kills p and waits for the automatic
+// failover to succeed. It returns the failover's history entry.
+func (h *harness) failOverFromP(k mysqltest.Kind, errant bool) consensus.HistoryEntry {
+	t := h.t
+	t.Helper()
+	p := h.db.Primary
+	p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (1)")
+	for _, r := range h.db.Replicas {
+		mysqltest.WaitCaughtUp(t, r, p, 30*time.Second)
+	}
+	if errant {
+		// The IO threads start again only once p is dead, or they could
+		// fetch the write before the kill.
+		for _, r := range h.db.Replicas {
+			r.Exec(t, "STOP "+replicaWord(k)+" IO_THREAD")
+		}
+		p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (2)")
+	}
+	p.Kill(t)
+	if errant {
+		for _, r := range h.db.Replicas {
+			r.Exec(t, "START "+replicaWord(k)+" IO_THREAD")
+		}
+	}
+	e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
+	if e.Result != consensus.ResultSuccess {
+		t.Fatalf("failover: %s (%s)", e.Result, e.Reason)
+	}
+	if errant {
+		for _, r := range h.db.Replicas {
+			if got := r.QueryString(t, "SELECT COUNT(*) FROM regent_test.writes WHERE id = 2"); got != "0" {
+				t.Fatalf("%s received the write meant to be errant", r.Name)
+			}
+		}
+	}
+	return e
 }
 
 // The most advanced replica may not be promoted (must_not): the permitted

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -55,38 +56,57 @@ var switchoverHaltSteps = []haltStep{
 }
 
 func TestKillLeaderAfterFailoverStep(t *testing.T) {
-	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		for _, step := range failoverHaltSteps {
-			t.Run(step.String(), func(t *testing.T) {
-				killLeaderAfterStep(t, k, failover.OpFailover, step)
-			})
-		}
+	forEachStep(t, failoverHaltSteps, func(t *testing.T, k mysqltest.Kind, step haltStep) {
+		killLeaderAfterStep(t, k, failover.OpFailover, step, false)
 	})
 }
 
 // A forced failover (regentctl failover --to r2) of a live primary: the
 // leader fences it directly, then the steps of a failover.
 func TestKillLeaderAfterForcedFailoverStep(t *testing.T) {
-	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		for _, step := range failoverHaltSteps {
-			t.Run(step.String(), func(t *testing.T) {
-				killLeaderAfterStep(t, k, failover.OpForcedFailover, step)
-			})
-		}
+	forEachStep(t, failoverHaltSteps, func(t *testing.T, k mysqltest.Kind, step haltStep) {
+		killLeaderAfterStep(t, k, failover.OpForcedFailover, step, false)
 	})
 }
 
 func TestKillLeaderAfterSwitchoverStep(t *testing.T) {
+	forEachStep(t, switchoverHaltSteps, func(t *testing.T, k mysqltest.Kind, step haltStep) {
+		killLeaderAfterStep(t, k, failover.OpSwitchover, step, false)
+	})
+}
+
+// A frozen primary (mysqld stopped with SIGSTOP, its agent alive) is
+// failed over too: detection waits for more evidence, and the old primary
+// is fenced by lossless semi-sync (its replicas are stopped and receive
+// nothing more) rather than by SET read_only. The leader dies after the
+// steps where that differs from a killed primary, or that the frozen
+// primary, resumed at the end, could still undo. Settled includes the old
+// primary: resumed, it must be read-only and replicate from the new
+// primary, or be quarantined if it holds a commit no replica received.
+var frozenHaltSteps = []haltStep{
+	{kind: failover.StepFenceOldPrimary}, {kind: failover.StepStopIOThreads}, {kind: failover.StepPromote}, {kind: failover.StepCommitEpoch},
+}
+
+func TestKillLeaderAfterFrozenPrimaryFailoverStep(t *testing.T) {
+	forEachStep(t, frozenHaltSteps, func(t *testing.T, k mysqltest.Kind, step haltStep) {
+		killLeaderAfterStep(t, k, failover.OpFailover, step, true)
+	})
+}
+
+// forEachStep runs run for each flavour and each step of steps, as
+// subtests named after the step.
+func forEachStep(t *testing.T, steps []haltStep, run func(t *testing.T, k mysqltest.Kind, step haltStep)) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		for _, step := range switchoverHaltSteps {
-			t.Run(step.String(), func(t *testing.T) {
-				killLeaderAfterStep(t, k, failover.OpSwitchover, step)
-			})
+		for _, step := range steps {
+			t.Run(step.String(), func(t *testing.T) { run(t, k, step) })
 		}
 	})
 }
 
-func killLeaderAfterStep(t *testing.T, k mysqltest.Kind, kind failover.OperationKind, step haltStep) {
+// killLeaderAfterStep starts an operation of kind under writes and kills
+// the leader right after step; a failover is of a killed primary, or
+// (frozen) of a frozen one.
+func killLeaderAfterStep(t *testing.T, k mysqltest.Kind, kind failover.OperationKind, step haltStep, frozen bool) {
 	h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
 	h.waitRecorded()
 	p := h.db.Primary
@@ -98,33 +118,46 @@ func killLeaderAfterStep(t *testing.T, k mysqltest.Kind, kind failover.Operation
 
 	halted := h.haltAfter(kind, step)
 
-	switch kind {
-	case failover.OpFailover:
+	switch {
+	case kind == failover.OpFailover && frozen:
+		p.Pause(t)
+		defer p.Resume(t)
+	case kind == failover.OpFailover:
 		p.Kill(t)
-	case failover.OpSwitchover:
+	case kind == failover.OpSwitchover:
 		h.switchover("main", "r1")
 	default:
 		h.failover("main", api.FailoverRequest{To: "r2"})
 	}
 	h.waitHalted(halted, kind, step)
 	w.Stop()
+	var lingering []string
+	if frozen {
+		p.Resume(t)
+		lingering = append(lingering, p.Name)
+	}
 
 	live := map[string]*mysqltest.Server{}
 	for _, s := range h.db.Servers() {
-		if kind == failover.OpFailover && s == p {
+		if kind == failover.OpFailover && !frozen && s == p {
 			continue // killed
 		}
 		live[s.Name] = s
 	}
-	h.checkSettled(live, w)
+	h.checkSettled(live, w, lingering...)
 }
 
 // checkSettled waits until the remaining agents have settled the cluster
 // and checks the invariants of the kill tables: at most one writable
 // instance at any time, and at the end the committed primary alone, holding
 // every write w had acknowledged, every other live instance replicating from
-// it, nothing in progress, routing tokens never going back.
-func (h *harness) checkSettled(live map[string]*mysqltest.Server, w *mysqltest.Writer) {
+// it (or quarantined, and then not replicating), nothing in progress,
+// routing tokens never going back.
+//
+// Instances named in lingering may be writable beside another for a while:
+// a resumed frozen old primary is fenced by semi-sync (nothing can
+// acknowledge its commits) until its agent or the leader sets read_only.
+func (h *harness) checkSettled(live map[string]*mysqltest.Server, w *mysqltest.Writer, lingering ...string) {
 	t := h.t
 	t.Helper()
 	var primary *mysqltest.Server
@@ -136,7 +169,7 @@ func (h *harness) checkSettled(live map[string]*mysqltest.Server, w *mysqltest.W
 				writable = append(writable, name)
 			}
 		}
-		if len(writable) > 1 {
+		if others := slices.DeleteFunc(slices.Clone(writable), func(n string) bool { return slices.Contains(lingering, n) }); len(others) > 1 {
 			t.Fatalf("two writers: %v (committed primary %q, epoch %d)", writable, c.Primary, c.Epoch)
 		}
 		primary = live[c.Primary]
@@ -150,10 +183,21 @@ func (h *harness) checkSettled(live map[string]*mysqltest.Server, w *mysqltest.W
 		if s == primary {
 			continue
 		}
-		h.eventually(name+" replicates from the primary", 60*time.Second, func() (bool, string) {
+		// Replicating, or quarantined (kept out on purpose, read-only as
+		// checked above, never silently rejoined): read each time, as the
+		// next leader may quarantine it only now.
+		quarantined := false
+		h.eventually(name+" replicates from the primary or is quarantined", 60*time.Second, func() (bool, string) {
+			_, quarantined = h.cluster().Quarantined[name]
 			io, sqlT, e := mysqltest.ReplicaThreads(t, s)
+			if quarantined {
+				return io != "Yes", "quarantined, yet its IO thread runs"
+			}
 			return io == "Yes" && sqlT == "Yes", fmt.Sprintf("IO=%s SQL=%s %s", io, sqlT, e)
 		})
+		if quarantined {
+			continue
+		}
 		mysqltest.WaitCaughtUp(t, s, primary, 30*time.Second)
 	}
 	// Automation is not blocked: nothing abandoned is left in progress, and
@@ -205,32 +249,86 @@ var rejoinHaltSteps = []haltStep{{kind: failover.StepRecordIntent}, {kind: failo
 // The old primary p comes back after a failover and is rejoined; the
 // leader dies after each step of that rejoin.
 func TestKillLeaderAfterRejoinStep(t *testing.T) {
+	forEachStep(t, rejoinHaltSteps, func(t *testing.T, k mysqltest.Kind, step haltStep) {
+		killLeaderWhenPComesBack(t, k, failover.OpRejoin, step)
+	})
+}
+
+// The quarantine path of a rejoin: p comes back holding a write that no
+// replica received (asynchronous replication), so the rejoin quarantines it
+// instead; the leader dies after each step of that. Settled means p
+// quarantined, read-only and not replicating, the new primary alone
+// writable.
+var quarantineHaltSteps = []haltStep{{kind: failover.StepRecordIntent}, {kind: failover.StepFence}, {kind: failover.StepQuarantine}}
+
+func TestKillLeaderAfterQuarantineStep(t *testing.T) {
+	forEachStep(t, quarantineHaltSteps, func(t *testing.T, k mysqltest.Kind, step haltStep) {
+		killLeaderWhenPComesBack(t, k, failover.OpQuarantine, step)
+	})
+}
+
+// killLeaderWhenPComesBack fails p over, writes to the new primary, brings
+// p back and kills the leader right after step of what that starts: a
+// rejoin (semi_sync), or, when p holds a write no replica received
+// (asynchronous replication), its quarantine.
+func killLeaderWhenPComesBack(t *testing.T, k mysqltest.Kind, op failover.OperationKind, step haltStep) {
+	errant := op == failover.OpQuarantine
+	var opts []harnessOpt
+	if !errant {
+		opts = append(opts, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
+	}
+	h := newHarness(t, k, opts...)
+	h.waitRecorded()
+	if !errant {
+		h.waitLossless(k)
+	}
+	e := h.failOverFromP(k, errant)
+	live := map[string]*mysqltest.Server{}
+	for _, s := range h.db.Servers() {
+		live[s.Name] = s
+	}
+	w := mysqltest.NewWriter(live[e.NewPrimary].Addr(), k, 100000, 2*time.Millisecond)
+	w.Start(context.Background())
+	defer w.Stop()
+	w.WaitAcked(t, 30, 30*time.Second)
+	halted := h.haltAfter(op, step)
+	h.db.Primary.Restart(t)
+	h.waitHalted(halted, op, step)
+	w.Stop()
+	h.checkSettled(live, w)
+	if _, q := h.cluster().Quarantined["p"]; q != errant {
+		t.Fatalf("p quarantined %v, want %v: %v", q, errant, h.cluster().Quarantined)
+	}
+}
+
+// The catch-up step of a failover: r1 may not be promoted (must_not) and
+// holds writes r2 lacks, so r2 catches up from r1 before its promotion; the
+// leader dies right after the catch-up. The next leader must still promote
+// r2 with every acknowledged write.
+func TestKillLeaderAfterCatchUpStep(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		for _, step := range rejoinHaltSteps {
-			t.Run(step.String(), func(t *testing.T) {
-				h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
-				h.waitRecorded()
-				h.waitLossless(k)
-				p := h.db.Primary
-				p.Kill(t)
-				e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
-				if e.Result != consensus.ResultSuccess {
-					t.Fatalf("failover: %s (%s)", e.Result, e.Reason)
-				}
-				live := map[string]*mysqltest.Server{}
-				for _, s := range h.db.Servers() {
-					live[s.Name] = s
-				}
-				w := mysqltest.NewWriter(live[e.NewPrimary].Addr(), k, 100000, 2*time.Millisecond)
-				w.Start(context.Background())
-				defer w.Stop()
-				w.WaitAcked(t, 30, 30*time.Second)
-				halted := h.haltAfter(failover.OpRejoin, step)
-				p.Restart(t)
-				h.waitHalted(halted, failover.OpRejoin, step)
-				w.Stop()
-				h.checkSettled(live, w)
-			})
+		h := newHarness(t, k, func(c *Config) { c.Clusters[0].Instances[1].Promotion = "must_not" })
+		h.waitRecorded()
+		p, r1, r2 := h.db.Primary, h.db.Replicas[0], h.db.Replicas[1]
+		w := mysqltest.NewWriter(p.Addr(), k, 100000, 2*time.Millisecond)
+		w.Start(context.Background())
+		defer w.Stop()
+		w.WaitAcked(t, 30, 30*time.Second)
+		r2.Exec(t, "STOP "+replicaWord(k)+" IO_THREAD")
+		w.WaitAcked(t, len(w.Acked())+30, 30*time.Second)
+		w.Stop()
+		// Asynchronous replication: what r1 has at the kill is what can
+		// survive; the writer stopped first, so that is every write.
+		mysqltest.WaitCaughtUp(t, r1, p, 30*time.Second)
+		halted := h.haltAfter(failover.OpFailover, haltStep{kind: failover.StepCatchUp})
+		p.Kill(t)
+		// As for any replica of a dead primary, r2's IO thread is running
+		// (connecting) when the failover starts.
+		r2.Exec(t, "START "+replicaWord(k)+" IO_THREAD")
+		h.waitHalted(halted, failover.OpFailover, haltStep{kind: failover.StepCatchUp})
+		h.checkSettled(map[string]*mysqltest.Server{"r1": r1, "r2": r2}, w)
+		if c := h.cluster(); c.Primary != "r2" {
+			t.Fatalf("primary %s after the failover, want r2 (r1 is must_not)", c.Primary)
 		}
 	})
 }

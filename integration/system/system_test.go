@@ -126,31 +126,36 @@ func cutOffScenario(t *testing.T, underWrites bool) {
 	firstWrite := e.waitWriteLandsOn(w, newP, cutAt)
 	e.logf("first write through HAProxy on %s %.2f s after the cut", newP.name, firstWrite.Seconds())
 
-	// Fenced before promoted, as the samples saw it.
-	// Fenced: read-only, or unable to acknowledge a commit (lossless
-	// semi-sync with no replica connected).
-	fenceSeen := wt.firstState("db1", cutAt, stReadOnly, stNoAcks)
-	newWritable := wt.firstState(newP.name, cutAt, stWritable)
-	switch {
-	case fenceSeen.IsZero() || newWritable.IsZero():
-		t.Errorf("the watcher did not see a hand-over: db1 never seen read-only after the cut (%v), %s first seen writable %+.2fs after it",
-			!fenceSeen.IsZero(), newP.name, newWritable.Sub(cutAt).Seconds())
-	case fenceSeen.After(newWritable):
-		// Seen in the same sample round is no overlap seen. (With lossless
-		// semi-sync the promotion need not wait for the fence at all: the
-		// old primary can acknowledge nothing once the replicas stopped
-		// receiving; its agent's fence comes after fence_after either way.)
-		t.Errorf("%s was seen writable (%+.2fs) before db1 was seen fenced (%+.2fs)", newP.name, newWritable.Sub(cutAt).Seconds(), fenceSeen.Sub(cutAt).Seconds())
-	default:
-		e.logf("samples: db1 read-only at %+.2fs, %s writable at %+.2fs after the cut", fenceSeen.Sub(cutAt).Seconds(), newP.name, newWritable.Sub(cutAt).Seconds())
-	}
-	// The leader waits out the lease of db1's agent (last heard about when
-	// the cut happened, give or take a report interval) unless lossless
-	// semi-sync fenced db1: with every replica's IO thread stopped it can
-	// acknowledge nothing (README "Semi-sync as a fence").
+	// How the leader fenced db1 before it promoted: by waiting out the
+	// lease of db1's agent (last heard about when the cut happened, give or
+	// take a report interval), or by lossless semi-sync: with every
+	// replica's IO thread stopped db1 can acknowledge nothing (README
+	// "Semi-sync as a fence").
 	fence := e.fenceStep(db1.name)
 	e.logf("fence step: %s (%v): %s", fence.Name, fence.Duration, fence.Detail)
 	bySemiSync := strings.Contains(fence.Detail, "lossless semi-sync fences")
+
+	// Fenced before promoted, as the samples saw it. Fenced: read-only,
+	// or unable to acknowledge a commit (lossless semi-sync with no replica
+	// connected). The samples cannot see a semi-sync fence from db1's side
+	// (cut off, its replicas' connections just go quiet), so when the
+	// leader fenced it that way the fence is dated by the leader's record:
+	// the end of its fence step (the containers share the host's clock).
+	fenceSeen := wt.firstState("db1", cutAt, stReadOnly, stNoAcks)
+	if end := fence.Started.Add(time.Duration(fence.Duration)); bySemiSync && !fence.Started.IsZero() && (fenceSeen.IsZero() || end.Before(fenceSeen)) {
+		fenceSeen = end
+	}
+	newWritable := wt.firstState(newP.name, cutAt, stWritable)
+	switch {
+	case fenceSeen.IsZero() || newWritable.IsZero():
+		t.Errorf("the watcher did not see a hand-over: db1 never seen fenced after the cut (%v), %s first seen writable %+.2fs after it",
+			!fenceSeen.IsZero(), newP.name, newWritable.Sub(cutAt).Seconds())
+	case fenceSeen.After(newWritable):
+		// Seen in the same sample round is no overlap seen.
+		t.Errorf("%s was seen writable (%+.2fs) before db1 was fenced (%+.2fs)", newP.name, newWritable.Sub(cutAt).Seconds(), fenceSeen.Sub(cutAt).Seconds())
+	default:
+		e.logf("db1 fenced at %+.2fs (semi-sync fence: %v), %s seen writable at %+.2fs after the cut", fenceSeen.Sub(cutAt).Seconds(), bySemiSync, newP.name, newWritable.Sub(cutAt).Seconds())
+	}
 	if !newWritable.IsZero() && newWritable.Sub(cutAt) < leaseTimeout-time.Second && !bySemiSync {
 		t.Errorf("%s became writable %.2f s after the cut: the leader neither waited out db1's lease (%v) nor fenced it by semi-sync (fence step %q: %s)",
 			newP.name, newWritable.Sub(cutAt).Seconds(), leaseTimeout, fence.Name, fence.Detail)
