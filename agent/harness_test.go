@@ -36,6 +36,9 @@ type harness struct {
 	// halt, when set, stops an agent's run dead after a step (Deps.Halt):
 	// it returns true to halt.
 	halt func(agent int, ev failover.StepEvent) bool
+	// lateRoutes: a deposed leader may push routes late (to the recording
+	// target, which does not refuse stale tokens); tokens need not grow.
+	lateRoutes bool
 }
 
 type harnessOpt func(*Config)

@@ -205,8 +205,81 @@ func (h *harness) checkSettled(live map[string]*mysqltest.Server, w *mysqltest.W
 	// (A later repair may have started by now; the settled condition above
 	// already saw nothing in progress.)
 	c := h.cluster()
-	h.checkTokensGrow()
+	if !h.lateRoutes {
+		h.checkTokensGrow()
+	}
 	t.Logf("settled on %s, epoch %d, %d history entries", c.Primary, c.Epoch, len(c.History))
+}
+
+// The leader is cut off from the other agents (Raft and reports; it still
+// reaches every database) right after step k, and its run goes on: the
+// steps after k, its commit (which fails without a quorum) and its undo run
+// on the deposed leader while the others elect a new one and repair from
+// the state. Nothing is killed, so every instance is live at the end. The
+// steps are those after which the rest of the run acts on the primary or
+// the candidate.
+var cutSwitchoverSteps = []haltStep{{kind: failover.StepFenceOldPrimary}, {kind: failover.StepPromote}, {kind: failover.StepCommitEpoch}}
+var cutFailoverSteps = []haltStep{{kind: failover.StepPromote}}
+
+func TestCutLeaderAfterSwitchoverStep(t *testing.T) {
+	forEachStep(t, cutSwitchoverSteps, func(t *testing.T, k mysqltest.Kind, step haltStep) {
+		cutLeaderAfterStep(t, k, failover.OpSwitchover, step)
+	})
+}
+
+// A forced failover of a live primary, so that the deposed leader's undo
+// could give the old primary its writes back.
+func TestCutLeaderAfterForcedFailoverStep(t *testing.T) {
+	forEachStep(t, cutFailoverSteps, func(t *testing.T, k mysqltest.Kind, step haltStep) {
+		cutLeaderAfterStep(t, k, failover.OpForcedFailover, step)
+	})
+}
+
+func cutLeaderAfterStep(t *testing.T, k mysqltest.Kind, kind failover.OperationKind, step haltStep) {
+	h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
+	// The deposed leader's late route pushes reach the recording target,
+	// which (unlike HAProxy's target) does not refuse a stale token.
+	h.lateRoutes = true
+	h.waitRecorded()
+	h.waitLossless(k)
+	w := mysqltest.NewWriter(h.db.Primary.Addr(), k, 100000, 2*time.Millisecond)
+	w.Start(context.Background())
+	defer w.Stop()
+	w.WaitAcked(t, 30, 30*time.Second)
+	cut := make(chan int, 1)
+	var once sync.Once
+	h.mu.Lock()
+	h.halt = func(agent int, ev failover.StepEvent) bool {
+		if ev.Operation != kind || ev.Step.Kind != step.kind {
+			return false
+		}
+		once.Do(func() {
+			h.isolate(agent)
+			cut <- agent
+		})
+		return false
+	}
+	h.mu.Unlock()
+	if kind == failover.OpSwitchover {
+		h.switchover("main", "r1")
+	} else {
+		h.failover("main", api.FailoverRequest{To: "r2"})
+	}
+	select {
+	case a := <-cut:
+		t.Logf("leader %s cut off after %s; its run goes on", h.agents[a].ID(), step)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the %s never reached step %s", kind, step)
+	}
+	// Writes go on to the old primary until it is fenced; the writer is
+	// stopped once the new leader is elected.
+	h.leader()
+	w.Stop()
+	live := map[string]*mysqltest.Server{}
+	for _, s := range h.db.Servers() {
+		live[s.Name] = s
+	}
+	h.checkSettled(live, w)
 }
 
 // haltAfter makes the first run of kind that completes step stop dead; the
