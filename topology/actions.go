@@ -150,10 +150,12 @@ const pendingPoll = 250 * time.Millisecond
 // waitPending returns once the SET has returned or waits for a lock (from
 // then on it holds back every new write statement), or after pendingPoll.
 // It looks on conn, a connection the caller holds: the pool may have no
-// third one to give (the lease keeper's has two).
+// third one to give (the lease keeper's has two). Its queries run under
+// ctx, not under the shorter pendingPoll: a query cancelled mid-way closes
+// the connection, and the caller kills the waiters on it next.
 func (s *pendingSet) waitPending(ctx context.Context, i *Instance, conn *sql.Conn) {
-	ctx, cancel := context.WithTimeout(ctx, pendingPoll)
-	defer cancel()
+	deadline := time.NewTimer(pendingPoll)
+	defer deadline.Stop()
 	for {
 		var state string
 		err := conn.QueryRowContext(ctx, "SELECT COALESCE(STATE, '') FROM information_schema.PROCESSLIST WHERE ID = ?", s.id).Scan(&state)
@@ -164,6 +166,8 @@ func (s *pendingSet) waitPending(ctx context.Context, i *Instance, conn *sql.Con
 		case <-s.done:
 			return
 		case <-ctx.Done():
+			return
+		case <-deadline.C:
 			i.log.Warn("fence: read_only was not seen pending before the sessions waiting for a semi-sync acknowledgement were killed", "state", state, "err", err)
 			return
 		case <-time.After(2 * time.Millisecond):
