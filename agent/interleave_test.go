@@ -246,20 +246,7 @@ func cutLeaderAfterStep(t *testing.T, k mysqltest.Kind, kind failover.OperationK
 	w.Start(context.Background())
 	defer w.Stop()
 	w.WaitAcked(t, 30, 30*time.Second)
-	cut := make(chan int, 1)
-	var once sync.Once
-	h.mu.Lock()
-	h.halt = func(agent int, ev failover.StepEvent) bool {
-		if ev.Operation != kind || ev.Step.Kind != step.kind {
-			return false
-		}
-		once.Do(func() {
-			h.isolate(agent)
-			cut <- agent
-		})
-		return false
-	}
-	h.mu.Unlock()
+	cut := h.afterStep(kind, step, false, h.isolate)
 	if kind == failover.OpSwitchover {
 		h.switchover("main", "r1")
 	} else {
@@ -285,7 +272,14 @@ func cutLeaderAfterStep(t *testing.T, k mysqltest.Kind, kind failover.OperationK
 // haltAfter makes the first run of kind that completes step stop dead; the
 // channel says which agent it was.
 func (h *harness) haltAfter(kind failover.OperationKind, step haltStep) <-chan int {
-	halted := make(chan int, 1)
+	return h.afterStep(kind, step, true, nil)
+}
+
+// afterStep calls act (when set) with the agent whose run of kind first
+// completes step, in that run's goroutine before its next step, and sends
+// the agent on the channel; halt stops that run dead there.
+func (h *harness) afterStep(kind failover.OperationKind, step haltStep, halt bool, act func(agent int)) <-chan int {
+	reached := make(chan int, 1)
 	var once sync.Once
 	h.mu.Lock()
 	h.halt = func(agent int, ev failover.StepEvent) bool {
@@ -293,11 +287,17 @@ func (h *harness) haltAfter(kind failover.OperationKind, step haltStep) <-chan i
 			return false
 		}
 		stop := false
-		once.Do(func() { stop = true; halted <- agent })
+		once.Do(func() {
+			if act != nil {
+				act(agent)
+			}
+			stop = halt
+			reached <- agent
+		})
 		return stop
 	}
 	h.mu.Unlock()
-	return halted
+	return reached
 }
 
 // waitHalted waits for the halted run and kills its agent and Raft node.

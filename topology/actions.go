@@ -156,6 +156,8 @@ const pendingPoll = 250 * time.Millisecond
 func (s *pendingSet) waitPending(ctx context.Context, i *Instance, conn *sql.Conn) {
 	deadline := time.NewTimer(pendingPoll)
 	defer deadline.Stop()
+	poll := time.NewTicker(2 * time.Millisecond)
+	defer poll.Stop()
 	for {
 		var state string
 		err := conn.QueryRowContext(ctx, "SELECT COALESCE(STATE, '') FROM information_schema.PROCESSLIST WHERE ID = ?", s.id).Scan(&state)
@@ -170,7 +172,7 @@ func (s *pendingSet) waitPending(ctx context.Context, i *Instance, conn *sql.Con
 		case <-deadline.C:
 			i.log.Warn("fence: read_only was not seen pending before the sessions waiting for a semi-sync acknowledgement were killed", "state", state, "err", err)
 			return
-		case <-time.After(2 * time.Millisecond):
+		case <-poll.C:
 		}
 	}
 }
