@@ -146,10 +146,17 @@ func (a *actuator) Repoint(ctx context.Context, name, source string, opts failov
 		return err
 	}
 	port, _ := strconv.Atoi(portText)
+	// A replica is never a semi-sync source: its applier's commits would
+	// wait for an acknowledgement no one sends, for ever (a promoted
+	// candidate caught up from the old primary, README "Safety"). The
+	// plans fence an instance before they repoint it, so no client of its
+	// own waits there.
 	if opts.SemiSync {
 		if err := i.SetSemiSync(ctx, topology.SemiSyncConfig{Replica: true}); err != nil {
 			return err
 		}
+	} else if err := i.SwitchSemiSyncSourceOff(ctx); err != nil {
+		return err
 	}
 	return i.ChangeSource(ctx, topology.ChangeSourceOptions{
 		Host: host, Port: port, User: a.repl.User, Password: a.repl.Password,

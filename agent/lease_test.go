@@ -568,17 +568,7 @@ func TestLeaseKeeperOnRealServers(t *testing.T) {
 
 func realLeaseRig(t *testing.T, s *mysqltest.Server) *leaseRig {
 	t.Helper()
-	cfg := topology.ConnConfig{Addr: s.Addr(), User: mysqltest.AdminUser, Password: mysqltest.AdminPassword,
-		ConnectTimeout: 300 * time.Millisecond, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
-	if s.Kind == mysqltest.MySQL {
-		cfg.TLS, _ = topology.ClientTLS(topology.TLSFiles{InsecureSkipVerify: true})
-	}
-	inst, err := topology.Open(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = inst.Close() })
-	r := newLeaseRigWith(nil, instanceFencer{inst: inst})
+	r := newLeaseRigWith(nil, instanceFencer{inst: openInstance(t, s)})
 	r.k.log = slog.New(slog.NewTextHandler(&testLog{t: t}, nil))
 	r.st = &consensus.Cluster{Primary: "db1", Epoch: 1}
 	return r

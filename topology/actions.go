@@ -689,16 +689,17 @@ func (i *Instance) semiSyncVars(ctx context.Context, op string) (*sql.Conn, Flav
 }
 
 // SwitchSemiSyncSourceOff turns the semi-sync source side off (when its
-// plugin is loaded): commits waiting for an acknowledgement then complete
-// at once, without one. Only for an instance whose waiting sessions are all
-// killed, whose clients can no longer be told (README "Safety").
+// plugin is loaded and it is on): commits waiting for an acknowledgement
+// then complete at once, without one. Only for an instance whose waiting
+// sessions are all killed, whose clients can no longer be told, or that
+// becomes a replica (README "Safety").
 func (i *Instance) SwitchSemiSyncSourceOff(ctx context.Context) error {
 	conn, _, vars, n, err := i.semiSyncVars(ctx, "semi-sync source off")
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if _, ok := vars[n.sourceEnabled]; !ok {
+	if v, ok := vars[n.sourceEnabled]; !ok || !parseBoolVar(v) {
 		return nil
 	}
 	if _, err := conn.ExecContext(ctx, "SET GLOBAL "+n.sourceEnabled+"=OFF"); err != nil {

@@ -1,0 +1,87 @@
+package agent
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/regentdb/regent/failover"
+	"github.com/regentdb/regent/topology"
+	"github.com/regentdb/regent/topology/mysqltest"
+)
+
+// A candidate promoted by a leader that died before its commit is a
+// lossless semi-sync source with no replica. The next leader fences it and,
+// when it lacks a transaction the old primary has, catches it up from there
+// (StepCatchUp), which repoints it without semi-sync options. A replica
+// that is still a semi-sync source waits for an acknowledgement for each
+// transaction its applier commits, forever: the applier hangs, STOP SLAVE
+// hangs with it, and the failover fails at each try (seen in CI in
+// TestKillLeaderAfterFrozenPrimaryFailoverStep/mariadb/promote). A repoint
+// must turn the source side off.
+func TestRepointedInstanceIsNoSemiSyncSource(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		c := mysqltest.StartCluster(t, k, 2)
+		mysqltest.EnsureTable(t, c.Primary)
+		act := realActuator(t, c.Servers()...)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		// p is a lossless source whose commits r2 acknowledges.
+		must(t, act.ConfigureSemiSync(ctx, "p", "source"))
+		must(t, act.ConfigureSemiSync(ctx, "r2", "replica"))
+		// r1 as the dead leader and the next one left it: promoted (RESET,
+		// lossless source, writable), then fenced.
+		must(t, act.Promote(ctx, "r1", true))
+		must(t, act.SetReadOnly(ctx, "r1", true))
+
+		must(t, act.Repoint(ctx, "r1", "p", failover.RepointOptions{KeepDelay: true}))
+		c.Primary.Exec(t, "INSERT INTO "+mysqltest.TestDatabase+".writes (id) VALUES (1)")
+		mysqltest.WaitCaughtUp(t, c.Replicas[0], c.Primary, 30*time.Second)
+		if s, err := act.instances["r1"].Probe(ctx); err != nil || s.SemiSync.SourceEnabled {
+			t.Fatalf("r1 replicates and is still a semi-sync source (probe error %v)", err)
+		}
+		// Its applier is idle: the replica stops at once.
+		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+		defer scancel()
+		if err := act.instances["r1"].StopReplica(sctx, topology.ThreadsBoth); err != nil {
+			t.Fatalf("stop r1's replication: %v", err)
+		}
+	})
+}
+
+// realActuator is an actuator of cluster "main" over servers, named as
+// mysqltest names them, with the harness's replication settings.
+func realActuator(t *testing.T, servers ...*mysqltest.Server) *actuator {
+	t.Helper()
+	instances, addrs := map[string]*topology.Instance{}, map[string]string{}
+	for _, s := range servers {
+		instances[s.Name], addrs[s.Name] = openInstance(t, s), s.Addr()
+	}
+	return &actuator{cluster: "main", instances: instances, addrs: addrs,
+		prober:    newProber("main", 5*time.Second, instances, addrs),
+		repl:      replicationAuth{User: mysqltest.ReplUser, Password: mysqltest.ReplPassword, Heartbeat: 250 * time.Millisecond},
+		keepUsers: []string{mysqltest.ReplUser}, semiWaitFor: 1}
+}
+
+// openInstance connects to s as Regent's account, as an agent does.
+func openInstance(t *testing.T, s *mysqltest.Server) *topology.Instance {
+	t.Helper()
+	cfg := topology.ConnConfig{Addr: s.Addr(), User: mysqltest.AdminUser, Password: mysqltest.AdminPassword,
+		ConnectTimeout: 300 * time.Millisecond, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+	if s.Kind == mysqltest.MySQL {
+		cfg.TLS, _ = topology.ClientTLS(topology.TLSFiles{InsecureSkipVerify: true})
+	}
+	inst, err := topology.Open(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = inst.Close() })
+	return inst
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
