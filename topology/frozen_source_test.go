@@ -61,6 +61,16 @@ func TestStopAndRepointAgainstFrozenSemiSyncPrimary(t *testing.T) {
 		for _, r := range c.Replicas {
 			r.Resume(t)
 		}
+		// Both receive it before r1's IO thread is stopped, as in the
+		// benchmark (where the IO threads idle on the frozen source): had
+		// r1 stopped first, r2 would hold a commit r1 lacks and could never
+		// replicate from it (seen in CI under load).
+		for _, r := range c.Replicas {
+			eventually(t, r.Name+" applied the commit in flight", 30*time.Second, func() (bool, string) {
+				n := r.QueryString(t, "SELECT COUNT(*) FROM regent_test.writes")
+				return n == "1", n + " rows"
+			})
+		}
 
 		start := time.Now()
 		if err := r1.StopReplica(ctx, ThreadIO); err != nil {
