@@ -71,6 +71,13 @@ func newHarness(t *testing.T, k mysqltest.Kind, opts ...harnessOpt) *harness {
 	}
 	logOut := &testLog{t: t}
 	h.log = logOut
+	t.Cleanup(func() {
+		// What the agents did, for a failure seen where the test cannot
+		// be run again with REGENT_TEST_LOG (CI): the operations' lines.
+		if t.Failed() && os.Getenv("REGENT_TEST_LOG") == "" {
+			t.Logf("the agents' operations and problems (REGENT_TEST_LOG=1 shows every line):\n%s", logOut.matching("acting on problem", "step ends", "operation ends", "aborted an abandoned"))
+		}
+	})
 	for i, id := range ids {
 		cfg := Config{
 			NodeID: id, DataDir: t.TempDir(), LocalInstance: servers[i].Name,
@@ -342,6 +349,20 @@ func (l *testLog) Write(p []byte) (int, error) {
 		l.t.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil
+}
+
+// matching returns the lines logged so far that contain any of words.
+func (l *testLog) matching(words ...string) string {
+	var b strings.Builder
+	for line := range strings.Lines(l.String()) {
+		for _, w := range words {
+			if strings.Contains(line, w) {
+				b.WriteString(line)
+				break
+			}
+		}
+	}
+	return b.String()
 }
 
 // String returns every line logged so far.
