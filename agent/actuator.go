@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -74,10 +75,59 @@ func (a *actuator) SetReadOnly(ctx context.Context, name string, on bool) error 
 		return err
 	}
 	if on {
-		_, err := i.Fence(ctx, topology.KillOptions{KeepUsers: a.keepUsers})
-		return err
+		return a.fence(ctx, name, i)
 	}
 	return i.SetReadOnly(ctx, false)
+}
+
+// fence fences an instance. When it is not the committed primary (an
+// operation replaced it) and read_only pends behind commits that wait for
+// a semi-sync acknowledgement only in sessions the fence killed (MySQL
+// keeps a killed session waiting, and the commit lock with it, for an
+// acknowledgement that replicas moved elsewhere never send), it switches
+// the source side off and fences again: those commits' clients are gone,
+// so no OK reaches anyone, and read_only then holds. This is the lease
+// keeper's rule for a replaced instance, for when its own agent is not
+// there to apply it (it died with the leader; TestLeaderFenceReleasesKilledWaiters,
+// README "Safety"). The committed primary itself is never released this
+// way: an aborted operation may give it its writes back, and it must be
+// lossless then.
+func (a *actuator) fence(ctx context.Context, name string, i *topology.Instance) error {
+	f := instanceFencer{inst: i, keepUsers: a.keepUsers}
+	replaced := false
+	if a.prober != nil && a.prober.primary != nil {
+		primary, _ := a.prober.primary()
+		replaced = primary != "" && primary != name
+	}
+	first := ctx
+	if dl, ok := ctx.Deadline(); ok && replaced {
+		// A third of the time for the plain fence, the rest for the
+		// release (on MySQL switching the source side off can take most of
+		// a second) and the fence after it.
+		var cancel context.CancelFunc
+		first, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(dl)/3))
+		defer cancel()
+	}
+	err := f.Fence(first)
+	if err == nil || !replaced || !errors.Is(err, topology.ErrReadOnlyPending) || ctx.Err() != nil {
+		return err
+	}
+	active, unkilled, werr := f.SemiSyncWaits(ctx)
+	switch {
+	case werr != nil:
+		return errors.Join(err, werr)
+	case unkilled != "":
+		return fmt.Errorf("%w; not releasing the commits waiting for a semi-sync acknowledgement while sessions the fence did not kill run statements (%s)", err, unkilled)
+	case !active:
+		return err
+	}
+	if rerr := f.ReleaseSemiSync(ctx); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	if ferr := f.Fence(ctx); ferr != nil {
+		return fmt.Errorf("semi-sync source side switched off to release commits waiting in killed sessions, and still: %w", ferr)
+	}
+	return nil
 }
 
 func (a *actuator) KillClientConnections(ctx context.Context, name string) error {

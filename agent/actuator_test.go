@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -45,6 +47,95 @@ func TestRepointedInstanceIsNoSemiSyncSource(t *testing.T) {
 		defer scancel()
 		if err := act.instances["r1"].StopReplica(sctx, topology.ThreadsBoth); err != nil {
 			t.Fatalf("stop r1's replication: %v", err)
+		}
+	})
+}
+
+// The old primary of a committed failover, frozen through it, wakes with a
+// commit waiting for a semi-sync acknowledgement that its moved replicas
+// never send. Its own agent died with the leader, so no lease keeper
+// releases it; the next leader fences it (TwoWritablePrimaries, then each
+// rejoin). On MySQL the killed waiter keeps the commit lock, read_only
+// pended at every try, and the cluster never converged (CI:
+// TestKillLeaderAfterFrozenPrimaryFailoverStep/mysql/commit-epoch). The
+// leader's fence now releases such commits as the lease keeper does, for a
+// replaced instance only, and never with an OK to a live client.
+func TestLeaderFenceReleasesKilledWaiters(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		c := mysqltest.StartCluster(t, k, 1)
+		mysqltest.EnsureTable(t, c.Primary)
+		act := realActuator(t, c.Servers()...)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		must(t, act.ConfigureSemiSync(ctx, "p", "source"))
+		must(t, act.ConfigureSemiSync(ctx, "r1", "replica"))
+		h := &harness{t: t}
+		h.eventually("p waits for r1's acknowledgements", 30*time.Second, func() (bool, string) {
+			s, err := act.instances["p"].Probe(ctx)
+			return err == nil && s.SemiSync.SourceActive && s.SemiSync.SourceClients == 1, fmt.Sprintf("%v %+v", err, s)
+		})
+		// Nothing acknowledges any more: a commit waits.
+		must(t, act.StopReplicaIO(ctx, "r1"))
+		app := appDB(t, c.Primary)
+		done := make(chan error, 1)
+		go func() {
+			_, err := app.ExecContext(ctx, "INSERT INTO "+mysqltest.TestDatabase+".writes (id) VALUES (1)")
+			done <- err
+		}()
+		h.eventually("the commit waits for an acknowledgement", 10*time.Second, func() (bool, string) {
+			n := c.Primary.QueryString(t, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '"+mysqltest.AppUser+"' AND STATE LIKE '%semi-sync%'")
+			return n == "1", n + " sessions waiting"
+		})
+		noOK := func() {
+			t.Helper()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatalf("the commit waiting for an acknowledgement got an OK")
+				}
+				done <- err // for the next look
+			default:
+			}
+		}
+
+		// p still the committed primary: never released.
+		act.prober.primary = func() (string, uint64) { return "p", 1 }
+		fctx, fcancel := context.WithTimeout(ctx, 2*time.Second)
+		err := act.SetReadOnly(fctx, "p", true)
+		fcancel()
+		noOK()
+		if k == mysqltest.MySQL {
+			// The killed waiter holds the commit lock.
+			if !errors.Is(err, topology.ErrReadOnlyPending) {
+				t.Fatalf("fence of the committed primary: %v, want read_only pending", err)
+			}
+			if s, perr := act.instances["p"].Probe(ctx); perr != nil || !s.SemiSync.SourceEnabled {
+				t.Fatalf("the committed primary's semi-sync source side was switched off (probe error %v)", perr)
+			}
+		} else if err != nil {
+			// MariaDB ends a killed waiter's wait: read_only holds.
+			t.Fatalf("fence of the committed primary: %v", err)
+		}
+
+		// Replaced: released, and fenced.
+		act.prober.primary = func() (string, uint64) { return "r1", 2 }
+		fctx, fcancel = context.WithTimeout(ctx, 3*time.Second)
+		err = act.SetReadOnly(fctx, "p", true)
+		fcancel()
+		if err != nil {
+			t.Fatalf("fence of the replaced primary: %v", err)
+		}
+		if v := c.Primary.QueryString(t, "SELECT @@read_only"); v != "1" {
+			t.Fatalf("read_only=%s after the fence", v)
+		}
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatalf("the commit waiting for an acknowledgement got an OK")
+			}
+			t.Logf("the waiting client got %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the waiting client never got an answer")
 		}
 	})
 }

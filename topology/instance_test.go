@@ -765,13 +765,24 @@ func f(t *testing.T, i *Instance) Flavor {
 // killed client, whose socket the kill shut, never gets the OK.
 func TestSwitchSemiSyncSourceOffReleasesKilledWaiters(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		_, p, ctx, done := stuckSemiSyncCommit(t, k, SemiSyncConfig{Source: true, Lossless: true})
+		c, p, ctx, done := stuckSemiSyncCommit(t, k, SemiSyncConfig{Source: true, Lossless: true})
 		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		rep, _ := p.Fence(fctx, KillOptions{})
 		cancel()
 		if len(rep.Killed) == 0 {
 			t.Fatalf("the stuck session was not killed")
 		}
+		// A console that reconnected after the kill and reads: it holds no
+		// commit that the release could acknowledge.
+		reading := make(chan error, 1)
+		go func() {
+			_, err := c.Primary.DB().ExecContext(ctx, "SELECT SLEEP(5)")
+			reading <- err
+		}()
+		eventually(t, "a read runs", 10*time.Second, func() (bool, string) {
+			n := c.Primary.QueryString(t, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(5)'")
+			return n == "1", n
+		})
 		if live, err := p.UnkilledStatements(ctx); err != nil || len(live) != 0 {
 			t.Fatalf("statements in sessions the fence did not kill: %v (%v)", live, err)
 		}
@@ -796,6 +807,7 @@ func TestSwitchSemiSyncSourceOffReleasesKilledWaiters(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatalf("the killed client never got an answer")
 		}
+		<-reading // the later fences may have killed it
 	})
 }
 
