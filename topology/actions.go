@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -576,11 +577,49 @@ func (i *Instance) ChangeSource(ctx context.Context, o ChangeSourceOptions) erro
 	if err := i.exec(ctx, "change source: stop replica", f.stopReplicaSQL(ThreadsBoth)); err != nil {
 		return err
 	}
+	if i.afterStop != nil {
+		i.afterStop()
+	}
 	build := func(noBackslashEscapes bool) (string, error) { return f.changeSourceSQL(o, noBackslashEscapes) }
 	if err := i.changeSource(ctx, "change source to "+o.String(), build, o.Password); err != nil {
-		return err
+		return i.resumeAfterFailedChange(ctx, f, o, err)
 	}
-	return i.exec(ctx, "change source: start replica", f.startReplicaSQL(ThreadsBoth))
+	if err := i.exec(ctx, "change source: start replica", f.startReplicaSQL(ThreadsBoth)); err != nil {
+		return i.resumeAfterFailedChange(ctx, f, o, err)
+	}
+	return nil
+}
+
+// changeCleanupTimeout bounds resumeAfterFailedChange.
+const changeCleanupTimeout = 5 * time.Second
+
+// resumeAfterFailedChange runs when a change of source failed after
+// replication was stopped (the statement timed out, the connection broke).
+// Left so, a replica configured with its primary and both threads stopped
+// looks stopped by an operator, and nothing starts it again (seen in CI: a
+// rejoin's CHANGE MASTER timed out on MariaDB, and the old primary stayed
+// stopped for good). So when the replica is configured with the source it
+// was to get (the change took effect, or it had that source already), its
+// threads are started again, on a context of its own (the caller's has
+// often ended: that is why the change failed). A replica still configured
+// with another source stays stopped: starting it could reconnect it to an
+// old primary whose semi-sync fence rests on its replicas receiving
+// nothing. The error returned is err, with what the cleanup did.
+func (i *Instance) resumeAfterFailedChange(ctx context.Context, f Flavor, o ChangeSourceOptions, err error) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), changeCleanupTimeout)
+	defer cancel()
+	rows, qerr := queryRows(cctx, i.db, f.replicaStatusSQL())
+	if qerr != nil {
+		return fmt.Errorf("%w (replication left stopped: its source could not be read: %v)", err, qerr)
+	}
+	r, ok := pickReplicaRow(rows)
+	if !ok || r.str(replicaColumns.sourceHost) != o.Host || r.str(replicaColumns.sourcePort) != strconv.Itoa(o.Port) {
+		return fmt.Errorf("%w (replication left stopped: the source did not change to %s)", err, net.JoinHostPort(o.Host, strconv.Itoa(o.Port)))
+	}
+	if serr := i.exec(cctx, "change source: start replica again", f.startReplicaSQL(ThreadsBoth)); serr != nil {
+		return fmt.Errorf("%w (replication left stopped: %v)", err, serr)
+	}
+	return fmt.Errorf("%w (replication started again: the source is %s)", err, net.JoinHostPort(o.Host, strconv.Itoa(o.Port)))
 }
 
 // ResetReplication removes all replication configuration from a promoted

@@ -127,6 +127,10 @@ type Instance struct {
 
 	mu     sync.Mutex
 	flavor Flavor
+
+	// afterStop, when set (tests), runs in ChangeSource right after the
+	// replica threads were stopped.
+	afterStop func()
 }
 
 // Open prepares a pool to the instance; it does not connect yet.

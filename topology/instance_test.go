@@ -1060,3 +1060,36 @@ func TestFenceKeepsNewWritersOut(t *testing.T) {
 		}
 	})
 }
+
+// A change of source that fails after replication was stopped (here its
+// context ends right after the STOP) starts a replica that is configured
+// with the intended source again, and leaves one configured with another
+// source stopped.
+func TestFailedChangeSourceResumesOnlyTheIntendedSource(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		c := mysqltest.StartCluster(t, k, 2)
+		r1 := open(t, c.Replicas[0])
+
+		// Already replicating from p and repointed at p again (a rejoin
+		// repeated by the next leader).
+		ctx, cancel := context.WithCancel(ctxT(t, time.Minute))
+		r1.afterStop = cancel
+		err := r1.ChangeSource(ctx, replOpts(c.Primary))
+		if err == nil || !strings.Contains(err.Error(), "started again") {
+			t.Fatalf("change to the same source with its context ended after the stop: %v, want an error saying replication started again", err)
+		}
+		mysqltest.WaitReplicating(t, c.Replicas[0], 30*time.Second)
+
+		// Replicating from p, to be repointed at r2: the change did not
+		// happen, and r1 must not start receiving from p again.
+		ctx, cancel = context.WithCancel(ctxT(t, time.Minute))
+		r1.afterStop = cancel
+		err = r1.ChangeSource(ctx, replOpts(c.Replicas[1]))
+		if err == nil || !strings.Contains(err.Error(), "left stopped") {
+			t.Fatalf("change to another source with its context ended after the stop: %v, want an error saying replication was left stopped", err)
+		}
+		if io, sqlT, _ := mysqltest.ReplicaThreads(t, c.Replicas[0]); io == "Yes" || sqlT == "Yes" {
+			t.Fatalf("r1 replicates again (IO %s, SQL %s) from the source it was being moved away from", io, sqlT)
+		}
+	})
+}
