@@ -75,7 +75,7 @@ func newHarness(t *testing.T, k mysqltest.Kind, opts ...harnessOpt) *harness {
 		// What the agents did, for a failure seen where the test cannot
 		// be run again with REGENT_TEST_LOG (CI): the operations' lines.
 		if t.Failed() && os.Getenv("REGENT_TEST_LOG") == "" {
-			t.Logf("the agents' operations and problems (REGENT_TEST_LOG=1 shows every line):\n%s", logOut.matching("acting on problem", "step ends", "operation ends", "aborted an abandoned"))
+			t.Logf("the agents' operations and problems (REGENT_TEST_LOG=1 shows every line):\n%s", logOut.matching("acting on problem", "step ends", "operation ends", "aborted an abandoned", "self-fenc"))
 		}
 	})
 	for i, id := range ids {

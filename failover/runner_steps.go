@@ -71,6 +71,10 @@ func (ru *run) handle(ctx context.Context, s Step, undo bool, x *outcome) error 
 		return nil
 	case StepRepoint:
 		x.touched = []string{s.Instance}
+		if s.Demote && ru.alreadyReplicates(ctx, s) {
+			x.note("%s already replicates from %s", s.Instance, s.Source)
+			return nil
+		}
 		if err := a.Repoint(ctx, s.Instance, s.Source, RepointOptions{Demote: s.Demote, SemiSync: s.SemiSync, KeepDelay: true}); err != nil {
 			return err
 		}
@@ -600,6 +604,28 @@ func (ru *run) catchUp(ctx context.Context, s Step, x *outcome) error {
 	}
 	x.note("%s executed %s", inst, gtidText(target))
 	return nil
+}
+
+// alreadyReplicates reports whether a fresh probe shows s.Instance doing
+// what the repoint s would make it do: both threads running from s.Source,
+// with the semi-sync replica side on when s asks for it and the source side
+// off. An old primary's rejoin is then done already, by a previous leader
+// whose run died before it could record that (its view, from before that
+// repoint, said "not a replica"): repeating it would only stop and restart
+// a working replica (on MariaDB such a repeat hung in CHANGE MASTER, in
+// TestKillLeaderAfterRejoinStep). Only for the repoints of old primaries
+// (Demote): a failover's repoints of its replicas are on the write-blocked
+// path, and their replicas never replicate from the new primary yet.
+func (ru *run) alreadyReplicates(ctx context.Context, s Step) bool {
+	pr, err := ru.r.cfg.Inspector.Probe(ctx, s.Instance)
+	if err != nil || !pr.Reachable || pr.Replica == nil || pr.Replica.IOState != IOYes || !pr.Replica.SQLRunning {
+		return false
+	}
+	if s.SemiSync && !pr.SemiSync.ReplicaEnabled || pr.SemiSync.SourceEnabled {
+		return false
+	}
+	n, ok := resolveSource(ru.v, pr.Replica.Source)
+	return ok && n == s.Source
 }
 
 // replicatesFrom reports whether the current view shows inst receiving from

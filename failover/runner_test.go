@@ -775,6 +775,44 @@ func TestRunnerSmallActions(t *testing.T) {
 			steps: []string{"record-intent db1 ok", "fence db1 ok", "repoint db1 ok", "finish ok"},
 		},
 		{
+			// The previous leader repointed db1 and died before it could
+			// finish the rejoin; this leader's view is from before.
+			name:   "rejoin of an instance a fresh probe shows replicating from the primary: not repointed again",
+			before: after(),
+			fresh: after().probes("db1", func(pr *Probe) {
+				pr.Replica = &ReplicaStatus{Source: "db2", IOState: IOYes, SQLRunning: true}
+				pr.SemiSync.ReplicaEnabled, pr.SemiSync.SourceEnabled = true, false
+			}),
+			plan:    func(v View, p Policy) (Plan, error) { return PlanRejoin(v, p, "db1") },
+			outcome: OutcomeSuccess,
+			actions: []string{
+				"store begin op-1 rejoin subject=db1 target=db1 expect=8 automatic=false",
+				"verify",
+				"act read-only on db1",
+				"act kill db1",
+				"store finish op-1 success",
+			},
+			steps: []string{"record-intent db1 ok", "fence db1 ok", "repoint db1 ok", "finish ok"},
+		},
+		{
+			name:   "rejoin of an instance replicating from the primary with its semi-sync replica side off: repointed",
+			before: after(),
+			fresh: after().probes("db1", func(pr *Probe) {
+				pr.Replica = &ReplicaStatus{Source: "db2", IOState: IOYes, SQLRunning: true}
+				pr.SemiSync.ReplicaEnabled, pr.SemiSync.SourceEnabled = false, false
+			}),
+			plan:    func(v View, p Policy) (Plan, error) { return PlanRejoin(v, p, "db1") },
+			outcome: OutcomeSuccess,
+			actions: []string{
+				"store begin op-1 rejoin subject=db1 target=db1 expect=8 automatic=false",
+				"verify",
+				"act read-only on db1",
+				"act kill db1",
+				"act repoint db1 from db2 demote=true semisync=true",
+				"store finish op-1 success",
+			},
+		},
+		{
 			name:    "quarantine: the errant set is recorded, the instance kept read-only",
 			before:  after().exec("db1", "p:1-100,q:1-2"),
 			plan:    func(v View, p Policy) (Plan, error) { return PlanRejoin(v, p, "db1") },
