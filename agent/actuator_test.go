@@ -23,14 +23,8 @@ import (
 // must turn the source side off.
 func TestRepointedInstanceIsNoSemiSyncSource(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		c := mysqltest.StartCluster(t, k, 2)
-		mysqltest.EnsureTable(t, c.Primary)
-		act := realActuator(t, c.Servers()...)
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
 		// p is a lossless source whose commits r2 acknowledges.
-		must(t, act.ConfigureSemiSync(ctx, "p", "source"))
-		must(t, act.ConfigureSemiSync(ctx, "r2", "replica"))
+		c, act, ctx := losslessRig(t, k, 2, "r2")
 		// r1 as the dead leader and the next one left it: promoted (RESET,
 		// lossless source, writable), then fenced.
 		must(t, act.Promote(ctx, "r1", true))
@@ -62,13 +56,7 @@ func TestRepointedInstanceIsNoSemiSyncSource(t *testing.T) {
 // replaced instance only, and never with an OK to a live client.
 func TestLeaderFenceReleasesKilledWaiters(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		c := mysqltest.StartCluster(t, k, 1)
-		mysqltest.EnsureTable(t, c.Primary)
-		act := realActuator(t, c.Servers()...)
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		must(t, act.ConfigureSemiSync(ctx, "p", "source"))
-		must(t, act.ConfigureSemiSync(ctx, "r1", "replica"))
+		c, act, ctx := losslessRig(t, k, 1, "r1")
 		h := &harness{t: t}
 		h.eventually("p waits for r1's acknowledgements", 30*time.Second, func() (bool, string) {
 			s, err := act.instances["p"].Probe(ctx)
@@ -138,6 +126,21 @@ func TestLeaderFenceReleasesKilledWaiters(t *testing.T) {
 			t.Fatalf("the waiting client never got an answer")
 		}
 	})
+}
+
+// losslessRig starts p and n replicas with the test table, and an actuator
+// over them that makes p a lossless semi-sync source and acker its
+// semi-sync replica; ctx lasts the test.
+func losslessRig(t *testing.T, k mysqltest.Kind, n int, acker string) (*mysqltest.Cluster, *actuator, context.Context) {
+	t.Helper()
+	c := mysqltest.StartCluster(t, k, n)
+	mysqltest.EnsureTable(t, c.Primary)
+	act := realActuator(t, c.Servers()...)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	must(t, act.ConfigureSemiSync(ctx, "p", "source"))
+	must(t, act.ConfigureSemiSync(ctx, acker, "replica"))
+	return c, act, ctx
 }
 
 // realActuator is an actuator of cluster "main" over servers, named as

@@ -758,21 +758,22 @@ func TestRunnerSmallActions(t *testing.T) {
 			probes("db2", func(pr *Probe) { pr.ObservedAt = ago(100 * ms) }).
 			exec("db2", "p:1-110")
 	}
+	// A rejoin of db1 under db2, repointed or found replicating already.
+	rejoinActions := func(repoint bool) []string {
+		a := []string{"store begin op-1 rejoin subject=db1 target=db1 expect=8 automatic=false", "verify", "act read-only on db1", "act kill db1"}
+		if repoint {
+			a = append(a, "act repoint db1 from db2 demote=true semisync=true")
+		}
+		return append(a, "store finish op-1 success")
+	}
 	cases := []runCase{
 		{
 			name:    "rejoin: recorded, fenced, repointed, finished",
 			before:  after(),
 			plan:    func(v View, p Policy) (Plan, error) { return PlanRejoin(v, p, "db1") },
 			outcome: OutcomeSuccess,
-			actions: []string{
-				"store begin op-1 rejoin subject=db1 target=db1 expect=8 automatic=false",
-				"verify",
-				"act read-only on db1",
-				"act kill db1",
-				"act repoint db1 from db2 demote=true semisync=true",
-				"store finish op-1 success",
-			},
-			steps: []string{"record-intent db1 ok", "fence db1 ok", "repoint db1 ok", "finish ok"},
+			actions: rejoinActions(true),
+			steps:   []string{"record-intent db1 ok", "fence db1 ok", "repoint db1 ok", "finish ok"},
 		},
 		{
 			// The previous leader repointed db1 and died before it could
@@ -785,14 +786,8 @@ func TestRunnerSmallActions(t *testing.T) {
 			}),
 			plan:    func(v View, p Policy) (Plan, error) { return PlanRejoin(v, p, "db1") },
 			outcome: OutcomeSuccess,
-			actions: []string{
-				"store begin op-1 rejoin subject=db1 target=db1 expect=8 automatic=false",
-				"verify",
-				"act read-only on db1",
-				"act kill db1",
-				"store finish op-1 success",
-			},
-			steps: []string{"record-intent db1 ok", "fence db1 ok", "repoint db1 ok", "finish ok"},
+			actions: rejoinActions(false),
+			steps:   []string{"record-intent db1 ok", "fence db1 ok", "repoint db1 ok", "finish ok"},
 		},
 		{
 			name:   "rejoin of an instance replicating from the primary with its semi-sync replica side off: repointed",
@@ -803,14 +798,7 @@ func TestRunnerSmallActions(t *testing.T) {
 			}),
 			plan:    func(v View, p Policy) (Plan, error) { return PlanRejoin(v, p, "db1") },
 			outcome: OutcomeSuccess,
-			actions: []string{
-				"store begin op-1 rejoin subject=db1 target=db1 expect=8 automatic=false",
-				"verify",
-				"act read-only on db1",
-				"act kill db1",
-				"act repoint db1 from db2 demote=true semisync=true",
-				"store finish op-1 success",
-			},
+			actions: rejoinActions(true),
 		},
 		{
 			name:    "quarantine: the errant set is recorded, the instance kept read-only",
