@@ -285,6 +285,20 @@ func (k *leaseKeeper) enforce(ctx context.Context, d failover.LeaseDecision, opI
 			"why", d.Reason, "deadline", d.Deadline, logErr, err)
 		return
 	}
+	// Another fence (the new leader's, which releases a replaced
+	// instance's killed waiters) may have made read_only hold while this
+	// one waited: the instance takes no writes then, and escalating on this
+	// attempt's stale error would stop a server in the middle of its rejoin
+	// (found by the chaos campaign, RELIABILITY.md seed 20261218). A held
+	// read_only also means no commit waits: setting it takes the commit
+	// lock that a waiting commit holds.
+	roctx, rocancel := context.WithTimeout(ctx, fenceAttemptMin)
+	ro, roerr := k.fencer.ReadOnly(roctx)
+	rocancel()
+	if roerr == nil && ro {
+		k.log.Info("self-fencing: read_only holds now (set by another fence); nothing to escalate", logInstance, k.local, "why", d.Reason)
+		return
+	}
 	// While commits may wait for a semi-sync acknowledgement (the usual
 	// reason read_only pends on MySQL: a commit waiting in a session the
 	// fence killed keeps the commit lock), nothing that would release them

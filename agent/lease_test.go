@@ -34,6 +34,9 @@ type fakeFencer struct {
 	unfences   []time.Time
 	semiWaits  bool // SemiSyncWaits: the source side active and a session the fence did not kill runs a statement
 	semiActive bool // SemiSyncWaits: the source side active, every statement's session killed
+	// roMeanwhile: while this fence waits, another (the new leader's)
+	// makes read_only hold, and this one still fails as pending.
+	roMeanwhile bool
 }
 
 func (f *fakeFencer) ReadOnly(ctx context.Context) (bool, error) {
@@ -56,6 +59,11 @@ func (f *fakeFencer) Fence(ctx context.Context) error {
 		return nil
 	}
 	<-ctx.Done()
+	if f.roMeanwhile {
+		f.mu.Lock()
+		f.readOnly = true
+		f.mu.Unlock()
+	}
 	return fmt.Errorf("fence: %w: set read_only=ON: %w", topology.ErrReadOnlyPending, ctx.Err())
 }
 
@@ -245,13 +253,20 @@ func TestLeaseKeeper(t *testing.T) {
 			contact     bool
 			wantStop    bool
 			wantRelease bool
+			roMeanwhile bool
 		}{
-			{"contact lost while the primary", &consensus.Cluster{Primary: "db1", Epoch: 1}, false, true, false},
-			{"another instance the primary", &consensus.Cluster{Primary: "db2", Epoch: 2}, true, false, true},
+			{"contact lost while the primary", &consensus.Cluster{Primary: "db1", Epoch: 1}, false, true, false, false},
+			{"another instance the primary", &consensus.Cluster{Primary: "db2", Epoch: 2}, true, false, true, false},
+			// Found by the chaos campaign (MySQL, seed 20261218): while
+			// the old primary's own fence pended, the new leader's rejoin
+			// fence released its killed waiter and made read_only hold;
+			// the keeper, acting on its own attempt's error, still stopped
+			// mysqld in the middle of the rejoin.
+			{"read_only held by another fence while this one pended", &consensus.Cluster{Primary: "db1", Epoch: 1}, false, false, false, true},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
-					f := &fakeFencer{semiActive: true}
+					f := &fakeFencer{semiActive: true, roMeanwhile: c.roMeanwhile}
 					r := newLeaseRig(f)
 					r.st = c.st
 					ctx, cancel := context.WithCancel(context.Background())
