@@ -242,13 +242,13 @@ func (o Options) profile() settings {
 func (r *Regent) startDatabases(p settings) {
 	t := r.t
 	t.Helper()
-	netTimeout := "--slave-net-timeout=4"
+	netTimeout := "--slave-net-timeout=15"
 	if r.Kind == mysqltest.MySQL {
-		netTimeout = "--replica-net-timeout=4"
+		netTimeout = "--replica-net-timeout=15"
 	}
 	for _, h := range r.DBHosts {
-		// slave_net_timeout = 4 as deploy/regent's my.cnf pairs with the
-		// replication heartbeat.
+		// slave_net_timeout = 15 as in deploy/regent's my.cnf (see its
+		// comment: shorter, a lossy link keeps the replicas reconnecting).
 		h.DB = mysqltest.Start(t, r.Kind, mysqltest.WithName(h.Name),
 			mysqltest.InNetns(h.NS, net.JoinHostPort(h.IP, fmt.Sprint(MySQLPort))),
 			mysqltest.WithAccountHosts(r.AccountHost()), mysqltest.WithArgs(netTimeout))

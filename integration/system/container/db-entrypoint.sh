@@ -36,7 +36,7 @@ start_mysqld() {
     --gtid-strict-mode=ON --gtid-domain-id=0 \
     --relay-log=relay-bin --relay-log-recovery=ON \
     --sync-binlog=1 --innodb-flush-log-at-trx-commit=1 \
-    --slave-net-timeout=4 --master-retry-count=100000 \
+    --slave-net-timeout=15 --master-retry-count=100000 \
     --rpl-semi-sync-slave-enabled=ON --rpl-semi-sync-master-enabled=OFF \
     --rpl-semi-sync-master-wait-point=AFTER_SYNC \
     --rpl-semi-sync-master-timeout=86400000 --rpl-semi-sync-master-wait-no-slave=ON \
