@@ -495,6 +495,11 @@ func TestCheckFindings(t *testing.T) {
 		h.waitRecorded()
 		w := replicaWord(k)
 		h.db.Replicas[1].Exec(t, "STOP "+w+" SQL_THREAD", "SET GLOBAL binlog_format=STATEMENT", "START "+w+" SQL_THREAD")
+		netTimeout := "slave_net_timeout"
+		if k == mysqltest.MySQL {
+			netTimeout = "replica_net_timeout"
+		}
+		h.db.Replicas[0].Exec(t, "SET GLOBAL "+netTimeout+"=4")
 		a := h.agents[0]
 		var rep api.CheckReport
 		h.eventually("findings for every instance", 10*time.Second, func() (bool, string) {
@@ -508,10 +513,16 @@ func TestCheckFindings(t *testing.T) {
 			}
 			return err == nil && ok == 3, fmt.Sprintf("%+v %v", rep.Findings, err)
 		})
-		var found bool
+		var found, shortTimeout bool
 		for _, f := range rep.Findings {
 			if f.Check == "binlog_format" {
 				found = f.Instance == "r2" && f.Severity == api.SeverityWarning && f.Fix != ""
+			}
+			if f.Check == "replica_net_timeout" {
+				if f.Instance != "r1" || f.Severity != api.SeverityWarning || !strings.Contains(f.Fix, "=15") {
+					t.Errorf("replica_net_timeout finding: %+v, want a warning on r1 only, with the fix", f)
+				}
+				shortTimeout = true
 			}
 			if f.Severity == api.SeverityError {
 				t.Errorf("unexpected error finding: %+v", f)
@@ -519,6 +530,9 @@ func TestCheckFindings(t *testing.T) {
 		}
 		if !found {
 			t.Fatalf("binlog_format=STATEMENT on r2 not reported with a fix: %+v", rep.Findings)
+		}
+		if !shortTimeout {
+			t.Errorf("%s=4 on r1 not reported: %+v", netTimeout, rep.Findings)
 		}
 		if _, err := a.Check(context.Background(), "nope"); err == nil || !strings.Contains(err.Error(), "main") {
 			t.Fatalf("unknown cluster: %v (want an error naming the configured clusters)", err)

@@ -104,6 +104,10 @@ func (a *Agent) RemoveMember(ctx context.Context, id string) (api.Members, error
 	return a.Members(ctx)
 }
 
+// minReplicaNetTimeout is the shortest slave_net_timeout /
+// replica_net_timeout the preflight accepts without a warning, in seconds.
+const minReplicaNetTimeout = 8
+
 // Check is the preflight of regentctl check (README "regentctl"), computed
 // from this agent's latest probes: every finding comes with a fix.
 func (a *Agent) Check(ctx context.Context, cluster string) (api.CheckReport, error) {
@@ -172,9 +176,19 @@ func (a *Agent) Check(ctx context.Context, cluster string) (api.CheckReport, err
 		if c.policy.Durability == "semi_sync" && !snap.SemiSync.Available {
 			add("semi_sync", name, api.SeverityError, "semi-synchronous replication is not available", "MySQL: plugin-load-add=semisync_source.so;semisync_replica.so in my.cnf")
 		}
+		// Short: on a lossy or jittery link TCP's backoff alone stalls a
+		// stream for seconds, the replica reconnects, and each reconnect
+		// takes a dozen round trips under the same timeout; replicas that
+		// reconnect at once leave a semi-sync primary unable to commit
+		// (the soak in BENCHMARKS.md, with 4 s). Regent does not need the
+		// replica to notice a dead source: it watches heartbeat progress.
+		if snap.ReplicaNetTimeout > 0 && snap.ReplicaNetTimeout < minReplicaNetTimeout {
+			add("replica_net_timeout", name, api.SeverityWarning, fmt.Sprintf("replica_net_timeout=%ds: on a lossy or slow link this replica keeps reconnecting, and a semi-sync primary whose replicas reconnect at once cannot commit", snap.ReplicaNetTimeout),
+				fmt.Sprintf("SET GLOBAL slave_net_timeout=15 (replica_net_timeout on MySQL), and the same in my.cnf; %ds or more passes. Regent notices a dead source by the heartbeats, not by this timeout", minReplicaNetTimeout))
+		}
 		if snap.ReplicaNetTimeout > 10 && snap.Replica != nil && snap.Replica.HeartbeatPeriod == 0 {
 			add("replica_net_timeout", name, api.SeverityWarning, fmt.Sprintf("replica_net_timeout=%ds without heartbeats: a dead source is noticed only after that long", snap.ReplicaNetTimeout),
-				"set slave_net_timeout/replica_net_timeout to a few seconds and a heartbeat period of 1s")
+				"repoint with a heartbeat period of 1s or less (Regent does when it repoints), and keep slave_net_timeout/replica_net_timeout at about 15s")
 		}
 	}
 	return rep, nil

@@ -147,7 +147,7 @@ func NewFakeBackend() *FakeBackend {
 		checks: map[string]api.CheckReport{"main": {Cluster: "main", CheckedAt: now, Findings: []api.Finding{
 			{Check: "gtid_mode", Instance: "db1", Severity: api.SeverityOK, Message: "GTID strict mode is on"},
 			{Check: "replica_net_timeout", Instance: "db2", Severity: api.SeverityWarning, Message: "slave_net_timeout is 60s and no heartbeat period is set: a dead primary is noticed by this replica only after 60s",
-				Fix: "SET GLOBAL slave_net_timeout=4 and add slave_net_timeout=4 to my.cnf; CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD=1"},
+				Fix: "SET GLOBAL slave_net_timeout=15 and add slave_net_timeout=15 to my.cnf; CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD=1"},
 			{Check: "read_only", Instance: "db3", Severity: api.SeverityError, Message: "read_only is OFF on a replica",
 				Fix: "SET GLOBAL read_only=ON and put read_only=ON in my.cnf (only Regent turns it off on the primary)"},
 		}}},

@@ -15,8 +15,9 @@ func (a *app) checkCommand() *cobra.Command {
 		Long: `Show the agent's preflight findings for the cluster, computed from its
 latest probes: privileges of Regent's MySQL user, GTID mode,
 log_slave_updates, unique server_id, read_only on replicas, semi-sync
-availability, binlog format, and a long slave_net_timeout or missing
-heartbeat period (which delays failure detection). Each finding says how to
+availability, binlog format, a missing heartbeat period (which delays
+failure detection), and a slave_net_timeout too short for a lossy link
+(replicas that keep reconnecting). Each finding says how to
 fix it. Exits 1 when there is at least one error.`,
 		Args: args(0, ""),
 		RunE: func(*cobra.Command, []string) error {
