@@ -71,9 +71,18 @@ func (ru *run) handle(ctx context.Context, s Step, undo bool, x *outcome) error 
 		return nil
 	case StepRepoint:
 		x.touched = []string{s.Instance}
-		if s.Demote && ru.alreadyReplicates(ctx, s) {
-			x.note("%s already replicates from %s", s.Instance, s.Source)
-			return nil
+		if s.Demote {
+			fresh, err := ru.r.cfg.Inspector.Probe(ctx, s.Instance)
+			if err != nil {
+				return err
+			}
+			if alreadyReplicates(ru.v, s, fresh) {
+				x.note("%s already replicates from %s", s.Instance, s.Source)
+				return nil
+			}
+			if err := ru.stillSubset(ctx, s, fresh); err != nil {
+				return err
+			}
 		}
 		if err := a.Repoint(ctx, s.Instance, s.Source, RepointOptions{Demote: s.Demote, SemiSync: s.SemiSync, KeepDelay: true}); err != nil {
 			return err
@@ -606,7 +615,7 @@ func (ru *run) catchUp(ctx context.Context, s Step, x *outcome) error {
 	return nil
 }
 
-// alreadyReplicates reports whether a fresh probe shows s.Instance doing
+// alreadyReplicates reports whether a fresh probe pr shows s.Instance doing
 // what the repoint s would make it do: both threads running from s.Source,
 // with the semi-sync replica side on when s asks for it and the source side
 // off. An old primary's rejoin is then done already, by a previous leader
@@ -616,16 +625,43 @@ func (ru *run) catchUp(ctx context.Context, s Step, x *outcome) error {
 // TestKillLeaderAfterRejoinStep). Only for the repoints of old primaries
 // (Demote): a failover's repoints of its replicas are on the write-blocked
 // path, and their replicas never replicate from the new primary yet.
-func (ru *run) alreadyReplicates(ctx context.Context, s Step) bool {
-	pr, err := ru.r.cfg.Inspector.Probe(ctx, s.Instance)
-	if err != nil || !pr.Reachable || pr.Replica == nil || pr.Replica.IOState != IOYes || !pr.Replica.SQLRunning {
+func alreadyReplicates(v View, s Step, pr Probe) bool {
+	if !pr.Reachable || pr.Replica == nil || pr.Replica.IOState != IOYes || !pr.Replica.SQLRunning {
 		return false
 	}
 	if s.SemiSync && !pr.SemiSync.ReplicaEnabled || pr.SemiSync.SourceEnabled {
 		return false
 	}
-	n, ok := resolveSource(ru.v, pr.Replica.Source)
+	n, ok := resolveSource(v, pr.Replica.Source)
 	return ok && n == s.Source
+}
+
+// stillSubset checks, before an old primary is repointed under s.Source,
+// that its executed set (pr, probed after the fence that precedes this
+// step) is still a subset of the source's, probed after it. The plan judged
+// it on the view's probes, and the fence can let commits complete after
+// that: on a replaced instance whose killed sessions wait for a semi-sync
+// acknowledgement, switching the source side off so that read_only holds
+// completes them (README "Safety"). Repointing it then would make a replica
+// that holds errant transactions (found by the frozen-mysqld benchmark on
+// MySQL); failing the step leaves it fenced, and the next evaluation
+// quarantines it. Once read_only holds nothing commits there any more, so
+// the check cannot go stale before the repoint.
+func (ru *run) stillSubset(ctx context.Context, s Step, pr Probe) error {
+	if !pr.Reachable || pr.Executed == nil {
+		return fmt.Errorf("%s's executed GTID set is unknown after its fence (%s): not repointed", s.Instance, classText(pr))
+	}
+	sp, err := ru.r.cfg.Inspector.Probe(ctx, s.Source)
+	if err != nil {
+		return err
+	}
+	if !sp.Reachable || sp.Executed == nil {
+		return fmt.Errorf("%s's executed GTID set is unknown (%s): %s not repointed under it", s.Source, classText(sp), s.Instance)
+	}
+	if errant := gtidSubtract(pr.Executed, sp.Executed); !gtidEmpty(errant) {
+		return fmt.Errorf("%s now holds transactions %s that %s lacks (committed after the plan judged it, as its fence completed commits that waited): not repointed, so that it is quarantined instead", s.Instance, gtidText(errant), s.Source)
+	}
+	return nil
 }
 
 // replicatesFrom reports whether the current view shows inst receiving from

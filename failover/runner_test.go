@@ -801,6 +801,19 @@ func TestRunnerSmallActions(t *testing.T) {
 			actions: rejoinActions(true),
 		},
 		{
+			// Found by the frozen-mysqld benchmark (MySQL): the plan saw
+			// db1's set a subset of db2's, then its fence (the lease
+			// keeper's release of killed semi-sync waiters) let two
+			// commits complete, and db1 was repointed holding them.
+			name:    "rejoin of an instance whose set grew after the plan: not repointed, so that it is quarantined next",
+			before:  after(),
+			fresh:   after().exec("db1", "p:1-100,q:1-2"),
+			plan:    func(v View, p Policy) (Plan, error) { return PlanRejoin(v, p, "db1") },
+			outcome: OutcomeFailed,
+			actions: append(rejoinActions(false)[:4], "store finish op-1 failed"),
+			reason:  []string{"db1 now holds transactions q:1-2 that db2 lacks"},
+		},
+		{
 			name:    "quarantine: the errant set is recorded, the instance kept read-only",
 			before:  after().exec("db1", "p:1-100,q:1-2"),
 			plan:    func(v View, p Policy) (Plan, error) { return PlanRejoin(v, p, "db1") },
