@@ -112,17 +112,17 @@ func (a *actuator) fence(ctx context.Context, name string, i *topology.Instance)
 	if err == nil || !replaced || !errors.Is(err, topology.ErrReadOnlyPending) || ctx.Err() != nil {
 		return err
 	}
-	active, unkilled, werr := f.SemiSyncWaits(ctx)
+	// The release checks the sessions itself, after ending those it can
+	// (instanceFencer.ReleaseSemiSync).
+	active, _, werr := f.SemiSyncWaits(ctx)
 	switch {
 	case werr != nil:
 		return errors.Join(err, werr)
-	case unkilled != "":
-		return fmt.Errorf("%w; not releasing the commits waiting for a semi-sync acknowledgement while sessions the fence did not kill run statements (%s)", err, unkilled)
 	case !active:
 		return err
 	}
 	if rerr := f.ReleaseSemiSync(ctx); rerr != nil {
-		return errors.Join(err, rerr)
+		return fmt.Errorf("%w; %w", err, rerr)
 	}
 	if ferr := f.Fence(ctx); ferr != nil {
 		return fmt.Errorf("semi-sync source side switched off to release commits waiting in killed sessions, and still: %w", ferr)

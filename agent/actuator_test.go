@@ -105,16 +105,65 @@ func TestLeaderFenceReleasesKilledWaiters(t *testing.T) {
 			t.Fatalf("fence of the committed primary: %v", err)
 		}
 
-		// Replaced: released, and fenced.
+		// A client with a stale address, as the frozen-mysqld benchmark's
+		// direct client: it reconnects after every kill and writes again,
+		// so on MySQL a statement of its always waits behind the pending
+		// read_only. The release must end it rather than wait for it (the
+		// benchmark's old primary never converged), and none of its
+		// writes may be acknowledged.
+		stale := make(chan int, 1)
+		stop := make(chan struct{})
+		if k == mysqltest.MySQL {
+			// As after fences whose budget ran out in their first attempt
+			// (the lease keeper's past its escalation point): offline_mode
+			// is not on.
+			c.Primary.Exec(t, "SET GLOBAL offline_mode=OFF")
+			go func() {
+				acked := 0
+				defer func() { stale <- acked }()
+				for i := 0; i < 1000; i++ {
+					select {
+					case <-stop:
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+					sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
+					_, err := app.ExecContext(sctx, fmt.Sprintf("INSERT INTO %s.writes (id) VALUES (%d)", mysqltest.TestDatabase, 1000+i))
+					scancel()
+					if err == nil {
+						acked++
+					}
+				}
+			}()
+			h.eventually("the stale client waits behind the pending read_only", 10*time.Second, func() (bool, string) {
+				n := c.Primary.QueryString(t, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '"+mysqltest.AppUser+"' AND STATE = 'Waiting for global read lock'")
+				return n != "0", n + " sessions waiting"
+			})
+		} else {
+			stale <- 0
+		}
+
+		// Replaced: released, and fenced, within the default step_timeout
+		// (a rejoin's fence step): a third of it for the plain fence, too
+		// short for it to set offline_mode.
 		act.prober.primary = func() (string, uint64) { return "r1", 2 }
-		fctx, fcancel = context.WithTimeout(ctx, 3*time.Second)
+		fctx, fcancel = context.WithTimeout(ctx, 1500*time.Millisecond)
 		err = act.SetReadOnly(fctx, "p", true)
 		fcancel()
+		close(stop)
 		if err != nil {
 			t.Fatalf("fence of the replaced primary: %v", err)
 		}
 		if v := c.Primary.QueryString(t, "SELECT @@read_only"); v != "1" {
 			t.Fatalf("read_only=%s after the fence", v)
+		}
+		if n := <-stale; n != 0 {
+			t.Errorf("the stale client's writes were acknowledged %d times", n)
+		}
+		if k == mysqltest.MySQL {
+			if v := c.Primary.QueryString(t, "SELECT @@offline_mode"); v != "0" {
+				t.Errorf("offline_mode=%s after the fence: clients are still refused", v)
+			}
 		}
 		select {
 		case err := <-done:

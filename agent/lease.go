@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -58,8 +59,17 @@ func (f instanceFencer) Shutdown(ctx context.Context) error { return f.inst.Shut
 func (f instanceFencer) Unfence(ctx context.Context) error { return f.inst.SetReadOnly(ctx, false) }
 
 func (f instanceFencer) ReleaseSemiSync(ctx context.Context) error {
-	return f.inst.SwitchSemiSyncSourceOff(ctx)
+	live, err := f.inst.ReleaseKilledWaiters(ctx, topology.KillOptions{KeepUsers: f.keepUsers})
+	if err == nil && len(live) > 0 {
+		err = fmt.Errorf("%w: %s", errSessionsRunning, strings.Join(live, "; "))
+	}
+	return err
 }
+
+// errSessionsRunning: a release refused because sessions the fence did not
+// kill run statements; their clients could be told a waiting commit
+// succeeded.
+var errSessionsRunning = errors.New("not releasing the commits waiting for a semi-sync acknowledgement while sessions the fence did not kill run statements")
 
 func (f instanceFencer) SemiSyncWaits(ctx context.Context) (bool, string, error) {
 	s, err := f.inst.Probe(ctx)
@@ -318,6 +328,15 @@ func (k *leaseKeeper) enforce(ctx context.Context, d failover.LeaseDecision, opI
 	wctx, wcancel := context.WithTimeout(ctx, fenceAttemptMin)
 	active, unkilled, werr := k.fencer.SemiSyncWaits(wctx)
 	wcancel()
+	if werr == nil && active && !d.ForContact {
+		// ReleaseSemiSync checks the sessions itself, after ending those
+		// it can: on MySQL it sets offline_mode and kills again, which
+		// ends statements held back behind the pending read_only (a
+		// client that reconnects after every kill always has one there).
+		// A SHUTDOWN has no such guard: the pending read_only it kills
+		// could let a held-back statement commit and be acknowledged.
+		unkilled = ""
+	}
 	if werr != nil || unkilled != "" {
 		k.log.Error("self-fencing: read_only pends behind commits that may wait for a semi-sync acknowledgement in sessions the fence did not kill; not releasing them (that would acknowledge them)",
 			logInstance, k.local, "why", d.Reason, "deadline", d.Deadline, "sessions", unkilled, logErr, errors.Join(err, werr))

@@ -86,6 +86,9 @@ func (f *fakeFencer) SemiSyncWaits(ctx context.Context) (bool, string, error) {
 func (f *fakeFencer) ReleaseSemiSync(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.semiWaits {
+		return errSessionsRunning // it checks the sessions itself
+	}
 	f.releases++
 	return nil
 }

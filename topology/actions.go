@@ -48,7 +48,8 @@ func (i *Instance) SetReadOnly(ctx context.Context, on bool) error {
 // sessions commit asynchronously and get an OK before read_only holds);
 // instead it sets offline_mode, which disconnects and refuses every client
 // without CONNECTION_ADMIN, while it keeps trying. Once read_only holds it
-// turns offline_mode off again. If ctx ends first, offline_mode stays on and
+// turns offline_mode off again (whoever set it: this fence, an earlier one, or
+// ReleaseKilledWaiters). If ctx ends first, offline_mode stays on and
 // the error says so: the caller escalates (Shutdown) before its deadline.
 // Either way a commit that no replica acknowledged never gets an OK.
 func (i *Instance) Fence(ctx context.Context, opts KillOptions) (KillReport, error) {
@@ -75,7 +76,7 @@ func (i *Instance) Fence(ctx context.Context, opts KillOptions) (KillReport, err
 		err = set.err
 		cancel()
 		if err == nil {
-			if offline {
+			if offline || f.IsMySQL() && i.offlineMode(ctx) {
 				if oerr := i.exec(ctx, "fence: offline_mode=OFF", "SET GLOBAL offline_mode=OFF"); oerr != nil {
 					i.log.Warn("fence: read_only holds but offline_mode could not be turned off again", "err", oerr)
 				}
@@ -104,6 +105,15 @@ func (i *Instance) Fence(ctx context.Context, opts KillOptions) (KillReport, err
 			cancel()
 		}
 	}
+}
+
+// offlineMode reports whether offline_mode is on (MySQL): set by a fence
+// that could not make read_only hold, or by ReleaseKilledWaiters, and turned
+// off by the fence that makes it hold. An error reads as off.
+func (i *Instance) offlineMode(ctx context.Context) bool {
+	var on bool
+	err := i.db.QueryRowContext(ctx, "SELECT @@global.offline_mode").Scan(&on)
+	return err == nil && on
 }
 
 // pendingSet is a SET GLOBAL read_only=ON running on a connection of its
@@ -347,6 +357,37 @@ func (i *Instance) killSessions(ctx context.Context, conn *sql.Conn, self uint64
 		}
 	}
 	return waiting, nil
+}
+
+// ReleaseKilledWaiters switches the semi-sync source side off, so that
+// commits waiting for an acknowledgement in sessions a fence killed complete
+// and read_only can hold (README "Safety"), making sure first that no client
+// can commit meanwhile: on MySQL it sets offline_mode (clients without
+// CONNECTION_ADMIN are ended and refused) and kills every client session
+// again; then, if a session it did not kill still runs a statement, it
+// releases nothing and returns those sessions. offline_mode stays on: Fence
+// turns it off once read_only holds. Without this, a client that reconnects
+// after every kill (an application with a stale address, writing every
+// 20 ms in the frozen-mysqld benchmark) always had a statement waiting
+// behind the pending read_only, and the release never ran.
+func (i *Instance) ReleaseKilledWaiters(ctx context.Context, opts KillOptions) ([]string, error) {
+	f, err := i.Flavor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if f.IsMySQL() {
+		if err := i.exec(ctx, "release: offline_mode=ON", "SET GLOBAL offline_mode=ON"); err != nil {
+			return nil, err
+		}
+		if _, err := i.KillClientConnections(ctx, opts); err != nil {
+			return nil, err
+		}
+	}
+	live, err := i.UnkilledStatements(ctx)
+	if err != nil || len(live) > 0 {
+		return live, err
+	}
+	return nil, i.SwitchSemiSyncSourceOff(ctx)
 }
 
 // UnkilledStatements lists the sessions, other than the calling one and the
