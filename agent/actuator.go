@@ -113,8 +113,8 @@ func (a *actuator) fence(ctx context.Context, name string, i *topology.Instance)
 		return err
 	}
 	// The release checks the sessions itself, after ending those it can
-	// (instanceFencer.ReleaseSemiSync).
-	active, _, werr := f.SemiSyncWaits(ctx)
+	// (instanceFencer.ReleaseSemiSync): no process list here.
+	active, werr := f.semiSyncActive(ctx)
 	switch {
 	case werr != nil:
 		return errors.Join(err, werr)

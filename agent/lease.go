@@ -66,18 +66,25 @@ func (f instanceFencer) ReleaseSemiSync(ctx context.Context) error {
 	return err
 }
 
+// semiSyncActive reports whether the semi-sync source side is on and
+// active: commits may wait for an acknowledgement.
+func (f instanceFencer) semiSyncActive(ctx context.Context) (bool, error) {
+	s, err := f.inst.Probe(ctx)
+	if err != nil {
+		return false, err
+	}
+	return s.SemiSync.SourceEnabled && s.SemiSync.SourceActive, nil
+}
+
 // errSessionsRunning: a release refused because sessions the fence did not
 // kill run statements; their clients could be told a waiting commit
 // succeeded.
 var errSessionsRunning = errors.New("not releasing the commits waiting for a semi-sync acknowledgement while sessions the fence did not kill run statements")
 
 func (f instanceFencer) SemiSyncWaits(ctx context.Context) (bool, string, error) {
-	s, err := f.inst.Probe(ctx)
-	if err != nil {
+	active, err := f.semiSyncActive(ctx)
+	if err != nil || !active {
 		return false, "", err
-	}
-	if !s.SemiSync.SourceEnabled || !s.SemiSync.SourceActive {
-		return false, "", nil
 	}
 	live, err := f.inst.UnkilledStatements(ctx)
 	if err != nil {
