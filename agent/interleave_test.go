@@ -161,7 +161,13 @@ func (h *harness) checkSettled(live map[string]*mysqltest.Server, w *mysqltest.W
 	t := h.t
 	t.Helper()
 	var primary *mysqltest.Server
-	h.eventually("the cluster settled: one writable instance, the committed primary, nothing in progress", 90*time.Second, func() (bool, string) {
+	var quarantined map[string]bool
+	// Settled is judged in one reading of everything: a state between two
+	// operations (the old primary writable again after an abort, the
+	// promoted replica fenced and not replicating, a repair about to start)
+	// has the committed primary alone writable and nothing in progress, yet
+	// another instance neither replicating from it nor quarantined.
+	h.eventually("the cluster settled: one writable instance, the committed primary, nothing in progress, every other live instance replicating from it or quarantined", 90*time.Second, func() (bool, string) {
 		c := h.cluster()
 		var writable []string
 		for _, name := range sortedNames(live) {
@@ -173,29 +179,37 @@ func (h *harness) checkSettled(live map[string]*mysqltest.Server, w *mysqltest.W
 			t.Fatalf("two writers: %v (committed primary %q, epoch %d)", writable, c.Primary, c.Epoch)
 		}
 		primary = live[c.Primary]
-		ok := c.Operation == nil && primary != nil && len(writable) == 1 && writable[0] == c.Primary
-		return ok, fmt.Sprintf("primary %q epoch %d, writable %v, operation %v", c.Primary, c.Epoch, writable, c.Operation)
+		state := fmt.Sprintf("primary %q epoch %d, writable %v, operation %v", c.Primary, c.Epoch, writable, c.Operation)
+		if c.Operation != nil || primary == nil || len(writable) != 1 || writable[0] != c.Primary {
+			return false, state
+		}
+		quarantined = map[string]bool{}
+		for _, name := range sortedNames(live) {
+			s := live[name]
+			if s == primary {
+				continue
+			}
+			// Quarantined: kept out on purpose, read-only as checked
+			// above, never silently rejoined.
+			io, sqlT, e := mysqltest.ReplicaThreads(t, s)
+			if _, q := c.Quarantined[name]; q {
+				if io == "Yes" {
+					return false, state + "; " + name + " quarantined, yet its IO thread runs"
+				}
+				quarantined[name] = true
+				continue
+			}
+			if src := mysqltest.ReplicationSource(t, s); io != "Yes" || sqlT != "Yes" || src != primary.Addr() {
+				return false, fmt.Sprintf("%s; %s replicates from %q: IO=%s SQL=%s %s", state, name, src, io, sqlT, e)
+			}
+		}
+		return true, state
 	})
 	if m := w.Missing(t, primary); len(m) != 0 {
 		t.Fatalf("%d acknowledged writes missing on the primary %s, e.g. %v", len(m), primary.Name, m[:min(5, len(m))])
 	}
 	for name, s := range live {
-		if s == primary {
-			continue
-		}
-		// Replicating, or quarantined (kept out on purpose, read-only as
-		// checked above, never silently rejoined): read each time, as the
-		// next leader may quarantine it only now.
-		quarantined := false
-		h.eventually(name+" replicates from the primary or is quarantined", 60*time.Second, func() (bool, string) {
-			_, quarantined = h.cluster().Quarantined[name]
-			io, sqlT, e := mysqltest.ReplicaThreads(t, s)
-			if quarantined {
-				return io != "Yes", "quarantined, yet its IO thread runs"
-			}
-			return io == "Yes" && sqlT == "Yes", fmt.Sprintf("IO=%s SQL=%s %s", io, sqlT, e)
-		})
-		if quarantined {
+		if s == primary || quarantined[name] {
 			continue
 		}
 		mysqltest.WaitCaughtUp(t, s, primary, 30*time.Second)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 )
@@ -94,6 +95,21 @@ func ReplicaThreads(t TB, s *Server) (io, sqlThread, lastErr string) {
 		return "", "", "not a replica"
 	}
 	return row[ioCol], row[sqlCol], strings.TrimSpace(row["Last_IO_Error"] + " " + row["Last_SQL_Error"])
+}
+
+// ReplicationSource returns the address ("host:port") s is configured to
+// replicate from, "" when it is not a replica.
+func ReplicationSource(t TB, s *Server) string {
+	t.Helper()
+	q, hostCol, portCol := "SHOW SLAVE STATUS", "Master_Host", "Master_Port"
+	if s.Kind == MySQL {
+		q, hostCol, portCol = "SHOW REPLICA STATUS", "Source_Host", "Source_Port"
+	}
+	row := queryRow(t, s, q)
+	if row == nil {
+		return ""
+	}
+	return net.JoinHostPort(row[hostCol], row[portCol])
 }
 
 // WaitReplicating waits until both replica threads of s run.
