@@ -745,6 +745,11 @@ type SemiSyncConfig struct {
 	// WaitCount is how many acknowledgements a commit waits for (0 keeps the
 	// server's value). MariaDB always waits for one: more is an error there.
 	WaitCount int
+	// KeepReplica leaves the replica side as it is and Replica is ignored:
+	// switching it restarts a running IO thread, wasted time for a replica
+	// whose replication is reset next (a promotion, on the write-blocked
+	// path).
+	KeepReplica bool
 }
 
 // LosslessTimeout is the semi-sync timeout Regent sets for lossless
@@ -855,8 +860,11 @@ func (i *Instance) SetSemiSync(ctx context.Context, c SemiSyncConfig) error {
 		}
 	}
 	set(n.sourceEnabled, onOff(c.Source), parseBoolVar(vars[n.sourceEnabled]) == c.Source)
+	if c.KeepReplica {
+		c.Replica = wasReplica
+	}
 	set(n.replicaEnabled, onOff(c.Replica), wasReplica == c.Replica)
-	if f == FlavorMariaDB && c.Replica {
+	if f == FlavorMariaDB && c.Replica && !c.KeepReplica {
 		// A semi-sync replica's IO thread, as it ends, connects to its
 		// source to kill its dump thread there and waits up to this long
 		// (5 s by default) for a source that does not answer; STOP SLAVE

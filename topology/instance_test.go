@@ -542,6 +542,62 @@ func TestPromoteAndDemoteWithSemiSync(t *testing.T) {
 	})
 }
 
+// KeepReplica leaves a running semi-sync replica's IO thread alone: a
+// promotion sets the source side before its RESET, and switching the
+// replica side off there restarted the IO thread only for the RESET to
+// stop it again.
+func TestSetSemiSyncKeepReplicaLeavesTheIOThread(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		c := mysqltest.StartCluster(t, k, 1)
+		ctx := ctxT(t, 60*time.Second)
+		r := open(t, c.Replicas[0])
+		if err := r.SetSemiSync(ctx, SemiSyncConfig{Replica: true}); err != nil {
+			t.Fatal(err)
+		}
+		// The replica's IO thread, by its id: a restart gives a new one.
+		q := "SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND = 'Slave_IO'"
+		if k == mysqltest.MySQL {
+			q = "SELECT THREAD_ID FROM performance_schema.threads WHERE NAME = 'thread/sql/replica_io'"
+		}
+		ioThread := func() string {
+			t.Helper()
+			var id string
+			// MariaDB lists a started IO thread a moment after START SLAVE.
+			eventually(t, "one IO thread", 10*time.Second, func() (bool, string) {
+				ids, err := r.threadIDs(ctx, r.db, q)
+				if err != nil || len(ids) != 1 {
+					return false, fmt.Sprintf("%v %v", ids, err)
+				}
+				id = ids[0]
+				return true, ""
+			})
+			return id
+		}
+		before := ioThread()
+		if err := r.SetSemiSync(ctx, SemiSyncConfig{Source: true, Lossless: true, KeepReplica: true}); err != nil {
+			t.Fatal(err)
+		}
+		s := probe(t, r)
+		if !s.SemiSync.SourceEnabled || !s.SemiSync.ReplicaEnabled {
+			t.Fatalf("after KeepReplica: %+v, want the source side on and the replica side still on", s.SemiSync)
+		}
+		if after := ioThread(); after != before {
+			t.Fatalf("the IO thread was restarted: thread %s, was %s", after, before)
+		}
+		// Without it the replica side goes off, and the IO thread is
+		// restarted so that it takes effect: what KeepReplica spares.
+		if err := r.SetSemiSync(ctx, SemiSyncConfig{Source: true, Lossless: true}); err != nil {
+			t.Fatal(err)
+		}
+		if s := probe(t, r); s.SemiSync.ReplicaEnabled {
+			t.Fatalf("replica side still on: %+v", s.SemiSync)
+		}
+		if after := ioThread(); after == before {
+			t.Fatalf("the IO thread was not restarted (thread %s) when the replica side went off", after)
+		}
+	})
+}
+
 func TestTLSClientAndReplicationChannel(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
 		files := mysqltest.NewTLSFiles(t)
