@@ -196,7 +196,8 @@ func TestSwitchoverUnderWritesLosesNothing(t *testing.T) {
 			t.Fatalf("switchover %s: result %s (%s), new primary %s, epoch %d; steps %s", e.ID, e.Result, e.Reason, e.NewPrimary, e.EpochAfter, stepNames(e))
 		}
 		// The history entry is written by the run's finish step; the
-		// window is noted when the run returns, a moment later.
+		// window is noted when the run returns, a moment later (a read
+		// waits for it).
 		var got api.Operation
 		h.eventually("write-blocked window recorded", 10*time.Second, func() (bool, string) {
 			var err error
@@ -225,6 +226,93 @@ func TestSwitchoverUnderWritesLosesNothing(t *testing.T) {
 		t.Logf("switchover %s: write-blocked %v, %d writes acknowledged", op.ID, time.Duration(*got.WriteBlocked), len(w.Acked()))
 		h.checkEpochsGrow()
 	})
+}
+
+// A switchover's write-blocked window ends at the new primary's first
+// commit when clients write (what they see), not at the route: here one
+// client writes to r1 100 ms after the route, and the window reaches its
+// commit. With no client writing, it ends at the route and says so.
+func TestSwitchoverWindowEndsAtTheFirstCommit(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k)
+		h.waitRecorded()
+		app := appDB(t, h.db.Replicas[0])
+		const late = 100 * time.Millisecond
+		var sent, acked time.Time
+		wrote := make(chan error, 1)
+		h.afterStep(failover.OpSwitchover, haltStep{kind: failover.StepRoute}, false, func(int) {
+			time.AfterFunc(late, func() {
+				sent = time.Now()
+				_, err := app.Exec("INSERT INTO " + mysqltest.TestDatabase + ".writes (id) VALUES (1)")
+				acked = time.Now()
+				wrote <- err
+			})
+		})
+		op := h.switchover("main", "r1")
+		h.waitOp(consensus.KindSwitchover, 0, 30*time.Second)
+		if err := <-wrote; err != nil {
+			t.Fatalf("the write to r1 after the route: %v", err)
+		}
+		got := h.blockedWindow(op.ID)
+		if !strings.Contains(got.WriteBlockedUntil, "the first commit on r1") {
+			t.Fatalf("write_blocked %v runs up to %q, want the first commit on r1", got.WriteBlocked, got.WriteBlockedUntil)
+		}
+		// The window ends after the write was sent, and soon after it was
+		// acknowledged (the watch polls every few milliseconds).
+		end := blockStart(t, got).Add(got.WriteBlocked.Std())
+		if end.Before(sent) || end.After(acked.Add(150*time.Millisecond)) {
+			t.Fatalf("the window ends at %s; the write was sent at %s and acknowledged at %s (until %q)",
+				end.Format("15:04:05.000"), sent.Format("15:04:05.000"), acked.Format("15:04:05.000"), got.WriteBlockedUntil)
+		}
+
+		// Back to r2 with nobody writing: the window ends at the route.
+		n := len(h.cluster().History)
+		op = h.switchover("main", "r2")
+		h.waitOp(consensus.KindSwitchover, n, 30*time.Second)
+		got = h.blockedWindow(op.ID)
+		if !strings.Contains(got.WriteBlockedUntil, "no commit on r2 was seen") {
+			t.Fatalf("write_blocked %v runs up to %q, want no commit seen", got.WriteBlocked, got.WriteBlockedUntil)
+		}
+		if end, routed := blockStart(t, got).Add(got.WriteBlocked.Std()), stepEnd(t, got, "route r2"); end.After(routed.Add(5 * time.Millisecond)) {
+			t.Fatalf("with nobody writing the window ends at %s, after the route at %s", end.Format("15:04:05.000"), routed.Format("15:04:05.000"))
+		}
+	})
+}
+
+// blockedWindow reads a switchover's operation from the leader, whose
+// window the leader has measured by the time it answers.
+func (h *harness) blockedWindow(id string) api.Operation {
+	h.t.Helper()
+	got, err := h.agents[h.leader()].Operation(context.Background(), "main", id)
+	if err != nil || got.WriteBlocked == nil {
+		h.t.Fatalf("operation %s: write_blocked %v, error %v", id, got.WriteBlocked, err)
+	}
+	return got
+}
+
+// blockStart is when a switchover's write-blocked window began: the start
+// of its fence of the old primary.
+func blockStart(t *testing.T, op api.Operation) time.Time {
+	t.Helper()
+	for _, s := range op.Steps {
+		if strings.HasPrefix(s.Name, "fence-old-primary") {
+			return s.Started
+		}
+	}
+	t.Fatalf("operation %s has no fence step: %+v", op.ID, op.Steps)
+	return time.Time{}
+}
+
+// stepEnd is when the step named name ended.
+func stepEnd(t *testing.T, op api.Operation, name string) time.Time {
+	t.Helper()
+	for _, s := range op.Steps {
+		if s.Name == name {
+			return s.Started.Add(s.Duration.Std())
+		}
+	}
+	t.Fatalf("operation %s has no step %q: %+v", op.ID, name, op.Steps)
+	return time.Time{}
 }
 
 func TestErrantReplicaIsNeverPromoted(t *testing.T) {

@@ -94,7 +94,7 @@ func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Confi
 		instances: map[string]*topology.Instance{}, addrs: map[string]string{},
 		lastSeen: map[string]Observation{}, errant: map[string]map[failover.AgentID]failover.ErrantJudgement{}, backoff: map[string]time.Time{},
 		localState: failover.LocalUnknown,
-		runs:       runs{pending: map[string]api.Operation{}, blocked: map[string]blockedWindow{}},
+		runs:       runs{pending: map[string]api.Operation{}, blocked: map[string]blockedWindow{}, measuring: map[string]chan struct{}{}},
 		running:    make(chan struct{}, 1)}
 	c.clock = deps.Clock
 	if c.clock == nil {

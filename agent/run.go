@@ -118,6 +118,10 @@ type runs struct {
 	mu      sync.Mutex
 	pending map[string]api.Operation
 	blocked map[string]blockedWindow
+	// measuring holds, for a switchover this agent runs, a channel closed
+	// once its write-blocked window is known: the run is in the history a
+	// moment before (resumedWindow).
+	measuring map[string]chan struct{}
 }
 
 // blockedWindow is a switchover's write-blocked window and what it runs up
@@ -157,6 +161,7 @@ func (c *clusterRT) run(ctx context.Context, v failover.View, plan failover.Plan
 		id = newOperationID()
 	}
 	tok := newRouteToken(c.a.raft.AppliedIndex())
+	var watch *commitWatch // a switchover's promoted instance, from its promotion
 	r, err := failover.NewRunner(failover.RunnerConfig{
 		Inspector: c.act, Actuator: c.act, Leadership: store{c: c}, Store: store{c: c, tok: tok},
 		Router: routerAdapter{c: c, tok: tok}, Hooks: routerAdapter{c: c}, Clock: c.clock, Logger: c.log,
@@ -168,6 +173,10 @@ func (c *clusterRT) run(ctx context.Context, v failover.View, plan failover.Plan
 			if c.a.deps.OnStep != nil {
 				c.a.deps.OnStep(c.name, ev)
 			}
+			// Only the run's goroutine calls the observer.
+			if ev.Operation == failover.OpSwitchover && ev.Step.Kind == failover.StepPromote && ev.Result == failover.StepResultOK && !ev.Undo && watch == nil {
+				watch = c.act.watchFirstCommit(ctx, ev.Step.Instance, c.clock.Now)
+			}
 		},
 	})
 	if err != nil {
@@ -175,12 +184,23 @@ func (c *clusterRT) run(ctx context.Context, v failover.View, plan failover.Plan
 	}
 	c.notePending(id, plan)
 	res, err := r.RunWith(ctx, v, c.policy, plan, failover.RunOptions{Requester: requester})
+	var until string
+	if res.WriteBlocked > 0 {
+		res.WriteBlocked, until = c.balancerWindow(res)
+	}
+	if watch != nil {
+		// At most resumedWatch past the window's expected end; by then a
+		// switchover under writes has long seen its commit.
+		res.WriteBlocked, until = c.resumedWindow(watch, res, res.WriteBlocked, until)
+	}
 	c.runs.mu.Lock()
 	delete(c.runs.pending, id)
 	if res.WriteBlocked > 0 {
-		var until string
-		res.WriteBlocked, until = c.balancerWindow(res)
 		c.runs.blocked[id] = blockedWindow{d: res.WriteBlocked, until: until}
+	}
+	if ch, ok := c.runs.measuring[id]; ok {
+		close(ch)
+		delete(c.runs.measuring, id)
 	}
 	c.runs.mu.Unlock()
 	if res.Committed && res.EpochAfter > 0 {
@@ -207,11 +227,25 @@ func (c *clusterRT) notePending(id string, plan failover.Plan) {
 	}
 	c.runs.pending[id] = api.Operation{ID: id, Cluster: c.name, Kind: string(plan.Kind), Started: time.Now(), OldPrimary: plan.OldPrimary,
 		Target: plan.Target, EpochBefore: plan.ExpectEpoch, Result: api.ResultRunning}
+	if plan.Kind == failover.OpSwitchover {
+		c.runs.measuring[id] = make(chan struct{})
+	}
 }
 
 // writeBlocked returns the write-blocked window of a switchover this agent
-// ran.
-func (c *clusterRT) writeBlocked(id string) (blockedWindow, bool) {
+// ran, waiting while it is still being measured (at most resumedWatch past
+// the run's end).
+func (c *clusterRT) writeBlocked(ctx context.Context, id string) (blockedWindow, bool) {
+	c.runs.mu.Lock()
+	ch := c.runs.measuring[id]
+	c.runs.mu.Unlock()
+	if ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return blockedWindow{}, false
+		}
+	}
 	c.runs.mu.Lock()
 	defer c.runs.mu.Unlock()
 	w, ok := c.runs.blocked[id]

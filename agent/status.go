@@ -285,7 +285,7 @@ func (a *Agent) Operation(ctx context.Context, cluster, id string) (api.Operatio
 		for i := len(st.History) - 1; i >= 0; i-- {
 			if st.History[i].ID == id {
 				op := historyOp(cluster, st.History[i])
-				if wb, ok := c.writeBlocked(id); ok {
+				if wb, ok := c.writeBlocked(ctx, id); ok {
 					d := api.Duration(wb.d)
 					op.WriteBlocked, op.WriteBlockedUntil = &d, wb.until
 				}

@@ -410,11 +410,12 @@ type Operation struct {
 	// read_only on the old primary to the route on the new one; failover:
 	// from the primary's loss to the new route, when known).
 	WriteBlocked *Duration `json:"write_blocked,omitempty"`
-	// WriteBlockedUntil says what the window runs up to: every pushed
-	// balancer confirming the route, or the moment a balancer that routes
-	// by health checks alone must have moved it (a bound derived from its
-	// declared check timings), or Regent's own steps when no balancer is
-	// known.
+	// WriteBlockedUntil says what the window runs up to: the new
+	// primary's first commit, observed (when clients wrote by 250 ms after
+	// the figures that follow); else every pushed balancer confirming the
+	// route, or the moment a balancer that routes by health checks alone
+	// must have moved it (a bound derived from its declared check timings),
+	// or Regent's own steps when no balancer is known.
 	WriteBlockedUntil string `json:"write_blocked_until,omitempty"`
 	// Steps are the steps run so far, in order.
 	Steps []Step `json:"steps"`

@@ -77,7 +77,7 @@ func NewMetrics(version string) *Metrics {
 		}, []string{labelCluster, labelKind}),
 		writeBlocked: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "regent_operation_write_blocked_seconds",
-			Help:    "How long writes were refused during a switchover (read_only on the old primary until routed to the new one) or a failover (primary lost until routed), by kind.",
+			Help:    "How long writes were refused during a switchover (read_only on the old primary until the new one's first commit, or until routed when no client wrote) or a failover (primary lost until routed), by kind.",
 			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 4, 8, 15, 30},
 		}, []string{labelCluster, labelKind}),
 		detection: prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -710,19 +710,46 @@ func (i *Instance) WaitForGTID(ctx context.Context, set GTIDSet, timeout time.Du
 }
 
 func (i *Instance) hasExecuted(ctx context.Context, f Flavor, set GTIDSet) (bool, error) {
+	have, err := i.executed(ctx, f, "wait for GTID")
+	return err == nil && have.Contains(set), err
+}
+
+// executed reads the executed set alone (@@gtid_executed, on MariaDB
+// @@gtid_binlog_state): one round trip, not a probe.
+func (i *Instance) executed(ctx context.Context, f Flavor, op string) (GTIDSet, error) {
 	q := "SELECT @@GLOBAL.gtid_executed"
 	if f == FlavorMariaDB {
 		q = "SELECT @@GLOBAL.gtid_binlog_state"
 	}
 	var text string
 	if err := i.db.QueryRowContext(ctx, q).Scan(&text); err != nil {
-		return false, i.wrap("wait for GTID", err)
+		return GTIDSet{}, i.wrap(op, err)
 	}
 	have, err := ParseGTIDSet(f, compactGTIDText(text))
 	if err != nil {
-		return false, &Error{Class: ClassUnknown, Op: "wait for GTID", Addr: i.addr, Err: err}
+		return GTIDSet{}, &Error{Class: ClassUnknown, Op: op, Addr: i.addr, Err: err}
 	}
-	return have.Contains(set), nil
+	return have, nil
+}
+
+// Executed reads the instance's executed GTID set, in one round trip.
+func (i *Instance) Executed(ctx context.Context) (GTIDSet, error) {
+	f, err := i.Flavor(ctx)
+	if err != nil {
+		return GTIDSet{}, err
+	}
+	return i.executed(ctx, f, "read the executed GTID set")
+}
+
+// CommittedBeyond reports whether the instance has executed a transaction
+// that set lacks: a commit since set was read from it.
+func (i *Instance) CommittedBeyond(ctx context.Context, set GTIDSet) (bool, error) {
+	f, err := i.Flavor(ctx)
+	if err != nil {
+		return false, err
+	}
+	have, err := i.executed(ctx, f, "read the executed GTID set")
+	return err == nil && !set.Contains(have), err
 }
 
 // SemiSyncConfig is the semi-synchronous role of an instance.
