@@ -16,7 +16,7 @@
 //
 // It must not import topology, consensus or proxyhook (README "Layout";
 // TestCoreStaysPure enforces it): it declares its own value types and small
-// interfaces, and cmd/regent adapts the others to them. GTIDSet is an
+// interfaces, and the agent package adapts the others to them. GTIDSet is an
 // interface shaped like topology.GTIDSet (Contains, Equal, Subtract, Union,
 // IsEmpty, String) so that the adapter is a one-field wrapper.
 //
@@ -168,7 +168,7 @@
 //
 // Runner (runner.go, runner_steps.go) is the imperative shell: it executes a
 // Plan step by step, one handler per StepKind, through Inspector, Actuator,
-// Leadership, StateStore, Router, Hooks and Clock, which cmd/regent adapts
+// Leadership, StateStore, Router, Hooks and Clock, which the agent adapts
 // from topology, consensus and proxyhook. It reads time only from the Clock
 // and starts no goroutine, so its tests run on a fake clock.
 //

@@ -9,7 +9,7 @@ import (
 )
 
 // This file declares what the runner (the imperative shell, runner.go)
-// consumes. cmd/regent adapts topology, consensus and proxyhook to these
+// consumes. The agent package adapts topology, consensus and proxyhook to these
 // interfaces; this package imports none of them. Every call takes a context
 // whose deadline the runner derives from the step's Timeout. The interfaces
 // are small on purpose: a fake for tests is a few lines each.
