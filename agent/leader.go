@@ -399,64 +399,26 @@ func (c *clusterRT) setBackoff(key string, until time.Time) {
 }
 
 // initState records the cluster in the replicated state the first time a
-// leader sees it: the primary is the one writable instance that the replicas
-// follow, if there is exactly one.
+// leader sees it, as failover.DecideFirstPrimary says.
 func (c *clusterRT) initState(ctx context.Context, v failover.View) {
-	var writable []string
-	follows := map[string]int{}
-	unreachable := 0
-	for _, name := range sortedNames(v.Instances) {
-		pr, ok := v.Instances[name].Probes[v.Leader]
-		if !ok {
-			// Not probed yet (a leader that just started): deciding now
-			// could record no primary, or the wrong one, for good.
-			c.log.Debug("cluster not recorded yet: an instance is not probed", logInstance, name)
-			return
-		}
-		if !pr.Reachable {
-			unreachable++
-			continue
-		}
-		if pr.Writable() && pr.Replica == nil {
-			writable = append(writable, name)
-		}
-		if pr.Replica != nil {
-			follows[pr.Replica.Source]++
-		}
-	}
-	primary := ""
+	d := failover.DecideFirstPrimary(v)
 	switch {
-	case len(writable) == 1:
-		primary = writable[0]
-	case len(writable) == 0:
-		// All read-only (a fresh set-up, or self-fenced): the one the
-		// replicas follow.
-		// Ties are broken by name (sortedNames), never by map order.
-		best := 0
-		for _, n := range sortedNames(follows) {
-			if _, ok := v.Instances[n]; ok && follows[n] > best {
-				primary, best = n, follows[n]
-			}
-		}
-	}
-	if primary == "" && len(writable) > 1 {
-		c.log.Error("cannot record the cluster: several instances are writable", "writable", writable)
+	case d.Conflict:
+		c.log.Error("cannot record the cluster", "why", d.Why)
+		return
+	case !d.Record:
+		c.log.Debug("cluster not recorded yet", "why", d.Why)
 		return
 	}
-	if primary == "" && unreachable > 0 {
-		// The instance the others follow may be among those not reached:
-		// recording no primary now would stick.
-		c.log.Debug("cluster not recorded yet: no primary found among the instances reached", "unreachable", unreachable)
-		return
-	}
+	primary := d.Primary
 	pctx, cancel := context.WithTimeout(ctx, c.policy.RaftTimeout)
 	defer cancel()
-	_, err := c.a.raft.Propose(pctx, consensus.InitCluster{Cluster: c.name, Primary: primary, At: time.Now()})
+	_, err := c.a.raft.Propose(pctx, consensus.InitCluster{Cluster: c.name, Primary: primary, At: v.Now})
 	if err != nil && !errors.Is(err, consensus.ErrConflict) {
 		c.log.Warn("cannot record the cluster in the replicated state", logErr, err)
 		return
 	}
-	c.log.Info("cluster recorded", "primary", primary)
+	c.log.Info("cluster recorded", "primary", primary, "why", d.Why)
 }
 
 // opKindFromConsensus maps the replicated state's operation kinds.
