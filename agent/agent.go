@@ -298,7 +298,7 @@ func (a *Agent) ID() string { return a.id }
 // of an accepted report are rebased to this agent's clock and clamped to the
 // receipt (rebaseReport).
 func (a *Agent) Receive(r Report) error {
-	now := time.Now()
+	now := a.now()
 	if err := a.checkReport(r, now); err != nil {
 		return err
 	}
@@ -345,7 +345,7 @@ func (a *Agent) report() Report {
 	for name, c := range a.clusters {
 		r.Clusters[name] = c.report()
 	}
-	r.SentAt = time.Now()
+	r.SentAt = a.now()
 	return r
 }
 
@@ -404,6 +404,14 @@ func localAddr(cfg Config, addr string) (string, string) {
 }
 
 // sortedNames returns map keys in order.
+// now reads the agent's clock (Deps.Clock; the wall clock when none).
+func (a *Agent) now() time.Time {
+	if a.deps.Clock != nil {
+		return a.deps.Clock.Now()
+	}
+	return time.Now()
+}
+
 func sortedNames[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
 }

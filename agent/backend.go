@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/regentdb/regent/api"
 	"github.com/regentdb/regent/apiserver"
@@ -64,7 +63,7 @@ func (a *Agent) setPaused(ctx context.Context, cluster string, paused bool, reas
 	if c.state() == nil {
 		return api.Cluster{}, fmt.Errorf("%w: cluster %s is not recorded in Raft yet (no leader has seen it); try again in a few seconds", apiserver.ErrUnavailable, cluster)
 	}
-	if _, err := a.raft.Propose(ctx, consensus.SetPaused{Cluster: cluster, Paused: paused, By: callerName(ctx), Reason: reason, At: time.Now()}); err != nil {
+	if _, err := a.raft.Propose(ctx, consensus.SetPaused{Cluster: cluster, Paused: paused, By: callerName(ctx), Reason: reason, At: a.now()}); err != nil {
 		return api.Cluster{}, apiErr(err)
 	}
 	return a.Cluster(ctx, cluster)
@@ -115,7 +114,7 @@ func (a *Agent) Check(ctx context.Context, cluster string) (api.CheckReport, err
 	if err != nil {
 		return api.CheckReport{}, fmt.Errorf("%w: %v", apiserver.ErrNotFound, err)
 	}
-	rep := api.CheckReport{Cluster: cluster, CheckedAt: time.Now()}
+	rep := api.CheckReport{Cluster: cluster, CheckedAt: a.now()}
 	add := func(check, inst, sev, msg, fix string) {
 		rep.Findings = append(rep.Findings, api.Finding{Check: check, Instance: inst, Severity: sev, Message: msg, Fix: fix})
 	}

@@ -148,6 +148,7 @@ func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Confi
 	}
 	c.localCheckEvery = max(50*time.Millisecond, c.policy.ProbeInterval/5)
 	c.prober = newProber(cc.Name, timeout, c.instances, c.addrs)
+	c.prober.now = c.clock.Now
 	c.prober.primary = func() (string, uint64) {
 		if st := c.state(); st != nil {
 			return st.Primary, st.Epoch
@@ -244,7 +245,7 @@ func (c *clusterRT) setLocal(ctx context.Context, state failover.LocalState, det
 	c.mu.Lock()
 	changed := state != c.localState
 	if changed {
-		c.localState, c.localSince = state, time.Now()
+		c.localState, c.localSince = state, c.clock.Now()
 	} else if state == failover.LocalGone && c.localDetail != "" && !strings.Contains(c.localDetail, detail) {
 		if strings.Contains(detail, "exited") {
 			detail = detail + "; " + c.localDetail

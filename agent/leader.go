@@ -98,7 +98,7 @@ func (a *Agent) leaderLoop(ctx context.Context, eval func(*clusterRT, context.Co
 func (c *clusterRT) abortOrphan(ctx context.Context, op *consensus.Operation) {
 	pctx, cancel := context.WithTimeout(ctx, c.policy.RaftTimeout)
 	defer cancel()
-	_, err := c.a.raft.Propose(pctx, consensus.AbortOperation{Cluster: c.name, OperationID: op.ID, At: time.Now(),
+	_, err := c.a.raft.Propose(pctx, consensus.AbortOperation{Cluster: c.name, OperationID: op.ID, At: c.clock.Now(),
 		Reason: fmt.Sprintf("abandoned: no run on the leader %s owns it (its leader lost leadership, its intent committed after its run gave up, or its finish failed)", c.a.id)})
 	if err != nil {
 		c.log.Warn("could not abort an abandoned operation; trying again at the next evaluation", logOp, op.ID, logErr, err)
@@ -256,7 +256,7 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 		return // an operation is running; it has fresher facts than we do
 	}
 	defer c.unlock()
-	now := time.Now()
+	now := c.clock.Now()
 	st, index := c.stateAt()
 	if st == nil {
 		c.initState(ctx, c.view(now))
@@ -294,7 +294,7 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 			}
 			continue
 		}
-		key := string(p.Code) + ":" + strings.Join(p.Instances, ",")
+		key := failover.ProblemKey(p)
 		c.lmu.Lock()
 		notBefore := c.backoff[key]
 		c.lmu.Unlock()
@@ -304,7 +304,7 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 		plan, err := failover.PlanAction(v, c.policy, p)
 		if err != nil {
 			c.log.Info("problem not acted on", logProblem, p.Code, "reason", err)
-			c.setBackoff(key, now.Add(5*c.policy.ProbeInterval))
+			c.setBackoff(key, now.Add(failover.RetryAfter(c.policy, failover.RetryPlanRefused)))
 			continue
 		}
 		c.log.Warn("acting on problem", logProblem, p.Code, "description", p.Description, "instances", p.Instances, "plan", plan.Kind)
@@ -316,7 +316,7 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 		res, err := c.run(ctx, v, plan, "", "regent (automatic)")
 		if err != nil {
 			c.log.Error("operation failed", logProblem, p.Code, logOp, res.OperationID, logErr, err)
-			c.setBackoff(key, time.Now().Add(max(5*time.Second, 10*c.policy.ProbeInterval)))
+			c.setBackoff(key, c.clock.Now().Add(failover.RetryAfter(c.policy, failover.RetryRunFailed)))
 		}
 		return // one operation per evaluation: the next one sees its effects
 	}
@@ -325,7 +325,7 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 // wakeAt makes the leader loop evaluate again just after t, instead of at
 // its next tick: one timer per cluster, moved to the latest request.
 func (c *clusterRT) wakeAt(t time.Time) {
-	d := time.Until(t) + time.Millisecond
+	d := t.Sub(c.clock.Now()) + time.Millisecond
 	c.lmu.Lock()
 	defer c.lmu.Unlock()
 	if c.deadAt == nil {

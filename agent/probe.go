@@ -92,6 +92,8 @@ type prober struct {
 	// primary names the replicated state's primary ("" when unknown), and
 	// its epoch.
 	primary func() (string, uint64)
+	// now is the agent's clock (Deps.Clock); nil is the wall clock.
+	now func() time.Time
 
 	mu   sync.Mutex
 	obs  map[string]Observation
@@ -144,6 +146,9 @@ func (p *prober) probeOne(ctx context.Context, name string, inst *topology.Insta
 	snap, err := inst.Probe(pctx)
 	cancel()
 	now := time.Now()
+	if p.now != nil {
+		now = p.now()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	prev := p.obs[name]

@@ -225,7 +225,7 @@ func (c *clusterRT) notePending(id string, plan failover.Plan) {
 	if _, ok := c.runs.pending[id]; ok {
 		return
 	}
-	c.runs.pending[id] = api.Operation{ID: id, Cluster: c.name, Kind: string(plan.Kind), Started: time.Now(), OldPrimary: plan.OldPrimary,
+	c.runs.pending[id] = api.Operation{ID: id, Cluster: c.name, Kind: string(plan.Kind), Started: c.clock.Now(), OldPrimary: plan.OldPrimary,
 		Target: plan.Target, EpochBefore: plan.ExpectEpoch, Result: api.ResultRunning}
 	if plan.Kind == failover.OpSwitchover {
 		c.runs.measuring[id] = make(chan struct{})
@@ -283,7 +283,7 @@ func (a *Agent) manual(ctx context.Context, cluster string, plan func(failover.V
 	if !locked {
 		return api.Operation{}, fmt.Errorf("%w: another operation is running on cluster %s; follow it with regentctl history", apiserver.ErrConflict, cluster)
 	}
-	v := c.view(time.Now())
+	v := c.view(c.clock.Now())
 	p, err := plan(v, c.policy)
 	if err != nil {
 		c.unlock()

@@ -20,7 +20,7 @@ import (
 func (a *Agent) Status(ctx context.Context) (api.Status, error) {
 	li := a.raft.Leader()
 	st := api.Status{AgentID: a.id, IsLeader: a.raft.IsLeader(), LeaderID: li.ID, LeaderAPIAddr: li.APIAddr,
-		Clusters: sortedNames(a.clusters), Time: time.Now(), RaftState: "follower"}
+		Clusters: sortedNames(a.clusters), Time: a.now(), RaftState: "follower"}
 	if st.IsLeader {
 		st.RaftState = "leader"
 	}
@@ -116,7 +116,7 @@ func (a *Agent) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 		return api.Cluster{}, fmt.Errorf("%w: this agent restarted and has not yet applied its Raft log (applied index %d); its view would be older than before the restart: ask another agent, or retry once it reaches the leader",
 			apiserver.ErrUnavailable, a.raft.AppliedIndex())
 	}
-	now := time.Now()
+	now := a.now()
 	out := api.Cluster{Name: name, Durability: string(c.policy.Durability), ObservedBy: a.id, ObservedAt: now}
 	st := c.state()
 	quarantined := map[string]string{}
@@ -345,7 +345,7 @@ func (a *Agent) HealthState(ctx context.Context) (proxyhook.LocalState, error) {
 
 func fillHealth(s *proxyhook.LocalState, c *clusterRT, o Observation, st *consensus.Cluster) {
 	s.Cluster, s.Instance = c.name, c.local
-	s.Reachable = o.Reachable && time.Since(o.ObservedAt) < 3*c.policy.ProbeInterval+c.cfg.probeTimeout()
+	s.Reachable = o.Reachable && c.clock.Now().Sub(o.ObservedAt) < 3*c.policy.ProbeInterval+c.cfg.probeTimeout()
 	s.Writable = o.Reachable && !o.ReadOnly && !o.SuperReadOnly
 	s.LeaseHeld = c.LeaseHeld()
 	if st != nil {
