@@ -7,6 +7,37 @@
 // it adapts the first three to the small interfaces failover declares.
 // cmd/regent only loads the configuration, starts Raft and the HTTP server,
 // and hands them to New.
+//
+// # Loops and what flows between them
+//
+// Start runs, for each replication cluster, the loops on the left; the
+// leader loop runs once per agent and acts only while its Raft node leads.
+//
+//	probeLoop (every instance,        ──Report──▶ Transport ──▶ Receive (the
+//	  each probe_interval)                         (HTTPS,       leader): rebased
+//	localLoop (held connection to     ──Report──▶   agent        to its clock,
+//	  the local mysqld: refused =                   certificate) kept per agent
+//	  gone, reported at once)                                         │
+//	processLoop (pidfd on the local   ──Report──▶                     ▼
+//	  mysqld: exit = gone)                           leaderLoop ─▶ evaluate:
+//	stream.loop (binlog stream from   ──its last packet,              view (reports +
+//	  the primary, heartbeats)          in each Report                own probes +
+//	                                                                  replicated state)
+//	                                                  ─▶ failover.Analyze
+//	lease.loop (quorum contact ─▶ failover.DecideLease  ─▶ failover.PlanAction
+//	  ─▶ fence / escalate the local instance)          ─▶ run: failover.Runner
+//	                                                      through actuator
+//	                                                      (topology), store
+//	                                                      (consensus), router
+//	                                                      and hooks (proxyhook)
+//
+// The replicated state (consensus) is the only thing the agents share: the
+// committed primary and epoch, an operation in progress, the history,
+// quarantine, pause and the anti-flap window. Every agent reads it to serve
+// /primary and the API (status.go, backend.go) and its lease keeper reads
+// it to fence a local instance that another has replaced. Only the leader
+// writes it, through the runner's steps. The agent reads the time from
+// Deps.Clock.
 package agent
 
 import (
