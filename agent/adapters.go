@@ -135,24 +135,10 @@ var (
 	_ failover.Leadership = store{}
 )
 
-func mapRaftErr(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, consensus.ErrNotLeader):
-		return fmt.Errorf("%w: %w", failover.ErrNotLeader, err)
-	case errors.Is(err, consensus.ErrStaleEpoch):
-		return fmt.Errorf("%w: %w", failover.ErrStaleEpoch, err)
-	case errors.Is(err, consensus.ErrConflict):
-		return fmt.Errorf("%w: %w", failover.ErrConflict, err)
-	}
-	return err
-}
-
-func (s store) Barrier(ctx context.Context) error { return mapRaftErr(s.c.a.raft.Barrier(ctx)) }
+func (s store) Barrier(ctx context.Context) error { return s.c.a.raft.Barrier(ctx) }
 
 func (s store) VerifyLeader(ctx context.Context) error {
-	return mapRaftErr(s.c.a.raft.VerifyLeader(ctx))
+	return s.c.a.raft.VerifyLeader(ctx)
 }
 
 func (s store) propose(ctx context.Context, cmd consensus.Command) error {
@@ -160,7 +146,7 @@ func (s store) propose(ctx context.Context, cmd consensus.Command) error {
 	if _, intent := cmd.(consensus.BeginOperation); intent && err == nil && s.tok != nil {
 		s.tok.raise(out.Index)
 	}
-	return mapRaftErr(err)
+	return err
 }
 
 // LastContact reports when each agent was last heard over Raft and when this
@@ -169,7 +155,7 @@ func (s store) LastContact(ctx context.Context) (map[failover.AgentID]time.Time,
 	out := map[failover.AgentID]time.Time{failover.AgentID(s.c.a.id): s.c.clock.Now()}
 	pcs, err := s.c.a.raft.PeerContacts()
 	if err != nil {
-		return nil, time.Time{}, mapRaftErr(err)
+		return nil, time.Time{}, err
 	}
 	// Raft contact only, as in clusterRT.view: a report proves the agent
 	// alive, not that it holds its lease.

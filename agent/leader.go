@@ -216,7 +216,7 @@ func (c *clusterRT) view(now time.Time) failover.View {
 		v.State = failover.ReplicatedState{Primary: st.Primary, Epoch: st.Epoch, Paused: st.Paused, PauseReason: st.PauseReason,
 			AntiFlapUntil: st.AntiFlapUntil}
 		if op := st.Operation; op != nil {
-			v.State.Operation = failover.Operation{Kind: opKindFromConsensus(op.Kind), ID: op.ID, StartedAt: op.StartedAt, Target: op.Target}
+			v.State.Operation = failover.Operation{Kind: op.Kind, ID: op.ID, StartedAt: op.StartedAt, Target: op.Target}
 		}
 		if d := st.SemiSyncDegraded; d != nil {
 			v.State.SemiSyncDegraded, v.State.SemiSyncDegradedSince = true, d.Since
@@ -421,43 +421,14 @@ func (c *clusterRT) initState(ctx context.Context, v failover.View) {
 	c.log.Info("cluster recorded", "primary", primary, "why", d.Why)
 }
 
-// opKindFromConsensus maps the replicated state's operation kinds.
-func opKindFromConsensus(k consensus.OpKind) failover.OperationKind {
-	switch k {
-	case consensus.KindFailover:
-		return failover.OpFailover
-	case consensus.KindForcedFailover:
-		return failover.OpForcedFailover
-	case consensus.KindSwitchover:
-		return failover.OpSwitchover
-	case consensus.KindRejoin:
-		return failover.OpRejoin
-	case consensus.KindSemiSyncFallback:
-		return failover.OpSemiSyncFallback
-	case consensus.KindSemiSyncRestore:
-		return failover.OpSemiSyncRestore
-	}
-	return failover.OperationKind(k)
-}
-
-func opKindToConsensus(k failover.OperationKind) consensus.OpKind {
-	switch k {
-	case failover.OpFailover:
-		return consensus.KindFailover
-	case failover.OpForcedFailover:
-		return consensus.KindForcedFailover
-	case failover.OpSwitchover:
-		return consensus.KindSwitchover
-	case failover.OpRejoin, failover.OpQuarantine:
-		// A quarantine is the outcome of a rejoin that found errant
-		// transactions; the history records it as a rejoin.
+// recordedKind is the kind the history records an operation under: its
+// own, except a quarantine, which is the outcome of a rejoin that found
+// errant transactions and is recorded as a rejoin.
+func recordedKind(k failover.OperationKind) consensus.OpKind {
+	if k == failover.OpQuarantine {
 		return consensus.KindRejoin
-	case failover.OpSemiSyncFallback:
-		return consensus.KindSemiSyncFallback
-	case failover.OpSemiSyncRestore:
-		return consensus.KindSemiSyncRestore
 	}
-	return consensus.OpKind(k)
+	return k
 }
 
 // problems returns the current analysis (for status), on any agent.

@@ -21,7 +21,7 @@ func (s store) Apply(ctx context.Context, ch failover.Change) error {
 	var cmd consensus.Command
 	switch ch.Kind {
 	case failover.ChangeIntent:
-		cmd = consensus.BeginOperation{Cluster: ch.Cluster, OperationID: ch.OperationID, Kind: opKindToConsensus(ch.Operation),
+		cmd = consensus.BeginOperation{Cluster: ch.Cluster, OperationID: ch.OperationID, Kind: recordedKind(ch.Operation),
 			ExpectEpoch: ch.ExpectEpoch, Target: ch.Target, Trigger: consensus.TruncateDetail(ch.Trigger), At: ch.At,
 			// Consensus refuses automatic operations in the anti-flap
 			// window; only failovers are meant to be (the core has
@@ -73,14 +73,7 @@ func (s store) Apply(ctx context.Context, ch failover.Change) error {
 	default:
 		return fmt.Errorf("no consensus command for change %q", ch.Kind)
 	}
-	err := s.propose(ctx, cmd)
-	switch {
-	case errors.Is(err, consensus.ErrPaused):
-		return fmt.Errorf("%w: %w", failover.ErrPaused, err)
-	case errors.Is(err, consensus.ErrAntiFlap):
-		return fmt.Errorf("%w: %w", failover.ErrAntiFlap, err)
-	}
-	return err
+	return s.propose(ctx, cmd)
 }
 
 var (

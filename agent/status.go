@@ -123,7 +123,7 @@ func (a *Agent) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 	if st != nil {
 		out.Primary, out.Epoch = st.Primary, st.Epoch
 		if op := st.Operation; op != nil {
-			out.Operation = &api.OperationRef{ID: op.ID, Kind: string(opKindFromConsensus(op.Kind)), Started: op.StartedAt, Target: op.Target}
+			out.Operation = &api.OperationRef{ID: op.ID, Kind: string(op.Kind), Started: op.StartedAt, Target: op.Target}
 		}
 		if st.Paused {
 			out.Paused = &api.Pause{By: st.PausedBy, Reason: st.PauseReason, Since: st.PausedAt}
@@ -315,14 +315,14 @@ func apiSteps(steps []consensus.Step) []api.Step {
 }
 
 func runningOp(cluster string, op *consensus.Operation) api.Operation {
-	return api.Operation{ID: op.ID, Cluster: cluster, Kind: string(opKindFromConsensus(op.Kind)), Trigger: op.Trigger, Target: op.Target,
+	return api.Operation{ID: op.ID, Cluster: cluster, Kind: string(op.Kind), Trigger: op.Trigger, Target: op.Target,
 		Started: op.StartedAt, OldPrimary: op.OldPrimary, NewPrimary: op.NewPrimary, EpochBefore: op.EpochBefore,
 		GTIDAtPromotion: op.GTIDAtPromotion, Result: api.ResultRunning, Steps: apiSteps(op.Steps)}
 }
 
 func historyOp(cluster string, h consensus.HistoryEntry) api.Operation {
 	ended := h.EndedAt
-	return api.Operation{ID: h.ID, Cluster: cluster, Kind: string(opKindFromConsensus(h.Kind)), Trigger: h.Trigger, Target: h.Target,
+	return api.Operation{ID: h.ID, Cluster: cluster, Kind: string(h.Kind), Trigger: h.Trigger, Target: h.Target,
 		Started: h.StartedAt, Ended: &ended, OldPrimary: h.OldPrimary, NewPrimary: h.NewPrimary, EpochBefore: h.EpochBefore,
 		EpochAfter: h.EpochAfter, GTIDAtPromotion: h.GTIDAtPromotion, Result: string(h.Result), Reason: h.Reason, Steps: apiSteps(h.Steps)}
 }
@@ -359,7 +359,7 @@ func fillHealth(s *proxyhook.LocalState, c *clusterRT, o Observation, st *consen
 		// so a probe older than the commit's epoch says nothing about it.
 		if op := st.Operation; op != nil && op.OldPrimary == c.local && !op.Committed &&
 			(op.Kind == consensus.KindSwitchover || op.Kind == consensus.KindFailover || op.Kind == consensus.KindForcedFailover) {
-			s.Replacing = fmt.Sprintf("%s %s", opKindFromConsensus(op.Kind), op.ID)
+			s.Replacing = fmt.Sprintf("%s %s", op.Kind, op.ID)
 		}
 		if s.IsPrimary && o.Reachable && !s.Writable && o.epoch < st.Epoch {
 			s.Writable = true

@@ -3,6 +3,8 @@ package consensus
 import (
 	"errors"
 	"fmt"
+
+	"github.com/regentdb/regent/vocab"
 )
 
 // Sentinel errors. Callers branch on them with errors.Is; the errors returned
@@ -11,23 +13,23 @@ import (
 var (
 	// ErrNotLeader: this node is not the Raft leader. The error is a
 	// *NotLeaderError naming the leader when one is known.
-	ErrNotLeader = errors.New("not the raft leader")
+	ErrNotLeader = vocab.ErrNotLeader
 	// ErrStaleEpoch: the command expected an epoch the cluster no longer (or
 	// not yet) has. The error is a *StaleEpochError.
-	ErrStaleEpoch = errors.New("stale epoch")
+	ErrStaleEpoch = vocab.ErrStaleEpoch
 	// ErrConflict: the command names an operation that is not the one in
 	// progress, starts one while another is in progress, or creates something
 	// that exists.
-	ErrConflict = errors.New("conflict")
+	ErrConflict = vocab.ErrConflict
 	// ErrNotFound: the command names a replication cluster or member that
 	// does not exist.
 	ErrNotFound = errors.New("not found")
 	// ErrPaused: an automatic operation was refused because the cluster is
 	// paused.
-	ErrPaused = errors.New("cluster paused")
+	ErrPaused = vocab.ErrPaused
 	// ErrAntiFlap: an automatic operation was refused because the cluster's
 	// anti-flap period has not ended.
-	ErrAntiFlap = errors.New("anti-flap period active")
+	ErrAntiFlap = vocab.ErrAntiFlap
 	// ErrInvalidCommand: the command is malformed (bad field, unknown kind,
 	// unsupported version, truncated or corrupt encoding). Nothing changed.
 	ErrInvalidCommand = errors.New("invalid command")

@@ -667,6 +667,44 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	}
 }
 
+// Snapshots written before the operation kinds were shared with the
+// failover package spell three of them with underscores; they still read,
+// as today's kinds.
+func TestRestoreReadsLegacyKindSpellings(t *testing.T) {
+	f := newFSM(slog.New(slog.DiscardHandler))
+	f.state = build(t,
+		initC1,
+		BeginOperation{Cluster: "c1", OperationID: "op1", Kind: KindForcedFailover, ExpectEpoch: 1, Target: "db2", At: at(10)},
+		FinishOperation{Cluster: "c1", OperationID: "op1", Result: ResultFailed, Reason: "x", At: at(11)},
+		BeginOperation{Cluster: "c1", OperationID: "op2", Kind: KindSemiSyncFallback, ExpectEpoch: 1, At: at(20)},
+		FinishOperation{Cluster: "c1", OperationID: "op2", Result: ResultSuccess, At: at(21)},
+		BeginOperation{Cluster: "c1", OperationID: "op3", Kind: KindSemiSyncRestore, ExpectEpoch: 1, At: at(30)},
+	)
+	want := f.state.Clone()
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	legacy := sink.String()
+	for now, old := range map[OpKind]string{KindForcedFailover: "forced_failover", KindSemiSyncFallback: "semi_sync_fallback", KindSemiSyncRestore: "semi_sync_restore"} {
+		if !strings.Contains(legacy, `"`+string(now)+`"`) {
+			t.Fatalf("the snapshot does not hold kind %s:\n%s", now, legacy)
+		}
+		legacy = strings.ReplaceAll(legacy, `"`+string(now)+`"`, `"`+old+`"`)
+	}
+	g := newFSM(slog.New(slog.DiscardHandler))
+	if err := g.Restore(io.NopCloser(strings.NewReader(legacy))); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := g.current(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("restored state differs:\n%s", diffState(want, got))
+	}
+}
+
 func TestRestoreRejectsBadSnapshots(t *testing.T) {
 	for name, data := range map[string]string{
 		"garbage":         "not json",

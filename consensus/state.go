@@ -4,52 +4,32 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/regentdb/regent/vocab"
 )
 
 // HistoryLimit is how many finished operations each replication cluster keeps
 // in its history; older entries are dropped, oldest first.
 const HistoryLimit = 200
 
-// OpKind says what an operation does.
-type OpKind string
+// OpKind says what an operation does (vocab.OperationKind: one spelling
+// with the failover package; snapshots written with the older underscore
+// spellings still read).
+type OpKind = vocab.OperationKind
 
-// Operation kinds.
+// Operation kinds the replicated state records.
 const (
-	KindFailover       OpKind = "failover"        // automatic or manual promotion after the primary died
-	KindSwitchover     OpKind = "switchover"      // planned change of primary, old primary alive
-	KindForcedFailover OpKind = "forced_failover" // operator-forced promotion, checks relaxed
-	KindRejoin         OpKind = "rejoin"          // an old primary rejoined as a replica
+	KindFailover       = vocab.OpFailover       // automatic or manual promotion after the primary died
+	KindSwitchover     = vocab.OpSwitchover     // planned change of primary, old primary alive
+	KindForcedFailover = vocab.OpForcedFailover // operator-forced promotion, checks relaxed
+	KindRejoin         = vocab.OpRejoin         // an old primary rejoined as a replica
 	// KindSemiSyncFallback: the leader made the primary commit
 	// asynchronously because no replica could acknowledge for
 	// semi_sync_fallback (Cluster.SemiSyncDegraded records it).
-	KindSemiSyncFallback OpKind = "semi_sync_fallback"
+	KindSemiSyncFallback = vocab.OpSemiSyncFallback
 	// KindSemiSyncRestore: lossless semi-sync restored after a fallback.
-	KindSemiSyncRestore OpKind = "semi_sync_restore"
+	KindSemiSyncRestore = vocab.OpSemiSyncRestore
 )
-
-// ChangesPrimary reports whether operations of this kind end by committing a
-// new primary (and therefore a new epoch).
-func (k OpKind) ChangesPrimary() bool {
-	return k == KindFailover || k == KindSwitchover || k == KindForcedFailover
-}
-
-// Phase is the name of the cluster's state while an operation of this kind is
-// in progress ("failing_over", "switching_over", "rejoining").
-func (k OpKind) Phase() string {
-	switch k {
-	case KindFailover, KindForcedFailover:
-		return "failing_over"
-	case KindSwitchover:
-		return "switching_over"
-	case KindRejoin:
-		return "rejoining"
-	case KindSemiSyncFallback:
-		return "degrading_semi_sync"
-	case KindSemiSyncRestore:
-		return "restoring_semi_sync"
-	}
-	return "unknown"
-}
 
 // Result is how an operation ended.
 type Result string
@@ -61,25 +41,25 @@ const (
 	ResultAborted Result = "aborted"
 )
 
-// StepResult is how one step of an operation ended.
-type StepResult string
+// StepResult is how one step of an operation ended (vocab.StepResult).
+type StepResult = vocab.StepResult
 
 // Step results.
 const (
-	StepOK      StepResult = "ok"
-	StepFailed  StepResult = "failed"
-	StepSkipped StepResult = "skipped"
+	StepOK      = vocab.StepOK
+	StepFailed  = vocab.StepFailed
+	StepSkipped = vocab.StepSkipped
 )
 
 // PromotionRule is an operator override of an instance's promotion
-// preference. Neutral is the absence of an override.
-type PromotionRule string
+// preference (vocab.PromotionRule). Neutral is the absence of an override.
+type PromotionRule = vocab.PromotionRule
 
 // Promotion rules.
 const (
-	PromotionPrefer  PromotionRule = "prefer"
-	PromotionNeutral PromotionRule = "neutral"
-	PromotionMustNot PromotionRule = "must_not"
+	PromotionPrefer  = vocab.PromotionPrefer
+	PromotionNeutral = vocab.PromotionNeutral
+	PromotionMustNot = vocab.PromotionMustNot
 )
 
 // State is the whole replicated state: every replication cluster and the

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/regentdb/regent/vocab"
 )
 
 // This file declares what the runner (the imperative shell, runner.go)
@@ -102,18 +104,17 @@ type StateStore interface {
 //	ChangeCandidate      SetCandidate{Cluster, OperationID, Instance}
 //	ChangeSemiSync       SetSemiSyncDegraded{Cluster, OperationID, Degraded, Reason, At}
 //
-// Operation kinds translate as failover → failover, forced-failover →
-// forced_failover, switchover → switchover, rejoin and quarantine → rejoin
-// (a quarantine is the outcome of a rejoin that found errant transactions;
-// Target names the instance). The small repairs (fence, repoint,
-// restore-writes, configure-semi-sync) have no consensus kind: a store that
-// cannot record them says so through HistoryKinds, and the runner then runs
-// them with a log line instead of a history entry.
+// Operation kinds are the replicated state's own (vocab.OperationKind),
+// except that a quarantine is recorded as a rejoin (it is the outcome of a
+// rejoin that found errant transactions; Target names the instance). The
+// small repairs (fence, repoint, restore-writes, configure-semi-sync) have
+// no place in the history: a store that cannot record them says so through
+// HistoryKinds, and the runner then runs them with a log line instead of a
+// history entry.
 //
-// The adapter maps consensus.ErrNotLeader to ErrNotLeader,
-// consensus.ErrStaleEpoch to ErrStaleEpoch, consensus.ErrConflict to
-// ErrConflict, consensus.ErrPaused to ErrPaused and consensus.ErrAntiFlap to
-// ErrAntiFlap (wrapping, so the details survive).
+// The replicated state's refusals are vocab's sentinel errors, which this
+// package re-exports (ErrNotLeader, ErrStaleEpoch, ErrConflict, ErrPaused,
+// ErrAntiFlap): the adapter passes them through unchanged.
 type ChangeKind string
 
 // The changes, one per plan step that touches the replicated state, plus the
@@ -189,15 +190,15 @@ type Change struct {
 	Degraded bool
 }
 
-// StepResult is how one step ended.
-type StepResult string
+// StepResult is how one step ended (vocab.StepResult, the replicated
+// state's words). Every recorded step ends with one of them.
+type StepResult = vocab.StepResult
 
-// The step results (the same words as consensus'). Every recorded step ends
-// with one of them.
+// The step results.
 const (
-	StepResultOK      StepResult = "ok"
-	StepResultFailed  StepResult = "failed"
-	StepResultSkipped StepResult = "skipped"
+	StepResultOK      = vocab.StepOK
+	StepResultFailed  = vocab.StepFailed
+	StepResultSkipped = vocab.StepSkipped
 )
 
 // StepRecord is one executed step in the history.
@@ -349,17 +350,17 @@ type Clock interface {
 // Errors the adapters return so that the runner can branch with errors.Is.
 var (
 	// ErrNotLeader: this node no longer leads; stop acting.
-	ErrNotLeader = errors.New("not the raft leader")
+	ErrNotLeader = vocab.ErrNotLeader
 	// ErrStaleEpoch: a conditional change saw another epoch.
-	ErrStaleEpoch = errors.New("stale epoch")
+	ErrStaleEpoch = vocab.ErrStaleEpoch
 	// ErrConflict: another live operation holds the cluster.
-	ErrConflict = errors.New("another operation holds the cluster")
+	ErrConflict = vocab.ErrConflict
 	// ErrPaused: the replicated state refused an automatic operation because
 	// the cluster is paused.
-	ErrPaused = errors.New("cluster paused")
+	ErrPaused = vocab.ErrPaused
 	// ErrAntiFlap: the replicated state refused an automatic operation inside
 	// the anti-flap window.
-	ErrAntiFlap = errors.New("anti-flap window active")
+	ErrAntiFlap = vocab.ErrAntiFlap
 	// ErrStepTimeout: a step did not finish within its Timeout.
 	ErrStepTimeout = errors.New("step timed out")
 )

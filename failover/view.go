@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/regentdb/regent/vocab"
 )
 
 // AgentID names one regent agent (its Raft server id).
@@ -41,18 +43,15 @@ const (
 	IONo         IOState = "No"
 )
 
-// PromotionRule is the operator's wish about promoting an instance.
-type PromotionRule string
+// PromotionRule is the operator's wish about promoting an instance
+// (vocab.PromotionRule).
+type PromotionRule = vocab.PromotionRule
 
 // The promotion rules of the configuration (clusters[].instances[].promotion).
 const (
-	// PromotionNeutral is the default: a candidate like any other.
-	PromotionNeutral PromotionRule = "neutral"
-	// PromotionPrefer wins ties between equally advanced candidates.
-	PromotionPrefer PromotionRule = "prefer"
-	// PromotionMustNot is never promoted; it may still serve as the source a
-	// candidate catches up from.
-	PromotionMustNot PromotionRule = "must_not"
+	PromotionNeutral = vocab.PromotionNeutral
+	PromotionPrefer  = vocab.PromotionPrefer
+	PromotionMustNot = vocab.PromotionMustNot
 )
 
 // LocalState is what an agent sees of the mysqld on its own host.
@@ -70,27 +69,24 @@ const (
 	LocalGone LocalState = "gone"
 )
 
-// OperationKind names an operation: the ones recorded in the replicated state
-// and the ones this package plans.
-type OperationKind string
+// OperationKind names an operation (vocab.OperationKind, shared with the
+// replicated state).
+type OperationKind = vocab.OperationKind
 
 // The operations.
 const (
-	OpNone              OperationKind = ""
-	OpFailover          OperationKind = "failover"
-	OpForcedFailover    OperationKind = "forced-failover"
-	OpSwitchover        OperationKind = "switchover"
-	OpRejoin            OperationKind = "rejoin"
-	OpQuarantine        OperationKind = "quarantine"
-	OpFence             OperationKind = "fence"
-	OpRepoint           OperationKind = "repoint"
-	OpRestoreWrites     OperationKind = "restore-writes"
-	OpConfigureSemiSync OperationKind = "configure-semi-sync"
-	// OpSemiSyncFallback lets the primary commit asynchronously after
-	// semi_sync_fallback without an acknowledger; OpSemiSyncRestore makes it
-	// lossless again. Both are recorded in the history.
-	OpSemiSyncFallback OperationKind = "semi-sync-fallback"
-	OpSemiSyncRestore  OperationKind = "semi-sync-restore"
+	OpNone              = vocab.OpNone
+	OpFailover          = vocab.OpFailover
+	OpForcedFailover    = vocab.OpForcedFailover
+	OpSwitchover        = vocab.OpSwitchover
+	OpRejoin            = vocab.OpRejoin
+	OpQuarantine        = vocab.OpQuarantine
+	OpFence             = vocab.OpFence
+	OpRepoint           = vocab.OpRepoint
+	OpRestoreWrites     = vocab.OpRestoreWrites
+	OpConfigureSemiSync = vocab.OpConfigureSemiSync
+	OpSemiSyncFallback  = vocab.OpSemiSyncFallback
+	OpSemiSyncRestore   = vocab.OpSemiSyncRestore
 )
 
 // View is everything the decisions look at for one replication cluster, as

@@ -20,16 +20,17 @@ const module = "github.com/regentdb/regent/"
 // new one is placed on purpose. The integration packages (end-to-end tests
 // and their helpers) may import anything but the binaries.
 var imports = map[string][]string{
-	"failover":  {}, // the functional core (TestCoreStaysPure checks the rest)
-	"topology":  {}, // MySQL, not Raft
-	"consensus": {"identity"},
+	"vocab":     {},        // the words the others share
+	"failover":  {"vocab"}, // the functional core (TestCoreStaysPure checks the rest)
+	"topology":  {},        // MySQL, not Raft
+	"consensus": {"identity", "vocab"},
 	"proxyhook": {},
 	"api":       {},
 	"identity":  {},
 	"apiserver": {"api", "identity"},
-	"agent":     {"api", "apiserver", "consensus", "failover", "identity", "proxyhook", "topology"},
+	"agent":     {"api", "apiserver", "consensus", "failover", "identity", "proxyhook", "topology", "vocab"},
 
-	"cmd/regent":    {"agent", "api", "apiserver", "consensus", "failover", "identity", "proxyhook", "topology"},
+	"cmd/regent":    {"agent", "api", "apiserver", "consensus", "failover", "identity", "proxyhook", "topology", "vocab"},
 	"cmd/regentctl": {"api"},
 
 	// Test helpers, imported only by tests.
