@@ -30,7 +30,7 @@ type actuator struct {
 }
 
 // losslessSource is the semi-sync source configuration of durability:
-// semi_sync (README "Safety"): AFTER_SYNC, wait_no_slave/wait_no_replica ON,
+// semi_sync (docs/safety.md): AFTER_SYNC, wait_no_slave/wait_no_replica ON,
 // the wait count, and a timeout so long the server never falls back alone.
 func (a *actuator) losslessSource() topology.SemiSyncConfig {
 	return topology.SemiSyncConfig{Source: true, Lossless: true, WaitCount: a.semiWaitFor}
@@ -89,7 +89,7 @@ func (a *actuator) SetReadOnly(ctx context.Context, name string, on bool) error 
 // so no OK reaches anyone, and read_only then holds. This is the lease
 // keeper's rule for a replaced instance, for when its own agent is not
 // there to apply it (it died with the leader; TestLeaderFenceReleasesKilledWaiters,
-// README "Safety"). The committed primary itself is never released this
+// docs/safety.md). The committed primary itself is never released this
 // way: an aborted operation may give it its writes back, and it must be
 // lossless then.
 func (a *actuator) fence(ctx context.Context, name string, i *topology.Instance) error {
@@ -198,7 +198,7 @@ func (a *actuator) Repoint(ctx context.Context, name, source string, opts failov
 	port, _ := strconv.Atoi(portText)
 	// A replica is never a semi-sync source: its applier's commits would
 	// wait for an acknowledgement no one sends, for ever (a promoted
-	// candidate caught up from the old primary, README "Safety"). The
+	// candidate caught up from the old primary, docs/safety.md). The
 	// plans fence an instance before they repoint it, so no client of its
 	// own waits there.
 	if opts.SemiSync {

@@ -159,8 +159,8 @@ type MySQLConfig struct {
 		VerifyServerCert bool `yaml:"verify_server_cert"`
 	} `yaml:"replication_tls"`
 	// LocalSocket is the unix socket of the local instance: "connection
-	// refused" there is the fast path's evidence (README "Detection"; README
-	// "Safety" says how it is confirmed over TCP).
+	// refused" there is the fast path's evidence (README "Detection";
+	// docs/safety.md says how it is confirmed over TCP).
 	LocalSocket string `yaml:"local_socket"`
 }
 
@@ -190,7 +190,7 @@ type ClusterConfig struct {
 	SemiSyncWaitFor     int           `yaml:"semi_sync_wait_for"`
 	// SemiSyncFallback: "never" (default) or a duration after which the
 	// leader lets a primary with too few semi-sync replicas commit
-	// asynchronously (README "Safety").
+	// asynchronously (docs/safety.md).
 	SemiSyncFallback  string `yaml:"semi_sync_fallback"`
 	MinAgreeingAgents int    `yaml:"min_agreeing_agents"`
 	FastPath          *bool  `yaml:"fast_path"`

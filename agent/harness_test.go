@@ -177,7 +177,7 @@ func (h *harness) Deliver(ctx context.Context, to string, r Report) error {
 
 // isolate cuts agent i off from the other agents (Raft and reports), but
 // not from the databases: the partition the self-fencing lease is for
-// (README "Safety").
+// (docs/safety.md).
 func (h *harness) isolate(i int) {
 	h.mu.Lock()
 	h.cut[h.agents[i].ID()] = true

@@ -165,7 +165,7 @@ func (c *clusterRT) view(now time.Time) failover.View {
 	for id := range agents {
 		// LastHeard is Raft contact alone: reports travel over the API and
 		// keep arriving from an agent whose Raft port is cut, which has lost
-		// its lease all the same (README "Safety", issue 9 defect 7).
+		// its lease all the same (docs/safety.md, issue 9 defect 7).
 		r := failover.AgentReport{LastHeard: heard[id], Local: failover.LocalUnknown}
 		if pv, ok := vitals[id]; ok && id != a.id {
 			r.LocalProbe = decodeVitals(pv.Vitals, pv.At)

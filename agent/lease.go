@@ -93,8 +93,8 @@ func (f instanceFencer) SemiSyncWaits(ctx context.Context) (bool, string, error)
 	return true, strings.Join(live, "; "), nil
 }
 
-// leaseKeeper enforces the self-fencing lease on the local instance (README
-// "Safety"): failover.DecideLease says when the instance must be read-only
+// leaseKeeper enforces the self-fencing lease on the local instance
+// (docs/safety.md): failover.DecideLease says when the instance must be read-only
 // and by when; the keeper checks every fence_after/5 and, while the decision
 // says fence, keeps trying until read_only holds, and stops mysqld when it
 // cannot hold before the deadline. It never consults the prober: a probe that

@@ -16,7 +16,7 @@ import (
 // acknowledgement from a replica repointed a moment before; with health
 // checks the real move falls anywhere in a check period. So, when clients
 // write, the leader watches the promoted instance for its first commit and
-// ends the window there (README "Routing", the write-blocked window).
+// ends the window there (README "Configuration", *The window clients see*).
 const (
 	// resumedWatch is how long after the expected end of the window the
 	// leader waits for that commit: a client writing at least this often

@@ -34,7 +34,7 @@ type Status struct {
 	// Clusters are the names of the replication clusters this regent
 	// cluster manages, sorted.
 	Clusters []string `json:"clusters"`
-	// Lease is this agent's self-fencing lease (README "Safety"); nil when
+	// Lease is this agent's self-fencing lease (docs/safety.md); nil when
 	// the agent has no local instance.
 	Lease *Lease `json:"lease,omitempty"`
 	// Time is the answering agent's clock when it answered.
@@ -104,7 +104,7 @@ const (
 // Roles lists every Role, in a fixed order.
 func Roles() []Role { return []Role{RolePrimary, RoleReplica, RoleUnknown, RoleQuarantined} }
 
-// Durability modes of a replication cluster (README "Safety": no
+// Durability modes of a replication cluster (docs/safety.md: no
 // acknowledged write is lost with semi_sync only).
 const (
 	DurabilitySemiSync = "semi_sync"

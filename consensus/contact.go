@@ -13,7 +13,7 @@ import (
 // hashicorp/raft tracks when each follower last answered (it needs it for its
 // own leader lease) but does not expose it. trackingTransport wraps whatever
 // transport Raft uses and records, per peer, what the leader needs for the
-// self-fencing lease (README "Safety"; doc.go, # The lease clock):
+// self-fencing lease (docs/safety.md; doc.go, # The lease clock):
 //
 //   - heard: when the peer last answered any RPC of ours (time the answer
 //     arrived, i.e. the latest moment the peer is known to have been alive

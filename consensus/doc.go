@@ -105,7 +105,7 @@
 //
 // # The lease clock
 //
-// The self-fencing lease (README "Safety") counts from this clock.
+// The self-fencing lease (docs/safety.md) counts from this clock.
 // LastQuorumContact returns a time at which this node is known to have been
 // in contact with a quorum. It never goes backwards and is the maximum of:
 //

@@ -681,7 +681,7 @@ func (n *Node) Snapshot(ctx context.Context) error {
 
 // LastQuorumContact returns a time at which this node is known to have been
 // in contact with a quorum of the Raft group; the self-fencing lease counts
-// from it (README "Safety"). It never goes backwards. See doc.go for how it
+// from it (docs/safety.md). It never goes backwards. See doc.go for how it
 // is computed on leaders and followers and the bounds it guarantees.
 func (n *Node) LastQuorumContact() time.Time {
 	now := time.Now()

@@ -99,7 +99,7 @@ type Cluster struct {
 	// but never committed: it ended, aborted or failed, before CommitPrimary.
 	// Each may be writable outside the epoch and may hold transactions no
 	// one else has, so the next change of primary fences it and counts its
-	// data (README "Safety"). A failover's commit clears them all; any commit
+	// data (docs/safety.md). A failover's commit clears them all; any commit
 	// clears its new primary. Nil when empty.
 	Uncommitted map[string]UncommittedPromotion `json:"uncommitted,omitempty"`
 	// SemiSyncDegraded is set while the primary commits asynchronously by

@@ -155,7 +155,7 @@ func resolveSource(v View, src string) (string, bool) {
 
 // agentSilent reports whether the leader has not heard from an agent for
 // longer than fence_after: by then the agent has lost the quorum and fenced
-// its local instance (the self-fencing lease, README "Safety").
+// its local instance (the self-fencing lease, docs/safety.md).
 func agentSilent(v View, p Policy, a AgentID) bool {
 	r, ok := v.Agents[a]
 	return !ok || r.LastHeard.IsZero() || v.Now.Sub(r.LastHeard) > p.FenceAfter

@@ -57,8 +57,8 @@
 //
 // Isolation is a separate question: when the primary's agent has not been
 // heard for fence_after (or reports it does not hold the lease), it has lost
-// the quorum and sets its instance read-only (the self-fencing lease, README
-// "Safety"). Writes stop there, so a failover is called for once its lease
+// the quorum and sets its instance read-only (the self-fencing lease,
+// docs/safety.md). Writes stop there, so a failover is called for once its lease
 // has surely lapsed (last heard + lease_timeout), even if replicas still
 // receive from the now read-only primary. A consequence for operators: an
 // agent restart on the primary's host that lasts longer than lease_timeout

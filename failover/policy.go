@@ -9,7 +9,7 @@ import (
 // Durability is the replication durability mode of a cluster.
 type Durability string
 
-// The durability modes (README "Safety": no acknowledged write is lost with
+// The durability modes (docs/safety.md: no acknowledged write is lost with
 // semi_sync only).
 const (
 	// DurabilitySemiSync: lossless semi-synchronous replication (wait point

@@ -57,7 +57,7 @@ func (ru *run) handle(ctx context.Context, s Step, undo bool, x *outcome) error 
 	case StepPromote:
 		// Recorded before it is made writable: if this run dies before the
 		// commit, the next leader knows an instance may be writable outside
-		// the epoch, fences it and counts its data (README "Safety").
+		// the epoch, fences it and counts its data (docs/safety.md).
 		if err := ru.apply(ctx, Change{Kind: ChangeCandidate, Instance: s.Instance}); err != nil {
 			return err
 		}
@@ -642,7 +642,7 @@ func alreadyReplicates(v View, s Step, pr Probe) bool {
 // it on the view's probes, and the fence can let commits complete after
 // that: on a replaced instance whose killed sessions wait for a semi-sync
 // acknowledgement, switching the source side off so that read_only holds
-// completes them (README "Safety"). Repointing it then would make a replica
+// completes them (docs/safety.md). Repointing it then would make a replica
 // that holds errant transactions (found by the frozen-mysqld benchmark on
 // MySQL); failing the step leaves it fenced, and the next evaluation
 // quarantines it. Once read_only holds nothing commits there any more, so

@@ -312,7 +312,7 @@ type AgentReport struct {
 	// the leader itself, Now; never earlier than the start of the leader's
 	// term). Reports do not count: they travel over the API, which may work
 	// while the agent's Raft port is cut and its lease lost. An agent not heard for
-	// fence_after has lost the quorum and, by the lease (README "Safety"), fences its local
+	// fence_after has lost the quorum and, by the lease (docs/safety.md), fences its local
 	// instance.
 	LastHeard time.Time
 	// LeaseHeld is the agent's last report of whether it holds the lease that

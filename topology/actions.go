@@ -361,7 +361,7 @@ func (i *Instance) killSessions(ctx context.Context, conn *sql.Conn, self uint64
 
 // ReleaseKilledWaiters switches the semi-sync source side off, so that
 // commits waiting for an acknowledgement in sessions a fence killed complete
-// and read_only can hold (README "Safety"), making sure first that no client
+// and read_only can hold (docs/safety.md), making sure first that no client
 // can commit meanwhile: on MySQL it sets offline_mode (clients without
 // CONNECTION_ADMIN are ended and refused) and kills every client session
 // again; then, if a session it did not kill still runs a statement, it
@@ -399,7 +399,7 @@ func (i *Instance) ReleaseKilledWaiters(ctx context.Context, opts KillOptions) (
 // no longer be acknowledged to anyone: KILL CONNECTION shuts the session's
 // socket down at once, whatever the thread still waits for. So a stop that
 // releases the waiting commits with an OK (a graceful SHUTDOWN) acknowledges
-// nothing once this list is empty (README "Safety").
+// nothing once this list is empty (docs/safety.md).
 func (i *Instance) UnkilledStatements(ctx context.Context) ([]string, error) {
 	conn, self, rows, err := i.processList(ctx, "list running statements")
 	if err != nil {
@@ -811,7 +811,7 @@ func (i *Instance) semiSyncVars(ctx context.Context, op string) (*sql.Conn, Flav
 // plugin is loaded and it is on): commits waiting for an acknowledgement
 // then complete at once, without one. Only for an instance whose waiting
 // sessions are all killed, whose clients can no longer be told, or that
-// becomes a replica (README "Safety").
+// becomes a replica (docs/safety.md).
 func (i *Instance) SwitchSemiSyncSourceOff(ctx context.Context) error {
 	conn, _, vars, n, err := i.semiSyncVars(ctx, "semi-sync source off")
 	if err != nil {

@@ -19,7 +19,7 @@ const (
 	// primary lacks, in an attempt sent after an operation had already made
 	// another instance the primary (and before any later one gave the role
 	// back). "Accepted" means acknowledged: with lossless semi-sync as the
-	// fence (README "Safety"), a replaced primary that wakes may still run a
+	// fence (docs/safety.md), a replaced primary that wakes may still run a
 	// statement it received, but cannot acknowledge it; such rows are
 	// divergent data the quarantine keeps apart, counted by Divergent.
 	CheckDualWriter = "dual-writer"

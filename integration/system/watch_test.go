@@ -141,7 +141,7 @@ const (
 	stUnreachable = "unreachable"
 	// stNoAcks: read_only is OFF, but the instance is a lossless semi-sync
 	// source with no semi-sync replica connected: it can acknowledge no
-	// commit (README "Semi-sync as a fence"), so it is no writer.
+	// commit (docs/safety.md, "Semi-sync as a fence"), so it is no writer.
 	stNoAcks = "writable-no-acks"
 )
 
