@@ -132,7 +132,9 @@ type store struct {
 }
 
 var (
-	_ failover.Leadership = store{}
+	_ failover.Leadership   = store{}
+	_ failover.StateStore   = store{}
+	_ failover.HistoryKinds = store{}
 )
 
 func (s store) Barrier(ctx context.Context) error { return s.c.a.raft.Barrier(ctx) }
@@ -163,4 +165,78 @@ func (s store) LastContact(ctx context.Context) (map[failover.AgentID]time.Time,
 		out[failover.AgentID(pc.ID)] = pc.LastHeard
 	}
 	return out, s.c.a.raft.LastQuorumContact(), nil
+}
+
+// Apply maps the runner's replicated-state changes to consensus commands,
+// one to one.
+func (s store) Apply(ctx context.Context, ch failover.Change) error {
+	var cmd consensus.Command
+	switch ch.Kind {
+	case failover.ChangeIntent:
+		cmd = consensus.BeginOperation{Cluster: ch.Cluster, OperationID: ch.OperationID, Kind: recordedKind(ch.Operation),
+			ExpectEpoch: ch.ExpectEpoch, Target: ch.Target, Trigger: consensus.TruncateDetail(ch.Trigger), At: ch.At,
+			// Consensus refuses automatic operations in the anti-flap
+			// window; only failovers are meant to be (the core has
+			// already applied pause to every automatic action).
+			Automatic: ch.Automatic && (ch.Operation == failover.OpFailover || ch.Operation == failover.OpForcedFailover)}
+	case failover.ChangeStep:
+		res := consensus.StepOK
+		switch ch.Step.Result {
+		case failover.StepResultFailed:
+			res = consensus.StepFailed
+		case failover.StepResultSkipped:
+			res = consensus.StepSkipped
+		}
+		detail := ch.Step.Detail
+		if ch.Step.Err != "" {
+			detail = ch.Step.Err
+		}
+		if ch.Step.Output != "" {
+			detail += "\n" + ch.Step.Output
+		}
+		cmd = consensus.RecordStep{Cluster: ch.Cluster, OperationID: ch.OperationID, Step: consensus.Step{
+			Name: ch.Step.HistoryName(), Start: ch.Step.Started, Duration: ch.Step.Duration, Result: res, Detail: consensus.TruncateDetail(detail)}}
+	case failover.ChangeCommitEpoch:
+		cmd = consensus.CommitPrimary{Cluster: ch.Cluster, OperationID: ch.OperationID, NewPrimary: ch.Instance,
+			ExpectEpoch: ch.ExpectEpoch, GTID: consensus.TruncateDetail(ch.GTID), At: ch.At}
+	case failover.ChangeAntiFlap:
+		cmd = consensus.SetAntiFlap{Cluster: ch.Cluster, Until: ch.AntiFlapUntil}
+	case failover.ChangeFinish:
+		res := consensus.Result(ch.Result)
+		if res == consensus.ResultAborted {
+			cmd = consensus.AbortOperation{Cluster: ch.Cluster, OperationID: ch.OperationID, Reason: consensus.TruncateDetail(ch.Reason), At: ch.At}
+		} else {
+			cmd = consensus.FinishOperation{Cluster: ch.Cluster, OperationID: ch.OperationID, Result: res, Reason: consensus.TruncateDetail(ch.Reason), At: ch.At}
+		}
+	case failover.ChangeAbort:
+		cmd = consensus.AbortOperation{Cluster: ch.Cluster, OperationID: ch.OperationID, Reason: consensus.TruncateDetail(ch.Reason), At: ch.At}
+	case failover.ChangeQuarantine:
+		reason := ch.Reason
+		if ch.GTID != "" {
+			reason += " (errant GTIDs: " + ch.GTID + ")"
+		}
+		cmd = consensus.SetQuarantine{Cluster: ch.Cluster, Instance: ch.Instance, Reason: consensus.TruncateDetail(reason), By: s.c.a.id, At: ch.At}
+	case failover.ChangeLiftQuarantine:
+		cmd = consensus.ClearQuarantine{Cluster: ch.Cluster, Instance: ch.Instance}
+	case failover.ChangeSemiSync:
+		cmd = consensus.SetSemiSyncDegraded{Cluster: ch.Cluster, OperationID: ch.OperationID, Degraded: ch.Degraded, Reason: consensus.TruncateDetail(ch.Reason), At: ch.At}
+	case failover.ChangeCandidate:
+		cmd = consensus.SetCandidate{Cluster: ch.Cluster, OperationID: ch.OperationID, Instance: ch.Instance}
+	default:
+		return fmt.Errorf("no consensus command for change %q", ch.Kind)
+	}
+	return s.propose(ctx, cmd)
+}
+
+// RecordsOperation says which operations have a place in the replicated
+// history: the small repairs (fence, repoint, restore writes, configuring
+// semi-sync) change no epoch and are only logged; a fallback to
+// asynchronous commits and its restore are recorded.
+func (store) RecordsOperation(k failover.OperationKind) bool {
+	switch k {
+	case failover.OpFailover, failover.OpForcedFailover, failover.OpSwitchover, failover.OpRejoin, failover.OpQuarantine,
+		failover.OpSemiSyncFallback, failover.OpSemiSyncRestore:
+		return true
+	}
+	return false
 }

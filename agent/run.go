@@ -4,95 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/regentdb/regent/api"
-	"github.com/regentdb/regent/apiserver"
-	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
 )
-
-// Apply maps the runner's replicated-state changes to consensus commands,
-// one to one.
-func (s store) Apply(ctx context.Context, ch failover.Change) error {
-	var cmd consensus.Command
-	switch ch.Kind {
-	case failover.ChangeIntent:
-		cmd = consensus.BeginOperation{Cluster: ch.Cluster, OperationID: ch.OperationID, Kind: recordedKind(ch.Operation),
-			ExpectEpoch: ch.ExpectEpoch, Target: ch.Target, Trigger: consensus.TruncateDetail(ch.Trigger), At: ch.At,
-			// Consensus refuses automatic operations in the anti-flap
-			// window; only failovers are meant to be (the core has
-			// already applied pause to every automatic action).
-			Automatic: ch.Automatic && (ch.Operation == failover.OpFailover || ch.Operation == failover.OpForcedFailover)}
-	case failover.ChangeStep:
-		res := consensus.StepOK
-		switch ch.Step.Result {
-		case failover.StepResultFailed:
-			res = consensus.StepFailed
-		case failover.StepResultSkipped:
-			res = consensus.StepSkipped
-		}
-		detail := ch.Step.Detail
-		if ch.Step.Err != "" {
-			detail = ch.Step.Err
-		}
-		if ch.Step.Output != "" {
-			detail += "\n" + ch.Step.Output
-		}
-		cmd = consensus.RecordStep{Cluster: ch.Cluster, OperationID: ch.OperationID, Step: consensus.Step{
-			Name: ch.Step.HistoryName(), Start: ch.Step.Started, Duration: ch.Step.Duration, Result: res, Detail: consensus.TruncateDetail(detail)}}
-	case failover.ChangeCommitEpoch:
-		cmd = consensus.CommitPrimary{Cluster: ch.Cluster, OperationID: ch.OperationID, NewPrimary: ch.Instance,
-			ExpectEpoch: ch.ExpectEpoch, GTID: consensus.TruncateDetail(ch.GTID), At: ch.At}
-	case failover.ChangeAntiFlap:
-		cmd = consensus.SetAntiFlap{Cluster: ch.Cluster, Until: ch.AntiFlapUntil}
-	case failover.ChangeFinish:
-		res := consensus.Result(ch.Result)
-		if res == consensus.ResultAborted {
-			cmd = consensus.AbortOperation{Cluster: ch.Cluster, OperationID: ch.OperationID, Reason: consensus.TruncateDetail(ch.Reason), At: ch.At}
-		} else {
-			cmd = consensus.FinishOperation{Cluster: ch.Cluster, OperationID: ch.OperationID, Result: res, Reason: consensus.TruncateDetail(ch.Reason), At: ch.At}
-		}
-	case failover.ChangeAbort:
-		cmd = consensus.AbortOperation{Cluster: ch.Cluster, OperationID: ch.OperationID, Reason: consensus.TruncateDetail(ch.Reason), At: ch.At}
-	case failover.ChangeQuarantine:
-		reason := ch.Reason
-		if ch.GTID != "" {
-			reason += " (errant GTIDs: " + ch.GTID + ")"
-		}
-		cmd = consensus.SetQuarantine{Cluster: ch.Cluster, Instance: ch.Instance, Reason: consensus.TruncateDetail(reason), By: s.c.a.id, At: ch.At}
-	case failover.ChangeLiftQuarantine:
-		cmd = consensus.ClearQuarantine{Cluster: ch.Cluster, Instance: ch.Instance}
-	case failover.ChangeSemiSync:
-		cmd = consensus.SetSemiSyncDegraded{Cluster: ch.Cluster, OperationID: ch.OperationID, Degraded: ch.Degraded, Reason: consensus.TruncateDetail(ch.Reason), At: ch.At}
-	case failover.ChangeCandidate:
-		cmd = consensus.SetCandidate{Cluster: ch.Cluster, OperationID: ch.OperationID, Instance: ch.Instance}
-	default:
-		return fmt.Errorf("no consensus command for change %q", ch.Kind)
-	}
-	return s.propose(ctx, cmd)
-}
-
-var (
-	_ failover.StateStore   = store{}
-	_ failover.HistoryKinds = store{}
-)
-
-// RecordsOperation says which operations have a place in the replicated
-// history: the small repairs (fence, repoint, restore writes, configuring
-// semi-sync) change no epoch and are only logged; a fallback to
-// asynchronous commits and its restore are recorded.
-func (store) RecordsOperation(k failover.OperationKind) bool {
-	switch k {
-	case failover.OpFailover, failover.OpForcedFailover, failover.OpSwitchover, failover.OpRejoin, failover.OpQuarantine,
-		failover.OpSemiSyncFallback, failover.OpSemiSyncRestore:
-		return true
-	}
-	return false
-}
 
 type clock struct{}
 
@@ -252,79 +169,4 @@ func (c *clusterRT) pendingOp(id string) (api.Operation, bool) {
 	defer c.runs.mu.Unlock()
 	op, ok := c.runs.pending[id]
 	return op, ok
-}
-
-// manual runs a planned operation asked for through the API: it plans on the
-// current view, starts the run in the background and returns the running
-// operation at once (regentctl follows it).
-func (a *Agent) manual(ctx context.Context, cluster string, plan func(failover.View, failover.Policy) (failover.Plan, error)) (api.Operation, error) {
-	c, err := a.cluster(cluster)
-	if err != nil {
-		return api.Operation{}, fmt.Errorf("%w: %v", apiserver.ErrNotFound, err)
-	}
-	if !a.raft.IsLeader() {
-		return api.Operation{}, apiserver.ErrNotLeader
-	}
-	if c.state() == nil {
-		return api.Operation{}, fmt.Errorf("%w: cluster %s is not recorded in Raft yet; try again in a few seconds", apiserver.ErrUnavailable, cluster)
-	}
-	// A repair the leader started on its own (semi-sync, restoring writes)
-	// takes milliseconds: wait for it rather than refuse.
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	locked := c.lock(lctx)
-	cancel()
-	if !locked {
-		return api.Operation{}, fmt.Errorf("%w: another operation is running on cluster %s; follow it with regentctl history", apiserver.ErrConflict, cluster)
-	}
-	v := c.view(c.clock.Now())
-	p, err := plan(v, c.policy)
-	if err != nil {
-		c.unlock()
-		if errors.Is(err, failover.ErrRefused) {
-			return api.Operation{}, fmt.Errorf("%w: %v", apiserver.ErrRefused, err)
-		}
-		return api.Operation{}, fmt.Errorf("%w: %v", apiserver.ErrInvalid, err)
-	}
-	id := newOperationID()
-	requester := callerName(ctx)
-	// Known before the call returns, so that regentctl can follow it at once.
-	c.notePending(id, p)
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		defer c.unlock()
-		_, _ = c.run(a.runCtx, v, p, id, requester)
-	}()
-	op, _ := c.pendingOp(id)
-	return op, nil
-}
-
-// Switchover starts a planned switchover.
-func (a *Agent) Switchover(ctx context.Context, cluster string, req api.SwitchoverRequest) (api.Operation, error) {
-	return a.manual(ctx, cluster, func(v failover.View, p failover.Policy) (failover.Plan, error) {
-		if req.WaitForWrites > 0 {
-			p.LongTransactionWait = time.Duration(req.WaitForWrites)
-		}
-		return failover.PlanSwitchover(v, p, req.To)
-	})
-}
-
-// Failover starts a manual (forced) failover to an instance.
-func (a *Agent) Failover(ctx context.Context, cluster string, req api.FailoverRequest) (api.Operation, error) {
-	if req.To == "" {
-		return api.Operation{}, fmt.Errorf("%w: name the instance to promote (--to)", apiserver.ErrInvalid)
-	}
-	return a.manual(ctx, cluster, func(v failover.View, p failover.Policy) (failover.Plan, error) {
-		return failover.PlanForcedFailover(v, p, req.To, req.Force)
-	})
-}
-
-// Rejoin starts the rejoin of an old primary as a replica.
-func (a *Agent) Rejoin(ctx context.Context, cluster string, req api.RejoinRequest) (api.Operation, error) {
-	if req.Instance == "" {
-		return api.Operation{}, fmt.Errorf("%w: name the instance to rejoin", apiserver.ErrInvalid)
-	}
-	return a.manual(ctx, cluster, func(v failover.View, p failover.Policy) (failover.Plan, error) {
-		return failover.PlanRejoin(v, p, req.Instance)
-	})
 }
