@@ -792,3 +792,38 @@ func TestSwitchoverWindowRunsUpToTheBalancers(t *testing.T) {
 		})
 	}
 }
+
+// resumedWindow's rules on a finished watch: the window runs to the first
+// commit seen, never ends before the route, and keeps the route's figure
+// when no commit came or nothing was routed.
+func TestResumedWindowRules(t *testing.T) {
+	const ms = time.Millisecond
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	routed := failover.RunResult{Committed: true, NewPrimary: "db2", BlockedAt: t0, RoutedAt: t0.Add(50 * ms), WriteBlocked: 50 * ms}
+	seen := func(at time.Time) *commitWatch {
+		w := &commitWatch{cancel: func() {}, done: make(chan struct{}), at: at}
+		close(w.done)
+		return w
+	}
+	cases := []struct {
+		name  string
+		res   failover.RunResult
+		w     *commitWatch
+		want  time.Duration
+		until string
+	}{
+		{"a commit 20ms after the route ends the window there", routed, seen(t0.Add(70 * ms)), 70 * ms, "the first commit on db2, observed 20ms after the route (pushed: 50ms)"},
+		{"a commit before the route (a direct client) ends it at the route", routed, seen(t0.Add(30 * ms)), 50 * ms, "observed 0s after the route"},
+		{"no commit: the route's figure, said so", routed, seen(time.Time{}), 50 * ms, "pushed; no commit on db2 was seen within 250ms after that"},
+		{"not committed: the runner's window", failover.RunResult{BlockedAt: t0, WriteBlocked: 30 * ms}, seen(t0.Add(70 * ms)), 30 * ms, "pushed"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &clusterRT{clock: clock{}}
+			got, until := c.resumedWindow(tc.w, tc.res, tc.res.WriteBlocked, "pushed")
+			if got != tc.want || !strings.Contains(until, tc.until) {
+				t.Errorf("window %v (until %q), want %v (until …%q…)", got, until, tc.want, tc.until)
+			}
+		})
+	}
+}
