@@ -597,6 +597,63 @@ func (c ClusterConfig) probeTimeout() time.Duration {
 	return c.Policy().ProbeInterval
 }
 
+// APIAddr is the address other agents and regentctl reach this agent's
+// API at: api.advertise, else api.listen.
+func (c Config) APIAddr() string {
+	if c.API.Advertise != "" {
+		return c.API.Advertise
+	}
+	return c.API.Listen
+}
+
+// Consensus is the Raft node's configuration: the raft section over
+// consensus's defaults (a duration left at zero keeps the default), the
+// initial voters with the instance each one's agent runs beside, and in
+// join mode no voters (the leader adds this agent) but the running agents
+// to accept connections from. consensus validates the result.
+func (c Config) Consensus() (consensus.Config, error) {
+	cc := consensus.DefaultConfig()
+	cc.NodeID, cc.DataDir, cc.APIAddr, cc.Instance = c.NodeID, c.DataDir, c.APIAddr(), c.LocalInstance
+	cc.BindAddr, cc.RaftAddr = c.Raft.Bind, c.Raft.Advertise
+	if cc.RaftAddr == "" {
+		cc.RaftAddr = c.Raft.Bind
+	}
+	for _, p := range c.Raft.Peers {
+		inst := ""
+		for _, cl := range c.Clusters {
+			for _, in := range cl.Instances {
+				if in.Agent == p.ID {
+					inst = in.Name
+				}
+			}
+		}
+		cc.Peers = append(cc.Peers, consensus.Peer{ID: p.ID, RaftAddr: p.Address, APIAddr: p.API, Instance: inst})
+	}
+	if c.Raft.Join {
+		// Never bootstrap: the leader adds this agent (regentctl members
+		// add). Until it has, accept Raft connections from the running
+		// agents only.
+		cc.Peers, cc.JoinPeers = nil, cc.Peers
+	}
+	cc.TLS = consensus.TLSConfig{CAFile: c.Raft.TLS.CAFile, CertFile: c.Raft.TLS.CertFile, KeyFile: c.Raft.TLS.KeyFile}
+	cc.InsecurePlaintext = c.Raft.InsecurePlaintext
+	for _, d := range []struct {
+		dst *time.Duration
+		v   time.Duration
+	}{
+		{&cc.HeartbeatTimeout, c.Raft.HeartbeatTimeout}, {&cc.ElectionTimeout, c.Raft.ElectionTimeout},
+		{&cc.LeaderLeaseTimeout, c.Raft.LeaderLeaseTimeout}, {&cc.CommitTimeout, c.Raft.CommitTimeout},
+	} {
+		if d.v > 0 {
+			*d.dst = d.v
+		}
+	}
+	if err := cc.Validate(); err != nil {
+		return consensus.Config{}, fmt.Errorf("raft: %w", err)
+	}
+	return cc, nil
+}
+
 // ReadSecret returns the secret from a file (trailing newline trimmed) or an
 // environment variable; "" when neither is configured. A file that other
 // users may read is refused (checkSecretFile). A value from the environment

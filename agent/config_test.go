@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/integration/testpki"
 	"github.com/regentdb/regent/proxyhook"
 )
@@ -291,5 +292,60 @@ func TestSecretEnvNames(t *testing.T) {
 		{Name: "px1", PasswordEnv: "REGENT_PROXYSQL_PASSWORD"}, {Name: "px2", PasswordFile: "/etc/regent/px2"}}}}}
 	if got, want := c.SecretEnvNames(), []string{"REGENT_MYSQL_PASSWORD", "REGENT_PROXYSQL_PASSWORD"}; !slices.Equal(got, want) {
 		t.Fatalf("SecretEnvNames() = %q, want %q", got, want)
+	}
+}
+
+func TestConsensusConfigFromTheRaftSection(t *testing.T) {
+	y, dir := validConfigYAML(t)
+	y = strings.Replace(y, "  insecure_plaintext: true\n", "  insecure_plaintext: true\n  commit_timeout: 35ms\n", 1)
+	c, err := ParseConfig([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := c.Consensus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := consensus.DefaultConfig()
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"node id", cc.NodeID, "a1"},
+		{"data dir", cc.DataDir, dir},
+		{"bind", cc.BindAddr, "127.0.0.1:7001"},
+		{"raft address: bind when not advertised", cc.RaftAddr, "127.0.0.1:7001"},
+		{"api address: listen when not advertised", cc.APIAddr, "127.0.0.1:8001"},
+		{"local instance", cc.Instance, "db1"},
+		{"commit timeout set", cc.CommitTimeout, 35 * time.Millisecond},
+		{"heartbeat timeout left at the default", cc.HeartbeatTimeout, def.HeartbeatTimeout},
+		{"voters", len(cc.Peers), 3},
+		{"a voter's instance, from the cluster that names its agent", cc.Peers[1].Instance, "db2"},
+		{"a voter whose agent runs beside no instance", cc.Peers[2].Instance, ""},
+		{"no join peers when bootstrapping", len(cc.JoinPeers), 0},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+
+	// Joining: no voters of its own, the running agents to accept.
+	c.Raft.Join = true
+	if cc, err = c.Consensus(); err != nil {
+		t.Fatal(err)
+	}
+	if len(cc.Peers) != 0 || len(cc.JoinPeers) != 3 {
+		t.Errorf("join: %d voters and %d join peers, want 0 and 3", len(cc.Peers), len(cc.JoinPeers))
+	}
+
+	// What consensus refuses stops the agent with the section named.
+	c.Raft.Join = false
+	c.Raft.HeartbeatTimeout = 2 * c.Raft.ElectionTimeout
+	if c.Raft.HeartbeatTimeout == 0 {
+		c.Raft.HeartbeatTimeout = time.Second // over the default election timeout
+	}
+	if _, err := c.Consensus(); err == nil || !strings.HasPrefix(err.Error(), "raft: ") {
+		t.Errorf("a heartbeat timeout longer than the election timeout: error %v, want one that starts with \"raft: \"", err)
 	}
 }

@@ -47,10 +47,7 @@ func serve(ctx context.Context, cfg agent.Config, stderr io.Writer) error {
 		return &configError{err}
 	}
 
-	apiAddr := cfg.API.Advertise
-	if apiAddr == "" {
-		apiAddr = cfg.API.Listen
-	}
+	apiAddr := cfg.APIAddr()
 	scheme := "http"
 	var serverTLS, clientTLS *tls.Config
 	var agentCAs *x509.CertPool  // verifies the other agents' certificates
@@ -82,37 +79,9 @@ func serve(ctx context.Context, cfg agent.Config, stderr io.Writer) error {
 		log.Warn("without api.tls, agents' reports are bound only to the shared agent token: any process that holds it can report in any agent's name, including \"mysqld gone\" for the primary's agent, which starts a failover; set api.tls so that each report must come with its agent's certificate")
 	}
 
-	ccfg := consensus.DefaultConfig()
-	ccfg.NodeID, ccfg.DataDir, ccfg.APIAddr, ccfg.Instance = cfg.NodeID, cfg.DataDir, apiAddr, cfg.LocalInstance
-	ccfg.BindAddr, ccfg.RaftAddr = cfg.Raft.Bind, cfg.Raft.Advertise
-	if ccfg.RaftAddr == "" {
-		ccfg.RaftAddr = cfg.Raft.Bind
-	}
-	for _, p := range cfg.Raft.Peers {
-		inst := ""
-		for _, cl := range cfg.Clusters {
-			for _, in := range cl.Instances {
-				if in.Agent == p.ID {
-					inst = in.Name
-				}
-			}
-		}
-		ccfg.Peers = append(ccfg.Peers, consensus.Peer{ID: p.ID, RaftAddr: p.Address, APIAddr: p.API, Instance: inst})
-	}
-	if cfg.Raft.Join {
-		// Never bootstrap: the leader adds this agent (regentctl members
-		// add). Until it has, accept Raft connections from the running
-		// agents only.
-		ccfg.Peers, ccfg.JoinPeers = nil, ccfg.Peers
-	}
-	ccfg.TLS = consensus.TLSConfig{CAFile: cfg.Raft.TLS.CAFile, CertFile: cfg.Raft.TLS.CertFile, KeyFile: cfg.Raft.TLS.KeyFile}
-	ccfg.InsecurePlaintext = cfg.Raft.InsecurePlaintext
-	setDur(&ccfg.HeartbeatTimeout, cfg.Raft.HeartbeatTimeout)
-	setDur(&ccfg.ElectionTimeout, cfg.Raft.ElectionTimeout)
-	setDur(&ccfg.LeaderLeaseTimeout, cfg.Raft.LeaderLeaseTimeout)
-	setDur(&ccfg.CommitTimeout, cfg.Raft.CommitTimeout)
-	if err := ccfg.Validate(); err != nil {
-		return &configError{fmt.Errorf("raft: %w", err)}
+	ccfg, err := cfg.Consensus()
+	if err != nil {
+		return &configError{err}
 	}
 	node, err := consensus.Start(ctx, ccfg, log.With("component", "raft"))
 	if err != nil {
@@ -254,12 +223,6 @@ func observeMetrics(ctx context.Context, ag *agent.Agent, m *apiserver.Metrics) 
 		}
 	}()
 	return func() { cancel(); <-done }
-}
-
-func setDur(dst *time.Duration, v time.Duration) {
-	if v > 0 {
-		*dst = v
-	}
 }
 
 func newLogger(c agent.LogConfig, w io.Writer) *slog.Logger {
