@@ -256,120 +256,154 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 // Validate checks every field and the relations between them; each error
 // names the key and says what is wrong.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(key, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+	var v validation
+	v.check(nameRE.MatchString(c.NodeID), "node_id", "%q is not a valid id (letters, digits, '.', '_', '-'; at most 63)", c.NodeID)
+	v.check(c.DataDir != "", "data_dir", "required: where the Raft log and snapshots live")
+	peers := c.validateRaft(&v)
+	c.validateAPI(&v)
+	c.validateMySQL(&v)
+	c.validateClusters(&v, peers)
+	c.validateLog(&v)
+	return errors.Join(v.errs...)
+}
+
+// validation collects what is wrong with a configuration, each finding
+// under the key it is about.
+type validation struct{ errs []error }
+
+func (v *validation) bad(key, format string, a ...any) {
+	v.errs = append(v.errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+}
+
+// check records a finding unless ok.
+func (v *validation) check(ok bool, key, format string, a ...any) {
+	if !ok {
+		v.bad(key, format, a...)
 	}
-	if !nameRE.MatchString(c.NodeID) {
-		bad("node_id", "%q is not a valid id (letters, digits, '.', '_', '-'; at most 63)", c.NodeID)
+}
+
+func (v *validation) add(err error) {
+	if err != nil {
+		v.errs = append(v.errs, err)
 	}
-	if c.DataDir == "" {
-		bad("data_dir", "required: where the Raft log and snapshots live")
+}
+
+// checkTLS checks a TLS section's files: they exist, a certificate comes
+// with its key, and a CA is given when needCA (mutual TLS).
+func (v *validation) checkTLS(key string, t TLSFilesConfig, needCA bool) {
+	if !t.Enabled() {
+		return
 	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		v.bad(key, "cert_file and key_file go together")
+	}
+	if needCA && t.CAFile == "" {
+		v.bad(key+".ca_file", "required for mutual TLS")
+	}
+	for k, f := range map[string]string{"ca_file": t.CAFile, "cert_file": t.CertFile, "key_file": t.KeyFile} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			v.bad(key+"."+k, "%v", err)
+		}
+	}
+}
+
+// agentCert checks that a certificate this agent presents to its peers
+// names it: said now rather than at the first handshake.
+func (v *validation) agentCert(nodeID, key, path string) {
+	if path == "" {
+		return
+	}
+	if _, err := os.Stat(path); err != nil {
+		return // checkTLS said so
+	}
+	if err := identity.CheckAgentCertFile(path, nodeID); err != nil {
+		v.bad(key, "%s: %v", path, err)
+	}
+}
+
+// validateRaft checks the raft section and returns the peers' ids.
+func (c Config) validateRaft(v *validation) map[string]bool {
 	if _, _, err := net.SplitHostPort(c.Raft.Bind); err != nil {
-		bad("raft.bind", "%q is not host:port", c.Raft.Bind)
+		v.bad("raft.bind", "%q is not host:port", c.Raft.Bind)
 	}
 	if c.Raft.Advertise != "" {
 		if h, _, err := net.SplitHostPort(c.Raft.Advertise); err != nil || h == "" || h == "0.0.0.0" || h == "::" {
-			bad("raft.advertise", "%q must be host:port that other agents can dial", c.Raft.Advertise)
+			v.bad("raft.advertise", "%q must be host:port that other agents can dial", c.Raft.Advertise)
 		}
 	}
 	if len(c.Raft.Peers) == 0 {
-		bad("raft.peers", "list the initial voters (this node included)")
+		v.bad("raft.peers", "list the initial voters (this node included)")
 	}
 	seenPeer, self := map[string]bool{}, false
 	for i, p := range c.Raft.Peers {
 		key := fmt.Sprintf("raft.peers[%d]", i)
 		if !nameRE.MatchString(p.ID) {
-			bad(key+".id", "%q is not a valid id", p.ID)
+			v.bad(key+".id", "%q is not a valid id", p.ID)
 		}
 		if seenPeer[p.ID] {
-			bad(key+".id", "%q is listed twice", p.ID)
+			v.bad(key+".id", "%q is listed twice", p.ID)
 		}
 		seenPeer[p.ID] = true
 		self = self || p.ID == c.NodeID
 		if _, _, err := net.SplitHostPort(p.Address); err != nil {
-			bad(key+".address", "%q is not host:port", p.Address)
+			v.bad(key+".address", "%q is not host:port", p.Address)
 		}
 		if p.API != "" {
 			if _, _, err := net.SplitHostPort(p.API); err != nil {
-				bad(key+".api", "%q is not host:port", p.API)
+				v.bad(key+".api", "%q is not host:port", p.API)
 			}
 		}
 	}
 	if len(c.Raft.Peers) > 0 && !self && !c.Raft.Join {
-		bad("raft.peers", "node_id %q is not among the peers (set raft.join: true to join a running cluster)", c.NodeID)
+		v.bad("raft.peers", "node_id %q is not among the peers (set raft.join: true to join a running cluster)", c.NodeID)
 	}
 	if self && c.Raft.Join {
-		bad("raft.join", "a joining agent must not list itself among the peers: it would bootstrap a cluster of its own")
+		v.bad("raft.join", "a joining agent must not list itself among the peers: it would bootstrap a cluster of its own")
 	}
 	if !c.Raft.Join && (len(c.Raft.Peers) == 2 || len(c.Raft.Peers) == 4) {
-		bad("raft.peers", "%d voters tolerate no more failures than %d: use 3 or 5", len(c.Raft.Peers), len(c.Raft.Peers)-1)
+		v.bad("raft.peers", "%d voters tolerate no more failures than %d: use 3 or 5", len(c.Raft.Peers), len(c.Raft.Peers)-1)
 	}
-	checkTLS := func(key string, t TLSFilesConfig, needCA bool) {
-		if !t.Enabled() {
-			return
-		}
-		if (t.CertFile == "") != (t.KeyFile == "") {
-			bad(key, "cert_file and key_file go together")
-		}
-		if needCA && t.CAFile == "" {
-			bad(key+".ca_file", "required for mutual TLS")
-		}
-		for k, f := range map[string]string{"ca_file": t.CAFile, "cert_file": t.CertFile, "key_file": t.KeyFile} {
-			if f == "" {
-				continue
-			}
-			if _, err := os.Stat(f); err != nil {
-				bad(key+"."+k, "%v", err)
-			}
-		}
-	}
-	checkTLS("raft.tls", c.Raft.TLS, true)
+	v.checkTLS("raft.tls", c.Raft.TLS, true)
 	if c.Raft.TLS.Enabled() && (c.Raft.TLS.CertFile == "") {
-		bad("raft.tls.cert_file", "required for mutual TLS")
+		v.bad("raft.tls.cert_file", "required for mutual TLS")
 	}
 	switch {
 	case !c.Raft.TLS.Enabled() && !c.Raft.InsecurePlaintext:
-		bad("raft.tls", "required: without it anyone who reaches the Raft port can rewrite the replicated state (commit a primary, pause a cluster); give each agent a certificate with deploy/regent/make-certs.sh, or set raft.insecure_plaintext: true on a trusted test network only")
+		v.bad("raft.tls", "required: without it anyone who reaches the Raft port can rewrite the replicated state (commit a primary, pause a cluster); give each agent a certificate with deploy/regent/make-certs.sh, or set raft.insecure_plaintext: true on a trusted test network only")
 	case c.Raft.TLS.Enabled() && c.Raft.InsecurePlaintext:
-		bad("raft.insecure_plaintext", "set together with raft.tls: remove it")
+		v.bad("raft.insecure_plaintext", "set together with raft.tls: remove it")
 	}
-	// The certificates this agent presents to its peers must name it; say
-	// so now rather than at the first handshake.
-	agentCert := func(key, path string) {
-		if path == "" {
-			return
-		}
-		if _, err := os.Stat(path); err != nil {
-			return // checkTLS said so
-		}
-		if err := identity.CheckAgentCertFile(path, c.NodeID); err != nil {
-			bad(key, "%s: %v", path, err)
-		}
-	}
-	agentCert("raft.tls.cert_file", c.Raft.TLS.CertFile)
+	v.agentCert(c.NodeID, "raft.tls.cert_file", c.Raft.TLS.CertFile)
+	return seenPeer
+}
+
+// validateAPI checks the api section: addresses, TLS, limits, the tokens
+// and the client-certificate names.
+func (c Config) validateAPI(v *validation) {
 	if _, _, err := net.SplitHostPort(c.API.Listen); err != nil {
-		bad("api.listen", "%q is not host:port", c.API.Listen)
+		v.bad("api.listen", "%q is not host:port", c.API.Listen)
 	}
-	checkTLS("api.tls", c.API.TLS, false)
+	v.checkTLS("api.tls", c.API.TLS, false)
 	if c.API.TLS.Enabled() && c.API.TLS.CertFile == "" {
-		bad("api.tls.cert_file", "required to serve TLS")
+		v.bad("api.tls.cert_file", "required to serve TLS")
 	}
 	if c.API.TLS.Enabled() && c.API.TLS.CAFile == "" {
-		bad("api.tls.ca_file", "required with api.tls: it verifies the other agents' certificates, when this agent calls them and when they send reports and forwarded calls")
+		v.bad("api.tls.ca_file", "required with api.tls: it verifies the other agents' certificates, when this agent calls them and when they send reports and forwarded calls")
 	}
-	agentCert("api.tls.cert_file", c.API.TLS.CertFile)
+	v.agentCert(c.NodeID, "api.tls.cert_file", c.API.TLS.CertFile)
 	if c.API.Advertise != "" {
 		if h, _, err := net.SplitHostPort(c.API.Advertise); err != nil || h == "" || h == "0.0.0.0" || h == "::" {
-			bad("api.advertise", "%q must be host:port that other agents and regentctl can reach", c.API.Advertise)
+			v.bad("api.advertise", "%q must be host:port that other agents and regentctl can reach", c.API.Advertise)
 		}
 	}
 	if err := c.API.Limits.WithDefaults().Validate("api.limits"); err != nil {
-		errs = append(errs, err)
+		v.add(err)
 	}
 	if (len(c.API.CertAdmins) > 0 || len(c.API.CertReaders) > 0) && c.API.ClientCAFile == "" {
-		bad("api.cert_admins", "client certificates are only verified with api.client_ca_file")
+		v.bad("api.cert_admins", "client certificates are only verified with api.client_ca_file")
 	}
 	for _, l := range []struct {
 		key   string
@@ -377,114 +411,124 @@ func (c Config) Validate() error {
 	}{{"api.cert_admins", c.API.CertAdmins}, {"api.cert_readers", c.API.CertReaders}} {
 		for i, n := range l.names {
 			if !identity.ValidName(n) {
-				bad(fmt.Sprintf("%s[%d]", l.key, i), "%q: give the NAME of the URI SAN %sNAME the client certificate carries (1 to 64 letters, digits, '.', '_', '@', '-'); make-certs.sh -u NAME makes one", n, identity.UserPrefix)
+				v.bad(fmt.Sprintf("%s[%d]", l.key, i), "%q: give the NAME of the URI SAN %sNAME the client certificate carries (1 to 64 letters, digits, '.', '_', '@', '-'); make-certs.sh -u NAME makes one", n, identity.UserPrefix)
 			}
 		}
 	}
 	if len(c.API.CertAdmins) > 0 || len(c.API.CertReaders) > 0 {
 		if !c.API.TLS.Enabled() {
-			bad("api.cert_admins", "client certificates need api.tls")
+			v.bad("api.cert_admins", "client certificates need api.tls")
 		}
 	}
 	if c.API.AgentTokenFile == "" {
-		bad("api.agent_token_file", "required: agents authenticate to each other with it")
+		v.bad("api.agent_token_file", "required: agents authenticate to each other with it")
 	} else if tok, err := ReadSecret(c.API.AgentTokenFile, ""); err != nil {
-		bad("api.agent_token_file", "%v", err)
+		v.bad("api.agent_token_file", "%v", err)
 	} else if len(tok) < 16 {
-		bad("api.agent_token_file", "the token must be at least 16 characters (openssl rand -hex 32)")
+		v.bad("api.agent_token_file", "the token must be at least 16 characters (openssl rand -hex 32)")
 	}
 	if c.API.TokensFile == "" {
-		bad("api.tokens_file", "required: mutating calls need an admin token (see README, Authentication)")
+		v.bad("api.tokens_file", "required: mutating calls need an admin token (see README, Authentication)")
 	} else if err := checkSecretFile(c.API.TokensFile); err != nil {
-		bad("api.tokens_file", "%v", err)
+		v.bad("api.tokens_file", "%v", err)
 	}
+}
+
+// validateMySQL checks the mysql section: users, secrets and TLS.
+func (c Config) validateMySQL(v *validation) {
 	if c.MySQL.User == "" {
-		bad("mysql.user", "required")
+		v.bad("mysql.user", "required")
 	}
 	secret := func(key, file, env string) {
 		switch {
 		case file != "" && env != "":
-			bad(key, "set %s_file or %s_env, not both", key, key)
+			v.bad(key, "set %s_file or %s_env, not both", key, key)
 		case file != "":
 			if err := checkSecretFile(file); err != nil {
-				bad(key+"_file", "%v", err)
+				v.bad(key+"_file", "%v", err)
 			}
 		case env != "":
 			if _, ok := os.LookupEnv(env); !ok {
-				bad(key+"_env", "environment variable %s is not set", env)
+				v.bad(key+"_env", "environment variable %s is not set", env)
 			}
 		}
 	}
 	secret("mysql.password", c.MySQL.PasswordFile, c.MySQL.PasswordEnv)
-	checkTLS("mysql.tls", c.MySQL.TLS.TLSFilesConfig, false)
+	v.checkTLS("mysql.tls", c.MySQL.TLS.TLSFilesConfig, false)
 	if c.MySQL.ReplicationUser == "" {
-		bad("mysql.replication_user", "required: replicas are repointed with it")
+		v.bad("mysql.replication_user", "required: replicas are repointed with it")
 	}
 	secret("mysql.replication_password", c.MySQL.ReplicationPasswordFile, c.MySQL.ReplicationPasswordEnv)
 
+}
+
+// validateClusters checks every replication cluster: names, instances (and
+// their agents among peers), durability, the policy, the lease against the
+// Raft timings, routing.
+func (c Config) validateClusters(v *validation, seenPeer map[string]bool) {
 	if len(c.Clusters) == 0 {
-		bad("clusters", "at least one replication cluster")
+		v.bad("clusters", "at least one replication cluster")
 	}
 	seenCluster, localFound := map[string]bool{}, c.LocalInstance == ""
 	for i, cl := range c.Clusters {
 		key := fmt.Sprintf("clusters[%d]", i)
 		if !nameRE.MatchString(cl.Name) {
-			bad(key+".name", "%q is not a valid name", cl.Name)
+			v.bad(key+".name", "%q is not a valid name", cl.Name)
 		}
 		if seenCluster[cl.Name] {
-			bad(key+".name", "%q is used twice", cl.Name)
+			v.bad(key+".name", "%q is used twice", cl.Name)
 		}
 		seenCluster[cl.Name] = true
 		if len(cl.Instances) == 0 {
-			bad(key+".instances", "list the primary and replicas")
+			v.bad(key+".instances", "list the primary and replicas")
 		}
 		names, owners := map[string]bool{}, map[string]string{}
 		var instNames []string
 		for j, in := range cl.Instances {
 			ikey := fmt.Sprintf("%s.instances[%d]", key, j)
 			if !nameRE.MatchString(in.Name) {
-				bad(ikey+".name", "%q is not a valid name", in.Name)
+				v.bad(ikey+".name", "%q is not a valid name", in.Name)
 			}
 			if names[in.Name] {
-				bad(ikey+".name", "%q is used twice", in.Name)
+				v.bad(ikey+".name", "%q is used twice", in.Name)
 			}
 			names[in.Name] = true
 			instNames = append(instNames, in.Name)
 			if _, _, err := net.SplitHostPort(in.Address); err != nil {
-				bad(ikey+".address", "%q is not host:port", in.Address)
+				v.bad(ikey+".address", "%q is not host:port", in.Address)
 			}
 			switch in.Promotion {
 			case "", "prefer", "neutral", "must_not":
 			default:
-				bad(ikey+".promotion", "%q: want prefer, neutral or must_not", in.Promotion)
+				v.bad(ikey+".promotion", "%q: want prefer, neutral or must_not", in.Promotion)
 			}
 			if in.Agent != "" {
 				if !seenPeer[in.Agent] {
-					bad(ikey+".agent", "%q is not among raft.peers", in.Agent)
+					v.bad(ikey+".agent", "%q is not among raft.peers", in.Agent)
 				}
 				if other, dup := owners[in.Agent]; dup {
-					bad(ikey+".agent", "agent %q already owns %s: one local instance per agent", in.Agent, other)
+					v.bad(ikey+".agent", "agent %q already owns %s: one local instance per agent", in.Agent, other)
 				}
 				owners[in.Agent] = in.Name
 			}
 			if in.Name == c.LocalInstance {
 				localFound = true
 				if in.Agent != c.NodeID {
-					bad(ikey+".agent", "the local instance of %q must name it as its agent (got %q)", c.NodeID, in.Agent)
+					v.bad(ikey+".agent", "the local instance of %q must name it as its agent (got %q)", c.NodeID, in.Agent)
 				}
 			}
 		}
 		switch cl.Durability {
 		case "", string(failover.DurabilitySemiSync), string(failover.DurabilityAsync):
 		default:
-			bad(key+".durability", "%q: want semi_sync or async", cl.Durability)
+			v.bad(key+".durability", "%q: want semi_sync or async", cl.Durability)
 		}
 		if _, err := parseFallback(cl.SemiSyncFallback); err != nil {
-			bad(key+".semi_sync_fallback", "%v", err)
+			v.bad(key+".semi_sync_fallback", "%v", err)
 		}
 		pol := cl.Policy()
 		if err := pol.Validate(); err != nil {
-			bad(key, "%v", err)
+			v.bad(key, "%v", err)
 		}
 		// A follower counts its quorum contact from the leader's last
 		// heartbeat minus two leader leases (consensus.LastQuorumContact),
@@ -502,34 +546,36 @@ func (c Config) Validate() error {
 		llt := orSet(c.Raft.LeaderLeaseTimeout, rt.LeaderLeaseTimeout)
 		election := orSet(c.Raft.ElectionTimeout, rt.ElectionTimeout) + orSet(c.Raft.HeartbeatTimeout, rt.HeartbeatTimeout)
 		if pol.FenceAfter-2*llt < election {
-			bad(key+".fence_after", "%v leaves %v without a leader before fencing, less than a Raft re-election (election_timeout + heartbeat_timeout = %v): a short leader stall would fence a healthy primary; raise fence_after (and lease_timeout) or lower the Raft timings",
+			v.bad(key+".fence_after", "%v leaves %v without a leader before fencing, less than a Raft re-election (election_timeout + heartbeat_timeout = %v): a short leader stall would fence a healthy primary; raise fence_after (and lease_timeout) or lower the Raft timings",
 				pol.FenceAfter, pol.FenceAfter-2*llt, election)
 		}
 		if err := cl.Routing.Validate(key+".routing", instNames); err != nil {
-			errs = append(errs, err)
+			v.add(err)
 		}
 		for j, px := range cl.Routing.ProxySQL {
 			if px.PasswordFile != "" {
 				if err := checkSecretFile(px.PasswordFile); err != nil {
-					bad(fmt.Sprintf("%s.routing.proxysql[%d].password_file", key, j), "%v", err)
+					v.bad(fmt.Sprintf("%s.routing.proxysql[%d].password_file", key, j), "%v", err)
 				}
 			}
 		}
 	}
 	if !localFound {
-		bad("local_instance", "%q is not an instance of any cluster", c.LocalInstance)
+		v.bad("local_instance", "%q is not an instance of any cluster", c.LocalInstance)
 	}
+}
+
+func (c Config) validateLog(v *validation) {
 	switch c.Log.Format {
 	case "", "json", "text":
 	default:
-		bad("log.format", "%q: want json or text", c.Log.Format)
+		v.bad("log.format", "%q: want json or text", c.Log.Format)
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "", "debug", "info", "warn", "error":
 	default:
-		bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+		v.bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
 	}
-	return errors.Join(errs...)
 }
 
 // Policy is the cluster's failover policy: the defaults of
