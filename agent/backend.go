@@ -34,15 +34,15 @@ func apiErr(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, consensus.ErrNotLeader):
-		return fmt.Errorf("%w: %v", apiserver.ErrNotLeader, err)
+		return fmt.Errorf("%w: %w", apiserver.ErrNotLeader, err)
 	case errors.Is(err, consensus.ErrNotFound):
-		return fmt.Errorf("%w: %v", apiserver.ErrNotFound, err)
+		return fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
 	case errors.Is(err, consensus.ErrConflict), errors.Is(err, consensus.ErrStaleEpoch):
-		return fmt.Errorf("%w: %v", apiserver.ErrConflict, err)
+		return fmt.Errorf("%w: %w", apiserver.ErrConflict, err)
 	case errors.Is(err, consensus.ErrInvalidCommand):
-		return fmt.Errorf("%w: %v", apiserver.ErrInvalid, err)
+		return fmt.Errorf("%w: %w", apiserver.ErrInvalid, err)
 	case errors.Is(err, consensus.ErrTimeout), errors.Is(err, consensus.ErrClosed):
-		return fmt.Errorf("%w: %v", apiserver.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", apiserver.ErrUnavailable, err)
 	}
 	return err
 }
@@ -67,7 +67,7 @@ func (a *Agent) Resume(ctx context.Context, cluster string) (api.Cluster, error)
 func (a *Agent) setPaused(ctx context.Context, cluster string, paused bool, reason string) (api.Cluster, error) {
 	c, err := a.cluster(cluster)
 	if err != nil {
-		return api.Cluster{}, fmt.Errorf("%w: %v", apiserver.ErrNotFound, err)
+		return api.Cluster{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
 	}
 	if c.state() == nil {
 		return api.Cluster{}, fmt.Errorf("%w: cluster %s is not recorded in Raft yet (no leader has seen it); try again in a few seconds", apiserver.ErrUnavailable, cluster)
@@ -121,7 +121,7 @@ const minReplicaNetTimeout = 8
 func (a *Agent) Check(ctx context.Context, cluster string) (api.CheckReport, error) {
 	c, err := a.cluster(cluster)
 	if err != nil {
-		return api.CheckReport{}, fmt.Errorf("%w: %v", apiserver.ErrNotFound, err)
+		return api.CheckReport{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
 	}
 	rep := api.CheckReport{Cluster: cluster, CheckedAt: a.now()}
 	add := func(check, inst, sev, msg, fix string) {
@@ -208,7 +208,7 @@ func (a *Agent) Check(ctx context.Context, cluster string) (api.CheckReport, err
 func (a *Agent) manual(ctx context.Context, cluster string, plan func(failover.View, failover.Policy) (failover.Plan, error)) (api.Operation, error) {
 	c, err := a.cluster(cluster)
 	if err != nil {
-		return api.Operation{}, fmt.Errorf("%w: %v", apiserver.ErrNotFound, err)
+		return api.Operation{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
 	}
 	if !a.raft.IsLeader() {
 		return api.Operation{}, apiserver.ErrNotLeader
@@ -229,9 +229,9 @@ func (a *Agent) manual(ctx context.Context, cluster string, plan func(failover.V
 	if err != nil {
 		c.unlock()
 		if errors.Is(err, failover.ErrRefused) {
-			return api.Operation{}, fmt.Errorf("%w: %v", apiserver.ErrRefused, err)
+			return api.Operation{}, fmt.Errorf("%w: %w", apiserver.ErrRefused, err)
 		}
-		return api.Operation{}, fmt.Errorf("%w: %v", apiserver.ErrInvalid, err)
+		return api.Operation{}, fmt.Errorf("%w: %w", apiserver.ErrInvalid, err)
 	}
 	id := newOperationID()
 	requester := callerName(ctx)
@@ -368,7 +368,7 @@ func (a *Agent) Members(ctx context.Context) (api.Members, error) {
 func (a *Agent) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 	c, err := a.cluster(name)
 	if err != nil {
-		return api.Cluster{}, fmt.Errorf("%w: %v", apiserver.ErrNotFound, err)
+		return api.Cluster{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
 	}
 	if !a.raft.Restored() {
 		// Found by the chaos campaign: a restarted agent answered with
@@ -491,7 +491,7 @@ func (a *Agent) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 func (a *Agent) History(ctx context.Context, cluster string, limit int) ([]api.Operation, error) {
 	c, err := a.cluster(cluster)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", apiserver.ErrNotFound, err)
+		return nil, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
 	}
 	st := c.state()
 	if st == nil {
@@ -511,7 +511,7 @@ func (a *Agent) History(ctx context.Context, cluster string, limit int) ([]api.O
 func (a *Agent) Operation(ctx context.Context, cluster, id string) (api.Operation, error) {
 	c, err := a.cluster(cluster)
 	if err != nil {
-		return api.Operation{}, fmt.Errorf("%w: %v", apiserver.ErrNotFound, err)
+		return api.Operation{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
 	}
 	if st := c.state(); st != nil {
 		if st.Operation != nil && st.Operation.ID == id {
