@@ -170,17 +170,32 @@ func committedAt(op api.Operation) time.Time {
 // commitStep is the name of the step that commits the new epoch in Raft.
 const commitStep = "commit-epoch"
 
-// changes returns the successful operations that committed a new primary,
-// ordered by their end.
+// changes returns the operations that committed a new primary, ordered by
+// their commit: the successful ones, and those that committed their epoch
+// and were then finished otherwise (a leader killed after its commit-epoch
+// step: the next one aborts the run, and the change stands).
 func changes(ops []api.Operation) []api.Operation {
 	var out []api.Operation
 	for _, op := range ops {
-		if op.Result == api.ResultSuccess && op.Ended != nil && op.NewPrimary != "" && op.EpochAfter > 0 {
+		if op.Ended == nil || op.NewPrimary == "" || op.EpochAfter == 0 {
+			continue
+		}
+		if op.Result == api.ResultSuccess || committedStep(op) {
 			out = append(out, op)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Ended.Before(*out[j].Ended) })
+	sort.SliceStable(out, func(i, j int) bool { return committedAt(out[i]).Before(committedAt(out[j])) })
 	return out
+}
+
+// committedStep reports whether op's commit-epoch step succeeded.
+func committedStep(op api.Operation) bool {
+	for _, s := range op.Steps {
+		if stepKind(s.Name) == commitStep && s.Result == api.ResultSuccess {
+			return true
+		}
+	}
+	return false
 }
 
 // legitimate reports whether instance was a writer by some tenure

@@ -201,3 +201,24 @@ func TestCheckerDistrustsAnEmptyHistory(t *testing.T) {
 		t.Fatalf("violations %v, want one %s", vs, CheckConverged)
 	}
 }
+
+// A failover whose leader died after it committed the new epoch is
+// finished by the next leader as "aborted": it still changed the primary
+// (chaos seed 20261420 on MySQL, where every write of the run was reported
+// as a stale route to db1).
+func TestCheckerCountsACommittedAbortedOperation(t *testing.T) {
+	h := clean()
+	op := failoverOp()
+	op.Result, op.Ended, op.Reason = api.ResultAborted, ptr(at(3500)), "abandoned: no run on the leader db3 owns it"
+	h.Final.Operations = []api.Operation{op}
+	if v := Check(h); len(v) != 0 {
+		t.Fatalf("violations: %v", v)
+	}
+	// Aborted before its commit, it changed nothing: db2's write is a
+	// second writer's.
+	op.Steps = nil
+	h.Final.Operations = []api.Operation{op}
+	if v := Check(h); len(v) == 0 {
+		t.Fatal("an operation aborted before its commit was counted as a change of primary")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/regentdb/regent/api"
@@ -51,6 +52,10 @@ type strike struct {
 func (x *run) nemesis(ctx context.Context) {
 	busy := map[string]map[category]bool{}
 	var queue []action
+	// Commands (switchovers, failovers) run beside the faults; the schedule
+	// ends only once each has returned, so that an operation one started
+	// is running (and waited for) when convergence is judged.
+	var commands sync.WaitGroup
 	strikes := make(chan strike, len(x.sch.Steps))
 	armed := 0
 	end := x.start.Add(x.sch.Length)
@@ -61,7 +66,7 @@ func (x *run) nemesis(ctx context.Context) {
 				armed++
 				go x.watchForStrike(ctx, st, end, strikes)
 			case Switchover, Failover:
-				go x.command(ctx, st)
+				commands.Go(func() { x.command(ctx, st) })
 			default:
 				h := x.resolve(ctx, st.Target, st.Pick)
 				cat := categoryOf(st.Kind)
@@ -136,6 +141,7 @@ func (x *run) nemesis(ctx context.Context) {
 			}})
 		}
 	}
+	commands.Wait()
 	x.healAll()
 }
 
