@@ -147,12 +147,35 @@ func tenures(h History) []tenure {
 		ts = append(ts, tenure{instance: first, from: h.Started, epoch: epoch})
 	}
 	for _, op := range ops {
+		from := op.Started
 		if len(ts) > 0 {
+			// An earlier run that promoted the same instance and died
+			// before its commit (the leader killed after its route step)
+			// made it writable then; this operation finished that change
+			// (an uncommitted promotion is repaired by a failover that
+			// counts its data), so the tenure starts with that run.
+			prev := ts[len(ts)-1]
+			for _, early := range h.Final.Operations {
+				if early.ID != op.ID && early.Started.Before(from) && early.Started.After(prev.from) &&
+					promotedStep(early, op.NewPrimary) && !committedStep(early) {
+					from = early.Started
+				}
+			}
 			ts[len(ts)-1].to = committedAt(op)
 		}
-		ts = append(ts, tenure{instance: op.NewPrimary, from: op.Started, epoch: op.EpochAfter, promotedBy: op.ID})
+		ts = append(ts, tenure{instance: op.NewPrimary, from: from, epoch: op.EpochAfter, promotedBy: op.ID})
 	}
 	return ts
+}
+
+// promotedStep reports whether op's promote step made instance writable.
+func promotedStep(op api.Operation, instance string) bool {
+	for _, s := range op.Steps {
+		if s.Name == "promote "+instance && s.Result == api.ResultSuccess {
+			return true
+		}
+	}
+	return false
 }
 
 // committedAt is when op committed its epoch: the end of its commit-epoch

@@ -222,3 +222,36 @@ func TestCheckerCountsACommittedAbortedOperation(t *testing.T) {
 		t.Fatal("an operation aborted before its commit was counted as a change of primary")
 	}
 }
+
+// A failover whose leader died after its route step, before its commit:
+// HAProxy already sent writes to the promoted db2, which took them; the
+// next leader aborted the run and finished the change with a failover to
+// db2 that kept them (chaos seed 20261420's replay on MySQL).
+func TestCheckerCountsAnUncommittedPromotionFinishedLater(t *testing.T) {
+	h := clean()
+	died := api.Operation{ID: "op-0", Kind: api.OpFailover, Started: at(1500), Ended: ptr(at(2500)),
+		OldPrimary: "db1", EpochBefore: 1, EpochAfter: 1, Result: api.ResultAborted,
+		Steps: []api.Step{
+			{Name: "promote db2", Started: at(1600), Duration: api.Duration(10 * time.Millisecond), Result: api.ResultSuccess},
+			{Name: "route db2", Started: at(1650), Duration: api.Duration(10 * time.Millisecond), Result: api.ResultSuccess},
+		}}
+	h.Final.Operations = []api.Operation{died, failoverOp()}
+	h.Attempts = append(h.Attempts, Attempt{Client: "haproxy-2", ID: 5, Start: at(1700), End: at(1710), Target: "db2", OK: true})
+	for i := range h.Final.Instances {
+		if h.Final.Instances[i].Name != "db1" {
+			h.Final.Instances[i].Rows = append(h.Final.Instances[i].Rows, 5)
+		}
+	}
+	if v := Check(h); len(v) != 0 {
+		t.Fatalf("violations: %v", v)
+	}
+	// Without the later failover to db2 the write was to an instance that
+	// never became the primary.
+	other := failoverOp()
+	other.NewPrimary = "db3"
+	other.Steps[0].Name = "commit-epoch db3"
+	h.Final.Operations = []api.Operation{died, other}
+	if v := Check(h); len(v) == 0 {
+		t.Fatal("a write to a promotion that was never committed passed")
+	}
+}
