@@ -157,7 +157,7 @@ func tenures(h History) []tenure {
 			prev := ts[len(ts)-1]
 			for _, early := range h.Final.Operations {
 				if early.ID != op.ID && early.Started.Before(from) && early.Started.After(prev.from) &&
-					promotedStep(early, op.NewPrimary) && !committedStep(early) {
+					promotedStep(early, op.NewPrimary) && !committed(early) {
 					from = early.Started
 				}
 			}
@@ -203,7 +203,7 @@ func changes(ops []api.Operation) []api.Operation {
 		if op.Ended == nil || op.NewPrimary == "" || op.EpochAfter == 0 {
 			continue
 		}
-		if op.Result == api.ResultSuccess || committedStep(op) {
+		if op.Result == api.ResultSuccess || committed(op) {
 			out = append(out, op)
 		}
 	}
@@ -211,8 +211,14 @@ func changes(ops []api.Operation) []api.Operation {
 	return out
 }
 
-// committedStep reports whether op's commit-epoch step succeeded.
-func committedStep(op api.Operation) bool {
+// committed reports whether op committed its new epoch: the history says
+// so (its epoch_after is past its epoch_before: the commit itself sets it,
+// even when the leader died before recording the step), or its
+// commit-epoch step succeeded.
+func committed(op api.Operation) bool {
+	if op.EpochAfter > op.EpochBefore {
+		return true
+	}
 	for _, s := range op.Steps {
 		if stepKind(s.Name) == commitStep && s.Result == api.ResultSuccess {
 			return true
