@@ -98,8 +98,13 @@ func (a *Agent) leaderLoop(ctx context.Context, eval func(*clusterRT, context.Co
 func (c *clusterRT) abortOrphan(ctx context.Context, op *consensus.Operation) {
 	pctx, cancel := context.WithTimeout(ctx, c.policy.RaftTimeout)
 	defer cancel()
-	_, err := c.a.raft.Propose(pctx, consensus.AbortOperation{Cluster: c.name, OperationID: op.ID, At: c.clock.Now(),
-		Reason: fmt.Sprintf("abandoned: no run on the leader %s owns it (its leader lost leadership, its intent committed after its run gave up, or its finish failed)", c.a.id)})
+	reason := fmt.Sprintf("abandoned: no run on the leader %s owns it (its leader lost leadership, its intent committed after its run gave up, or its finish failed)", c.a.id)
+	if op.Committed {
+		// Aborted, yet the change of primary stands: say so, or the
+		// history reads as if the primary had not changed.
+		reason = fmt.Sprintf("%s; it had committed epoch %d with %s as the primary, which stands: the steps after the commit (post-hooks included) did not run", reason, op.CommitEpoch, op.NewPrimary)
+	}
+	_, err := c.a.raft.Propose(pctx, consensus.AbortOperation{Cluster: c.name, OperationID: op.ID, At: c.clock.Now(), Reason: reason})
 	if err != nil {
 		c.log.Warn("could not abort an abandoned operation; trying again at the next evaluation", logOp, op.ID, logErr, err)
 		return
