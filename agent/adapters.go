@@ -154,7 +154,7 @@ func (s store) propose(ctx context.Context, cmd consensus.Command) error {
 // LastContact reports when each agent was last heard over Raft and when this
 // node last had the quorum.
 func (s store) LastContact(ctx context.Context) (map[failover.AgentID]time.Time, time.Time, error) {
-	out := map[failover.AgentID]time.Time{failover.AgentID(s.c.a.id): s.c.clock.Now()}
+	out := map[failover.AgentID]time.Time{failover.AgentID(s.c.a.id): s.c.now()}
 	pcs, err := s.c.a.raft.PeerContacts()
 	if err != nil {
 		return nil, time.Time{}, err

@@ -224,7 +224,7 @@ func (a *Agent) manual(ctx context.Context, cluster string, plan func(failover.V
 	if !locked {
 		return api.Operation{}, fmt.Errorf("%w: another operation is running on cluster %s; follow it with regentctl history", apiserver.ErrConflict, cluster)
 	}
-	v := c.view(c.clock.Now())
+	v := c.view(c.now())
 	p, err := plan(v, c.policy)
 	if err != nil {
 		c.unlock()

@@ -148,7 +148,7 @@ func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Confi
 	}
 	c.localCheckEvery = max(50*time.Millisecond, c.policy.ProbeInterval/5)
 	c.prober = newProber(cc.Name, timeout, c.instances, c.addrs)
-	c.prober.now = c.clock.Now
+	c.prober.now = c.now
 	c.prober.primary = func() (string, uint64) {
 		if st := c.state(); st != nil {
 			return st.Primary, st.Epoch
@@ -245,7 +245,7 @@ func (c *clusterRT) setLocal(ctx context.Context, state failover.LocalState, det
 	c.mu.Lock()
 	changed := state != c.localState
 	if changed {
-		c.localState, c.localSince = state, c.clock.Now()
+		c.localState, c.localSince = state, c.now()
 	} else if state == failover.LocalGone && c.localDetail != "" && !strings.Contains(c.localDetail, detail) {
 		if strings.Contains(detail, "exited") {
 			detail = detail + "; " + c.localDetail
@@ -259,6 +259,15 @@ func (c *clusterRT) setLocal(ctx context.Context, state failover.LocalState, det
 		c.log.Info("local mysqld state", logInstance, c.local, "state", state, "detail", detail)
 		c.a.publish(ctx)
 	}
+}
+
+// now reads the agent's clock (Deps.Clock); the wall clock for a cluster
+// runtime built without one (tests of single functions).
+func (c *clusterRT) now() time.Time {
+	if c.clock == nil {
+		return time.Now()
+	}
+	return c.clock.Now()
 }
 
 // report is this agent's view of the cluster.

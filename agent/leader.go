@@ -104,7 +104,7 @@ func (c *clusterRT) abortOrphan(ctx context.Context, op *consensus.Operation) {
 		// history reads as if the primary had not changed.
 		reason = fmt.Sprintf("%s; it had committed epoch %d with %s as the primary, which stands: the steps after the commit (post-hooks included) did not run", reason, op.CommitEpoch, op.NewPrimary)
 	}
-	_, err := c.a.raft.Propose(pctx, consensus.AbortOperation{Cluster: c.name, OperationID: op.ID, At: c.clock.Now(), Reason: reason})
+	_, err := c.a.raft.Propose(pctx, consensus.AbortOperation{Cluster: c.name, OperationID: op.ID, At: c.now(), Reason: reason})
 	if err != nil {
 		c.log.Warn("could not abort an abandoned operation; trying again at the next evaluation", logOp, op.ID, logErr, err)
 		return
@@ -261,7 +261,7 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 		return // an operation is running; it has fresher facts than we do
 	}
 	defer c.unlock()
-	now := c.clock.Now()
+	now := c.now()
 	st, index := c.stateAt()
 	if st == nil {
 		c.initState(ctx, c.view(now))
@@ -321,7 +321,7 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 		res, err := c.run(ctx, v, plan, "", "regent (automatic)")
 		if err != nil {
 			c.log.Error("operation failed", logProblem, p.Code, logOp, res.OperationID, logErr, err)
-			c.setBackoff(key, c.clock.Now().Add(failover.RetryAfter(c.policy, failover.RetryRunFailed)))
+			c.setBackoff(key, c.now().Add(failover.RetryAfter(c.policy, failover.RetryRunFailed)))
 		}
 		return // one operation per evaluation: the next one sees its effects
 	}
@@ -330,7 +330,7 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 // wakeAt makes the leader loop evaluate again just after t, instead of at
 // its next tick: one timer per cluster, moved to the latest request.
 func (c *clusterRT) wakeAt(t time.Time) {
-	d := t.Sub(c.clock.Now()) + time.Millisecond
+	d := t.Sub(c.now()) + time.Millisecond
 	c.lmu.Lock()
 	defer c.lmu.Unlock()
 	if c.deadAt == nil {
@@ -358,7 +358,7 @@ func (c *clusterRT) reconcileRoute(ctx context.Context, st *consensus.Cluster, i
 		return
 	}
 	gen := c.a.leaderGen.Load()
-	now := c.clock.Now()
+	now := c.now()
 	c.lmu.Lock()
 	due := c.routedGen != gen || now.Sub(c.routedAt) >= c.reconcileEvery()
 	c.lmu.Unlock()

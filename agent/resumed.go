@@ -107,7 +107,7 @@ func (c *clusterRT) resumedWindow(w *commitWatch, res failover.RunResult, window
 		return window, until
 	}
 	expected := res.BlockedAt.Add(window)
-	at, ok := w.wait(expected.Add(resumedWatch).Sub(c.clock.Now()))
+	at, ok := w.wait(expected.Add(resumedWatch).Sub(c.now()))
 	if !ok {
 		return window, until + fmt.Sprintf("; no commit on %s was seen within %v after that (clients not writing)", res.NewPrimary, resumedWatch)
 	}

@@ -85,7 +85,7 @@ func (c *clusterRT) run(ctx context.Context, v failover.View, plan failover.Plan
 			}
 			// Only the run's goroutine calls the observer.
 			if ev.Operation == failover.OpSwitchover && ev.Step.Kind == failover.StepPromote && ev.Result == failover.StepResultOK && !ev.Undo && watch == nil {
-				watch = c.act.watchFirstCommit(ctx, ev.Step.Instance, c.clock.Now)
+				watch = c.act.watchFirstCommit(ctx, ev.Step.Instance, c.now)
 			}
 		},
 	})
@@ -135,7 +135,7 @@ func (c *clusterRT) notePending(id string, plan failover.Plan) {
 	if _, ok := c.runs.pending[id]; ok {
 		return
 	}
-	c.runs.pending[id] = api.Operation{ID: id, Cluster: c.name, Kind: string(plan.Kind), Started: c.clock.Now(), OldPrimary: plan.OldPrimary,
+	c.runs.pending[id] = api.Operation{ID: id, Cluster: c.name, Kind: string(plan.Kind), Started: c.now(), OldPrimary: plan.OldPrimary,
 		Target: plan.Target, EpochBefore: plan.ExpectEpoch, Result: api.ResultRunning}
 	if plan.Kind == failover.OpSwitchover {
 		c.runs.measuring[id] = make(chan struct{})

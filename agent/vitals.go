@@ -83,7 +83,7 @@ func (a *Agent) vitals() consensus.Vitals {
 			continue
 		}
 		o, ok := c.prober.get(c.local)
-		return encodeVitals(o, ok, c.clock.Now())
+		return encodeVitals(o, ok, c.now())
 	}
 	return consensus.Vitals{}
 }
