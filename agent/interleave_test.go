@@ -51,7 +51,7 @@ var failoverHaltSteps = []haltStep{
 var switchoverHaltSteps = []haltStep{
 	{kind: failover.StepRecordIntent}, {kind: failover.StepPreHooks}, {kind: failover.StepWaitLongTransactions},
 	{kind: failover.StepFenceOldPrimary}, {kind: failover.StepUnrouteOldPrimary}, {kind: failover.StepCatchUp},
-	{kind: failover.StepPromote}, {kind: failover.StepRepoint, instance: "r2"}, {kind: failover.StepRoute},
+	{kind: failover.StepRepoint, instance: "r2"}, {kind: failover.StepPromote}, {kind: failover.StepRoute},
 	{kind: failover.StepCommitEpoch}, {kind: failover.StepRepoint, instance: "p"}, {kind: failover.StepPostHooks},
 }
 

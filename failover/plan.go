@@ -134,6 +134,9 @@ type Step struct {
 	Irreversible bool
 	// Undo is the step that reverses this one when the run aborts after it.
 	Undo StepKind
+	// UndoSource, for a repoint whose undo is a repoint, is where the undo
+	// points the instance back to.
+	UndoSource string
 	// Why says why the step is there, for the history and for people.
 	Why string
 }
@@ -587,9 +590,9 @@ func repointSteps(v View, p Policy, newPrimary, old string, semi bool, pl *Plan)
 // "Configuration", How a switchover runs): record intent → pre-hooks → wait
 // for long write transactions → fence the primary (read-only, kill write
 // sessions) → unroute it → catch the target up to the primary's final set
-// (aborting on any transaction the primary lacks) → promote → repoint the
-// others → route → commit-epoch → repoint the old primary (demoted) →
-// post-hooks. Writes are blocked from the fence to the route; the old
+// (aborting on any transaction the primary lacks) → repoint the others under
+// the target → promote → route → commit-epoch → repoint the old primary
+// (demoted) → post-hooks. Writes are blocked from the fence to the route; the old
 // primary comes after the commit because switching its semi-sync source side
 // off can take most of a second on MySQL. Pause does not
 // apply (it is manual); it does not start an anti-flap window.
@@ -674,8 +677,18 @@ func PlanSwitchover(v View, p Policy, target string) (Plan, error) {
 	pl.add(Step{Kind: StepFenceOldPrimary, Instance: old, Via: FenceDirect, Timeout: p.StepTimeout, Irreversible: true, Undo: StepSetWritable, Why: "read_only and kill write sessions: the write-blocked window starts"})
 	pl.add(Step{Kind: StepUnrouteOldPrimary, Instance: old, Epoch: pl.Epoch, Timeout: p.StepTimeout, Undo: StepRoute, Why: "no new write is sent to the read-only primary"})
 	pl.add(Step{Kind: StepCatchUp, Instance: chosen, Source: old, ForbidExtra: true, Timeout: p.CatchUpTimeout, Why: fmt.Sprintf("%s reaches %s's final set; any transaction %s lacks is errant and aborts", chosen, old, old)})
+	// The other replicas go under the target before it is promoted: by
+	// then it holds everything they can hold (the caught-up final set of
+	// the fenced primary), and a replica that asked for semi-sync when it
+	// connected acknowledges as soon as the target's source side is on, so
+	// the new primary's first commit finds its acknowledgers connected
+	// (docs/safety.md, *The switchover's order*). An abort before the
+	// promotion points them back at the old primary.
+	for _, s := range repointSteps(v, p, chosen, old, semi, &pl) {
+		s.Undo, s.UndoSource = StepRepoint, old
+		pl.add(s)
+	}
 	pl.add(Step{Kind: StepPromote, Instance: chosen, SemiSync: semi, Timeout: p.StepTimeout, Irreversible: true, Why: "stop and reset replication, read_only=OFF"})
-	pl.Steps = append(pl.Steps, repointSteps(v, p, chosen, old, semi, &pl)...)
 	pl.add(Step{Kind: StepRoute, Instance: chosen, Epoch: pl.Epoch, Timeout: p.StepTimeout, Irreversible: true, Why: "writes go to the new primary: the write-blocked window ends"})
 	pl.add(Step{Kind: StepCommitEpoch, Instance: chosen, Epoch: pl.Epoch, ExpectEpoch: pl.ExpectEpoch, Timeout: p.RaftTimeout, Why: fmt.Sprintf("primary=%s, epoch=%d (a switchover starts no anti-flap window)", chosen, pl.Epoch)})
 	// The old primary is repointed last: demoting it switches its semi-sync
@@ -683,7 +696,7 @@ func PlanSwitchover(v View, p Policy, target string) (Plan, error) {
 	// route it was write-blocked time; between route and commit the new
 	// primary's /primary still answered 503 (not yet the epoch's primary),
 	// and HAProxy's checks took it down again. The other replicas were
-	// repointed before the route, so a semi-sync new primary has its
+	// repointed before the promotion, so a semi-sync new primary has its
 	// acknowledgers.
 	pl.add(Step{Kind: StepRepoint, Instance: old, Source: chosen, Demote: true, SemiSync: semi, Timeout: p.StepTimeout, Why: fmt.Sprintf("the old primary %s becomes a replica of %s", old, chosen)})
 	pl.add(Step{Kind: StepPostHooks, Operation: OpSwitchover, Timeout: p.HookTimeout, Why: "operator's post-switchover hooks; a failure is a failed step"})

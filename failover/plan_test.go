@@ -55,6 +55,9 @@ func stepLine(s Step) string {
 	if s.AntiFlap != 0 {
 		add("antiflap=%v", s.AntiFlap)
 	}
+	if s.UndoSource != "" {
+		add("undo=%s source=%s", s.Undo, s.UndoSource)
+	}
 	return strings.Join(parts, " ")
 }
 
@@ -463,8 +466,8 @@ func TestPlanSwitchover(t *testing.T) {
 			"fence-old-primary db1 via=direct",
 			"unroute-old-primary db1 epoch=8",
 			"catch-up " + to + " source=db1 forbid-extra",
+			"repoint " + other + " source=" + to + " semisync undo=repoint source=db1",
 			"promote " + to + " semisync",
-			"repoint " + other + " source=" + to + " semisync",
 			"route " + to + " epoch=8",
 			"commit-epoch " + to + " epoch=7->8",
 			"repoint db1 source=" + to + " demote semisync",

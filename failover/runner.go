@@ -305,6 +305,9 @@ func checkRunnable(v View, plan Plan) error {
 		if s.Timeout <= 0 {
 			bad("step %d (%s) has no timeout: every step must be bounded", i+1, s.Kind)
 		}
+		if s.Undo == StepRepoint && s.UndoSource == "" {
+			bad("step %d (%s) is undone by a repoint but names no source to point back to", i+1, stepName(s))
+		}
 		if s.Kind == StepChooseCandidate && i != len(plan.Steps)-1 {
 			bad("step %d (choose-candidate) must be the last step of a failover's first phase", i+1)
 		}
@@ -813,6 +816,10 @@ func undoOf(d executed) (Step, bool) {
 		Why:          fmt.Sprintf("undo %s", stepName(s))}
 	if len(s.Instances) > 0 {
 		u.Instances = d.touched
+	}
+	if s.Undo == StepRepoint {
+		u.Source, u.SemiSync = s.UndoSource, s.SemiSync
+		u.Why = fmt.Sprintf("undo %s: %s replicates from %s again", stepName(s), s.Instance, s.UndoSource)
 	}
 	return u, true
 }

@@ -657,10 +657,10 @@ func TestRunnerSwitchover(t *testing.T) {
 			plan:    switchover,
 			outcome: OutcomeSuccess,
 			actions: concat(start, []string{
+				"act repoint db3 from db2 demote=false semisync=true",
 				"verify",
 				"store candidate db2",
 				"act promote db2 semisync=true",
-				"act repoint db3 from db2 demote=false semisync=true",
 				"verify",
 				"router route db2 epoch=8",
 				"store commit db2 expect=7 gtid=p:1-100",
@@ -703,6 +703,47 @@ func TestRunnerSwitchover(t *testing.T) {
 				// read-only, kill, unroute, wait, route back, read-only off.
 				check(t, "write-blocked window", 30*ms, res.WriteBlocked)
 				check(t, "router", []string{"router unroute db1 epoch=8", "router route db1 epoch=8"}, r.j.only("router "))
+			},
+		},
+		{
+			name:    "the promotion fails: the replica repointed under the target goes back to the old primary",
+			before:  base(),
+			plan:    switchover,
+			setup:   func(r *rig) { r.act.sc["act promote db2 semisync=true"] = fail("connection refused") },
+			outcome: OutcomeFailed,
+			actions: concat(start, []string{
+				"act repoint db3 from db2 demote=false semisync=true",
+				"verify",
+				"store candidate db2",
+				"act promote db2 semisync=true",
+				"act read-only on db2",
+				"act kill db2",
+				"act repoint db3 from db1 demote=false semisync=true",
+			}, giveBack, []string{"store finish op-1 failed"}),
+			steps: []string{
+				"record-intent db1 ok", "pre-hooks ok", "wait-long-transactions db1 ok", "fence-old-primary db1 ok",
+				"unroute-old-primary db1 ok", "catch-up db2 ok", "repoint db3 ok", "promote db2 failed", "undo fence db2 ok",
+				"undo repoint db3 ok", "undo route db1 ok", "undo set-writable db1 ok", "failed-hooks ok",
+			},
+			reason: []string{"promote db2 failed: connection refused", "undone: fence db2, repoint db3, route db1, set-writable db1"},
+		},
+		{
+			name:   "the early repoint fails: undone, and the old primary's writes given back",
+			before: base(),
+			plan:   switchover,
+			setup: func(r *rig) {
+				r.act.sc["act repoint db3 from db2 demote=false semisync=true"] = fail("START REPLICA: timed out")
+			},
+			outcome: OutcomeFailed,
+			actions: concat(start, []string{
+				"act repoint db3 from db2 demote=false semisync=true",
+				"act repoint db3 from db1 demote=false semisync=true",
+			}, giveBack, []string{"store finish op-1 failed"}),
+			reason: []string{"repoint db3 failed: START REPLICA: timed out", "undone: repoint db3, route db1, set-writable db1"},
+			check: func(t *testing.T, r *rig, res RunResult) {
+				if got := r.j.only("act promote"); len(got) != 0 {
+					t.Errorf("promoted after a failed repoint: %v", got)
+				}
 			},
 		},
 		{

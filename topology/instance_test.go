@@ -1149,3 +1149,57 @@ func TestFailedChangeSourceResumesOnlyTheIntendedSource(t *testing.T) {
 		}
 	})
 }
+
+// A replica repointed to a candidate before the candidate is promoted
+// connects to a server whose semi-sync source side is still off. The
+// switchover repoints the other replicas that early (docs/safety.md, *The
+// switchover's order*), which is safe only if such a replica acknowledges
+// the candidate's commits once its source side is switched on: otherwise
+// the new primary's first commit would wait for ever (lossless: no
+// fallback). Both flavours register a replica that asked for semi-sync at
+// connect time, whatever the source's switch then said.
+func TestSemiSyncReplicaConnectedBeforeItsSourceSideIsOnAcknowledges(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		c := mysqltest.StartCluster(t, k, 2)
+		mysqltest.EnsureTable(t, c.Primary)
+		ctx := ctxT(t, 2*time.Minute)
+		cand, other := open(t, c.Replicas[0]), open(t, c.Replicas[1])
+		mysqltest.WaitCaughtUp(t, c.Replicas[1], c.Primary, 60*time.Second)
+		if s := probe(t, cand).SemiSync; s.SourceEnabled {
+			t.Fatalf("the candidate's source side is on before its promotion: %+v", s)
+		}
+		if err := other.SetSemiSync(ctx, SemiSyncConfig{Replica: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := other.ChangeSource(ctx, replOpts(c.Replicas[0])); err != nil {
+			t.Fatal(err)
+		}
+		mysqltest.WaitReplicating(t, c.Replicas[1], 60*time.Second)
+		// The candidate's promotion, as the actuator does it.
+		mysqltest.SetWritable(t, c.Primary, false)
+		if err := cand.SetSemiSync(ctx, SemiSyncConfig{Source: true, Lossless: true, WaitCount: 1, KeepReplica: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := cand.ResetReplication(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := cand.SetSemiSync(ctx, SemiSyncConfig{Source: true, Lossless: true, WaitCount: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := cand.SetReadOnly(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		start := time.Now()
+		if _, err := cand.db.ExecContext(wctx, "INSERT INTO regent_test.writes (id) VALUES (1)"); err != nil {
+			t.Fatalf("the new primary's first commit: %v (semi-sync %+v)", err, probe(t, cand).SemiSync)
+		}
+		t.Logf("the first commit took %v", time.Since(start))
+		s := probe(t, cand).SemiSync
+		if !s.SourceActive || s.SourceClients != 1 {
+			t.Fatalf("after the first commit: %+v, want the source side active with the early replica as its one client", s)
+		}
+		mysqltest.WaitCaughtUp(t, c.Replicas[1], c.Replicas[0], 30*time.Second)
+	})
+}
