@@ -13,8 +13,8 @@ import (
 // alone, when their declared timings say the route must have moved). What
 // clients see ends later: their reconnect through the balancer and their
 // first commit on the new primary, which waits for a semi-sync
-// acknowledgement from a replica repointed a moment before; with health
-// checks the real move falls anywhere in a check period. So, when clients
+// acknowledgement; with health checks the real move falls anywhere in a
+// check period. So, when clients
 // write, the leader watches the promoted instance for its first commit and
 // ends the window there (README "Configuration", *The window clients see*).
 const (
