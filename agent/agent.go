@@ -169,7 +169,7 @@ func New(cfg Config, secrets Secrets, raft Raft, transport Transport, deps Deps,
 		return nil, err
 	}
 	for _, cc := range cfg.Clusters {
-		if err := cc.Policy().Validate(); err != nil {
+		if err := cc.Policy.Validate(); err != nil {
 			return nil, fmt.Errorf("clusters[%s]: %w", cc.Name, err)
 		}
 		c, err := newClusterRT(a, cc, secrets, tlsCfg, deps)

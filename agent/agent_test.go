@@ -30,7 +30,7 @@ func forEachFlavor(t *testing.T, f func(t *testing.T, k mysqltest.Kind)) {
 // may promote anyone (it waits lease_timeout since it last heard the agent).
 func TestIsolatedPrimaryFencesItself(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		h := newHarness(t, k, func(c *Config) { c.Clusters[0].FastPath = new(bool) })
+		h := newHarness(t, k, func(c *Config) { c.Clusters[0].FastPath = false })
 		h.eventually("cluster recorded with p as primary", 15*time.Second, func() (bool, string) {
 			c := h.cluster()
 			return c.Primary == "p" && c.Epoch == 1, fmt.Sprintf("primary %q epoch %d", c.Primary, c.Epoch)

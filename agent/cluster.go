@@ -90,7 +90,7 @@ type clusterRT struct {
 }
 
 func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Config, deps Deps) (*clusterRT, error) {
-	c := &clusterRT{a: a, name: cc.Name, cfg: cc, policy: cc.Policy(), log: a.log.With(logCluster, cc.Name),
+	c := &clusterRT{a: a, name: cc.Name, cfg: cc, policy: cc.Policy, log: a.log.With(logCluster, cc.Name),
 		instances: map[string]*topology.Instance{}, addrs: map[string]string{},
 		lastSeen: map[string]Observation{}, errant: map[string]map[failover.AgentID]failover.ErrantJudgement{}, backoff: map[string]time.Time{},
 		localState: failover.LocalUnknown,

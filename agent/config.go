@@ -168,39 +168,57 @@ type MySQLConfig struct {
 type ClusterConfig struct {
 	Name      string           `yaml:"name"`
 	Instances []InstanceConfig `yaml:"instances"`
-	// Durability: semi_sync (default) or async.
-	Durability string `yaml:"durability"`
+	// Policy holds the failover settings, under the cluster's own keys
+	// (each field's yaml tag). Decoded from YAML it starts from
+	// DefaultPolicy, so an absent key keeps its default; a ClusterConfig
+	// built in Go starts from DefaultPolicy() too.
+	failover.Policy `yaml:",inline"`
 
-	ProbeInterval       time.Duration `yaml:"probe_interval"`
-	ProbeTimeout        time.Duration `yaml:"probe_timeout"`
-	ObservationTTL      time.Duration `yaml:"observation_ttl"`
-	FailureTimeout      time.Duration `yaml:"failure_timeout"`
-	FenceAfter          time.Duration `yaml:"fence_after"`
-	LeaseTimeout        time.Duration `yaml:"lease_timeout"`
-	MaxLagOnFailover    time.Duration `yaml:"max_lag_on_failover"`
-	SwitchoverMaxLag    time.Duration `yaml:"switchover_max_lag"`
-	AntiFlapPeriod      time.Duration `yaml:"anti_flap_period"`
-	StepTimeout         time.Duration `yaml:"step_timeout"`
-	HookTimeout         time.Duration `yaml:"hook_timeout"`
-	CatchUpTimeout      time.Duration `yaml:"catch_up_timeout"`
-	LongTransactionWait time.Duration `yaml:"long_transaction_wait"`
-	RelayLogTimeout     time.Duration `yaml:"relay_log_timeout"`
-	RaftTimeout         time.Duration `yaml:"raft_timeout"`
-	OperationTimeout    time.Duration `yaml:"operation_timeout"`
-	SemiSyncWaitFor     int           `yaml:"semi_sync_wait_for"`
-	// SemiSyncFallback: "never" (default) or a duration after which the
-	// leader lets a primary with too few semi-sync replicas commit
-	// asynchronously (docs/safety.md).
-	SemiSyncFallback  string `yaml:"semi_sync_fallback"`
-	MinAgreeingAgents int    `yaml:"min_agreeing_agents"`
-	FastPath          *bool  `yaml:"fast_path"`
-	AutoRejoin        *bool  `yaml:"auto_rejoin"`
+	ProbeTimeout time.Duration `yaml:"probe_timeout"`
 	// WatchBinlog: every agent holds a binlog stream to the primary with
 	// heartbeats every half probe interval, as evidence of life (default
 	// true; README "Detection").
 	WatchBinlog *bool `yaml:"watch_binlog"`
 
 	Routing proxyhook.RoutingConfig `yaml:"routing"`
+}
+
+// DefaultPolicy is a cluster's failover policy when its configuration sets
+// nothing: failover.DefaultPolicy, with one difference. MySQL can take most
+// of a second for one semi-sync switch, so a step gets 1.5 s; fence_after
+// stays 1.5 s, long enough to ride out a Raft re-election (see Validate),
+// and lease_timeout still leaves a step after it.
+func DefaultPolicy() failover.Policy {
+	p := failover.DefaultPolicy()
+	p.StepTimeout = 1500 * time.Millisecond
+	return p
+}
+
+// UnmarshalYAML decodes a cluster onto DefaultPolicy, with the decoder's
+// own strictness (unknown keys are refused), and reads the two keys that
+// are not plain values: semi_sync_fallback ("never" or a duration), and
+// observation_ttl, whose default is three probe intervals.
+func (c *ClusterConfig) UnmarshalYAML(unmarshal func(any) error) error {
+	type plain ClusterConfig // without this method
+	var in struct {
+		plain    `yaml:",inline"`
+		Fallback string `yaml:"semi_sync_fallback"`
+	}
+	in.Policy = DefaultPolicy()
+	in.ObservationTTL = 0
+	if err := unmarshal(&in); err != nil {
+		return err
+	}
+	if in.ObservationTTL == 0 {
+		in.ObservationTTL = 3 * in.ProbeInterval
+	}
+	d, err := parseFallback(in.Fallback)
+	if err != nil {
+		return fmt.Errorf("semi_sync_fallback: %w", err)
+	}
+	in.SemiSyncFallback = d
+	*c = ClusterConfig(in.plain)
+	return nil
 }
 
 // InstanceConfig is one mysqld.
@@ -518,15 +536,7 @@ func (c Config) validateClusters(v *validation, seenPeer map[string]bool) {
 				}
 			}
 		}
-		switch cl.Durability {
-		case "", string(failover.DurabilitySemiSync), string(failover.DurabilityAsync):
-		default:
-			v.bad(key+".durability", "%q: want semi_sync or async", cl.Durability)
-		}
-		if _, err := parseFallback(cl.SemiSyncFallback); err != nil {
-			v.bad(key+".semi_sync_fallback", "%v", err)
-		}
-		pol := cl.Policy()
+		pol := cl.Policy
 		if err := pol.Validate(); err != nil {
 			v.bad(key, "%v", err)
 		}
@@ -578,59 +588,6 @@ func (c Config) validateLog(v *validation) {
 	}
 }
 
-// Policy is the cluster's failover policy: the defaults of
-// failover.DefaultPolicy with the configured values on top.
-func (c ClusterConfig) Policy() failover.Policy {
-	p := failover.DefaultPolicy()
-	// The agent's defaults differ from the core's in one place: MySQL can
-	// take most of a second for one semi-sync switch, so a step gets 1.5 s;
-	// fence_after stays 1.5 s, long enough to ride out a Raft re-election
-	// (see Validate), and lease_timeout still leaves a step after it.
-	p.StepTimeout = 1500 * time.Millisecond
-	set := func(dst *time.Duration, v time.Duration) {
-		if v != 0 {
-			*dst = v
-		}
-	}
-	if c.Durability != "" {
-		p.Durability = failover.Durability(c.Durability)
-	}
-	set(&p.ProbeInterval, c.ProbeInterval)
-	set(&p.ObservationTTL, c.ObservationTTL)
-	set(&p.FailureTimeout, c.FailureTimeout)
-	set(&p.FenceAfter, c.FenceAfter)
-	set(&p.LeaseTimeout, c.LeaseTimeout)
-	set(&p.MaxLagOnFailover, c.MaxLagOnFailover)
-	set(&p.SwitchoverMaxLag, c.SwitchoverMaxLag)
-	set(&p.AntiFlapPeriod, c.AntiFlapPeriod)
-	set(&p.StepTimeout, c.StepTimeout)
-	set(&p.HookTimeout, c.HookTimeout)
-	set(&p.CatchUpTimeout, c.CatchUpTimeout)
-	set(&p.LongTransactionWait, c.LongTransactionWait)
-	set(&p.RelayLogTimeout, c.RelayLogTimeout)
-	set(&p.RaftTimeout, c.RaftTimeout)
-	set(&p.OperationTimeout, c.OperationTimeout)
-	if c.SemiSyncWaitFor != 0 {
-		p.SemiSyncWaitFor = c.SemiSyncWaitFor
-	}
-	if d, err := parseFallback(c.SemiSyncFallback); err == nil {
-		p.SemiSyncFallback = d
-	}
-	if c.MinAgreeingAgents != 0 {
-		p.MinAgreeingAgents = c.MinAgreeingAgents
-	}
-	if c.ObservationTTL == 0 && c.ProbeInterval != 0 {
-		p.ObservationTTL = 3 * p.ProbeInterval
-	}
-	if c.FastPath != nil {
-		p.FastPath = *c.FastPath
-	}
-	if c.AutoRejoin != nil {
-		p.AutoRejoin = *c.AutoRejoin
-	}
-	return p
-}
-
 // watchBinlog reports whether the agents stream the primary's binlog.
 func (c ClusterConfig) watchBinlog() bool { return c.WatchBinlog == nil || *c.WatchBinlog }
 
@@ -640,7 +597,7 @@ func (c ClusterConfig) probeTimeout() time.Duration {
 	if c.ProbeTimeout > 0 {
 		return c.ProbeTimeout
 	}
-	return c.Policy().ProbeInterval
+	return c.ProbeInterval
 }
 
 // APIAddr is the address other agents and regentctl reach this agent's

@@ -102,6 +102,15 @@ func TestParseConfig(t *testing.T) {
 		{"semi_sync_fallback not a duration", func(y, _ string) string {
 			return strings.Replace(y, "  - name: main\n", "  - name: main\n    semi_sync_fallback: soon\n", 1)
 		}, `semi_sync_fallback: "soon": want never or a positive duration`},
+		{"misspelt cluster key", func(y, _ string) string {
+			return strings.Replace(y, "  - name: main\n", "  - name: main\n    failure_timout: 2s\n", 1)
+		}, `unknown key "failure_timout"`},
+		{"cluster duration not a duration", func(y, _ string) string {
+			return strings.Replace(y, "  - name: main\n", "  - name: main\n    lease_timeout: three\n", 1)
+		}, "`three` into time.Duration"},
+		{"explicit zero kept, not defaulted", func(y, _ string) string {
+			return strings.Replace(y, "  - name: main\n", "  - name: main\n    step_timeout: 0s\n", 1)
+		}, "step_timeout is 0s; it must be positive"},
 		{"semi_sync_fallback shorter than a probe", func(y, _ string) string {
 			return strings.Replace(y, "  - name: main\n", "  - name: main\n    semi_sync_fallback: 1ms\n", 1)
 		}, "semi_sync_fallback (1ms) is shorter than probe_interval"},
@@ -260,7 +269,7 @@ func TestClusterPolicyDefaultsAndOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := c.Clusters[0].Policy()
+	p := c.Clusters[0].Policy
 	checks := []struct {
 		name      string
 		got, want any
@@ -282,6 +291,24 @@ func TestClusterPolicyDefaultsAndOverrides(t *testing.T) {
 	}
 	if err := p.Validate(); err != nil {
 		t.Fatalf("default policy with overrides invalid: %v", err)
+	}
+}
+
+// A key set to zero is zero, not its default: anti_flap_period: 0 turns the
+// window off.
+func TestClusterPolicyKeepsAnExplicitZero(t *testing.T) {
+	y, _ := validConfigYAML(t)
+	y = strings.Replace(y, "  - name: main\n", "  - name: main\n    anti_flap_period: 0s\n    max_lag_on_failover: 0s\n", 1)
+	c, err := ParseConfig([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Clusters[0].Policy
+	if p.AntiFlapPeriod != 0 || p.MaxLagOnFailover != 0 {
+		t.Fatalf("anti_flap_period %v, max_lag_on_failover %v: want both 0 as configured", p.AntiFlapPeriod, p.MaxLagOnFailover)
+	}
+	if d := DefaultPolicy(); p.LeaseTimeout != d.LeaseTimeout || p.ObservationTTL != 3*d.ProbeInterval {
+		t.Fatalf("absent keys: lease_timeout %v, observation_ttl %v; want the defaults %v, %v", p.LeaseTimeout, p.ObservationTTL, d.LeaseTimeout, 3*d.ProbeInterval)
 	}
 }
 

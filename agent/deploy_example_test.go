@@ -366,7 +366,7 @@ func TestDeployExampleConfigs(t *testing.T) {
 			}},
 			{"durability and lease", func() error {
 				for _, cl := range c.Clusters {
-					p := cl.Policy()
+					p := cl.Policy
 					if p.Durability != failover.DurabilitySemiSync {
 						return fmt.Errorf("cluster %s: durability %s", cl.Name, p.Durability)
 					}

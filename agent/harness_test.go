@@ -84,12 +84,7 @@ func newHarness(t *testing.T, k mysqltest.Kind, opts ...harnessOpt) *harness {
 			Raft: RaftConfig{Bind: raftAddr(i), Peers: peers},
 			MySQL: MySQLConfig{User: mysqltest.AdminUser, ReplicationUser: mysqltest.ReplUser,
 				ReplicationHeartbeat: 250 * time.Millisecond, ConnectTimeout: 300 * time.Millisecond, ReadTimeout: 5 * time.Second},
-			Clusters: []ClusterConfig{{
-				Name: "main", Instances: instances, Durability: "async",
-				ProbeInterval: 150 * time.Millisecond, FailureTimeout: time.Second,
-				FenceAfter: time.Second, LeaseTimeout: 3 * time.Second, AntiFlapPeriod: time.Minute,
-				StepTimeout: 1500 * time.Millisecond,
-			}},
+			Clusters: []ClusterConfig{{Name: "main", Instances: instances, Policy: harnessPolicy()}},
 		}
 		if k == mysqltest.MySQL {
 			cfg.MySQL.TLS.InsecureSkipVerify = true
@@ -382,4 +377,14 @@ func logLevel() slog.Level {
 		return slog.LevelDebug
 	}
 	return slog.LevelInfo
+}
+
+// harnessPolicy is the scenarios' failover policy: fast probing and
+// detection, async unless a test asks for semi-sync.
+func harnessPolicy() failover.Policy {
+	p := DefaultPolicy()
+	p.Durability = failover.DurabilityAsync
+	p.ProbeInterval, p.ObservationTTL, p.FailureTimeout = 150*time.Millisecond, 450*time.Millisecond, time.Second
+	p.FenceAfter, p.LeaseTimeout, p.AntiFlapPeriod = time.Second, 3*time.Second, time.Minute
+	return p
 }

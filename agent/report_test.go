@@ -58,8 +58,10 @@ func reportTestAgent(t testing.TB) *Agent {
 	insts := []string{"p", "r1", "r2"}
 	st := consensus.State{Members: map[string]consensus.Member{},
 		Clusters: map[string]*consensus.Cluster{"main": {Name: "main", Primary: "p", Epoch: 1, CreatedAt: time.Now().Add(-time.Hour)}}}
-	cfg := Config{NodeID: "a1", Clusters: []ClusterConfig{{Name: "main", ProbeInterval: 200 * time.Millisecond, FailureTimeout: time.Second,
-		FenceAfter: time.Second, LeaseTimeout: 3 * time.Second, StepTimeout: 1500 * time.Millisecond}},
+	pol := DefaultPolicy()
+	pol.ProbeInterval, pol.ObservationTTL, pol.FailureTimeout = 200*time.Millisecond, 600*time.Millisecond, time.Second
+	pol.FenceAfter, pol.LeaseTimeout = time.Second, 3*time.Second
+	cfg := Config{NodeID: "a1", Clusters: []ClusterConfig{{Name: "main", Policy: pol}},
 		MySQL: MySQLConfig{User: "regent", ReplicationUser: "repl"}}
 	for i, id := range ids {
 		cfg.Raft.Peers = append(cfg.Raft.Peers, PeerConfig{ID: id, Address: "127.0.0.1:1"})

@@ -67,7 +67,7 @@ func TestDeletedSocketFileIsNotMysqldGone(t *testing.T) {
 // outage. The leader counts the lease from Raft contact alone.
 func TestRaftOnlyPartitionOfThePrimarysAgentFailsOver(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		h := newHarness(t, k, func(c *Config) { c.Clusters[0].FastPath = new(bool) })
+		h := newHarness(t, k, func(c *Config) { c.Clusters[0].FastPath = false })
 		h.eventually("primary writable under a held lease", 15*time.Second, func() (bool, string) {
 			c := h.cluster()
 			return c.Primary == "p" && c.Epoch == 1 && h.db.Primary.QueryString(t, "SELECT @@read_only") == "0",
@@ -322,7 +322,7 @@ func TestSemiSyncFallbackIsARecordedDecision(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
 		h := newHarness(t, k, func(c *Config) {
 			c.Clusters[0].Durability = "semi_sync"
-			c.Clusters[0].SemiSyncFallback = "3s"
+			c.Clusters[0].SemiSyncFallback = 3 * time.Second
 		})
 		h.waitRecorded()
 		h.waitLossless(k)
@@ -583,7 +583,7 @@ func TestFrozenPrimaryFencedBySemiSync(t *testing.T) {
 	for _, durability := range []string{"semi_sync", "async"} {
 		t.Run(durability, func(t *testing.T) {
 			forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-				h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = durability })
+				h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = failover.Durability(durability) })
 				h.waitRecorded()
 				if durability == "semi_sync" {
 					h.waitLossless(k)

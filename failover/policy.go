@@ -22,59 +22,63 @@ const (
 	DurabilityAsync Durability = "async"
 )
 
-// Policy holds a cluster's failover settings. The YAML keys of the
-// configuration are given in brackets; cmd/regent maps them.
+// Policy holds a cluster's failover settings. The agent's configuration
+// decodes a cluster's keys straight into a Policy pre-filled with the
+// defaults: each field's yaml tag is its key (also given in brackets), so a
+// new setting is a field here, its default and its check below, and a line
+// in README "Configuration".
 type Policy struct {
 	// Durability [durability]: semi_sync or async.
-	Durability Durability
+	Durability Durability `yaml:"durability"`
 	// SemiSyncWaitFor is how many semi-sync replicas a commit waits for
 	// [semi_sync_wait_for]; at least 1 with semi_sync.
-	SemiSyncWaitFor int
-	// SemiSyncFallback [semi_sync_fallback] is how long commits may stay
+	SemiSyncWaitFor int `yaml:"semi_sync_wait_for"`
+	// SemiSyncFallback [semi_sync_fallback: never or a duration, which the
+	// configuration reads] is how long commits may stay
 	// blocked because too few semi-sync replicas are connected before the
 	// leader lets the primary commit asynchronously (recorded in Raft and the
 	// history); 0 is "never", the default: commits stay blocked.
-	SemiSyncFallback time.Duration
+	SemiSyncFallback time.Duration `yaml:"-"`
 
 	// ProbeInterval [probe_interval] is how often each agent probes each
 	// instance.
-	ProbeInterval time.Duration
+	ProbeInterval time.Duration `yaml:"probe_interval"`
 	// ObservationTTL [observation_ttl]: probes older than this are stale and
 	// ignored. The agents with a fresh probe of detection's condition (b)
 	// (README "Detection") are the ones with a probe younger than this.
-	ObservationTTL time.Duration
+	ObservationTTL time.Duration `yaml:"observation_ttl"`
 	// FailureTimeout [failure_timeout] is how long the leader's own probes of
 	// the primary must fail before it may be declared dead (condition (a)).
-	FailureTimeout time.Duration
+	FailureTimeout time.Duration `yaml:"failure_timeout"`
 	// MinAgreeingAgents [min_agreeing_agents] is the least number of agents
 	// that must fail to reach the primary, on top of the strict majority of
 	// fresh reporters (condition (b)). 1 lets a lone leader decide when the
 	// other agents are silent.
-	MinAgreeingAgents int
+	MinAgreeingAgents int `yaml:"min_agreeing_agents"`
 	// FastPath [fast_path] allows an immediate failover when the primary's own
 	// agent reports its mysqld gone.
-	FastPath bool
+	FastPath bool `yaml:"fast_path"`
 
 	// FenceAfter [fence_after]: an agent out of contact with the quorum this
 	// long sets its local instance read-only.
-	FenceAfter time.Duration
+	FenceAfter time.Duration `yaml:"fence_after"`
 	// LeaseTimeout [lease_timeout]: the leader waits this long after an
 	// unreachable primary's agent was last heard before promoting another
 	// instance.
-	LeaseTimeout time.Duration
+	LeaseTimeout time.Duration `yaml:"lease_timeout"`
 
 	// MaxLagOnFailover [max_lag_on_failover]: replicas lagging more are not
 	// candidates, and are reported as lagging.
-	MaxLagOnFailover time.Duration
+	MaxLagOnFailover time.Duration `yaml:"max_lag_on_failover"`
 	// SwitchoverMaxLag [switchover_max_lag]: a switchover target lagging more
 	// is refused, since the lag becomes write-blocked time.
-	SwitchoverMaxLag time.Duration
+	SwitchoverMaxLag time.Duration `yaml:"switchover_max_lag"`
 	// AntiFlapPeriod [anti_flap_period]: after a failover, automatic
 	// failovers of the cluster are blocked this long. Manual ones are not.
-	AntiFlapPeriod time.Duration
+	AntiFlapPeriod time.Duration `yaml:"anti_flap_period"`
 	// AutoRejoin [auto_rejoin]: rejoin a returning old primary as a replica
 	// without an operator (only when it holds no errant transaction).
-	AutoRejoin bool
+	AutoRejoin bool `yaml:"auto_rejoin"`
 
 	// Step timeouts. StepTimeout [step_timeout] bounds each single action on
 	// an instance or router (read-only, kill, stop IO, promote, repoint,
@@ -84,16 +88,16 @@ type Policy struct {
 	// CatchUpTimeout [catch_up_timeout] a candidate catching up;
 	// LongTransactionWait [long_transaction_wait] how long a switchover waits
 	// for running write transactions before giving up.
-	StepTimeout         time.Duration
-	RaftTimeout         time.Duration
-	HookTimeout         time.Duration
-	RelayLogTimeout     time.Duration
-	CatchUpTimeout      time.Duration
-	LongTransactionWait time.Duration
+	StepTimeout         time.Duration `yaml:"step_timeout"`
+	RaftTimeout         time.Duration `yaml:"raft_timeout"`
+	HookTimeout         time.Duration `yaml:"hook_timeout"`
+	RelayLogTimeout     time.Duration `yaml:"relay_log_timeout"`
+	CatchUpTimeout      time.Duration `yaml:"catch_up_timeout"`
+	LongTransactionWait time.Duration `yaml:"long_transaction_wait"`
 	// OperationTimeout [operation_timeout]: an operation recorded in progress
 	// for longer was abandoned (its leader died); a new one may take over
 	// instead of being blocked forever by a run that crashed.
-	OperationTimeout time.Duration
+	OperationTimeout time.Duration `yaml:"operation_timeout"`
 }
 
 // LosslessMinTimeout is the shortest semi-sync timeout on a primary that
