@@ -52,6 +52,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/regentdb/regent/config"
 	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/topology"
@@ -122,7 +123,7 @@ var _ Raft = (*consensus.Node)(nil)
 // Agent is one running agent.
 type Agent struct {
 	id        string
-	cfg       Config
+	cfg       config.Config
 	raft      Raft
 	transport Transport
 	log       *slog.Logger
@@ -158,7 +159,7 @@ type Secrets struct {
 
 // New builds an agent from a validated configuration. Nothing runs until
 // Start.
-func New(cfg Config, secrets Secrets, raft Raft, transport Transport, deps Deps, log *slog.Logger) (*Agent, error) {
+func New(cfg config.Config, secrets Secrets, raft Raft, transport Transport, deps Deps, log *slog.Logger) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -185,7 +186,7 @@ func New(cfg Config, secrets Secrets, raft Raft, transport Transport, deps Deps,
 
 // mysqlTLS is the TLS configuration of Regent's own MySQL connections; nil
 // for plain text.
-func mysqlTLS(cfg Config) (*tls.Config, error) {
+func mysqlTLS(cfg config.Config) (*tls.Config, error) {
 	t := cfg.MySQL.TLS
 	if !t.Enabled && !t.TLSFilesConfig.Enabled() && !t.InsecureSkipVerify {
 		return nil, nil
@@ -427,7 +428,7 @@ func (a *Agent) reports() map[string]receivedReport {
 }
 
 // localAddr returns the network and address to dial for the local instance.
-func localAddr(cfg Config, addr string) (string, string) {
+func localAddr(cfg config.Config, addr string) (string, string) {
 	if cfg.MySQL.LocalSocket != "" {
 		return "unix", cfg.MySQL.LocalSocket
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/regentdb/regent/api"
+	"github.com/regentdb/regent/config"
 	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/proxyhook"
@@ -30,7 +31,7 @@ func forEachFlavor(t *testing.T, f func(t *testing.T, k mysqltest.Kind)) {
 // may promote anyone (it waits lease_timeout since it last heard the agent).
 func TestIsolatedPrimaryFencesItself(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		h := newHarness(t, k, func(c *Config) { c.Clusters[0].FastPath = false })
+		h := newHarness(t, k, func(c *config.Config) { c.Clusters[0].FastPath = false })
 		h.eventually("cluster recorded with p as primary", 15*time.Second, func() (bool, string) {
 			c := h.cluster()
 			return c.Primary == "p" && c.Epoch == 1, fmt.Sprintf("primary %q epoch %d", c.Primary, c.Epoch)
@@ -482,7 +483,7 @@ func (h *harness) failOverFromP(k mysqltest.Kind, errant bool) consensus.History
 // one catches up from it first, so that nothing it has is lost.
 func TestMustNotReplicaIsCatchUpSourceOnly(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		h := newHarness(t, k, func(c *Config) { c.Clusters[0].Instances[1].Promotion = "must_not" })
+		h := newHarness(t, k, func(c *config.Config) { c.Clusters[0].Instances[1].Promotion = "must_not" })
 		h.waitRecorded()
 		p, r1, r2 := h.db.Primary, h.db.Replicas[0], h.db.Replicas[1]
 		p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (1)")
@@ -509,7 +510,7 @@ func TestMustNotReplicaIsCatchUpSourceOnly(t *testing.T) {
 // itself, and a primary killed under writes loses no acknowledged write.
 func TestSemiSyncKillUnderWritesLosesNoAcknowledgedWrite(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
+		h := newHarness(t, k, func(c *config.Config) { c.Clusters[0].Durability = "semi_sync" })
 		h.waitRecorded()
 		p := h.db.Primary
 		h.eventually("semi-sync enforced on the primary", 20*time.Second, func() (bool, string) {
@@ -667,7 +668,7 @@ func TestFrozenPrimaryIsReplacedAndStaysReadOnlyOnWake(t *testing.T) {
 // at once instead of waiting operation_timeout, and fails over itself.
 func TestLeaderKilledMidFailover(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		slowHook := func(c *Config) {
+		slowHook := func(c *config.Config) {
 			c.Clusters[0].Routing.Hooks = []proxyhook.HookConfig{{Name: "slow", Command: []string{"/bin/sleep", "2"},
 				Events: []proxyhook.HookEvent{proxyhook.EventPreFailover}, Timeout: 10 * time.Second}}
 		}

@@ -70,7 +70,7 @@ func historyOp(cluster string, h consensus.HistoryEntry) api.Operation {
 
 func fillHealth(s *proxyhook.LocalState, c *clusterRT, o Observation, st *consensus.Cluster) {
 	s.Cluster, s.Instance = c.name, c.local
-	s.Reachable = o.Reachable && c.now().Sub(o.ObservedAt) < 3*c.policy.ProbeInterval+c.cfg.probeTimeout()
+	s.Reachable = o.Reachable && c.now().Sub(o.ObservedAt) < 3*c.policy.ProbeInterval+c.cfg.ProbeTimeoutOrDefault()
 	s.Writable = o.Reachable && !o.ReadOnly && !o.SuperReadOnly
 	s.LeaseHeld = c.LeaseHeld()
 	if st != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/regentdb/regent/api"
+	"github.com/regentdb/regent/config"
 	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/proxyhook"
@@ -42,7 +43,7 @@ type Deps struct {
 type clusterRT struct {
 	a      *Agent
 	name   string
-	cfg    ClusterConfig
+	cfg    config.ClusterConfig
 	policy failover.Policy
 	log    *slog.Logger
 	clock  failover.Clock
@@ -89,7 +90,7 @@ type clusterRT struct {
 	deadAt *time.Timer
 }
 
-func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Config, deps Deps) (*clusterRT, error) {
+func newClusterRT(a *Agent, cc config.ClusterConfig, secrets Secrets, tlsCfg *tls.Config, deps Deps) (*clusterRT, error) {
 	c := &clusterRT{a: a, name: cc.Name, cfg: cc, policy: cc.Policy, log: a.log.With(logCluster, cc.Name),
 		instances: map[string]*topology.Instance{}, addrs: map[string]string{},
 		lastSeen: map[string]Observation{}, errant: map[string]map[failover.AgentID]failover.ErrantJudgement{}, backoff: map[string]time.Time{},
@@ -100,7 +101,7 @@ func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Confi
 	if c.clock == nil {
 		c.clock = clock{}
 	}
-	timeout := cc.probeTimeout()
+	timeout := cc.ProbeTimeoutOrDefault()
 	localAddress := ""
 	open := func(addr string, conns int) (*topology.Instance, error) {
 		return topology.Open(topology.ConnConfig{
@@ -142,7 +143,7 @@ func newClusterRT(a *Agent, cc ClusterConfig, secrets Secrets, tlsCfg *tls.Confi
 				c.a.publish(ctx)
 			}}
 	}
-	if cc.watchBinlog() {
+	if cc.WatchesBinlog() {
 		c.stream = newPrimaryStream(c, a.id, a.cfg.MySQL.ReplicationUser, secrets.ReplicationPassword, tlsCfg,
 			orDur(a.cfg.MySQL.ConnectTimeout, timeout))
 	}

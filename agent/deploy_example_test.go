@@ -28,6 +28,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/regentdb/regent/apiserver"
+	"github.com/regentdb/regent/config"
 	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/identity"
 )
@@ -186,7 +187,7 @@ func readFile(t *testing.T, path string) []byte {
 // name. It decodes without validating: validation needs them set.
 func exampleEnv(t *testing.T, data []byte) []string {
 	t.Helper()
-	var c Config
+	var c config.Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
@@ -230,14 +231,14 @@ func loadDeployExample(t *testing.T, fx *deployFixture, host string) []byte {
 
 func TestDeployExampleConfigs(t *testing.T) {
 	fx := newDeployFixture(t)
-	cfgs := map[string]Config{}
+	cfgs := map[string]config.Config{}
 	env := map[string]bool{}
 	for _, host := range deployHosts {
 		data := loadDeployExample(t, fx, host)
 		for _, n := range exampleEnv(t, data) {
 			env[n] = true
 		}
-		c, err := ParseConfig(data)
+		c, err := config.Parse(data)
 		if err != nil {
 			t.Fatalf("%s.yaml is refused: %v", host, err)
 		}
@@ -246,13 +247,13 @@ func TestDeployExampleConfigs(t *testing.T) {
 
 	for _, host := range deployHosts {
 		c := cfgs[host]
-		peer := func(id string) PeerConfig {
+		peer := func(id string) config.PeerConfig {
 			for _, p := range c.Raft.Peers {
 				if p.ID == id {
 					return p
 				}
 			}
-			return PeerConfig{}
+			return config.PeerConfig{}
 		}
 		checks := []struct {
 			name  string
@@ -420,18 +421,18 @@ func TestDeployExampleConfigs(t *testing.T) {
 	// they decide together.
 	shared := []struct {
 		name string
-		part func(Config) any
+		part func(config.Config) any
 	}{
-		{"data_dir", func(c Config) any { return c.DataDir }},
-		{"raft.peers", func(c Config) any { return c.Raft.Peers }},
-		{"raft timings", func(c Config) any {
+		{"data_dir", func(c config.Config) any { return c.DataDir }},
+		{"raft.peers", func(c config.Config) any { return c.Raft.Peers }},
+		{"raft timings", func(c config.Config) any {
 			return []time.Duration{c.Raft.HeartbeatTimeout, c.Raft.ElectionTimeout, c.Raft.LeaderLeaseTimeout, c.Raft.CommitTimeout}
 		}},
-		{"raft.tls", func(c Config) any { return c.Raft.TLS }},
-		{"api (but listen, advertise)", func(c Config) any { a := c.API; a.Listen, a.Advertise = "", ""; return a }},
-		{"mysql", func(c Config) any { return c.MySQL }},
-		{"clusters", func(c Config) any { return c.Clusters }},
-		{"log", func(c Config) any { return c.Log }},
+		{"raft.tls", func(c config.Config) any { return c.Raft.TLS }},
+		{"api (but listen, advertise)", func(c config.Config) any { a := c.API; a.Listen, a.Advertise = "", ""; return a }},
+		{"mysql", func(c config.Config) any { return c.MySQL }},
+		{"clusters", func(c config.Config) any { return c.Clusters }},
+		{"log", func(c config.Config) any { return c.Log }},
 	}
 	for _, s := range shared {
 		t.Run("agree/"+s.name, func(t *testing.T) {
@@ -621,7 +622,7 @@ func TestDeployExampleRejects(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = ParseConfig(data)
+			_, err = config.Parse(data)
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("refused: %v", err)

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
 	"github.com/regentdb/regent/api"
+	"github.com/regentdb/regent/config"
 	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/proxyhook"
@@ -41,7 +43,7 @@ type harness struct {
 	lateRoutes bool
 }
 
-type harnessOpt func(*Config)
+type harnessOpt func(*config.Config)
 
 func newHarness(t *testing.T, k mysqltest.Kind, opts ...harnessOpt) *harness {
 	t.Helper()
@@ -50,12 +52,12 @@ func newHarness(t *testing.T, k mysqltest.Kind, opts ...harnessOpt) *harness {
 	mysqltest.EnsureTable(t, h.db.Primary)
 	servers := h.db.Servers()
 	ids := []string{"a0", "a1", "a2"}
-	var peers []PeerConfig
+	var peers []config.PeerConfig
 	var cpeers []consensus.Peer
 	for i, id := range ids {
 		_, tr := raft.NewInmemTransport(raft.ServerAddress(raftAddr(i)))
 		h.trans = append(h.trans, tr)
-		peers = append(peers, PeerConfig{ID: id, Address: raftAddr(i)})
+		peers = append(peers, config.PeerConfig{ID: id, Address: raftAddr(i)})
 		cpeers = append(cpeers, consensus.Peer{ID: id, RaftAddr: raftAddr(i), Instance: servers[i].Name})
 	}
 	for i := range h.trans {
@@ -65,9 +67,9 @@ func newHarness(t *testing.T, k mysqltest.Kind, opts ...harnessOpt) *harness {
 			}
 		}
 	}
-	var instances []InstanceConfig
+	var instances []config.InstanceConfig
 	for i, s := range servers {
-		instances = append(instances, InstanceConfig{Name: s.Name, Address: s.Addr(), Agent: ids[i]})
+		instances = append(instances, config.InstanceConfig{Name: s.Name, Address: s.Addr(), Agent: ids[i]})
 	}
 	logOut := &testLog{t: t}
 	h.log = logOut
@@ -79,12 +81,12 @@ func newHarness(t *testing.T, k mysqltest.Kind, opts ...harnessOpt) *harness {
 		}
 	})
 	for i, id := range ids {
-		cfg := Config{
+		cfg := config.Config{
 			NodeID: id, DataDir: t.TempDir(), LocalInstance: servers[i].Name,
-			Raft: RaftConfig{Bind: raftAddr(i), Peers: peers},
-			MySQL: MySQLConfig{User: mysqltest.AdminUser, ReplicationUser: mysqltest.ReplUser,
+			Raft: config.RaftConfig{Bind: raftAddr(i), Peers: peers},
+			MySQL: config.MySQLConfig{User: mysqltest.AdminUser, ReplicationUser: mysqltest.ReplUser,
 				ReplicationHeartbeat: 250 * time.Millisecond, ConnectTimeout: 300 * time.Millisecond, ReadTimeout: 5 * time.Second},
-			Clusters: []ClusterConfig{{Name: "main", Instances: instances, Policy: harnessPolicy()}},
+			Clusters: []config.ClusterConfig{{Name: "main", Instances: instances, Policy: harnessPolicy()}},
 		}
 		if k == mysqltest.MySQL {
 			cfg.MySQL.TLS.InsecureSkipVerify = true
@@ -114,7 +116,7 @@ func newHarness(t *testing.T, k mysqltest.Kind, opts ...harnessOpt) *harness {
 		secrets := Secrets{MySQLPassword: mysqltest.AdminPassword, ReplicationPassword: mysqltest.ReplPassword}
 		if cfg.MySQL.ReplicationPasswordEnv != "" {
 			// A test's own replication password (withReplicationPasswordEnv).
-			secrets.ReplicationPassword, _ = ReadSecret("", cfg.MySQL.ReplicationPasswordEnv)
+			secrets.ReplicationPassword, _ = config.ReadSecret("", cfg.MySQL.ReplicationPasswordEnv)
 		}
 		a, err := New(cfg, secrets, node, h, Deps{Router: router, Halt: halt}, log)
 		if err != nil {
@@ -227,11 +229,11 @@ func (h *harness) clusterNamed(name string) consensus.Cluster {
 // withCluster adds a second replication cluster, on servers db, whose
 // instances (named prefix+server name) have no agent beside them.
 func withCluster(name, prefix string, db *mysqltest.Cluster) harnessOpt {
-	return func(c *Config) {
+	return func(c *config.Config) {
 		cc := c.Clusters[0]
 		cc.Name, cc.Instances = name, nil
 		for _, s := range db.Servers() {
-			cc.Instances = append(cc.Instances, InstanceConfig{Name: prefix + s.Name, Address: s.Addr()})
+			cc.Instances = append(cc.Instances, config.InstanceConfig{Name: prefix + s.Name, Address: s.Addr()})
 		}
 		c.Clusters = append(c.Clusters, cc)
 	}
@@ -382,7 +384,7 @@ func logLevel() slog.Level {
 // harnessPolicy is the scenarios' failover policy: fast probing and
 // detection, async unless a test asks for semi-sync.
 func harnessPolicy() failover.Policy {
-	p := DefaultPolicy()
+	p := config.DefaultPolicy()
 	p.Durability = failover.DurabilityAsync
 	p.ProbeInterval, p.ObservationTTL, p.FailureTimeout = 150*time.Millisecond, 450*time.Millisecond, time.Second
 	p.FenceAfter, p.LeaseTimeout, p.AntiFlapPeriod = time.Second, 3*time.Second, time.Minute

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/regentdb/regent/api"
+	"github.com/regentdb/regent/config"
 	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/topology/mysqltest"
@@ -107,7 +108,7 @@ func forEachStep(t *testing.T, steps []haltStep, run func(t *testing.T, k mysqlt
 // the leader right after step; a failover is of a killed primary, or
 // (frozen) of a frozen one.
 func killLeaderAfterStep(t *testing.T, k mysqltest.Kind, kind failover.OperationKind, step haltStep, frozen bool) {
-	h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
+	h := newHarness(t, k, func(c *config.Config) { c.Clusters[0].Durability = "semi_sync" })
 	h.waitRecorded()
 	p := h.db.Primary
 	h.waitLossless(k)
@@ -250,7 +251,7 @@ func TestCutLeaderAfterForcedFailoverStep(t *testing.T) {
 }
 
 func cutLeaderAfterStep(t *testing.T, k mysqltest.Kind, kind failover.OperationKind, step haltStep) {
-	h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
+	h := newHarness(t, k, func(c *config.Config) { c.Clusters[0].Durability = "semi_sync" })
 	// The deposed leader's late route pushes reach the recording target,
 	// which (unlike HAProxy's target) does not refuse a stale token.
 	h.lateRoutes = true
@@ -362,7 +363,7 @@ func killLeaderWhenPComesBack(t *testing.T, k mysqltest.Kind, op failover.Operat
 	errant := op == failover.OpQuarantine
 	var opts []harnessOpt
 	if !errant {
-		opts = append(opts, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
+		opts = append(opts, func(c *config.Config) { c.Clusters[0].Durability = "semi_sync" })
 	}
 	h := newHarness(t, k, opts...)
 	h.waitRecorded()
@@ -394,7 +395,7 @@ func killLeaderWhenPComesBack(t *testing.T, k mysqltest.Kind, op failover.Operat
 // r2 with every acknowledged write.
 func TestKillLeaderAfterCatchUpStep(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		h := newHarness(t, k, func(c *Config) { c.Clusters[0].Instances[1].Promotion = "must_not" })
+		h := newHarness(t, k, func(c *config.Config) { c.Clusters[0].Instances[1].Promotion = "must_not" })
 		h.waitRecorded()
 		p, r1, r2 := h.db.Primary, h.db.Replicas[0], h.db.Replicas[1]
 		w := mysqltest.NewWriter(p.Addr(), k, 100000, 2*time.Millisecond)

@@ -64,7 +64,7 @@ func (c *clusterRT) processLoop(ctx context.Context) {
 func (c *clusterRT) findLocalPID(ctx context.Context) (int, error) {
 	var errs []error
 	if c.fenceInst != nil {
-		qctx, cancel := context.WithTimeout(ctx, c.cfg.probeTimeout())
+		qctx, cancel := context.WithTimeout(ctx, c.cfg.ProbeTimeoutOrDefault())
 		file, err := c.fenceInst.PIDFile(qctx)
 		cancel()
 		if err == nil {

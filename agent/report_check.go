@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/regentdb/regent/config"
 	"github.com/regentdb/regent/failover"
 )
 
@@ -78,14 +79,14 @@ func DecodeReport(rd io.Reader) (Report, error) {
 // validate checks the report's form: who and when, and names and states
 // the leader's view can use.
 func (r Report) validate() error {
-	if !nameRE.MatchString(r.Agent) {
+	if !config.ValidName(r.Agent) {
 		return refuse(RefusedInvalid, "agent %q is not a valid node id", truncate(r.Agent))
 	}
 	if r.SentAt.IsZero() {
 		return refuse(RefusedInvalid, "the report has no sent_at")
 	}
 	for name, cr := range r.Clusters {
-		if !nameRE.MatchString(name) {
+		if !config.ValidName(name) {
 			return refuse(RefusedInvalid, "cluster name %q is not valid", truncate(name))
 		}
 		switch cr.Local {
@@ -94,7 +95,7 @@ func (r Report) validate() error {
 			return refuse(RefusedInvalid, "cluster %s: unknown local state %q", name, truncate(string(cr.Local)))
 		}
 		for inst := range cr.Observations {
-			if !nameRE.MatchString(inst) {
+			if !config.ValidName(inst) {
 				return refuse(RefusedInvalid, "cluster %s: instance name %q is not valid", name, truncate(inst))
 			}
 		}

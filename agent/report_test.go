@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/regentdb/regent/apiserver"
+	"github.com/regentdb/regent/config"
 	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/integration/testpki"
@@ -58,14 +59,14 @@ func reportTestAgent(t testing.TB) *Agent {
 	insts := []string{"p", "r1", "r2"}
 	st := consensus.State{Members: map[string]consensus.Member{},
 		Clusters: map[string]*consensus.Cluster{"main": {Name: "main", Primary: "p", Epoch: 1, CreatedAt: time.Now().Add(-time.Hour)}}}
-	pol := DefaultPolicy()
+	pol := config.DefaultPolicy()
 	pol.ProbeInterval, pol.ObservationTTL, pol.FailureTimeout = 200*time.Millisecond, 600*time.Millisecond, time.Second
 	pol.FenceAfter, pol.LeaseTimeout = time.Second, 3*time.Second
-	cfg := Config{NodeID: "a1", Clusters: []ClusterConfig{{Name: "main", Policy: pol}},
-		MySQL: MySQLConfig{User: "regent", ReplicationUser: "repl"}}
+	cfg := config.Config{NodeID: "a1", Clusters: []config.ClusterConfig{{Name: "main", Policy: pol}},
+		MySQL: config.MySQLConfig{User: "regent", ReplicationUser: "repl"}}
 	for i, id := range ids {
-		cfg.Raft.Peers = append(cfg.Raft.Peers, PeerConfig{ID: id, Address: "127.0.0.1:1"})
-		cfg.Clusters[0].Instances = append(cfg.Clusters[0].Instances, InstanceConfig{Name: insts[i], Address: "127.0.0.1:1", Agent: id})
+		cfg.Raft.Peers = append(cfg.Raft.Peers, config.PeerConfig{ID: id, Address: "127.0.0.1:1"})
+		cfg.Clusters[0].Instances = append(cfg.Clusters[0].Instances, config.InstanceConfig{Name: insts[i], Address: "127.0.0.1:1", Agent: id})
 		st.Members[id] = consensus.Member{ID: id, RaftAddr: "127.0.0.1:1", Instance: insts[i]}
 	}
 	a, err := New(cfg, Secrets{}, &stateRaft{id: "a1", st: st, now: time.Now}, nil, Deps{}, nil)

@@ -15,6 +15,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/regentdb/regent/api"
+	"github.com/regentdb/regent/config"
 	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/topology/mysqltest"
@@ -67,7 +68,7 @@ func TestDeletedSocketFileIsNotMysqldGone(t *testing.T) {
 // outage. The leader counts the lease from Raft contact alone.
 func TestRaftOnlyPartitionOfThePrimarysAgentFailsOver(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		h := newHarness(t, k, func(c *Config) { c.Clusters[0].FastPath = false })
+		h := newHarness(t, k, func(c *config.Config) { c.Clusters[0].FastPath = false })
 		h.eventually("primary writable under a held lease", 15*time.Second, func() (bool, string) {
 			c := h.cluster()
 			return c.Primary == "p" && c.Epoch == 1 && h.db.Primary.QueryString(t, "SELECT @@read_only") == "0",
@@ -92,7 +93,7 @@ func TestRaftOnlyPartitionOfThePrimarysAgentFailsOver(t *testing.T) {
 // and completes when a replica is back.
 func TestSemiSyncReplicaOutageLeavesCommitsBlocked(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
+		h := newHarness(t, k, func(c *config.Config) { c.Clusters[0].Durability = "semi_sync" })
 		h.waitRecorded()
 		p := h.db.Primary
 		h.waitLossless(k)
@@ -141,7 +142,7 @@ func TestSemiSyncReplicaOutageLeavesCommitsBlocked(t *testing.T) {
 // evaluation now aborts such an operation at once.
 func TestOrphanedOperationIsAbortedAtOnce(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		h := newHarness(t, k, func(c *Config) { c.Clusters[0].OperationTimeout = 10 * time.Minute })
+		h := newHarness(t, k, func(c *config.Config) { c.Clusters[0].OperationTimeout = 10 * time.Minute })
 		st := h.waitRecorded()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -320,7 +321,7 @@ func TestOneClustersFailoverNeverWaitsForAnothers(t *testing.T) {
 // restored, and recorded, when an acknowledger is back.
 func TestSemiSyncFallbackIsARecordedDecision(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		h := newHarness(t, k, func(c *Config) {
+		h := newHarness(t, k, func(c *config.Config) {
 			c.Clusters[0].Durability = "semi_sync"
 			c.Clusters[0].SemiSyncFallback = 3 * time.Second
 		})
@@ -417,7 +418,7 @@ func TestPrimaryAgentDownFailsOverWithADirectFence(t *testing.T) {
 // restored from a backup carries its whole history in gtid_executed
 // (gtid_purged), so the shape does not arise there.
 func TestRebuiltMariaDBReplicaKeepsTheNewestWrites(t *testing.T) {
-	h := newHarness(t, mysqltest.MariaDB, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
+	h := newHarness(t, mysqltest.MariaDB, func(c *config.Config) { c.Clusters[0].Durability = "semi_sync" })
 	h.waitRecorded()
 	h.waitLossless(mysqltest.MariaDB)
 	p, r1, r2 := h.db.Primary, h.db.Replicas[0], h.db.Replicas[1]
@@ -583,7 +584,7 @@ func TestFrozenPrimaryFencedBySemiSync(t *testing.T) {
 	for _, durability := range []string{"semi_sync", "async"} {
 		t.Run(durability, func(t *testing.T) {
 			forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-				h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = failover.Durability(durability) })
+				h := newHarness(t, k, func(c *config.Config) { c.Clusters[0].Durability = failover.Durability(durability) })
 				h.waitRecorded()
 				if durability == "semi_sync" {
 					h.waitLossless(k)
@@ -627,7 +628,7 @@ func TestFrozenPrimaryFencedBySemiSync(t *testing.T) {
 // the old primary's agent's lease instead.
 func TestFrozenPrimaryWithAReplicaUnaccountedForWaitsOutTheLease(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
+		h := newHarness(t, k, func(c *config.Config) { c.Clusters[0].Durability = "semi_sync" })
 		h.waitRecorded()
 		h.waitLossless(k)
 		p, r2 := h.db.Primary, h.db.Replicas[1]
@@ -672,7 +673,7 @@ func TestFrozenPrimaryWithAReplicaUnaccountedForWaitsOutTheLease(t *testing.T) {
 // binlog and waits for an acknowledgement that never comes.
 func TestPatientDirectClientOfAFrozenPrimaryGetsNoLateAcknowledgement(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		h := newHarness(t, k, func(c *Config) { c.Clusters[0].Durability = "semi_sync" })
+		h := newHarness(t, k, func(c *config.Config) { c.Clusters[0].Durability = "semi_sync" })
 		h.waitRecorded()
 		h.waitLossless(k)
 		p := h.db.Primary

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regentdb/regent/config"
 	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/topology/mysqltest"
 )
@@ -28,7 +29,7 @@ func TestRefusedPasswordStaysOutOfLogsAndHistory(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = os.Unsetenv(env) })
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		h := newHarness(t, k, func(c *Config) { c.MySQL.ReplicationPasswordEnv = env })
+		h := newHarness(t, k, func(c *config.Config) { c.MySQL.ReplicationPasswordEnv = env })
 		h.waitRecorded()
 		op := h.switchover("main", "r1")
 		e := h.waitOp(consensus.KindSwitchover, 0, 60*time.Second)

@@ -12,7 +12,7 @@ import (
 )
 
 // scrubEnvironment removes the secrets named by names from the process's
-// environment once they have been read (and copied: agent.ReadSecret).
+// environment once they have been read (and copied: config.ReadSecret).
 //
 // os.Unsetenv alone only changes Go's copy: /proc/PID/environ shows the
 // memory the kernel filled at exec, which any process of the same user (a

@@ -17,14 +17,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/regentdb/regent/agent"
+	"github.com/regentdb/regent/config"
 )
 
 // scrubChild is the process TestScrubEnvironment inspects (helperMain runs
 // it): it reads the secret as the agent does, says so, scrubs when told,
 // and reports what it then sees of itself.
 func scrubChild() {
-	secret, err := agent.ReadSecret("", "REGENT_TEST_SECRET")
+	secret, err := config.ReadSecret("", "REGENT_TEST_SECRET")
 	if err != nil {
 		fmt.Println("error", err)
 		return

@@ -19,7 +19,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/regentdb/regent/agent"
+	"github.com/regentdb/regent/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -40,7 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintln(stderr, "usage: regent check-config FILE")
 				return 2
 			}
-			if _, err := agent.LoadConfig(args[1]); err != nil {
+			if _, err := config.Load(args[1]); err != nil {
 				fmt.Fprintf(stderr, "regent: %v\n", err)
 				return 2
 			}
@@ -58,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "regent: unexpected argument %q (subcommands: check-config, version)\n", fs.Arg(0))
 		return 2
 	}
-	cfg, err := agent.LoadConfig(*cfgPath)
+	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "regent: %v\n", err)
 		return 2

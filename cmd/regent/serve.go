@@ -19,6 +19,7 @@ import (
 	"github.com/regentdb/regent/agent"
 	"github.com/regentdb/regent/api"
 	"github.com/regentdb/regent/apiserver"
+	"github.com/regentdb/regent/config"
 	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/identity"
@@ -27,7 +28,7 @@ import (
 
 // serve runs the agent until ctx ends: Raft, the agent's loops and the HTTP
 // API, then stops them in reverse order.
-func serve(ctx context.Context, cfg agent.Config, stderr io.Writer) error {
+func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	// SIGHUP reloads the tokens; caught from the start so that an early
 	// `systemctl reload` cannot kill the agent.
 	hup := make(chan os.Signal, 1)
@@ -225,7 +226,7 @@ func observeMetrics(ctx context.Context, ag *agent.Agent, m *apiserver.Metrics) 
 	return func() { cancel(); <-done }
 }
 
-func newLogger(c agent.LogConfig, w io.Writer) *slog.Logger {
+func newLogger(c config.LogConfig, w io.Writer) *slog.Logger {
 	level := slog.LevelInfo
 	switch strings.ToLower(c.Level) {
 	case "debug":
@@ -244,16 +245,16 @@ func newLogger(c agent.LogConfig, w io.Writer) *slog.Logger {
 
 // readSecrets reads the passwords and the agent token from their files or
 // environment variables.
-func readSecrets(cfg agent.Config) (agent.Secrets, string, error) {
+func readSecrets(cfg config.Config) (agent.Secrets, string, error) {
 	var s agent.Secrets
 	var err error
-	if s.MySQLPassword, err = agent.ReadSecret(cfg.MySQL.PasswordFile, cfg.MySQL.PasswordEnv); err != nil {
+	if s.MySQLPassword, err = config.ReadSecret(cfg.MySQL.PasswordFile, cfg.MySQL.PasswordEnv); err != nil {
 		return s, "", fmt.Errorf("mysql.password_file: %w", err)
 	}
-	if s.ReplicationPassword, err = agent.ReadSecret(cfg.MySQL.ReplicationPasswordFile, cfg.MySQL.ReplicationPasswordEnv); err != nil {
+	if s.ReplicationPassword, err = config.ReadSecret(cfg.MySQL.ReplicationPasswordFile, cfg.MySQL.ReplicationPasswordEnv); err != nil {
 		return s, "", fmt.Errorf("mysql.replication_password_file: %w", err)
 	}
-	tok, err := agent.ReadSecret(cfg.API.AgentTokenFile, "")
+	tok, err := config.ReadSecret(cfg.API.AgentTokenFile, "")
 	if err != nil {
 		return s, "", fmt.Errorf("api.agent_token_file: %w", err)
 	}

@@ -43,7 +43,7 @@ const (
 	// 500/500/250 ms, probe_interval 500ms, failure_timeout 2s,
 	// fence_after 1500ms, lease_timeout 3s, step_timeout 1500ms,
 	// replication_heartbeat 500ms, semi_sync, anti_flap_period 5m, the
-	// routing push's timeout 500ms; agent/config.go's defaults for the
+	// routing push's timeout 500ms; config/config.go's defaults for the
 	// keys the example leaves out. What the lab does not copy from the
 	// example: TLS to mysqld and on the replication channel (MariaDB runs
 	// without; MySQL's own certificate is not verified, as in the

@@ -28,9 +28,10 @@ var imports = map[string][]string{
 	"api":       {},
 	"identity":  {},
 	"apiserver": {"api", "identity"},
-	"agent":     {"api", "apiserver", "consensus", "failover", "identity", "proxyhook", "topology", "vocab"},
+	"config":    {"apiserver", "consensus", "failover", "identity", "proxyhook"}, // each part in its package's type
+	"agent":     {"api", "apiserver", "config", "consensus", "failover", "identity", "proxyhook", "topology", "vocab"},
 
-	"cmd/regent":    {"agent", "api", "apiserver", "consensus", "failover", "identity", "proxyhook", "topology", "vocab"},
+	"cmd/regent":    {"agent", "api", "apiserver", "config", "consensus", "failover", "identity", "proxyhook", "topology", "vocab"},
 	"cmd/regentctl": {"api"},
 
 	// Test helpers, imported only by tests.

@@ -1,4 +1,13 @@
-package agent
+// Package config reads regent.yaml: it refuses unknown keys, fills the
+// defaults, validates the whole file before the agent starts (every error
+// names its key), reads secrets from files or the environment, and lists the
+// settings that leave a secret or the write route exposed. It hands each
+// package its part in that package's own type: a cluster's failover keys
+// decode straight into a failover.Policy, the raft section becomes a
+// consensus.Config (Config.Consensus), a cluster's routing section is a
+// proxyhook.RoutingConfig, the API limits an apiserver.Limits
+// (docs/architecture.md, Configuration).
+package config
 
 import (
 	"bytes"
@@ -238,8 +247,8 @@ type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info (default), warn, error
 }
 
-// ParseConfig reads YAML, rejecting unknown keys, and validates it.
-func ParseConfig(data []byte) (Config, error) {
+// Parse reads YAML, rejecting unknown keys, and validates it.
+func Parse(data []byte) (Config, error) {
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -252,13 +261,13 @@ func ParseConfig(data []byte) (Config, error) {
 	return c, nil
 }
 
-// LoadConfig reads and validates the file at path.
-func LoadConfig(path string) (Config, error) {
+// Load reads and validates the file at path.
+func Load(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	c, err := ParseConfig(data)
+	c, err := Parse(data)
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
@@ -270,6 +279,11 @@ func LoadConfig(path string) (Config, error) {
 var unknownKeyRE = regexp.MustCompile(`field (\S+) not found in type \S+`)
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+// ValidName reports whether s is a valid agent, cluster or instance name:
+// letters, digits, '.', '_', '-', at most 63, starting with a letter or a
+// digit.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
 
 // Validate checks every field and the relations between them; each error
 // names the key and says what is wrong.
@@ -588,12 +602,12 @@ func (c Config) validateLog(v *validation) {
 	}
 }
 
-// watchBinlog reports whether the agents stream the primary's binlog.
-func (c ClusterConfig) watchBinlog() bool { return c.WatchBinlog == nil || *c.WatchBinlog }
+// WatchesBinlog reports whether the agents stream the primary's binlog.
+func (c ClusterConfig) WatchesBinlog() bool { return c.WatchBinlog == nil || *c.WatchBinlog }
 
-// probeTimeout bounds one probe: by default the probe interval, so that a
+// ProbeTimeoutOrDefault bounds one probe: by default the probe interval, so that a
 // hung server is seen as a timeout before the next round.
-func (c ClusterConfig) probeTimeout() time.Duration {
+func (c ClusterConfig) ProbeTimeoutOrDefault() time.Duration {
 	if c.ProbeTimeout > 0 {
 		return c.ProbeTimeout
 	}

@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"fmt"
@@ -30,7 +30,7 @@ func (c Config) SecurityWarnings() []Warning {
 	remote := c.remoteInstances()
 	watch := false
 	for _, cl := range c.Clusters {
-		watch = watch || cl.watchBinlog()
+		watch = watch || cl.WatchesBinlog()
 	}
 
 	t := c.MySQL.TLS

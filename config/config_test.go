@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"os"
@@ -167,7 +167,7 @@ func TestParseConfig(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			y, dir := validConfigYAML(t)
-			_, err := ParseConfig([]byte(tc.edit(y, dir)))
+			_, err := Parse([]byte(tc.edit(y, dir)))
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("valid config refused: %v", err)
@@ -225,7 +225,7 @@ func TestSecretFilesMustBePrivate(t *testing.T) {
 			if err := os.Chmod(filepath.Join(dir, tc.file), tc.mode); err != nil {
 				t.Fatal(err)
 			}
-			_, err := ParseConfig([]byte(y))
+			_, err := Parse([]byte(y))
 			if len(tc.want) == 0 {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -265,7 +265,7 @@ func TestReadSecretRefusesAFileOthersCanRead(t *testing.T) {
 func TestClusterPolicyDefaultsAndOverrides(t *testing.T) {
 	y, _ := validConfigYAML(t)
 	y = strings.Replace(y, "  - name: main\n", "  - name: main\n    probe_interval: 200ms\n    min_agreeing_agents: 2\n    operation_timeout: 5m\n    fast_path: false\n    semi_sync_fallback: 30s\n", 1)
-	c, err := ParseConfig([]byte(y))
+	c, err := Parse([]byte(y))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func TestClusterPolicyDefaultsAndOverrides(t *testing.T) {
 func TestClusterPolicyKeepsAnExplicitZero(t *testing.T) {
 	y, _ := validConfigYAML(t)
 	y = strings.Replace(y, "  - name: main\n", "  - name: main\n    anti_flap_period: 0s\n    max_lag_on_failover: 0s\n", 1)
-	c, err := ParseConfig([]byte(y))
+	c, err := Parse([]byte(y))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestSecretEnvNames(t *testing.T) {
 func TestConsensusConfigFromTheRaftSection(t *testing.T) {
 	y, dir := validConfigYAML(t)
 	y = strings.Replace(y, "  insecure_plaintext: true\n", "  insecure_plaintext: true\n  commit_timeout: 35ms\n", 1)
-	c, err := ParseConfig([]byte(y))
+	c, err := Parse([]byte(y))
 	if err != nil {
 		t.Fatal(err)
 	}
