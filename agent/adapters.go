@@ -180,13 +180,9 @@ func (s store) Apply(ctx context.Context, ch failover.Change) error {
 			// already applied pause to every automatic action).
 			Automatic: ch.Automatic && (ch.Operation == failover.OpFailover || ch.Operation == failover.OpForcedFailover)}
 	case failover.ChangeStep:
-		res := consensus.StepOK
-		switch ch.Step.Result {
-		case failover.StepResultFailed:
-			res = consensus.StepFailed
-		case failover.StepResultSkipped:
-			res = consensus.StepSkipped
-		}
+		// One vocabulary: the runner's result is the stored one, and
+		// consensus refuses a value it does not know (step.result).
+		res := ch.Step.Result
 		detail := ch.Step.Detail
 		if ch.Step.Err != "" {
 			detail = ch.Step.Err

@@ -156,6 +156,7 @@ func TestEncodeCommandValidates(t *testing.T) {
 		{"zero time", InitCluster{Cluster: "c"}, "at: must be set"},
 		{"time out of range", InitCluster{Cluster: "c", At: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}, "out of range"},
 		{"negative duration", RecordStep{Cluster: "c", OperationID: "o", Step: Step{Name: "s", Start: at(0), Duration: -1, Result: StepOK}}, "negative"},
+		{"unknown step result", RecordStep{Cluster: "c", OperationID: "o", Step: Step{Name: "s", Start: at(0), Result: "maybe"}}, "unknown step result"},
 		{"epoch zero", CommitPrimary{Cluster: "c", OperationID: "o", NewPrimary: "p", At: at(0)}, "expect_epoch"},
 		{"long name", RemoveMember{ID: strings.Repeat("x", MaxNameLen+1)}, "more than"},
 		{"largest text still encodes", SetQuarantine{Cluster: "c", Instance: "i", Reason: strings.Repeat("r", MaxTextLen), At: at(0)}, ""},
