@@ -163,6 +163,9 @@ func New(cfg config.Config, secrets Secrets, raft Raft, transport Transport, dep
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if deps.Clock == nil {
+		deps.Clock = clock{}
+	}
 	a := &Agent{id: cfg.NodeID, cfg: cfg, raft: raft, transport: transport, log: log, deps: deps,
 		clusters: map[string]*clusterRT{}, received: map[string]receivedReport{}, sending: map[string]bool{}, kick: make(chan struct{}, 1)}
 	tlsCfg, err := mysqlTLS(cfg)
@@ -436,13 +439,9 @@ func localAddr(cfg config.Config, addr string) (string, string) {
 }
 
 // sortedNames returns map keys in order.
-// now reads the agent's clock (Deps.Clock; the wall clock when none).
-func (a *Agent) now() time.Time {
-	if a.deps.Clock != nil {
-		return a.deps.Clock.Now()
-	}
-	return time.Now()
-}
+// now reads the agent's clock (Deps.Clock; New gives the wall clock when
+// none was given).
+func (a *Agent) now() time.Time { return a.deps.Clock.Now() }
 
 func sortedNames[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))

@@ -718,7 +718,7 @@ func TestLeaderKilledMidFailover(t *testing.T) {
 // its agent's last probe, taken before the promotion, saw it read-only.
 func TestHealthFollowsTheReplicatedStateAtOnce(t *testing.T) {
 	now := time.Now()
-	c := &clusterRT{name: "main", local: "p", policy: failover.DefaultPolicy()}
+	c := &clusterRT{name: "main", local: "p", policy: failover.DefaultPolicy(), clock: clock{}}
 	primaryProbe := Observation{ObservedAt: now, Reachable: true, epoch: 1}
 	readOnlyProbe := func(epoch uint64) Observation {
 		return Observation{ObservedAt: now, Reachable: true, ReadOnly: true, epoch: epoch}
@@ -785,7 +785,7 @@ func TestSwitchoverWindowRunsUpToTheBalancers(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := &clusterRT{routing: tc.routing}
+			c := &clusterRT{routing: tc.routing, clock: clock{}}
 			got, until := c.balancerWindow(tc.res)
 			if got != tc.want || !strings.Contains(until, tc.until) {
 				t.Errorf("window %v (until %q), want %v (until …%q…)", got, until, tc.want, tc.until)

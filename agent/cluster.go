@@ -32,7 +32,8 @@ type Deps struct {
 	// OnDetect, when set, is told how long after the first evidence a dead
 	// or isolated primary was acted on (metrics).
 	OnDetect func(cluster string, latency time.Duration)
-	// Clock is the lease's and the runner's clock; nil is the wall clock.
+	// Clock is the agent's, the lease's and the runner's clock; New takes
+	// the wall clock when it is nil.
 	Clock failover.Clock
 	// Halt, when set, may stop an operation dead after any step, as if the
 	// process had died there (tests: failover.RunnerConfig.Halt).
@@ -98,9 +99,6 @@ func newClusterRT(a *Agent, cc config.ClusterConfig, secrets Secrets, tlsCfg *tl
 		runs:       runs{pending: map[string]api.Operation{}, blocked: map[string]blockedWindow{}, measuring: map[string]chan struct{}{}},
 		running:    make(chan struct{}, 1)}
 	c.clock = deps.Clock
-	if c.clock == nil {
-		c.clock = clock{}
-	}
 	timeout := cc.ProbeTimeoutOrDefault()
 	localAddress := ""
 	open := func(addr string, conns int) (*topology.Instance, error) {
@@ -262,14 +260,8 @@ func (c *clusterRT) setLocal(ctx context.Context, state failover.LocalState, det
 	}
 }
 
-// now reads the agent's clock (Deps.Clock); the wall clock for a cluster
-// runtime built without one (tests of single functions).
-func (c *clusterRT) now() time.Time {
-	if c.clock == nil {
-		return time.Now()
-	}
-	return c.clock.Now()
-}
+// now reads the agent's clock (Deps.Clock).
+func (c *clusterRT) now() time.Time { return c.clock.Now() }
 
 // report is this agent's view of the cluster.
 func (c *clusterRT) report() ClusterReport {

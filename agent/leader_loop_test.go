@@ -88,9 +88,9 @@ func TestLeaderLoopInSimulatedTime(t *testing.T) {
 		const interval = 100 * time.Millisecond
 		r := &loopRaft{ch: make(chan consensus.Leadership, 4)}
 		a := &Agent{id: "a0", raft: r, log: slog.New(slog.DiscardHandler), kick: make(chan struct{}, 1),
-			clusters: map[string]*clusterRT{}}
+			clusters: map[string]*clusterRT{}, deps: Deps{Clock: clock{}}}
 		for _, name := range []string{"slow", "main"} {
-			a.clusters[name] = &clusterRT{name: name, policy: failover.Policy{ProbeInterval: interval}}
+			a.clusters[name] = &clusterRT{name: name, policy: failover.Policy{ProbeInterval: interval}, clock: clock{}}
 		}
 		ev := &evalLog{at: map[string][]time.Time{}, block: map[string]chan struct{}{}}
 		ctx, cancel := context.WithCancel(context.Background())
