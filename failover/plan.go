@@ -137,6 +137,11 @@ type Step struct {
 	// UndoSource, for a repoint whose undo is a repoint, is where the undo
 	// points the instance back to.
 	UndoSource string
+	// Chain, on a repoint, says that its source is itself still a replica
+	// receiving from the primary: the instance's IO thread is stopped, and
+	// it is repointed once the source has executed everything it holds
+	// (docs/safety.md, *The switchover's order*).
+	Chain bool
 	// Why says why the step is there, for the history and for people.
 	Why string
 }
@@ -588,14 +593,16 @@ func repointSteps(v View, p Policy, newPrimary, old string, semi bool, pl *Plan)
 // switchover_max_lag, does not replicate from the primary, is unhealthy, holds
 // errant transactions, is must_not, delayed or quarantined. Steps (README
 // "Configuration", How a switchover runs): record intent → pre-hooks → wait
-// for long write transactions → fence the primary (read-only, kill write
-// sessions) → unroute it → catch the target up to the primary's final set
-// (aborting on any transaction the primary lacks) → repoint the others under
-// the target → promote → route → commit-epoch → repoint the old primary
-// (demoted) → post-hooks. Writes are blocked from the fence to the route; the old
-// primary comes after the commit because switching its semi-sync source side
-// off can take most of a second on MySQL. Pause does not
-// apply (it is manual); it does not start an anti-flap window.
+// for long write transactions → chain the other replicas under the target
+// (as many as semi_sync_wait_for spares) → fence the primary (read-only,
+// kill write sessions) → unroute it → catch the target up to the primary's
+// final set (aborting on any transaction the primary lacks) → repoint the
+// remaining others under the target → promote → route → commit-epoch →
+// repoint the old primary (demoted) → post-hooks. Writes are blocked from
+// the fence to the route; the old primary comes after the commit because
+// switching its semi-sync source side off can take most of a second on
+// MySQL. Pause does not apply (it is manual); it does not start an
+// anti-flap window.
 func PlanSwitchover(v View, p Policy, target string) (Plan, error) {
 	if err := validate(v, p); err != nil {
 		return Plan{}, err
@@ -674,20 +681,33 @@ func PlanSwitchover(v View, p Policy, target string) (Plan, error) {
 	pl.add(intent(p, pl, old, fmt.Sprintf("switchover %s → %s: epoch %d → %d", old, chosen, pl.ExpectEpoch, pl.Epoch)))
 	pl.add(Step{Kind: StepPreHooks, Operation: OpSwitchover, Timeout: p.HookTimeout, Why: "operator's pre-switchover hooks; a failure aborts"})
 	pl.add(Step{Kind: StepWaitLongTransactions, Instance: old, Timeout: p.LongTransactionWait, Why: "long write transactions would stretch the write-blocked window; give up rather than stall production"})
+	// The other replicas go under the target before it is promoted, so that
+	// the new primary's first commit finds its semi-sync acknowledgers
+	// connected: as many as the old primary can spare before its fence
+	// (chained under the target, outside the write-blocked window), the
+	// rest once the target has caught up. An abort before the promotion
+	// points them back at the old primary (docs/safety.md, *The
+	// switchover's order*).
+	others := repointSteps(v, p, chosen, old, semi, &pl)
+	early := len(others)
+	if semi {
+		// Until its fence the old primary waits for semi_sync_wait_for
+		// acknowledgements: the target and the replicas not chained give
+		// them.
+		early = min(early, max(0, len(others)+1-p.SemiSyncWaitFor))
+	}
+	for i := range others {
+		others[i].Undo, others[i].UndoSource = StepRepoint, old
+	}
+	for _, s := range others[:early] {
+		s.Chain, s.Timeout = true, p.CatchUpTimeout
+		s.Why = fmt.Sprintf("%s goes under %s before the fence (chained until %s is promoted): its IO thread stopped, it is repointed once %s holds all it received", s.Instance, chosen, chosen, chosen)
+		pl.add(s)
+	}
 	pl.add(Step{Kind: StepFenceOldPrimary, Instance: old, Via: FenceDirect, Timeout: p.StepTimeout, Irreversible: true, Undo: StepSetWritable, Why: "read_only and kill write sessions: the write-blocked window starts"})
 	pl.add(Step{Kind: StepUnrouteOldPrimary, Instance: old, Epoch: pl.Epoch, Timeout: p.StepTimeout, Undo: StepRoute, Why: "no new write is sent to the read-only primary"})
 	pl.add(Step{Kind: StepCatchUp, Instance: chosen, Source: old, ForbidExtra: true, Timeout: p.CatchUpTimeout, Why: fmt.Sprintf("%s reaches %s's final set; any transaction %s lacks is errant and aborts", chosen, old, old)})
-	// The other replicas go under the target before it is promoted: by
-	// then it holds everything they can hold (the caught-up final set of
-	// the fenced primary), and a replica that asked for semi-sync when it
-	// connected acknowledges as soon as the target's source side is on, so
-	// the new primary's first commit finds its acknowledgers connected
-	// (docs/safety.md, *The switchover's order*). An abort before the
-	// promotion points them back at the old primary.
-	for _, s := range repointSteps(v, p, chosen, old, semi, &pl) {
-		s.Undo, s.UndoSource = StepRepoint, old
-		pl.add(s)
-	}
+	pl.Steps = append(pl.Steps, others[early:]...)
 	pl.add(Step{Kind: StepPromote, Instance: chosen, SemiSync: semi, Timeout: p.StepTimeout, Irreversible: true, Why: "stop and reset replication, read_only=OFF"})
 	pl.add(Step{Kind: StepRoute, Instance: chosen, Epoch: pl.Epoch, Timeout: p.StepTimeout, Irreversible: true, Why: "writes go to the new primary: the write-blocked window ends"})
 	pl.add(Step{Kind: StepCommitEpoch, Instance: chosen, Epoch: pl.Epoch, ExpectEpoch: pl.ExpectEpoch, Timeout: p.RaftTimeout, Why: fmt.Sprintf("primary=%s, epoch=%d (a switchover starts no anti-flap window)", chosen, pl.Epoch)})

@@ -55,6 +55,9 @@ func stepLine(s Step) string {
 	if s.AntiFlap != 0 {
 		add("antiflap=%v", s.AntiFlap)
 	}
+	if s.Chain {
+		add("chain")
+	}
 	if s.UndoSource != "" {
 		add("undo=%s source=%s", s.Undo, s.UndoSource)
 	}
@@ -463,10 +466,10 @@ func TestPlanSwitchover(t *testing.T) {
 			"record-intent db1 op=switchover epoch=7->8",
 			"pre-hooks op=switchover",
 			"wait-long-transactions db1",
+			"repoint " + other + " source=" + to + " semisync chain undo=repoint source=db1",
 			"fence-old-primary db1 via=direct",
 			"unroute-old-primary db1 epoch=8",
 			"catch-up " + to + " source=db1 forbid-extra",
-			"repoint " + other + " source=" + to + " semisync undo=repoint source=db1",
 			"promote " + to + " semisync",
 			"route " + to + " epoch=8",
 			"commit-epoch " + to + " epoch=7->8",
@@ -507,6 +510,45 @@ func TestPlanSwitchover(t *testing.T) {
 			name: "no target: a lagging replica is passed over",
 			b:    base().lag("db2", 5*time.Second),
 			want: planSum{Kind: OpSwitchover, Trigger: TriggerManual, Old: "db1", New: "db3", Epoch: 8, Steps: steps("db3", "db2")},
+		},
+		{
+			// The old primary still needs two acknowledgements until its
+			// fence: db3 stays under it, and goes under db2 after the
+			// catch-up.
+			name: "semi_sync_wait_for 2: the other replica is not chained",
+			b:    base().policy(func(p *Policy) { p.SemiSyncWaitFor = 2 }),
+			want: planSum{Kind: OpSwitchover, Trigger: TriggerManual, Old: "db1", New: "db2", Epoch: 8, Steps: []string{
+				"record-intent db1 op=switchover epoch=7->8",
+				"pre-hooks op=switchover",
+				"wait-long-transactions db1",
+				"fence-old-primary db1 via=direct",
+				"unroute-old-primary db1 epoch=8",
+				"catch-up db2 source=db1 forbid-extra",
+				"repoint db3 source=db2 semisync undo=repoint source=db1",
+				"promote db2 semisync",
+				"route db2 epoch=8",
+				"commit-epoch db2 epoch=7->8",
+				"repoint db1 source=db2 demote semisync",
+				"post-hooks op=switchover",
+			}},
+		},
+		{
+			name: "async durability: the other replica is chained all the same",
+			b:    base().policy(func(p *Policy) { p.Durability, p.SemiSyncWaitFor = DurabilityAsync, 2 }),
+			want: planSum{Kind: OpSwitchover, Trigger: TriggerManual, Old: "db1", New: "db2", Epoch: 8, Steps: []string{
+				"record-intent db1 op=switchover epoch=7->8",
+				"pre-hooks op=switchover",
+				"wait-long-transactions db1",
+				"repoint db3 source=db2 chain undo=repoint source=db1",
+				"fence-old-primary db1 via=direct",
+				"unroute-old-primary db1 epoch=8",
+				"catch-up db2 source=db1 forbid-extra",
+				"promote db2",
+				"route db2 epoch=8",
+				"commit-epoch db2 epoch=7->8",
+				"repoint db1 source=db2 demote",
+				"post-hooks op=switchover",
+			}},
 		},
 		{
 			name:    "target lags: refused",

@@ -766,6 +766,9 @@ func (ru *run) undo() (summary string, stop bool, stopErr error) {
 				ru.restored = map[StepKind]bool{}
 			}
 			ru.restored[us.Kind] = true
+			// The window ends when writes are given back, not after the
+			// undos that follow (a chained replica pointed back).
+			ru.writesRestored()
 		}
 	}
 	ru.writesRestored()

@@ -84,6 +84,11 @@ func (ru *run) handle(ctx context.Context, s Step, undo bool, x *outcome) error 
 				return err
 			}
 		}
+		if s.Chain {
+			if err := ru.chainUnder(ctx, s, x); err != nil {
+				return err
+			}
+		}
 		if err := a.Repoint(ctx, s.Instance, s.Source, RepointOptions{Demote: s.Demote, SemiSync: s.SemiSync, KeepDelay: true}); err != nil {
 			return err
 		}
@@ -612,6 +617,31 @@ func (ru *run) catchUp(ctx context.Context, s Step, x *outcome) error {
 		return fmt.Errorf("%s did not reach %s: %w", inst, gtidText(target), err)
 	}
 	x.note("%s executed %s", inst, gtidText(target))
+	return nil
+}
+
+// chainUnder readies a chained repoint: s.Source still replicates from the
+// primary, and must hold all that s.Instance holds before the instance asks
+// it for the rest (MariaDB refuses a replica that asks for a GTID beyond the
+// source's binlog). The instance's IO thread is stopped first, so that what
+// it holds stops growing; its relay log needs no waiting for, since the
+// repoint discards it and asks from the executed set.
+func (ru *run) chainUnder(ctx context.Context, s Step, x *outcome) error {
+	if err := ru.r.cfg.Actuator.StopReplicaIO(ctx, s.Instance); err != nil {
+		return fmt.Errorf("stop the IO thread of %s: %w", s.Instance, err)
+	}
+	pr, err := ru.r.cfg.Inspector.Probe(ctx, s.Instance)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", s.Instance, err)
+	}
+	held := pr.holds()
+	if !pr.Reachable || held == nil {
+		return fmt.Errorf("what %s holds cannot be read (%s)", s.Instance, classText(pr))
+	}
+	if err := ru.r.cfg.Actuator.WaitExecuted(ctx, s.Source, held); err != nil {
+		return fmt.Errorf("%s did not reach %s, which %s holds: %w", s.Source, gtidText(held), s.Instance, err)
+	}
+	x.note("%s holds %s", s.Source, gtidText(held))
 	return nil
 }
 

@@ -631,23 +631,36 @@ func TestRunnerFailover(t *testing.T) {
 
 func TestRunnerSwitchover(t *testing.T) {
 	switchover := func(v View, p Policy) (Plan, error) { return PlanSwitchover(v, p, "") }
-	start := []string{
-		"store begin op-1 switchover subject=db1 target=db2 expect=7 automatic=false",
-		"hooks pre-switchover",
-		"act wait-transactions db1",
-		"verify",
-		"act read-only on db1",
-		"act kill db1",
-		"router unroute db1 epoch=8",
-		"act wait-executed db2 p:1-100",
+	// startWith is the run up to the catch-up when db3 holds db3Holds.
+	startWith := func(db3Holds string) []string {
+		return []string{
+			"store begin op-1 switchover subject=db1 target=db2 expect=7 automatic=false",
+			"hooks pre-switchover",
+			"act wait-transactions db1",
+			// db3 goes under db2 before the fence: its IO thread stopped,
+			// once db2 holds what db3 holds.
+			"act stop-io db3",
+			"act wait-executed db2 " + db3Holds,
+			"act repoint db3 from db2 demote=false semisync=true",
+			"verify",
+			"act read-only on db1",
+			"act kill db1",
+			"router unroute db1 epoch=8",
+			"act wait-executed db2 p:1-100",
+		}
 	}
+	start := startWith("p:1-100")
+	// behind is a cluster where db3 holds less than db1, so that the wait
+	// for db3's set and the catch-up are told apart.
+	behind := func() *B { return base().exec("db3", "p:1-99") }
 	giveBack := []string{
 		// Undo in reverse: route back with the new epoch (the router refuses
-		// an older one), then lift read_only.
+		// an older one), lift read_only, then db3 back under db1.
 		"verify",
 		"router route db1 epoch=8",
 		"verify",
 		"act read-only off db1",
+		"act repoint db3 from db1 demote=false semisync=true",
 		"hooks failed",
 	}
 	cases := []runCase{
@@ -657,7 +670,6 @@ func TestRunnerSwitchover(t *testing.T) {
 			plan:    switchover,
 			outcome: OutcomeSuccess,
 			actions: concat(start, []string{
-				"act repoint db3 from db2 demote=false semisync=true",
 				"verify",
 				"store candidate db2",
 				"act promote db2 semisync=true",
@@ -669,11 +681,11 @@ func TestRunnerSwitchover(t *testing.T) {
 				"store finish op-1 success",
 			}),
 			check: func(t *testing.T, r *rig, res RunResult) {
-				// read-only, kill, unroute, wait, promote, a repoint, route:
-				// 7 actions of 5ms; the wait for transactions came before,
-				// and the old primary is repointed after the route.
-				check(t, "write-blocked window", 35*ms, res.WriteBlocked)
-				check(t, "time to route", 40*ms, res.TimeToRoute)
+				// read-only, kill, unroute, wait, promote, route: 6 actions
+				// of 5ms; the wait for transactions and db3's chaining came
+				// before, and the old primary is repointed after the route.
+				check(t, "write-blocked window", 30*ms, res.WriteBlocked)
+				check(t, "time to route", 50*ms, res.TimeToRoute)
 				// The moments balancers react to, in the run's own order.
 				check(t, "routed at", res.Started.Add(res.TimeToRoute), res.RoutedAt)
 				check(t, "blocked at", res.RoutedAt.Add(-res.WriteBlocked), res.BlockedAt)
@@ -689,16 +701,16 @@ func TestRunnerSwitchover(t *testing.T) {
 		},
 		{
 			name:    "target cannot catch up: the old primary's writes are given back and it is routed back",
-			before:  base(),
+			before:  behind(),
 			plan:    switchover,
 			setup:   func(r *rig) { r.act.sc["act wait-executed db2 p:1-100"] = fail("MASTER_GTID_WAIT timed out") },
 			outcome: OutcomeFailed,
-			actions: concat(start, giveBack, []string{"store finish op-1 failed"}),
+			actions: concat(startWith("p:1-99"), giveBack, []string{"store finish op-1 failed"}),
 			steps: []string{
-				"record-intent db1 ok", "pre-hooks ok", "wait-long-transactions db1 ok", "fence-old-primary db1 ok",
-				"unroute-old-primary db1 ok", "catch-up db2 failed", "undo route db1 ok", "undo set-writable db1 ok", "failed-hooks ok",
+				"record-intent db1 ok", "pre-hooks ok", "wait-long-transactions db1 ok", "repoint db3 ok", "fence-old-primary db1 ok",
+				"unroute-old-primary db1 ok", "catch-up db2 failed", "undo route db1 ok", "undo set-writable db1 ok", "undo repoint db3 ok", "failed-hooks ok",
 			},
-			reason: []string{"catch-up db2 failed: db2 did not reach p:1-100: MASTER_GTID_WAIT timed out", "undone: route db1, set-writable db1"},
+			reason: []string{"catch-up db2 failed: db2 did not reach p:1-100: MASTER_GTID_WAIT timed out", "undone: route db1, set-writable db1, repoint db3"},
 			check: func(t *testing.T, r *rig, res RunResult) {
 				// read-only, kill, unroute, wait, route back, read-only off.
 				check(t, "write-blocked window", 30*ms, res.WriteBlocked)
@@ -706,44 +718,57 @@ func TestRunnerSwitchover(t *testing.T) {
 			},
 		},
 		{
-			name:    "the promotion fails: the replica repointed under the target goes back to the old primary",
+			name:    "the promotion fails: the replica chained under the target goes back to the old primary",
 			before:  base(),
 			plan:    switchover,
 			setup:   func(r *rig) { r.act.sc["act promote db2 semisync=true"] = fail("connection refused") },
 			outcome: OutcomeFailed,
 			actions: concat(start, []string{
-				"act repoint db3 from db2 demote=false semisync=true",
 				"verify",
 				"store candidate db2",
 				"act promote db2 semisync=true",
 				"act read-only on db2",
 				"act kill db2",
-				"act repoint db3 from db1 demote=false semisync=true",
 			}, giveBack, []string{"store finish op-1 failed"}),
 			steps: []string{
-				"record-intent db1 ok", "pre-hooks ok", "wait-long-transactions db1 ok", "fence-old-primary db1 ok",
-				"unroute-old-primary db1 ok", "catch-up db2 ok", "repoint db3 ok", "promote db2 failed", "undo fence db2 ok",
-				"undo repoint db3 ok", "undo route db1 ok", "undo set-writable db1 ok", "failed-hooks ok",
+				"record-intent db1 ok", "pre-hooks ok", "wait-long-transactions db1 ok", "repoint db3 ok", "fence-old-primary db1 ok",
+				"unroute-old-primary db1 ok", "catch-up db2 ok", "promote db2 failed", "undo fence db2 ok",
+				"undo route db1 ok", "undo set-writable db1 ok", "undo repoint db3 ok", "failed-hooks ok",
 			},
-			reason: []string{"promote db2 failed: connection refused", "undone: fence db2, repoint db3, route db1, set-writable db1"},
+			reason: []string{"promote db2 failed: connection refused", "undone: fence db2, route db1, set-writable db1, repoint db3"},
 		},
 		{
-			name:   "the early repoint fails: undone, and the old primary's writes given back",
+			name:   "the chaining fails: db3 back under db1 before the primary is touched",
 			before: base(),
 			plan:   switchover,
 			setup: func(r *rig) {
 				r.act.sc["act repoint db3 from db2 demote=false semisync=true"] = fail("START REPLICA: timed out")
 			},
 			outcome: OutcomeFailed,
-			actions: concat(start, []string{
-				"act repoint db3 from db2 demote=false semisync=true",
+			actions: concat(start[:6], []string{
 				"act repoint db3 from db1 demote=false semisync=true",
-			}, giveBack, []string{"store finish op-1 failed"}),
-			reason: []string{"repoint db3 failed: START REPLICA: timed out", "undone: repoint db3, route db1, set-writable db1"},
+				"hooks failed",
+				"store finish op-1 failed",
+			}),
+			reason: []string{"repoint db3 failed: START REPLICA: timed out", "undone: repoint db3"},
 			check: func(t *testing.T, r *rig, res RunResult) {
-				if got := r.j.only("act promote"); len(got) != 0 {
-					t.Errorf("promoted after a failed repoint: %v", got)
-				}
+				check(t, "write-blocked window", time.Duration(0), res.WriteBlocked)
+			},
+		},
+		{
+			name:    "the target does not reach what db3 holds: db3 back under db1, the primary untouched",
+			before:  behind(),
+			plan:    switchover,
+			setup:   func(r *rig) { r.act.sc["act wait-executed db2 p:1-99"] = fail("MASTER_GTID_WAIT timed out") },
+			outcome: OutcomeFailed,
+			actions: concat(startWith("p:1-99")[:5], []string{
+				"act repoint db3 from db1 demote=false semisync=true",
+				"hooks failed",
+				"store finish op-1 failed",
+			}),
+			reason: []string{"repoint db3 failed: db2 did not reach p:1-99, which db3 holds: MASTER_GTID_WAIT timed out", "undone: repoint db3"},
+			check: func(t *testing.T, r *rig, res RunResult) {
+				check(t, "write-blocked window", time.Duration(0), res.WriteBlocked)
 			},
 		},
 		{
@@ -770,7 +795,7 @@ func TestRunnerSwitchover(t *testing.T) {
 		},
 		{
 			name:   "the route back fails: the window runs to the run's end and says so",
-			before: base(),
+			before: behind(),
 			plan:   switchover,
 			setup: func(r *rig) {
 				r.act.sc["act wait-executed db2 p:1-100"] = fail("MASTER_GTID_WAIT timed out")
@@ -779,8 +804,10 @@ func TestRunnerSwitchover(t *testing.T) {
 			outcome: OutcomeFailed,
 			reason:  []string{"undone: set-writable db1", "undo route db1 failed: haproxy: no such server"},
 			check: func(t *testing.T, r *rig, res RunResult) {
-				check(t, "write-blocked window", res.Duration-5*ms, res.WriteBlocked)
-				mustContain(t, "warnings", strings.Join(res.Warnings, "; "), "writes on db1 were blocked at 12:00:00.005 and not given back by the run")
+				// Blocked from the fence, after the intent and db3's
+				// chaining (stop, wait, repoint: 15ms).
+				check(t, "write-blocked window", res.Duration-20*ms, res.WriteBlocked)
+				mustContain(t, "warnings", strings.Join(res.Warnings, "; "), "writes on db1 were blocked at 12:00:00.020 and not given back by the run")
 			},
 		},
 	}
@@ -1037,6 +1064,9 @@ func TestRunnerRefusesUnrunnablePlans(t *testing.T) {
 	noTimeout := good
 	noTimeout.Steps = append([]Step(nil), good.Steps...)
 	noTimeout.Steps[4].Timeout = 0
+	noUndoSource := good
+	noUndoSource.Steps = append([]Step(nil), good.Steps...)
+	noUndoSource.Steps[3].UndoSource = ""
 	otherCluster := good
 	otherCluster.Cluster = "other"
 	cases := []struct {
@@ -1045,7 +1075,8 @@ func TestRunnerRefusesUnrunnablePlans(t *testing.T) {
 		want []string
 	}{
 		{"empty plan", Plan{Cluster: "main"}, []string{"the plan has no step"}},
-		{"a step without timeout", noTimeout, []string{"step 5 (unroute-old-primary) has no timeout"}},
+		{"a step without timeout", noTimeout, []string{"step 5 (fence-old-primary) has no timeout"}},
+		{"a repoint undone to nowhere", noUndoSource, []string{"step 4 (repoint db3) is undone by a repoint but names no source"}},
 		{"another cluster's plan", otherCluster, []string{`the plan is for cluster "other" but the view is of "main"`}},
 	}
 	for _, tc := range cases {
