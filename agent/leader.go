@@ -113,7 +113,8 @@ func (c *clusterRT) abortOrphan(ctx context.Context, op *consensus.Operation) {
 	// Its run died before its undo: the IO threads it stopped stay
 	// stopped (Regent restarts no IO thread an operator stopped), and a
 	// lossless primary would have no acknowledger left. Start them again;
-	// a later failover stops them again if it needs to.
+	// a later failover stops them again if it needs to. One that cannot
+	// be reached now is repointed once it can (ReplicaIOLeftStopped).
 	if op.Committed {
 		return
 	}
@@ -236,6 +237,14 @@ func (c *clusterRT) view(now time.Time) failover.View {
 			v.State.Quarantined = map[string]string{}
 			for n, q := range st.Quarantined {
 				v.State.Quarantined[n] = q.Reason
+			}
+		}
+		// The IO threads the last operation left stopped, when it ended
+		// without a change of primary: its undo, or the abort of an
+		// abandoned run, may not have reached them (ReplicaIOLeftStopped).
+		if h := st.History; len(h) > 0 {
+			if last := h[len(h)-1]; last.Result != consensus.ResultSuccess && last.EpochAfter <= last.EpochBefore {
+				v.State.StoppedIO = stoppedIO(last.Steps)
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -401,5 +402,37 @@ func TestReportsGoOnlyToTheAgentTheyAreFor(t *testing.T) {
 	addr["a2"] = strings.TrimPrefix(real.URL, "https://")
 	if err := tr.Deliver(context.Background(), "a2", r); err != nil {
 		t.Fatalf("the report did not reach a2: %v", err)
+	}
+}
+
+// The leader's view carries the IO threads the last operation left stopped
+// (ReplicaIOLeftStopped), read from the replicated history: only after an
+// operation that changed no primary and did not succeed, and without those
+// its undo started again.
+func TestViewCarriesTheIOThreadsLeftStopped(t *testing.T) {
+	a := reportTestAgent(t)
+	st := a.raft.(*stateRaft).st.Clusters["main"]
+	steps := []consensus.Step{
+		{Name: "stop-io-threads r1,r2", Result: consensus.StepOK},
+		{Name: "wait-relay-logs r1,r2", Result: consensus.StepOK},
+		{Name: "undo start-io-threads r2", Result: consensus.StepOK},
+	}
+	cases := []struct {
+		name  string
+		entry consensus.HistoryEntry
+		want  []string
+	}{
+		{"aborted, r2 started again", consensus.HistoryEntry{Kind: consensus.KindFailover, Result: consensus.ResultAborted, EpochBefore: 1, EpochAfter: 1, Steps: steps}, []string{"r1"}},
+		{"failed before its commit", consensus.HistoryEntry{Kind: consensus.KindFailover, Result: consensus.ResultFailed, EpochBefore: 1, EpochAfter: 1, Steps: steps}, []string{"r1"}},
+		{"committed: its repoints restart replication", consensus.HistoryEntry{Kind: consensus.KindFailover, Result: consensus.ResultAborted, EpochBefore: 1, EpochAfter: 2, Steps: steps}, nil},
+		{"succeeded", consensus.HistoryEntry{Kind: consensus.KindSwitchover, Result: consensus.ResultSuccess, EpochBefore: 1, EpochAfter: 1, Steps: steps}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st.History = []consensus.HistoryEntry{tc.entry}
+			if got := a.clusters["main"].view(time.Now()).State.StoppedIO; !slices.Equal(got, tc.want) {
+				t.Fatalf("StoppedIO = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

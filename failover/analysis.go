@@ -27,6 +27,7 @@ const (
 	SemiSyncNotEnforced        Code = "SemiSyncNotEnforced"
 	ErrantGTIDOnReplica        Code = "ErrantGTIDOnReplica"
 	ReplicaPointsElsewhere     Code = "ReplicaPointsElsewhere"
+	ReplicaIOLeftStopped       Code = "ReplicaIOLeftStopped"
 	RejoinNeeded               Code = "RejoinNeeded"
 	ReplicaNotReplicating      Code = "ReplicaNotReplicating"
 	ReplicaUnreachable         Code = "ReplicaUnreachable"
@@ -259,6 +260,13 @@ var problemTable = []problemKind{
 		priority:    55,
 		action:      ActionRepoint,
 		detect:      detectPointsElsewhere,
+	},
+	{
+		code:        ReplicaIOLeftStopped,
+		description: "an operation that changed no primary stopped a replica's IO thread and could not start it again (the replica was unreachable then): repoint it under the primary",
+		priority:    56,
+		action:      ActionRepoint,
+		detect:      detectIOLeftStopped,
 	},
 	{
 		code:        RejoinNeeded,
@@ -799,6 +807,38 @@ func detectPointsElsewhere(f *facts) []finding {
 			if b, unsafe := repointBlocker(f, n, pr); unsafe {
 				fd.blockers = append(fd.blockers, b)
 			}
+		}
+		out = append(out, fd)
+	}
+	return out
+}
+
+// detectIOLeftStopped finds the replicas an operation stopped and left so:
+// Regent starts no IO thread an operator stopped, so these would stay
+// stopped for good, and a lossless primary would lose acknowledgers. Only
+// while that operation is the cluster's most recent and nothing runs; a
+// replica whose IO thread runs, errs or points elsewhere is not this.
+func detectIOLeftStopped(f *facts) []finding {
+	if f.primary == "" || f.v.State.Operation.Kind != OpNone {
+		return nil
+	}
+	var out []finding
+	for _, n := range f.v.State.StoppedIO {
+		pr, ok := replicaProbe(f, n)
+		if !ok || n == f.primary || pr.Replica == nil || f.v.State.Quarantined[n] != "" {
+			continue
+		}
+		rs := pr.Replica
+		if rs.IOState != IONo || rs.LastIOError != "" {
+			continue
+		}
+		if src, known := resolveSource(f.v, rs.Source); !known || src != f.primary {
+			continue
+		}
+		fd := finding{instances: []string{n}, target: n,
+			reason: fmt.Sprintf("%s's IO thread was stopped by the last operation, which ended without a change of primary and could not start it again; it is repointed under the primary %s (which starts it)", n, f.primary)}
+		if b, unsafe := repointBlocker(f, n, pr); unsafe {
+			fd.blockers = append(fd.blockers, b)
 		}
 		out = append(out, fd)
 	}

@@ -739,6 +739,39 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
+			name: "IO thread stopped cleanly: an operator's stop is left alone",
+			b:    base().io("db2", IONo),
+			want: []probSum{{Code: ReplicaNotReplicating, Instances: []string{"db2"}}},
+		},
+		{
+			// Seen in the chaos campaign (seed 20261574): a failover
+			// stopped both IO threads, its leader was cut off, and the next
+			// one's abort could not reach db2 to start it again.
+			name: "IO thread an aborted operation left stopped: repoint under the primary",
+			b:    base().io("db2", IONo).state(func(s *ReplicatedState) { s.StoppedIO = []string{"db2", "db3"} }),
+			want: []probSum{
+				{Code: ReplicaIOLeftStopped, Instances: []string{"db2"}, Target: "db2", Action: ActionRepoint, Actionable: true},
+				{Code: ReplicaNotReplicating, Instances: []string{"db2"}},
+			},
+			reasons: map[Code][]string{
+				ReplicaIOLeftStopped: {"db2's IO thread was stopped by the last operation", "repointed under the primary db1"},
+			},
+		},
+		{
+			name: "IO thread left stopped, but it failed since: only reported",
+			b: base().io("db2", IONo).replica("db2", func(rs *ReplicaStatus) { rs.LastIOError = "Got fatal error 1236 from master" }).
+				state(func(s *ReplicatedState) { s.StoppedIO = []string{"db2"} }),
+			want: []probSum{{Code: ReplicaNotReplicating, Instances: []string{"db2"}}},
+		},
+		{
+			name: "IO thread left stopped while an operation runs: that operation's business",
+			b: base().io("db2", IONo).state(func(s *ReplicatedState) {
+				s.StoppedIO = []string{"db2"}
+				s.Operation = Operation{Kind: OpRejoin, ID: "op-9", StartedAt: s.AntiFlapUntil, Target: "db3"}
+			}),
+			want: []probSum{{Code: ReplicaNotReplicating, Instances: []string{"db2"}}},
+		},
+		{
 			name: "broken SQL thread",
 			b:    base().sqlStopped("db3", "Error 'Duplicate entry' on query"),
 			want: []probSum{{Code: ReplicaNotReplicating, Instances: []string{"db3"}}},

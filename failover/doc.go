@@ -84,6 +84,7 @@
 //	  45 SemiSyncNotEnforced         configure-semi-sync  source off or not AFTER_SYNC
 //	  50 ErrantGTIDOnReplica         -                    with the errant GTIDs
 //	  55 ReplicaPointsElsewhere      repoint              only when provably errant-free
+//	  56 ReplicaIOLeftStopped        repoint              an uncommitted operation's stop, not undone
 //	  58 RejoinNeeded                rejoin               former primary; auto_rejoin
 //	  60 ReplicaNotReplicating       -                    IO/SQL thread and last errors
 //	  62 ReplicaUnreachable          -

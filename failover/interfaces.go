@@ -228,11 +228,12 @@ const maxHistoryName = 255
 // StoppedIOThreads reads the recorded steps of an operation (HistoryName,
 // and whether each succeeded) and returns the instances whose IO threads it
 // may have stopped and did not start again, sorted. The next leader restarts
-// them when it aborts the operation: Regent restarts no IO thread an
+// them when it aborts the operation, and repoints those it could not reach
+// once they are back (ReplicaIOLeftStopped): Regent restarts no IO thread an
 // operator stopped, so nothing else would. A stop step that failed counts
 // too (it may have stopped some before failing on another, and starting a
-// running IO thread only draws a warning); an undo counts only when it
-// succeeded.
+// running IO thread only draws a warning); an undo, or a repoint (which
+// starts replication), counts only when it succeeded.
 func StoppedIOThreads(names []string, ok []bool) []string {
 	stopped := map[string]bool{}
 	for i, name := range names {
@@ -243,14 +244,23 @@ func StoppedIOThreads(names []string, ok []bool) []string {
 			for _, n := range strings.Split(list, ",") {
 				stopped[n] = true
 			}
+		case string(StepRepoint):
+			// A repoint starts replication again (a switchover's chained
+			// replica, stopped just before).
+			if succeeded {
+				delete(stopped, list)
+			}
 		case "undo":
 			if !succeeded {
 				continue
 			}
-			if k2, l2, _ := strings.Cut(list, " "); k2 == string(StepStartIOThreads) {
+			switch k2, l2, _ := strings.Cut(list, " "); k2 {
+			case string(StepStartIOThreads):
 				for _, n := range strings.Split(l2, ",") {
 					delete(stopped, n)
 				}
+			case string(StepRepoint):
+				delete(stopped, l2)
 			}
 		}
 	}

@@ -138,9 +138,9 @@ type Step struct {
 	// points the instance back to.
 	UndoSource string
 	// Chain, on a repoint, says that its source is itself still a replica
-	// receiving from the primary: the instance's IO thread is stopped, and
-	// it is repointed once the source has executed everything it holds
-	// (docs/safety.md, *The switchover's order*).
+	// receiving from the primary: the instance's IO thread was stopped by
+	// an earlier step, and it is repointed once the source has executed
+	// everything it holds (docs/safety.md, *The switchover's order*).
 	Chain bool
 	// Why says why the step is there, for the history and for people.
 	Why string
@@ -699,9 +699,20 @@ func PlanSwitchover(v View, p Policy, target string) (Plan, error) {
 	for i := range others {
 		others[i].Undo, others[i].UndoSource = StepRepoint, old
 	}
+	if early > 0 {
+		var names []string
+		for _, s := range others[:early] {
+			names = append(names, s.Instance)
+		}
+		// A step of its own, so that the history says a stop happened:
+		// a leader that dies before the repoints leaves them stopped, and
+		// the next one starts them again (StoppedIOThreads).
+		pl.add(Step{Kind: StepStopIOThreads, Instances: names, Timeout: p.StepTimeout, Undo: StepStartIOThreads,
+			Why: fmt.Sprintf("what %s hold stops growing, so that %s can be seen to hold it all", strings.Join(names, ", "), chosen)})
+	}
 	for _, s := range others[:early] {
 		s.Chain, s.Timeout = true, p.CatchUpTimeout
-		s.Why = fmt.Sprintf("%s goes under %s before the fence (chained until %s is promoted): its IO thread stopped, it is repointed once %s holds all it received", s.Instance, chosen, chosen, chosen)
+		s.Why = fmt.Sprintf("%s goes under %s before the fence (chained until %s is promoted), once %s holds all it received", s.Instance, chosen, chosen, chosen)
 		pl.add(s)
 	}
 	pl.add(Step{Kind: StepFenceOldPrimary, Instance: old, Via: FenceDirect, Timeout: p.StepTimeout, Irreversible: true, Undo: StepSetWritable, Why: "read_only and kill write sessions: the write-blocked window starts"})

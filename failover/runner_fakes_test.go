@@ -140,6 +140,9 @@ type fakeActuator struct {
 	clock *fakeClock
 	cost  time.Duration
 	sc    script
+
+	mu        sync.Mutex
+	stoppedIO map[string]bool // IO threads stopped by a successful stop-io
 }
 
 func (a *fakeActuator) act(ctx context.Context, format string, args ...any) error {
@@ -156,16 +159,40 @@ func (a *fakeActuator) KillClientConnections(ctx context.Context, n string) erro
 	return a.act(ctx, "kill %s", n)
 }
 func (a *fakeActuator) StopReplicaIO(ctx context.Context, n string) error {
-	return a.act(ctx, "stop-io %s", n)
+	err := a.act(ctx, "stop-io %s", n)
+	a.setIO(n, err == nil)
+	return err
 }
 func (a *fakeActuator) StartReplicaIO(ctx context.Context, n string) error {
-	return a.act(ctx, "start-io %s", n)
+	err := a.act(ctx, "start-io %s", n)
+	a.setIO(n, err != nil && a.ioStopped(n))
+	return err
+}
+
+// setIO records whether n's IO thread is stopped, for the probes.
+func (a *fakeActuator) setIO(n string, stopped bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stoppedIO == nil {
+		a.stoppedIO = map[string]bool{}
+	}
+	a.stoppedIO[n] = stopped
+}
+
+func (a *fakeActuator) ioStopped(n string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stoppedIO[n]
 }
 func (a *fakeActuator) WaitExecuted(ctx context.Context, n string, set GTIDSet) error {
 	return a.act(ctx, "wait-executed %s %s", n, gtidText(set))
 }
 func (a *fakeActuator) Repoint(ctx context.Context, n, src string, o RepointOptions) error {
-	return a.act(ctx, "repoint %s from %s demote=%t semisync=%t", n, src, o.Demote, o.SemiSync)
+	err := a.act(ctx, "repoint %s from %s demote=%t semisync=%t", n, src, o.Demote, o.SemiSync)
+	if err == nil {
+		a.setIO(n, false)
+	}
+	return err
 }
 func (a *fakeActuator) Promote(ctx context.Context, n string, semi bool) error {
 	return a.act(ctx, "promote %s semisync=%t", n, semi)
@@ -184,6 +211,8 @@ type fakeInspector struct {
 	clock *fakeClock
 	from  View
 	sc    script
+	// act, when set, is the actuator whose IO thread stops the probes show.
+	act *fakeActuator
 }
 
 func (i *fakeInspector) Probe(ctx context.Context, n string) (Probe, error) {
@@ -197,6 +226,9 @@ func (i *fakeInspector) Probe(ctx context.Context, n string) (Probe, error) {
 	pr := in.Probes[i.from.Leader]
 	if pr.Replica != nil {
 		rs := *pr.Replica
+		if i.act != nil && i.act.ioStopped(n) {
+			rs.IOState = IONo
+		}
 		pr.Replica = &rs
 	}
 	pr.ObservedAt = i.clock.Now()
@@ -366,9 +398,10 @@ func (a parallelActuator) StopReplicaIOs(ctx context.Context, names []string) []
 func newRig(v, fresh View) *rig {
 	j := &journal{}
 	c := &fakeClock{now: v.Now}
+	act := &fakeActuator{j: j, clock: c, cost: 5 * ms, sc: script{}}
 	r := &rig{j: j, clock: c,
-		act:    &fakeActuator{j: j, clock: c, cost: 5 * ms, sc: script{}},
-		insp:   &fakeInspector{j: j, clock: c, from: fresh, sc: script{}},
+		act:    act,
+		insp:   &fakeInspector{j: j, clock: c, from: fresh, sc: script{}, act: act},
 		lead:   &fakeLeadership{j: j, leads: -1},
 		store:  &fakeStore{j: j, clock: c, agents: liveAgents(v), sc: script{}},
 		router: &fakeRouter{j: j, clock: c, cost: 5 * ms, sc: script{}},

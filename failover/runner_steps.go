@@ -623,20 +623,23 @@ func (ru *run) catchUp(ctx context.Context, s Step, x *outcome) error {
 // chainUnder readies a chained repoint: s.Source still replicates from the
 // primary, and must hold all that s.Instance holds before the instance asks
 // it for the rest (MariaDB refuses a replica that asks for a GTID beyond the
-// source's binlog). The instance's IO thread is stopped first, so that what
-// it holds stops growing; its relay log needs no waiting for, since the
-// repoint discards it and asks from the executed set.
+// source's binlog). The instance's IO thread was stopped by the step before,
+// so that what it holds stops growing: a running one is refused. Its relay
+// log needs no waiting for: the repoint discards it and asks from the
+// executed set.
 func (ru *run) chainUnder(ctx context.Context, s Step, x *outcome) error {
-	if err := ru.r.cfg.Actuator.StopReplicaIO(ctx, s.Instance); err != nil {
-		return fmt.Errorf("stop the IO thread of %s: %w", s.Instance, err)
-	}
 	pr, err := ru.r.cfg.Inspector.Probe(ctx, s.Instance)
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", s.Instance, err)
 	}
 	held := pr.holds()
-	if !pr.Reachable || held == nil {
+	switch {
+	case !pr.Reachable || held == nil:
 		return fmt.Errorf("what %s holds cannot be read (%s)", s.Instance, classText(pr))
+	case pr.Replica == nil:
+		return fmt.Errorf("%s is not a replica", s.Instance)
+	case pr.Replica.IOState == IOYes || pr.Replica.IOState == IOConnecting:
+		return fmt.Errorf("the IO thread of %s still runs (%s): what it holds could still grow", s.Instance, pr.Replica.IOState)
 	}
 	if err := ru.r.cfg.Actuator.WaitExecuted(ctx, s.Source, held); err != nil {
 		return fmt.Errorf("%s did not reach %s, which %s holds: %w", s.Source, gtidText(held), s.Instance, err)

@@ -661,6 +661,7 @@ func TestRunnerSwitchover(t *testing.T) {
 		"verify",
 		"act read-only off db1",
 		"act repoint db3 from db1 demote=false semisync=true",
+		"act start-io db3",
 		"hooks failed",
 	}
 	cases := []runCase{
@@ -707,10 +708,10 @@ func TestRunnerSwitchover(t *testing.T) {
 			outcome: OutcomeFailed,
 			actions: concat(startWith("p:1-99"), giveBack, []string{"store finish op-1 failed"}),
 			steps: []string{
-				"record-intent db1 ok", "pre-hooks ok", "wait-long-transactions db1 ok", "repoint db3 ok", "fence-old-primary db1 ok",
-				"unroute-old-primary db1 ok", "catch-up db2 failed", "undo route db1 ok", "undo set-writable db1 ok", "undo repoint db3 ok", "failed-hooks ok",
+				"record-intent db1 ok", "pre-hooks ok", "wait-long-transactions db1 ok", "stop-io-threads db3 ok", "repoint db3 ok", "fence-old-primary db1 ok",
+				"unroute-old-primary db1 ok", "catch-up db2 failed", "undo route db1 ok", "undo set-writable db1 ok", "undo repoint db3 ok", "undo start-io-threads db3 ok", "failed-hooks ok",
 			},
-			reason: []string{"catch-up db2 failed: db2 did not reach p:1-100: MASTER_GTID_WAIT timed out", "undone: route db1, set-writable db1, repoint db3"},
+			reason: []string{"catch-up db2 failed: db2 did not reach p:1-100: MASTER_GTID_WAIT timed out", "undone: route db1, set-writable db1, repoint db3, start-io-threads db3"},
 			check: func(t *testing.T, r *rig, res RunResult) {
 				// read-only, kill, unroute, wait, route back, read-only off.
 				check(t, "write-blocked window", 30*ms, res.WriteBlocked)
@@ -731,11 +732,11 @@ func TestRunnerSwitchover(t *testing.T) {
 				"act kill db2",
 			}, giveBack, []string{"store finish op-1 failed"}),
 			steps: []string{
-				"record-intent db1 ok", "pre-hooks ok", "wait-long-transactions db1 ok", "repoint db3 ok", "fence-old-primary db1 ok",
+				"record-intent db1 ok", "pre-hooks ok", "wait-long-transactions db1 ok", "stop-io-threads db3 ok", "repoint db3 ok", "fence-old-primary db1 ok",
 				"unroute-old-primary db1 ok", "catch-up db2 ok", "promote db2 failed", "undo fence db2 ok",
-				"undo route db1 ok", "undo set-writable db1 ok", "undo repoint db3 ok", "failed-hooks ok",
+				"undo route db1 ok", "undo set-writable db1 ok", "undo repoint db3 ok", "undo start-io-threads db3 ok", "failed-hooks ok",
 			},
-			reason: []string{"promote db2 failed: connection refused", "undone: fence db2, route db1, set-writable db1, repoint db3"},
+			reason: []string{"promote db2 failed: connection refused", "undone: fence db2, route db1, set-writable db1, repoint db3, start-io-threads db3"},
 		},
 		{
 			name:   "the chaining fails: db3 back under db1 before the primary is touched",
@@ -747,13 +748,28 @@ func TestRunnerSwitchover(t *testing.T) {
 			outcome: OutcomeFailed,
 			actions: concat(start[:6], []string{
 				"act repoint db3 from db1 demote=false semisync=true",
+				"act start-io db3",
 				"hooks failed",
 				"store finish op-1 failed",
 			}),
-			reason: []string{"repoint db3 failed: START REPLICA: timed out", "undone: repoint db3"},
+			reason: []string{"repoint db3 failed: START REPLICA: timed out", "undone: repoint db3, start-io-threads db3"},
 			check: func(t *testing.T, r *rig, res RunResult) {
 				check(t, "write-blocked window", time.Duration(0), res.WriteBlocked)
 			},
+		},
+		{
+			name:    "db3's IO thread did not stop: not chained, since what it holds could still grow",
+			before:  base(),
+			plan:    switchover,
+			setup:   func(r *rig) { r.act.sc["act stop-io db3"] = fail("Lost connection") },
+			outcome: OutcomeFailed,
+			actions: concat(start[:4], []string{
+				"act repoint db3 from db1 demote=false semisync=true",
+				"act start-io db3",
+				"hooks failed",
+				"store finish op-1 failed",
+			}),
+			reason: []string{"repoint db3 failed: the IO thread of db3 still runs (Yes)", "undone: repoint db3, start-io-threads db3"},
 		},
 		{
 			name:    "the target does not reach what db3 holds: db3 back under db1, the primary untouched",
@@ -763,10 +779,11 @@ func TestRunnerSwitchover(t *testing.T) {
 			outcome: OutcomeFailed,
 			actions: concat(startWith("p:1-99")[:5], []string{
 				"act repoint db3 from db1 demote=false semisync=true",
+				"act start-io db3",
 				"hooks failed",
 				"store finish op-1 failed",
 			}),
-			reason: []string{"repoint db3 failed: db2 did not reach p:1-99, which db3 holds: MASTER_GTID_WAIT timed out", "undone: repoint db3"},
+			reason: []string{"repoint db3 failed: db2 did not reach p:1-99, which db3 holds: MASTER_GTID_WAIT timed out", "undone: repoint db3, start-io-threads db3"},
 			check: func(t *testing.T, r *rig, res RunResult) {
 				check(t, "write-blocked window", time.Duration(0), res.WriteBlocked)
 			},
@@ -1063,10 +1080,10 @@ func TestRunnerRefusesUnrunnablePlans(t *testing.T) {
 	}
 	noTimeout := good
 	noTimeout.Steps = append([]Step(nil), good.Steps...)
-	noTimeout.Steps[4].Timeout = 0
+	noTimeout.Steps[5].Timeout = 0
 	noUndoSource := good
 	noUndoSource.Steps = append([]Step(nil), good.Steps...)
-	noUndoSource.Steps[3].UndoSource = ""
+	noUndoSource.Steps[4].UndoSource = ""
 	otherCluster := good
 	otherCluster.Cluster = "other"
 	cases := []struct {
@@ -1075,8 +1092,8 @@ func TestRunnerRefusesUnrunnablePlans(t *testing.T) {
 		want []string
 	}{
 		{"empty plan", Plan{Cluster: "main"}, []string{"the plan has no step"}},
-		{"a step without timeout", noTimeout, []string{"step 5 (fence-old-primary) has no timeout"}},
-		{"a repoint undone to nowhere", noUndoSource, []string{"step 4 (repoint db3) is undone by a repoint but names no source"}},
+		{"a step without timeout", noTimeout, []string{"step 6 (fence-old-primary) has no timeout"}},
+		{"a repoint undone to nowhere", noUndoSource, []string{"step 5 (repoint db3) is undone by a repoint but names no source"}},
 		{"another cluster's plan", otherCluster, []string{`the plan is for cluster "other" but the view is of "main"`}},
 	}
 	for _, tc := range cases {
@@ -1145,6 +1162,9 @@ func TestStoppedIOThreadsReadsTheHistory(t *testing.T) {
 	undo := StepRecord{Kind: StepStartIOThreads, Instances: []string{"db2", "db3"}, Undo: true}
 	undoOne := StepRecord{Kind: StepStartIOThreads, Instances: []string{"db3"}, Undo: true}
 	other := StepRecord{Kind: StepPromote, Instance: "db2"}
+	chainStop := StepRecord{Kind: StepStopIOThreads, Instances: []string{"db3"}}
+	chained := StepRecord{Kind: StepRepoint, Instance: "db3"}
+	pointedBack := StepRecord{Kind: StepRepoint, Instance: "db3", Undo: true}
 	cases := []struct {
 		name  string
 		steps []StepRecord
@@ -1157,6 +1177,10 @@ func TestStoppedIOThreadsReadsTheHistory(t *testing.T) {
 		{"the stop failed: it may have stopped some", []StepRecord{stop}, []bool{false}, "db2,db3"},
 		{"the undo failed", []StepRecord{stop, undo}, []bool{true, false}, "db2,db3"},
 		{"no stop", []StepRecord{other}, []bool{true}, ""},
+		{"a switchover's chained replica, run died before its repoint", []StepRecord{chainStop}, []bool{true}, "db3"},
+		{"a chained replica repointed", []StepRecord{chainStop, chained}, []bool{true, true}, ""},
+		{"a chained replica whose repoint failed", []StepRecord{chainStop, chained}, []bool{true, false}, "db3"},
+		{"a chained replica pointed back by the undo", []StepRecord{chainStop, chained, pointedBack}, []bool{true, false, true}, ""},
 		{"more results than names are ignored", []StepRecord{stop}, []bool{true, true}, "db2,db3"},
 		{"fewer results than names: an undo without a result did not happen", []StepRecord{stop, undo}, []bool{true}, "db2,db3"},
 	}

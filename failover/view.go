@@ -362,6 +362,11 @@ type ReplicatedState struct {
 	// Quarantined maps an instance to the reason it is quarantined (errant
 	// transactions): kept read-only, never promoted nor silently rejoined.
 	Quarantined map[string]string
+	// StoppedIO lists the replicas whose IO threads the cluster's most
+	// recent operation stopped and did not start again, when it ended
+	// without a change of primary (aborted or failed, its undo or the
+	// abort's restart not reaching them): ReplicaIOLeftStopped.
+	StoppedIO []string
 }
 
 // Operation is an operation recorded in progress in the replicated state.
