@@ -51,7 +51,8 @@ var failoverHaltSteps = []haltStep{
 // Every step of a switchover from p to r1.
 var switchoverHaltSteps = []haltStep{
 	{kind: failover.StepRecordIntent}, {kind: failover.StepPreHooks}, {kind: failover.StepWaitLongTransactions},
-	{kind: failover.StepRepoint, instance: "r2"}, {kind: failover.StepFenceOldPrimary}, {kind: failover.StepUnrouteOldPrimary},
+	{kind: failover.StepStopIOThreads}, {kind: failover.StepRepoint, instance: "r2"}, {kind: failover.StepFenceOldPrimary},
+	{kind: failover.StepUnrouteOldPrimary},
 	{kind: failover.StepCatchUp}, {kind: failover.StepPromote}, {kind: failover.StepRoute},
 	{kind: failover.StepCommitEpoch}, {kind: failover.StepRepoint, instance: "p"}, {kind: failover.StepPostHooks},
 }

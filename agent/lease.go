@@ -21,8 +21,13 @@ type localFencer interface {
 	// Fence kills client sessions and sets read_only, retrying until it
 	// holds or ctx ends.
 	Fence(ctx context.Context) error
-	// Shutdown stops mysqld: the last resort when read_only cannot hold
-	// before the deadline.
+	// Kill stops mysqld at once (SIGKILL): the last resort when read_only
+	// cannot hold before the deadline. Nothing the server was doing
+	// completes, so no client is told a commit succeeded.
+	Kill(ctx context.Context) error
+	// Shutdown stops mysqld gracefully: only when it cannot be killed and
+	// no commit can wait for a semi-sync acknowledgement (a SHUTDOWN
+	// completes those and, on MySQL, tells their clients OK).
 	Shutdown(ctx context.Context) error
 	// Unfence gives the writes back (read_only and super_read_only OFF).
 	Unfence(ctx context.Context) error
@@ -45,6 +50,9 @@ const fenceAttemptMin = 500 * time.Millisecond
 type instanceFencer struct {
 	inst      *topology.Instance
 	keepUsers []string
+	// pid is the local mysqld's process id as the process watch found it
+	// (0: not known).
+	pid func() int
 }
 
 func (f instanceFencer) ReadOnly(ctx context.Context) (bool, error) { return f.inst.ReadOnly(ctx) }
@@ -55,6 +63,17 @@ func (f instanceFencer) Fence(ctx context.Context) error {
 }
 
 func (f instanceFencer) Shutdown(ctx context.Context) error { return f.inst.Shutdown(ctx) }
+
+func (f instanceFencer) Kill(ctx context.Context) error {
+	pid := 0
+	if f.pid != nil {
+		pid = f.pid()
+	}
+	if pid <= 0 {
+		return errors.New("the local mysqld's process is not known (the process watch has not found it)")
+	}
+	return killProcess(ctx, pid)
+}
 
 func (f instanceFencer) Unfence(ctx context.Context) error { return f.inst.SetReadOnly(ctx, false) }
 
@@ -363,7 +382,28 @@ func (k *leaseKeeper) enforce(ctx context.Context, d failover.LeaseDecision, opI
 		return
 	}
 	// read_only could not be set in time: stop mysqld rather than let it
-	// take writes once the leader may promote another.
+	// take writes once the leader may promote another. By killing its
+	// process: a graceful SHUTDOWN ends the pending read_only, lets a
+	// statement held back behind it commit, and on MySQL completes a
+	// commit waiting for a semi-sync acknowledgement with an OK to its
+	// client (TestShutdownAcknowledgesACommitWaitingForSemiSync; the chaos
+	// campaign's seed 20261597: a client that connected after the check
+	// above was told OK for a write the failover lost).
+	kctx, kcancel := context.WithTimeout(ctx, fenceAttemptMin)
+	kerr := k.fencer.Kill(kctx)
+	kcancel()
+	if kerr == nil {
+		k.log.Error("self-fencing: read_only could not be set in time; killed mysqld (SIGKILL)", logInstance, k.local, "why", d.Reason, "deadline", d.Deadline, logErr, err)
+		k.fenced(ctx, d.Reason+"; mysqld killed because read_only could not be set in time")
+		return
+	}
+	if active {
+		// It acknowledges nothing while no replica acknowledges; a
+		// SHUTDOWN could acknowledge what waits.
+		k.log.Error("self-fencing: read_only pends behind a commit waiting for a semi-sync acknowledgement and mysqld cannot be killed; not stopping it gracefully (that would acknowledge the commit); it acknowledges nothing while no replica does. Give the agent the right to signal mysqld (CAP_KILL, deploy/systemd)",
+			logInstance, k.local, "why", d.Reason, "deadline", d.Deadline, logErr, errors.Join(err, kerr))
+		return
+	}
 	sctx, scancel := context.WithTimeout(ctx, max(d.Deadline.Sub(k.clock.Now()), time.Second))
 	serr := k.fencer.Shutdown(sctx)
 	scancel()
@@ -372,6 +412,6 @@ func (k *leaseKeeper) enforce(ctx context.Context, d failover.LeaseDecision, opI
 			"why", d.Reason, "deadline", d.Deadline, logErr, errors.Join(err, serr))
 		return
 	}
-	k.log.Error("self-fencing: read_only could not be set in time; stopped mysqld (SHUTDOWN)", logInstance, k.local, "why", d.Reason, "deadline", d.Deadline, logErr, err)
+	k.log.Error("self-fencing: read_only could not be set in time; stopped mysqld (SHUTDOWN: it could not be killed, and no commit waits for a semi-sync acknowledgement)", logInstance, k.local, "why", d.Reason, "deadline", d.Deadline, logErr, errors.Join(err, kerr))
 	k.fenced(ctx, d.Reason+"; mysqld stopped because read_only could not be set in time")
 }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -31,6 +33,8 @@ type fakeFencer struct {
 	fences     []time.Time
 	deadlines  []time.Time
 	shutdowns  []time.Time
+	kills      []time.Time
+	killErr    error // Kill fails with it (the agent may not signal mysqld)
 	releases   int
 	unfences   []time.Time
 	semiWaits  bool // SemiSyncWaits: the source side active and a session the fence did not kill runs a statement
@@ -68,6 +72,16 @@ func (f *fakeFencer) Fence(ctx context.Context) error {
 	return fmt.Errorf("fence: %w: set read_only=ON: %w", topology.ErrReadOnlyPending, ctx.Err())
 }
 
+func (f *fakeFencer) Kill(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.killErr != nil {
+		return f.killErr
+	}
+	f.kills = append(f.kills, time.Now())
+	return nil
+}
+
 func (f *fakeFencer) Shutdown(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -102,10 +116,14 @@ func (f *fakeFencer) Unfence(ctx context.Context) error {
 	return nil
 }
 
-func (f *fakeFencer) calls() (fences, deadlines, shutdowns []time.Time) {
+// calls returns the fences, their deadlines and the stops of mysqld (kills
+// and SHUTDOWNs, in time order).
+func (f *fakeFencer) calls() (fences, deadlines, stops []time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]time.Time(nil), f.fences...), append([]time.Time(nil), f.deadlines...), append([]time.Time(nil), f.shutdowns...)
+	stops = append(append([]time.Time(nil), f.kills...), f.shutdowns...)
+	slices.SortFunc(stops, time.Time.Compare)
+	return append([]time.Time(nil), f.fences...), append([]time.Time(nil), f.deadlines...), stops
 }
 
 type leaseRig struct {
@@ -210,6 +228,47 @@ func TestLeaseKeeper(t *testing.T) {
 			cancel()
 			synctest.Wait()
 		})
+	})
+	// Found by the chaos campaign (MySQL, seed 20261597): the escalation
+	// stopped mysqld with a graceful SHUTDOWN, which completed a commit
+	// waiting for a semi-sync acknowledgement and told its client OK (a
+	// client that connected after the keeper's check of the sessions);
+	// the failover had promoted another instance, and the write was lost.
+	// mysqld is killed instead; when it cannot be, a SHUTDOWN is used only
+	// where no commit can wait for an acknowledgement.
+	t.Run("escalation: mysqld killed, never shut down while a commit may wait for semi-sync", func(t *testing.T) {
+		for _, c := range []struct {
+			name         string
+			semiActive   bool
+			killErr      error
+			wantKill     bool
+			wantShutdown bool
+		}{
+			{"semi-sync waits, mysqld can be killed", true, nil, true, false},
+			{"semi-sync waits, mysqld cannot be killed: left up, fenced by semi-sync", true, syscall.EPERM, false, false},
+			{"no semi-sync wait, mysqld can be killed", false, nil, true, false},
+			{"no semi-sync wait, mysqld cannot be killed: SHUTDOWN", false, syscall.EPERM, false, true},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					f := &fakeFencer{semiActive: c.semiActive, killErr: c.killErr}
+					r := newLeaseRig(f)
+					r.st = &consensus.Cluster{Primary: "db1", Epoch: 1}
+					ctx, cancel := context.WithCancel(context.Background())
+					defer cancel()
+					go r.k.loop(ctx)
+					time.Sleep(5 * time.Second)
+					f.mu.Lock()
+					kills, shutdowns := len(f.kills), len(f.shutdowns)
+					f.mu.Unlock()
+					if (kills > 0) != c.wantKill || (shutdowns > 0) != c.wantShutdown {
+						t.Errorf("kills %d, SHUTDOWNs %d; want a kill %v, a SHUTDOWN %v", kills, shutdowns, c.wantKill, c.wantShutdown)
+					}
+					cancel()
+					synctest.Wait()
+				})
+			})
+		}
 	})
 	t.Run("issue 10: contact lost and back, still the primary: fenced, then the writes given back", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
@@ -535,11 +594,9 @@ func TestLeaseKeeperOnRealServers(t *testing.T) {
 			h := &harness{t: t}
 			if k == mysqltest.MySQL {
 				// The killed waiter keeps the commit lock: read_only cannot
-				// hold. Its client was cut off by the kill, so the stop
-				// that releases the waiting commit (with an OK nobody can
-				// receive) is safe: the keeper stops mysqld at the
-				// escalation point rather than leave a writable-looking
-				// server behind.
+				// hold. The keeper kills mysqld at the escalation point
+				// rather than leave a writable-looking server behind (a
+				// SIGKILL, which completes no commit).
 				select {
 				case err := <-done:
 					if err == nil {
@@ -555,7 +612,7 @@ func TestLeaseKeeperOnRealServers(t *testing.T) {
 				h.eventually("the keeper reports the stop", 10*time.Second, func() (bool, string) {
 					r.mu.Lock()
 					defer r.mu.Unlock()
-					return len(r.fenced) > 0 && strings.Contains(r.fenced[len(r.fenced)-1], "mysqld stopped"), fmt.Sprint(r.fenced)
+					return len(r.fenced) > 0 && strings.Contains(r.fenced[len(r.fenced)-1], "mysqld killed"), fmt.Sprint(r.fenced)
 				})
 				return
 			}
@@ -587,7 +644,7 @@ func TestLeaseKeeperOnRealServers(t *testing.T) {
 
 func realLeaseRig(t *testing.T, s *mysqltest.Server) *leaseRig {
 	t.Helper()
-	r := newLeaseRigWith(nil, instanceFencer{inst: openInstance(t, s)})
+	r := newLeaseRigWith(nil, instanceFencer{inst: openInstance(t, s), pid: s.PID})
 	r.k.log = slog.New(slog.NewTextHandler(&testLog{t: t}, nil))
 	r.st = &consensus.Cluster{Primary: "db1", Epoch: 1}
 	return r

@@ -191,3 +191,22 @@ func waitProcessExit(ctx context.Context, pid int) (bool, error) {
 	}
 	return false, nil
 }
+
+// killProcess sends SIGKILL to pid through a pidfd. The pid is the one the
+// process watch holds a pidfd on (it is cleared as soon as that process
+// exits), so a reused pid is hit only in the moment between the exit and
+// the clearing.
+func killProcess(ctx context.Context, pid int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return fmt.Errorf("pidfd_open(%d): %w", pid, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
+		return fmt.Errorf("SIGKILL to mysqld (pid %d): %w", pid, err)
+	}
+	return nil
+}
