@@ -189,6 +189,9 @@ func (x *run) inject(st Step, h *netlab.Host) (heal func(), ok bool) {
 		r.KillAgent(h)
 		undo = func() { r.RestartAgent(h) }
 	case FreezeHost:
+		if h.DB.Exited() && h.Agent.PID() == 0 {
+			return skip("nothing runs on the host")
+		}
 		r.FreezeHost(h)
 		undo = func() { r.ThawHost(h) }
 	case Isolate:
