@@ -48,8 +48,10 @@ GRANT
   -- SHOW SLAVE HOSTS (ListReplicas) and SET GLOBAL
   -- rpl_semi_sync_master_enabled / _wait_point / _timeout / _wait_no_slave.
   REPLICATION MASTER ADMIN,
-  -- SHUTDOWN: the last resort of the self-fence, when read_only cannot be
-  -- set before the lease deadline (README "Safety").
+  -- SHUTDOWN: the self-fence's last resort when read_only cannot be set
+  -- before the lease deadline and the agent cannot kill mysqld (no
+  -- CAP_KILL), used only while no commit waits for a semi-sync
+  -- acknowledgement (docs/safety.md, "Stopping mysqld").
   SHUTDOWN
   ON *.* TO 'regent'@'10.0.0.%';
 

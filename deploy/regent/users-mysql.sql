@@ -38,9 +38,10 @@ GRANT
   REPLICATION SLAVE,
   -- RESET REPLICA ALL (promote) needs RELOAD besides REPLICATION_SLAVE_ADMIN.
   RELOAD,
-  -- SHUTDOWN: the last resort of the self-fence, when read_only cannot be
-  -- set before the lease deadline (a killed session waiting for a semi-sync
-  -- acknowledgement holds it on MySQL; README "Safety").
+  -- SHUTDOWN: the self-fence's last resort when read_only cannot be set
+  -- before the lease deadline and the agent cannot kill mysqld (no
+  -- CAP_KILL), used only while no commit waits for a semi-sync
+  -- acknowledgement (docs/safety.md, "Stopping mysqld").
   SHUTDOWN
   ON *.* TO 'regent'@'10.0.0.%';
 GRANT
