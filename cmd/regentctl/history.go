@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,8 +17,12 @@ func (a *app) historyCommand() *cobra.Command {
 	var steps bool
 	cmd := &cobra.Command{
 		Use:   "history [--limit N] [--steps]",
-		Short: "List recent failovers, switchovers and rejoins, newest first",
-		Args:  args(0, ""),
+		Short: "List recent failovers, switchovers and rejoins, newest first, one line each",
+		Long: "List recent operations, newest first, one line each: when, kind, old -> new primary,\n" +
+			"epoch, result, how long it took and how long writes were blocked. Columns that do not\n" +
+			"fit the terminal are left out (COLUMNS sets its width). `history show ID` gives one\n" +
+			"operation whole: its trigger, reason, window and steps.",
+		Args: args(0, ""),
 		RunE: func(*cobra.Command, []string) error {
 			if limit < 1 || limit > 1000 {
 				return usageErr("--limit must be from 1 to 1000")
@@ -31,38 +38,271 @@ func (a *app) historyCommand() *cobra.Command {
 			if a.json() {
 				return a.printJSON(h)
 			}
-			a.printHistory(h, steps)
+			width := a.width()
+			renderHistory(a.stdout, h, width, a.now())
+			if steps {
+				for _, op := range h.Operations {
+					fmt.Fprintln(a.stdout)
+					renderOperation(a.stdout, op, width, a.now())
+				}
+			}
 			return nil
 		},
 	}
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many operations to show")
-	cmd.Flags().BoolVar(&steps, "steps", false, "show each operation's steps")
+	cmd.Flags().BoolVar(&steps, "steps", false, "after the list, show each operation whole, as history show does")
+	cmd.AddCommand(a.historyShowCommand())
 	return cmd
 }
 
-func (a *app) printHistory(h api.History, steps bool) {
+func (a *app) historyShowCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one operation whole: trigger, reason, write-blocked window and every step",
+		Long: "Show one operation whole. ID is its id as history prints it, or any unique part of it\n" +
+			"(history prints the end of long ids).",
+		Args: args(1, "the operation's id (regentctl history lists them)"),
+		RunE: func(_ *cobra.Command, argv []string) error {
+			c, name, err := a.setup()
+			if err != nil {
+				return classify(err)
+			}
+			id := argv[0]
+			op, err := c.Operation(a.ctx, name, id)
+			if err != nil {
+				// Not an exact id: look for a unique part of one among the
+				// recent operations.
+				h, herr := c.History(a.ctx, name, 1000)
+				if herr != nil {
+					return classify(err)
+				}
+				var found []api.Operation
+				for _, o := range h.Operations {
+					if strings.Contains(o.ID, id) {
+						found = append(found, o)
+					}
+				}
+				switch len(found) {
+				case 0:
+					return classify(err)
+				case 1:
+					op = found[0]
+				default:
+					ids := make([]string, len(found))
+					for i, o := range found {
+						ids[i] = o.ID
+					}
+					return usageErr("%q is part of %d operations' ids (%s): give more of it", id, len(found), strings.Join(ids, ", "))
+				}
+			}
+			if a.json() {
+				return a.printJSON(op)
+			}
+			renderOperation(a.stdout, op, a.width(), a.now())
+			return nil
+		},
+	}
+}
+
+// shortID is the end of an operation id that history prints: the random
+// part of the agents' ids ("20261206-224946-70241c0c35ca" → "70241c0c35ca").
+func shortID(id string) string {
+	if i := strings.LastIndexByte(id, '-'); i >= 0 && len(id)-i-1 >= 8 {
+		return id[i+1:]
+	}
+	return id
+}
+
+// historyColumns are the list's columns, in order; drop is the order in
+// which they are left out when the terminal is too narrow (0: never).
+var historyColumns = []struct {
+	head string
+	drop int
+}{
+	{"STARTED", 0}, {"ID", 0}, {"KIND", 0}, {"PRIMARY", 0}, {"EPOCH", 3}, {"RESULT", 0}, {"TOOK", 2}, {"BLOCKED", 1},
+}
+
+// renderHistory writes the list, one line per operation, in at most width
+// columns: the columns that do not fit are left out, least needed first,
+// and a last line says which.
+func renderHistory(w io.Writer, h api.History, width int, now time.Time) {
 	if len(h.Operations) == 0 {
-		fmt.Fprintf(a.stdout, "no operation recorded for cluster %s\n", h.Cluster)
+		fmt.Fprintf(w, "no operation recorded for cluster %s\n", h.Cluster)
 		return
 	}
-	t := newTable(a.stdout, "STARTED", "ID", "KIND", "TRIGGER", "PRIMARY", "EPOCH", "RESULT", "TOOK", "WRITES BLOCKED", "REASON")
+	rows := make([][]string, 0, len(h.Operations))
+	failedID := ""
 	for _, op := range h.Operations {
-		primary := orDash(op.OldPrimary) + " -> " + orDash(op.NewPrimary)
 		epoch := strconv.FormatUint(op.EpochBefore, 10)
-		if op.EpochAfter != 0 {
-			epoch += " -> " + strconv.FormatUint(op.EpochAfter, 10)
+		if op.EpochAfter != 0 && op.EpochAfter != op.EpochBefore {
+			epoch += "→" + strconv.FormatUint(op.EpochAfter, 10)
 		}
 		blocked := "-"
 		if op.WriteBlocked != nil {
 			blocked = short(op.WriteBlocked.Std())
 		}
-		t.row(stamp(op.Started), op.ID, op.Kind, orDash(op.Trigger), primary, epoch, op.Result,
-			short(op.Duration(a.now())), blocked, orDash(op.Reason))
-		if steps {
-			for _, s := range op.Steps {
-				t.row("", "  "+s.Name, s.Result, short(s.Duration.Std()), orDash(s.Detail), "", "", "", "", "")
+		if failedID == "" && op.Result != api.ResultSuccess && op.Result != api.ResultRunning {
+			failedID = shortID(op.ID)
+		}
+		rows = append(rows, []string{op.Started.UTC().Format("01-02 15:04:05"), shortID(op.ID), op.Kind,
+			orDash(op.OldPrimary) + "→" + orDash(op.NewPrimary), epoch, op.Result, short(op.Duration(now)), blocked})
+	}
+	keep := make([]bool, len(historyColumns))
+	for i := range keep {
+		keep[i] = true
+	}
+	var dropped []string
+	for level := 1; tableWidth(rows, keep) > width; level++ {
+		found := false
+		for i, c := range historyColumns {
+			if c.drop == level {
+				keep[i], found = false, true
+				dropped = append(dropped, strings.ToLower(c.head))
 			}
 		}
+		if !found {
+			break // nothing more to leave out: the lines are longer than the terminal
+		}
+	}
+	t := newTable(w)
+	t.row(pick(headers(), keep)...)
+	for _, r := range rows {
+		t.row(pick(r, keep)...)
 	}
 	t.flush()
+	if len(dropped) > 0 {
+		fmt.Fprintf(w, "(%s left out to fit %d columns: regentctl history show ID has them)\n", strings.Join(dropped, ", "), width)
+	}
+	if failedID != "" {
+		fmt.Fprintf(w, "why an operation failed or was aborted: regentctl history show %s\n", failedID)
+	}
+}
+
+func headers() []string {
+	out := make([]string, len(historyColumns))
+	for i, c := range historyColumns {
+		out[i] = c.head
+	}
+	return out
+}
+
+func pick(cells []string, keep []bool) []string {
+	var out []string
+	for i, c := range cells {
+		if keep[i] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// tableWidth is the width newTable gives rows (and the header) with the
+// kept columns: each column as wide as its widest cell, two spaces apart.
+func tableWidth(rows [][]string, keep []bool) int {
+	total, n := 0, 0
+	for i := range keep {
+		if !keep[i] {
+			continue
+		}
+		wd := len([]rune(historyColumns[i].head))
+		for _, r := range rows {
+			wd = max(wd, len([]rune(r[i])))
+		}
+		total += wd
+		n++
+	}
+	return total + 2*max(n-1, 0)
+}
+
+// renderOperation writes one operation whole; long texts are wrapped to
+// width under their label.
+func renderOperation(w io.Writer, op api.Operation, width int, now time.Time) {
+	fmt.Fprintf(w, "%s %s of cluster %s: %s\n", op.Kind, op.ID, op.Cluster, op.Result)
+	field := func(label, text string) {
+		if text == "" {
+			return
+		}
+		const pad = "  %-15s"
+		lines := wrap(text, max(width-17, 20))
+		for i, l := range lines {
+			if i == 0 {
+				fmt.Fprintf(w, pad+"%s\n", label, l)
+				continue
+			}
+			fmt.Fprintf(w, pad+"%s\n", "", l)
+		}
+	}
+	took := short(op.Duration(now))
+	if op.Ended == nil {
+		took += " so far"
+	}
+	field("started", stamp(op.Started)+", took "+took)
+	field("trigger", op.Trigger)
+	primary := orDash(op.OldPrimary) + " → " + orDash(op.NewPrimary)
+	epoch := strconv.FormatUint(op.EpochBefore, 10)
+	if op.EpochAfter != 0 {
+		epoch += " → " + strconv.FormatUint(op.EpochAfter, 10)
+	}
+	field("primary", primary+", epoch "+epoch)
+	field("target", op.Target)
+	if op.WriteBlocked != nil {
+		blocked := short(op.WriteBlocked.Std())
+		if op.WriteBlockedUntil != "" {
+			blocked += ", up to " + op.WriteBlockedUntil
+		}
+		field("writes blocked", blocked)
+	}
+	field("reason", op.Reason)
+	field("GTID promoted", op.GTIDAtPromotion)
+	if len(op.Steps) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "  steps")
+	nameWidth := 0
+	for _, s := range op.Steps {
+		nameWidth = max(nameWidth, len([]rune(s.Name)))
+	}
+	for _, s := range op.Steps {
+		at := fmt.Sprintf("+%.3fs", max(0, s.Started.Sub(op.Started).Seconds()))
+		head := strings.TrimRight(fmt.Sprintf("    %8s  %-*s  %-8s %8s", at, nameWidth, s.Name, s.Result, short(s.Duration.Std())), " ")
+		if s.Detail == "" {
+			fmt.Fprintln(w, head)
+			continue
+		}
+		// The detail under the step, indented, wrapped to the terminal.
+		fmt.Fprintln(w, head)
+		for _, l := range wrap(s.Detail, max(width-8, 20)) {
+			fmt.Fprintf(w, "        %s\n", l)
+		}
+	}
+}
+
+// wrap breaks text into lines of at most width runes, at spaces where it
+// can; a word longer than width (a GTID set) is cut.
+func wrap(text string, width int) []string {
+	var lines []string
+	for _, para := range strings.Split(text, "\n") {
+		line := ""
+		for _, word := range strings.Fields(para) {
+			for len([]rune(word)) > width {
+				if line != "" {
+					lines, line = append(lines, line), ""
+				}
+				r := []rune(word)
+				lines, word = append(lines, string(r[:width])), string(r[width:])
+			}
+			switch {
+			case line == "":
+				line = word
+			case len([]rune(line))+1+len([]rune(word)) <= width:
+				line += " " + word
+			default:
+				lines, line = append(lines, line), word
+			}
+		}
+		if line != "" {
+			lines = append(lines, line)
+		}
+	}
+	return lines
 }

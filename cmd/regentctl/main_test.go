@@ -154,7 +154,7 @@ func TestReadCommandsJSON(t *testing.T) {
 func TestHistoryAndCheckTables(t *testing.T) {
 	_, url := agentServer(t)
 	r := ctl(t, env(url), "history", "--limit", "5", "--steps")
-	if r.code != 0 || !regexp.MustCompile(`op-0006\s+failover\s+DeadPrimary\s+db2 -> db1\s+6 -> 7\s+success\s+1\.8s\s+1\.7s`).MatchString(r.stdout) ||
+	if r.code != 0 || !regexp.MustCompile(`op-0006\s+failover\s+db2→db1\s+6→7\s+success\s+1\.8s\s+1\.7s`).MatchString(r.stdout) ||
 		!strings.Contains(r.stdout, "fence-old-primary") {
 		t.Fatalf("history:\n%s", r.stdout)
 	}

@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/regentdb/regent/api"
 )
@@ -103,4 +107,23 @@ func reachText(m map[string]api.Reachability) string {
 		parts = append(parts, ag+":"+v)
 	}
 	return strings.Join(parts, " ")
+}
+
+// defaultWidth is the width long texts are fitted to when neither COLUMNS
+// nor a terminal says otherwise (output to a pipe or a file).
+const defaultWidth = 100
+
+// width is the number of columns to fit long texts and tables to: COLUMNS
+// when set (at least 40), else the terminal's when stdout is one, else
+// defaultWidth.
+func (a *app) width() int {
+	if n, err := strconv.Atoi(a.getenv("COLUMNS")); err == nil && n >= 40 {
+		return n
+	}
+	if f, ok := a.stdout.(*os.File); ok {
+		if ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err == nil && ws.Col >= 40 {
+			return int(ws.Col)
+		}
+	}
+	return defaultWidth
 }
