@@ -93,6 +93,39 @@ func TestStatusTable(t *testing.T) {
 	}
 }
 
+// A healthy cluster's status says so in one line: "Healthy" is the
+// analysis's summary, not a problem to list (issue 14). A long reason is
+// wrapped under its problem, within the terminal's width.
+func TestStatusListsProblemsApartFromTheHealthySummary(t *testing.T) {
+	fake, url := agentServer(t)
+	c, _ := fake.Cluster(context.Background(), "main")
+	c.Problems = []api.Problem{{Code: "Healthy", Description: "nothing is wrong", Priority: 100}}
+	fake.SetCluster(c)
+	r := ctl(t, env(url), "status")
+	if r.code != exitOK || !strings.Contains(r.stdout, "Problems: none") || strings.Contains(r.stdout, "Healthy") {
+		t.Fatalf("healthy cluster: exit %d\n%s", r.code, r.stdout)
+	}
+	long := strings.Repeat("the replica's IO thread stopped with an error that says a great deal ", 4)
+	c.Problems = []api.Problem{{Code: "ReplicaNotReplicating", Priority: 60, Instances: []string{"db3"}, Reason: long}}
+	fake.SetCluster(c)
+	e := env(url)
+	e["COLUMNS"] = "80"
+	r = ctl(t, e, "status")
+	if !regexp.MustCompile(`(?m)^  ReplicaNotReplicating  db3  report only\n      the replica's IO thread`).MatchString(r.stdout) {
+		t.Fatalf("problem not listed with its reason under it:\n%s", r.stdout)
+	}
+	in := false
+	for _, l := range strings.Split(r.stdout, "\n") {
+		in = in || strings.HasPrefix(l, "Problems:")
+		if in && strings.HasPrefix(l, "Regent agents") {
+			break
+		}
+		if in && len([]rune(l)) > 80 {
+			t.Errorf("a problem line is %d wide at 80 columns: %q", len([]rune(l)), l)
+		}
+	}
+}
+
 func TestStatusSaysPlainlyWhenAutomaticFailoverIsBlocked(t *testing.T) {
 	fake, url := agentServer(t)
 	c, _ := fake.Cluster(context.Background(), "main")

@@ -114,12 +114,24 @@ func (a *app) printCluster(cl api.Cluster) {
 		t.row(in.Name, string(in.Role), instanceState(in), lagText(in.Replication), api.OnOff(in.ReadOnly), orDash(in.GTIDSummary), reachText(in.Reachable))
 	}
 	t.flush()
-	if len(cl.Problems) > 0 {
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "Problems:")
-		printProblems(w, cl.Problems)
+	fmt.Fprintln(w)
+	var problems []api.Problem
+	for _, p := range cl.Problems {
+		if p.Code != healthyCode {
+			problems = append(problems, p)
+		}
 	}
+	if len(problems) == 0 {
+		fmt.Fprintln(w, "Problems: none")
+		return
+	}
+	fmt.Fprintln(w, "Problems:")
+	printProblems(w, problems, a.width())
 }
+
+// healthyCode is the analysis's "nothing else is wrong": a summary, not a
+// problem to list.
+const healthyCode = "Healthy"
 
 // instanceState sums up an instance's health in a few words.
 func instanceState(in api.Instance) string {
@@ -154,18 +166,13 @@ func instanceState(in api.Instance) string {
 	return "ok"
 }
 
-func printProblems(w io.Writer, ps []api.Problem) {
-	// The long explanation goes last, so that a narrow terminal wraps it
-	// rather than pushing the action out of sight.
-	t := newTable(w, "  PROBLEM", "INSTANCES", "ACTION", "WHAT IS WRONG")
+// printProblems lists problems most urgent first: the code, the
+// instances and the action on one line, aligned, and what is wrong under it,
+// wrapped to width.
+func printProblems(w io.Writer, ps []api.Problem, width int) {
+	rows := make([][3]string, 0, len(ps))
+	var widths [3]int
 	for _, p := range ps {
-		what := p.Reason
-		if what == "" {
-			what = p.Description
-		}
-		if p.Errant != "" {
-			what += " (errant: " + p.Errant + ")"
-		}
 		action := "report only"
 		if p.Action != "" {
 			action = p.Action
@@ -180,9 +187,26 @@ func printProblems(w io.Writer, ps []api.Problem) {
 				action += " (blocked: " + strings.Join(bs, ", ") + ")"
 			}
 		}
-		t.row("  "+p.Code, strings.Join(p.Instances, ","), action, what)
+		r := [3]string{p.Code, orDash(strings.Join(p.Instances, ",")), action}
+		for i, c := range r {
+			widths[i] = max(widths[i], len([]rune(c)))
+		}
+		rows = append(rows, r)
 	}
-	t.flush()
+	for i, p := range ps {
+		r := rows[i]
+		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  %-*s  %-*s  %s", widths[0], r[0], widths[1], r[1], r[2]), " "))
+		what := p.Reason
+		if what == "" {
+			what = p.Description
+		}
+		if p.Errant != "" {
+			what += " (errant: " + p.Errant + ")"
+		}
+		for _, l := range wrap(what, max(width-6, 20)) {
+			fmt.Fprintf(w, "      %s\n", l)
+		}
+	}
 }
 
 // printMembers prints the Raft members; st adds the term and indexes when
