@@ -55,7 +55,7 @@ func TestHistoryGolden(t *testing.T) {
 		renderOperation(&show, h.Operations[0], width, now)
 		renderOperation(&show, h.Operations[1], width, now)
 		for name, got := range map[string]string{"history": list.String(), "history-show": show.String()} {
-			file := filepath.Join("testdata", name+"-"+itoa(width)+".golden")
+			file := filepath.Join("testdata", name+"-"+strconv.Itoa(width)+".golden")
 			if os.Getenv("REGENT_UPDATE_GOLDEN") != "" {
 				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
 					t.Fatal(err)
@@ -76,8 +76,6 @@ func TestHistoryGolden(t *testing.T) {
 		}
 	}
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 func TestWrap(t *testing.T) {
 	cases := []struct {
