@@ -114,7 +114,8 @@ func (f instanceFencer) SemiSyncWaits(ctx context.Context) (bool, string, error)
 
 // leaseKeeper enforces the self-fencing lease on the local instance
 // (docs/safety.md): failover.DecideLease says when the instance must be read-only
-// and by when; the keeper checks every fence_after/5 and, while the decision
+// and by when; the keeper checks every fence_after/5, and at the moment the
+// lease lapses (last contact + fence_after), and, while the decision
 // says fence, keeps trying until read_only holds, and stops mysqld when it
 // cannot hold before the deadline. It never consults the prober: a probe that
 // failed or is stale says nothing about whether the instance takes writes
@@ -150,11 +151,26 @@ type leaseKeeper struct {
 	forContact bool
 }
 
-// heldNow reports whether the agent holds its lease.
+// heldNow reports whether the agent holds its lease. The last check's
+// decision stands only until last contact + fence_after: the lease lapses
+// then, whenever the next check runs (/primary answers from this).
 func (k *leaseKeeper) heldNow() bool {
+	lapses := k.lapsesAt()
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.held
+	return k.held && k.clock.Now().Before(lapses)
+}
+
+// lapsesAt is when the lease lapses without further contact: last quorum
+// contact (the keeper's start before the first) + fence_after.
+func (k *leaseKeeper) lapsesAt() time.Time {
+	c := k.contact()
+	if c.IsZero() {
+		k.mu.Lock()
+		c = k.started
+		k.mu.Unlock()
+	}
+	return c.Add(k.policy.FenceAfter)
 }
 
 func (k *leaseKeeper) every() time.Duration { return max(20*time.Millisecond, k.policy.FenceAfter/5) }
@@ -165,10 +181,18 @@ func (k *leaseKeeper) loop(ctx context.Context) {
 	k.mu.Unlock()
 	for {
 		k.check(ctx)
+		// Check again after every(), or when the lease lapses if that
+		// comes first: the fence starts at fence_after to the moment,
+		// not up to a check later (the leader's semi-sync fence may
+		// promote a replica about then).
+		wait := k.every()
+		if k.heldNow() {
+			wait = min(wait, k.lapsesAt().Sub(k.clock.Now()))
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-k.clock.After(k.every()):
+		case <-k.clock.After(wait):
 		}
 	}
 }

@@ -199,6 +199,39 @@ func TestLeaseKeeper(t *testing.T) {
 			synctest.Wait()
 		})
 	})
+	// Found by the compose cut-off test in CI: the last contact fell
+	// between two checks, so the lease lapsed up to a check late (185ms
+	// there); the leader's semi-sync fence had promoted a replica by then,
+	// and both agents answered 200 on /primary in one sample round.
+	t.Run("the lease lapses at last contact + fence_after, not at the next check", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			f := &fakeFencer{holds: true}
+			r := newLeaseRig(f)
+			r.st = &consensus.Cluster{Primary: "db1", Epoch: 1}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go r.k.loop(ctx)
+			time.Sleep(50 * time.Millisecond) // off the checks' phase
+			r.mu.Lock()
+			r.contact = time.Now()
+			t0 := r.contact // contact stops now
+			r.mu.Unlock()
+			time.Sleep(1500*time.Millisecond - time.Millisecond)
+			if !r.k.heldNow() {
+				t.Fatalf("lease not held 1ms before fence_after (1.5s) ran out")
+			}
+			time.Sleep(time.Millisecond)
+			if r.k.heldNow() {
+				t.Errorf("lease still held at last contact + fence_after")
+			}
+			synctest.Wait()
+			if fences, _, _ := f.calls(); len(fences) == 0 || !fences[0].Equal(t0.Add(1500*time.Millisecond)) {
+				t.Errorf("fences at %v after the contact, want the first at fence_after (1.5s)", sinceAll(t0, fences))
+			}
+			cancel()
+			synctest.Wait()
+		})
+	})
 	t.Run("issue 9 defect 10: a fence that never holds ends in a stop before the deadline, not a fresh budget per retry", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f := &fakeFencer{}
@@ -660,4 +693,13 @@ func appDB(t *testing.T, s *mysqltest.Server) *sql.DB {
 	db := sql.OpenDB(conn)
 	t.Cleanup(func() { _ = db.Close() })
 	return db
+}
+
+// sinceAll gives each of ts as a duration after t0, for messages.
+func sinceAll(t0 time.Time, ts []time.Time) []time.Duration {
+	out := make([]time.Duration, len(ts))
+	for i, x := range ts {
+		out[i] = x.Sub(t0)
+	}
+	return out
 }

@@ -142,8 +142,13 @@ func cutOffScenario(t *testing.T, underWrites bool) {
 	// leader fenced it that way the fence is dated by the leader's record:
 	// the end of its fence step (the containers share the host's clock).
 	fenceSeen := wt.firstState("db1", cutAt, stReadOnly, stNoAcks)
-	if end := fence.Started.Add(time.Duration(fence.Duration)); bySemiSync && !fence.Started.IsZero() && (fenceSeen.IsZero() || end.Before(fenceSeen)) {
-		fenceSeen = end
+	if end := fence.Started.Add(time.Duration(fence.Duration)); bySemiSync && !fence.Started.IsZero() {
+		// db1's agent, cut off at cutAt, fences it only when its own lease
+		// lapses: the watcher excuses its look of a writer until then.
+		wt.fencedBySemiSync("db1", end, cutAt)
+		if fenceSeen.IsZero() || end.Before(fenceSeen) {
+			fenceSeen = end
+		}
 	}
 	newWritable := wt.firstState(newP.name, cutAt, stWritable)
 	switch {
