@@ -177,8 +177,8 @@ type watcher struct {
 	// until when their own agents may still let them look writable or
 	// claim /primary (fencedBySemiSync).
 	semiFenced map[string]semiFence
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 func (e *env) startWatcher() *watcher {
