@@ -495,7 +495,7 @@ func judgeErrant(v View) map[string]map[AgentID]ErrantJudgement {
 				continue
 			}
 			j := ErrantJudgement{At: rp.ObservedAt}
-			if e := gtidSubtract(rp.Executed, pp.Executed); !gtidEmpty(e) {
+			if e := gtidSubtract(rp.Executed, uncommittedSeenBy(v, a, rp.ObservedAt, pp.Executed)); !gtidEmpty(e) {
 				j.Errant = e
 			}
 			if out[n] == nil {
@@ -505,6 +505,22 @@ func judgeErrant(v View) map[string]map[AgentID]ErrantJudgement {
 		}
 	}
 	return out
+}
+
+// uncommittedSeenBy adds to ref what agent a saw, no earlier than at, on
+// the instances an aborted operation promoted without committing: as the
+// would-be primary each may have acknowledged writes, so they and their
+// copies on its replicas are data, not errant (docs/safety.md, *Promotions
+// are recorded before they happen*). The same ordering as the primary's
+// probe applies: one clock, taken no earlier.
+func uncommittedSeenBy(v View, a AgentID, at time.Time, ref GTIDSet) GTIDSet {
+	for u := range v.State.Uncommitted {
+		up, ok := v.Instances[u].Probes[a]
+		if ok && up.Reachable && up.Executed != nil && !up.ObservedAt.Before(at) {
+			ref = gtidUnion(ref, up.Executed)
+		}
+	}
+	return ref
 }
 
 // ErrantGTIDs returns the exact judgements the view allows now (see

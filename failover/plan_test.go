@@ -986,3 +986,62 @@ func TestPlanFailoverFencesAndCountsAnUncommittedPromotion(t *testing.T) {
 		}
 	})
 }
+
+// Found by the chaos campaign (MariaDB, seed 20261911): a failover's leader
+// was cut off right after promoting db2 and repointing db3 under it; db2
+// took writes (q:1-4) that db3 received, while the old primary db1, fenced
+// by lossless semi-sync, still committed one its client never had
+// acknowledged (p:101, received by no replica). The next leader refused to
+// finish: db2's and db3's q:1-4 were judged errant against db1, and nothing
+// ran again. Transactions an uncommitted promotion holds are data; the old
+// primary's that no replica received were never acknowledged under lossless
+// semi-sync, so db2 is promoted again and db1 keeps p:101 alone.
+func TestFailoverFinishesAnUncommittedPromotionThatDivergedFromTheOldPrimary(t *testing.T) {
+	diverged := func() *B {
+		return base().writable("db1", false).exec("db1", "p:1-101").lastSeen("db1", "p:1-101").
+			notReplica("db2").exec("db2", "p:1-100,q:1-4").
+			source("db3", "db2").exec("db3", "p:1-100,q:1-4").
+			state(func(s *ReplicatedState) { s.Uncommitted = map[string]string{"db2": "op-9"} })
+	}
+	t.Run("lossless semi-sync: db2 promoted again, db1's unreceived transaction left to it", func(t *testing.T) {
+		v, p := diverged().build()
+		probs := Analyze(v, p)
+		if probs[0].Code != UncommittedPromotion || !probs[0].Actionable {
+			t.Fatalf("first problem %s actionable=%v (%s; blockers %v), want an actionable UncommittedPromotion", probs[0].Code, probs[0].Actionable, probs[0].Reason, probs[0].Blockers)
+		}
+		for _, pr := range probs {
+			if pr.Code == ErrantGTIDOnReplica {
+				t.Errorf("%s reported on %v: db2's writes are not errant while its promotion is pending", pr.Code, pr.Instances)
+			}
+		}
+		pl, err := PlanFailover(v, p, TriggerAutomatic)
+		if err != nil {
+			t.Fatalf("automatic failover refused: %v", err)
+		}
+		fresh := v
+		pl, err = ChooseCandidate(fresh, p, pl)
+		if err != nil {
+			t.Fatalf("choose-candidate refused: %v", err)
+		}
+		if pl.NewPrimary != "db2" {
+			t.Errorf("new primary %q, want db2", pl.NewPrimary)
+		}
+		if got := gtidText(pl.Ranking.Target); got != "p:1-100,q:1-4" {
+			t.Errorf("target %s, want p:1-100,q:1-4: db2's writes count, db1's unreceived p:101 does not", got)
+		}
+		for _, s := range pl.Steps {
+			if s.Kind == StepCatchUp {
+				t.Errorf("a catch-up step %+v: db2 holds all that counts", s)
+			}
+		}
+		mustContain(t, "warnings", strings.Join(pl.Warnings, "\n"), "db1 holds p:101", "no replica received")
+	})
+	t.Run("not lossless: both sides may hold acknowledged writes, refused", func(t *testing.T) {
+		v, p := diverged().notLossless("db1").build()
+		_, err := PlanFailover(v, p, TriggerAutomatic)
+		if err == nil {
+			t.Fatal("automatic failover planned, want a refusal: db1's p:101 may have been acknowledged")
+		}
+		mustContain(t, "refusal", err.Error(), "diverged", "p:101", "q:1-4", "--force")
+	})
+}

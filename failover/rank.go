@@ -131,6 +131,7 @@ func Rank(v View, p Policy, opts RankOptions) Ranking {
 	oldProbe, oldReach := leaderReach(v, p, opts.OldPrimary)
 	oldAlive := opts.OldPrimary != "" && oldReach == reachOK && oldProbe.Executed != nil
 	live := judgeErrant(v)
+	uheld := uncommittedHeld(v, p)
 
 	var survivors []survivor
 	for _, n := range v.names() {
@@ -168,9 +169,6 @@ func Rank(v View, p Policy, opts RankOptions) Ranking {
 		// longer replicates.
 		_, uncommitted := v.State.Uncommitted[n]
 		errant := errantNow(v, live, n)
-		if uncommitted {
-			errant = nil
-		}
 		if gtidKnown(last) && !gtidEmpty(s.holds) {
 			if extra := gtidSubtract(s.holds, last); !gtidEmpty(extra) && !gtidContains(s.holds, last) {
 				// Beyond the old primary's last known set while lacking part
@@ -191,6 +189,8 @@ func Rank(v View, p Policy, opts RankOptions) Ranking {
 				errant = gtidUnion(errant, e)
 			}
 		}
+		// Nor is what it received from one (a replica repointed under it).
+		errant = gtidSubtract(errant, uheld)
 		if !gtidEmpty(errant) {
 			c.Errant = errant
 			s.clean = false
@@ -245,7 +245,10 @@ func Rank(v View, p Policy, opts RankOptions) Ranking {
 		}
 	}
 	if oldAlive {
-		r.Target = gtidUnion(r.Target, oldProbe.Executed)
+		if refusal := r.addOldPrimary(v, p, opts.OldPrimary, oldProbe.Executed); refusal != "" {
+			r.Refusals = append(r.Refusals, refusal)
+			return r
+		}
 	}
 
 	// Sources: hold all of Target and can serve it (already executed, or
@@ -569,6 +572,52 @@ func holdsOf(ss []survivor, name string) GTIDSet {
 }
 
 // lostWarning tells what a failover cannot keep.
+// uncommittedHeld is what the instances an aborted operation promoted
+// without committing hold (their last known set when the leader does not
+// reach them now). It is data, not errant, on them and on their replicas:
+// as the would-be primary each may have acknowledged writes.
+func uncommittedHeld(v View, p Policy) GTIDSet {
+	var held GTIDSet
+	for _, u := range sortedKeys(v.State.Uncommitted) {
+		pr, rc := leaderReach(v, p, u)
+		if rc != reachOK {
+			pr = v.Instances[u].LastSeen
+		}
+		held = gtidUnion(held, pr.holds())
+	}
+	return held
+}
+
+// addOldPrimary adds the reachable old primary's set to Target. Its
+// transactions count unless the survivors hold ones it lacks, which only an
+// uncommitted promotion's writes can be (errant ones are not clean): then
+// no instance can hold both histories. Under lossless semi-sync with every
+// acknowledger accounted for (SemiSyncFenceOf's preconditions), what the
+// old primary holds and no survivor received was never acknowledged, so
+// the survivors' history wins and the old primary keeps those alone (it is
+// quarantined for them when it rejoins). Otherwise both may hold
+// acknowledged writes, and the choice is the operator's: the refusal says
+// so.
+func (r *Ranking) addOldPrimary(v View, p Policy, old string, oldSet GTIDSet) string {
+	survivorsOnly := gtidSubtract(r.Target, oldSet)
+	if gtidEmpty(survivorsOnly) {
+		r.Target = gtidUnion(r.Target, oldSet)
+		return ""
+	}
+	oldOnly := gtidSubtract(oldSet, r.Target)
+	if gtidEmpty(oldOnly) {
+		return ""
+	}
+	if sf := SemiSyncFenceOf(v, p, old); !sf.OK {
+		return fmt.Sprintf("%s and the survivors have diverged: %s is only on %s, %s only on the survivors (written by the uncommitted promotion of %s), and either side may hold acknowledged writes (%s); choose which history to keep: regentctl failover --to NAME --force keeps NAME's, and the other side is quarantined",
+			old, gtidText(oldOnly), old, gtidText(survivorsOnly), joinNames(sortedKeys(v.State.Uncommitted)), sf.Reason)
+	}
+	r.Lost = oldOnly
+	r.Warnings = append(r.Warnings, fmt.Sprintf("%s holds %s, which no replica received: it was lossless semi-sync, so none of it was acknowledged to a client; the survivors hold %s (written by the uncommitted promotion of %s), so %s keeps %s alone and is quarantined for it when it rejoins",
+		old, gtidText(oldOnly), gtidText(survivorsOnly), joinNames(sortedKeys(v.State.Uncommitted)), old, gtidText(oldOnly)))
+	return ""
+}
+
 func lostWarning(p Policy, old string, lost GTIDSet) string {
 	if p.Durability == DurabilitySemiSync {
 		return fmt.Sprintf("transactions %s were last seen on %s and no survivor holds them: they will be lost and become errant on %s if it returns; with semi_sync none of them was acknowledged to a client, unless semi-sync had fallen back to asynchronous", gtidText(lost), old, old)

@@ -355,11 +355,23 @@ mysql:
 %[18]sclusters:
   - name: %[19]s
 %[20]s    instances:
-%[21]s%[22]slog: {format: text, level: info}
+%[21]s%[22]slog: {format: text, level: %[23]s}
 `, h.Name, h.IP, r.Options.Profile, h.Agent.DataDir, h.Agent.RaftAddr, peers.String(), p.raft, tlsFiles,
 		h.Agent.APIAddr, filepath.Join(r.Dir, "tokens"), filepath.Join(r.Dir, "agent-token"),
 		mysqltest.AdminUser, filepath.Join(r.Dir, "mysql-password"), mysqltest.ReplUser, filepath.Join(r.Dir, "repl-password"),
-		p.mysql, h.DB.Socket(), mysqlTLS, ClusterName, p.cluster, instances.String(), routing)
+		p.mysql, h.DB.Socket(), mysqlTLS, ClusterName, p.cluster, instances.String(), routing, logLevel())
+}
+
+// logLevel is the agents' log level: REGENT_TEST_LOG_LEVEL (debug shows the
+// leader's analysis and why a problem is blocked, for replaying a chaos
+// seed), info by default.
+func logLevel() string {
+	switch l := os.Getenv("REGENT_TEST_LOG_LEVEL"); l {
+	case "debug", "info", "warn", "error":
+		return l
+	default:
+		return "info"
+	}
 }
 
 // startHAProxy starts HAProxy in LB's namespace: TCP mode, the write
