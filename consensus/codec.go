@@ -143,6 +143,9 @@ var decoders = map[cmdKind]func(r *rbuf) Command{
 	kindSetSemiSync: func(r *rbuf) Command {
 		return SetSemiSyncDegraded{Cluster: r.str(), OperationID: r.str(), Degraded: r.bool(), Reason: r.str(), At: r.time()}
 	},
+	kindSetMaintenance: func(r *rbuf) Command {
+		return SetMaintenance{Cluster: r.str(), Instance: r.str(), On: r.bool(), By: r.str(), Reason: r.str(), At: r.time(), Until: r.time()}
+	},
 	kindSetCandidate: func(r *rbuf) Command {
 		return SetCandidate{Cluster: r.str(), OperationID: r.str(), Instance: r.str()}
 	},
@@ -228,6 +231,16 @@ func (c SetQuarantine) encodeBody(w *wbuf) {
 }
 
 func (c ClearQuarantine) encodeBody(w *wbuf) { w.str(c.Cluster); w.str(c.Instance) }
+
+func (c SetMaintenance) encodeBody(w *wbuf) {
+	w.str(c.Cluster)
+	w.str(c.Instance)
+	w.bool(c.On)
+	w.str(c.By)
+	w.str(c.Reason)
+	w.time(c.At)
+	w.time(c.Until)
+}
 
 func (c SetSemiSyncDegraded) encodeBody(w *wbuf) {
 	w.str(c.Cluster)

@@ -32,6 +32,8 @@ func everyCommand() []Command {
 		RemoveMember{ID: "a1"},
 		SetCandidate{Cluster: "c1", OperationID: "op-1", Instance: "db2"},
 		SetSemiSyncDegraded{Cluster: "c1", OperationID: "op-2", Degraded: true, Reason: "no replica for 30s", At: at(9)},
+		SetMaintenance{Cluster: "c1", Instance: "db3", On: true, By: "alice", Reason: "kernel upgrade", At: at(10), Until: at(11)},
+		SetMaintenance{Cluster: "c1", Instance: "db3", By: "alice", At: at(12)},
 	}
 }
 
@@ -159,6 +161,9 @@ func TestEncodeCommandValidates(t *testing.T) {
 		{"unknown step result", RecordStep{Cluster: "c", OperationID: "o", Step: Step{Name: "s", Start: at(0), Result: "maybe"}}, "unknown step result"},
 		{"epoch zero", CommitPrimary{Cluster: "c", OperationID: "o", NewPrimary: "p", At: at(0)}, "expect_epoch"},
 		{"long name", RemoveMember{ID: strings.Repeat("x", MaxNameLen+1)}, "more than"},
+		{"maintenance without a reason", SetMaintenance{Cluster: "c", Instance: "i", On: true, At: at(0), Until: at(1)}, "reason: must not be empty"},
+		{"maintenance without an end", SetMaintenance{Cluster: "c", Instance: "i", On: true, Reason: "r", At: at(0)}, "until: must be set"},
+		{"maintenance ending before it starts", SetMaintenance{Cluster: "c", Instance: "i", On: true, Reason: "r", At: at(1), Until: at(1)}, "must end after it starts"},
 		{"largest text still encodes", SetQuarantine{Cluster: "c", Instance: "i", Reason: strings.Repeat("r", MaxTextLen), At: at(0)}, ""},
 	}
 	for _, tt := range tests {

@@ -51,6 +51,7 @@ const (
 	kindRemoveMember     cmdKind = 13
 	kindSetCandidate     cmdKind = 14
 	kindSetSemiSync      cmdKind = 15
+	kindSetMaintenance   cmdKind = 16
 )
 
 // InitCluster creates a replication cluster at epoch 1, only if absent
@@ -153,6 +154,22 @@ type SetQuarantine struct {
 	At       time.Time
 }
 
+// SetMaintenance puts an instance in maintenance until Until (On), or ends
+// it (ErrNotFound if none). An instance in maintenance is never promoted;
+// Regent reports no replica problem of it and repairs nothing on it, and
+// /replica answers 503. It may not be the recorded primary (ErrConflict:
+// switch over first). It ends by itself at Until: readers compare it with
+// their clock (Cluster.InMaintenance), the entry stays until replaced.
+type SetMaintenance struct {
+	Cluster  string
+	Instance string
+	On       bool
+	By       string
+	Reason   string
+	At       time.Time
+	Until    time.Time
+}
+
 // ClearQuarantine lifts a quarantine (ErrNotFound if none).
 type ClearQuarantine struct {
 	Cluster  string
@@ -206,6 +223,7 @@ func (SetMember) Name() string           { return "set_member" }
 func (RemoveMember) Name() string        { return "remove_member" }
 func (SetCandidate) Name() string        { return "set_candidate" }
 func (SetSemiSyncDegraded) Name() string { return "set_semi_sync_degraded" }
+func (SetMaintenance) Name() string      { return "set_maintenance" }
 
 func (InitCluster) kind() cmdKind         { return kindInitCluster }
 func (BeginOperation) kind() cmdKind      { return kindBeginOperation }
@@ -222,6 +240,7 @@ func (SetMember) kind() cmdKind           { return kindSetMember }
 func (RemoveMember) kind() cmdKind        { return kindRemoveMember }
 func (SetCandidate) kind() cmdKind        { return kindSetCandidate }
 func (SetSemiSyncDegraded) kind() cmdKind { return kindSetSemiSync }
+func (SetMaintenance) kind() cmdKind      { return kindSetMaintenance }
 
 // clusterOf returns the replication cluster a command targets, "" for member
 // commands.
@@ -252,6 +271,8 @@ func clusterOf(c Command) string {
 	case SetCandidate:
 		return c.Cluster
 	case SetSemiSyncDegraded:
+		return c.Cluster
+	case SetMaintenance:
 		return c.Cluster
 	}
 	return ""
@@ -433,6 +454,22 @@ func (c SetQuarantine) validate() error {
 	x.text("reason", c.Reason, MaxTextLen, false)
 	x.name("by", c.By, false)
 	x.time("at", c.At, true)
+	return x.err
+}
+
+func (c SetMaintenance) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.name("instance", c.Instance, true)
+	x.name("by", c.By, false)
+	x.time("at", c.At, true)
+	if c.On {
+		x.text("reason", c.Reason, MaxTextLen, true)
+		x.time("until", c.Until, true)
+		if x.err == nil && !c.Until.After(c.At) {
+			x.fail("until", "maintenance must end after it starts (until %s, at %s)", c.Until.UTC().Format(time.RFC3339), c.At.UTC().Format(time.RFC3339))
+		}
+	}
 	return x.err
 }
 

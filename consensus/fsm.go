@@ -271,6 +271,12 @@ func applyToCluster(cl *Cluster, cmd Command) error {
 		if len(cl.Uncommitted) == 0 {
 			cl.Uncommitted = nil
 		}
+		// A primary is not in maintenance (a forced failover may promote
+		// one that was).
+		delete(cl.Maintenance, c.NewPrimary)
+		if len(cl.Maintenance) == 0 {
+			cl.Maintenance = nil
+		}
 		op.Committed = true
 		op.CommittedAt = c.At
 		op.NewPrimary = c.NewPrimary
@@ -348,6 +354,29 @@ func applyToCluster(cl *Cluster, cmd Command) error {
 			cl.Quarantined = make(map[string]Quarantine)
 		}
 		cl.Quarantined[c.Instance] = Quarantine{Reason: c.Reason, By: c.By, At: c.At}
+		return nil
+
+	case SetMaintenance:
+		if !c.On {
+			if _, ok := cl.Maintenance[c.Instance]; !ok {
+				return fmt.Errorf("%w: instance %q of cluster %q is not in maintenance", ErrNotFound, c.Instance, cl.Name)
+			}
+			delete(cl.Maintenance, c.Instance)
+			if len(cl.Maintenance) == 0 {
+				cl.Maintenance = nil
+			}
+			return nil
+		}
+		if c.Instance == cl.Primary {
+			return fmt.Errorf("%w: %s is the primary of cluster %q: switch over to another instance first, then put it in maintenance", ErrConflict, c.Instance, cl.Name)
+		}
+		if op := cl.Operation; op != nil && op.Candidate == c.Instance {
+			return fmt.Errorf("%w: %s is being promoted by operation %s", ErrConflict, c.Instance, op.ID)
+		}
+		if cl.Maintenance == nil {
+			cl.Maintenance = make(map[string]Maintenance)
+		}
+		cl.Maintenance[c.Instance] = Maintenance{By: c.By, Reason: c.Reason, Since: c.At, Until: c.Until}
 		return nil
 
 	case ClearQuarantine:

@@ -215,6 +215,19 @@ func TestApplyCommand(t *testing.T) {
 			},
 		},
 		{
+			name: "commit_primary ends the new primary's maintenance (a forced failover may promote it)",
+			setup: []Command{initC1, SetMaintenance{Cluster: "c1", Instance: "db2", On: true, Reason: "r", At: at(5), Until: at(50)},
+				SetMaintenance{Cluster: "c1", Instance: "db3", On: true, Reason: "r", At: at(5), Until: at(50)}, beginOp1},
+			cmd: commitOp1,
+			want: func(s *State) {
+				c := s.Clusters["c1"]
+				c.Primary, c.Epoch = "db2", 2
+				c.Operation.Committed, c.Operation.CommittedAt, c.Operation.NewPrimary = true, at(12), "db2"
+				c.Operation.GTIDAtPromotion, c.Operation.CommitEpoch = "0-2-100", 2
+				delete(c.Maintenance, "db2")
+			},
+		},
+		{
 			name:    "commit_primary with a stale epoch is rejected",
 			setup:   []Command{initC1, beginOp1},
 			cmd:     CommitPrimary{Cluster: "c1", OperationID: "op1", NewPrimary: "db2", ExpectEpoch: 2, At: at(12)},
@@ -408,6 +421,32 @@ func TestApplyCommand(t *testing.T) {
 			setup:   []Command{initC1},
 			cmd:     ClearQuarantine{Cluster: "c1", Instance: "db1"},
 			wantErr: ErrNotFound,
+		},
+		{
+			name:  "set_maintenance records who, why and until when",
+			setup: []Command{initC1},
+			cmd:   SetMaintenance{Cluster: "c1", Instance: "db2", On: true, By: "alice", Reason: "kernel upgrade", At: at(5), Until: at(6)},
+			want: func(s *State) {
+				s.Clusters["c1"].Maintenance = map[string]Maintenance{"db2": {By: "alice", Reason: "kernel upgrade", Since: at(5), Until: at(6)}}
+			},
+		},
+		{
+			name:  "set_maintenance off ends it",
+			setup: []Command{initC1, SetMaintenance{Cluster: "c1", Instance: "db2", On: true, Reason: "r", At: at(5), Until: at(6)}},
+			cmd:   SetMaintenance{Cluster: "c1", Instance: "db2", At: at(5)},
+			want:  func(s *State) { s.Clusters["c1"].Maintenance = nil },
+		},
+		{
+			name:    "set_maintenance off of an instance not in maintenance",
+			setup:   []Command{initC1},
+			cmd:     SetMaintenance{Cluster: "c1", Instance: "db2", At: at(5)},
+			wantErr: ErrNotFound,
+		},
+		{
+			name:    "set_maintenance of the primary is refused",
+			setup:   []Command{initC1},
+			cmd:     SetMaintenance{Cluster: "c1", Instance: "db1", On: true, Reason: "r", At: at(5), Until: at(6)},
+			wantErr: ErrConflict,
 		},
 		{
 			name: "set_member adds an agent",
@@ -615,6 +654,7 @@ func richState(t testing.TB) State {
 		SetPromotionRule{Cluster: "c1", Instance: "db3", Rule: PromotionPrefer},
 		SetPromotionRule{Cluster: "c1", Instance: "db4", Rule: PromotionMustNot},
 		SetQuarantine{Cluster: "c2", Instance: "db7", Reason: "errant GTIDs", By: "regent", At: at(50)},
+		SetMaintenance{Cluster: "c1", Instance: "db4", On: true, By: "carol", Reason: "disk swap", At: at(51), Until: at(52)},
 		SetMember{Member: Member{ID: "a1", RaftAddr: "10.0.0.1:7000", APIAddr: "10.0.0.1:8080", Instance: "db1"}},
 		SetMember{Member: Member{ID: "a2", RaftAddr: "10.0.0.2:7000"}},
 	)

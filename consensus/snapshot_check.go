@@ -82,6 +82,10 @@ func validateCluster(name string, cl *Cluster) error {
 		q := cl.Quarantined[inst]
 		checks = append(checks, SetQuarantine{Cluster: name, Instance: inst, Reason: q.Reason, By: q.By, At: q.At})
 	}
+	for _, inst := range sortedKeys(cl.Maintenance) {
+		m := cl.Maintenance[inst]
+		checks = append(checks, SetMaintenance{Cluster: name, Instance: inst, On: true, By: m.By, Reason: m.Reason, At: m.Since, Until: m.Until})
+	}
 	for _, inst := range sortedKeys(cl.Uncommitted) {
 		u := cl.Uncommitted[inst]
 		checks = append(checks, SetCandidate{Cluster: name, OperationID: u.OperationID, Instance: inst},

@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -95,6 +96,10 @@ type Cluster struct {
 	PromotionRules map[string]PromotionRule `json:"promotion_rules"`
 	// Quarantined instances must not be rejoined or promoted. Nil when empty.
 	Quarantined map[string]Quarantine `json:"quarantined"`
+	// Maintenance holds the instances an operator put in maintenance
+	// (SetMaintenance), expired entries included until replaced or ended:
+	// use InMaintenance. Nil when empty.
+	Maintenance map[string]Maintenance `json:"maintenance,omitempty"`
 	// Uncommitted holds the instances an operation promoted (made writable)
 	// but never committed: it ended, aborted or failed, before CommitPrimary.
 	// Each may be writable outside the epoch and may hold transactions no
@@ -262,6 +267,24 @@ func (s State) InstanceOwner(instance string) (Member, bool) {
 	return Member{}, false
 }
 
+// Maintenance is an instance's maintenance window (SetMaintenance).
+type Maintenance struct {
+	By     string    `json:"by"`
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+	Until  time.Time `json:"until"`
+}
+
+// InMaintenance returns the instance's maintenance when it is in force at
+// now (it ends by itself at Until).
+func (c *Cluster) InMaintenance(instance string, now time.Time) (Maintenance, bool) {
+	m, ok := c.Maintenance[instance]
+	if !ok || !now.Before(m.Until) {
+		return Maintenance{}, false
+	}
+	return m, true
+}
+
 // Clone returns a deep copy; nil stays nil.
 func (c *Cluster) Clone() *Cluster {
 	if c == nil {
@@ -281,6 +304,7 @@ func (c *Cluster) Clone() *Cluster {
 			out.Quarantined[k] = v
 		}
 	}
+	out.Maintenance = maps.Clone(c.Maintenance)
 	if c.SemiSyncDegraded != nil {
 		d := *c.SemiSyncDegraded
 		out.SemiSyncDegraded = &d
