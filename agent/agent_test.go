@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/regentdb/regent/api"
+	"github.com/regentdb/regent/apiserver"
 	"github.com/regentdb/regent/config"
 	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
@@ -171,6 +173,18 @@ func TestKillPrimaryPromotesMostAdvancedReplica(t *testing.T) {
 			t.Fatalf("router never routed writes to r1 in epoch 2: %v", events)
 		}
 	})
+}
+
+// r1Ahead writes rows 1 and 2 on p so that r1 has both and r2 only the
+// first: r1 is the most advanced replica.
+func r1Ahead(t *testing.T, k mysqltest.Kind, p, r1, r2 *mysqltest.Server) {
+	t.Helper()
+	p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (1)")
+	mysqltest.WaitCaughtUp(t, r2, p, 30*time.Second)
+	r2.Exec(t, "STOP "+replicaWord(k)+" IO_THREAD")
+	p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (2)")
+	mysqltest.WaitCaughtUp(t, r1, p, 30*time.Second)
+	r2.Exec(t, "START "+replicaWord(k)+" IO_THREAD")
 }
 
 func replicaWord(k mysqltest.Kind) string {
@@ -486,12 +500,7 @@ func TestMustNotReplicaIsCatchUpSourceOnly(t *testing.T) {
 		h := newHarness(t, k, func(c *config.Config) { c.Clusters[0].Instances[1].Promotion = "must_not" })
 		h.waitRecorded()
 		p, r1, r2 := h.db.Primary, h.db.Replicas[0], h.db.Replicas[1]
-		p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (1)")
-		mysqltest.WaitCaughtUp(t, r2, p, 30*time.Second)
-		r2.Exec(t, "STOP "+replicaWord(k)+" IO_THREAD")
-		p.Exec(t, "INSERT INTO regent_test.writes (id) VALUES (2)")
-		mysqltest.WaitCaughtUp(t, r1, p, 30*time.Second)
-		r2.Exec(t, "START "+replicaWord(k)+" IO_THREAD")
+		r1Ahead(t, k, p, r1, r2)
 		p.Kill(t)
 		e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
 		if e.Result != consensus.ResultSuccess || e.NewPrimary != "r2" {
@@ -502,6 +511,65 @@ func TestMustNotReplicaIsCatchUpSourceOnly(t *testing.T) {
 		}
 		if !strings.Contains(stepNames(e), "catch-up") {
 			t.Fatalf("no catch-up step: %s", stepNames(e))
+		}
+	})
+}
+
+// Issue 14: an instance in maintenance is never promoted, its data still
+// counts, it serves no reads (/replica 503), and its maintenance ends by
+// itself.
+func TestMaintenanceBlocksPromotionAndExpires(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k)
+		h.waitRecorded()
+		p, r1, r2 := h.db.Primary, h.db.Replicas[0], h.db.Replicas[1]
+		ctx := context.Background()
+		leader := h.agents[h.leader()]
+		instanceOf := func(name string) api.Instance {
+			c, err := leader.Cluster(ctx, "main")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, in := range c.Instances {
+				if in.Name == name {
+					return in
+				}
+			}
+			t.Fatalf("no instance %s", name)
+			return api.Instance{}
+		}
+		// A short maintenance of r2 ends by itself.
+		if _, err := leader.StartMaintenance(ctx, "main", r2.Name, api.MaintenanceRequest{Reason: "short", For: api.Duration(time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+		if instanceOf(r2.Name).Maintenance == nil {
+			t.Fatalf("%s not shown in maintenance after it started", r2.Name)
+		}
+		h.eventually(r2.Name+"'s maintenance ends by itself", 10*time.Second, func() (bool, string) {
+			in := instanceOf(r2.Name)
+			return in.Maintenance == nil, fmt.Sprint(in.Maintenance)
+		})
+		if _, err := leader.StartMaintenance(ctx, "main", p.Name, api.MaintenanceRequest{Reason: "r", For: api.Duration(time.Hour)}); !errors.Is(err, apiserver.ErrConflict) {
+			t.Fatalf("maintenance of the primary: %v, want a conflict", err)
+		}
+
+		// r1 is the most advanced replica, and in maintenance.
+		r1Ahead(t, k, p, r1, r2)
+		if _, err := leader.StartMaintenance(ctx, "main", r1.Name, api.MaintenanceRequest{Reason: "disk swap", For: api.Duration(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		h.eventually(r1.Name+"'s agent answers 503 on /replica", 10*time.Second, func() (bool, string) {
+			s, err := h.agents[1].HealthState(ctx)
+			d := proxyhook.Decide(proxyhook.CheckReplica, s, proxyhook.HealthQuery{})
+			return err == nil && s.Instance == r1.Name && d.Status == 503 && strings.Contains(d.Reason, "in maintenance"), fmt.Sprintf("%v %+v", err, d)
+		})
+		p.Kill(t)
+		e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
+		if e.Result != consensus.ResultSuccess || e.NewPrimary != r2.Name {
+			t.Fatalf("failover: %s (%s) to %q, want %s (%s is in maintenance); steps %s", e.Result, e.Reason, e.NewPrimary, r2.Name, r1.Name, stepNames(e))
+		}
+		if got := r2.QueryString(t, "SELECT COUNT(*) FROM regent_test.writes WHERE id IN (1, 2)"); got != "2" {
+			t.Fatalf("promoted %s has %s of the 2 rows: %s's data did not count", r2.Name, got, r1.Name)
 		}
 	})
 }
@@ -603,7 +671,12 @@ func TestCheckFindings(t *testing.T) {
 			return err == nil && ok == 3, fmt.Sprintf("%+v %v", rep.Findings, err)
 		})
 		var found, shortTimeout bool
+		checks := map[string]int{}
 		for _, f := range rep.Findings {
+			checks[f.Instance]++
+			if f.Severity == api.SeverityOK {
+				continue
+			}
 			if f.Check == "binlog_format" {
 				found = f.Instance == "r2" && f.Severity == api.SeverityWarning && f.Fix != ""
 			}
@@ -622,6 +695,12 @@ func TestCheckFindings(t *testing.T) {
 		}
 		if !shortTimeout {
 			t.Errorf("%s=4 on r1 not reported: %+v", netTimeout, rep.Findings)
+		}
+		// Every check is listed for every instance, ok ones included.
+		for _, n := range []string{"p", "r1", "r2"} {
+			if checks[n] != 10 {
+				t.Errorf("%s: %d findings, want one per check (10): %+v", n, checks[n], rep.Findings)
+			}
 		}
 		if _, err := a.Check(context.Background(), "nope"); err == nil || !strings.Contains(err.Error(), "main") {
 			t.Fatalf("unknown cluster: %v (want an error naming the configured clusters)", err)

@@ -89,6 +89,9 @@ func fillHealth(s *proxyhook.LocalState, c *clusterRT, o Observation, st *consen
 		if s.IsPrimary && o.Reachable && !s.Writable && o.epoch < st.Epoch {
 			s.Writable = true
 		}
+		if m, ok := st.InMaintenance(c.local, c.now()); ok {
+			s.Maintenance = fmt.Sprintf("until %s by %s: %s", m.Until.UTC().Format(time.RFC3339), m.By, m.Reason)
+		}
 	}
 	if r := o.Replica; r != nil {
 		s.Replicating = true

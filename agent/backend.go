@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -13,7 +15,6 @@ import (
 	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/proxyhook"
-	"github.com/regentdb/regent/topology"
 )
 
 // The API backend (apiserver.Backend): every call the HTTP API makes of an
@@ -78,6 +79,40 @@ func (a *Agent) setPaused(ctx context.Context, cluster string, paused bool, reas
 	return a.Cluster(ctx, cluster)
 }
 
+// StartMaintenance puts an instance in maintenance for req.For.
+func (a *Agent) StartMaintenance(ctx context.Context, cluster, instance string, req api.MaintenanceRequest) (api.Cluster, error) {
+	now := a.now()
+	return a.setMaintenance(ctx, cluster, consensus.SetMaintenance{Cluster: cluster, Instance: instance, On: true,
+		By: callerName(ctx), Reason: req.Reason, At: now, Until: now.Add(req.For.Std())})
+}
+
+// EndMaintenance ends an instance's maintenance.
+func (a *Agent) EndMaintenance(ctx context.Context, cluster, instance string) (api.Cluster, error) {
+	return a.setMaintenance(ctx, cluster, consensus.SetMaintenance{Cluster: cluster, Instance: instance, By: callerName(ctx), At: a.now()})
+}
+
+func (a *Agent) setMaintenance(ctx context.Context, cluster string, cmd consensus.SetMaintenance) (api.Cluster, error) {
+	c, err := a.cluster(cluster)
+	if err != nil {
+		return api.Cluster{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
+	}
+	if _, ok := c.addrs[cmd.Instance]; !ok {
+		return api.Cluster{}, fmt.Errorf("%w: cluster %s has no instance %q (its instances: %s)", apiserver.ErrNotFound, cluster, cmd.Instance, strings.Join(slices.Sorted(maps.Keys(c.addrs)), ", "))
+	}
+	if c.state() == nil {
+		return api.Cluster{}, fmt.Errorf("%w: cluster %s is not recorded in Raft yet (no leader has seen it); try again in a few seconds", apiserver.ErrUnavailable, cluster)
+	}
+	if _, err := a.raft.Propose(ctx, cmd); err != nil {
+		return api.Cluster{}, apiErr(err)
+	}
+	if cmd.On {
+		a.log.Warn("instance in maintenance", "cluster", cluster, logInstance, cmd.Instance, "by", cmd.By, "until", cmd.Until, "reason", cmd.Reason)
+	} else {
+		a.log.Warn("instance maintenance ended", "cluster", cluster, logInstance, cmd.Instance, "by", cmd.By)
+	}
+	return a.Cluster(ctx, cluster)
+}
+
 // AddMember adds an agent to the Raft configuration and the member table.
 func (a *Agent) AddMember(ctx context.Context, req api.AddMemberRequest) (api.Members, error) {
 	n, ok := a.raft.(interface {
@@ -112,92 +147,32 @@ func (a *Agent) RemoveMember(ctx context.Context, id string) (api.Members, error
 	return a.Members(ctx)
 }
 
-// minReplicaNetTimeout is the shortest slave_net_timeout /
-// replica_net_timeout the preflight accepts without a warning, in seconds.
-const minReplicaNetTimeout = 8
-
-// Check is the preflight of regentctl check (README "regentctl"), computed
-// from this agent's latest probes: every finding comes with a fix.
+// Check is the preflight of regentctl check (README "regentctl"): every
+// check of preflight on every instance, from this agent's latest probes and
+// a detailed probe of each reachable instance now.
 func (a *Agent) Check(ctx context.Context, cluster string) (api.CheckReport, error) {
 	c, err := a.cluster(cluster)
 	if err != nil {
 		return api.CheckReport{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
 	}
 	rep := api.CheckReport{Cluster: cluster, CheckedAt: a.now()}
-	add := func(check, inst, sev, msg, fix string) {
-		rep.Findings = append(rep.Findings, api.Finding{Check: check, Instance: inst, Severity: sev, Message: msg, Fix: fix})
-	}
 	obs := c.prober.snapshot()
 	st := c.state()
 	ids := map[uint32]string{}
-	for _, in := range c.cfg.Instances {
-		o, ok := obs[in.Name]
-		switch {
-		case !ok:
-			add("reachable", in.Name, api.SeverityWarning, "not probed yet", "wait a probe interval and check again")
-			continue
-		case !o.Reachable && (o.Error == topology.ClassAuth || o.Error == topology.ClassAccessDenied):
-			add("privileges", in.Name, api.SeverityError, "Regent's MySQL user cannot log in or lacks privileges: "+o.ErrorDetail,
-				"create Regent's user with the grants in deploy/regent/users-mariadb.sql or users-mysql.sql, and check mysql.user and the password file")
-			continue
-		case !o.Reachable:
-			add("reachable", in.Name, api.SeverityError, "unreachable: "+o.ErrorDetail, "start mysqld or fix the address in the configuration")
-			continue
-		}
-		add("reachable", in.Name, api.SeverityOK, "reachable", "")
-		if other, dup := ids[o.ServerID]; dup {
-			add("server_id", in.Name, api.SeverityError, fmt.Sprintf("server_id %d is also the server_id of %s", o.ServerID, other), "give every server a unique server_id in my.cnf")
-		}
-		ids[o.ServerID] = in.Name
-		primary := st != nil && st.Primary == in.Name
-		// Before a primary is recorded (or on an agent that has not applied
-		// it yet) a writable instance is not known to be a replica.
-		known := st != nil && st.Primary != ""
-		if known && !primary && !o.ReadOnly && !o.SuperReadOnly {
-			add("read_only", in.Name, api.SeverityError, "a replica is writable", "SET GLOBAL read_only=ON, and put read_only=ON in my.cnf (only Regent turns it off on the primary)")
-		}
-		if r := o.Replica; r != nil {
-			if r.HeartbeatPeriod == 0 || r.HeartbeatPeriod > 2 {
-				add("heartbeat", in.Name, api.SeverityWarning, fmt.Sprintf("replication heartbeat period %.1fs: a dead source is noticed late", r.HeartbeatPeriod),
-					"repoint with MASTER_HEARTBEAT_PERIOD / SOURCE_HEARTBEAT_PERIOD of 1s or less (Regent does when it repoints)")
+	for _, ic := range c.cfg.Instances {
+		o, observed := obs[ic.Name]
+		in := preflightInput{Name: ic.Name, Observed: observed, Obs: o, SemiSync: c.policy.Durability == failover.DurabilitySemiSync,
+			PrimaryKnown: st != nil && st.Primary != "", Primary: st != nil && st.Primary == ic.Name}
+		if observed && o.Reachable {
+			in.SameServerID = ids[o.ServerID]
+			if in.SameServerID == "" {
+				ids[o.ServerID] = ic.Name
+			}
+			if inst, ok := c.instances[ic.Name]; ok {
+				in.Snap, in.SnapErr = inst.Probe(ctx)
 			}
 		}
-	}
-	for name, i := range c.instances {
-		if o := obs[name]; !o.Reachable {
-			continue
-		}
-		snap, err := i.Probe(ctx)
-		if err != nil {
-			continue
-		}
-		if !snap.LogBin || !snap.LogReplicaUpdates {
-			add("binlog", name, api.SeverityError, "log_bin or log_slave_updates is off", "set log_bin and log_slave_updates=ON in my.cnf: every instance must be able to become a primary")
-		}
-		if snap.GTIDMode != "ON" || !snap.GTIDStrict {
-			add("gtid", name, api.SeverityError, fmt.Sprintf("GTIDs: gtid_mode=%s, strict/consistency=%v", snap.GTIDMode, snap.GTIDStrict),
-				"MySQL: gtid_mode=ON and enforce_gtid_consistency=ON; MariaDB: gtid_strict_mode=ON")
-		}
-		if snap.BinlogFormat != "ROW" {
-			add("binlog_format", name, api.SeverityWarning, "binlog_format="+snap.BinlogFormat, "set binlog_format=ROW")
-		}
-		if c.policy.Durability == "semi_sync" && !snap.SemiSync.Available {
-			add("semi_sync", name, api.SeverityError, "semi-synchronous replication is not available", "MySQL: plugin-load-add=semisync_source.so;semisync_replica.so in my.cnf")
-		}
-		// Short: on a lossy or jittery link TCP's backoff alone stalls a
-		// stream for seconds, the replica reconnects, and each reconnect
-		// takes a dozen round trips under the same timeout; replicas that
-		// reconnect at once leave a semi-sync primary unable to commit
-		// (the soak in BENCHMARKS.md, with 4 s). Regent does not need the
-		// replica to notice a dead source: it watches heartbeat progress.
-		if snap.ReplicaNetTimeout > 0 && snap.ReplicaNetTimeout < minReplicaNetTimeout {
-			add("replica_net_timeout", name, api.SeverityWarning, fmt.Sprintf("replica_net_timeout=%ds: on a lossy or slow link this replica keeps reconnecting, and a semi-sync primary whose replicas reconnect at once cannot commit", snap.ReplicaNetTimeout),
-				fmt.Sprintf("SET GLOBAL slave_net_timeout=15 (replica_net_timeout on MySQL), and the same in my.cnf; %ds or more passes. Regent notices a dead source by the heartbeats, not by this timeout", minReplicaNetTimeout))
-		}
-		if snap.ReplicaNetTimeout > 10 && snap.Replica != nil && snap.Replica.HeartbeatPeriod == 0 {
-			add("replica_net_timeout", name, api.SeverityWarning, fmt.Sprintf("replica_net_timeout=%ds without heartbeats: a dead source is noticed only after that long", snap.ReplicaNetTimeout),
-				"repoint with a heartbeat period of 1s or less (Regent does when it repoints), and keep slave_net_timeout/replica_net_timeout at about 15s")
-		}
+		rep.Findings = append(rep.Findings, preflight(in)...)
 	}
 	return rep, nil
 }
@@ -471,6 +446,11 @@ func (a *Agent) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 					rep.LagSeconds = &l
 				}
 				ai.Replication = rep
+			}
+		}
+		if st != nil {
+			if m, ok := st.InMaintenance(in.Name, now); ok {
+				ai.Maintenance = &api.Maintenance{By: m.By, Reason: m.Reason, Since: m.Since, Until: m.Until}
 			}
 		}
 		switch {

@@ -233,6 +233,12 @@ func (c *clusterRT) view(now time.Time) failover.View {
 				v.State.Uncommitted[n] = u.OperationID
 			}
 		}
+		if len(st.Maintenance) > 0 {
+			v.State.Maintenance = map[string]failover.Maintenance{}
+			for n, m := range st.Maintenance {
+				v.State.Maintenance[n] = failover.Maintenance{By: m.By, Reason: m.Reason, Until: m.Until}
+			}
+		}
 		if len(st.Quarantined) > 0 {
 			v.State.Quarantined = map[string]string{}
 			for n, q := range st.Quarantined {

@@ -280,6 +280,37 @@ func (c *Client) Rejoin(ctx context.Context, cluster string, req RejoinRequest) 
 	return out, err
 }
 
+// StartMaintenance calls POST
+// /v1/clusters/{name}/instances/{instance}/maintenance and returns the
+// cluster's new state.
+func (c *Client) StartMaintenance(ctx context.Context, cluster, instance string, req MaintenanceRequest) (Cluster, error) {
+	if err := CheckName("instance", instance); err != nil {
+		return Cluster{}, err
+	}
+	if err := req.Validate(); err != nil {
+		return Cluster{}, err
+	}
+	var out Cluster
+	err := c.do(ctx, http.MethodPost, maintenancePath(cluster, instance), req, &out)
+	return out, err
+}
+
+// EndMaintenance calls DELETE
+// /v1/clusters/{name}/instances/{instance}/maintenance and returns the
+// cluster's new state.
+func (c *Client) EndMaintenance(ctx context.Context, cluster, instance string) (Cluster, error) {
+	if err := CheckName("instance", instance); err != nil {
+		return Cluster{}, err
+	}
+	var out Cluster
+	err := c.do(ctx, http.MethodDelete, maintenancePath(cluster, instance), nil, &out)
+	return out, err
+}
+
+func maintenancePath(cluster, instance string) string {
+	return clusterPath(cluster, "/instances/"+url.PathEscape(instance)+"/maintenance")
+}
+
 // Pause calls POST /v1/clusters/{name}/pause and returns the cluster's new
 // state.
 func (c *Client) Pause(ctx context.Context, cluster string, req PauseRequest) (Cluster, error) {

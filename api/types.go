@@ -293,9 +293,24 @@ type Instance struct {
 	// QuarantineReason says why the instance is quarantined (for example
 	// errant transactions); empty unless Role is quarantined.
 	QuarantineReason string `json:"quarantine_reason,omitempty"`
+	// Maintenance is set while the instance is in maintenance (regentctl
+	// maintenance start): never promoted, no replica problem of it
+	// reported, nothing on it repaired, /replica 503.
+	Maintenance *Maintenance `json:"maintenance,omitempty"`
 	// LastProbe is when the answering agent's view of this instance was
 	// last refreshed.
 	LastProbe *time.Time `json:"last_probe,omitempty"`
+}
+
+// Maintenance is an instance's maintenance window.
+type Maintenance struct {
+	// By is who started it: the authenticated caller.
+	By string `json:"by"`
+	// Reason is the text given when it started.
+	Reason string `json:"reason"`
+	// Since is when it started; Until is when it ends by itself.
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until"`
 }
 
 // Reachability is one agent's view of whether it can reach an instance.
@@ -483,6 +498,20 @@ type PauseRequest struct {
 	// Reason says why, for the people who will see the cluster paused.
 	Reason string `json:"reason,omitempty"`
 }
+
+// MaintenanceRequest is the body of POST
+// /v1/clusters/{name}/instances/{instance}/maintenance.
+type MaintenanceRequest struct {
+	// Reason says why, for the people who will see it (required).
+	Reason string `json:"reason"`
+	// For is how long it lasts: it ends by itself then (at most
+	// MaxMaintenance).
+	For Duration `json:"for"`
+}
+
+// MaxMaintenance is the longest maintenance one request may start (it can
+// be started again before it ends).
+const MaxMaintenance = 30 * 24 * time.Hour
 
 // RejoinRequest is the body of POST /v1/clusters/{name}/rejoin.
 type RejoinRequest struct {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -104,6 +105,20 @@ func (r PauseRequest) Validate() error { return checkReason(r.Reason) }
 
 // Validate checks the request before it is sent or served.
 func (r RejoinRequest) Validate() error { return CheckName("instance", r.Instance) }
+
+// Validate checks the request before it is sent or served.
+func (r MaintenanceRequest) Validate() error {
+	if strings.TrimSpace(r.Reason) == "" {
+		return errors.New("maintenance needs a reason, for the people who will see it (regentctl maintenance start INSTANCE --reason TEXT --for DURATION)")
+	}
+	if err := checkReason(r.Reason); err != nil {
+		return err
+	}
+	if r.For <= 0 || r.For.Std() > MaxMaintenance {
+		return fmt.Errorf("maintenance for %s is out of range: give how long it lasts, more than 0 and at most %s (it ends by itself then)", r.For.Std(), MaxMaintenance)
+	}
+	return nil
+}
 
 // Validate checks the request before it is sent or served.
 func (r AddMemberRequest) Validate() error {

@@ -54,6 +54,13 @@ type Operator interface {
 	Pause(ctx context.Context, cluster string, req api.PauseRequest) (api.Cluster, error)
 	// Resume lifts a pause and returns the cluster's new state.
 	Resume(ctx context.Context, cluster string) (api.Cluster, error)
+	// StartMaintenance puts an instance in maintenance (ErrNotFound for an
+	// unknown instance, ErrConflict for the primary) and returns the
+	// cluster's new state.
+	StartMaintenance(ctx context.Context, cluster, instance string, req api.MaintenanceRequest) (api.Cluster, error)
+	// EndMaintenance ends it (ErrNotFound when none) and returns the
+	// cluster's new state.
+	EndMaintenance(ctx context.Context, cluster, instance string) (api.Cluster, error)
 }
 
 // Membership reads and changes the Raft configuration. AddMember and

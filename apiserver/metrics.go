@@ -217,6 +217,7 @@ type snapshotDescs struct {
 	dInstanceQPS           *prometheus.Desc
 	dInstanceConnections   *prometheus.Desc
 	dInstanceQuarantined   *prometheus.Desc
+	dInstanceMaintenance   *prometheus.Desc
 	dClusterPrimary        *prometheus.Desc
 	dClusterHasPrimary     *prometheus.Desc
 	dClusterEpoch          *prometheus.Desc
@@ -269,6 +270,8 @@ func newSnapshotDescs() *snapshotDescs {
 			"Client connections (Threads_connected).", []string{labelCluster, labelDBInstance}, nil),
 		dInstanceQuarantined: prometheus.NewDesc("regent_instance_quarantined",
 			"1 when the instance is quarantined (for example errant transactions) and kept out of the topology.", []string{labelCluster, labelDBInstance}, nil),
+		dInstanceMaintenance: prometheus.NewDesc("regent_instance_maintenance_until_seconds",
+			"While the instance is in maintenance (never promoted, its replica problems not reported): when it ends, as a Unix time. Absent otherwise.", []string{labelCluster, labelDBInstance}, nil),
 		dClusterPrimary: prometheus.NewDesc("regent_cluster_primary",
 			"1 for the instance the current epoch names as primary (one series per cluster; none when the cluster has no primary).", []string{labelCluster, labelDBInstance}, nil),
 		dClusterHasPrimary: prometheus.NewDesc("regent_cluster_has_primary",
@@ -334,6 +337,7 @@ func (d *snapshotDescs) all() []*prometheus.Desc {
 		d.dInstanceQPS,
 		d.dInstanceConnections,
 		d.dInstanceQuarantined,
+		d.dInstanceMaintenance,
 		d.dClusterPrimary,
 		d.dClusterHasPrimary,
 		d.dClusterEpoch,
@@ -478,6 +482,9 @@ func (d *snapshotDescs) collectInstance(ch chan<- prometheus.Metric, cluster str
 		gauge(ch, d.dInstanceConnections, float64(*in.Connections), cluster, i)
 	}
 	gauge(ch, d.dInstanceQuarantined, b2f(role == api.RoleQuarantined), cluster, i)
+	if m := in.Maintenance; m != nil {
+		gauge(ch, d.dInstanceMaintenance, float64(m.Until.Unix()), cluster, i)
+	}
 }
 
 var raftStates = []string{"leader", "follower", "candidate", "shutdown"}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -180,6 +181,27 @@ func TestMetricsSemiSyncDegraded(t *testing.T) {
 	m.ObserveCluster(c)
 	if body := scrape(t, m); !bytes.Contains(body, []byte(series+"0")) {
 		t.Fatalf("restored cluster: want %s0 in\n%s", series, body)
+	}
+}
+
+// An instance in maintenance shows when its maintenance ends; the series is
+// absent once it has ended.
+func TestMetricsInstanceMaintenance(t *testing.T) {
+	m := apiserver.NewMetrics("test")
+	c := populate(t, m)
+	const series = `regent_instance_maintenance_until_seconds{cluster="main",db_instance="db3"} `
+	if body := scrape(t, m); bytes.Contains(body, []byte(series)) {
+		t.Fatalf("no maintenance: want no %s series in\n%s", series, body)
+	}
+	until := time.Date(2026, 12, 8, 1, 0, 0, 0, time.UTC)
+	for i := range c.Instances {
+		if c.Instances[i].Name == "db3" {
+			c.Instances[i].Maintenance = &api.Maintenance{By: "alice", Reason: "disk swap", Since: until.Add(-time.Hour), Until: until}
+		}
+	}
+	m.ObserveCluster(c)
+	if body := scrape(t, m); !bytes.Contains(body, []byte(series+strconv.FormatFloat(float64(until.Unix()), 'g', -1, 64))) {
+		t.Fatalf("in maintenance: want %s%d in\n%s", series, until.Unix(), body)
 	}
 }
 

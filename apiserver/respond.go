@@ -16,6 +16,16 @@ import (
 
 // writeJSON writes v with status. Encoding the api types cannot fail; if it
 // somehow does, the caller gets a 500 rather than half a body.
+// writeResult writes a Backend call's result: its error as the API error
+// it maps to, or v with status.
+func writeResult(w http.ResponseWriter, status int, v any, err error) {
+	if err != nil {
+		writeAPIError(w, backendError(err))
+		return
+	}
+	writeJSON(w, status, v)
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {

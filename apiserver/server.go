@@ -228,6 +228,8 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodPost, "/v1/clusters/{name}/rejoin", admin(s.handleRejoin))
 	handle(http.MethodPost, "/v1/clusters/{name}/pause", admin(s.handlePause))
 	handle(http.MethodPost, "/v1/clusters/{name}/resume", admin(s.handleResume))
+	handle(http.MethodPost, "/v1/clusters/{name}/instances/{instance}/maintenance", admin(s.handleStartMaintenance))
+	handle(http.MethodDelete, "/v1/clusters/{name}/instances/{instance}/maintenance", admin(s.handleEndMaintenance))
 	handle(http.MethodGet, "/v1/members", read(s.handleMembers))
 	handle(http.MethodPost, "/v1/members", admin(s.handleAddMember))
 	handle(http.MethodDelete, "/v1/members/{id}", admin(s.handleRemoveMember))
@@ -269,11 +271,7 @@ func pathName(w http.ResponseWriter, r *http.Request, key, what string) (string,
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	st, err := s.cfg.Backend.Status(r.Context())
-	if err != nil {
-		writeAPIError(w, backendError(err))
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
+	writeResult(w, http.StatusOK, st, err)
 }
 
 func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
@@ -282,11 +280,7 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := s.cfg.Backend.Cluster(r.Context(), name)
-	if err != nil {
-		writeAPIError(w, backendError(err))
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
+	writeResult(w, http.StatusOK, c, err)
 }
 
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
@@ -321,11 +315,7 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rep, err := s.cfg.Backend.Check(r.Context(), name)
-	if err != nil {
-		writeAPIError(w, backendError(err))
-		return
-	}
-	writeJSON(w, http.StatusOK, rep)
+	writeResult(w, http.StatusOK, rep, err)
 }
 
 func (s *Server) handleOperation(w http.ResponseWriter, r *http.Request) {
@@ -352,11 +342,7 @@ func (s *Server) handleOperation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	op, err := s.cfg.Backend.Operation(r.Context(), name, id)
-	if err != nil {
-		writeAPIError(w, backendError(err))
-		return
-	}
-	writeJSON(w, http.StatusOK, op)
+	writeResult(w, http.StatusOK, op, err)
 }
 
 // started answers a call that started an operation: 202, the operation,
@@ -425,11 +411,7 @@ func (s *Server) handlePause(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := s.cfg.Backend.Pause(r.Context(), name, req)
-	if err != nil {
-		writeAPIError(w, backendError(err))
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
+	writeResult(w, http.StatusOK, c, err)
 }
 
 // emptyRequest is the body of a call that takes no parameters: nothing, or
@@ -448,20 +430,43 @@ func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := s.cfg.Backend.Resume(r.Context(), name)
-	if err != nil {
-		writeAPIError(w, backendError(err))
+	writeResult(w, http.StatusOK, c, err)
+}
+
+func (s *Server) handleStartMaintenance(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r, "name", "cluster name")
+	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, c)
+	inst, ok := pathName(w, r, "instance", "instance name")
+	if !ok {
+		return
+	}
+	req, aerr := decodeBody[api.MaintenanceRequest](w, r, s.cfg.MaxBodyBytes)
+	if aerr != nil {
+		writeAPIError(w, aerr)
+		return
+	}
+	c, err := s.cfg.Backend.StartMaintenance(r.Context(), name, inst, req)
+	writeResult(w, http.StatusOK, c, err)
+}
+
+func (s *Server) handleEndMaintenance(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r, "name", "cluster name")
+	if !ok {
+		return
+	}
+	inst, ok := pathName(w, r, "instance", "instance name")
+	if !ok {
+		return
+	}
+	c, err := s.cfg.Backend.EndMaintenance(r.Context(), name, inst)
+	writeResult(w, http.StatusOK, c, err)
 }
 
 func (s *Server) handleMembers(w http.ResponseWriter, r *http.Request) {
 	m, err := s.cfg.Backend.Members(r.Context())
-	if err != nil {
-		writeAPIError(w, backendError(err))
-		return
-	}
-	writeJSON(w, http.StatusOK, m)
+	writeResult(w, http.StatusOK, m, err)
 }
 
 func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
@@ -471,11 +476,7 @@ func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, err := s.cfg.Backend.AddMember(r.Context(), req)
-	if err != nil {
-		writeAPIError(w, backendError(err))
-		return
-	}
-	writeJSON(w, http.StatusOK, m)
+	writeResult(w, http.StatusOK, m, err)
 }
 
 func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
@@ -484,9 +485,5 @@ func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, err := s.cfg.Backend.RemoveMember(r.Context(), id)
-	if err != nil {
-		writeAPIError(w, backendError(err))
-		return
-	}
-	writeJSON(w, http.StatusOK, m)
+	writeResult(w, http.StatusOK, m, err)
 }

@@ -143,6 +143,7 @@ func TestAuthorizationPerRoute(t *testing.T) {
 		open                     bool // needs no credential
 		mutating                 bool // needs admin
 		okStatus                 int
+		setup                    func(*apiservertest.FakeBackend) // the state the call needs
 	}
 	routes := []route{
 		{name: "health primary", method: "GET", path: "/primary", open: true, okStatus: 200},
@@ -162,6 +163,13 @@ func TestAuthorizationPerRoute(t *testing.T) {
 		{name: "rejoin", method: "POST", path: "/v1/clusters/main/rejoin", body: `{"instance":"db3"}`, mutating: true, okStatus: 202},
 		{name: "add member", method: "POST", path: "/v1/members", body: `{"id":"a4","raft_addr":"10.0.0.14:7000","api_addr":"10.0.0.14:7443"}`, mutating: true, okStatus: 200},
 		{name: "remove member", method: "DELETE", path: "/v1/members/a3", mutating: true, okStatus: 200},
+		{name: "start maintenance", method: "POST", path: "/v1/clusters/main/instances/db3/maintenance", body: `{"reason":"disk swap","for":"2h"}`, mutating: true, okStatus: 200},
+		{name: "end maintenance", method: "DELETE", path: "/v1/clusters/main/instances/db3/maintenance", mutating: true, okStatus: 200,
+			setup: func(f *apiservertest.FakeBackend) {
+				if _, err := f.StartMaintenance(context.Background(), "main", "db3", api.MaintenanceRequest{Reason: "disk swap", For: api.Duration(time.Hour)}); err != nil {
+					t.Fatal(err)
+				}
+			}},
 	}
 	creds := []struct {
 		name, token string
@@ -177,6 +185,9 @@ func TestAuthorizationPerRoute(t *testing.T) {
 			t.Run(r.name+"/"+c.name, func(t *testing.T) {
 				fake := apiservertest.NewFakeBackend()
 				defer fake.Close()
+				if r.setup != nil {
+					r.setup(fake)
+				}
 				_, ts := newServer(t, fake, nil)
 				a := call(t, ts, r.method, r.path, c.token, r.body)
 				want := r.okStatus
@@ -284,6 +295,12 @@ func TestErrorAnswers(t *testing.T) {
 		{name: "unknown instance", method: "POST", path: "/v1/clusters/main/switchover", body: `{"to":"db9"}`, status: 404, code: api.CodeNotFound, says: "db9"},
 		{name: "refused", method: "POST", path: "/v1/clusters/main/switchover", body: `{"to":"db1"}`, status: 422, code: api.CodeRefused, says: "not a replica"},
 		{name: "remove unknown member", method: "DELETE", path: "/v1/members/a9", status: 404, code: api.CodeNotFound, says: "a9"},
+		{name: "maintenance without a reason", method: "POST", path: "/v1/clusters/main/instances/db3/maintenance", body: `{"for":"1h"}`, status: 400, code: api.CodeBadRequest, says: "needs a reason"},
+		{name: "maintenance without a duration", method: "POST", path: "/v1/clusters/main/instances/db3/maintenance", body: `{"reason":"r"}`, status: 400, code: api.CodeBadRequest, says: "how long it lasts"},
+		{name: "maintenance too long", method: "POST", path: "/v1/clusters/main/instances/db3/maintenance", body: `{"reason":"r","for":"1000h"}`, status: 400, code: api.CodeBadRequest, says: "at most 720h"},
+		{name: "maintenance of an unknown instance", method: "POST", path: "/v1/clusters/main/instances/db9/maintenance", body: `{"reason":"r","for":"1h"}`, status: 404, code: api.CodeNotFound, says: "db9"},
+		{name: "maintenance of the primary", method: "POST", path: "/v1/clusters/main/instances/db1/maintenance", body: `{"reason":"r","for":"1h"}`, status: 409, code: api.CodeConflict, says: "switch over first"},
+		{name: "end of a maintenance that is not", method: "DELETE", path: "/v1/clusters/main/instances/db2/maintenance", status: 404, code: api.CodeNotFound, says: "not in maintenance"},
 		{name: "unknown field on resume", method: "POST", path: "/v1/clusters/main/resume", body: `{"now":true}`, status: 400, code: api.CodeBadRequest, says: `"now"`},
 	}
 	for _, tc := range tests {
@@ -436,6 +453,38 @@ func TestPauseRecordsTheCaller(t *testing.T) {
 	if a := call(t, ts, "POST", "/v1/clusters/main/pause", admin, ""); a.status != 200 {
 		t.Fatalf("pause without body: %d %s", a.status, a.body)
 	}
+}
+
+func TestMaintenanceRecordsTheCallerAndEnds(t *testing.T) {
+	fake := apiservertest.NewFakeBackend()
+	defer fake.Close()
+	_, ts := newServer(t, fake, nil)
+	a := call(t, ts, "POST", "/v1/clusters/main/instances/db3/maintenance", admin, `{"reason":"disk swap","for":"90m"}`)
+	var c api.Cluster
+	if err := json.Unmarshal(a.body, &c); err != nil || a.status != 200 {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+	in, _ := findInstance(c, "db3")
+	if m := in.Maintenance; m == nil || m.By != "ops-admin" || m.Reason != "disk swap" || m.Until.Sub(m.Since) != 90*time.Minute {
+		t.Fatalf("db3's maintenance: %+v", in.Maintenance)
+	}
+	a = call(t, ts, "DELETE", "/v1/clusters/main/instances/db3/maintenance", admin, "")
+	c = api.Cluster{}
+	if err := json.Unmarshal(a.body, &c); err != nil || a.status != 200 {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+	if in, _ := findInstance(c, "db3"); in.Maintenance != nil {
+		t.Fatalf("db3 still in maintenance after its end: %+v", in.Maintenance)
+	}
+}
+
+func findInstance(c api.Cluster, name string) (api.Instance, bool) {
+	for _, in := range c.Instances {
+		if in.Name == name {
+			return in, true
+		}
+	}
+	return api.Instance{}, false
 }
 
 func TestLogsCarryOperationButNeverTheToken(t *testing.T) {

@@ -64,6 +64,21 @@ func TestStatusPageSaysWhyFailoverIsBlocked(t *testing.T) {
 	}
 }
 
+func TestStatusPageShowsMaintenance(t *testing.T) {
+	fake := apiservertest.NewFakeBackend()
+	defer fake.Close()
+	_, ts := newServer(t, fake, nil)
+	if a := call(t, ts, "POST", "/v1/clusters/main/instances/db3/maintenance", admin, `{"reason":"disk swap","for":"2h"}`); a.status != 200 {
+		t.Fatal(a.status, string(a.body))
+	}
+	page := string(call(t, ts, "GET", "/", readOnly, "").body)
+	for _, want := range []string{"maintenance until", "by ops-admin: disk swap"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+}
+
 func TestStatusPageEscapesEverything(t *testing.T) {
 	fake := apiservertest.NewFakeBackend()
 	defer fake.Close()

@@ -33,6 +33,7 @@ const (
 	ReplicaUnreachable         Code = "ReplicaUnreachable"
 	ReplicaLagging             Code = "ReplicaLagging"
 	InstanceQuarantined        Code = "InstanceQuarantined"
+	InstanceInMaintenance      Code = "InstanceInMaintenance"
 	AutomationBlocked          Code = "AutomationBlocked"
 	Healthy                    Code = "Healthy"
 )
@@ -120,6 +121,10 @@ type problemKind struct {
 	action      Action
 	// informational problems do not make a cluster unhealthy.
 	informational bool
+	// quietInMaintenance: a finding whose instances are all in maintenance
+	// is dropped (the operator is working on them: nothing is reported
+	// nor repaired).
+	quietInMaintenance bool
 	// supersedes: when this kind fires, these kinds are dropped (they are
 	// consequences of it, or it is the more specific form).
 	supersedes []Code
@@ -255,49 +260,62 @@ var problemTable = []problemKind{
 		detect:      detectErrant,
 	},
 	{
-		code:        ReplicaPointsElsewhere,
-		description: "a replica replicates from an instance other than the primary",
-		priority:    55,
-		action:      ActionRepoint,
-		detect:      detectPointsElsewhere,
+		code:               ReplicaPointsElsewhere,
+		description:        "a replica replicates from an instance other than the primary",
+		priority:           55,
+		action:             ActionRepoint,
+		detect:             detectPointsElsewhere,
+		quietInMaintenance: true,
 	},
 	{
-		code:        ReplicaIOLeftStopped,
-		description: "an operation that changed no primary stopped a replica's IO thread and could not start it again (the replica was unreachable then): repoint it under the primary",
-		priority:    56,
-		action:      ActionRepoint,
-		detect:      detectIOLeftStopped,
+		code:               ReplicaIOLeftStopped,
+		description:        "an operation that changed no primary stopped a replica's IO thread and could not start it again (the replica was unreachable then): repoint it under the primary",
+		priority:           56,
+		action:             ActionRepoint,
+		detect:             detectIOLeftStopped,
+		quietInMaintenance: true,
 	},
 	{
-		code:        RejoinNeeded,
-		description: "a read-only instance (typically a former primary) is not a replica: rejoin it",
-		priority:    58,
-		action:      ActionRejoin,
-		detect:      detectRejoinNeeded,
+		code:               RejoinNeeded,
+		description:        "a read-only instance (typically a former primary) is not a replica: rejoin it",
+		priority:           58,
+		action:             ActionRejoin,
+		detect:             detectRejoinNeeded,
+		quietInMaintenance: true,
 	},
 	{
-		code:        ReplicaNotReplicating,
-		description: "a replica's IO or SQL thread is not running",
-		priority:    60,
-		detect:      detectNotReplicating,
+		code:               ReplicaNotReplicating,
+		description:        "a replica's IO or SQL thread is not running",
+		priority:           60,
+		detect:             detectNotReplicating,
+		quietInMaintenance: true,
 	},
 	{
-		code:        ReplicaUnreachable,
-		description: "the leader cannot reach a replica",
-		priority:    62,
-		detect:      detectReplicaUnreachable,
+		code:               ReplicaUnreachable,
+		description:        "the leader cannot reach a replica",
+		priority:           62,
+		detect:             detectReplicaUnreachable,
+		quietInMaintenance: true,
 	},
 	{
-		code:        ReplicaLagging,
-		description: "a replica lags more than max_lag_on_failover: it is no failover candidate",
-		priority:    65,
-		detect:      detectLagging,
+		code:               ReplicaLagging,
+		description:        "a replica lags more than max_lag_on_failover: it is no failover candidate",
+		priority:           65,
+		detect:             detectLagging,
+		quietInMaintenance: true,
 	},
 	{
 		code:        InstanceQuarantined,
 		description: "an instance is quarantined: read-only, never promoted nor rejoined until repaired",
 		priority:    70,
 		detect:      detectQuarantined,
+	},
+	{
+		code:          InstanceInMaintenance,
+		description:   "an instance is in maintenance: never promoted, its replica problems not reported, nothing on it repaired, until it ends",
+		priority:      72,
+		informational: true,
+		detect:        detectMaintenance,
 	},
 	{
 		code:          AutomationBlocked,
@@ -359,6 +377,9 @@ func Analyze(v View, p Policy) []Problem {
 			continue
 		}
 		for _, fd := range fired[k.code] {
+			if k.quietInMaintenance && allInMaintenance(v, fd.instances) {
+				continue
+			}
 			pr := k.problem(fd)
 			block(f, &pr)
 			out = append(out, pr)
@@ -978,6 +999,30 @@ func detectQuarantined(f *facts) []finding {
 		out = append(out, finding{instances: []string{n}, reason: fmt.Sprintf("%s is quarantined: %s; repair it (re-clone, or inject empty transactions on the primary), then regentctl rejoin %s", n, why, n)})
 	}
 	return out
+}
+
+func detectMaintenance(f *facts) []finding {
+	var out []finding
+	for _, n := range f.v.names() {
+		m, ok := f.v.InMaintenance(n)
+		if !ok {
+			continue
+		}
+		out = append(out, finding{instances: []string{n}, reason: fmt.Sprintf("%s is in maintenance until %s by %s: %s; it is never promoted, and its replica problems are neither reported nor repaired until then (regentctl maintenance end %s)",
+			n, dayStamp(m.Until), orDefault(m.By, "unknown"), m.Reason, n)})
+	}
+	return out
+}
+
+// allInMaintenance reports whether every named instance is in maintenance
+// (false for none).
+func allInMaintenance(v View, names []string) bool {
+	for _, n := range names {
+		if _, ok := v.InMaintenance(n); !ok {
+			return false
+		}
+	}
+	return len(names) > 0
 }
 
 func detectAutomationBlocked(f *facts) []finding {

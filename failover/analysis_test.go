@@ -817,6 +817,19 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
+			name: "replica in maintenance: reported, and its replica problems quiet",
+			b:    base().down("db3", ClassRefused, ago(time.Minute)).maintenance("db3", t0.Add(time.Hour)),
+			want: []probSum{{Code: InstanceInMaintenance, Instances: []string{"db3"}}, healthy},
+			reasons: map[Code][]string{
+				InstanceInMaintenance: {"db3 is in maintenance until", "by alice: kernel upgrade", "never promoted", "regentctl maintenance end db3"},
+			},
+		},
+		{
+			name: "maintenance ended by itself: the replica's problems are reported again",
+			b:    base().down("db3", ClassRefused, ago(time.Minute)).maintenance("db3", t0),
+			want: []probSum{{Code: ReplicaUnreachable, Instances: []string{"db3"}}},
+		},
+		{
 			name: "no primary recorded, one writable instance",
 			b:    base().state(func(s *ReplicatedState) { s.Primary = "" }),
 			want: []probSum{{Code: NoPrimary, Instances: []string{"db1"}}},

@@ -118,6 +118,9 @@ func streamAlive(v View, p Policy, s Stream) bool {
 // reasons read the same on every agent.
 func stamp(t time.Time) string { return t.UTC().Format("15:04:05.000") }
 
+// dayStamp prints a time that may be days away, for reasons.
+func dayStamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
 // freshestOK returns the most recent fresh successful probe of an instance by
 // any agent, ties broken by agent id.
 func freshestOK(v View, p Policy, name string) (Probe, AgentID, bool) {

@@ -90,6 +90,7 @@
 //	  62 ReplicaUnreachable          -
 //	  65 ReplicaLagging              -                    beyond max_lag_on_failover (+ SQL_Delay)
 //	  70 InstanceQuarantined         -
+//	  72 InstanceInMaintenance       -                    informational; quiets 55–65 for it
 //	  90 AutomationBlocked           -                    paused / anti-flap / operation (informational)
 //	 100 Healthy                     -                    when nothing else (but informational) fired
 //
@@ -106,7 +107,7 @@
 // # Ranking
 //
 // Rank excludes, each with a reason: instances the leader cannot reach (it is
-// the one that acts), quarantined ones, errant transactions, must_not, not a
+// the one that acts), quarantined ones, ones in maintenance, errant transactions, must_not, not a
 // replica of this cluster, a stopped or broken SQL thread, SQL_Delay > 0, lag
 // above max_lag_on_failover (the lag seen before the IO threads stopped is
 // carried, since stopping them makes it NULL), and a silent own agent (it

@@ -419,6 +419,16 @@ func (b *B) quarantine(name, why string) *B {
 	})
 }
 
+// maintenance puts an instance in maintenance until `until`.
+func (b *B) maintenance(name string, until time.Time) *B {
+	return b.state(func(s *ReplicatedState) {
+		if s.Maintenance == nil {
+			s.Maintenance = map[string]Maintenance{}
+		}
+		s.Maintenance[name] = Maintenance{By: "alice", Reason: "kernel upgrade", Until: until}
+	})
+}
+
 func (b *B) route(rc RouteCheck) *B {
 	b.v.Route = rc
 	return b

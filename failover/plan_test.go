@@ -1045,3 +1045,54 @@ func TestFailoverFinishesAnUncommittedPromotionThatDivergedFromTheOldPrimary(t *
 		mustContain(t, "refusal", err.Error(), "diverged", "p:101", "q:1-4", "--force")
 	})
 }
+
+// Issue 14: an instance in maintenance is never promoted, but its data
+// counts; the maintenance ends by itself.
+func TestFailoverNeverPromotesAnInstanceInMaintenance(t *testing.T) {
+	dead := func() *B { return base().primaryGone(ago(3*time.Second)).silent("a1", ago(2*time.Second)) }
+	t.Run("db2, first by name, is in maintenance: db3 is promoted", func(t *testing.T) {
+		v, p := dead().maintenance("db2", t0.Add(time.Hour)).build()
+		pl, err := PlanFailover(v, p, TriggerAutomatic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pl.Expected != "db3" {
+			t.Errorf("expected %q, want db3", pl.Expected)
+		}
+		c, _ := pl.Ranking.candidate("db2")
+		mustContain(t, "db2's exclusions", strings.Join(c.Exclusions, "; "), "in maintenance until", "kernel upgrade", "by alice")
+	})
+	t.Run("its data counts: db3 catches up from it", func(t *testing.T) {
+		v, p := dead().maintenance("db2", t0.Add(time.Hour)).exec("db2", "p:1-105").build()
+		pl, err := PlanFailover(v, p, TriggerAutomatic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl, err = ChooseCandidate(v, p, pl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pl.NewPrimary != "db3" || pl.Ranking.CatchUpFrom != "db2" {
+			t.Errorf("new primary %q catching up from %q, want db3 from db2", pl.NewPrimary, pl.Ranking.CatchUpFrom)
+		}
+	})
+	t.Run("the maintenance ended: db2 is promoted", func(t *testing.T) {
+		v, p := dead().maintenance("db2", t0).build()
+		pl, err := PlanFailover(v, p, TriggerAutomatic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pl.Expected != "db2" {
+			t.Errorf("expected %q, want db2", pl.Expected)
+		}
+	})
+	t.Run("a forced failover to it needs --force", func(t *testing.T) {
+		v, p := dead().maintenance("db2", t0.Add(time.Hour)).build()
+		if _, err := PlanForcedFailover(v, p, "db2", false); err == nil || !strings.Contains(err.Error(), "in maintenance") {
+			t.Errorf("forced failover to db2 without --force: %v, want a refusal naming the maintenance", err)
+		}
+		if _, err := PlanForcedFailover(v, p, "db2", true); err != nil {
+			t.Errorf("forced failover to db2 with --force: %v", err)
+		}
+	})
+}

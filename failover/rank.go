@@ -214,6 +214,10 @@ func Rank(v View, p Policy, opts RankOptions) Ranking {
 		if c.Promotion == PromotionMustNot {
 			exclude("promotion rule is must_not")
 		}
+		if m, ok := v.InMaintenance(n); ok {
+			// Its data still counts: it stays clean.
+			exclude("in maintenance until %s (%s, by %s)", dayStamp(m.Until), m.Reason, orDefault(m.By, "unknown"))
+		}
 		if in.OwnerAgent != "" && agentSilent(v, p, in.OwnerAgent) {
 			exclude("its agent %s has not been heard since %s: it could neither hold the lease nor answer /primary", in.OwnerAgent, stamp(v.Agents[in.OwnerAgent].LastHeard))
 		}

@@ -362,11 +362,32 @@ type ReplicatedState struct {
 	// Quarantined maps an instance to the reason it is quarantined (errant
 	// transactions): kept read-only, never promoted nor silently rejoined.
 	Quarantined map[string]string
+	// Maintenance maps an instance an operator put in maintenance to its
+	// window; it is in force while Now is before Until (InMaintenance).
+	Maintenance map[string]Maintenance
 	// StoppedIO lists the replicas whose IO threads the cluster's most
 	// recent operation stopped and did not start again, when it ended
 	// without a change of primary (aborted or failed, its undo or the
 	// abort's restart not reaching them): ReplicaIOLeftStopped.
 	StoppedIO []string
+}
+
+// Maintenance is an instance's maintenance window, set by an operator:
+// while it is in force the instance is never promoted, no replica problem
+// of it is reported and nothing on it is repaired.
+type Maintenance struct {
+	By, Reason string
+	Until      time.Time
+}
+
+// InMaintenance returns the instance's maintenance when it is in force at
+// v.Now (it ends by itself at Until).
+func (v View) InMaintenance(name string) (Maintenance, bool) {
+	m, ok := v.State.Maintenance[name]
+	if !ok || !v.Now.Before(m.Until) {
+		return Maintenance{}, false
+	}
+	return m, true
 }
 
 // Operation is an operation recorded in progress in the replicated state.

@@ -45,6 +45,9 @@ type LocalState struct {
 	// when the server reports NULL.
 	Lag      time.Duration `json:"lag"`
 	LagKnown bool          `json:"lag_known"`
+	// Maintenance says, while the instance is in maintenance (who, why,
+	// until when), that it serves no reads: /replica and /read-only 503.
+	Maintenance string `json:"maintenance,omitempty"`
 }
 
 // Check names a health endpoint.
@@ -149,8 +152,9 @@ func (s LocalState) Role() string {
 //
 //   - primary: 200 only when reachable, Raft's current primary, writable and
 //     the lease is held. Anything less is 503: HAProxy must not send writes.
-//   - replica: 200 when reachable, not the current primary, replicating with
-//     both threads running, and (with max_lag) lag known and within bound.
+//   - replica: 200 when reachable, not the current primary, not in
+//     maintenance, replicating with both threads running, and (with max_lag)
+//     lag known and within bound.
 //   - read-only: 200 for a healthy primary or a healthy replica (max_lag
 //     applies to replicas): anything that may serve consistent-enough reads.
 //   - health: 200 when the local mysqld answers, whatever its role.
@@ -210,6 +214,8 @@ func replicaOK(s LocalState, q HealthQuery, d *Decision) (bool, string) {
 		return false, "local mysqld does not answer the agent's probe"
 	case s.IsPrimary:
 		return false, fmt.Sprintf("primary of epoch %d, not a replica", s.Epoch)
+	case s.Maintenance != "":
+		return false, "in maintenance: " + s.Maintenance
 	case !s.Replicating:
 		return false, "replication is not configured"
 	case !s.IOThreadRunning && !s.SQLThreadRunning:

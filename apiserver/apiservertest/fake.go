@@ -521,6 +521,51 @@ func (f *FakeBackend) Resume(ctx context.Context, cluster string) (api.Cluster, 
 	return cloneCluster(c), nil
 }
 
+// StartMaintenance implements apiserver.Operator.
+func (f *FakeBackend) StartMaintenance(ctx context.Context, cluster, instance string, req api.MaintenanceRequest) (api.Cluster, error) {
+	return f.setMaintenance(ctx, "StartMaintenance", cluster, instance, func(in *api.Instance, by string) error {
+		if in.Role == api.RolePrimary {
+			return fmt.Errorf("%w: %s is the primary: switch over first", apiserver.ErrConflict, instance)
+		}
+		now := f.now()
+		in.Maintenance = &api.Maintenance{By: by, Reason: req.Reason, Since: now, Until: now.Add(req.For.Std())}
+		return nil
+	})
+}
+
+// EndMaintenance implements apiserver.Operator.
+func (f *FakeBackend) EndMaintenance(ctx context.Context, cluster, instance string) (api.Cluster, error) {
+	return f.setMaintenance(ctx, "EndMaintenance", cluster, instance, func(in *api.Instance, _ string) error {
+		if in.Maintenance == nil {
+			return fmt.Errorf("%w: %s is not in maintenance", apiserver.ErrNotFound, instance)
+		}
+		in.Maintenance = nil
+		return nil
+	})
+}
+
+func (f *FakeBackend) setMaintenance(ctx context.Context, call, cluster, instance string, change func(*api.Instance, string) error) (api.Cluster, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record(ctx, call, instance); err != nil {
+		return api.Cluster{}, err
+	}
+	c, err := f.cluster(cluster)
+	if err != nil {
+		return api.Cluster{}, err
+	}
+	caller, _ := apiserver.CallerFrom(ctx)
+	for i := range c.Instances {
+		if c.Instances[i].Name == instance {
+			if err := change(&c.Instances[i], caller.Name); err != nil {
+				return api.Cluster{}, err
+			}
+			return cloneCluster(c), nil
+		}
+	}
+	return api.Cluster{}, fmt.Errorf("%w: cluster %s has no instance %q", apiserver.ErrNotFound, cluster, instance)
+}
+
 // Members implements apiserver.Membership.
 func (f *FakeBackend) Members(context.Context) (api.Members, error) {
 	f.mu.Lock()

@@ -1,0 +1,101 @@
+package agent
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/regentdb/regent/api"
+	"github.com/regentdb/regent/topology"
+)
+
+// healthyPreflight is a replica set up the way Regent needs.
+func healthyPreflight() preflightInput {
+	return preflightInput{
+		Name: "db2", Observed: true, PrimaryKnown: true, SemiSync: true,
+		Obs: Observation{Reachable: true, ReadOnly: true, ServerID: 2, Replica: &ReplicaObservation{HeartbeatPeriod: 0.25}},
+		Snap: &topology.Snapshot{LogBin: true, LogReplicaUpdates: true, GTIDMode: "ON", GTIDStrict: true, BinlogFormat: "ROW",
+			ReplicaNetTimeout: 15, SemiSync: topology.SemiSyncStatus{Available: true}},
+	}
+}
+
+func TestPreflight(t *testing.T) {
+	every := []string{checkReachable, checkPrivileges, checkServerID, checkReadOnly, checkBinlog, checkGTID,
+		checkBinlogFormat, checkSemiSync, checkHeartbeat, checkReplicaNetTimeout}
+	for _, tc := range []struct {
+		name   string
+		change func(*preflightInput)
+		checks []string // the checks reported, in order (nil: every one)
+		// bad is the one finding that is not ok: check, severity, words of
+		// its message; "" when all are ok.
+		bad, sev string
+		says     []string
+	}{
+		{name: "a healthy replica: every check ok", change: func(*preflightInput) {}},
+		{name: "not probed yet", change: func(in *preflightInput) { in.Observed = false },
+			checks: []string{checkReachable}, bad: checkReachable, sev: api.SeverityWarning, says: []string{"not probed yet"}},
+		{name: "unreachable", change: func(in *preflightInput) { in.Obs = Observation{Error: topology.ClassRefused, ErrorDetail: "connection refused"} },
+			checks: []string{checkReachable}, bad: checkReachable, sev: api.SeverityError, says: []string{"unreachable: connection refused"}},
+		{name: "access denied", change: func(in *preflightInput) {
+			in.Obs = Observation{Error: topology.ClassAccessDenied, ErrorDetail: "Error 1227"}
+		}, checks: []string{checkReachable, checkPrivileges}, bad: checkPrivileges, sev: api.SeverityError, says: []string{"lacks privileges", "Error 1227"}},
+		{name: "duplicate server_id", change: func(in *preflightInput) { in.SameServerID = "db1" },
+			bad: checkServerID, sev: api.SeverityError, says: []string{"server_id 2 is also the server_id of db1"}},
+		{name: "writable replica", change: func(in *preflightInput) { in.Obs.ReadOnly = false },
+			bad: checkReadOnly, sev: api.SeverityError, says: []string{"a replica is writable"}},
+		{name: "writable primary is fine", change: func(in *preflightInput) { in.Obs.ReadOnly, in.Primary, in.Obs.Replica = false, true, nil }},
+		{name: "no primary recorded: a writable instance is not judged", change: func(in *preflightInput) { in.Obs.ReadOnly, in.PrimaryKnown = false, false }},
+		{name: "the detailed probe failed", change: func(in *preflightInput) { in.Snap, in.SnapErr = nil, errors.New("i/o timeout") },
+			checks: every[:5], bad: checkBinlog, sev: api.SeverityWarning, says: []string{"i/o timeout", "not checked"}},
+		{name: "log_slave_updates off", change: func(in *preflightInput) { in.Snap.LogReplicaUpdates = false },
+			bad: checkBinlog, sev: api.SeverityError, says: []string{"log_slave_updates is off"}},
+		{name: "GTIDs off", change: func(in *preflightInput) { in.Snap.GTIDMode = "OFF" },
+			bad: checkGTID, sev: api.SeverityError, says: []string{"gtid_mode=OFF"}},
+		{name: "statement binlog", change: func(in *preflightInput) { in.Snap.BinlogFormat = "STATEMENT" },
+			bad: checkBinlogFormat, sev: api.SeverityWarning, says: []string{"binlog_format=STATEMENT"}},
+		{name: "semi-sync unavailable under semi_sync", change: func(in *preflightInput) { in.Snap.SemiSync.Available = false },
+			bad: checkSemiSync, sev: api.SeverityError, says: []string{"not available"}},
+		{name: "semi-sync unavailable under async is fine", change: func(in *preflightInput) { in.Snap.SemiSync.Available, in.SemiSync = false, false }},
+		{name: "no heartbeat", change: func(in *preflightInput) { in.Obs.Replica.HeartbeatPeriod = 0 },
+			bad: checkHeartbeat, sev: api.SeverityWarning, says: []string{"heartbeat period 0.0s"}},
+		{name: "short replica_net_timeout", change: func(in *preflightInput) { in.Snap.ReplicaNetTimeout = 4 },
+			bad: checkReplicaNetTimeout, sev: api.SeverityWarning, says: []string{"replica_net_timeout=4s", "keeps reconnecting"}},
+		{name: "long replica_net_timeout without heartbeats", change: func(in *preflightInput) {
+			in.Snap.ReplicaNetTimeout, in.Snap.Replica = 60, &topology.ReplicaStatus{}
+			in.Obs.Replica.HeartbeatPeriod = 1
+		}, bad: checkReplicaNetTimeout, sev: api.SeverityWarning, says: []string{"60s without heartbeats"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := healthyPreflight()
+			tc.change(&in)
+			fs := preflight(in)
+			want := tc.checks
+			if want == nil {
+				want = every
+			}
+			var got []string
+			for _, f := range fs {
+				got = append(got, f.Check)
+				if f.Instance != in.Name {
+					t.Errorf("finding %+v for instance %q, want %q", f, f.Instance, in.Name)
+				}
+				switch {
+				case f.Check == tc.bad:
+					if f.Severity != tc.sev || f.Fix == "" {
+						t.Errorf("%s: severity %s, fix %q; want %s with a fix", f.Check, f.Severity, f.Fix, tc.sev)
+					}
+					for _, w := range tc.says {
+						if !strings.Contains(f.Message, w) {
+							t.Errorf("%s says %q, want %q in it", f.Check, f.Message, w)
+						}
+					}
+				case f.Severity != api.SeverityOK || f.Message == "" || f.Fix != "":
+					t.Errorf("%+v: want ok, with what was found and no fix", f)
+				}
+			}
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("checks %v, want %v", got, want)
+			}
+		})
+	}
+}
