@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -12,13 +14,14 @@ func (a *app) checkCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "check",
 		Short: "Preflight: is every instance set up the way Regent needs?",
-		Long: `Show the agent's preflight findings for the cluster, computed from its
-latest probes: privileges of Regent's MySQL user, GTID mode,
-log_slave_updates, unique server_id, read_only on replicas, semi-sync
-availability, binlog format, a missing heartbeat period (which delays
-failure detection), and a slave_net_timeout too short for a lossy link
-(replicas that keep reconnecting). Each finding says how to
-fix it. Exits 1 when there is at least one error.`,
+		Long: `Run every preflight check on every instance and list what each found,
+ok included, grouped by instance: whether it is reachable and Regent's MySQL
+user has its privileges, a unique server_id, read_only on replicas,
+log_bin and log_slave_updates, GTIDs, binlog_format, semi-sync availability
+(under durability semi_sync), the replication heartbeat period (a missing one
+delays failure detection), and slave_net_timeout / replica_net_timeout (too
+short: replicas keep reconnecting on a lossy link). Each warning and error
+says how to fix it. Exits 1 when there is at least one error.`,
 		Args: args(0, ""),
 		RunE: func(*cobra.Command, []string) error {
 			c, name, err := a.setup()
@@ -45,25 +48,53 @@ fix it. Exits 1 when there is at least one error.`,
 }
 
 func (a *app) printCheck(rep api.CheckReport) {
-	w := a.stdout
-	fmt.Fprintf(w, "Preflight of cluster %s (probed %s)\n", rep.Cluster, a.ago(&rep.CheckedAt))
-	warnings, errs := 0, 0
-	t := newTable(w, "INSTANCE", "CHECK", "RESULT", "FINDING")
+	renderCheck(a.stdout, rep, a.width(), a.ago(&rep.CheckedAt))
+}
+
+// renderCheck lists every check of every instance, grouped by instance in
+// the agent's order: the result, the check, what it found, and under a
+// warning or an error its fix, wrapped to width.
+func renderCheck(w io.Writer, rep api.CheckReport, width int, probed string) {
+	count := map[string]int{}
+	checkW := len("CHECK")
 	for _, f := range rep.Findings {
-		sev := f.Severity
-		switch sev {
-		case api.SeverityError:
-			errs++
-			sev = "ERROR"
-		case api.SeverityWarning:
-			warnings++
-			sev = "WARNING"
+		count[f.Severity]++
+		checkW = max(checkW, len(f.Check))
+	}
+	fmt.Fprintf(w, "Preflight of cluster %s (probed %s): %d error(s), %d warning(s), %d ok\n",
+		rep.Cluster, probed, count[api.SeverityError], count[api.SeverityWarning], count[api.SeverityOK])
+	indent := 2 + 7 + 2 + checkW + 2
+	textW := max(width-indent, 24)
+	pad := strings.Repeat(" ", indent)
+	last := "\x00"
+	for _, f := range rep.Findings {
+		if f.Instance != last {
+			last = f.Instance
+			fmt.Fprintf(w, "\n%s\n", orDefault(f.Instance, "cluster"))
 		}
-		t.row(orDash(f.Instance), f.Check, sev, f.Message)
+		sev := f.Severity
+		if sev != api.SeverityOK {
+			sev = strings.ToUpper(sev)
+		}
+		lines := wrap(f.Message, textW)
+		if len(lines) == 0 {
+			lines = []string{""}
+		}
+		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  %-7s  %-*s  %s", sev, checkW, f.Check, lines[0]), " "))
+		for _, l := range lines[1:] {
+			fmt.Fprintf(w, "%s%s\n", pad, l)
+		}
 		if f.Fix != "" {
-			t.row("", "", "", "fix: "+f.Fix)
+			for _, l := range wrap("fix: "+f.Fix, textW) {
+				fmt.Fprintf(w, "%s%s\n", pad, l)
+			}
 		}
 	}
-	t.flush()
-	fmt.Fprintf(w, "%d error(s), %d warning(s)\n", errs, warnings)
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
 }

@@ -115,10 +115,7 @@ func shortID(id string) string {
 
 // historyColumns are the list's columns, in order; drop is the order in
 // which they are left out when the terminal is too narrow (0: never).
-var historyColumns = []struct {
-	head string
-	drop int
-}{
+var historyColumns = []column{
 	{"STARTED", 0}, {"ID", 0}, {"KIND", 0}, {"PRIMARY", 0}, {"EPOCH", 3}, {"RESULT", 0}, {"TOOK", 2}, {"BLOCKED", 1},
 }
 
@@ -147,71 +144,12 @@ func renderHistory(w io.Writer, h api.History, width int, now time.Time) {
 		rows = append(rows, []string{op.Started.UTC().Format("01-02 15:04:05"), shortID(op.ID), op.Kind,
 			orDash(op.OldPrimary) + "→" + orDash(op.NewPrimary), epoch, op.Result, short(op.Duration(now)), blocked})
 	}
-	keep := make([]bool, len(historyColumns))
-	for i := range keep {
-		keep[i] = true
-	}
-	var dropped []string
-	for level := 1; tableWidth(rows, keep) > width; level++ {
-		found := false
-		for i, c := range historyColumns {
-			if c.drop == level {
-				keep[i], found = false, true
-				dropped = append(dropped, strings.ToLower(c.head))
-			}
-		}
-		if !found {
-			break // nothing more to leave out: the lines are longer than the terminal
-		}
-	}
-	t := newTable(w)
-	t.row(pick(headers(), keep)...)
-	for _, r := range rows {
-		t.row(pick(r, keep)...)
-	}
-	t.flush()
-	if len(dropped) > 0 {
+	if dropped := fitTable(w, historyColumns, rows, width); len(dropped) > 0 {
 		fmt.Fprintf(w, "(%s left out to fit %d columns: regentctl history show ID has them)\n", strings.Join(dropped, ", "), width)
 	}
 	if failedID != "" {
 		fmt.Fprintf(w, "why an operation failed or was aborted: regentctl history show %s\n", failedID)
 	}
-}
-
-func headers() []string {
-	out := make([]string, len(historyColumns))
-	for i, c := range historyColumns {
-		out[i] = c.head
-	}
-	return out
-}
-
-func pick(cells []string, keep []bool) []string {
-	var out []string
-	for i, c := range cells {
-		if keep[i] {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// tableWidth is the width newTable gives rows (and the header) with the
-// kept columns: each column as wide as its widest cell, two spaces apart.
-func tableWidth(rows [][]string, keep []bool) int {
-	total, n := 0, 0
-	for i := range keep {
-		if !keep[i] {
-			continue
-		}
-		wd := len([]rune(historyColumns[i].head))
-		for _, r := range rows {
-			wd = max(wd, len([]rune(r[i])))
-		}
-		total += wd
-		n++
-	}
-	return total + 2*max(n-1, 0)
 }
 
 // renderOperation writes one operation whole; long texts are wrapped to

@@ -55,24 +55,32 @@ func TestHistoryGolden(t *testing.T) {
 		renderOperation(&show, h.Operations[0], width, now)
 		renderOperation(&show, h.Operations[1], width, now)
 		for name, got := range map[string]string{"history": list.String(), "history-show": show.String()} {
-			file := filepath.Join("testdata", name+"-"+strconv.Itoa(width)+".golden")
-			if os.Getenv("REGENT_UPDATE_GOLDEN") != "" {
-				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatalf("%v (REGENT_UPDATE_GOLDEN=1 writes it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("%s at %d columns:\n%s\nwant:\n%s", name, width, got, want)
-			}
-			for i, l := range strings.Split(strings.TrimRight(got, "\n"), "\n") {
-				if n := len([]rune(l)); n > width {
-					t.Errorf("%s at %d columns, line %d is %d wide: %q", name, width, i+1, n, l)
-				}
-			}
+			matchGolden(t, name, width, got)
+		}
+	}
+}
+
+// matchGolden compares what a command printed at width columns with
+// testdata/NAME-WIDTH.golden (REGENT_UPDATE_GOLDEN=1 writes it), and fails
+// for any line wider than width.
+func matchGolden(t *testing.T, name string, width int, got string) {
+	t.Helper()
+	file := filepath.Join("testdata", name+"-"+strconv.Itoa(width)+".golden")
+	if os.Getenv("REGENT_UPDATE_GOLDEN") != "" {
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (REGENT_UPDATE_GOLDEN=1 writes it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s at %d columns:\n%s\nwant:\n%s", name, width, got, want)
+	}
+	for i, l := range strings.Split(strings.TrimRight(got, "\n"), "\n") {
+		if n := len([]rune(l)); n > width {
+			t.Errorf("%s at %d columns, line %d is %d wide: %q", name, width, i+1, n, l)
 		}
 	}
 }

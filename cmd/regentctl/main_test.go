@@ -300,6 +300,33 @@ func TestFailoverRejoinAndMembers(t *testing.T) {
 	}
 }
 
+func TestMaintenanceStartShowsInStatusAndEnds(t *testing.T) {
+	fake, url := agentServer(t)
+	r := ctl(t, env(url), "maintenance", "start", "db3", "--reason", "disk swap", "--for", "2h")
+	if r.code != 0 || !strings.Contains(r.stdout, "db3 is in maintenance until") || !strings.Contains(r.stdout, "(by ops-admin)") {
+		t.Fatalf("start: %d %s", r.code, r.stdout)
+	}
+	if r := ctl(t, env(url), "status"); r.code != 0 || !strings.Contains(r.stdout, "maintenance; ok") {
+		t.Fatalf("status does not show db3 in maintenance: %d %s", r.code, r.stdout)
+	}
+	if r := ctl(t, env(url), "maintenance", "start", "db1", "--reason", "r", "--for", "1h"); r.code != exitFailed || !strings.Contains(r.stderr, "switch over first") {
+		t.Fatalf("maintenance of the primary: %d %s", r.code, r.stderr)
+	}
+	if r := ctl(t, env(url), "maintenance", "end", "db3"); r.code != 0 || !strings.Contains(r.stdout, "db3's maintenance ended") {
+		t.Fatalf("end: %d %s", r.code, r.stdout)
+	}
+	if r := ctl(t, env(url), "maintenance", "end", "db3"); r.code != exitUsage || !strings.Contains(r.stderr, "not in maintenance") {
+		t.Fatalf("end again: %d %s", r.code, r.stderr)
+	}
+	var methods []string
+	for _, c := range fake.Calls() {
+		methods = append(methods, c.Method+":"+c.Caller)
+	}
+	if got := strings.Join(methods, " "); got != "StartMaintenance:ops-admin StartMaintenance:ops-admin EndMaintenance:ops-admin EndMaintenance:ops-admin" {
+		t.Fatalf("calls %s", got)
+	}
+}
+
 func TestEndpointFailoverToTheSecondAgent(t *testing.T) {
 	_, url := agentServer(t)
 	e := env(deadEndpoint(t) + "," + url)
@@ -377,6 +404,10 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{[]string{"status", "--cluster", "nope"}, `no replication cluster "nope"`},
 		{[]string{"switchover", "--to", "db9"}, `no instance "db9"`},
 		{[]string{"status", "extra"}, "takes no argument"},
+		{[]string{"maintenance", "start", "db3", "--for", "1h"}, "needs a reason"},
+		{[]string{"maintenance", "start", "db3", "--reason", "disk swap"}, "how long it lasts"},
+		{[]string{"maintenance", "start", "db9", "--reason", "r", "--for", "1h"}, `no instance "db9"`},
+		{[]string{"maintenance", "end"}, "want INSTANCE"},
 	} {
 		r := ctl(t, env(url), tc.args...)
 		if r.code != exitUsage || !strings.Contains(r.stderr, tc.says) {
@@ -439,7 +470,7 @@ func TestShellCompletion(t *testing.T) {
 
 // Every subcommand lives in its own file.
 func TestEachSubcommandInItsOwnFile(t *testing.T) {
-	for _, name := range []string{"status", "history", "switchover", "failover", "pause", "resume", "rejoin", "members", "check", "version"} {
+	for _, name := range []string{"status", "history", "switchover", "failover", "pause", "resume", "rejoin", "maintenance", "members", "check", "version"} {
 		if _, err := os.Stat(name + ".go"); err != nil {
 			t.Error(fmt.Errorf("subcommand %s: %w", name, err))
 		}

@@ -51,6 +51,76 @@ func (t *table) row(cells ...string) {
 
 func (t *table) flush() { _ = t.tw.Flush() }
 
+// column is one column of a table fitted to the terminal: its header, and
+// when it is left out if the table is too wide (1 first, then 2, ...; 0:
+// never).
+type column struct {
+	head string
+	drop int
+}
+
+// fitTable writes rows under cols' headers in at most width columns,
+// leaving columns out in their drop order until the table fits (or nothing
+// more may go), and returns the headers it left out, in lower case.
+func fitTable(w io.Writer, cols []column, rows [][]string, width int) []string {
+	keep := make([]bool, len(cols))
+	for i := range keep {
+		keep[i] = true
+	}
+	var dropped []string
+	for level := 1; tableWidth(cols, rows, keep) > width; level++ {
+		found := false
+		for i, c := range cols {
+			if c.drop == level {
+				keep[i], found = false, true
+				dropped = append(dropped, strings.ToLower(c.head))
+			}
+		}
+		if !found {
+			break // nothing more to leave out: the lines are longer than the terminal
+		}
+	}
+	t := newTable(w)
+	heads := make([]string, len(cols))
+	for i, c := range cols {
+		heads[i] = c.head
+	}
+	t.row(pick(heads, keep)...)
+	for _, r := range rows {
+		t.row(pick(r, keep)...)
+	}
+	t.flush()
+	return dropped
+}
+
+func pick(cells []string, keep []bool) []string {
+	var out []string
+	for i, c := range cells {
+		if keep[i] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// tableWidth is the width newTable gives rows (and the header) with the
+// kept columns: each column as wide as its widest cell, two spaces apart.
+func tableWidth(cols []column, rows [][]string, keep []bool) int {
+	total, n := 0, 0
+	for i := range keep {
+		if !keep[i] {
+			continue
+		}
+		wd := len([]rune(cols[i].head))
+		for _, r := range rows {
+			wd = max(wd, len([]rune(r[i])))
+		}
+		total += wd
+		n++
+	}
+	return total + 2*max(n-1, 0)
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "-"

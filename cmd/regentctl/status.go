@@ -109,11 +109,13 @@ func (a *app) printCluster(cl api.Cluster) {
 		fmt.Fprintf(w, "AUTOMATIC FAILOVER BLOCKED: %s\n", strings.Join(why, "; "))
 	}
 	fmt.Fprintln(w)
-	t := newTable(w, "INSTANCE", "ROLE", "STATE", "LAG", "READ_ONLY", "GTID", "REACHABLE")
+	rows := make([][]string, 0, len(cl.Instances))
 	for _, in := range cl.Instances {
-		t.row(in.Name, string(in.Role), instanceState(in), lagText(in.Replication), api.OnOff(in.ReadOnly), orDash(in.GTIDSummary), reachText(in.Reachable))
+		rows = append(rows, []string{in.Name, string(in.Role), instanceState(in), lagText(in.Replication), api.OnOff(in.ReadOnly), orDash(in.GTIDSummary), reachText(in.Reachable)})
 	}
-	t.flush()
+	if dropped := fitTable(w, statusColumns, rows, a.width()); len(dropped) > 0 {
+		fmt.Fprintf(w, "(%s left out to fit %d columns: -o json has them)\n", strings.Join(dropped, ", "), a.width())
+	}
 	fmt.Fprintln(w)
 	var problems []api.Problem
 	for _, p := range cl.Problems {
@@ -129,12 +131,26 @@ func (a *app) printCluster(cl api.Cluster) {
 	printProblems(w, problems, a.width())
 }
 
+// statusColumns are the instance table's columns; the GTID summary goes
+// first when the terminal is too narrow.
+var statusColumns = []column{
+	{"INSTANCE", 0}, {"ROLE", 0}, {"STATE", 0}, {"LAG", 3}, {"READ_ONLY", 2}, {"GTID", 1}, {"REACHABLE", 4},
+}
+
 // healthyCode is the analysis's "nothing else is wrong": a summary, not a
 // problem to list.
 const healthyCode = "Healthy"
 
-// instanceState sums up an instance's health in a few words.
+// instanceState sums up an instance's health in a few words; an instance in
+// maintenance says so first (who, why and until when are in its problem).
 func instanceState(in api.Instance) string {
+	if in.Maintenance != nil {
+		return "maintenance; " + healthState(in)
+	}
+	return healthState(in)
+}
+
+func healthState(in api.Instance) string {
 	if in.Role == api.RoleQuarantined {
 		return "quarantined"
 	}
@@ -221,13 +237,21 @@ func (a *app) printMembers(leader string, ms []api.Member, st *api.Status) {
 		head += fmt.Sprintf(", term %d, commit index %d (answered by %s)", st.Term, st.CommitIndex, st.AgentID)
 	}
 	fmt.Fprintln(w, head)
-	t := newTable(w, "ID", "STATE", "VOTER", "RAFT ADDRESS", "API ADDRESS", "LAST CONTACT", "LOCAL INSTANCE")
+	rows := make([][]string, 0, len(ms))
 	for _, m := range ms {
 		voter := "yes"
 		if !m.Voter {
 			voter = "no"
 		}
-		t.row(m.ID, orDash(m.State), voter, m.RaftAddr, orDash(m.APIAddr), a.ago(m.LastContact), orDash(m.LocalInstance))
+		rows = append(rows, []string{m.ID, orDash(m.State), voter, m.RaftAddr, orDash(m.APIAddr), a.ago(m.LastContact), orDash(m.LocalInstance)})
 	}
-	t.flush()
+	if dropped := fitTable(w, memberColumns, rows, a.width()); len(dropped) > 0 {
+		fmt.Fprintf(w, "(%s left out to fit %d columns: regentctl members -o json has them)\n", strings.Join(dropped, ", "), a.width())
+	}
+}
+
+// memberColumns are the agents table's columns; the addresses go first when
+// the terminal is too narrow.
+var memberColumns = []column{
+	{"ID", 0}, {"STATE", 0}, {"VOTER", 3}, {"RAFT ADDRESS", 2}, {"API ADDRESS", 1}, {"LAST CONTACT", 0}, {"LOCAL INSTANCE", 0},
 }
