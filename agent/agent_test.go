@@ -518,6 +518,7 @@ func TestMustNotReplicaIsCatchUpSourceOnly(t *testing.T) {
 // Issue 14: an instance in maintenance is never promoted, its data still
 // counts, it serves no reads (/replica 503), and its maintenance ends by
 // itself.
+// The failover is then acknowledged (regentctl ack).
 func TestMaintenanceBlocksPromotionAndExpires(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
 		h := newHarness(t, k)
@@ -570,6 +571,23 @@ func TestMaintenanceBlocksPromotionAndExpires(t *testing.T) {
 		}
 		if got := r2.QueryString(t, "SELECT COUNT(*) FROM regent_test.writes WHERE id IN (1, 2)"); got != "2" {
 			t.Fatalf("promoted %s has %s of the 2 rows: %s's data did not count", r2.Name, got, r1.Name)
+		}
+
+		// The failover waits for an operator's acknowledgement.
+		leader = h.agents[h.leader()]
+		h.eventually("the failover listed as unacknowledged", 10*time.Second, func() (bool, string) {
+			c, err := leader.Cluster(ctx, "main")
+			return err == nil && len(c.Unacknowledged) == 1 && c.Unacknowledged[0].ID == e.ID, fmt.Sprintf("%v %+v", err, c.Unacknowledged)
+		})
+		op, err := leader.Ack(ctx, "main", e.ID, api.AckRequest{Comment: "p was killed by the test"})
+		if err != nil || op.Ack == nil || op.Ack.Comment != "p was killed by the test" {
+			t.Fatalf("ack: %v %+v", err, op.Ack)
+		}
+		if c, _ := leader.Cluster(ctx, "main"); len(c.Unacknowledged) != 0 {
+			t.Fatalf("still unacknowledged after the ack: %+v", c.Unacknowledged)
+		}
+		if _, err := leader.Ack(ctx, "main", e.ID, api.AckRequest{}); !errors.Is(err, apiserver.ErrConflict) {
+			t.Fatalf("second ack: %v, want a conflict", err)
 		}
 	})
 }

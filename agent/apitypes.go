@@ -63,9 +63,13 @@ func runningOp(cluster string, op *consensus.Operation) api.Operation {
 
 func historyOp(cluster string, h consensus.HistoryEntry) api.Operation {
 	ended := h.EndedAt
-	return api.Operation{ID: h.ID, Cluster: cluster, Kind: string(h.Kind), Trigger: h.Trigger, Target: h.Target,
+	op := api.Operation{ID: h.ID, Cluster: cluster, Kind: string(h.Kind), Trigger: h.Trigger, Target: h.Target,
 		Started: h.StartedAt, Ended: &ended, OldPrimary: h.OldPrimary, NewPrimary: h.NewPrimary, EpochBefore: h.EpochBefore,
 		EpochAfter: h.EpochAfter, GTIDAtPromotion: h.GTIDAtPromotion, Result: string(h.Result), Reason: h.Reason, Steps: apiSteps(h.Steps)}
+	if a := h.Ack; a != nil {
+		op.Ack = &api.Ack{By: a.By, Comment: a.Comment, At: a.At}
+	}
+	return op
 }
 
 func fillHealth(s *proxyhook.LocalState, c *clusterRT, o Observation, st *consensus.Cluster) {

@@ -79,6 +79,27 @@ func (a *Agent) setPaused(ctx context.Context, cluster string, paused bool, reas
 	return a.Cluster(ctx, cluster)
 }
 
+// Ack records an operator's acknowledgement of a finished operation.
+func (a *Agent) Ack(ctx context.Context, cluster, id string, req api.AckRequest) (api.Operation, error) {
+	c, err := a.cluster(cluster)
+	if err != nil {
+		return api.Operation{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
+	}
+	by := callerName(ctx)
+	if _, err := a.raft.Propose(ctx, consensus.AckOperation{Cluster: cluster, OperationID: id, By: by, Comment: req.Comment, At: a.now()}); err != nil {
+		return api.Operation{}, apiErr(err)
+	}
+	a.log.Info("operation acknowledged", "cluster", cluster, logOp, id, "by", by, "comment", req.Comment)
+	if st := c.state(); st != nil {
+		for _, h := range st.History {
+			if h.ID == id {
+				return historyOp(cluster, h), nil
+			}
+		}
+	}
+	return api.Operation{}, fmt.Errorf("%w: operation %s acknowledged, but this agent has not applied it yet; see regentctl history show %s", apiserver.ErrUnavailable, id, id)
+}
+
 // StartMaintenance puts an instance in maintenance for req.For.
 func (a *Agent) StartMaintenance(ctx context.Context, cluster, instance string, req api.MaintenanceRequest) (api.Cluster, error) {
 	now := a.now()
@@ -373,6 +394,11 @@ func (a *Agent) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 		}
 		for n, q := range st.Quarantined {
 			quarantined[n] = q.Reason
+		}
+		for i := len(st.History) - 1; i >= 0; i-- {
+			if op := historyOp(name, st.History[i]); op.NeedsAck() {
+				out.Unacknowledged = append(out.Unacknowledged, api.OperationRef{ID: op.ID, Kind: op.Kind, Started: op.Started, Target: op.Target})
+			}
 		}
 	}
 	problems := c.problems(now)

@@ -34,7 +34,9 @@ func TestPreflight(t *testing.T) {
 		{name: "a healthy replica: every check ok", change: func(*preflightInput) {}},
 		{name: "not probed yet", change: func(in *preflightInput) { in.Observed = false },
 			checks: []string{checkReachable}, bad: checkReachable, sev: api.SeverityWarning, says: []string{"not probed yet"}},
-		{name: "unreachable", change: func(in *preflightInput) { in.Obs = Observation{Error: topology.ClassRefused, ErrorDetail: "connection refused"} },
+		{name: "unreachable", change: func(in *preflightInput) {
+			in.Obs = Observation{Error: topology.ClassRefused, ErrorDetail: "connection refused"}
+		},
 			checks: []string{checkReachable}, bad: checkReachable, sev: api.SeverityError, says: []string{"unreachable: connection refused"}},
 		{name: "access denied", change: func(in *preflightInput) {
 			in.Obs = Observation{Error: topology.ClassAccessDenied, ErrorDetail: "Error 1227"}

@@ -280,6 +280,17 @@ func (c *Client) Rejoin(ctx context.Context, cluster string, req RejoinRequest) 
 	return out, err
 }
 
+// Ack calls POST /v1/clusters/{name}/operations/{id}/ack and returns the
+// acknowledged operation.
+func (c *Client) Ack(ctx context.Context, cluster, id string, req AckRequest) (Operation, error) {
+	if err := req.Validate(); err != nil {
+		return Operation{}, err
+	}
+	var out Operation
+	err := c.do(ctx, http.MethodPost, operationPath(cluster, id)+"/ack", req, &out)
+	return out, err
+}
+
 // StartMaintenance calls POST
 // /v1/clusters/{name}/instances/{instance}/maintenance and returns the
 // cluster's new state.

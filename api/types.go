@@ -129,6 +129,9 @@ type Cluster struct {
 	Operation *OperationRef `json:"operation,omitempty"`
 	// Paused is set while all automatic action on this cluster is paused.
 	Paused *Pause `json:"paused,omitempty"`
+	// Unacknowledged lists the recorded failovers no operator has
+	// acknowledged yet (regentctl ack), newest first.
+	Unacknowledged []OperationRef `json:"unacknowledged,omitempty"`
 	// SemiSyncDegraded is set while the primary commits asynchronously by
 	// the leader's decision (semi_sync_fallback): writes acknowledged since
 	// may be lost by a failover.
@@ -434,6 +437,34 @@ type Operation struct {
 	WriteBlockedUntil string `json:"write_blocked_until,omitempty"`
 	// Steps are the steps run so far, in order.
 	Steps []Step `json:"steps"`
+	// Ack is set once an operator acknowledged the operation (regentctl
+	// ack).
+	Ack *Ack `json:"ack,omitempty"`
+}
+
+// Ack is an operator's acknowledgement of a finished operation.
+type Ack struct {
+	// By is the authenticated caller who acknowledged it.
+	By string `json:"by"`
+	// Comment is what they wrote (what was found, what was done).
+	Comment string `json:"comment,omitempty"`
+	// At is when.
+	At time.Time `json:"at"`
+}
+
+// AckRequest is the body of POST
+// /v1/clusters/{name}/operations/{id}/ack.
+type AckRequest struct {
+	// Comment says what was found or done, for the people who read the
+	// history.
+	Comment string `json:"comment,omitempty"`
+}
+
+// NeedsAck reports whether the operation waits for an operator's
+// acknowledgement: a failover (automatic or forced) that has ended and has
+// not been acknowledged. A planned switchover needs none.
+func (o Operation) NeedsAck() bool {
+	return (o.Kind == OpFailover || o.Kind == OpForcedFailover) && o.Done() && o.Ack == nil
 }
 
 // Done reports whether the operation has ended.

@@ -107,6 +107,17 @@ func (r PauseRequest) Validate() error { return checkReason(r.Reason) }
 func (r RejoinRequest) Validate() error { return CheckName("instance", r.Instance) }
 
 // Validate checks the request before it is sent or served.
+func (r AckRequest) Validate() error {
+	if len(r.Comment) > MaxReasonLen {
+		return fmt.Errorf("comment is %d bytes long; keep it under %d", len(r.Comment), MaxReasonLen)
+	}
+	if !utf8.ValidString(r.Comment) {
+		return errors.New("comment is not valid UTF-8")
+	}
+	return nil
+}
+
+// Validate checks the request before it is sent or served.
 func (r MaintenanceRequest) Validate() error {
 	if strings.TrimSpace(r.Reason) == "" {
 		return errors.New("maintenance needs a reason, for the people who will see it (regentctl maintenance start INSTANCE --reason TEXT --for DURATION)")

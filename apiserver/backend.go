@@ -54,6 +54,10 @@ type Operator interface {
 	Pause(ctx context.Context, cluster string, req api.PauseRequest) (api.Cluster, error)
 	// Resume lifts a pause and returns the cluster's new state.
 	Resume(ctx context.Context, cluster string) (api.Cluster, error)
+	// Ack records an operator's acknowledgement of a finished operation
+	// (ErrNotFound when the history has no such operation, ErrConflict when
+	// it is acknowledged already) and returns it.
+	Ack(ctx context.Context, cluster, id string, req api.AckRequest) (api.Operation, error)
 	// StartMaintenance puts an instance in maintenance (ErrNotFound for an
 	// unknown instance, ErrConflict for the primary) and returns the
 	// cluster's new state.

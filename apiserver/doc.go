@@ -22,6 +22,7 @@
 //	GET  /v1/clusters/{name}/operations/{id}[?follow=1]  read-only; served by the leader
 //	POST /v1/clusters/{name}/switchover|failover|rejoin  admin; leader; 202 + Operation
 //	POST /v1/clusters/{name}/pause|resume                admin; leader; 200 + Cluster
+//	POST /v1/clusters/{name}/operations/{id}/ack       admin; leader; 200 + Operation
 //	POST|DELETE /v1/clusters/{name}/instances/{instance}/maintenance
 //	                                                     admin; leader; 200 + Cluster
 //	GET  /v1/members                            read-only

@@ -222,6 +222,7 @@ type snapshotDescs struct {
 	dClusterHasPrimary     *prometheus.Desc
 	dClusterEpoch          *prometheus.Desc
 	dClusterPaused         *prometheus.Desc
+	dClusterUnacked        *prometheus.Desc
 	dClusterSemiDegraded   *prometheus.Desc
 	dClusterPausedSince    *prometheus.Desc
 	dClusterAutoEnabled    *prometheus.Desc
@@ -278,6 +279,8 @@ func newSnapshotDescs() *snapshotDescs {
 			"1 when the cluster has a primary in the current epoch, 0 when it has none.", []string{labelCluster}, nil),
 		dClusterEpoch: prometheus.NewDesc("regent_cluster_epoch",
 			"The cluster's epoch: it grows by one at every change of primary.", []string{labelCluster}, nil),
+		dClusterUnacked: prometheus.NewDesc("regent_cluster_unacknowledged_failovers",
+			"Failovers in the recorded history that no operator has acknowledged yet (regentctl ack).", []string{labelCluster}, nil),
 		dClusterPaused: prometheus.NewDesc("regent_cluster_paused",
 			"1 while automatic action on the cluster is paused.", []string{labelCluster}, nil),
 		dClusterSemiDegraded: prometheus.NewDesc("regent_cluster_semi_sync_degraded",
@@ -342,6 +345,7 @@ func (d *snapshotDescs) all() []*prometheus.Desc {
 		d.dClusterHasPrimary,
 		d.dClusterEpoch,
 		d.dClusterPaused,
+		d.dClusterUnacked,
 		d.dClusterSemiDegraded,
 		d.dClusterPausedSince,
 		d.dClusterAutoEnabled,
@@ -413,6 +417,7 @@ func (d *snapshotDescs) collectCluster(ch chan<- prometheus.Metric, cl api.Clust
 	}
 	gauge(ch, d.dClusterEpoch, float64(cl.Epoch), n)
 	gauge(ch, d.dClusterPaused, b2f(cl.Paused != nil), n)
+	gauge(ch, d.dClusterUnacked, float64(len(cl.Unacknowledged)), n)
 	gauge(ch, d.dClusterSemiDegraded, b2f(cl.SemiSyncDegraded != nil), n)
 	if cl.Paused != nil {
 		gauge(ch, d.dClusterPausedSince, unix(cl.Paused.Since), n)

@@ -205,6 +205,23 @@ func TestMetricsInstanceMaintenance(t *testing.T) {
 	}
 }
 
+// Failovers no operator has acknowledged are counted per cluster.
+func TestMetricsUnacknowledgedFailovers(t *testing.T) {
+	m := apiserver.NewMetrics("test")
+	c := populate(t, m)
+	const series = `regent_cluster_unacknowledged_failovers{cluster="main"} `
+	c.Unacknowledged = nil
+	m.ObserveCluster(c)
+	if body := scrape(t, m); !bytes.Contains(body, []byte(series+"0")) {
+		t.Fatalf("none: want %s0 in\n%s", series, body)
+	}
+	c.Unacknowledged = []api.OperationRef{{ID: "op-1", Kind: api.OpFailover}, {ID: "op-2", Kind: api.OpForcedFailover}}
+	m.ObserveCluster(c)
+	if body := scrape(t, m); !bytes.Contains(body, []byte(series+"2")) {
+		t.Fatalf("two: want %s2 in\n%s", series, body)
+	}
+}
+
 func TestMetricsFollowTheSnapshots(t *testing.T) {
 	m := apiserver.NewMetrics("test")
 	c := populate(t, m)

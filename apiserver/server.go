@@ -228,6 +228,7 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodPost, "/v1/clusters/{name}/rejoin", admin(s.handleRejoin))
 	handle(http.MethodPost, "/v1/clusters/{name}/pause", admin(s.handlePause))
 	handle(http.MethodPost, "/v1/clusters/{name}/resume", admin(s.handleResume))
+	handle(http.MethodPost, "/v1/clusters/{name}/operations/{id}/ack", admin(s.handleAck))
 	handle(http.MethodPost, "/v1/clusters/{name}/instances/{instance}/maintenance", admin(s.handleStartMaintenance))
 	handle(http.MethodDelete, "/v1/clusters/{name}/instances/{instance}/maintenance", admin(s.handleEndMaintenance))
 	handle(http.MethodGet, "/v1/members", read(s.handleMembers))
@@ -257,6 +258,19 @@ func (s *Server) routes() http.Handler {
 			fmt.Sprintf("no such route %s; the API is under /v1/ (see the README's API section)", truncateName(r.URL.Path)))
 	}))
 	return mux
+}
+
+// operationPath reads the cluster name and the operation id of an
+// operation's route, and notes the id for the request log.
+func operationPath(w http.ResponseWriter, r *http.Request) (name, id string, ok bool) {
+	if name, ok = pathName(w, r, "name", "cluster name"); !ok {
+		return "", "", false
+	}
+	if id, ok = pathName(w, r, "id", "operation id"); !ok {
+		return "", "", false
+	}
+	noteOperation(r, id)
+	return name, id, true
 }
 
 // pathName reads and checks a path parameter.
@@ -319,15 +333,10 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleOperation(w http.ResponseWriter, r *http.Request) {
-	name, ok := pathName(w, r, "name", "cluster name")
+	name, id, ok := operationPath(w, r)
 	if !ok {
 		return
 	}
-	id, ok := pathName(w, r, "id", "operation id")
-	if !ok {
-		return
-	}
-	noteOperation(r, id)
 	follow := false
 	if v := r.URL.Query().Get("follow"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -431,6 +440,20 @@ func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := s.cfg.Backend.Resume(r.Context(), name)
 	writeResult(w, http.StatusOK, c, err)
+}
+
+func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
+	name, id, ok := operationPath(w, r)
+	if !ok {
+		return
+	}
+	req, aerr := decodeBody[api.AckRequest](w, r, s.cfg.MaxBodyBytes)
+	if aerr != nil {
+		writeAPIError(w, aerr)
+		return
+	}
+	op, err := s.cfg.Backend.Ack(r.Context(), name, id, req)
+	writeResult(w, http.StatusOK, op, err)
 }
 
 func (s *Server) handleStartMaintenance(w http.ResponseWriter, r *http.Request) {

@@ -163,6 +163,7 @@ func TestAuthorizationPerRoute(t *testing.T) {
 		{name: "rejoin", method: "POST", path: "/v1/clusters/main/rejoin", body: `{"instance":"db3"}`, mutating: true, okStatus: 202},
 		{name: "add member", method: "POST", path: "/v1/members", body: `{"id":"a4","raft_addr":"10.0.0.14:7000","api_addr":"10.0.0.14:7443"}`, mutating: true, okStatus: 200},
 		{name: "remove member", method: "DELETE", path: "/v1/members/a3", mutating: true, okStatus: 200},
+		{name: "ack", method: "POST", path: "/v1/clusters/main/operations/op-0006/ack", body: `{"comment":"disk died"}`, mutating: true, okStatus: 200},
 		{name: "start maintenance", method: "POST", path: "/v1/clusters/main/instances/db3/maintenance", body: `{"reason":"disk swap","for":"2h"}`, mutating: true, okStatus: 200},
 		{name: "end maintenance", method: "DELETE", path: "/v1/clusters/main/instances/db3/maintenance", mutating: true, okStatus: 200,
 			setup: func(f *apiservertest.FakeBackend) {
@@ -295,6 +296,8 @@ func TestErrorAnswers(t *testing.T) {
 		{name: "unknown instance", method: "POST", path: "/v1/clusters/main/switchover", body: `{"to":"db9"}`, status: 404, code: api.CodeNotFound, says: "db9"},
 		{name: "refused", method: "POST", path: "/v1/clusters/main/switchover", body: `{"to":"db1"}`, status: 422, code: api.CodeRefused, says: "not a replica"},
 		{name: "remove unknown member", method: "DELETE", path: "/v1/members/a9", status: 404, code: api.CodeNotFound, says: "a9"},
+		{name: "ack of an unknown operation", method: "POST", path: "/v1/clusters/main/operations/op-9999/ack", body: `{}`, status: 404, code: api.CodeNotFound, says: "op-9999"},
+		{name: "ack with an unknown field", method: "POST", path: "/v1/clusters/main/operations/op-0006/ack", body: `{"note":"x"}`, status: 400, code: api.CodeBadRequest, says: `"note"`},
 		{name: "maintenance without a reason", method: "POST", path: "/v1/clusters/main/instances/db3/maintenance", body: `{"for":"1h"}`, status: 400, code: api.CodeBadRequest, says: "needs a reason"},
 		{name: "maintenance without a duration", method: "POST", path: "/v1/clusters/main/instances/db3/maintenance", body: `{"reason":"r"}`, status: 400, code: api.CodeBadRequest, says: "how long it lasts"},
 		{name: "maintenance too long", method: "POST", path: "/v1/clusters/main/instances/db3/maintenance", body: `{"reason":"r","for":"1000h"}`, status: 400, code: api.CodeBadRequest, says: "at most 720h"},

@@ -146,6 +146,9 @@ var decoders = map[cmdKind]func(r *rbuf) Command{
 	kindSetMaintenance: func(r *rbuf) Command {
 		return SetMaintenance{Cluster: r.str(), Instance: r.str(), On: r.bool(), By: r.str(), Reason: r.str(), At: r.time(), Until: r.time()}
 	},
+	kindAckOperation: func(r *rbuf) Command {
+		return AckOperation{Cluster: r.str(), OperationID: r.str(), By: r.str(), Comment: r.str(), At: r.time()}
+	},
 	kindSetCandidate: func(r *rbuf) Command {
 		return SetCandidate{Cluster: r.str(), OperationID: r.str(), Instance: r.str()}
 	},
@@ -231,6 +234,14 @@ func (c SetQuarantine) encodeBody(w *wbuf) {
 }
 
 func (c ClearQuarantine) encodeBody(w *wbuf) { w.str(c.Cluster); w.str(c.Instance) }
+
+func (c AckOperation) encodeBody(w *wbuf) {
+	w.str(c.Cluster)
+	w.str(c.OperationID)
+	w.str(c.By)
+	w.str(c.Comment)
+	w.time(c.At)
+}
 
 func (c SetMaintenance) encodeBody(w *wbuf) {
 	w.str(c.Cluster)

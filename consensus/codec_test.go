@@ -34,6 +34,7 @@ func everyCommand() []Command {
 		SetSemiSyncDegraded{Cluster: "c1", OperationID: "op-2", Degraded: true, Reason: "no replica for 30s", At: at(9)},
 		SetMaintenance{Cluster: "c1", Instance: "db3", On: true, By: "alice", Reason: "kernel upgrade", At: at(10), Until: at(11)},
 		SetMaintenance{Cluster: "c1", Instance: "db3", By: "alice", At: at(12)},
+		AckOperation{Cluster: "c1", OperationID: "op-1", By: "alice", Comment: "disk failed; replaced", At: at(13)},
 	}
 }
 

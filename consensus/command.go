@@ -52,6 +52,7 @@ const (
 	kindSetCandidate     cmdKind = 14
 	kindSetSemiSync      cmdKind = 15
 	kindSetMaintenance   cmdKind = 16
+	kindAckOperation     cmdKind = 17
 )
 
 // InitCluster creates a replication cluster at epoch 1, only if absent
@@ -170,6 +171,18 @@ type SetMaintenance struct {
 	Until    time.Time
 }
 
+// AckOperation records that an operator has looked at a finished operation
+// (orchestrator's acknowledgement of a recovery): who, when and a comment.
+// ErrNotFound when the history holds no such operation, ErrConflict when it
+// is already acknowledged.
+type AckOperation struct {
+	Cluster     string
+	OperationID string
+	By          string
+	Comment     string
+	At          time.Time
+}
+
 // ClearQuarantine lifts a quarantine (ErrNotFound if none).
 type ClearQuarantine struct {
 	Cluster  string
@@ -224,6 +237,7 @@ func (RemoveMember) Name() string        { return "remove_member" }
 func (SetCandidate) Name() string        { return "set_candidate" }
 func (SetSemiSyncDegraded) Name() string { return "set_semi_sync_degraded" }
 func (SetMaintenance) Name() string      { return "set_maintenance" }
+func (AckOperation) Name() string        { return "ack_operation" }
 
 func (InitCluster) kind() cmdKind         { return kindInitCluster }
 func (BeginOperation) kind() cmdKind      { return kindBeginOperation }
@@ -241,6 +255,7 @@ func (RemoveMember) kind() cmdKind        { return kindRemoveMember }
 func (SetCandidate) kind() cmdKind        { return kindSetCandidate }
 func (SetSemiSyncDegraded) kind() cmdKind { return kindSetSemiSync }
 func (SetMaintenance) kind() cmdKind      { return kindSetMaintenance }
+func (AckOperation) kind() cmdKind        { return kindAckOperation }
 
 // clusterOf returns the replication cluster a command targets, "" for member
 // commands.
@@ -273,6 +288,8 @@ func clusterOf(c Command) string {
 	case SetSemiSyncDegraded:
 		return c.Cluster
 	case SetMaintenance:
+		return c.Cluster
+	case AckOperation:
 		return c.Cluster
 	}
 	return ""
@@ -470,6 +487,16 @@ func (c SetMaintenance) validate() error {
 			x.fail("until", "maintenance must end after it starts (until %s, at %s)", c.Until.UTC().Format(time.RFC3339), c.At.UTC().Format(time.RFC3339))
 		}
 	}
+	return x.err
+}
+
+func (c AckOperation) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.name("operation_id", c.OperationID, true)
+	x.name("by", c.By, false)
+	x.text("comment", c.Comment, MaxTextLen, false)
+	x.time("at", c.At, true)
 	return x.err
 }
 

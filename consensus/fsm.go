@@ -356,6 +356,20 @@ func applyToCluster(cl *Cluster, cmd Command) error {
 		cl.Quarantined[c.Instance] = Quarantine{Reason: c.Reason, By: c.By, At: c.At}
 		return nil
 
+	case AckOperation:
+		for i := range cl.History {
+			h := &cl.History[i]
+			if h.ID != c.OperationID {
+				continue
+			}
+			if h.Ack != nil {
+				return fmt.Errorf("%w: operation %s was acknowledged by %s at %s", ErrConflict, h.ID, h.Ack.By, h.Ack.At.UTC().Format(time.RFC3339))
+			}
+			h.Ack = &Ack{By: c.By, Comment: c.Comment, At: c.At}
+			return nil
+		}
+		return fmt.Errorf("%w: no finished operation %q in the history of cluster %q", ErrNotFound, c.OperationID, cl.Name)
+
 	case SetMaintenance:
 		if !c.On {
 			if _, ok := cl.Maintenance[c.Instance]; !ok {

@@ -423,6 +423,27 @@ func TestApplyCommand(t *testing.T) {
 			wantErr: ErrNotFound,
 		},
 		{
+			name:  "ack_operation records who acknowledged a finished operation",
+			setup: []Command{initC1, beginOp1, commitOp1, FinishOperation{Cluster: "c1", OperationID: "op1", Result: ResultSuccess, At: at(13)}},
+			cmd:   AckOperation{Cluster: "c1", OperationID: "op1", By: "alice", Comment: "disk died", At: at(20)},
+			want: func(s *State) {
+				s.Clusters["c1"].History[0].Ack = &Ack{By: "alice", Comment: "disk died", At: at(20)}
+			},
+		},
+		{
+			name: "ack_operation twice conflicts",
+			setup: []Command{initC1, beginOp1, commitOp1, FinishOperation{Cluster: "c1", OperationID: "op1", Result: ResultSuccess, At: at(13)},
+				AckOperation{Cluster: "c1", OperationID: "op1", By: "alice", At: at(20)}},
+			cmd:     AckOperation{Cluster: "c1", OperationID: "op1", By: "bob", At: at(21)},
+			wantErr: ErrConflict,
+		},
+		{
+			name:    "ack_operation of an operation not in the history",
+			setup:   []Command{initC1, beginOp1},
+			cmd:     AckOperation{Cluster: "c1", OperationID: "op1", By: "alice", At: at(20)},
+			wantErr: ErrNotFound,
+		},
+		{
 			name:  "set_maintenance records who, why and until when",
 			setup: []Command{initC1},
 			cmd:   SetMaintenance{Cluster: "c1", Instance: "db2", On: true, By: "alice", Reason: "kernel upgrade", At: at(5), Until: at(6)},
@@ -647,6 +668,7 @@ func richState(t testing.TB) State {
 		InitCluster{Cluster: "c2", At: at(1)},
 		beginOp1, stepOp1, commitOp1,
 		FinishOperation{Cluster: "c1", OperationID: "op1", Result: ResultSuccess, Reason: "ok ✓", At: at(20)},
+		AckOperation{Cluster: "c1", OperationID: "op1", By: "alice", Comment: "host replaced", At: at(21)},
 		BeginOperation{Cluster: "c1", OperationID: "op2", Kind: KindSwitchover, ExpectEpoch: 2, Target: "db3", Trigger: "regentctl switchover by alice", At: at(30)},
 		RecordStep{Cluster: "c1", OperationID: "op2", Step: Step{Name: "set read_only", Start: at(31), Duration: 3 * time.Millisecond, Result: StepOK}},
 		SetPaused{Cluster: "c2", Paused: true, By: "bob", Reason: "maintenance", At: at(40)},

@@ -108,6 +108,9 @@ func validateCluster(name string, cl *Cluster) error {
 		for _, st := range h.Steps {
 			checks = append(checks, RecordStep{Cluster: name, OperationID: h.ID, Step: st})
 		}
+		if a := h.Ack; a != nil {
+			checks = append(checks, AckOperation{Cluster: name, OperationID: h.ID, By: a.By, Comment: a.Comment, At: a.At})
+		}
 		if h.NewPrimary != "" || h.GTIDAtPromotion != "" {
 			checks = append(checks, CommitPrimary{Cluster: name, OperationID: h.ID, NewPrimary: h.NewPrimary,
 				ExpectEpoch: max(h.EpochBefore, 1), GTID: h.GTIDAtPromotion, At: h.EndedAt})

@@ -191,6 +191,15 @@ type HistoryEntry struct {
 	Reason          string        `json:"reason"`
 	Steps           []Step        `json:"steps"`
 	Duration        time.Duration `json:"duration"`
+	// Ack is set once an operator acknowledged the operation (AckOperation).
+	Ack *Ack `json:"ack,omitempty"`
+}
+
+// Ack is an operator's acknowledgement of a finished operation.
+type Ack struct {
+	By      string    `json:"by"`
+	Comment string    `json:"comment"`
+	At      time.Time `json:"at"`
 }
 
 // Member is one agent of the regent cluster as recorded in the replicated
@@ -320,6 +329,10 @@ func (c *Cluster) Clone() *Cluster {
 		for i, h := range c.History {
 			out.History[i] = h
 			out.History[i].Steps = slices.Clone(h.Steps)
+			if h.Ack != nil {
+				a := *h.Ack
+				out.History[i].Ack = &a
+			}
 		}
 	}
 	return &out

@@ -286,7 +286,14 @@ func (f *FakeBackend) Cluster(_ context.Context, name string) (api.Cluster, erro
 	if err != nil {
 		return api.Cluster{}, err
 	}
-	return cloneCluster(c), nil
+	out := cloneCluster(c)
+	out.Unacknowledged = nil
+	for _, op := range f.history[name] {
+		if op.NeedsAck() {
+			out.Unacknowledged = append(out.Unacknowledged, api.OperationRef{ID: op.ID, Kind: op.Kind, Started: op.Started, Target: op.Target})
+		}
+	}
+	return out, nil
 }
 
 // History implements apiserver.Reader.
@@ -519,6 +526,32 @@ func (f *FakeBackend) Resume(ctx context.Context, cluster string) (api.Cluster, 
 	c.AutomaticFailover.Possible = c.AutomaticFailover.Enabled
 	c.AutomaticFailover.Blockers = nil
 	return cloneCluster(c), nil
+}
+
+// Ack implements apiserver.Operator: it acknowledges an operation of the
+// history.
+func (f *FakeBackend) Ack(ctx context.Context, cluster, id string, req api.AckRequest) (api.Operation, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record(ctx, "Ack", id); err != nil {
+		return api.Operation{}, err
+	}
+	if _, err := f.cluster(cluster); err != nil {
+		return api.Operation{}, err
+	}
+	for i, op := range f.history[cluster] {
+		if op.ID != id {
+			continue
+		}
+		if op.Ack != nil {
+			return api.Operation{}, fmt.Errorf("%w: operation %s was acknowledged by %s", apiserver.ErrConflict, id, op.Ack.By)
+		}
+		caller, _ := apiserver.CallerFrom(ctx)
+		op.Ack = &api.Ack{By: caller.Name, Comment: req.Comment, At: f.now()}
+		f.history[cluster][i] = op
+		return op, nil
+	}
+	return api.Operation{}, fmt.Errorf("no finished operation %q in cluster %q: %w", id, cluster, apiserver.ErrNotFound)
 }
 
 // StartMaintenance implements apiserver.Operator.

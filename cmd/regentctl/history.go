@@ -63,37 +63,9 @@ func (a *app) historyShowCommand() *cobra.Command {
 			"(history prints the end of long ids).",
 		Args: args(1, "the operation's id (regentctl history lists them)"),
 		RunE: func(_ *cobra.Command, argv []string) error {
-			c, name, err := a.setup()
+			_, _, op, err := a.operationArg(argv[0])
 			if err != nil {
-				return classify(err)
-			}
-			id := argv[0]
-			op, err := c.Operation(a.ctx, name, id)
-			if err != nil {
-				// Not an exact id: look for a unique part of one among the
-				// recent operations.
-				h, herr := c.History(a.ctx, name, 1000)
-				if herr != nil {
-					return classify(err)
-				}
-				var found []api.Operation
-				for _, o := range h.Operations {
-					if strings.Contains(o.ID, id) {
-						found = append(found, o)
-					}
-				}
-				switch len(found) {
-				case 0:
-					return classify(err)
-				case 1:
-					op = found[0]
-				default:
-					ids := make([]string, len(found))
-					for i, o := range found {
-						ids[i] = o.ID
-					}
-					return usageErr("%q is part of %d operations' ids (%s): give more of it", id, len(found), strings.Join(ids, ", "))
-				}
+				return err
 			}
 			if a.json() {
 				return a.printJSON(op)
@@ -102,6 +74,47 @@ func (a *app) historyShowCommand() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// operationArg connects and finds the operation an argument names (see
+// findOperation).
+func (a *app) operationArg(id string) (*api.Client, string, api.Operation, error) {
+	c, name, err := a.setup()
+	if err != nil {
+		return nil, "", api.Operation{}, classify(err)
+	}
+	op, err := a.findOperation(c, name, id)
+	return c, name, op, err
+}
+
+// findOperation finds an operation by its id, or by any unique part of the
+// id of a recent one (history prints the end of long ids).
+func (a *app) findOperation(c *api.Client, cluster, id string) (api.Operation, error) {
+	op, err := c.Operation(a.ctx, cluster, id)
+	if err == nil {
+		return op, nil
+	}
+	h, herr := c.History(a.ctx, cluster, 1000)
+	if herr != nil {
+		return op, classify(err)
+	}
+	var found []api.Operation
+	for _, o := range h.Operations {
+		if strings.Contains(o.ID, id) {
+			found = append(found, o)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return op, classify(err)
+	case 1:
+		return found[0], nil
+	}
+	ids := make([]string, len(found))
+	for i, o := range found {
+		ids[i] = o.ID
+	}
+	return op, usageErr("%q is part of %d operations' ids (%s): give more of it", id, len(found), strings.Join(ids, ", "))
 }
 
 // shortID is the end of an operation id that history prints: the random
@@ -192,6 +205,16 @@ func renderOperation(w io.Writer, op api.Operation, width int, now time.Time) {
 	}
 	field("reason", op.Reason)
 	field("GTID promoted", op.GTIDAtPromotion)
+	switch {
+	case op.Ack != nil:
+		ack := "by " + op.Ack.By + " at " + stamp(op.Ack.At)
+		if op.Ack.Comment != "" {
+			ack += ": " + op.Ack.Comment
+		}
+		field("acknowledged", ack)
+	case op.NeedsAck():
+		field("acknowledged", "not yet (regentctl ack "+shortID(op.ID)+" --comment TEXT)")
+	}
 	if len(op.Steps) == 0 {
 		return
 	}

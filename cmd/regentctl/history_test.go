@@ -38,7 +38,8 @@ func goldenHistory() api.History {
 			Steps:  []api.Step{{Name: "stop-io-threads db2,db3", Started: at(28 * time.Millisecond), Duration: api.Duration(9 * time.Millisecond), Result: api.ResultSuccess, Detail: "stopped on db2, db3"}}},
 		{ID: "20261206-224700-0a1b2c3d4e5f", Cluster: "main", Kind: api.OpForcedFailover, Trigger: "manual by admin",
 			Started: at(-166 * time.Second), Ended: end(-165 * time.Second), OldPrimary: "db3", NewPrimary: "db1",
-			EpochBefore: 0, EpochAfter: 1, Result: api.ResultSuccess, WriteBlocked: dur(1300 * time.Millisecond)},
+			EpochBefore: 0, EpochAfter: 1, Result: api.ResultSuccess, WriteBlocked: dur(1300 * time.Millisecond),
+			Ack: &api.Ack{By: "alice", Comment: "db3's host lost its disk; db3 re-cloned and rejoined by hand", At: at(-100 * time.Second)}},
 	}}
 }
 
@@ -54,6 +55,7 @@ func TestHistoryGolden(t *testing.T) {
 		renderHistory(&list, h, width, now)
 		renderOperation(&show, h.Operations[0], width, now)
 		renderOperation(&show, h.Operations[1], width, now)
+		renderOperation(&show, h.Operations[2], width, now)
 		for name, got := range map[string]string{"history": list.String(), "history-show": show.String()} {
 			matchGolden(t, name, width, got)
 		}

@@ -327,6 +327,33 @@ func TestMaintenanceStartShowsInStatusAndEnds(t *testing.T) {
 	}
 }
 
+func TestAckAFailover(t *testing.T) {
+	fake, url := agentServer(t)
+	if r := ctl(t, env(url), "status"); !strings.Contains(r.stdout, "UNACKNOWLEDGED FAILOVERS: op-0006") {
+		t.Fatalf("status does not list the unacknowledged failover: %s", r.stdout)
+	}
+	r := ctl(t, env(url), "ack", "0006", "--comment", "db1's disk died; replaced")
+	if r.code != 0 || !strings.Contains(r.stdout, "failover op-0006 acknowledged by ops-admin") {
+		t.Fatalf("ack: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := ctl(t, env(url), "status"); strings.Contains(r.stdout, "UNACKNOWLEDGED") {
+		t.Fatalf("status still lists it: %s", r.stdout)
+	}
+	if r := ctl(t, env(url), "ack", "op-0006"); r.code != exitFailed || !strings.Contains(r.stderr, "acknowledged by ops-admin") {
+		t.Fatalf("second ack: %d %s", r.code, r.stderr)
+	}
+	if r := ctl(t, env(url), "ack", "op-9999"); r.code != exitUsage {
+		t.Fatalf("ack of an unknown operation: %d %s", r.code, r.stderr)
+	}
+	var methods []string
+	for _, c := range fake.Calls() {
+		methods = append(methods, c.Method+":"+c.Arg)
+	}
+	if got := strings.Join(methods, " "); got != "Ack:op-0006 Ack:op-0006" {
+		t.Fatalf("calls %s", got)
+	}
+}
+
 func TestEndpointFailoverToTheSecondAgent(t *testing.T) {
 	_, url := agentServer(t)
 	e := env(deadEndpoint(t) + "," + url)
@@ -470,7 +497,7 @@ func TestShellCompletion(t *testing.T) {
 
 // Every subcommand lives in its own file.
 func TestEachSubcommandInItsOwnFile(t *testing.T) {
-	for _, name := range []string{"status", "history", "switchover", "failover", "pause", "resume", "rejoin", "maintenance", "members", "check", "version"} {
+	for _, name := range []string{"status", "history", "switchover", "failover", "pause", "resume", "rejoin", "maintenance", "ack", "members", "check", "version"} {
 		if _, err := os.Stat(name + ".go"); err != nil {
 			t.Error(fmt.Errorf("subcommand %s: %w", name, err))
 		}

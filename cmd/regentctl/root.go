@@ -184,6 +184,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.resumeCommand(),
 		a.rejoinCommand(),
 		a.maintenanceCommand(),
+		a.ackCommand(),
 		a.membersCommand(),
 		a.checkCommand(),
 		a.versionCommand(),

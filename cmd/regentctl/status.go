@@ -88,6 +88,15 @@ func (a *app) printCluster(cl api.Cluster) {
 		}
 		fmt.Fprintf(w, "PAUSED by %s %s%s\n", p.By, a.ago(&p.Since), reason)
 	}
+	if len(cl.Unacknowledged) > 0 {
+		ids := make([]string, len(cl.Unacknowledged))
+		for i, o := range cl.Unacknowledged {
+			ids[i] = shortID(o.ID)
+		}
+		for _, l := range wrap(fmt.Sprintf("UNACKNOWLEDGED FAILOVERS: %s (look at them with regentctl history show ID, then regentctl ack ID --comment TEXT)", strings.Join(ids, ", ")), a.width()) {
+			fmt.Fprintln(w, l)
+		}
+	}
 	af := cl.AutomaticFailover
 	if af.Possible {
 		fmt.Fprintln(w, "Automatic failover: possible")
