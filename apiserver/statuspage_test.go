@@ -151,6 +151,10 @@ func runChromium(t *testing.T, args ...string) []byte {
 func pageServer(t *testing.T) string {
 	fake := apiservertest.NewFakeBackend()
 	t.Cleanup(fake.Close)
+	// db3 in maintenance: the page shows who, why and until when.
+	if _, err := fake.StartMaintenance(context.Background(), "main", "db3", api.MaintenanceRequest{Reason: "disk swap", For: api.Duration(2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 	_, ts := newServer(t, fake, func(c *apiserver.Config) { c.Auth.OpenStatusPage = true })
 	if !strings.HasPrefix(ts.URL, "http://127.0.0.1:") {
 		t.Fatalf("the test server is not on loopback: %s", ts.URL)
@@ -211,5 +215,10 @@ func TestStatusPageDOMInChromiumNamesThePrimary(t *testing.T) {
 	}
 	if !strings.Contains(dom, "Cluster main") {
 		t.Fatal("the rendered DOM does not name the cluster")
+	}
+	for _, want := range []string{"maintenance until", "disk swap", "UNACKNOWLEDGED FAILOVERS: op-0006"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the rendered DOM lacks %q", want)
+		}
 	}
 }
