@@ -228,6 +228,16 @@ func (k *leaseKeeper) check(ctx context.Context) {
 			// before it is made writable, so every other instance stays
 			// fenced meanwhile, a half-promoted one of an aborted operation
 			// included.
+		case op != nil && op.Kind.ChangesPrimary() && op.Candidate == "":
+			// No candidate recorded yet, as far as this agent has applied:
+			// the leader records it before making it writable, but this
+			// agent may apply that record a moment after the promotion
+			// (the compose host-lost test saw a promoted db2 fenced by its
+			// own agent 8 ms after it was made writable). Until then the
+			// run owns writability: it fences the old primary itself, and
+			// once a candidate is recorded every other instance is fenced
+			// again (docs/safety.md, *Promotions are recorded before they
+			// happen*).
 		case st.Primary != "" && st.Primary != k.local:
 			in.OtherPrimary = st.Primary
 		}

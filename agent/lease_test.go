@@ -232,6 +232,50 @@ func TestLeaseKeeper(t *testing.T) {
 			synctest.Wait()
 		})
 	})
+	// Found by the compose host-lost test in CI: the leader recorded db2 as
+	// the candidate and promoted it; db2's agent applied the promotion's
+	// record 8 ms after the promotion, and in between its check saw db1
+	// named primary and db2 writable, fenced db2 and killed its sessions.
+	// While an operation that changes the primary has no candidate yet (as
+	// far as this agent has applied), the run owns writability.
+	t.Run("a candidate promoted before its agent applied the record of it is not fenced", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			f := &fakeFencer{holds: true}
+			r := newLeaseRig(f)
+			op := &consensus.Operation{ID: "op-1", Kind: consensus.KindFailover, OldPrimary: "db9", EpochBefore: 4}
+			r.st = &consensus.Cluster{Primary: "db9", Epoch: 4, Operation: op}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go r.keepContact(ctx)
+			go r.k.loop(ctx)
+			time.Sleep(time.Second)
+			if fences, _, _ := f.calls(); len(fences) != 0 {
+				t.Fatalf("the writable candidate was fenced %d times before its candidacy was applied", len(fences))
+			}
+			// The record arrives: db1 is the candidate, still not fenced.
+			r.mu.Lock()
+			c := *op
+			c.Candidate = "db1"
+			r.st = &consensus.Cluster{Primary: "db9", Epoch: 4, Operation: &c}
+			r.mu.Unlock()
+			time.Sleep(time.Second)
+			if fences, _, _ := f.calls(); len(fences) != 0 {
+				t.Fatalf("the candidate was fenced")
+			}
+			// Another instance is the candidate: db1 must be read-only.
+			r.mu.Lock()
+			c2 := c
+			c2.Candidate = "db3"
+			r.st = &consensus.Cluster{Primary: "db9", Epoch: 4, Operation: &c2}
+			r.mu.Unlock()
+			time.Sleep(time.Second)
+			if fences, _, _ := f.calls(); len(fences) == 0 {
+				t.Fatalf("writable while another instance is the candidate, and not fenced")
+			}
+			cancel()
+			synctest.Wait()
+		})
+	})
 	t.Run("issue 9 defect 10: a fence that never holds ends in a stop before the deadline, not a fresh budget per retry", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f := &fakeFencer{}
