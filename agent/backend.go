@@ -433,7 +433,7 @@ func (a *Agent) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 	reports := a.reports()
 	reports[a.id] = receivedReport{Report: Report{Agent: a.id, Clusters: map[string]ClusterReport{name: c.report()}}, At: now}
 	for _, in := range c.cfg.Instances {
-		ai := api.Instance{Name: in.Name, Address: in.Address, Role: api.RoleUnknown, Promotion: in.Promotion, Reachable: map[string]api.Reachability{}}
+		ai := api.Instance{Name: in.Name, Address: in.Address, Role: api.RoleUnknown, Promotion: in.Promotion, Labels: in.Labels, Reachable: map[string]api.Reachability{}}
 		for id, rr := range reports {
 			o, ok := rr.Clusters[name].Observations[in.Name]
 			if !ok || o.ObservedAt.IsZero() {

@@ -190,7 +190,7 @@ func (c *clusterRT) view(now time.Time) failover.View {
 	c.lmu.Lock()
 	defer c.lmu.Unlock()
 	for _, in := range c.cfg.Instances {
-		fi := failover.Instance{Name: in.Name, Addr: in.Address, Promotion: failover.PromotionRule(in.Promotion),
+		fi := failover.Instance{Name: in.Name, Addr: in.Address, Promotion: failover.PromotionRule(in.Promotion), Labels: in.Labels,
 			OwnerAgent: failover.AgentID(in.Agent), Probes: map[failover.AgentID]failover.Probe{}}
 		if st != nil {
 			if r, ok := st.PromotionRules[in.Name]; ok {

@@ -296,6 +296,9 @@ type Instance struct {
 	// QuarantineReason says why the instance is quarantined (for example
 	// errant transactions); empty unless Role is quarantined.
 	QuarantineReason string `json:"quarantine_reason,omitempty"`
+	// Labels are the instance's configured location labels (zone,
+	// region, ...).
+	Labels map[string]string `json:"labels,omitempty"`
 	// Maintenance is set while the instance is in maintenance (regentctl
 	// maintenance start): never promoted, no replica problem of it
 	// reported, nothing on it repaired, /replica 503.

@@ -14,9 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -239,6 +241,9 @@ type InstanceConfig struct {
 	Agent string `yaml:"agent"`
 	// Promotion: prefer, neutral (default) or must_not.
 	Promotion string `yaml:"promotion"`
+	// Labels place the instance (for example zone, region): the cluster's
+	// promotion_same and promotion_prefer_same compare them.
+	Labels map[string]string `yaml:"labels"`
 }
 
 // LogConfig chooses the log format and level.
@@ -533,6 +538,16 @@ func (c Config) validateClusters(v *validation, seenPeer map[string]bool) {
 			case "", "prefer", "neutral", "must_not":
 			default:
 				v.bad(ikey+".promotion", "%q: want prefer, neutral or must_not", in.Promotion)
+			}
+			for _, k := range slices.Sorted(maps.Keys(in.Labels)) {
+				if !failover.ValidLabel(k) || !failover.ValidLabel(in.Labels[k]) {
+					v.bad(ikey+".labels", "%q: %q: a label key and its value are 1 to 63 letters, digits, '.', '_' or '-'", k, in.Labels[k])
+				}
+			}
+			for _, k := range cl.Policy.PromotionSame {
+				if _, ok := in.Labels[k]; !ok {
+					v.bad(ikey+".labels", "has no %q, which %s.promotion_same names: give every instance one, or a failover could not tell whether it crosses it", k, key)
+				}
 			}
 			if in.Agent != "" {
 				if !seenPeer[in.Agent] {

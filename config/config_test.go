@@ -92,6 +92,18 @@ func TestParseConfig(t *testing.T) {
 			return strings.Replace(y, "    - {id: a3, address: 127.0.0.1:7003}\n", "", 1)
 		}, "use 3 or 5"},
 		{"unknown promotion", func(y, _ string) string { return strings.Replace(y, "must_not", "never", 1) }, "promotion"},
+		{"location labels with promotion_same", func(y, _ string) string {
+			y = strings.Replace(y, "  - name: main\n", "  - name: main\n    promotion_same: [region]\n    promotion_prefer_same: [zone]\n", 1)
+			y = strings.Replace(y, "agent: a1}", "agent: a1, labels: {region: eu, zone: eu-1a}}", 1)
+			return strings.Replace(y, "promotion: must_not}", "promotion: must_not, labels: {region: eu}}", 1)
+		}, ""},
+		{"an instance without the promotion_same label", func(y, _ string) string {
+			y = strings.Replace(y, "  - name: main\n", "  - name: main\n    promotion_same: [region]\n", 1)
+			return strings.Replace(y, "agent: a1}", "agent: a1, labels: {region: eu}}", 1)
+		}, `clusters[0].instances[1].labels: has no "region", which clusters[0].promotion_same names`},
+		{"a bad label value", func(y, _ string) string {
+			return strings.Replace(y, "agent: a1}", "agent: a1, labels: {region: \"eu west\"}}", 1)
+		}, `clusters[0].instances[0].labels: "region": "eu west"`},
 		{"instance agent unknown", func(y, _ string) string { return strings.Replace(y, "agent: a2", "agent: a7", 1) }, "not among raft.peers"},
 		{"fence_after not below lease_timeout", func(y, _ string) string {
 			return strings.Replace(y, "  - name: main\n", "  - name: main\n    fence_after: 5s\n    lease_timeout: 4s\n", 1)

@@ -1096,3 +1096,84 @@ func TestFailoverNeverPromotesAnInstanceInMaintenance(t *testing.T) {
 		}
 	})
 }
+
+// Issue 14: location labels. promotion_same forbids crossing a label (a
+// region), promotion_prefer_same prefers sharing one (a zone) when the data
+// allows.
+func TestFailoverHonoursLocationLabels(t *testing.T) {
+	labels := func(b *B, l map[string]map[string]string) *B {
+		for n, m := range l {
+			b.inst(n, func(in *Instance) { in.Labels = m })
+		}
+		return b
+	}
+	located := func() *B {
+		return labels(base().primaryGone(ago(3*time.Second)).silent("a1", ago(2*time.Second)), map[string]map[string]string{
+			"db1": {"region": "eu", "zone": "eu-1a"},
+			"db2": {"region": "us", "zone": "us-1a"},
+			"db3": {"region": "eu", "zone": "eu-1b"},
+		})
+	}
+	t.Run("promotion_same region: db2 in another region is never promoted", func(t *testing.T) {
+		v, p := located().policy(func(p *Policy) { p.PromotionSame = []string{"region"} }).build()
+		pl, err := PlanFailover(v, p, TriggerAutomatic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pl.Expected != "db3" {
+			t.Errorf("expected %q, want db3 (db2 is in region us)", pl.Expected)
+		}
+		c, _ := pl.Ranking.candidate("db2")
+		mustContain(t, "db2's exclusions", strings.Join(c.Exclusions, "; "), `its region is "us", the old primary's "eu": promotion_same forbids crossing it`)
+	})
+	t.Run("promotion_same region with no candidate in the region: refused with the reason", func(t *testing.T) {
+		v, p := located().lag("db3", time.Hour).policy(func(p *Policy) { p.PromotionSame = []string{"region"} }).build()
+		_, err := PlanFailover(v, p, TriggerAutomatic)
+		if err == nil {
+			t.Fatal("planned a failover across regions")
+		}
+		mustContain(t, "refusal", err.Error(), "promotion_same forbids crossing it")
+		if _, err := PlanForcedFailover(v, p, "db2", true); err != nil {
+			t.Errorf("a forced failover with --force: %v", err)
+		}
+	})
+	t.Run("no label rule: db2 first by name", func(t *testing.T) {
+		v, p := located().build()
+		pl, err := PlanFailover(v, p, TriggerAutomatic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pl.Expected != "db2" {
+			t.Errorf("expected %q, want db2", pl.Expected)
+		}
+	})
+	t.Run("promotion_prefer_same zone: the replica in the old primary's zone comes first", func(t *testing.T) {
+		b := labels(base().primaryGone(ago(3*time.Second)).silent("a1", ago(2*time.Second)), map[string]map[string]string{
+			"db1": {"zone": "a"}, "db2": {"zone": "b"}, "db3": {"zone": "a"},
+		})
+		v, p := b.policy(func(p *Policy) { p.PromotionPreferSame = []string{"zone"} }).build()
+		pl, err := PlanFailover(v, p, TriggerAutomatic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pl.Expected != "db3" {
+			t.Errorf("expected %q, want db3 (in zone a with the old primary)", pl.Expected)
+		}
+		// Data comes first: db2 holding more wins over the zone.
+		v, p = b.exec("db2", "p:1-105").build()
+		pl, err = PlanFailover(v, p, TriggerAutomatic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pl.Expected != "db2" {
+			t.Errorf("expected %q, want db2 (it alone holds p:101-105)", pl.Expected)
+		}
+	})
+	t.Run("a bad label key is refused", func(t *testing.T) {
+		p := DefaultPolicy()
+		p.PromotionSame = []string{"re gion"}
+		if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "promotion_same") {
+			t.Errorf("Validate: %v, want an error naming promotion_same", err)
+		}
+	})
+}

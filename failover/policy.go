@@ -79,6 +79,15 @@ type Policy struct {
 	// AutoRejoin [auto_rejoin]: rejoin a returning old primary as a replica
 	// without an operator (only when it holds no errant transaction).
 	AutoRejoin bool `yaml:"auto_rejoin"`
+	// PromotionSame [promotion_same]: label keys (for example region) a
+	// failover or switchover may not cross: an instance whose label differs
+	// from the old primary's is never promoted (a forced failover may, with
+	// --force). Every instance must carry each key.
+	PromotionSame []string `yaml:"promotion_same"`
+	// PromotionPreferSame [promotion_prefer_same]: label keys (for example
+	// zone) the new primary should share with the old when the data allows:
+	// among candidates equal in data, those sharing more of them come first.
+	PromotionPreferSame []string `yaml:"promotion_prefer_same"`
 
 	// Step timeouts. StepTimeout [step_timeout] bounds each single action on
 	// an instance or router (read-only, kill, stop IO, promote, repoint,
@@ -193,6 +202,16 @@ func (p Policy) Validate() error {
 			bad(f.key, "is %v; it must not be negative", f.d)
 		}
 	}
+	for _, f := range []struct {
+		key  string
+		keys []string
+	}{{"promotion_same", p.PromotionSame}, {"promotion_prefer_same", p.PromotionPreferSame}} {
+		for _, k := range f.keys {
+			if !ValidLabel(k) {
+				bad(f.key, "names %q: a label key is 1 to 63 letters, digits, '.', '_' or '-'", k)
+			}
+		}
+	}
 	if p.MinAgreeingAgents < 1 {
 		bad("min_agreeing_agents", "is %d; it must be at least 1", p.MinAgreeingAgents)
 	}
@@ -224,4 +243,19 @@ func (p Policy) Validate() error {
 func (p Policy) minOperationTimeout() time.Duration {
 	return p.LeaseTimeout + p.RelayLogTimeout + p.CatchUpTimeout + p.LongTransactionWait +
 		2*p.HookTimeout + 8*p.StepTimeout + 3*p.RaftTimeout
+}
+
+// ValidLabel reports whether s may be a label key or value: 1 to 63
+// letters, digits, '.', '_' or '-'.
+func ValidLabel(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for _, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
 }

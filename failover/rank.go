@@ -45,6 +45,9 @@ type Candidate struct {
 	Source bool
 	// Exclusions lists every reason it may not be promoted, for people.
 	Exclusions []string
+	// Near counts the promotion_prefer_same labels it shares with the old
+	// primary.
+	Near int
 }
 
 // Ranking is the outcome of Rank.
@@ -97,14 +100,17 @@ type survivor struct {
 //     the one that acts), quarantined ones, ones with errant transactions,
 //     must_not, ones that do not replicate from an instance of this cluster,
 //     a stopped or broken SQL thread, a delayed replica (SQL_Delay > 0), lag
-//     above max_lag_on_failover, and ones whose own agent is silent (it
-//     could neither hold the lease nor answer /primary).
+//     above max_lag_on_failover, ones whose own agent is silent (it could
+//     neither hold the lease nor answer /primary), ones in maintenance, and
+//     ones whose promotion_same label differs from the old primary's.
 //  2. Target is the union of what every clean survivor holds — must_not,
 //     delayed, lagging and broken ones included, since their data counts
 //     even when they may not be promoted.
 //  3. Order the eligible by: holds all of Target first; then how many other
 //     eligible candidates' sets their set contains (so that incomparable sets
-//     still get a total order); then prefer before neutral; then name.
+//     still get a total order); then how many promotion_prefer_same labels
+//     they share with the old primary; then prefer before neutral; then
+//     name.
 //  4. If the chosen one lacks part of Target, it catches up from a source
 //     that holds all of it (a must_not replica may be that source). If no
 //     instance holds all of Target, the survivors have diverged — under GTID
@@ -213,6 +219,18 @@ func Rank(v View, p Policy, opts RankOptions) Ranking {
 		}
 		if c.Promotion == PromotionMustNot {
 			exclude("promotion rule is must_not")
+		}
+		if oldKnown := opts.OldPrimary != "" && old.Name != ""; oldKnown {
+			for _, key := range p.PromotionSame {
+				if ov, nv := old.Labels[key], in.Labels[key]; ov != nv {
+					exclude("its %s is %q, the old primary's %q: promotion_same forbids crossing it", key, nv, ov)
+				}
+			}
+			for _, key := range p.PromotionPreferSame {
+				if ov, ok := old.Labels[key]; ok && in.Labels[key] == ov {
+					c.Near++
+				}
+			}
 		}
 		if m, ok := v.InMaintenance(n); ok {
 			// Its data still counts: it stays clean.
@@ -522,6 +540,9 @@ func rankCandidates(cs []Candidate, target, own GTIDSet) {
 		}
 		if dominance[a.Instance] != dominance[b.Instance] {
 			return dominance[a.Instance] > dominance[b.Instance]
+		}
+		if a.Near != b.Near {
+			return a.Near > b.Near
 		}
 		pa, pb := a.Promotion == PromotionPrefer, b.Promotion == PromotionPrefer
 		if pa != pb {

@@ -140,6 +140,9 @@ type Instance struct {
 	Addr string
 	// Promotion is the configured promotion rule ("" means neutral).
 	Promotion PromotionRule
+	// Labels are the configured location labels (for example zone,
+	// region): Policy.PromotionSame and PromotionPreferSame compare them.
+	Labels map[string]string
 	// OwnerAgent is the agent on the same host, whose local instance this is
 	// and who enforces its lease; "" when no agent runs beside it.
 	OwnerAgent AgentID
