@@ -24,78 +24,77 @@ const (
 
 // Policy holds a cluster's failover settings. The agent's configuration
 // decodes a cluster's keys straight into a Policy pre-filled with the
-// defaults: each field's yaml tag is its key (also given in brackets), so a
+// defaults: each field's yaml tag is its key, so a
 // new setting is a field here, its default and its check below, and a line
 // in README "Configuration".
 type Policy struct {
-	// Durability [durability]: semi_sync or async.
+	// Durability: semi_sync or async.
 	Durability Durability `yaml:"durability"`
-	// SemiSyncWaitFor is how many semi-sync replicas a commit waits for
-	// [semi_sync_wait_for]; at least 1 with semi_sync.
+	// SemiSyncWaitFor is how many semi-sync replicas a commit waits for;
+	// at least 1 with semi_sync.
 	SemiSyncWaitFor int `yaml:"semi_sync_wait_for"`
-	// SemiSyncFallback [semi_sync_fallback: never or a duration, which the
-	// configuration reads] is how long commits may stay
+	// SemiSyncFallback (never or a duration in the configuration) is how
+	// long commits may stay
 	// blocked because too few semi-sync replicas are connected before the
 	// leader lets the primary commit asynchronously (recorded in Raft and the
 	// history); 0 is "never", the default: commits stay blocked.
 	SemiSyncFallback time.Duration `yaml:"-"`
 
-	// ProbeInterval [probe_interval] is how often each agent probes each
+	// ProbeInterval is how often each agent probes each
 	// instance.
 	ProbeInterval time.Duration `yaml:"probe_interval"`
-	// ObservationTTL [observation_ttl]: probes older than this are stale and
+	// ObservationTTL: probes older than this are stale and
 	// ignored. The agents with a fresh probe of detection's condition (b)
 	// (README "Detection") are the ones with a probe younger than this.
 	ObservationTTL time.Duration `yaml:"observation_ttl"`
-	// FailureTimeout [failure_timeout] is how long the leader's own probes of
+	// FailureTimeout is how long the leader's own probes of
 	// the primary must fail before it may be declared dead (condition (a)).
 	FailureTimeout time.Duration `yaml:"failure_timeout"`
-	// MinAgreeingAgents [min_agreeing_agents] is the least number of agents
+	// MinAgreeingAgents is the least number of agents
 	// that must fail to reach the primary, on top of the strict majority of
 	// fresh reporters (condition (b)). 1 lets a lone leader decide when the
 	// other agents are silent.
 	MinAgreeingAgents int `yaml:"min_agreeing_agents"`
-	// FastPath [fast_path] allows an immediate failover when the primary's own
+	// FastPath allows an immediate failover when the primary's own
 	// agent reports its mysqld gone.
 	FastPath bool `yaml:"fast_path"`
 
-	// FenceAfter [fence_after]: an agent out of contact with the quorum this
+	// FenceAfter: an agent out of contact with the quorum this
 	// long sets its local instance read-only.
 	FenceAfter time.Duration `yaml:"fence_after"`
-	// LeaseTimeout [lease_timeout]: the leader waits this long after an
+	// LeaseTimeout: the leader waits this long after an
 	// unreachable primary's agent was last heard before promoting another
 	// instance.
 	LeaseTimeout time.Duration `yaml:"lease_timeout"`
 
-	// MaxLagOnFailover [max_lag_on_failover]: replicas lagging more are not
+	// MaxLagOnFailover: replicas lagging more are not
 	// candidates, and are reported as lagging.
 	MaxLagOnFailover time.Duration `yaml:"max_lag_on_failover"`
-	// SwitchoverMaxLag [switchover_max_lag]: a switchover target lagging more
+	// SwitchoverMaxLag: a switchover target lagging more
 	// is refused, since the lag becomes write-blocked time.
 	SwitchoverMaxLag time.Duration `yaml:"switchover_max_lag"`
-	// AntiFlapPeriod [anti_flap_period]: after a failover, automatic
+	// AntiFlapPeriod: after a failover, automatic
 	// failovers of the cluster are blocked this long. Manual ones are not.
 	AntiFlapPeriod time.Duration `yaml:"anti_flap_period"`
-	// AutoRejoin [auto_rejoin]: rejoin a returning old primary as a replica
+	// AutoRejoin: rejoin a returning old primary as a replica
 	// without an operator (only when it holds no errant transaction).
 	AutoRejoin bool `yaml:"auto_rejoin"`
-	// PromotionSame [promotion_same]: label keys (for example region) a
+	// PromotionSame: label keys (for example region) a
 	// failover or switchover may not cross: an instance whose label differs
 	// from the old primary's is never promoted (a forced failover may, with
 	// --force). Every instance must carry each key.
 	PromotionSame []string `yaml:"promotion_same"`
-	// PromotionPreferSame [promotion_prefer_same]: label keys (for example
+	// PromotionPreferSame: label keys (for example
 	// zone) the new primary should share with the old when the data allows:
 	// among candidates equal in data, those sharing more of them come first.
 	PromotionPreferSame []string `yaml:"promotion_prefer_same"`
 
-	// Step timeouts. StepTimeout [step_timeout] bounds each single action on
-	// an instance or router (read-only, kill, stop IO, promote, repoint,
-	// route); RaftTimeout [raft_timeout] each replicated-state command;
-	// HookTimeout [hook_timeout] each hook; RelayLogTimeout
-	// [relay_log_timeout] waiting for relay logs to be applied;
-	// CatchUpTimeout [catch_up_timeout] a candidate catching up;
-	// LongTransactionWait [long_transaction_wait] how long a switchover waits
+	// Step timeouts. StepTimeout bounds each single action on an instance
+	// or router (read-only, kill, stop IO, promote, repoint, route);
+	// RaftTimeout each replicated-state command; HookTimeout each hook;
+	// RelayLogTimeout waiting for relay logs to be applied;
+	// CatchUpTimeout a candidate catching up;
+	// LongTransactionWait how long a switchover waits
 	// for running write transactions before giving up.
 	StepTimeout         time.Duration `yaml:"step_timeout"`
 	RaftTimeout         time.Duration `yaml:"raft_timeout"`
@@ -103,7 +102,7 @@ type Policy struct {
 	RelayLogTimeout     time.Duration `yaml:"relay_log_timeout"`
 	CatchUpTimeout      time.Duration `yaml:"catch_up_timeout"`
 	LongTransactionWait time.Duration `yaml:"long_transaction_wait"`
-	// OperationTimeout [operation_timeout]: an operation recorded in progress
+	// OperationTimeout: an operation recorded in progress
 	// for longer was abandoned (its leader died); a new one may take over
 	// instead of being blocked forever by a run that crashed.
 	OperationTimeout time.Duration `yaml:"operation_timeout"`
