@@ -33,8 +33,9 @@
 //
 // The replicated state (consensus) is the only thing the agents share: the
 // committed primary and epoch, an operation in progress, the history,
-// quarantine, pause and the anti-flap window. Every agent reads it to serve
-// /primary and the API (backend.go) and its lease keeper reads
+// quarantine, maintenance, pause and the anti-flap window. Every agent
+// reads it to serve /primary and the API (type API, backend.go: Agent.API
+// hands it to the HTTP server) and its lease keeper reads
 // it to fence a local instance that another has replaced. Only the leader
 // writes it, through the runner's steps. The agent reads the time from
 // Deps.Clock.

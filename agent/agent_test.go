@@ -216,7 +216,7 @@ func TestSwitchoverUnderWritesLosesNothing(t *testing.T) {
 		var got api.Operation
 		h.eventually("write-blocked window recorded", 10*time.Second, func() (bool, string) {
 			var err error
-			got, err = h.agents[h.leader()].Operation(context.Background(), "main", op.ID)
+			got, err = h.agents[h.leader()].API().Operation(context.Background(), "main", op.ID)
 			return err == nil && got.WriteBlocked != nil && *got.WriteBlocked > 0, fmt.Sprintf("%+v, %v", got.WriteBlocked, err)
 		})
 		// The old primary replicates from the new one, and every
@@ -298,7 +298,7 @@ func TestSwitchoverWindowEndsAtTheFirstCommit(t *testing.T) {
 // window the leader has measured by the time it answers.
 func (h *harness) blockedWindow(id string) api.Operation {
 	h.t.Helper()
-	got, err := h.agents[h.leader()].Operation(context.Background(), "main", id)
+	got, err := h.agents[h.leader()].API().Operation(context.Background(), "main", id)
 	if err != nil || got.WriteBlocked == nil {
 		h.t.Fatalf("operation %s: write_blocked %v, error %v", id, got.WriteBlocked, err)
 	}
@@ -343,7 +343,7 @@ func TestErrantReplicaIsNeverPromoted(t *testing.T) {
 		// Let the leader see the errant transaction while p lives.
 		leader := h.agents[h.leader()]
 		h.eventually("errant transaction reported", 10*time.Second, func() (bool, string) {
-			c, _ := leader.Cluster(context.Background(), "main")
+			c, _ := leader.API().Cluster(context.Background(), "main")
 			for _, pr := range c.Problems {
 				if pr.Code == "ErrantGTIDOnReplica" {
 					return true, ""
@@ -384,7 +384,7 @@ func TestAntiFlapBlocksSecondFailoverButManualWorks(t *testing.T) {
 		// The second failure is reported, with the anti-flap window as the
 		// reason nothing happens.
 		h.eventually("second failure reported as blocked by anti-flap", 15*time.Second, func() (bool, string) {
-			c, _ := leader.Cluster(context.Background(), "main")
+			c, _ := leader.API().Cluster(context.Background(), "main")
 			for _, pr := range c.Problems {
 				if strings.HasPrefix(pr.Code, "DeadPrimary") {
 					for _, b := range pr.Blockers {
@@ -527,7 +527,7 @@ func TestMaintenanceBlocksPromotionAndExpires(t *testing.T) {
 		ctx := context.Background()
 		leader := h.agents[h.leader()]
 		instanceOf := func(name string) api.Instance {
-			c, err := leader.Cluster(ctx, "main")
+			c, err := leader.API().Cluster(ctx, "main")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -540,7 +540,7 @@ func TestMaintenanceBlocksPromotionAndExpires(t *testing.T) {
 			return api.Instance{}
 		}
 		// A short maintenance of r2 ends by itself.
-		if _, err := leader.StartMaintenance(ctx, "main", r2.Name, api.MaintenanceRequest{Reason: "short", For: api.Duration(time.Second)}); err != nil {
+		if _, err := leader.API().StartMaintenance(ctx, "main", r2.Name, api.MaintenanceRequest{Reason: "short", For: api.Duration(time.Second)}); err != nil {
 			t.Fatal(err)
 		}
 		if instanceOf(r2.Name).Maintenance == nil {
@@ -550,17 +550,17 @@ func TestMaintenanceBlocksPromotionAndExpires(t *testing.T) {
 			in := instanceOf(r2.Name)
 			return in.Maintenance == nil, fmt.Sprint(in.Maintenance)
 		})
-		if _, err := leader.StartMaintenance(ctx, "main", p.Name, api.MaintenanceRequest{Reason: "r", For: api.Duration(time.Hour)}); !errors.Is(err, apiserver.ErrConflict) {
+		if _, err := leader.API().StartMaintenance(ctx, "main", p.Name, api.MaintenanceRequest{Reason: "r", For: api.Duration(time.Hour)}); !errors.Is(err, apiserver.ErrConflict) {
 			t.Fatalf("maintenance of the primary: %v, want a conflict", err)
 		}
 
 		// r1 is the most advanced replica, and in maintenance.
 		r1Ahead(t, k, p, r1, r2)
-		if _, err := leader.StartMaintenance(ctx, "main", r1.Name, api.MaintenanceRequest{Reason: "disk swap", For: api.Duration(time.Hour)}); err != nil {
+		if _, err := leader.API().StartMaintenance(ctx, "main", r1.Name, api.MaintenanceRequest{Reason: "disk swap", For: api.Duration(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
 		h.eventually(r1.Name+"'s agent answers 503 on /replica", 10*time.Second, func() (bool, string) {
-			s, err := h.agents[1].HealthState(ctx)
+			s, err := h.agents[1].API().HealthState(ctx)
 			d := proxyhook.Decide(proxyhook.CheckReplica, s, proxyhook.HealthQuery{})
 			return err == nil && s.Instance == r1.Name && d.Status == 503 && strings.Contains(d.Reason, "in maintenance"), fmt.Sprintf("%v %+v", err, d)
 		})
@@ -576,17 +576,17 @@ func TestMaintenanceBlocksPromotionAndExpires(t *testing.T) {
 		// The failover waits for an operator's acknowledgement.
 		leader = h.agents[h.leader()]
 		h.eventually("the failover listed as unacknowledged", 10*time.Second, func() (bool, string) {
-			c, err := leader.Cluster(ctx, "main")
+			c, err := leader.API().Cluster(ctx, "main")
 			return err == nil && len(c.Unacknowledged) == 1 && c.Unacknowledged[0].ID == e.ID, fmt.Sprintf("%v %+v", err, c.Unacknowledged)
 		})
-		op, err := leader.Ack(ctx, "main", e.ID, api.AckRequest{Comment: "p was killed by the test"})
+		op, err := leader.API().Ack(ctx, "main", e.ID, api.AckRequest{Comment: "p was killed by the test"})
 		if err != nil || op.Ack == nil || op.Ack.Comment != "p was killed by the test" {
 			t.Fatalf("ack: %v %+v", err, op.Ack)
 		}
-		if c, _ := leader.Cluster(ctx, "main"); len(c.Unacknowledged) != 0 {
+		if c, _ := leader.API().Cluster(ctx, "main"); len(c.Unacknowledged) != 0 {
 			t.Fatalf("still unacknowledged after the ack: %+v", c.Unacknowledged)
 		}
-		if _, err := leader.Ack(ctx, "main", e.ID, api.AckRequest{}); !errors.Is(err, apiserver.ErrConflict) {
+		if _, err := leader.API().Ack(ctx, "main", e.ID, api.AckRequest{}); !errors.Is(err, apiserver.ErrConflict) {
 			t.Fatalf("second ack: %v, want a conflict", err)
 		}
 	})
@@ -679,7 +679,7 @@ func TestCheckFindings(t *testing.T) {
 		var rep api.CheckReport
 		h.eventually("findings for every instance", 10*time.Second, func() (bool, string) {
 			var err error
-			rep, err = a.Check(context.Background(), "main")
+			rep, err = a.API().Check(context.Background(), "main")
 			ok := 0
 			for _, f := range rep.Findings {
 				if f.Check == "reachable" && f.Severity == api.SeverityOK {
@@ -720,7 +720,7 @@ func TestCheckFindings(t *testing.T) {
 				t.Errorf("%s: %d findings, want one per check (10): %+v", n, checks[n], rep.Findings)
 			}
 		}
-		if _, err := a.Check(context.Background(), "nope"); err == nil || !strings.Contains(err.Error(), "main") {
+		if _, err := a.API().Check(context.Background(), "nope"); err == nil || !strings.Contains(err.Error(), "main") {
 			t.Fatalf("unknown cluster: %v (want an error naming the configured clusters)", err)
 		}
 	})

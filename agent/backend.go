@@ -17,16 +17,23 @@ import (
 	"github.com/regentdb/regent/proxyhook"
 )
 
-// The API backend (apiserver.Backend): every call the HTTP API makes of an
-// agent, the reads (status, members, clusters, history, operations, health)
-// and the writes (pause, switchover, failover, rejoin, membership), in this
-// one file; apitypes.go converts the agent's values to the API's types.
-var _ apiserver.Backend = (*Agent)(nil)
+// API is the agent's API backend (apiserver.Backend): every call the HTTP
+// API makes of an agent, the reads (status, members, clusters, history,
+// operations, preflight, health) and the writes (pause, switchover,
+// failover, rejoin, maintenance, acknowledgements, membership), in this one
+// file; apitypes.go converts the agent's values to the API's types. It is a
+// view of the agent, a value: Agent.API returns one.
+type API struct{ a *Agent }
+
+var _ apiserver.Backend = API{}
+
+// API returns the agent's API backend.
+func (a *Agent) API() API { return API{a: a} }
 
 // Leadership says whether this agent leads and where the leader's API is.
-func (a *Agent) Leadership() apiserver.Leadership {
-	li := a.raft.Leader()
-	return apiserver.Leadership{IsLeader: a.raft.IsLeader(), LeaderID: li.ID, LeaderAPIAddr: li.APIAddr}
+func (b API) Leadership() apiserver.Leadership {
+	li := b.a.raft.Leader()
+	return apiserver.Leadership{IsLeader: b.a.raft.IsLeader(), LeaderID: li.ID, LeaderAPIAddr: li.APIAddr}
 }
 
 // apiErr maps consensus errors to the API's.
@@ -56,40 +63,40 @@ func callerName(ctx context.Context) string {
 }
 
 // Pause blocks automatic action on a cluster.
-func (a *Agent) Pause(ctx context.Context, cluster string, req api.PauseRequest) (api.Cluster, error) {
-	return a.setPaused(ctx, cluster, true, req.Reason)
+func (b API) Pause(ctx context.Context, cluster string, req api.PauseRequest) (api.Cluster, error) {
+	return b.setPaused(ctx, cluster, true, req.Reason)
 }
 
 // Resume lifts a pause.
-func (a *Agent) Resume(ctx context.Context, cluster string) (api.Cluster, error) {
-	return a.setPaused(ctx, cluster, false, "")
+func (b API) Resume(ctx context.Context, cluster string) (api.Cluster, error) {
+	return b.setPaused(ctx, cluster, false, "")
 }
 
-func (a *Agent) setPaused(ctx context.Context, cluster string, paused bool, reason string) (api.Cluster, error) {
-	c, err := a.cluster(cluster)
+func (b API) setPaused(ctx context.Context, cluster string, paused bool, reason string) (api.Cluster, error) {
+	c, err := b.a.cluster(cluster)
 	if err != nil {
 		return api.Cluster{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
 	}
 	if c.state() == nil {
 		return api.Cluster{}, fmt.Errorf("%w: cluster %s is not recorded in Raft yet (no leader has seen it); try again in a few seconds", apiserver.ErrUnavailable, cluster)
 	}
-	if _, err := a.raft.Propose(ctx, consensus.SetPaused{Cluster: cluster, Paused: paused, By: callerName(ctx), Reason: reason, At: a.now()}); err != nil {
+	if _, err := b.a.raft.Propose(ctx, consensus.SetPaused{Cluster: cluster, Paused: paused, By: callerName(ctx), Reason: reason, At: b.a.now()}); err != nil {
 		return api.Cluster{}, apiErr(err)
 	}
-	return a.Cluster(ctx, cluster)
+	return b.Cluster(ctx, cluster)
 }
 
 // Ack records an operator's acknowledgement of a finished operation.
-func (a *Agent) Ack(ctx context.Context, cluster, id string, req api.AckRequest) (api.Operation, error) {
-	c, err := a.cluster(cluster)
+func (b API) Ack(ctx context.Context, cluster, id string, req api.AckRequest) (api.Operation, error) {
+	c, err := b.a.cluster(cluster)
 	if err != nil {
 		return api.Operation{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
 	}
 	by := callerName(ctx)
-	if _, err := a.raft.Propose(ctx, consensus.AckOperation{Cluster: cluster, OperationID: id, By: by, Comment: req.Comment, At: a.now()}); err != nil {
+	if _, err := b.a.raft.Propose(ctx, consensus.AckOperation{Cluster: cluster, OperationID: id, By: by, Comment: req.Comment, At: b.a.now()}); err != nil {
 		return api.Operation{}, apiErr(err)
 	}
-	a.log.Info("operation acknowledged", "cluster", cluster, logOp, id, "by", by, "comment", req.Comment)
+	b.a.log.Info("operation acknowledged", "cluster", cluster, logOp, id, "by", by, "comment", req.Comment)
 	if st := c.state(); st != nil {
 		for _, h := range st.History {
 			if h.ID == id {
@@ -101,19 +108,19 @@ func (a *Agent) Ack(ctx context.Context, cluster, id string, req api.AckRequest)
 }
 
 // StartMaintenance puts an instance in maintenance for req.For.
-func (a *Agent) StartMaintenance(ctx context.Context, cluster, instance string, req api.MaintenanceRequest) (api.Cluster, error) {
-	now := a.now()
-	return a.setMaintenance(ctx, cluster, consensus.SetMaintenance{Cluster: cluster, Instance: instance, On: true,
+func (b API) StartMaintenance(ctx context.Context, cluster, instance string, req api.MaintenanceRequest) (api.Cluster, error) {
+	now := b.a.now()
+	return b.setMaintenance(ctx, cluster, consensus.SetMaintenance{Cluster: cluster, Instance: instance, On: true,
 		By: callerName(ctx), Reason: req.Reason, At: now, Until: now.Add(req.For.Std())})
 }
 
 // EndMaintenance ends an instance's maintenance.
-func (a *Agent) EndMaintenance(ctx context.Context, cluster, instance string) (api.Cluster, error) {
-	return a.setMaintenance(ctx, cluster, consensus.SetMaintenance{Cluster: cluster, Instance: instance, By: callerName(ctx), At: a.now()})
+func (b API) EndMaintenance(ctx context.Context, cluster, instance string) (api.Cluster, error) {
+	return b.setMaintenance(ctx, cluster, consensus.SetMaintenance{Cluster: cluster, Instance: instance, By: callerName(ctx), At: b.a.now()})
 }
 
-func (a *Agent) setMaintenance(ctx context.Context, cluster string, cmd consensus.SetMaintenance) (api.Cluster, error) {
-	c, err := a.cluster(cluster)
+func (b API) setMaintenance(ctx context.Context, cluster string, cmd consensus.SetMaintenance) (api.Cluster, error) {
+	c, err := b.a.cluster(cluster)
 	if err != nil {
 		return api.Cluster{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
 	}
@@ -123,20 +130,20 @@ func (a *Agent) setMaintenance(ctx context.Context, cluster string, cmd consensu
 	if c.state() == nil {
 		return api.Cluster{}, fmt.Errorf("%w: cluster %s is not recorded in Raft yet (no leader has seen it); try again in a few seconds", apiserver.ErrUnavailable, cluster)
 	}
-	if _, err := a.raft.Propose(ctx, cmd); err != nil {
+	if _, err := b.a.raft.Propose(ctx, cmd); err != nil {
 		return api.Cluster{}, apiErr(err)
 	}
 	if cmd.On {
-		a.log.Warn("instance in maintenance", "cluster", cluster, logInstance, cmd.Instance, "by", cmd.By, "until", cmd.Until, "reason", cmd.Reason)
+		b.a.log.Warn("instance in maintenance", "cluster", cluster, logInstance, cmd.Instance, "by", cmd.By, "until", cmd.Until, "reason", cmd.Reason)
 	} else {
-		a.log.Warn("instance maintenance ended", "cluster", cluster, logInstance, cmd.Instance, "by", cmd.By)
+		b.a.log.Warn("instance maintenance ended", "cluster", cluster, logInstance, cmd.Instance, "by", cmd.By)
 	}
-	return a.Cluster(ctx, cluster)
+	return b.Cluster(ctx, cluster)
 }
 
 // AddMember adds an agent to the Raft configuration and the member table.
-func (a *Agent) AddMember(ctx context.Context, req api.AddMemberRequest) (api.Members, error) {
-	n, ok := a.raft.(interface {
+func (b API) AddMember(ctx context.Context, req api.AddMemberRequest) (api.Members, error) {
+	n, ok := b.a.raft.(interface {
 		AddAgent(context.Context, consensus.Member) error
 	})
 	if !ok {
@@ -148,15 +155,15 @@ func (a *Agent) AddMember(ctx context.Context, req api.AddMemberRequest) (api.Me
 	if err := n.AddAgent(ctx, consensus.Member{ID: req.ID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr}); err != nil {
 		return api.Members{}, apiErr(err)
 	}
-	return a.Members(ctx)
+	return b.Members(ctx)
 }
 
 // RemoveMember removes an agent.
-func (a *Agent) RemoveMember(ctx context.Context, id string) (api.Members, error) {
-	if id == a.id {
+func (b API) RemoveMember(ctx context.Context, id string) (api.Members, error) {
+	if id == b.a.id {
 		return api.Members{}, fmt.Errorf("%w: agent %s leads; remove another agent, or move leadership first by stopping this one", apiserver.ErrRefused, id)
 	}
-	n, ok := a.raft.(interface {
+	n, ok := b.a.raft.(interface {
 		RemoveAgent(context.Context, string) error
 	})
 	if !ok {
@@ -165,18 +172,18 @@ func (a *Agent) RemoveMember(ctx context.Context, id string) (api.Members, error
 	if err := n.RemoveAgent(ctx, id); err != nil {
 		return api.Members{}, apiErr(err)
 	}
-	return a.Members(ctx)
+	return b.Members(ctx)
 }
 
 // Check is the preflight of regentctl check (README "regentctl"): every
 // check of preflight on every instance, from this agent's latest probes and
 // a detailed probe of each reachable instance now.
-func (a *Agent) Check(ctx context.Context, cluster string) (api.CheckReport, error) {
-	c, err := a.cluster(cluster)
+func (b API) Check(ctx context.Context, cluster string) (api.CheckReport, error) {
+	c, err := b.a.cluster(cluster)
 	if err != nil {
 		return api.CheckReport{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
 	}
-	rep := api.CheckReport{Cluster: cluster, CheckedAt: a.now()}
+	rep := api.CheckReport{Cluster: cluster, CheckedAt: b.a.now()}
 	obs := c.prober.snapshot()
 	st := c.state()
 	ids := map[uint32]string{}
@@ -201,12 +208,12 @@ func (a *Agent) Check(ctx context.Context, cluster string) (api.CheckReport, err
 // manual runs a planned operation asked for through the API: it plans on the
 // current view, starts the run in the background and returns the running
 // operation at once (regentctl follows it).
-func (a *Agent) manual(ctx context.Context, cluster string, plan func(failover.View, failover.Policy) (failover.Plan, error)) (api.Operation, error) {
-	c, err := a.cluster(cluster)
+func (b API) manual(ctx context.Context, cluster string, plan func(failover.View, failover.Policy) (failover.Plan, error)) (api.Operation, error) {
+	c, err := b.a.cluster(cluster)
 	if err != nil {
 		return api.Operation{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
 	}
-	if !a.raft.IsLeader() {
+	if !b.a.raft.IsLeader() {
 		return api.Operation{}, apiserver.ErrNotLeader
 	}
 	if c.state() == nil {
@@ -233,19 +240,19 @@ func (a *Agent) manual(ctx context.Context, cluster string, plan func(failover.V
 	requester := callerName(ctx)
 	// Known before the call returns, so that regentctl can follow it at once.
 	c.notePending(id, p)
-	a.wg.Add(1)
+	b.a.wg.Add(1)
 	go func() {
-		defer a.wg.Done()
+		defer b.a.wg.Done()
 		defer c.unlock()
-		_, _ = c.run(a.runCtx, v, p, id, requester)
+		_, _ = c.run(b.a.runCtx, v, p, id, requester)
 	}()
 	op, _ := c.pendingOp(id)
 	return op, nil
 }
 
 // Switchover starts a planned switchover.
-func (a *Agent) Switchover(ctx context.Context, cluster string, req api.SwitchoverRequest) (api.Operation, error) {
-	return a.manual(ctx, cluster, func(v failover.View, p failover.Policy) (failover.Plan, error) {
+func (b API) Switchover(ctx context.Context, cluster string, req api.SwitchoverRequest) (api.Operation, error) {
+	return b.manual(ctx, cluster, func(v failover.View, p failover.Policy) (failover.Plan, error) {
 		if req.WaitForWrites > 0 {
 			p.LongTransactionWait = time.Duration(req.WaitForWrites)
 		}
@@ -254,46 +261,46 @@ func (a *Agent) Switchover(ctx context.Context, cluster string, req api.Switchov
 }
 
 // Failover starts a manual (forced) failover to an instance.
-func (a *Agent) Failover(ctx context.Context, cluster string, req api.FailoverRequest) (api.Operation, error) {
+func (b API) Failover(ctx context.Context, cluster string, req api.FailoverRequest) (api.Operation, error) {
 	if req.To == "" {
 		return api.Operation{}, fmt.Errorf("%w: name the instance to promote (--to)", apiserver.ErrInvalid)
 	}
-	return a.manual(ctx, cluster, func(v failover.View, p failover.Policy) (failover.Plan, error) {
+	return b.manual(ctx, cluster, func(v failover.View, p failover.Policy) (failover.Plan, error) {
 		return failover.PlanForcedFailover(v, p, req.To, req.Force)
 	})
 }
 
 // Rejoin starts the rejoin of an old primary as a replica.
-func (a *Agent) Rejoin(ctx context.Context, cluster string, req api.RejoinRequest) (api.Operation, error) {
+func (b API) Rejoin(ctx context.Context, cluster string, req api.RejoinRequest) (api.Operation, error) {
 	if req.Instance == "" {
 		return api.Operation{}, fmt.Errorf("%w: name the instance to rejoin", apiserver.ErrInvalid)
 	}
-	return a.manual(ctx, cluster, func(v failover.View, p failover.Policy) (failover.Plan, error) {
+	return b.manual(ctx, cluster, func(v failover.View, p failover.Policy) (failover.Plan, error) {
 		return failover.PlanRejoin(v, p, req.Instance)
 	})
 }
 
 // Status describes the regent cluster as this agent sees it.
-func (a *Agent) Status(ctx context.Context) (api.Status, error) {
-	li := a.raft.Leader()
-	st := api.Status{AgentID: a.id, IsLeader: a.raft.IsLeader(), LeaderID: li.ID, LeaderAPIAddr: li.APIAddr,
-		Clusters: sortedNames(a.clusters), Time: a.now(), RaftState: "follower"}
+func (b API) Status(ctx context.Context) (api.Status, error) {
+	li := b.a.raft.Leader()
+	st := api.Status{AgentID: b.a.id, IsLeader: b.a.raft.IsLeader(), LeaderID: li.ID, LeaderAPIAddr: li.APIAddr,
+		Clusters: sortedNames(b.a.clusters), Time: b.a.now(), RaftState: "follower"}
 	if st.IsLeader {
 		st.RaftState = "leader"
 	}
-	if s, ok := a.raft.(interface{ Stats() consensus.Stats }); ok {
+	if s, ok := b.a.raft.(interface{ Stats() consensus.Stats }); ok {
 		stats := s.Stats()
 		st.RaftState, st.Term, st.CommitIndex, st.AppliedIndex = strings.ToLower(stats.State), stats.Term, stats.CommitIndex, stats.AppliedIndex
 	}
-	m, err := a.Members(ctx)
+	m, err := b.Members(ctx)
 	if err != nil {
 		return st, err
 	}
 	st.Members = m.Members
-	if a.cfg.LocalInstance != "" {
-		lqc := a.raft.LastQuorumContact()
+	if b.a.cfg.LocalInstance != "" {
+		lqc := b.a.raft.LastQuorumContact()
 		l := &api.Lease{}
-		for _, c := range a.clusters {
+		for _, c := range b.a.clusters {
 			if c.local == "" {
 				continue
 			}
@@ -312,11 +319,11 @@ func (a *Agent) Status(ctx context.Context) (api.Status, error) {
 }
 
 // Members lists the agents of the Raft configuration.
-func (a *Agent) Members(ctx context.Context) (api.Members, error) {
-	out := api.Members{LeaderID: a.raft.Leader().ID}
-	state := a.raft.State()
+func (b API) Members(ctx context.Context) (api.Members, error) {
+	out := api.Members{LeaderID: b.a.raft.Leader().ID}
+	state := b.a.raft.State()
 	contacts := map[string]time.Time{}
-	if pcs, err := a.raft.PeerContacts(); err == nil {
+	if pcs, err := b.a.raft.PeerContacts(); err == nil {
 		for _, pc := range pcs {
 			if pc.Heard {
 				contacts[pc.ID] = pc.LastHeard
@@ -324,7 +331,7 @@ func (a *Agent) Members(ctx context.Context) (api.Members, error) {
 		}
 	}
 	var servers []consensus.Server
-	if s, ok := a.raft.(interface{ Servers() []consensus.Server }); ok {
+	if s, ok := b.a.raft.(interface{ Servers() []consensus.Server }); ok {
 		servers = s.Servers()
 	}
 	seen := map[string]bool{}
@@ -333,7 +340,7 @@ func (a *Agent) Members(ctx context.Context) (api.Members, error) {
 			return
 		}
 		seen[id] = true
-		m := api.Member{ID: id, RaftAddr: raftAddr, Voter: voter, State: "follower", Self: id == a.id}
+		m := api.Member{ID: id, RaftAddr: raftAddr, Voter: voter, State: "follower", Self: id == b.a.id}
 		if rec, ok := state.Members[id]; ok {
 			m.APIAddr, m.LocalInstance = rec.APIAddr, rec.Instance
 			if m.RaftAddr == "" {
@@ -352,7 +359,7 @@ func (a *Agent) Members(ctx context.Context) (api.Members, error) {
 		add(s.ID, s.Addr, s.Voter)
 	}
 	if len(servers) == 0 {
-		for _, p := range a.cfg.Raft.Peers {
+		for _, p := range b.a.cfg.Raft.Peers {
 			add(p.ID, p.Address, true)
 		}
 	}
@@ -361,20 +368,20 @@ func (a *Agent) Members(ctx context.Context) (api.Members, error) {
 }
 
 // Cluster describes one replication cluster.
-func (a *Agent) Cluster(ctx context.Context, name string) (api.Cluster, error) {
-	c, err := a.cluster(name)
+func (b API) Cluster(ctx context.Context, name string) (api.Cluster, error) {
+	c, err := b.a.cluster(name)
 	if err != nil {
 		return api.Cluster{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
 	}
-	if !a.raft.Restored() {
+	if !b.a.raft.Restored() {
 		// Found by the chaos campaign: a restarted agent answered with
 		// the state of its last snapshot (epoch 0 before any), older than
 		// what it had shown before it stopped.
 		return api.Cluster{}, fmt.Errorf("%w: this agent restarted and has not yet applied its Raft log (applied index %d); its view would be older than before the restart: ask another agent, or retry once it reaches the leader",
-			apiserver.ErrUnavailable, a.raft.AppliedIndex())
+			apiserver.ErrUnavailable, b.a.raft.AppliedIndex())
 	}
-	now := a.now()
-	out := api.Cluster{Name: name, Durability: string(c.policy.Durability), ObservedBy: a.id, ObservedAt: now}
+	now := b.a.now()
+	out := api.Cluster{Name: name, Durability: string(c.policy.Durability), ObservedBy: b.a.id, ObservedAt: now}
 	st := c.state()
 	quarantined := map[string]string{}
 	if st != nil {
@@ -430,8 +437,8 @@ func (a *Agent) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 	}
 	// Instances as seen by every agent: this agent's probes for the facts,
 	// every agent's for reachability.
-	reports := a.reports()
-	reports[a.id] = receivedReport{Report: Report{Agent: a.id, Clusters: map[string]ClusterReport{name: c.report()}}, At: now}
+	reports := b.a.reports()
+	reports[b.a.id] = receivedReport{Report: Report{Agent: b.a.id, Clusters: map[string]ClusterReport{name: c.report()}}, At: now}
 	for _, in := range c.cfg.Instances {
 		ai := api.Instance{Name: in.Name, Address: in.Address, Role: api.RoleUnknown, Promotion: in.Promotion, Labels: in.Labels, Reachable: map[string]api.Reachability{}}
 		for id, rr := range reports {
@@ -442,7 +449,7 @@ func (a *Agent) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 			at := o.ObservedAt
 			ai.Reachable[id] = api.Reachability{OK: o.Reachable, Error: string(o.Error), At: &at}
 		}
-		o := reports[a.id].Clusters[name].Observations[in.Name]
+		o := reports[b.a.id].Clusters[name].Observations[in.Name]
 		if !o.Reachable {
 			// Fall back to the freshest successful observation of any agent.
 			for _, rr := range reports {
@@ -494,8 +501,8 @@ func (a *Agent) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 
 // History returns up to limit finished operations, newest first, with the
 // running one (if any) in front.
-func (a *Agent) History(ctx context.Context, cluster string, limit int) ([]api.Operation, error) {
-	c, err := a.cluster(cluster)
+func (b API) History(ctx context.Context, cluster string, limit int) ([]api.Operation, error) {
+	c, err := b.a.cluster(cluster)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
 	}
@@ -514,8 +521,8 @@ func (a *Agent) History(ctx context.Context, cluster string, limit int) ([]api.O
 }
 
 // Operation returns one operation, running or finished.
-func (a *Agent) Operation(ctx context.Context, cluster, id string) (api.Operation, error) {
-	c, err := a.cluster(cluster)
+func (b API) Operation(ctx context.Context, cluster, id string) (api.Operation, error) {
+	c, err := b.a.cluster(cluster)
 	if err != nil {
 		return api.Operation{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
 	}
@@ -542,9 +549,9 @@ func (a *Agent) Operation(ctx context.Context, cluster, id string) (api.Operatio
 }
 
 // HealthState is the local state behind /primary, /replica and /read-only.
-func (a *Agent) HealthState(ctx context.Context) (proxyhook.LocalState, error) {
+func (b API) HealthState(ctx context.Context) (proxyhook.LocalState, error) {
 	var s proxyhook.LocalState
-	for _, c := range a.clusters {
+	for _, c := range b.a.clusters {
 		if c.local == "" {
 			continue
 		}

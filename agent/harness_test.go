@@ -247,14 +247,14 @@ func withCluster(name, prefix string, db *mysqltest.Cluster) harnessOpt {
 func (h *harness) switchover(cluster, to string) api.Operation {
 	h.t.Helper()
 	return h.accepted("switchover of "+cluster+" to "+to, func(ctx context.Context, a *Agent) (api.Operation, error) {
-		return a.Switchover(ctx, cluster, api.SwitchoverRequest{To: to})
+		return a.API().Switchover(ctx, cluster, api.SwitchoverRequest{To: to})
 	})
 }
 
 func (h *harness) failover(cluster string, req api.FailoverRequest) api.Operation {
 	h.t.Helper()
 	return h.accepted("failover of "+cluster+" to "+req.To, func(ctx context.Context, a *Agent) (api.Operation, error) {
-		return a.Failover(ctx, cluster, req)
+		return a.API().Failover(ctx, cluster, req)
 	})
 }
 

@@ -237,7 +237,7 @@ func TestUnroutedPrimaryIsNotHealthy(t *testing.T) {
 		// notRouted returns PrimaryNotRouted's reason ("" when absent) and
 		// every problem code, as the leader's status shows them.
 		notRouted := func() (string, []string, error) {
-			c, err := h.agents[h.leader()].Cluster(context.Background(), "main")
+			c, err := h.agents[h.leader()].API().Cluster(context.Background(), "main")
 			if err != nil {
 				return "", nil, err
 			}
@@ -644,7 +644,7 @@ func TestFrozenPrimaryWithAReplicaUnaccountedForWaitsOutTheLease(t *testing.T) {
 			return !obs["p"].Reachable && !obs["r2"].Reachable, fmt.Sprintf("p reachable %v, r2 reachable %v", obs["p"].Reachable, obs["r2"].Reachable)
 		})
 		leader := h.agents[h.leader()]
-		if _, err := leader.Failover(context.Background(), "main", api.FailoverRequest{To: "r1", Force: true}); err != nil {
+		if _, err := leader.API().Failover(context.Background(), "main", api.FailoverRequest{To: "r1", Force: true}); err != nil {
 			t.Fatalf("forced failover to r1: %v", err)
 		}
 		e := h.waitOp(consensus.KindForcedFailover, 0, 60*time.Second)
@@ -748,7 +748,7 @@ func TestFollowerStatusOfAHealthyCluster(t *testing.T) {
 				continue
 			}
 			h.eventually("follower "+a.ID()+" reports the cluster healthy", 20*time.Second, func() (bool, string) {
-				c, err := a.Cluster(context.Background(), "main")
+				c, err := a.API().Cluster(context.Background(), "main")
 				if err != nil {
 					return false, err.Error()
 				}

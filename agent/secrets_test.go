@@ -44,7 +44,7 @@ func TestRefusedPasswordStaysOutOfLogsAndHistory(t *testing.T) {
 		if !strings.Contains(string(history), refused) {
 			t.Fatalf("the history does not show the server's refusal (%q), so the test shows nothing: %s", refused, history)
 		}
-		got, err := h.agents[h.leader()].Operation(context.Background(), "main", op.ID)
+		got, err := h.agents[h.leader()].API().Operation(context.Background(), "main", op.ID)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -140,8 +140,8 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		log.Warn("secrets could not be fully removed from the agent's environment: prefer *_file settings", "err", err)
 	}
 	srv, err := apiserver.New(apiserver.Config{
-		AgentID: cfg.NodeID, Version: version, Backend: ag,
-		Health:  proxyhook.NewHealthHandler(ag.HealthState, log.With("component", "health")),
+		AgentID: cfg.NodeID, Version: version, Backend: ag.API(),
+		Health:  proxyhook.NewHealthHandler(ag.API().HealthState, log.With("component", "health")),
 		Metrics: metrics,
 		Auth: apiserver.AuthConfig{Tokens: tokens, CertAdmins: cfg.API.CertAdmins, CertReaders: cfg.API.CertReaders,
 			ClientCAs: clientCAs, AgentCAs: agentCAs,
@@ -208,10 +208,10 @@ func observeMetrics(ctx context.Context, ag *agent.Agent, m *apiserver.Metrics) 
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
-			if st, err := ag.Status(ctx); err == nil {
+			if st, err := ag.API().Status(ctx); err == nil {
 				m.ObserveStatus(st)
 				for _, name := range st.Clusters {
-					if c, err := ag.Cluster(ctx, name); err == nil {
+					if c, err := ag.API().Cluster(ctx, name); err == nil {
 						m.ObserveCluster(c)
 					}
 				}
