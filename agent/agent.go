@@ -139,11 +139,14 @@ type Agent struct {
 	// Barrier): clusters reconcile their routes on a new generation.
 	leaderGen atomic.Uint64
 
-	deps   Deps
-	runCtx context.Context // ends at Close: operations started by the API run in it
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	closed sync.Once
+	deps Deps
+	// openMySQL opens a server at an address with Regent's own account
+	// (discovery).
+	openMySQL func(addr string) (*topology.Instance, error)
+	runCtx    context.Context // ends at Close: operations started by the API run in it
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closed    sync.Once
 }
 
 type receivedReport struct {
@@ -172,6 +175,13 @@ func New(cfg config.Config, secrets Secrets, raft Raft, transport Transport, dep
 	tlsCfg, err := mysqlTLS(cfg)
 	if err != nil {
 		return nil, err
+	}
+	a.openMySQL = func(addr string) (*topology.Instance, error) {
+		return topology.Open(topology.ConnConfig{
+			Addr: addr, User: cfg.MySQL.User, Password: secrets.MySQLPassword,
+			ConnectTimeout: orDur(cfg.MySQL.ConnectTimeout, time.Second), ReadTimeout: orDur(cfg.MySQL.ReadTimeout, 10*time.Second),
+			WriteTimeout: orDur(cfg.MySQL.ReadTimeout, 10*time.Second), TLS: tlsCfg, MaxOpenConns: 1,
+		}, log)
 	}
 	for _, cc := range cfg.Clusters {
 		if err := cc.Policy.Validate(); err != nil {

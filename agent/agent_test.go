@@ -515,6 +515,33 @@ func TestMustNotReplicaIsCatchUpSourceOnly(t *testing.T) {
 	})
 }
 
+// Issue 14: discovery from the bottom of the tree finds the primary and
+// both replicas, with Regent's account, and proposes them.
+func TestDiscoverRealTree(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k)
+		h.waitRecorded()
+		p, r1, r2 := h.db.Primary, h.db.Replicas[0], h.db.Replicas[1]
+		d, err := h.agents[0].API().Discover(context.Background(), r2.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var addrs []string
+		for _, in := range d.Instances {
+			addrs = append(addrs, in.Address)
+		}
+		if len(addrs) != 3 || addrs[0] != p.Addr() || !slices.Contains(addrs, r1.Addr()) || !slices.Contains(addrs, r2.Addr()) {
+			t.Fatalf("discovered %v, want %s first, then %s and %s (warnings %v)", addrs, p.Addr(), r1.Addr(), r2.Addr(), d.Warnings)
+		}
+		if d.Primary != d.Instances[0].Name || d.Instances[1].Source != p.Addr() || !strings.Contains(d.YAML, "address: "+r1.Addr()) {
+			t.Fatalf("discovery: %+v\n%s", d, d.YAML)
+		}
+		if _, err := h.agents[0].API().Discover(context.Background(), "127.0.0.1:1"); !errors.Is(err, apiserver.ErrRefused) {
+			t.Fatalf("discovery of a closed port: %v, want a refusal", err)
+		}
+	})
+}
+
 // Issue 14: an instance in maintenance is never promoted, its data still
 // counts, it serves no reads (/replica 503), and its maintenance ends by
 // itself.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/regentdb/regent/topology"
 	"maps"
+	"net"
 	"slices"
 	"sort"
 	"strings"
@@ -84,6 +86,27 @@ func (b API) setPaused(ctx context.Context, cluster string, paused bool, reason 
 		return api.Cluster{}, apiErr(err)
 	}
 	return b.Cluster(ctx, cluster)
+}
+
+// discoverTimeout bounds one discovery walk.
+const discoverTimeout = 20 * time.Second
+
+// Discover walks the replication tree around address with Regent's MySQL
+// account and proposes a cluster definition (nothing is changed).
+func (b API) Discover(ctx context.Context, address string) (api.Discovery, error) {
+	if _, _, err := net.SplitHostPort(address); err != nil {
+		return api.Discovery{}, fmt.Errorf("%w: address %q is not host:port", apiserver.ErrInvalid, address)
+	}
+	ctx, cancel := context.WithTimeout(ctx, discoverTimeout)
+	defer cancel()
+	src := &openedServers{open: b.a.openMySQL, insts: map[string]*topology.Instance{}}
+	defer src.close()
+	d, err := discover(ctx, src, address)
+	if err != nil {
+		return d, fmt.Errorf("%w: cannot read %s with Regent's MySQL account: %w", apiserver.ErrRefused, address, err)
+	}
+	b.a.log.Info("discovery", "start", address, "instances", len(d.Instances), "by", callerName(ctx))
+	return d, nil
 }
 
 // Ack records an operator's acknowledgement of a finished operation.

@@ -280,6 +280,14 @@ func (c *Client) Rejoin(ctx context.Context, cluster string, req RejoinRequest) 
 	return out, err
 }
 
+// Discover calls GET /v1/discover?address=ADDR on the first agent that
+// answers (not forwarded: the agent asked connects).
+func (c *Client) Discover(ctx context.Context, address string) (Discovery, error) {
+	var out Discovery
+	err := c.do(ctx, http.MethodGet, "/v1/discover?address="+url.QueryEscape(address), nil, &out)
+	return out, err
+}
+
 // Ack calls POST /v1/clusters/{name}/operations/{id}/ack and returns the
 // acknowledged operation.
 func (c *Client) Ack(ctx context.Context, cluster, id string, req AckRequest) (Operation, error) {

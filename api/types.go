@@ -543,6 +543,35 @@ type MaintenanceRequest struct {
 	For Duration `json:"for"`
 }
 
+// Discovery is what GET /v1/discover?address=HOST:PORT found: the
+// replication tree around that instance and a proposed cluster definition.
+// It is an aid: nothing is changed or recorded.
+type Discovery struct {
+	// Start is the address asked about.
+	Start string `json:"start"`
+	// Primary names the writable top of the tree ("" when none).
+	Primary string `json:"primary,omitempty"`
+	// Instances: the top first, then its replicas, breadth first.
+	Instances []DiscoveredInstance `json:"instances"`
+	// Warnings say what does not fit a Regent cluster (chained or writable
+	// replicas, replicas without report_host, ...) or could not be read.
+	Warnings []string `json:"warnings,omitempty"`
+	// YAML is the proposed clusters: entry for regent.yaml.
+	YAML string `json:"yaml"`
+}
+
+// DiscoveredInstance is one server of a discovered tree.
+type DiscoveredInstance struct {
+	// Name is a proposed configuration name, from the address.
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	// Source is the address it replicates from ("" for the top).
+	Source   string `json:"source,omitempty"`
+	ServerID uint32 `json:"server_id"`
+	Version  string `json:"version,omitempty"`
+	ReadOnly bool   `json:"read_only"`
+}
+
 // MaxMaintenance is the longest maintenance one request may start (it can
 // be started again before it ends).
 const MaxMaintenance = 30 * 24 * time.Hour

@@ -54,6 +54,10 @@ type Operator interface {
 	Pause(ctx context.Context, cluster string, req api.PauseRequest) (api.Cluster, error)
 	// Resume lifts a pause and returns the cluster's new state.
 	Resume(ctx context.Context, cluster string) (api.Cluster, error)
+	// Discover walks the replication tree around a host:port with Regent's
+	// MySQL account and proposes a cluster definition; nothing is changed
+	// (ErrInvalid for a bad address, ErrRefused when it cannot be read).
+	Discover(ctx context.Context, address string) (api.Discovery, error)
 	// Ack records an operator's acknowledgement of a finished operation
 	// (ErrNotFound when the history has no such operation, ErrConflict when
 	// it is acknowledged already) and returns it.

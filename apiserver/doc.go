@@ -25,6 +25,7 @@
 //	POST /v1/clusters/{name}/operations/{id}/ack       admin; leader; 200 + Operation
 //	POST|DELETE /v1/clusters/{name}/instances/{instance}/maintenance
 //	                                                     admin; leader; 200 + Cluster
+//	GET  /v1/discover?address=HOST:PORT         admin; answered by the agent asked
 //	GET  /v1/members                            read-only
 //	POST /v1/members                            admin; leader
 //	DELETE /v1/members/{id}                     admin; leader

@@ -231,6 +231,9 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodPost, "/v1/clusters/{name}/operations/{id}/ack", admin(s.handleAck))
 	handle(http.MethodPost, "/v1/clusters/{name}/instances/{instance}/maintenance", admin(s.handleStartMaintenance))
 	handle(http.MethodDelete, "/v1/clusters/{name}/instances/{instance}/maintenance", admin(s.handleEndMaintenance))
+	// Discovery makes this agent connect to an address the caller names,
+	// with Regent's account: admin only, answered by the agent asked.
+	handle(http.MethodGet, "/v1/discover", s.require(RoleAdmin, http.HandlerFunc(s.handleDiscover)))
 	handle(http.MethodGet, "/v1/members", read(s.handleMembers))
 	handle(http.MethodPost, "/v1/members", admin(s.handleAddMember))
 	handle(http.MethodDelete, "/v1/members/{id}", admin(s.handleRemoveMember))
@@ -485,6 +488,16 @@ func (s *Server) handleEndMaintenance(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := s.cfg.Backend.EndMaintenance(r.Context(), name, inst)
 	writeResult(w, http.StatusOK, c, err)
+}
+
+func (s *Server) handleDiscover(w http.ResponseWriter, r *http.Request) {
+	addr := r.URL.Query().Get("address")
+	if addr == "" {
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, "give the instance to start from: /v1/discover?address=HOST:PORT (regentctl discover HOST:PORT)")
+		return
+	}
+	d, err := s.cfg.Backend.Discover(r.Context(), addr)
+	writeResult(w, http.StatusOK, d, err)
 }
 
 func (s *Server) handleMembers(w http.ResponseWriter, r *http.Request) {

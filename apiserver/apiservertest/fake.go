@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -526,6 +527,24 @@ func (f *FakeBackend) Resume(ctx context.Context, cluster string) (api.Cluster, 
 	c.AutomaticFailover.Possible = c.AutomaticFailover.Enabled
 	c.AutomaticFailover.Blockers = nil
 	return cloneCluster(c), nil
+}
+
+// Discover implements apiserver.Operator: a fixed tree of three servers
+// from any address on port 3306; any other address cannot be read.
+func (f *FakeBackend) Discover(ctx context.Context, address string) (api.Discovery, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record(ctx, "Discover", address); err != nil {
+		return api.Discovery{}, err
+	}
+	if !strings.HasSuffix(address, ":3306") {
+		return api.Discovery{}, fmt.Errorf("%w: cannot read %s: connection refused", apiserver.ErrRefused, address)
+	}
+	return api.Discovery{Start: address, Primary: "db1", Instances: []api.DiscoveredInstance{
+		{Name: "db1", Address: "10.0.0.11:3306", ServerID: 11},
+		{Name: "db2", Address: "10.0.0.12:3306", Source: "10.0.0.11:3306", ServerID: 12, ReadOnly: true},
+		{Name: "db3", Address: "10.0.0.13:3306", Source: "10.0.0.11:3306", ServerID: 13, ReadOnly: true},
+	}, YAML: "  - name: main\n    instances:\n      - {name: db1, address: 10.0.0.11:3306, agent: AGENT}   # primary, server_id 11\n"}, nil
 }
 
 // Ack implements apiserver.Operator: it acknowledges an operation of the

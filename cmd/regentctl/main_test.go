@@ -354,6 +354,28 @@ func TestAckAFailover(t *testing.T) {
 	}
 }
 
+func TestDiscover(t *testing.T) {
+	fake, url := agentServer(t)
+	r := ctl(t, env(url), "discover", "10.0.0.11:3306")
+	if r.code != 0 || !strings.Contains(r.stdout, "Replication tree around 10.0.0.11:3306 (3 instances)") ||
+		!strings.Contains(r.stdout, "{name: db1, address: 10.0.0.11:3306, agent: AGENT}") {
+		t.Fatalf("discover: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := ctl(t, env(url), "discover", "10.0.0.99:5"); r.code != exitFailed || !strings.Contains(r.stderr, "connection refused") {
+		t.Fatalf("discover of a server that does not answer: %d %s", r.code, r.stderr)
+	}
+	if r := ctl(t, env(url), "discover", "nohost"); r.code != exitUsage || !strings.Contains(r.stderr, "HOST:PORT") {
+		t.Fatalf("discover of a bad address: %d %s", r.code, r.stderr)
+	}
+	ro := map[string]string{envEndpoint: url, envToken: apiservertest.ReadOnlyToken}
+	if r := ctl(t, ro, "discover", "10.0.0.11:3306"); r.code != exitAuth {
+		t.Fatalf("discover with a read-only token: %d %s", r.code, r.stderr)
+	}
+	if n := len(fake.Calls()); n != 2 {
+		t.Fatalf("%d Discover calls reached the agent, want 2", n)
+	}
+}
+
 func TestEndpointFailoverToTheSecondAgent(t *testing.T) {
 	_, url := agentServer(t)
 	e := env(deadEndpoint(t) + "," + url)
@@ -497,7 +519,7 @@ func TestShellCompletion(t *testing.T) {
 
 // Every subcommand lives in its own file.
 func TestEachSubcommandInItsOwnFile(t *testing.T) {
-	for _, name := range []string{"status", "history", "switchover", "failover", "pause", "resume", "rejoin", "maintenance", "ack", "members", "check", "version"} {
+	for _, name := range []string{"status", "history", "switchover", "failover", "pause", "resume", "rejoin", "maintenance", "ack", "discover", "members", "check", "version"} {
 		if _, err := os.Stat(name + ".go"); err != nil {
 			t.Error(fmt.Errorf("subcommand %s: %w", name, err))
 		}

@@ -185,6 +185,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.rejoinCommand(),
 		a.maintenanceCommand(),
 		a.ackCommand(),
+		a.discoverCommand(),
 		a.membersCommand(),
 		a.checkCommand(),
 		a.versionCommand(),
