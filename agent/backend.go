@@ -516,6 +516,8 @@ func (b API) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 			ai.Role = api.RolePrimary
 		case ai.Replication != nil:
 			ai.Role = api.RoleReplica
+		case st != nil && in.Name == formerPrimary(st):
+			ai.Role = api.RoleFormerPrimary
 		}
 		out.Instances = append(out.Instances, ai)
 	}

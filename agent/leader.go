@@ -253,8 +253,23 @@ func (c *clusterRT) view(now time.Time) failover.View {
 				v.State.StoppedIO = stoppedIO(last.Steps)
 			}
 		}
+		v.State.FormerPrimary = formerPrimary(st)
 	}
 	return v
+}
+
+// formerPrimary is the primary the most recent change of primary in the
+// history replaced, unless it is the primary again.
+func formerPrimary(st *consensus.Cluster) string {
+	for i := len(st.History) - 1; i >= 0; i-- {
+		if h := st.History[i]; h.EpochAfter > h.EpochBefore {
+			if h.OldPrimary == st.Primary {
+				return ""
+			}
+			return h.OldPrimary
+		}
+	}
+	return ""
 }
 
 // carryErrantLocked keeps errant sets found while the primary was alive:

@@ -169,3 +169,25 @@ func TestLeaderLoopInSimulatedTime(t *testing.T) {
 		}
 	})
 }
+
+func TestFormerPrimary(t *testing.T) {
+	h := func(old string, before, after uint64) consensus.HistoryEntry {
+		return consensus.HistoryEntry{OldPrimary: old, EpochBefore: before, EpochAfter: after}
+	}
+	for _, tc := range []struct {
+		name    string
+		primary string
+		history []consensus.HistoryEntry
+		want    string
+	}{
+		{"no history", "db1", nil, ""},
+		{"a failover replaced db1", "db2", []consensus.HistoryEntry{h("db1", 1, 2)}, "db1"},
+		{"an aborted one after it changes nothing", "db2", []consensus.HistoryEntry{h("db1", 1, 2), h("db2", 2, 2)}, "db1"},
+		{"switched back: db2 is the one replaced last", "db1", []consensus.HistoryEntry{h("db1", 1, 2), h("db2", 2, 3)}, "db2"},
+		{"the one replaced is the primary again", "db1", []consensus.HistoryEntry{h("db1", 1, 2)}, ""},
+	} {
+		if got := formerPrimary(&consensus.Cluster{Primary: tc.primary, History: tc.history}); got != tc.want {
+			t.Errorf("%s: former primary %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -99,10 +99,15 @@ const (
 	RoleReplica     Role = "replica"
 	RoleUnknown     Role = "unknown"
 	RoleQuarantined Role = "quarantined"
+	// RoleFormerPrimary: the primary the last failover replaced, not a
+	// replica since (still down, or back and waiting to be rejoined).
+	RoleFormerPrimary Role = "former-primary"
 )
 
 // Roles lists every Role, in a fixed order.
-func Roles() []Role { return []Role{RolePrimary, RoleReplica, RoleUnknown, RoleQuarantined} }
+func Roles() []Role {
+	return []Role{RolePrimary, RoleReplica, RoleUnknown, RoleQuarantined, RoleFormerPrimary}
+}
 
 // Durability modes of a replication cluster (docs/safety.md: no
 // acknowledged write is lost with semi_sync only).

@@ -31,6 +31,7 @@ const (
 	RejoinNeeded               Code = "RejoinNeeded"
 	ReplicaNotReplicating      Code = "ReplicaNotReplicating"
 	ReplicaUnreachable         Code = "ReplicaUnreachable"
+	FormerPrimaryUnreachable   Code = "FormerPrimaryUnreachable"
 	ReplicaLagging             Code = "ReplicaLagging"
 	InstanceQuarantined        Code = "InstanceQuarantined"
 	InstanceInMaintenance      Code = "InstanceInMaintenance"
@@ -295,6 +296,14 @@ var problemTable = []problemKind{
 		description:        "the leader cannot reach a replica",
 		priority:           62,
 		detect:             detectReplicaUnreachable,
+		quietInMaintenance: true,
+	},
+	{
+		code:               FormerPrimaryUnreachable,
+		description:        "the old primary a failover replaced is still down: expected, and it is rejoined or quarantined when it returns",
+		priority:           63,
+		informational:      true,
+		detect:             detectFormerPrimaryUnreachable,
 		quietInMaintenance: true,
 	},
 	{
@@ -961,9 +970,41 @@ func detectReplicaUnreachable(f *facts) []finding {
 		if r == reachOK {
 			continue
 		}
+		if formerDown(f.v, n) {
+			continue // FormerPrimaryUnreachable
+		}
 		out = append(out, finding{instances: []string{n}, reason: fmt.Sprintf("%s is %s; it is no failover candidate", n, unreachableReason(f.v, pr, r))})
 	}
 	return out
+}
+
+// formerDown reports whether n is the primary the last change of primary
+// replaced, unreachable and not seen as a replica since: an old primary
+// still down, expected after a failover, not a broken replica.
+func formerDown(v View, n string) bool {
+	if n == "" || n != v.State.FormerPrimary {
+		return false
+	}
+	return v.Instances[n].LastSeen.Replica == nil
+}
+
+func detectFormerPrimaryUnreachable(f *facts) []finding {
+	n := f.v.State.FormerPrimary
+	if f.primary == "" || n == "" || n == f.primary {
+		return nil
+	}
+	if _, ok := f.v.Instances[n]; !ok {
+		return nil
+	}
+	pr, r := leaderReach(f.v, f.p, n)
+	if r == reachOK || !formerDown(f.v, n) {
+		return nil
+	}
+	how := "it is rejoined as a replica of " + f.primary + " when it returns without errant transactions (auto_rejoin), quarantined otherwise"
+	if !f.p.AutoRejoin {
+		how = "when it returns, rejoin it with regentctl rejoin " + n + " (auto_rejoin is off)"
+	}
+	return []finding{{instances: []string{n}, reason: fmt.Sprintf("%s, the primary the last failover replaced, is %s; %s", n, unreachableReason(f.v, pr, r), how)}}
 }
 
 func detectLagging(f *facts) []finding {

@@ -817,6 +817,19 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
+			name: "the old primary a failover replaced, still down: informational, not a broken replica",
+			b: afterFailover().inst("db1", func(in *Instance) { in.LastSeen.Replica = nil }),
+			want: []probSum{{Code: FormerPrimaryUnreachable, Instances: []string{"db1"}}, {Code: Healthy, Instances: []string{"db2"}}},
+			reasons: map[Code][]string{
+				FormerPrimaryUnreachable: {"db1, the primary the last failover replaced, is", "rejoined as a replica of db2 when it returns"},
+			},
+		},
+		{
+			name: "the old primary, rejoined and down again, is a replica down",
+			b: afterFailover().inst("db1", func(in *Instance) { in.LastSeen.Replica = &ReplicaStatus{Source: "db2"} }),
+			want: []probSum{{Code: ReplicaUnreachable, Instances: []string{"db1"}}},
+		},
+		{
 			name: "replica in maintenance: reported, and its replica problems quiet",
 			b:    base().down("db3", ClassRefused, ago(time.Minute)).maintenance("db3", t0.Add(time.Hour)),
 			want: []probSum{{Code: InstanceInMaintenance, Instances: []string{"db3"}}, healthy},
@@ -1024,4 +1037,14 @@ func TestErrantGTIDsAndCarry(t *testing.T) {
 			check(t, "carry", tc.carry, str(known))
 		})
 	}
+}
+
+// afterFailover: db2 is the primary (its agent holds the lease, lossless
+// semi-sync on), db3 replicates from it, and db1, the primary the failover
+// replaced, is down.
+func afterFailover() *B {
+	return base().state(func(s *ReplicatedState) { s.Primary, s.FormerPrimary = "db2", "db1" }).
+		agent("a2", func(r *AgentReport) { r.LeaseHeld = true }).
+		notReplica("db2").writable("db2", true).probes("db2", func(pr *Probe) { pr.SemiSync = healthyProbe(false).SemiSync }).
+		source("db3", "db2").down("db1", ClassRefused, ago(time.Minute))
 }

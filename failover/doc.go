@@ -88,6 +88,7 @@
 //	  58 RejoinNeeded                rejoin               former primary; auto_rejoin
 //	  60 ReplicaNotReplicating       -                    IO/SQL thread and last errors
 //	  62 ReplicaUnreachable          -
+//	  63 FormerPrimaryUnreachable    -                    informational: the old primary still down
 //	  65 ReplicaLagging              -                    beyond max_lag_on_failover (+ SQL_Delay)
 //	  70 InstanceQuarantined         -
 //	  72 InstanceInMaintenance       -                    informational; quiets 55–65 for it

@@ -365,6 +365,9 @@ type ReplicatedState struct {
 	// Quarantined maps an instance to the reason it is quarantined (errant
 	// transactions): kept read-only, never promoted nor silently rejoined.
 	Quarantined map[string]string
+	// FormerPrimary is the primary the most recent change of primary
+	// replaced ("" when none, or when it is the primary again).
+	FormerPrimary string
 	// Maintenance maps an instance an operator put in maintenance to its
 	// window; it is in force while Now is before Until (InMaintenance).
 	Maintenance map[string]Maintenance
