@@ -818,7 +818,7 @@ func TestAnalyze(t *testing.T) {
 		},
 		{
 			name: "the old primary a failover replaced, still down: informational, not a broken replica",
-			b: afterFailover().inst("db1", func(in *Instance) { in.LastSeen.Replica = nil }),
+			b:    afterFailover().inst("db1", func(in *Instance) { in.LastSeen.Replica = nil }),
 			want: []probSum{{Code: FormerPrimaryUnreachable, Instances: []string{"db1"}}, {Code: Healthy, Instances: []string{"db2"}}},
 			reasons: map[Code][]string{
 				FormerPrimaryUnreachable: {"db1, the primary the last failover replaced, is", "rejoined as a replica of db2 when it returns"},
@@ -826,7 +826,7 @@ func TestAnalyze(t *testing.T) {
 		},
 		{
 			name: "the old primary, rejoined and down again, is a replica down",
-			b: afterFailover().inst("db1", func(in *Instance) { in.LastSeen.Replica = &ReplicaStatus{Source: "db2"} }),
+			b:    afterFailover().inst("db1", func(in *Instance) { in.LastSeen.Replica = &ReplicaStatus{Source: "db2"} }),
 			want: []probSum{{Code: ReplicaUnreachable, Instances: []string{"db1"}}},
 		},
 		{
