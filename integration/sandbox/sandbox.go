@@ -370,8 +370,12 @@ type ClusterJSON struct {
 	} `json:"problems"`
 	Instances []struct {
 		Name     string `json:"name"`
+		Address  string `json:"address"`
 		ReadOnly *bool  `json:"read_only"`
 	} `json:"instances"`
+	Unacknowledged []struct {
+		ID string `json:"id"`
+	} `json:"unacknowledged"`
 }
 
 // Healthy reports whether the analysis found nothing but Healthy.
