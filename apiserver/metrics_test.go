@@ -51,6 +51,11 @@ func populate(t *testing.T, m *apiserver.Metrics) api.Cluster {
 		{Kind: api.BlockPaused, Reason: "paused by ops-admin"}, {Kind: api.BlockAntiFlap, Reason: "failed over 10m ago", Until: &until},
 		{Kind: api.BlockAntiFlap, Reason: "the same kind twice"}}}
 	c.Operation = &api.OperationRef{ID: "op-1", Kind: api.OpSwitchover, Started: since}
+	for i := range c.Instances {
+		if c.Instances[i].Name == "db2" {
+			c.Instances[i].Maintenance = &api.Maintenance{By: "ops-admin", Reason: "disk swap", Since: since, Until: until}
+		}
+	}
 	m.ObserveCluster(c)
 	st, err := fake.Status(ctx)
 	if err != nil {
