@@ -591,7 +591,8 @@ func repointSteps(v View, p Policy, newPrimary, old string, semi bool, pl *Plan)
 // candidate when target is "". Refused when the primary is not healthy and
 // writable (use a failover), when the target is the primary, lags more than
 // switchover_max_lag, does not replicate from the primary, is unhealthy, holds
-// errant transactions, is must_not, delayed or quarantined. Steps (README
+// errant transactions, is must_not, delayed or quarantined, and while an
+// aborted operation's promotion is uncommitted (only a failover fences it). Steps (README
 // "Configuration", How a switchover runs): record intent → pre-hooks → wait
 // for long write transactions → chain the other replicas under the target
 // (as many as semi_sync_wait_for spares) → fence the primary (read-only,
@@ -613,6 +614,10 @@ func PlanSwitchover(v View, p Policy, target string) (Plan, error) {
 		return pl, refuse(OpSwitchover, v, "no primary is recorded for this cluster")
 	}
 	reasons := gate(v, p, &pl)
+	for _, u := range sortedKeys(v.State.Uncommitted) {
+		// Only a failover fences it before promoting anyone.
+		reasons = append(reasons, fmt.Sprintf("%s was promoted by the aborted operation %s and never committed: finish the change of primary first (the leader's UncommittedPromotion failover, or regentctl failover --to NAME), then switch over", u, v.State.Uncommitted[u]))
+	}
 	pp, rc := leaderReach(v, p, old)
 	switch {
 	case rc != reachOK:

@@ -1177,3 +1177,15 @@ func TestFailoverHonoursLocationLabels(t *testing.T) {
 		}
 	})
 }
+
+// A switchover does not fence an instance an aborted operation promoted
+// and never committed (only a failover does, before it promotes anyone):
+// it is refused until the change of primary is finished.
+func TestSwitchoverRefusedWhileAPromotionIsUncommitted(t *testing.T) {
+	v, p := base().state(func(s *ReplicatedState) { s.Uncommitted = map[string]string{"db3": "op-9"} }).build()
+	_, err := PlanSwitchover(v, p, "db2")
+	if err == nil {
+		t.Fatal("switchover planned while db3's promotion by op-9 is uncommitted")
+	}
+	mustContain(t, "refusal", err.Error(), "db3 was promoted by the aborted operation op-9", "finish the change of primary first")
+}
