@@ -12,7 +12,7 @@ func (a *app) pauseCommand() *cobra.Command {
 	var reason string
 	cmd := &cobra.Command{
 		Use:   "pause [--reason TEXT]",
-		Short: "Stop all automatic action on a cluster (maintenance)",
+		Short: "Stop all automatic action on a whole cluster (for one replica: maintenance)",
 		Long: `Pause automatic action on the cluster: no automatic failover, fencing
 repair or rejoin until 'regentctl resume'. Manual switchover and failover
 still work. The pause, who made it and why are shown by status, on the
