@@ -743,8 +743,8 @@ func TestCheckFindings(t *testing.T) {
 		}
 		// Every check is listed for every instance, ok ones included.
 		for _, n := range []string{"p", "r1", "r2"} {
-			if checks[n] != 10 {
-				t.Errorf("%s: %d findings, want one per check (10): %+v", n, checks[n], rep.Findings)
+			if checks[n] != 11 {
+				t.Errorf("%s: %d findings, want one per check (11): %+v", n, checks[n], rep.Findings)
 			}
 		}
 		if _, err := a.API().Check(context.Background(), "nope"); err == nil || !strings.Contains(err.Error(), "main") {

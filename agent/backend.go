@@ -212,7 +212,7 @@ func (b API) Check(ctx context.Context, cluster string) (api.CheckReport, error)
 	ids := map[uint32]string{}
 	for _, ic := range c.cfg.Instances {
 		o, observed := obs[ic.Name]
-		in := preflightInput{Name: ic.Name, Observed: observed, Obs: o, SemiSync: c.policy.Durability == failover.DurabilitySemiSync,
+		in := preflightInput{Name: ic.Name, Observed: observed, Obs: o, SemiSync: c.policy.Durability == failover.DurabilitySemiSync, WaitFor: c.policy.SemiSyncWaitFor,
 			PrimaryKnown: st != nil && st.Primary != "", Primary: st != nil && st.Primary == ic.Name}
 		if observed && o.Reachable {
 			in.SameServerID = ids[o.ServerID]

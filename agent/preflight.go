@@ -2,8 +2,11 @@ package agent
 
 import (
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/regentdb/regent/api"
+	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/topology"
 )
 
@@ -20,6 +23,7 @@ const (
 	checkPrivileges        = "privileges"
 	checkServerID          = "server_id"
 	checkReadOnly          = "read_only"
+	checkSuperReadOnly     = "super_read_only"
 	checkBinlog            = "binlog"
 	checkGTID              = "gtid"
 	checkBinlogFormat      = "binlog_format"
@@ -49,8 +53,10 @@ type preflightInput struct {
 	// PrimaryKnown: the replicated state names a primary; Primary: it is
 	// this instance.
 	PrimaryKnown, Primary bool
-	// SemiSync: the cluster's durability is semi_sync.
+	// SemiSync: the cluster's durability is semi_sync; WaitFor is its
+	// semi_sync_wait_for.
 	SemiSync bool
+	WaitFor  int
 }
 
 // preflight runs every check on one instance.
@@ -98,6 +104,17 @@ func preflight(in preflightInput) []api.Finding {
 		return out
 	}
 	s := in.Snap
+	switch {
+	case !s.Flavor.IsMySQL():
+		ok(checkSuperReadOnly, "a MySQL setting: none here")
+	case in.Primary || !in.PrimaryKnown:
+		ok(checkSuperReadOnly, "not judged on the primary, or before one is recorded")
+	case !s.SuperReadOnly:
+		add(checkSuperReadOnly, api.SeverityWarning, "super_read_only is OFF on a replica: an account with SUPER or CONNECTION_ADMIN can still write to it",
+			"SET GLOBAL super_read_only=ON, and put super_read_only=ON in my.cnf (Regent sets it with every fence and clears it on promotion)")
+	default:
+		ok(checkSuperReadOnly, "ON")
+	}
 	if !s.LogBin || !s.LogReplicaUpdates {
 		add(checkBinlog, api.SeverityError, "log_bin or log_slave_updates is off", "set log_bin and log_slave_updates=ON in my.cnf: every instance must be able to become a primary")
 	} else {
@@ -119,6 +136,13 @@ func preflight(in preflightInput) []api.Finding {
 		ok(checkSemiSync, "durability is async: not needed")
 	case !s.SemiSync.Available:
 		add(checkSemiSync, api.SeverityError, "semi-synchronous replication is not available", "MySQL: plugin-load-add=semisync_source.so;semisync_replica.so in my.cnf")
+	case in.Primary:
+		if why := notLossless(s.SemiSync, s.Flavor, in.WaitFor); why != "" {
+			add(checkSemiSync, api.SeverityWarning, "the primary is not lossless semi-sync: "+why,
+				"Regent configures it (the configure-semi-sync repair, at once while it leads); if this stays, see the leader's log: the account needs SYSTEM_VARIABLES_ADMIN / SUPER")
+		} else {
+			ok(checkSemiSync, "the primary is lossless semi-sync (AFTER_SYNC, waits with no replica, no timeout it would reach)")
+		}
 	default:
 		ok(checkSemiSync, "available (Regent configures it)")
 	}
@@ -152,4 +176,26 @@ func preflight(in preflightInput) []api.Finding {
 		ok(checkReplicaNetTimeout, fmt.Sprintf("%ds", s.ReplicaNetTimeout))
 	}
 	return out
+}
+
+// notLossless says why a source's semi-sync settings are not lossless (""
+// when they are): the same rules as the analysis's SemiSyncNotEnforced.
+func notLossless(ss topology.SemiSyncStatus, f topology.Flavor, waitFor int) string {
+	var why []string
+	if !ss.SourceEnabled {
+		why = append(why, "the source side is off")
+	}
+	if !strings.EqualFold(ss.WaitPoint, "AFTER_SYNC") {
+		why = append(why, fmt.Sprintf("wait point %q, not AFTER_SYNC", ss.WaitPoint))
+	}
+	if !ss.WaitNoReplica {
+		why = append(why, "wait_no_replica is OFF")
+	}
+	if time.Duration(ss.TimeoutMillis)*time.Millisecond < failover.LosslessMinTimeout {
+		why = append(why, fmt.Sprintf("a timeout of %v, after which it commits asynchronously", time.Duration(ss.TimeoutMillis)*time.Millisecond))
+	}
+	if f.IsMySQL() && ss.WaitForReplicaCount != max(waitFor, 1) {
+		why = append(why, fmt.Sprintf("it waits for %d acknowledgements, semi_sync_wait_for is %d", ss.WaitForReplicaCount, waitFor))
+	}
+	return strings.Join(why, "; ")
 }

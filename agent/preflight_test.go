@@ -20,8 +20,10 @@ func healthyPreflight() preflightInput {
 }
 
 func TestPreflight(t *testing.T) {
-	every := []string{checkReachable, checkPrivileges, checkServerID, checkReadOnly, checkBinlog, checkGTID,
+	every := []string{checkReachable, checkPrivileges, checkServerID, checkReadOnly, checkSuperReadOnly, checkBinlog, checkGTID,
 		checkBinlogFormat, checkSemiSync, checkHeartbeat, checkReplicaNetTimeout}
+	lossless := topology.SemiSyncStatus{Available: true, SourceEnabled: true, WaitPoint: "AFTER_SYNC", WaitNoReplica: true,
+		TimeoutMillis: 4294967295, WaitForReplicaCount: 1}
 	for _, tc := range []struct {
 		name   string
 		change func(*preflightInput)
@@ -45,10 +47,22 @@ func TestPreflight(t *testing.T) {
 			bad: checkServerID, sev: api.SeverityError, says: []string{"server_id 2 is also the server_id of db1"}},
 		{name: "writable replica", change: func(in *preflightInput) { in.Obs.ReadOnly = false },
 			bad: checkReadOnly, sev: api.SeverityError, says: []string{"a replica is writable"}},
-		{name: "writable primary is fine", change: func(in *preflightInput) { in.Obs.ReadOnly, in.Primary, in.Obs.Replica = false, true, nil }},
+		{name: "writable primary is fine", change: func(in *preflightInput) {
+			in.Obs.ReadOnly, in.Primary, in.Obs.Replica, in.Snap.SemiSync, in.WaitFor = false, true, nil, lossless, 1
+		}},
 		{name: "no primary recorded: a writable instance is not judged", change: func(in *preflightInput) { in.Obs.ReadOnly, in.PrimaryKnown = false, false }},
 		{name: "the detailed probe failed", change: func(in *preflightInput) { in.Snap, in.SnapErr = nil, errors.New("i/o timeout") },
-			checks: every[:5], bad: checkBinlog, sev: api.SeverityWarning, says: []string{"i/o timeout", "not checked"}},
+			checks: append(every[:4:4], checkBinlog), bad: checkBinlog, sev: api.SeverityWarning, says: []string{"i/o timeout", "not checked"}},
+		{name: "a MySQL replica without super_read_only", change: func(in *preflightInput) { in.Snap.Flavor = topology.FlavorMySQL84 },
+			bad: checkSuperReadOnly, sev: api.SeverityWarning, says: []string{"super_read_only is OFF on a replica"}},
+		{name: "a MySQL replica with super_read_only", change: func(in *preflightInput) { in.Snap.Flavor, in.Snap.SuperReadOnly = topology.FlavorMySQL84, true }},
+		{name: "a lossless semi-sync primary", change: func(in *preflightInput) {
+			in.Primary, in.Obs.ReadOnly, in.Obs.Replica, in.Snap.SemiSync, in.WaitFor = true, false, nil, lossless, 1
+		}},
+		{name: "a primary that would fall back to asynchronous commits", change: func(in *preflightInput) {
+			in.Primary, in.Obs.ReadOnly, in.Obs.Replica, in.Snap.SemiSync, in.WaitFor = true, false, nil, lossless, 1
+			in.Snap.SemiSync.TimeoutMillis = 10000
+		}, bad: checkSemiSync, sev: api.SeverityWarning, says: []string{"not lossless", "a timeout of 10s"}},
 		{name: "log_slave_updates off", change: func(in *preflightInput) { in.Snap.LogReplicaUpdates = false },
 			bad: checkBinlog, sev: api.SeverityError, says: []string{"log_slave_updates is off"}},
 		{name: "GTIDs off", change: func(in *preflightInput) { in.Snap.GTIDMode = "OFF" },

@@ -16,9 +16,10 @@ func (a *app) checkCommand() *cobra.Command {
 		Short: "Preflight: is every instance set up the way Regent needs?",
 		Long: `Run every preflight check on every instance and list what each found,
 ok included, grouped by instance: whether it is reachable and Regent's MySQL
-user has its privileges, a unique server_id, read_only on replicas,
-log_bin and log_slave_updates, GTIDs, binlog_format, semi-sync availability
-(under durability semi_sync), the replication heartbeat period (a missing one
+user has its privileges, a unique server_id, read_only on replicas (and
+super_read_only on MySQL), log_bin and log_slave_updates, GTIDs,
+binlog_format, semi-sync availability and, on the primary, lossless
+settings (under durability semi_sync), the replication heartbeat period (a missing one
 delays failure detection), and slave_net_timeout / replica_net_timeout (too
 short: replicas keep reconnecting on a lossy link). Each warning and error
 says how to fix it. Exits 1 when there is at least one error.`,
