@@ -1036,6 +1036,27 @@ func TestFailoverFinishesAnUncommittedPromotionThatDivergedFromTheOldPrimary(t *
 		}
 		mustContain(t, "warnings", strings.Join(pl.Warnings, "\n"), "db1 holds p:101", "no replica received")
 	})
+	// Found by the chaos campaign (MySQL, seed 20262215): the old primary's
+	// agent had switched its semi-sync source side off to release the
+	// commits of the sessions its fence killed, so it was last seen
+	// committing without semi-sync, and the failover refused; db2's
+	// acknowledged writes stayed off the recorded primary and nothing was
+	// writable.
+	t.Run("the old primary's source side switched off, its settings lossless: db2 promoted again", func(t *testing.T) {
+		v, p := diverged().inst("db1", func(in *Instance) {
+			in.LastSeen.SemiSync.SourceEnabled, in.LastSeen.SemiSync.SourceActive, in.LastSeen.ReadOnly = false, false, true
+		}).build()
+		pl, err := PlanFailover(v, p, TriggerAutomatic)
+		if err != nil {
+			t.Fatalf("automatic failover refused: %v", err)
+		}
+		if pl, err = ChooseCandidate(v, p, pl); err != nil || pl.NewPrimary != "db2" {
+			t.Fatalf("choose-candidate: %v, new primary %q; want db2", err, pl.NewPrimary)
+		}
+		if v.Instances["db1"].LastSeen.SemiSync.SourceEnabled {
+			t.Error("the ranking changed the view it was given")
+		}
+	})
 	t.Run("not lossless: both sides may hold acknowledged writes, refused", func(t *testing.T) {
 		v, p := diverged().notLossless("db1").build()
 		_, err := PlanFailover(v, p, TriggerAutomatic)

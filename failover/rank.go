@@ -2,6 +2,7 @@ package failover
 
 import (
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -633,7 +634,7 @@ func (r *Ranking) addOldPrimary(v View, p Policy, old string, oldSet GTIDSet) st
 	if gtidEmpty(oldOnly) {
 		return ""
 	}
-	if sf := SemiSyncFenceOf(v, p, old); !sf.OK {
+	if sf := unreceivedUnacknowledged(v, p, old); !sf.OK {
 		return fmt.Sprintf("%s and the survivors have diverged: %s is only on %s, %s only on the survivors (written by the uncommitted promotion of %s), and either side may hold acknowledged writes (%s); choose which history to keep: regentctl failover --to NAME --force keeps NAME's, and the other side is quarantined",
 			old, gtidText(oldOnly), old, gtidText(survivorsOnly), joinNames(sortedKeys(v.State.Uncommitted)), sf.Reason)
 	}
@@ -641,6 +642,24 @@ func (r *Ranking) addOldPrimary(v View, p Policy, old string, oldSet GTIDSet) st
 	r.Warnings = append(r.Warnings, fmt.Sprintf("%s holds %s, which no replica received: it was lossless semi-sync, so none of it was acknowledged to a client; the survivors hold %s (written by the uncommitted promotion of %s), so %s keeps %s alone and is quarantined for it when it rejoins",
 		old, gtidText(oldOnly), gtidText(survivorsOnly), joinNames(sortedKeys(v.State.Uncommitted)), old, gtidText(oldOnly)))
 	return ""
+}
+
+// unreceivedUnacknowledged decides whether what old holds and no replica
+// received was never acknowledged: SemiSyncFenceOf's preconditions, except
+// that a source side last seen switched off counts as lossless when its
+// settings are. Regent switches a replaced primary's source side off only
+// to release the commits of sessions its fence killed, which no live
+// client is told of (docs/safety.md, *The lease*), and the
+// SemiSyncNotEnforced repair turns it back on otherwise (chaos seed
+// 20262215: the old primary was last seen so, and the failover refused).
+func unreceivedUnacknowledged(v View, p Policy, old string) SemiSyncFence {
+	in, ok := v.Instances[old]
+	if ok && (!in.LastSeen.SemiSync.SourceEnabled || !in.LastSeen.SemiSync.SourceActive) {
+		in.LastSeen.SemiSync.SourceEnabled, in.LastSeen.SemiSync.SourceActive = true, true
+		v.Instances = maps.Clone(v.Instances)
+		v.Instances[old] = in
+	}
+	return SemiSyncFenceOf(v, p, old)
 }
 
 func lostWarning(p Policy, old string, lost GTIDSet) string {
