@@ -859,7 +859,7 @@ func detectIOLeftStopped(f *facts) []finding {
 			continue
 		}
 		rs := pr.Replica
-		if rs.IOState != IONo || rs.LastIOError != "" {
+		if rs.IOState != IONo || (rs.LastIOError != "" && !reconnectError(rs.LastIOError)) {
 			continue
 		}
 		if src, known := resolveSource(f.v, rs.Source); !known || src != f.primary {
@@ -873,6 +873,15 @@ func detectIOLeftStopped(f *facts) []finding {
 		out = append(out, fd)
 	}
 	return out
+}
+
+// reconnectError reports whether an IO thread's last error is its
+// reconnect loop's (the source went away): a thread the operation stopped
+// while it was reconnecting keeps that text after the stop (chaos seed
+// 20262330, MySQL), unlike an error that stopped the thread by itself.
+func reconnectError(s string) bool {
+	l := strings.ToLower(s)
+	return strings.Contains(l, "reconnecting to") || strings.Contains(l, "connecting to master") || strings.Contains(l, "connecting to source")
 }
 
 // repointBlocker says why repointing an instance under the primary is not

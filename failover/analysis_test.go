@@ -758,6 +758,20 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
+			// Seen in the chaos campaign (MySQL, seed 20262330): the IO
+			// thread was in its reconnect loop (the primary's mysqld had
+			// just been killed) when the failover stopped it, and
+			// Last_IO_Error keeps the reconnect error after the stop.
+			name: "IO thread left stopped with a stale reconnect error: repoint under the primary",
+			b: base().io("db2", IONo).replica("db2", func(rs *ReplicaStatus) {
+				rs.LastIOError = "Error reconnecting to source 'repl@10.0.0.1:3306'. This was attempt 1/10, with a delay of 1 seconds between attempts."
+			}).state(func(s *ReplicatedState) { s.StoppedIO = []string{"db2"} }),
+			want: []probSum{
+				{Code: ReplicaIOLeftStopped, Instances: []string{"db2"}, Target: "db2", Action: ActionRepoint, Actionable: true},
+				{Code: ReplicaNotReplicating, Instances: []string{"db2"}},
+			},
+		},
+		{
 			name: "IO thread left stopped, but it failed since: only reported",
 			b: base().io("db2", IONo).replica("db2", func(rs *ReplicaStatus) { rs.LastIOError = "Got fatal error 1236 from master" }).
 				state(func(s *ReplicatedState) { s.StoppedIO = []string{"db2"} }),
