@@ -276,6 +276,18 @@ func operationPath(w http.ResponseWriter, r *http.Request) (name, id string, ok 
 	return name, id, true
 }
 
+// instancePath reads the cluster name and the instance name of an
+// instance's route.
+func instancePath(w http.ResponseWriter, r *http.Request) (name, inst string, ok bool) {
+	if name, ok = pathName(w, r, "name", "cluster name"); !ok {
+		return "", "", false
+	}
+	if inst, ok = pathName(w, r, "instance", "instance name"); !ok {
+		return "", "", false
+	}
+	return name, inst, true
+}
+
 // pathName reads and checks a path parameter.
 func pathName(w http.ResponseWriter, r *http.Request, key, what string) (string, bool) {
 	v := r.PathValue(key)
@@ -460,11 +472,7 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleStartMaintenance(w http.ResponseWriter, r *http.Request) {
-	name, ok := pathName(w, r, "name", "cluster name")
-	if !ok {
-		return
-	}
-	inst, ok := pathName(w, r, "instance", "instance name")
+	name, inst, ok := instancePath(w, r)
 	if !ok {
 		return
 	}
@@ -478,11 +486,7 @@ func (s *Server) handleStartMaintenance(w http.ResponseWriter, r *http.Request) 
 }
 
 func (s *Server) handleEndMaintenance(w http.ResponseWriter, r *http.Request) {
-	name, ok := pathName(w, r, "name", "cluster name")
-	if !ok {
-		return
-	}
-	inst, ok := pathName(w, r, "instance", "instance name")
+	name, inst, ok := instancePath(w, r)
 	if !ok {
 		return
 	}

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/regentdb/regent/failover"
 )
 
 // writer is the application: one connection through HAProxy's write
@@ -228,7 +230,7 @@ func (w *watcher) fencedBySemiSync(name string, from, lastContact time.Time) {
 	w.semiFenced[name] = semiFence{from: from,
 		// The round's request to /primary leaves a little after its start.
 		claimsUntil:   lastContact.Add(fenceAfter + 100*time.Millisecond),
-		writableUntil: lastContact.Add(leaseTimeout - max(100*time.Millisecond, leaseTimeout/10)),
+		writableUntil: lastContact.Add(leaseTimeout - failover.LeaseMargin(failover.Policy{LeaseTimeout: leaseTimeout})),
 	}
 }
 
