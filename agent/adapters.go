@@ -216,6 +216,8 @@ func (s store) Apply(ctx context.Context, ch failover.Change) error {
 		cmd = consensus.ClearQuarantine{Cluster: ch.Cluster, Instance: ch.Instance}
 	case failover.ChangeSemiSync:
 		cmd = consensus.SetSemiSyncDegraded{Cluster: ch.Cluster, OperationID: ch.OperationID, Degraded: ch.Degraded, Reason: consensus.TruncateDetail(ch.Reason), At: ch.At}
+	case failover.ChangeSource:
+		cmd = consensus.SetSource{Cluster: ch.Cluster, Instance: ch.Instance, Source: ch.Target, By: ch.Trigger, At: ch.At}
 	case failover.ChangeCandidate:
 		cmd = consensus.SetCandidate{Cluster: ch.Cluster, OperationID: ch.OperationID, Instance: ch.Instance}
 	default:

@@ -546,26 +546,14 @@ func TestDiscoverRealTree(t *testing.T) {
 // counts, it serves no reads (/replica 503), and its maintenance ends by
 // itself.
 // The failover is then acknowledged (regentctl ack).
-func TestMaintenanceBlocksPromotionAndExpires(t *testing.T) {
+func TestMaintenanceBlocksPromotionAndExpiresThenTheFailoverIsAcknowledged(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
 		h := newHarness(t, k)
 		h.waitRecorded()
 		p, r1, r2 := h.db.Primary, h.db.Replicas[0], h.db.Replicas[1]
 		ctx := context.Background()
 		leader := h.agents[h.leader()]
-		instanceOf := func(name string) api.Instance {
-			c, err := leader.API().Cluster(ctx, "main")
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, in := range c.Instances {
-				if in.Name == name {
-					return in
-				}
-			}
-			t.Fatalf("no instance %s", name)
-			return api.Instance{}
-		}
+		instanceOf := h.instance
 		// A short maintenance of r2 ends by itself.
 		if _, err := leader.API().StartMaintenance(ctx, "main", r2.Name, api.MaintenanceRequest{Reason: "short", For: api.Duration(time.Second)}); err != nil {
 			t.Fatal(err)

@@ -55,6 +55,27 @@ func apiSteps(steps []consensus.Step) []api.Step {
 	return out
 }
 
+// resultOp is an operation that ended in this agent's run, for the calls
+// that run a small repair to its end (it has no history entry).
+func resultOp(res failover.RunResult) api.Operation {
+	ended := res.Started.Add(res.Duration)
+	op := api.Operation{ID: res.OperationID, Cluster: res.Cluster, Kind: string(res.Kind), Trigger: string(res.Trigger),
+		Started: res.Started, Ended: &ended, OldPrimary: res.OldPrimary, EpochBefore: res.EpochBefore, EpochAfter: res.EpochAfter,
+		Result: string(res.Outcome), Reason: res.Reason}
+	if res.Outcome == failover.OutcomeInterrupted {
+		op.Result = api.ResultAborted
+	}
+	for _, s := range res.Steps {
+		r := string(s.Result)
+		if s.Result == failover.StepResultOK {
+			r = api.ResultSuccess
+		}
+		detail := s.HistoryDetail()
+		op.Steps = append(op.Steps, api.Step{Name: s.HistoryName(), Started: s.Started, Duration: api.Duration(s.Duration), Result: r, Detail: detail})
+	}
+	return op
+}
+
 func runningOp(cluster string, op *consensus.Operation) api.Operation {
 	return api.Operation{ID: op.ID, Cluster: cluster, Kind: string(op.Kind), Trigger: op.Trigger, Target: op.Target,
 		Started: op.StartedAt, OldPrimary: op.OldPrimary, NewPrimary: op.NewPrimary, EpochBefore: op.EpochBefore,

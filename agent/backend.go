@@ -232,32 +232,9 @@ func (b API) Check(ctx context.Context, cluster string) (api.CheckReport, error)
 // current view, starts the run in the background and returns the running
 // operation at once (regentctl follows it).
 func (b API) manual(ctx context.Context, cluster string, plan func(failover.View, failover.Policy) (failover.Plan, error)) (api.Operation, error) {
-	c, err := b.a.cluster(cluster)
+	c, v, p, err := b.planManual(ctx, cluster, plan)
 	if err != nil {
-		return api.Operation{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
-	}
-	if !b.a.raft.IsLeader() {
-		return api.Operation{}, apiserver.ErrNotLeader
-	}
-	if c.state() == nil {
-		return api.Operation{}, fmt.Errorf("%w: cluster %s is not recorded in Raft yet; try again in a few seconds", apiserver.ErrUnavailable, cluster)
-	}
-	// A repair the leader started on its own (semi-sync, restoring writes)
-	// takes milliseconds: wait for it rather than refuse.
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	locked := c.lock(lctx)
-	cancel()
-	if !locked {
-		return api.Operation{}, fmt.Errorf("%w: another operation is running on cluster %s; follow it with regentctl history", apiserver.ErrConflict, cluster)
-	}
-	v := c.view(c.now())
-	p, err := plan(v, c.policy)
-	if err != nil {
-		c.unlock()
-		if errors.Is(err, failover.ErrRefused) {
-			return api.Operation{}, fmt.Errorf("%w: %w", apiserver.ErrRefused, err)
-		}
-		return api.Operation{}, fmt.Errorf("%w: %w", apiserver.ErrInvalid, err)
+		return api.Operation{}, err
 	}
 	id := newOperationID()
 	requester := callerName(ctx)
@@ -271,6 +248,55 @@ func (b API) manual(ctx context.Context, cluster string, plan func(failover.View
 	}()
 	op, _ := c.pendingOp(id)
 	return op, nil
+}
+
+// planManual takes the cluster's operation lock and plans on the current
+// view; on success the caller owns the lock.
+func (b API) planManual(ctx context.Context, cluster string, plan func(failover.View, failover.Policy) (failover.Plan, error)) (*clusterRT, failover.View, failover.Plan, error) {
+	c, err := b.a.cluster(cluster)
+	if err != nil {
+		return nil, failover.View{}, failover.Plan{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
+	}
+	if !b.a.raft.IsLeader() {
+		return nil, failover.View{}, failover.Plan{}, apiserver.ErrNotLeader
+	}
+	if c.state() == nil {
+		return nil, failover.View{}, failover.Plan{}, fmt.Errorf("%w: cluster %s is not recorded in Raft yet; try again in a few seconds", apiserver.ErrUnavailable, cluster)
+	}
+	// A repair the leader started on its own (semi-sync, restoring writes)
+	// takes milliseconds: wait for it rather than refuse.
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	locked := c.lock(lctx)
+	cancel()
+	if !locked {
+		return nil, failover.View{}, failover.Plan{}, fmt.Errorf("%w: another operation is running on cluster %s; follow it with regentctl history", apiserver.ErrConflict, cluster)
+	}
+	v := c.view(c.now())
+	p, err := plan(v, c.policy)
+	if err != nil {
+		c.unlock()
+		if errors.Is(err, failover.ErrRefused) {
+			return nil, v, p, fmt.Errorf("%w: %w", apiserver.ErrRefused, err)
+		}
+		return nil, v, p, fmt.Errorf("%w: %w", apiserver.ErrInvalid, err)
+	}
+	return c, v, p, nil
+}
+
+// Repoint relocates a replica under another replica of its cluster, or
+// back under the primary (README "Relocating replicas"). A repoint is a
+// small repair with no place in the history, so the call runs it to its
+// end and answers with its outcome and steps.
+func (b API) Repoint(ctx context.Context, cluster, instance string, req api.RepointRequest) (api.Operation, error) {
+	c, v, p, err := b.planManual(ctx, cluster, func(v failover.View, p failover.Policy) (failover.Plan, error) {
+		return failover.PlanRelocate(v, p, instance, req.To)
+	})
+	if err != nil {
+		return api.Operation{}, err
+	}
+	defer c.unlock()
+	res, _ := c.run(b.a.runCtx, v, p, "", callerName(ctx))
+	return resultOp(res), nil
 }
 
 // Switchover starts a planned switchover.
@@ -507,6 +533,9 @@ func (b API) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 		if st != nil {
 			if m, ok := st.InMaintenance(in.Name, now); ok {
 				ai.Maintenance = &api.Maintenance{By: m.By, Reason: m.Reason, Since: m.Since, Until: m.Until}
+			}
+			if r, ok := st.Sources[in.Name]; ok {
+				ai.Relocated = &api.Relocation{Source: r.Source, By: r.By, At: r.At}
 			}
 		}
 		switch {

@@ -114,7 +114,7 @@ func discover(ctx context.Context, src discoverSource, start string) (api.Discov
 		case in.Source == "":
 			d.Warnings = append(d.Warnings, fmt.Sprintf("%s, the top of the tree, is read-only: no writable primary found", in.Name))
 		case in.Source != d.Instances[0].Address:
-			d.Warnings = append(d.Warnings, fmt.Sprintf("%s replicates from %s, not from the top (chained): Regent repoints every replica under the primary", in.Name, in.Source))
+			d.Warnings = append(d.Warnings, fmt.Sprintf("%s replicates from %s, not from the top (chained): Regent repoints it under the primary unless you relocate it there with regentctl repoint %s --to SOURCE once the cluster is defined", in.Name, in.Source, in.Name))
 		}
 		if in.Source != "" && !in.ReadOnly {
 			d.Warnings = append(d.Warnings, fmt.Sprintf("%s is a writable replica: set read_only=ON on it", in.Name))

@@ -271,6 +271,22 @@ func (h *harness) accepted(what string, ask func(context.Context, *Agent) (api.O
 	return op
 }
 
+// instance is the leader's view of one instance of cluster main.
+func (h *harness) instance(name string) api.Instance {
+	h.t.Helper()
+	c, err := h.agents[h.leader()].API().Cluster(context.Background(), "main")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, in := range c.Instances {
+		if in.Name == name {
+			return in
+		}
+	}
+	h.t.Fatalf("no instance %s", name)
+	return api.Instance{}
+}
+
 func (h *harness) eventually(what string, timeout time.Duration, cond func() (bool, string)) {
 	h.t.Helper()
 	mysqltest.Eventually(h.t, what, timeout, cond)

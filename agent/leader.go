@@ -239,6 +239,12 @@ func (c *clusterRT) view(now time.Time) failover.View {
 				v.State.Maintenance[n] = failover.Maintenance{By: m.By, Reason: m.Reason, Until: m.Until}
 			}
 		}
+		if len(st.Sources) > 0 {
+			v.State.Sources = map[string]string{}
+			for n, r := range st.Sources {
+				v.State.Sources[n] = r.Source
+			}
+		}
 		if len(st.Quarantined) > 0 {
 			v.State.Quarantined = map[string]string{}
 			for n, q := range st.Quarantined {

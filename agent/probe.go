@@ -38,7 +38,10 @@ type Observation struct {
 	// failover.Probe.Own).
 	Own *topology.GTIDSet `json:"own,omitempty"`
 
-	Replica *ReplicaObservation `json:"replica,omitempty"`
+	// LogsReplicaUpdates: log_bin and log_slave_updates are on
+	// (failover.Probe.LogsReplicaUpdates).
+	LogsReplicaUpdates bool                `json:"logs_replica_updates,omitempty"`
+	Replica            *ReplicaObservation `json:"replica,omitempty"`
 
 	SemiSync topology.SemiSyncStatus `json:"semi_sync"`
 	// SemiSyncShortSince is when this instance, a semi-sync source, was
@@ -182,6 +185,7 @@ func (p *prober) fromSnapshot(s *topology.Snapshot, now time.Time, prev Observat
 		ObservedAt: now, Reachable: true, ReadOnly: s.ReadOnly, SuperReadOnly: s.SuperReadOnly,
 		ServerID: s.ServerID, Flavor: s.Flavor.String(), Executed: &exec, Own: &own, SemiSync: s.SemiSync,
 		Questions: s.Questions, ThreadsConnected: s.ThreadsConnected, Latency: s.Latency,
+		LogsReplicaUpdates: s.LogBin && s.LogReplicaUpdates,
 	}
 	if ss := s.SemiSync; ss.SourceEnabled && ss.SourceClients < ss.WaitForReplicaCount {
 		o.SemiSyncShortSince = now
@@ -240,7 +244,7 @@ func (o Observation) toProbe() failover.Probe {
 	pr := failover.Probe{
 		ObservedAt: o.ObservedAt, Reachable: o.Reachable, Error: failover.ErrorClass(o.Error),
 		ErrorDetail: o.ErrorDetail, FailingSince: o.FailingSince, LastReachedAt: o.LastReachedAt,
-		ReadOnly: o.ReadOnly, SuperReadOnly: o.SuperReadOnly,
+		ReadOnly: o.ReadOnly, SuperReadOnly: o.SuperReadOnly, LogsReplicaUpdates: o.LogsReplicaUpdates,
 		SemiSync: failover.SemiSyncState{
 			SourceEnabled: o.SemiSync.SourceEnabled, SourceActive: o.SemiSync.SourceActive,
 			SourceClients: o.SemiSync.SourceClients, WaitPoint: o.SemiSync.WaitPoint,

@@ -280,6 +280,21 @@ func (c *Client) Rejoin(ctx context.Context, cluster string, req RejoinRequest) 
 	return out, err
 }
 
+// Repoint calls POST /v1/clusters/{name}/instances/{instance}/repoint: it
+// relocates a replica and answers once the repoint has ended, with its
+// outcome and steps (a repoint has no place in the history to follow).
+func (c *Client) Repoint(ctx context.Context, cluster, instance string, req RepointRequest) (Operation, error) {
+	if err := CheckName("instance", instance); err != nil {
+		return Operation{}, err
+	}
+	if err := req.Validate(); err != nil {
+		return Operation{}, err
+	}
+	var out Operation
+	err := c.do(ctx, http.MethodPost, clusterPath(cluster, "/instances/"+url.PathEscape(instance)+"/repoint"), req, &out)
+	return out, err
+}
+
 // Discover calls GET /v1/discover?address=ADDR on the first agent that
 // answers (not forwarded: the agent asked connects).
 func (c *Client) Discover(ctx context.Context, address string) (Discovery, error) {

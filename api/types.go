@@ -308,6 +308,9 @@ type Instance struct {
 	// maintenance start): never promoted, no replica problem of it
 	// reported, nothing on it repaired, /replica 503.
 	Maintenance *Maintenance `json:"maintenance,omitempty"`
+	// Relocated is where an operator relocated this replica (regentctl
+	// repoint); nil when it belongs directly under the primary.
+	Relocated *Relocation `json:"relocated,omitempty"`
 	// LastProbe is when the answering agent's view of this instance was
 	// last refreshed.
 	LastProbe *time.Time `json:"last_probe,omitempty"`
@@ -385,6 +388,9 @@ const (
 	OpForcedFailover = "forced-failover"
 	OpSwitchover     = "switchover"
 	OpRejoin         = "rejoin"
+	// OpRepoint is a relocation of a replica (regentctl repoint): a small
+	// repair, answered when it has ended, not kept in the history.
+	OpRepoint = "repoint"
 )
 
 // Operation results (and step results).
@@ -580,6 +586,23 @@ type DiscoveredInstance struct {
 // MaxMaintenance is the longest maintenance one request may start (it can
 // be started again before it ends).
 const MaxMaintenance = 30 * 24 * time.Hour
+
+// Relocation is where an operator relocated a replica (regentctl repoint):
+// Regent keeps it under Source while Source can serve it, and under the
+// primary otherwise.
+type Relocation struct {
+	Source string    `json:"source"`
+	By     string    `json:"by"`
+	At     time.Time `json:"at"`
+}
+
+// RepointRequest is the body of POST
+// /v1/clusters/{name}/instances/{instance}/repoint.
+type RepointRequest struct {
+	// To is the instance to replicate from: another replica of the cluster
+	// (chained replication), or the primary ("" means the primary).
+	To string `json:"to"`
+}
 
 // RejoinRequest is the body of POST /v1/clusters/{name}/rejoin.
 type RejoinRequest struct {

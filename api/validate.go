@@ -107,6 +107,14 @@ func (r PauseRequest) Validate() error { return checkReason(r.Reason) }
 func (r RejoinRequest) Validate() error { return CheckName("instance", r.Instance) }
 
 // Validate checks the request before it is sent or served.
+func (r RepointRequest) Validate() error {
+	if r.To == "" {
+		return nil
+	}
+	return CheckName("to", r.To)
+}
+
+// Validate checks the request before it is sent or served.
 func (r AckRequest) Validate() error {
 	if len(r.Comment) > MaxReasonLen {
 		return fmt.Errorf("comment is %d bytes long; keep it under %d", len(r.Comment), MaxReasonLen)

@@ -62,6 +62,9 @@ type Operator interface {
 	// (ErrNotFound when the history has no such operation, ErrConflict when
 	// it is acknowledged already) and returns it.
 	Ack(ctx context.Context, cluster, id string, req api.AckRequest) (api.Operation, error)
+	// Repoint relocates a replica under another replica, or back under the
+	// primary, and returns the ended operation.
+	Repoint(ctx context.Context, cluster, instance string, req api.RepointRequest) (api.Operation, error)
 	// StartMaintenance puts an instance in maintenance (ErrNotFound for an
 	// unknown instance, ErrConflict for the primary) and returns the
 	// cluster's new state.

@@ -231,6 +231,7 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodPost, "/v1/clusters/{name}/operations/{id}/ack", admin(s.handleAck))
 	handle(http.MethodPost, "/v1/clusters/{name}/instances/{instance}/maintenance", admin(s.handleStartMaintenance))
 	handle(http.MethodDelete, "/v1/clusters/{name}/instances/{instance}/maintenance", admin(s.handleEndMaintenance))
+	handle(http.MethodPost, "/v1/clusters/{name}/instances/{instance}/repoint", admin(s.handleRepoint))
 	// Discovery makes this agent connect to an address the caller names,
 	// with Regent's account: admin only, answered by the agent asked.
 	handle(http.MethodGet, "/v1/discover", s.require(RoleAdmin, http.HandlerFunc(s.handleDiscover)))
@@ -492,6 +493,20 @@ func (s *Server) handleEndMaintenance(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := s.cfg.Backend.EndMaintenance(r.Context(), name, inst)
 	writeResult(w, http.StatusOK, c, err)
+}
+
+func (s *Server) handleRepoint(w http.ResponseWriter, r *http.Request) {
+	name, inst, ok := instancePath(w, r)
+	if !ok {
+		return
+	}
+	req, aerr := decodeBody[api.RepointRequest](w, r, s.cfg.MaxBodyBytes)
+	if aerr != nil {
+		writeAPIError(w, aerr)
+		return
+	}
+	op, err := s.cfg.Backend.Repoint(r.Context(), name, inst, req)
+	writeResult(w, http.StatusOK, op, err)
 }
 
 func (s *Server) handleDiscover(w http.ResponseWriter, r *http.Request) {

@@ -166,6 +166,7 @@ func TestAuthorizationPerRoute(t *testing.T) {
 		{name: "discover", method: "GET", path: "/v1/discover?address=10.0.0.11:3306", mutating: true, okStatus: 200},
 		{name: "ack", method: "POST", path: "/v1/clusters/main/operations/op-0006/ack", body: `{"comment":"disk died"}`, mutating: true, okStatus: 200},
 		{name: "start maintenance", method: "POST", path: "/v1/clusters/main/instances/db3/maintenance", body: `{"reason":"disk swap","for":"2h"}`, mutating: true, okStatus: 200},
+		{name: "repoint", method: "POST", path: "/v1/clusters/main/instances/db3/repoint", body: `{"to":"db2"}`, mutating: true, okStatus: 200},
 		{name: "end maintenance", method: "DELETE", path: "/v1/clusters/main/instances/db3/maintenance", mutating: true, okStatus: 200,
 			setup: func(f *apiservertest.FakeBackend) {
 				if _, err := f.StartMaintenance(context.Background(), "main", "db3", api.MaintenanceRequest{Reason: "disk swap", For: api.Duration(time.Hour)}); err != nil {
@@ -306,6 +307,8 @@ func TestErrorAnswers(t *testing.T) {
 		{name: "maintenance too long", method: "POST", path: "/v1/clusters/main/instances/db3/maintenance", body: `{"reason":"r","for":"1000h"}`, status: 400, code: api.CodeBadRequest, says: "at most 720h"},
 		{name: "maintenance of an unknown instance", method: "POST", path: "/v1/clusters/main/instances/db9/maintenance", body: `{"reason":"r","for":"1h"}`, status: 404, code: api.CodeNotFound, says: "db9"},
 		{name: "maintenance of the primary", method: "POST", path: "/v1/clusters/main/instances/db1/maintenance", body: `{"reason":"r","for":"1h"}`, status: 409, code: api.CodeConflict, says: "switch over first"},
+		{name: "repoint with an unknown field", method: "POST", path: "/v1/clusters/main/instances/db3/repoint", body: `{"source":"db2"}`, status: 400, code: api.CodeBadRequest, says: "to"},
+		{name: "repoint under an unknown instance", method: "POST", path: "/v1/clusters/main/instances/db3/repoint", body: `{"to":"db9"}`, status: 404, code: api.CodeNotFound, says: "db9"},
 		{name: "end of a maintenance that is not", method: "DELETE", path: "/v1/clusters/main/instances/db2/maintenance", status: 404, code: api.CodeNotFound, says: "not in maintenance"},
 		{name: "unknown field on resume", method: "POST", path: "/v1/clusters/main/resume", body: `{"now":true}`, status: 400, code: api.CodeBadRequest, says: `"now"`},
 	}

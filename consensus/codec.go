@@ -149,6 +149,9 @@ var decoders = map[cmdKind]func(r *rbuf) Command{
 	kindAckOperation: func(r *rbuf) Command {
 		return AckOperation{Cluster: r.str(), OperationID: r.str(), By: r.str(), Comment: r.str(), At: r.time()}
 	},
+	kindSetSource: func(r *rbuf) Command {
+		return SetSource{Cluster: r.str(), Instance: r.str(), Source: r.str(), By: r.str(), At: r.time()}
+	},
 	kindSetCandidate: func(r *rbuf) Command {
 		return SetCandidate{Cluster: r.str(), OperationID: r.str(), Instance: r.str()}
 	},
@@ -240,6 +243,14 @@ func (c AckOperation) encodeBody(w *wbuf) {
 	w.str(c.OperationID)
 	w.str(c.By)
 	w.str(c.Comment)
+	w.time(c.At)
+}
+
+func (c SetSource) encodeBody(w *wbuf) {
+	w.str(c.Cluster)
+	w.str(c.Instance)
+	w.str(c.Source)
+	w.str(c.By)
 	w.time(c.At)
 }
 

@@ -35,6 +35,8 @@ func everyCommand() []Command {
 		SetMaintenance{Cluster: "c1", Instance: "db3", On: true, By: "alice", Reason: "kernel upgrade", At: at(10), Until: at(11)},
 		SetMaintenance{Cluster: "c1", Instance: "db3", By: "alice", At: at(12)},
 		AckOperation{Cluster: "c1", OperationID: "op-1", By: "alice", Comment: "disk failed; replaced", At: at(13)},
+		SetSource{Cluster: "c1", Instance: "db3", Source: "db2", By: "alice", At: at(14)},
+		SetSource{Cluster: "c1", Instance: "db3", By: "alice", At: at(15)},
 	}
 }
 

@@ -53,6 +53,7 @@ const (
 	kindSetSemiSync      cmdKind = 15
 	kindSetMaintenance   cmdKind = 16
 	kindAckOperation     cmdKind = 17
+	kindSetSource        cmdKind = 18
 )
 
 // InitCluster creates a replication cluster at epoch 1, only if absent
@@ -183,6 +184,22 @@ type AckOperation struct {
 	At          time.Time
 }
 
+// SetSource records the source an operator relocated a replica under
+// (regentctl repoint): Regent then keeps Instance replicating from Source, a
+// replica of the cluster, instead of directly from the primary, for as long
+// as Source can serve it (failover.ExpectedSource). An empty Source removes
+// the record (ErrNotFound if none): the replica belongs directly under the
+// primary again. Refused (ErrConflict) for the recorded primary, and when
+// the records would form a cycle. A committed promotion removes the new
+// primary's record and every record naming it as the source.
+type SetSource struct {
+	Cluster  string
+	Instance string
+	Source   string
+	By       string
+	At       time.Time
+}
+
 // ClearQuarantine lifts a quarantine (ErrNotFound if none).
 type ClearQuarantine struct {
 	Cluster  string
@@ -238,6 +255,7 @@ func (SetCandidate) Name() string        { return "set_candidate" }
 func (SetSemiSyncDegraded) Name() string { return "set_semi_sync_degraded" }
 func (SetMaintenance) Name() string      { return "set_maintenance" }
 func (AckOperation) Name() string        { return "ack_operation" }
+func (SetSource) Name() string           { return "set_source" }
 
 func (InitCluster) kind() cmdKind         { return kindInitCluster }
 func (BeginOperation) kind() cmdKind      { return kindBeginOperation }
@@ -256,6 +274,7 @@ func (SetCandidate) kind() cmdKind        { return kindSetCandidate }
 func (SetSemiSyncDegraded) kind() cmdKind { return kindSetSemiSync }
 func (SetMaintenance) kind() cmdKind      { return kindSetMaintenance }
 func (AckOperation) kind() cmdKind        { return kindAckOperation }
+func (SetSource) kind() cmdKind           { return kindSetSource }
 
 // clusterOf returns the replication cluster a command targets, "" for member
 // commands.
@@ -290,6 +309,8 @@ func clusterOf(c Command) string {
 	case SetMaintenance:
 		return c.Cluster
 	case AckOperation:
+		return c.Cluster
+	case SetSource:
 		return c.Cluster
 	}
 	return ""
@@ -486,6 +507,19 @@ func (c SetMaintenance) validate() error {
 		if x.err == nil && !c.Until.After(c.At) {
 			x.fail("until", "maintenance must end after it starts (until %s, at %s)", c.Until.UTC().Format(time.RFC3339), c.At.UTC().Format(time.RFC3339))
 		}
+	}
+	return x.err
+}
+
+func (c SetSource) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.name("instance", c.Instance, true)
+	x.name("source", c.Source, false)
+	x.name("by", c.By, false)
+	x.time("at", c.At, true)
+	if x.err == nil && c.Source == c.Instance {
+		x.fail("source", "%s cannot replicate from itself", c.Instance)
 	}
 	return x.err
 }

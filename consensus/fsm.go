@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"sync"
 	"time"
@@ -277,6 +278,12 @@ func applyToCluster(cl *Cluster, cmd Command) error {
 		if len(cl.Maintenance) == 0 {
 			cl.Maintenance = nil
 		}
+		// Nor a relocated replica; and a replica relocated under it is
+		// under the primary now, where it stays.
+		maps.DeleteFunc(cl.Sources, func(inst string, r Relocation) bool { return inst == c.NewPrimary || r.Source == c.NewPrimary })
+		if len(cl.Sources) == 0 {
+			cl.Sources = nil
+		}
 		op.Committed = true
 		op.CommittedAt = c.At
 		op.NewPrimary = c.NewPrimary
@@ -369,6 +376,32 @@ func applyToCluster(cl *Cluster, cmd Command) error {
 			return nil
 		}
 		return fmt.Errorf("%w: no finished operation %q in the history of cluster %q", ErrNotFound, c.OperationID, cl.Name)
+
+	case SetSource:
+		if c.Source == "" {
+			if _, ok := cl.Sources[c.Instance]; !ok {
+				return fmt.Errorf("%w: replica %q of cluster %q is not relocated", ErrNotFound, c.Instance, cl.Name)
+			}
+			delete(cl.Sources, c.Instance)
+			if len(cl.Sources) == 0 {
+				cl.Sources = nil
+			}
+			return nil
+		}
+		if c.Instance == cl.Primary || c.Source == cl.Primary {
+			return fmt.Errorf("%w: %s is the primary of cluster %q: a replica under the primary needs no record (relocate under a replica, or remove the record)", ErrConflict, cl.Primary, cl.Name)
+		}
+		// The chain above Source must not come back to Instance.
+		for at, hops := c.Source, 0; at != ""; at, hops = cl.Sources[at].Source, hops+1 {
+			if at == c.Instance || hops > len(cl.Sources) {
+				return fmt.Errorf("%w: %s under %s would make a replication cycle", ErrConflict, c.Instance, c.Source)
+			}
+		}
+		if cl.Sources == nil {
+			cl.Sources = make(map[string]Relocation)
+		}
+		cl.Sources[c.Instance] = Relocation{Source: c.Source, By: c.By, At: c.At}
+		return nil
 
 	case SetMaintenance:
 		if !c.On {

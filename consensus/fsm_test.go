@@ -228,6 +228,19 @@ func TestApplyCommand(t *testing.T) {
 			},
 		},
 		{
+			name: "commit_primary removes the new primary's relocation and those under it",
+			setup: []Command{initC1, SetSource{Cluster: "c1", Instance: "db2", Source: "db3", At: at(5)},
+				SetSource{Cluster: "c1", Instance: "db4", Source: "db2", At: at(5)}, SetSource{Cluster: "c1", Instance: "db5", Source: "db3", At: at(5)}, beginOp1},
+			cmd: commitOp1,
+			want: func(s *State) {
+				c := s.Clusters["c1"]
+				c.Primary, c.Epoch = "db2", 2
+				c.Operation.Committed, c.Operation.CommittedAt, c.Operation.NewPrimary = true, at(12), "db2"
+				c.Operation.GTIDAtPromotion, c.Operation.CommitEpoch = "0-2-100", 2
+				c.Sources = map[string]Relocation{"db5": {Source: "db3", At: at(5)}}
+			},
+		},
+		{
 			name:    "commit_primary with a stale epoch is rejected",
 			setup:   []Command{initC1, beginOp1},
 			cmd:     CommitPrimary{Cluster: "c1", OperationID: "op1", NewPrimary: "db2", ExpectEpoch: 2, At: at(12)},
@@ -468,6 +481,50 @@ func TestApplyCommand(t *testing.T) {
 			setup:   []Command{initC1},
 			cmd:     SetMaintenance{Cluster: "c1", Instance: "db1", On: true, Reason: "r", At: at(5), Until: at(6)},
 			wantErr: ErrConflict,
+		},
+		{
+			name:  "set_source records a relocation with who and when",
+			setup: []Command{initC1},
+			cmd:   SetSource{Cluster: "c1", Instance: "db3", Source: "db2", By: "alice", At: at(5)},
+			want: func(s *State) {
+				s.Clusters["c1"].Sources = map[string]Relocation{"db3": {Source: "db2", By: "alice", At: at(5)}}
+			},
+		},
+		{
+			name:  "set_source without a source removes the record",
+			setup: []Command{initC1, SetSource{Cluster: "c1", Instance: "db3", Source: "db2", At: at(5)}},
+			cmd:   SetSource{Cluster: "c1", Instance: "db3", At: at(6)},
+			want:  func(s *State) { s.Clusters["c1"].Sources = nil },
+		},
+		{
+			name:    "set_source removing a record that does not exist",
+			setup:   []Command{initC1},
+			cmd:     SetSource{Cluster: "c1", Instance: "db3", At: at(6)},
+			wantErr: ErrNotFound,
+		},
+		{
+			name:    "set_source under the primary needs no record",
+			setup:   []Command{initC1},
+			cmd:     SetSource{Cluster: "c1", Instance: "db3", Source: "db1", At: at(5)},
+			wantErr: ErrConflict,
+		},
+		{
+			name:    "set_source of the primary is refused",
+			setup:   []Command{initC1},
+			cmd:     SetSource{Cluster: "c1", Instance: "db1", Source: "db2", At: at(5)},
+			wantErr: ErrConflict,
+		},
+		{
+			name:    "set_source making a cycle is refused",
+			setup:   []Command{initC1, SetSource{Cluster: "c1", Instance: "db3", Source: "db2", At: at(5)}, SetSource{Cluster: "c1", Instance: "db4", Source: "db3", At: at(5)}},
+			cmd:     SetSource{Cluster: "c1", Instance: "db2", Source: "db4", At: at(6)},
+			wantErr: ErrConflict,
+		},
+		{
+			name:    "set_source of an instance under itself is invalid",
+			setup:   []Command{initC1},
+			cmd:     SetSource{Cluster: "c1", Instance: "db3", Source: "db3", At: at(5)},
+			wantErr: ErrInvalidCommand,
 		},
 		{
 			name: "set_member adds an agent",

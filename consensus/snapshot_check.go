@@ -86,6 +86,10 @@ func validateCluster(name string, cl *Cluster) error {
 		m := cl.Maintenance[inst]
 		checks = append(checks, SetMaintenance{Cluster: name, Instance: inst, On: true, By: m.By, Reason: m.Reason, At: m.Since, Until: m.Until})
 	}
+	for _, inst := range sortedKeys(cl.Sources) {
+		r := cl.Sources[inst]
+		checks = append(checks, SetSource{Cluster: name, Instance: inst, Source: r.Source, By: r.By, At: r.At})
+	}
 	for _, inst := range sortedKeys(cl.Uncommitted) {
 		u := cl.Uncommitted[inst]
 		checks = append(checks, SetCandidate{Cluster: name, OperationID: u.OperationID, Instance: inst},

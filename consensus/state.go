@@ -100,6 +100,9 @@ type Cluster struct {
 	// (SetMaintenance), expired entries included until replaced or ended:
 	// use InMaintenance. Nil when empty.
 	Maintenance map[string]Maintenance `json:"maintenance,omitempty"`
+	// Sources holds the replicas an operator relocated under another
+	// replica (SetSource), by replica name. Nil when empty.
+	Sources map[string]Relocation `json:"sources,omitempty"`
 	// Uncommitted holds the instances an operation promoted (made writable)
 	// but never committed: it ended, aborted or failed, before CommitPrimary.
 	// Each may be writable outside the epoch and may hold transactions no
@@ -284,6 +287,13 @@ type Maintenance struct {
 	Until  time.Time `json:"until"`
 }
 
+// Relocation is where an operator relocated a replica (SetSource).
+type Relocation struct {
+	Source string    `json:"source"`
+	By     string    `json:"by"`
+	At     time.Time `json:"at"`
+}
+
 // InMaintenance returns the instance's maintenance when it is in force at
 // now (it ends by itself at Until).
 func (c *Cluster) InMaintenance(instance string, now time.Time) (Maintenance, bool) {
@@ -314,6 +324,7 @@ func (c *Cluster) Clone() *Cluster {
 		}
 	}
 	out.Maintenance = maps.Clone(c.Maintenance)
+	out.Sources = maps.Clone(c.Sources)
 	if c.SemiSyncDegraded != nil {
 		d := *c.SemiSyncDegraded
 		out.SemiSyncDegraded = &d

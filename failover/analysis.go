@@ -26,6 +26,7 @@ const (
 	SemiSyncBlocked            Code = "SemiSyncBlocked"
 	SemiSyncNotEnforced        Code = "SemiSyncNotEnforced"
 	ErrantGTIDOnReplica        Code = "ErrantGTIDOnReplica"
+	IntermediateSourceLost     Code = "IntermediateSourceLost"
 	ReplicaPointsElsewhere     Code = "ReplicaPointsElsewhere"
 	ReplicaIOLeftStopped       Code = "ReplicaIOLeftStopped"
 	RejoinNeeded               Code = "RejoinNeeded"
@@ -187,14 +188,14 @@ var problemTable = []problemKind{
 		description: "an aborted operation promoted an instance without committing it: the change of primary is finished by a failover that fences it and counts its data",
 		priority:    14,
 		action:      ActionFailover,
-		supersedes:  []Code{TwoWritablePrimaries, WritableReplica, PrimaryNotWritable, ReplicaPointsElsewhere, ReplicaNotReplicating, RejoinNeeded, UnreachablePrimary},
+		supersedes:  []Code{TwoWritablePrimaries, WritableReplica, PrimaryNotWritable, ReplicaPointsElsewhere, IntermediateSourceLost, ReplicaNotReplicating, RejoinNeeded, UnreachablePrimary},
 		detect:      detectUncommitted,
 	},
 	{
 		code:        NoPrimary,
 		description: "the replicated state records no primary for the cluster",
 		priority:    15,
-		supersedes:  []Code{ReplicaPointsElsewhere, ReplicaNotReplicating, RejoinNeeded, WritableReplica},
+		supersedes:  []Code{ReplicaPointsElsewhere, IntermediateSourceLost, ReplicaNotReplicating, RejoinNeeded, WritableReplica},
 		detect:      detectNoPrimary,
 	},
 	{
@@ -202,7 +203,7 @@ var problemTable = []problemKind{
 		description: "the primary and some replicas are dead",
 		priority:    20,
 		action:      ActionFailover,
-		supersedes:  []Code{DeadPrimary, PrimaryIsolated, UnreachablePrimary, ReplicaUnreachable, ReplicaNotReplicating, ReplicaPointsElsewhere},
+		supersedes:  []Code{DeadPrimary, PrimaryIsolated, UnreachablePrimary, ReplicaUnreachable, ReplicaNotReplicating, ReplicaPointsElsewhere, IntermediateSourceLost},
 		detect:      detectDeadPrimaryAndReplicas,
 	},
 	{
@@ -261,8 +262,16 @@ var problemTable = []problemKind{
 		detect:      detectErrant,
 	},
 	{
+		code:               IntermediateSourceLost,
+		description:        "the replica an operator relocated a replica under is down or can no longer serve it: the replica is moved under the primary (orchestrator's DeadIntermediateMaster), and back once its source can serve it",
+		priority:           54,
+		action:             ActionRepoint,
+		detect:             detectIntermediateLost,
+		quietInMaintenance: true,
+	},
+	{
 		code:               ReplicaPointsElsewhere,
-		description:        "a replica replicates from an instance other than the primary",
+		description:        "a replica replicates from an instance other than the one it belongs under: the primary, or the replica an operator relocated it under",
 		priority:           55,
 		action:             ActionRepoint,
 		detect:             detectPointsElsewhere,
@@ -825,17 +834,32 @@ func detectPointsElsewhere(f *facts) []finding {
 			continue
 		}
 		src, known := resolveSource(f.v, pr.Replica.Source)
-		if known && src == f.primary {
+		exp, why := ExpectedSource(f.v, f.p, n)
+		rel := f.v.State.Sources[n]
+		if known && (src == exp || src == rel && why != "") {
+			// Where it belongs, or under a relocation source that can no
+			// longer serve it (IntermediateSourceLost).
 			continue
 		}
 		fd := finding{instances: []string{n}, target: n}
-		if !known {
+		switch {
+		case !known:
 			fd.reason = fmt.Sprintf("%s replicates from %q, which is not an instance of this cluster; Regent does not repoint it (fix by hand or remove it from the cluster)", n, pr.Replica.Source)
 			fd.blockers = append(fd.blockers, Blocker{Kind: BlockUnsafe, Reason: "its source is outside the cluster"})
-		} else {
-			fd.reason = fmt.Sprintf("%s replicates from %s, not from the primary %s (Regent keeps every replica directly under the primary); it is repointed with GTID auto-positioning", n, src, f.primary)
+		case exp != f.primary:
+			fd.reason = fmt.Sprintf("%s replicates from %s, but it was relocated under %s (regentctl repoint): it is moved there once %s has executed everything it holds", n, src, exp, exp)
+		case rel != "":
+			fd.reason = fmt.Sprintf("%s replicates from %s; it was relocated under %s, but %s, so it belongs under the primary %s for now; it is repointed with GTID auto-positioning", n, src, rel, why, f.primary)
+		default:
+			fd.reason = fmt.Sprintf("%s replicates from %s, not from the primary %s (Regent keeps every replica directly under the primary unless relocated with regentctl repoint); it is repointed with GTID auto-positioning", n, src, f.primary)
+		}
+		if known {
 			if b, unsafe := repointBlocker(f, n, pr); unsafe {
 				fd.blockers = append(fd.blockers, b)
+			} else if exp != f.primary {
+				if b, wait := chainBlocker(f.v, f.p, n, exp); wait {
+					fd.blockers = append(fd.blockers, b)
+				}
 			}
 		}
 		out = append(out, fd)
@@ -862,11 +886,16 @@ func detectIOLeftStopped(f *facts) []finding {
 		if rs.IOState != IONo || (rs.LastIOError != "" && !reconnectError(rs.LastIOError)) {
 			continue
 		}
-		if src, known := resolveSource(f.v, rs.Source); !known || src != f.primary {
+		exp, _ := ExpectedSource(f.v, f.p, n)
+		if src, known := resolveSource(f.v, rs.Source); !known || src != exp {
 			continue
 		}
+		under := "the primary " + exp
+		if exp != f.primary {
+			under = exp + ", under which it was relocated,"
+		}
 		fd := finding{instances: []string{n}, target: n,
-			reason: fmt.Sprintf("%s's IO thread was stopped by the last operation, which ended without a change of primary and could not start it again; it is repointed under the primary %s (which starts it)", n, f.primary)}
+			reason: fmt.Sprintf("%s's IO thread was stopped by the last operation, which ended without a change of primary and could not start it again; it is repointed under %s (which starts it)", n, under)}
 		if b, unsafe := repointBlocker(f, n, pr); unsafe {
 			fd.blockers = append(fd.blockers, b)
 		}

@@ -83,7 +83,8 @@
 //	  40 SemiSyncBlocked             -                    commits wait, or fell back to async
 //	  45 SemiSyncNotEnforced         configure-semi-sync  source off or not AFTER_SYNC
 //	  50 ErrantGTIDOnReplica         -                    with the errant GTIDs
-//	  55 ReplicaPointsElsewhere      repoint              only when provably errant-free
+//	  54 IntermediateSourceLost      repoint              a relocation's source is down: under the primary
+//	  55 ReplicaPointsElsewhere      repoint              only when provably errant-free; relocations kept
 //	  56 ReplicaIOLeftStopped        repoint              an uncommitted operation's stop, not undone
 //	  58 RejoinNeeded                rejoin               former primary; auto_rejoin
 //	  60 ReplicaNotReplicating       -                    IO/SQL thread and last errors

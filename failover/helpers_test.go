@@ -205,7 +205,7 @@ func (b *B) addInstance(name string, owner AgentID, replica bool) *B {
 }
 
 func healthyProbe(replica bool) Probe {
-	pr := Probe{ObservedAt: ago(200 * ms), Reachable: true, Executed: gs("p:1-100")}
+	pr := Probe{ObservedAt: ago(200 * ms), Reachable: true, Executed: gs("p:1-100"), LogsReplicaUpdates: true}
 	if replica {
 		pr.ReadOnly = true
 		pr.SemiSync = SemiSyncState{ReplicaEnabled: true, ReplicaActive: true}

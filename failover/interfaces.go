@@ -103,6 +103,7 @@ type StateStore interface {
 //	ChangeLiftQuarantine ClearQuarantine{Cluster, Instance}
 //	ChangeCandidate      SetCandidate{Cluster, OperationID, Instance}
 //	ChangeSemiSync       SetSemiSyncDegraded{Cluster, OperationID, Degraded, Reason, At}
+//	ChangeSource         SetSource{Cluster, Instance, Source: Target, By: Trigger, At}
 //
 // Operation kinds are the replicated state's own (vocab.OperationKind),
 // except that a quarantine is recorded as a rejoin (it is the outcome of a
@@ -131,6 +132,10 @@ const (
 	// ChangeSemiSync records the fallback to asynchronous commits
 	// (Degraded) or the return to lossless semi-sync (StepRecordSemiSync).
 	ChangeSemiSync ChangeKind = "semi-sync"
+	// ChangeSource records the source an operator relocated Instance under
+	// (Target; "" removes the record), asked for by Trigger
+	// (StepRecordSource).
+	ChangeSource ChangeKind = "source"
 	// ChangeStep records one executed step on the operation in progress, as
 	// it finishes (undo steps included).
 	ChangeStep ChangeKind = "step"

@@ -90,6 +90,9 @@ const (
 	StepQuarantine StepKind = "quarantine"
 	// StepLiftQuarantine: remove Instance from quarantine.
 	StepLiftQuarantine StepKind = "lift-quarantine"
+	// StepRecordSource records where an operator relocated a replica
+	// (Source; "" for directly under the primary): ChangeSource.
+	StepRecordSource StepKind = "record-source"
 	// StepFinish: record the operation's result without a change of epoch.
 	StepFinish StepKind = "finish"
 )
@@ -857,6 +860,7 @@ func PlanRepoint(v View, p Policy, name string) (Plan, error) {
 	if _, ok := v.Instances[prim]; !ok {
 		return pl, refuse(OpRepoint, v, "no primary is recorded for this cluster")
 	}
+	src, _ := ExpectedSource(v, p, name)
 	pr, rc := leaderReach(v, p, name)
 	if rc != reachOK {
 		reasons = append(reasons, fmt.Sprintf("%s is %s", name, unreachableReason(v, pr, rc)))
@@ -865,12 +869,22 @@ func PlanRepoint(v View, p Policy, name string) (Plan, error) {
 		if b, unsafe := repointBlocker(f, name, pr); unsafe {
 			reasons = append(reasons, fmt.Sprintf("%s cannot be repointed safely: %s", name, b.Reason))
 		}
+		if b, wait := chainBlocker(v, p, name, src); src != prim && wait {
+			reasons = append(reasons, b.Reason)
+		}
 	}
 	if len(reasons) > 0 {
 		return pl, refuse(OpRepoint, v, reasons...)
 	}
-	pl.add(intent(p, pl, name, fmt.Sprintf("repoint %s under %s", name, prim)))
-	pl.add(Step{Kind: StepRepoint, Instance: name, Source: prim, SemiSync: p.Durability == DurabilitySemiSync, Timeout: p.StepTimeout, Why: "every replica replicates directly from the primary"})
+	pl.Target = name
+	pl.add(intent(p, pl, name, fmt.Sprintf("repoint %s under %s", name, src)))
+	if src == prim {
+		pl.add(Step{Kind: StepRepoint, Instance: name, Source: prim, SemiSync: p.Durability == DurabilitySemiSync, Timeout: p.StepTimeout, Why: "every replica replicates from the primary unless relocated under a replica that can serve it"})
+	} else {
+		// A repair waits for its source no longer than a step: it runs
+		// in the leader's loop, where a failover may be waiting.
+		pl.Steps = append(pl.Steps, chainSteps(p, name, src, p.StepTimeout)...)
+	}
 	pl.add(Step{Kind: StepFinish, Operation: OpRepoint, Timeout: p.RaftTimeout, Why: "record the repoint in the history"})
 	return pl, nil
 }

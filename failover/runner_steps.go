@@ -134,6 +134,16 @@ func (ru *run) handle(ctx context.Context, s Step, undo bool, x *outcome) error 
 		}
 		x.note("%s quarantined", s.Instance)
 		return nil
+	case StepRecordSource:
+		if err := ru.apply(ctx, Change{Kind: ChangeSource, Instance: s.Instance, Target: s.Source, Trigger: ru.opts.Requester}); err != nil {
+			return err
+		}
+		if s.Source == "" {
+			x.note("%s recorded directly under the primary", s.Instance)
+		} else {
+			x.note("%s recorded under %s", s.Instance, s.Source)
+		}
+		return nil
 	case StepLiftQuarantine:
 		if err := ru.apply(ctx, Change{Kind: ChangeLiftQuarantine, Instance: s.Instance}); err != nil {
 			return err

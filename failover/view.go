@@ -205,6 +205,10 @@ type Probe struct {
 	// nil when unknown. A primary's late transactions, committed after its
 	// last probe, come from these sources.
 	Own GTIDSet
+	// LogsReplicaUpdates: log_bin and log_slave_updates are on, so the
+	// instance's binary log carries what it replicates and other replicas
+	// can replicate from it.
+	LogsReplicaUpdates bool
 	// Replica is nil when the instance is not configured as a replica.
 	Replica *ReplicaStatus
 	// SemiSync is the semi-synchronous replication state.
@@ -371,6 +375,9 @@ type ReplicatedState struct {
 	// Maintenance maps an instance an operator put in maintenance to its
 	// window; it is in force while Now is before Until (InMaintenance).
 	Maintenance map[string]Maintenance
+	// Sources maps a replica an operator relocated under another replica
+	// (regentctl repoint) to that source: ExpectedSource.
+	Sources map[string]string
 	// StoppedIO lists the replicas whose IO threads the cluster's most
 	// recent operation stopped and did not start again, when it ended
 	// without a change of primary (aborted or failed, its undo or the

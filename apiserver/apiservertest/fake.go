@@ -494,6 +494,47 @@ func (f *FakeBackend) Rejoin(ctx context.Context, cluster string, req api.Rejoin
 	return f.start(ctx, c, api.OpRejoin, req.Instance, []FakeStep{{Name: "change-source", Delay: time.Millisecond}}), nil
 }
 
+// Repoint implements apiserver.Operator: it relocates a replica at once
+// (no server is touched) and answers with the ended operation.
+func (f *FakeBackend) Repoint(ctx context.Context, cluster, instance string, req api.RepointRequest) (api.Operation, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record(ctx, "Repoint", instance+" "+req.To); err != nil {
+		return api.Operation{}, err
+	}
+	c, err := f.cluster(cluster)
+	if err != nil {
+		return api.Operation{}, err
+	}
+	in, err := f.instance(c, instance)
+	if err != nil {
+		return api.Operation{}, err
+	}
+	to := req.To
+	if to == "" {
+		to = c.Primary
+	}
+	if in.Role != api.RoleReplica {
+		return api.Operation{}, fmt.Errorf("%w: %s is not a replica of cluster %s", apiserver.ErrRefused, instance, cluster)
+	}
+	if _, err := f.instance(c, to); err != nil {
+		return api.Operation{}, err
+	}
+	caller, _ := apiserver.CallerFrom(ctx)
+	now := f.now()
+	in.Relocated = nil
+	if to != c.Primary {
+		in.Relocated = &api.Relocation{Source: to, By: caller.Name, At: now}
+	}
+	f.seq++
+	return api.Operation{ID: fmt.Sprintf("op-%04d", 100+f.seq), Cluster: c.Name, Kind: api.OpRepoint, Trigger: "manual",
+		Target: instance, Started: now, Ended: &now, OldPrimary: c.Primary, EpochBefore: c.Epoch, EpochAfter: c.Epoch,
+		Result: api.ResultSuccess, Steps: []api.Step{
+			{Name: "repoint " + instance, Started: now, Result: api.ResultSuccess, Detail: instance + " replicates from " + to},
+			{Name: "record-source " + instance, Started: now, Result: api.ResultSuccess},
+		}}, nil
+}
+
 // Pause implements apiserver.Operator.
 func (f *FakeBackend) Pause(ctx context.Context, cluster string, req api.PauseRequest) (api.Cluster, error) {
 	f.mu.Lock()

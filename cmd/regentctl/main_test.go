@@ -300,6 +300,29 @@ func TestFailoverRejoinAndMembers(t *testing.T) {
 	}
 }
 
+func TestRepointPrintsItsStepsAndShowsInStatus(t *testing.T) {
+	fake, url := agentServer(t)
+	r := ctl(t, env(url), "repoint", "db3", "--to", "db2")
+	if r.code != 0 || !strings.Contains(r.stdout, "repoint db3") || !strings.Contains(r.stdout, "db3 replicates from db2; took") {
+		t.Fatalf("repoint: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := ctl(t, env(url), "status"); r.code != 0 || !strings.Contains(r.stdout, "under db2") {
+		t.Fatalf("status does not show db3 relocated: %d %s", r.code, r.stdout)
+	}
+	if r := ctl(t, env(url), "repoint", "db1", "--to", "db2"); r.code != exitFailed || !strings.Contains(r.stderr, "db1 is not a replica") {
+		t.Fatalf("repoint of the primary: %d %s", r.code, r.stderr)
+	}
+	if r := ctl(t, env(url), "repoint", "db3", "--to", "bad name!"); r.code != exitUsage {
+		t.Fatalf("repoint to a bad name: %d %s", r.code, r.stderr)
+	}
+	if r := ctl(t, env(url), "repoint", "db3"); r.code != 0 || !strings.Contains(r.stdout, "db3 replicates from the primary") {
+		t.Fatalf("repoint back: %d %s", r.code, r.stdout)
+	}
+	if got := len(fake.Calls()); got != 3 {
+		t.Fatalf("%d calls reached the agent, want 3 (the bad name is refused by regentctl)", got)
+	}
+}
+
 func TestMaintenanceStartShowsInStatusAndEnds(t *testing.T) {
 	fake, url := agentServer(t)
 	r := ctl(t, env(url), "maintenance", "start", "db3", "--reason", "disk swap", "--for", "2h")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/regentdb/regent/api"
 )
@@ -16,6 +17,15 @@ func (a *app) progressWriter() io.Writer {
 		return a.stderr
 	}
 	return a.stdout
+}
+
+// progressLine is one ended step of an operation, timed from its start.
+func progressLine(s api.Step, start time.Time) string {
+	line := fmt.Sprintf("  [+%7.3fs] %-22s %-8s %8s", max(0, s.Started.Sub(start).Seconds()), s.Name, s.Result, short(s.Duration.Std()))
+	if s.Detail != "" {
+		line += "  " + s.Detail
+	}
+	return strings.TrimRight(line, " ")
 }
 
 // followAndReport follows a started operation, printing a line per step as
@@ -44,12 +54,7 @@ func (a *app) followAndReport(c *api.Client, op api.Operation, wait bool) error 
 		// Snapshots are complete: print the steps not printed yet that
 		// have ended, in order.
 		for printed < len(o.Steps) && o.Steps[printed].Result != api.ResultRunning {
-			s := o.Steps[printed]
-			line := fmt.Sprintf("  [+%7.3fs] %-22s %-8s %8s", max(0, s.Started.Sub(start).Seconds()), s.Name, s.Result, short(s.Duration.Std()))
-			if s.Detail != "" {
-				line += "  " + s.Detail
-			}
-			fmt.Fprintln(w, strings.TrimRight(line, " "))
+			fmt.Fprintln(w, progressLine(o.Steps[printed], start))
 			printed++
 		}
 	})

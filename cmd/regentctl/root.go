@@ -183,6 +183,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.pauseCommand(),
 		a.resumeCommand(),
 		a.rejoinCommand(),
+		a.repointCommand(),
 		a.maintenanceCommand(),
 		a.ackCommand(),
 		a.discoverCommand(),

@@ -153,10 +153,17 @@ const healthyCode = "Healthy"
 // instanceState sums up an instance's health in a few words; an instance in
 // maintenance says so first (who, why and until when are in its problem).
 func instanceState(in api.Instance) string {
+	st := healthState(in)
 	if in.Maintenance != nil {
-		return "maintenance; " + healthState(in)
+		st = "maintenance; " + st
 	}
-	return healthState(in)
+	if r := in.Relocated; r != nil {
+		st += "; under " + r.Source
+		if rep := in.Replication; rep != nil && rep.SourceName != r.Source {
+			st += " (now " + orDash(rep.SourceName) + ")"
+		}
+	}
+	return st
 }
 
 func healthState(in api.Instance) string {
