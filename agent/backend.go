@@ -209,10 +209,11 @@ func (b API) Check(ctx context.Context, cluster string) (api.CheckReport, error)
 	rep := api.CheckReport{Cluster: cluster, CheckedAt: b.a.now()}
 	obs := c.prober.snapshot()
 	st := c.state()
+	pol := c.policyFor(st)
 	ids := map[uint32]string{}
 	for _, ic := range c.cfg.Instances {
 		o, observed := obs[ic.Name]
-		in := preflightInput{Name: ic.Name, Observed: observed, Obs: o, SemiSync: c.policy.Durability == failover.DurabilitySemiSync, WaitFor: c.policy.SemiSyncWaitFor,
+		in := preflightInput{Name: ic.Name, Observed: observed, Obs: o, SemiSync: pol.Durability == failover.DurabilitySemiSync, WaitFor: pol.SemiSyncWaitFor,
 			PrimaryKnown: st != nil && st.Primary != "", Primary: st != nil && st.Primary == ic.Name}
 		if observed && o.Reachable {
 			in.SameServerID = ids[o.ServerID]
@@ -272,7 +273,7 @@ func (b API) planManual(ctx context.Context, cluster string, plan func(failover.
 		return nil, failover.View{}, failover.Plan{}, fmt.Errorf("%w: another operation is running on cluster %s; follow it with regentctl history", apiserver.ErrConflict, cluster)
 	}
 	v := c.view(c.now())
-	p, err := plan(v, c.policy)
+	p, err := plan(v, c.pol())
 	if err != nil {
 		c.unlock()
 		if errors.Is(err, failover.ErrRefused) {
@@ -430,7 +431,7 @@ func (b API) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 			apiserver.ErrUnavailable, b.a.raft.AppliedIndex())
 	}
 	now := b.a.now()
-	out := api.Cluster{Name: name, Durability: string(c.policy.Durability), ObservedBy: b.a.id, ObservedAt: now}
+	out := api.Cluster{Name: name, Durability: string(c.pol().Durability), ObservedBy: b.a.id, ObservedAt: now}
 	st := c.state()
 	quarantined := map[string]string{}
 	if st != nil {

@@ -42,12 +42,15 @@ type Deps struct {
 
 // clusterRT is the run-time state of one replication cluster on this agent.
 type clusterRT struct {
-	a      *Agent
-	name   string
-	cfg    config.ClusterConfig
-	policy failover.Policy
-	log    *slog.Logger
-	clock  failover.Clock
+	a    *Agent
+	name string
+	cfg  config.ClusterConfig
+	// policy is regent.yaml's; the decisions use policyFor, which applies
+	// the run-time settings of the replicated state over it.
+	policy    failover.Policy
+	effective atomic.Pointer[versionedPolicy]
+	log       *slog.Logger
+	clock     failover.Clock
 
 	instances map[string]*topology.Instance
 	addrs     map[string]string

@@ -308,13 +308,14 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 		return
 	}
 	v := c.view(now)
+	pol := c.policyFor(st)
 	c.reconcileRoute(ctx, st, index, v)
 	if err := v.Validate(); err != nil {
 		c.log.Error("cluster view is inconsistent; not acting", logErr, err)
 		return
 	}
-	problems := failover.Analyze(v, c.policy)
-	if at := failover.DeadAt(v, c.policy); !at.IsZero() {
+	problems := failover.Analyze(v, pol)
+	if at := failover.DeadAt(v, pol); !at.IsZero() {
 		c.wakeAt(at)
 	}
 	if c.log.Enabled(ctx, slog.LevelDebug) {
@@ -342,10 +343,10 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 		if now.Before(notBefore) {
 			continue
 		}
-		plan, err := failover.PlanAction(v, c.policy, p)
+		plan, err := failover.PlanAction(v, pol, p)
 		if err != nil {
 			c.log.Info("problem not acted on", logProblem, p.Code, "reason", err)
-			c.setBackoff(key, now.Add(failover.RetryAfter(c.policy, failover.RetryPlanRefused)))
+			c.setBackoff(key, now.Add(failover.RetryAfter(pol, failover.RetryPlanRefused)))
 			continue
 		}
 		c.log.Warn("acting on problem", logProblem, p.Code, "description", p.Description, "instances", p.Instances, "plan", plan.Kind)
@@ -357,7 +358,7 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 		res, err := c.run(ctx, v, plan, "", "regent (automatic)")
 		if err != nil {
 			c.log.Error("operation failed", logProblem, p.Code, logOp, res.OperationID, logErr, err)
-			c.setBackoff(key, c.now().Add(failover.RetryAfter(c.policy, failover.RetryRunFailed)))
+			c.setBackoff(key, c.now().Add(failover.RetryAfter(pol, failover.RetryRunFailed)))
 		}
 		return // one operation per evaluation: the next one sees its effects
 	}
@@ -478,7 +479,7 @@ func (c *clusterRT) problems(now time.Time) []failover.Problem {
 	if v.Validate() != nil {
 		return nil
 	}
-	ps := failover.Analyze(v, c.policy)
+	ps := failover.Analyze(v, c.pol())
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Priority < ps[j].Priority })
 	return ps
 }

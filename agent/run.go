@@ -93,7 +93,7 @@ func (c *clusterRT) run(ctx context.Context, v failover.View, plan failover.Plan
 		return failover.RunResult{}, err
 	}
 	c.notePending(id, plan)
-	res, err := r.RunWith(ctx, v, c.policy, plan, failover.RunOptions{Requester: requester})
+	res, err := r.RunWith(ctx, v, c.pol(), plan, failover.RunOptions{Requester: requester})
 	var until string
 	if res.WriteBlocked > 0 {
 		res.WriteBlocked, until = c.balancerWindow(res)

@@ -280,6 +280,23 @@ func (c *Client) Rejoin(ctx context.Context, cluster string, req RejoinRequest) 
 	return out, err
 }
 
+// Settings calls GET /v1/clusters/{name}/config.
+func (c *Client) Settings(ctx context.Context, cluster string) (ClusterSettings, error) {
+	var out ClusterSettings
+	err := c.do(ctx, http.MethodGet, clusterPath(cluster, "/config"), nil, &out)
+	return out, err
+}
+
+// EditSettings calls PUT /v1/clusters/{name}/config.
+func (c *Client) EditSettings(ctx context.Context, cluster string, req EditSettingsRequest) (ClusterSettings, error) {
+	if err := req.Validate(); err != nil {
+		return ClusterSettings{}, err
+	}
+	var out ClusterSettings
+	err := c.do(ctx, http.MethodPut, clusterPath(cluster, "/config"), req, &out)
+	return out, err
+}
+
 // Repoint calls POST /v1/clusters/{name}/instances/{instance}/repoint: it
 // relocates a replica and answers once the repoint has ended, with its
 // outcome and steps (a repoint has no place in the history to follow).

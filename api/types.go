@@ -596,6 +596,36 @@ type Relocation struct {
 	At     time.Time `json:"at"`
 }
 
+// ClusterSettings is a cluster's failover settings (GET
+// /v1/clusters/{name}/config): the run-time keys with their effective
+// values, what was changed at run time, and the keys only regent.yaml sets.
+type ClusterSettings struct {
+	Cluster string `json:"cluster"`
+	// Version counts the changes made at run time (0: none ever).
+	Version uint64 `json:"version"`
+	// Effective holds every run-time key's value in force, as YAML text.
+	Effective map[string]string `json:"effective"`
+	// Changed is the YAML mapping of the keys set at run time, over
+	// regent.yaml ("" when none); By and At say who changed them last.
+	Changed string     `json:"changed,omitempty"`
+	By      string     `json:"by,omitempty"`
+	At      *time.Time `json:"at,omitempty"`
+	// RestartOnly holds the settings only regent.yaml sets, with their
+	// values on the agent that answered.
+	RestartOnly map[string]string `json:"restart_only"`
+}
+
+// EditSettingsRequest is the body of PUT /v1/clusters/{name}/config.
+type EditSettingsRequest struct {
+	// Version is the version the edit was made against: refused (409) if
+	// someone changed the settings meanwhile.
+	Version uint64 `json:"version"`
+	// Set is a YAML mapping of the keys to set ("failure_timeout: 3s").
+	Set string `json:"set,omitempty"`
+	// Reset names keys to return to regent.yaml's values.
+	Reset []string `json:"reset,omitempty"`
+}
+
 // RepointRequest is the body of POST
 // /v1/clusters/{name}/instances/{instance}/repoint.
 type RepointRequest struct {

@@ -156,3 +156,19 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// Validate checks the request before it is sent or served.
+func (r EditSettingsRequest) Validate() error {
+	if strings.TrimSpace(r.Set) == "" && len(r.Reset) == 0 {
+		return errors.New("nothing to change: give settings to set (key: value) or keys to reset")
+	}
+	if len(r.Set) > MaxReasonLen {
+		return fmt.Errorf("the settings are %d bytes long; keep them under %d", len(r.Set), MaxReasonLen)
+	}
+	for _, k := range r.Reset {
+		if err := CheckName("reset", k); err != nil {
+			return err
+		}
+	}
+	return nil
+}

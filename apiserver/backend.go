@@ -30,6 +30,8 @@ type Reader interface {
 	History(ctx context.Context, cluster string, limit int) ([]api.Operation, error)
 	// Check returns the preflight findings computed from the latest probes.
 	Check(ctx context.Context, cluster string) (api.CheckReport, error)
+	// Settings returns a cluster's failover settings, run-time and not.
+	Settings(ctx context.Context, cluster string) (api.ClusterSettings, error)
 }
 
 // Operator starts and reports operations. The server calls these methods
@@ -62,6 +64,8 @@ type Operator interface {
 	// (ErrNotFound when the history has no such operation, ErrConflict when
 	// it is acknowledged already) and returns it.
 	Ack(ctx context.Context, cluster, id string, req api.AckRequest) (api.Operation, error)
+	// EditSettings changes a cluster's run-time settings and returns them.
+	EditSettings(ctx context.Context, cluster string, req api.EditSettingsRequest) (api.ClusterSettings, error)
 	// Repoint relocates a replica under another replica, or back under the
 	// primary, and returns the ended operation.
 	Repoint(ctx context.Context, cluster, instance string, req api.RepointRequest) (api.Operation, error)

@@ -232,6 +232,8 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodPost, "/v1/clusters/{name}/instances/{instance}/maintenance", admin(s.handleStartMaintenance))
 	handle(http.MethodDelete, "/v1/clusters/{name}/instances/{instance}/maintenance", admin(s.handleEndMaintenance))
 	handle(http.MethodPost, "/v1/clusters/{name}/instances/{instance}/repoint", admin(s.handleRepoint))
+	handle(http.MethodGet, "/v1/clusters/{name}/config", read(s.handleSettings))
+	handle(http.MethodPut, "/v1/clusters/{name}/config", admin(s.handleEditSettings))
 	// Discovery makes this agent connect to an address the caller names,
 	// with Regent's account: admin only, answered by the agent asked.
 	handle(http.MethodGet, "/v1/discover", s.require(RoleAdmin, http.HandlerFunc(s.handleDiscover)))
@@ -493,6 +495,29 @@ func (s *Server) handleEndMaintenance(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := s.cfg.Backend.EndMaintenance(r.Context(), name, inst)
 	writeResult(w, http.StatusOK, c, err)
+}
+
+func (s *Server) handleSettings(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r, "name", "cluster name")
+	if !ok {
+		return
+	}
+	st, err := s.cfg.Backend.Settings(r.Context(), name)
+	writeResult(w, http.StatusOK, st, err)
+}
+
+func (s *Server) handleEditSettings(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r, "name", "cluster name")
+	if !ok {
+		return
+	}
+	req, aerr := decodeBody[api.EditSettingsRequest](w, r, s.cfg.MaxBodyBytes)
+	if aerr != nil {
+		writeAPIError(w, aerr)
+		return
+	}
+	st, err := s.cfg.Backend.EditSettings(r.Context(), name, req)
+	writeResult(w, http.StatusOK, st, err)
 }
 
 func (s *Server) handleRepoint(w http.ResponseWriter, r *http.Request) {

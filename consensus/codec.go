@@ -32,7 +32,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Enum codes on the wire. Never renumber: append.
 var (
-	opKindCode     = map[OpKind]byte{KindFailover: 1, KindSwitchover: 2, KindForcedFailover: 3, KindRejoin: 4, KindSemiSyncFallback: 5, KindSemiSyncRestore: 6}
+	opKindCode     = map[OpKind]byte{KindFailover: 1, KindSwitchover: 2, KindForcedFailover: 3, KindRejoin: 4, KindSemiSyncFallback: 5, KindSemiSyncRestore: 6, KindEditConfig: 7}
 	resultCode     = map[Result]byte{ResultSuccess: 1, ResultFailed: 2, ResultAborted: 3}
 	stepResultCode = map[StepResult]byte{StepOK: 1, StepFailed: 2, StepSkipped: 3}
 	ruleCode       = map[PromotionRule]byte{PromotionPrefer: 1, PromotionNeutral: 2, PromotionMustNot: 3}
@@ -149,6 +149,9 @@ var decoders = map[cmdKind]func(r *rbuf) Command{
 	kindAckOperation: func(r *rbuf) Command {
 		return AckOperation{Cluster: r.str(), OperationID: r.str(), By: r.str(), Comment: r.str(), At: r.time()}
 	},
+	kindSetConfig: func(r *rbuf) Command {
+		return SetConfig{Cluster: r.str(), ExpectVersion: r.uvarint(), Settings: r.str(), Change: r.str(), By: r.str(), At: r.time()}
+	},
 	kindSetSource: func(r *rbuf) Command {
 		return SetSource{Cluster: r.str(), Instance: r.str(), Source: r.str(), By: r.str(), At: r.time()}
 	},
@@ -243,6 +246,15 @@ func (c AckOperation) encodeBody(w *wbuf) {
 	w.str(c.OperationID)
 	w.str(c.By)
 	w.str(c.Comment)
+	w.time(c.At)
+}
+
+func (c SetConfig) encodeBody(w *wbuf) {
+	w.str(c.Cluster)
+	w.uvarint(c.ExpectVersion)
+	w.str(c.Settings)
+	w.str(c.Change)
+	w.str(c.By)
 	w.time(c.At)
 }
 

@@ -54,6 +54,7 @@ const (
 	kindSetMaintenance   cmdKind = 16
 	kindAckOperation     cmdKind = 17
 	kindSetSource        cmdKind = 18
+	kindSetConfig        cmdKind = 19
 )
 
 // InitCluster creates a replication cluster at epoch 1, only if absent
@@ -200,6 +201,21 @@ type SetSource struct {
 	At       time.Time
 }
 
+// SetConfig replaces a cluster's run-time settings (Cluster.Config) with
+// Settings, a YAML mapping the proposer has validated (config.EditPolicy;
+// consensus does not read it), if the current version is ExpectVersion
+// (ErrConflict otherwise: someone changed it meanwhile). The change is kept
+// in the history as a finished edit-config entry whose reason is Change
+// (what changed, for people), by By.
+type SetConfig struct {
+	Cluster       string
+	ExpectVersion uint64
+	Settings      string
+	Change        string
+	By            string
+	At            time.Time
+}
+
 // ClearQuarantine lifts a quarantine (ErrNotFound if none).
 type ClearQuarantine struct {
 	Cluster  string
@@ -256,6 +272,7 @@ func (SetSemiSyncDegraded) Name() string { return "set_semi_sync_degraded" }
 func (SetMaintenance) Name() string      { return "set_maintenance" }
 func (AckOperation) Name() string        { return "ack_operation" }
 func (SetSource) Name() string           { return "set_source" }
+func (SetConfig) Name() string           { return "set_config" }
 
 func (InitCluster) kind() cmdKind         { return kindInitCluster }
 func (BeginOperation) kind() cmdKind      { return kindBeginOperation }
@@ -275,6 +292,7 @@ func (SetSemiSyncDegraded) kind() cmdKind { return kindSetSemiSync }
 func (SetMaintenance) kind() cmdKind      { return kindSetMaintenance }
 func (AckOperation) kind() cmdKind        { return kindAckOperation }
 func (SetSource) kind() cmdKind           { return kindSetSource }
+func (SetConfig) kind() cmdKind           { return kindSetConfig }
 
 // clusterOf returns the replication cluster a command targets, "" for member
 // commands.
@@ -311,6 +329,8 @@ func clusterOf(c Command) string {
 	case AckOperation:
 		return c.Cluster
 	case SetSource:
+		return c.Cluster
+	case SetConfig:
 		return c.Cluster
 	}
 	return ""
@@ -508,6 +528,16 @@ func (c SetMaintenance) validate() error {
 			x.fail("until", "maintenance must end after it starts (until %s, at %s)", c.Until.UTC().Format(time.RFC3339), c.At.UTC().Format(time.RFC3339))
 		}
 	}
+	return x.err
+}
+
+func (c SetConfig) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.text("settings", c.Settings, MaxDetailLen, false)
+	x.text("change", c.Change, MaxDetailLen, true)
+	x.name("by", c.By, false)
+	x.time("at", c.At, true)
 	return x.err
 }
 

@@ -377,6 +377,23 @@ func applyToCluster(cl *Cluster, cmd Command) error {
 		}
 		return fmt.Errorf("%w: no finished operation %q in the history of cluster %q", ErrNotFound, c.OperationID, cl.Name)
 
+	case SetConfig:
+		var cur uint64
+		if cl.Config != nil {
+			cur = cl.Config.Version
+		}
+		if cur != c.ExpectVersion {
+			by := ""
+			if cl.Config != nil {
+				by = fmt.Sprintf(" by %s at %s", cl.Config.By, cl.Config.At.UTC().Format(time.RFC3339))
+			}
+			return fmt.Errorf("%w: the settings of cluster %q are at version %d%s, not %d: read them again and redo the edit", ErrConflict, cl.Name, cur, by, c.ExpectVersion)
+		}
+		cl.Config = &RuntimeConfig{Version: cur + 1, Settings: c.Settings, By: c.By, At: c.At}
+		appendHistory(cl, HistoryEntry{ID: fmt.Sprintf("config-%d", cur+1), Kind: KindEditConfig, Trigger: "regentctl cluster edit-config by " + c.By,
+			StartedAt: c.At, EndedAt: c.At, EpochBefore: cl.Epoch, EpochAfter: cl.Epoch, Result: ResultSuccess, Reason: c.Change, Steps: []Step{}})
+		return nil
+
 	case SetSource:
 		if c.Source == "" {
 			if _, ok := cl.Sources[c.Instance]; !ok {
@@ -475,12 +492,17 @@ func finishOperation(cl *Cluster, id string, result Result, reason string, at ti
 		}
 		cl.Uncommitted[op.Candidate] = UncommittedPromotion{OperationID: op.ID, At: at}
 	}
+	appendHistory(cl, e)
+	cl.Operation = nil
+	return nil
+}
+
+// appendHistory adds a finished entry, keeping the newest HistoryLimit.
+func appendHistory(cl *Cluster, e HistoryEntry) {
 	h := append(cl.History, e)
 	if len(h) > HistoryLimit {
 		// Copy rather than reslice so dropped entries are not kept alive.
 		h = append([]HistoryEntry(nil), h[len(h)-HistoryLimit:]...)
 	}
 	cl.History = h
-	cl.Operation = nil
-	return nil
 }

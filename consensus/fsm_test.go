@@ -483,6 +483,23 @@ func TestApplyCommand(t *testing.T) {
 			wantErr: ErrConflict,
 		},
 		{
+			name:  "set_config records the settings and a history entry",
+			setup: []Command{initC1},
+			cmd:   SetConfig{Cluster: "c1", Settings: "anti_flap_period: 10m\n", Change: "anti_flap_period: 1h0m0s → 10m0s", By: "alice", At: at(5)},
+			want: func(s *State) {
+				c := s.Clusters["c1"]
+				c.Config = &RuntimeConfig{Version: 1, Settings: "anti_flap_period: 10m\n", By: "alice", At: at(5)}
+				c.History = []HistoryEntry{{ID: "config-1", Kind: KindEditConfig, Trigger: "regentctl cluster edit-config by alice", StartedAt: at(5), EndedAt: at(5),
+					EpochBefore: 1, EpochAfter: 1, Result: ResultSuccess, Reason: "anti_flap_period: 1h0m0s → 10m0s", Steps: []Step{}}}
+			},
+		},
+		{
+			name:    "set_config on a stale version is refused",
+			setup:   []Command{initC1, SetConfig{Cluster: "c1", Settings: "auto_rejoin: false\n", Change: "x", By: "bob", At: at(4)}},
+			cmd:     SetConfig{Cluster: "c1", Settings: "anti_flap_period: 10m\n", Change: "x", By: "alice", At: at(5)},
+			wantErr: ErrConflict,
+		},
+		{
 			name:  "set_source records a relocation with who and when",
 			setup: []Command{initC1},
 			cmd:   SetSource{Cluster: "c1", Instance: "db3", Source: "db2", By: "alice", At: at(5)},

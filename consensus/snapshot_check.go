@@ -86,6 +86,9 @@ func validateCluster(name string, cl *Cluster) error {
 		m := cl.Maintenance[inst]
 		checks = append(checks, SetMaintenance{Cluster: name, Instance: inst, On: true, By: m.By, Reason: m.Reason, At: m.Since, Until: m.Until})
 	}
+	if rc := cl.Config; rc != nil {
+		checks = append(checks, SetConfig{Cluster: name, ExpectVersion: rc.Version - 1, Settings: rc.Settings, Change: "-", By: rc.By, At: rc.At})
+	}
 	for _, inst := range sortedKeys(cl.Sources) {
 		r := cl.Sources[inst]
 		checks = append(checks, SetSource{Cluster: name, Instance: inst, Source: r.Source, By: r.By, At: r.At})

@@ -30,6 +30,9 @@ const (
 	KindSemiSyncFallback = vocab.OpSemiSyncFallback
 	// KindSemiSyncRestore: lossless semi-sync restored after a fallback.
 	KindSemiSyncRestore = vocab.OpSemiSyncRestore
+	// KindEditConfig: the cluster's run-time settings changed (SetConfig);
+	// only SetConfig writes it, as a finished entry.
+	KindEditConfig = vocab.OpEditConfig
 )
 
 // Result is how an operation ended.
@@ -100,6 +103,9 @@ type Cluster struct {
 	// (SetMaintenance), expired entries included until replaced or ended:
 	// use InMaintenance. Nil when empty.
 	Maintenance map[string]Maintenance `json:"maintenance,omitempty"`
+	// Config holds the settings changed at run time (SetConfig); nil when
+	// none ever was: every agent uses its regent.yaml.
+	Config *RuntimeConfig `json:"config,omitempty"`
 	// Sources holds the replicas an operator relocated under another
 	// replica (SetSource), by replica name. Nil when empty.
 	Sources map[string]Relocation `json:"sources,omitempty"`
@@ -287,6 +293,16 @@ type Maintenance struct {
 	Until  time.Time `json:"until"`
 }
 
+// RuntimeConfig is a cluster's settings changed at run time: Settings, a
+// YAML mapping of the keys set (config.EditPolicy reads it), applied by
+// every agent over its regent.yaml. Version grows by one per change.
+type RuntimeConfig struct {
+	Version  uint64    `json:"version"`
+	Settings string    `json:"settings"`
+	By       string    `json:"by"`
+	At       time.Time `json:"at"`
+}
+
 // Relocation is where an operator relocated a replica (SetSource).
 type Relocation struct {
 	Source string    `json:"source"`
@@ -325,6 +341,10 @@ func (c *Cluster) Clone() *Cluster {
 	}
 	out.Maintenance = maps.Clone(c.Maintenance)
 	out.Sources = maps.Clone(c.Sources)
+	if c.Config != nil {
+		rc := *c.Config
+		out.Config = &rc
+	}
 	if c.SemiSyncDegraded != nil {
 		d := *c.SemiSyncDegraded
 		out.SemiSyncDegraded = &d

@@ -29,6 +29,10 @@ const (
 	// lossless again. Both are recorded in the history.
 	OpSemiSyncFallback OperationKind = "semi-sync-fallback"
 	OpSemiSyncRestore  OperationKind = "semi-sync-restore"
+	// OpEditConfig is a change of a cluster's run-time settings
+	// (regentctl cluster edit-config), kept in the history with who made
+	// it and the difference.
+	OpEditConfig OperationKind = "edit-config"
 )
 
 // legacyKinds are the spellings the replicated state used before this

@@ -3,6 +3,7 @@ package apiservertest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -50,6 +51,7 @@ type FakeBackend struct {
 	clusters  map[string]*api.Cluster
 	history   map[string][]api.Operation
 	checks    map[string]api.CheckReport
+	settings  map[string]*api.ClusterSettings
 	ops       map[string]*api.Operation
 	leader    apiserver.Leadership
 	failNext  map[string]error
@@ -492,6 +494,70 @@ func (f *FakeBackend) Rejoin(ctx context.Context, cluster string, req api.Rejoin
 		return api.Operation{}, err
 	}
 	return f.start(ctx, c, api.OpRejoin, req.Instance, []FakeStep{{Name: "change-source", Delay: time.Millisecond}}), nil
+}
+
+// Settings implements apiserver.Reader: a few run-time keys, changed by
+// EditSettings.
+func (f *FakeBackend) Settings(ctx context.Context, cluster string) (api.ClusterSettings, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.cluster(cluster); err != nil {
+		return api.ClusterSettings{}, err
+	}
+	return cloneSettings(f.settingsOf(cluster)), nil
+}
+
+func (f *FakeBackend) settingsOf(cluster string) *api.ClusterSettings {
+	if f.settings == nil {
+		f.settings = map[string]*api.ClusterSettings{}
+	}
+	st, ok := f.settings[cluster]
+	if !ok {
+		st = &api.ClusterSettings{Cluster: cluster, Effective: map[string]string{"anti_flap_period": "5m0s", "auto_rejoin": "true", "failure_timeout": "2s"},
+			RestartOnly: map[string]string{"fence_after": "1.5s", "lease_timeout": "3s"}}
+		f.settings[cluster] = st
+	}
+	return st
+}
+
+func cloneSettings(st *api.ClusterSettings) api.ClusterSettings {
+	out := *st
+	out.Effective = maps.Clone(st.Effective)
+	out.RestartOnly = maps.Clone(st.RestartOnly)
+	return out
+}
+
+// EditSettings implements apiserver.Operator: "key: value" lines of known
+// keys are set; a restart-only key is refused, as the agent does.
+func (f *FakeBackend) EditSettings(ctx context.Context, cluster string, req api.EditSettingsRequest) (api.ClusterSettings, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record(ctx, "EditSettings", req.Set); err != nil {
+		return api.ClusterSettings{}, err
+	}
+	if _, err := f.cluster(cluster); err != nil {
+		return api.ClusterSettings{}, err
+	}
+	st := f.settingsOf(cluster)
+	if req.Version != st.Version {
+		return api.ClusterSettings{}, fmt.Errorf("%w: the settings are at version %d, not %d", apiserver.ErrConflict, st.Version, req.Version)
+	}
+	next := maps.Clone(st.Effective)
+	for _, line := range strings.Split(strings.TrimSpace(req.Set), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if _, restartOnly := st.RestartOnly[k]; restartOnly {
+			return api.ClusterSettings{}, fmt.Errorf("%w: %s: set only in regent.yaml (nothing was changed)", apiserver.ErrInvalid, k)
+		}
+		if _, known := next[k]; !known {
+			return api.ClusterSettings{}, fmt.Errorf("%w: %s: not a run-time setting (nothing was changed)", apiserver.ErrInvalid, k)
+		}
+		next[k] = v
+	}
+	caller, _ := apiserver.CallerFrom(ctx)
+	now := f.now()
+	st.Effective, st.Version, st.Changed, st.By, st.At = next, st.Version+1, st.Changed+req.Set, caller.Name, &now
+	return cloneSettings(st), nil
 }
 
 // Repoint implements apiserver.Operator: it relocates a replica at once

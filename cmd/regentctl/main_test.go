@@ -60,8 +60,14 @@ type result struct {
 // ctl runs regentctl in-process with env as its whole environment.
 func ctl(t *testing.T, env map[string]string, argv ...string) result {
 	t.Helper()
+	return ctlIn(t, env, "", argv...)
+}
+
+// ctlIn runs regentctl with stdin as its standard input.
+func ctlIn(t *testing.T, env map[string]string, stdin string, argv ...string) result {
+	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), argv, &out, &errb, func(k string) string { return env[k] })
+	code := run(context.Background(), argv, strings.NewReader(stdin), &out, &errb, func(k string) string { return env[k] })
 	t.Logf("regentctl %s -> %d\n%s%s", strings.Join(argv, " "), code, out.String(), errb.String())
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
@@ -297,6 +303,43 @@ func TestFailoverRejoinAndMembers(t *testing.T) {
 	}
 	if got := strings.Join(methods, " "); got != "Failover:ops-admin Rejoin:ops-admin AddMember:ops-admin RemoveMember:ops-admin RemoveMember:ops-admin" {
 		t.Fatalf("calls %s", got)
+	}
+}
+
+func TestEditConfigShowsTheChangeAsksAndApplies(t *testing.T) {
+	fake, url := agentServer(t)
+	r := ctl(t, env(url), "cluster", "show-config")
+	if r.code != 0 || !strings.Contains(r.stdout, "settings version 0, never changed at run time") || !strings.Contains(r.stdout, "  anti_flap_period: 5m0s") ||
+		!strings.Contains(r.stdout, "# only in regent.yaml") || !strings.Contains(r.stdout, "  fence_after: 1.5s") {
+		t.Fatalf("show-config: %d %s", r.code, r.stdout)
+	}
+	// Declined: nothing is sent.
+	r = ctlIn(t, env(url), "n\n", "cluster", "edit-config", "--set", "anti_flap_period=10m")
+	if r.code != exitFailed || !strings.Contains(r.stdout, "anti_flap_period: 5m0s → 10m") || !strings.Contains(r.stderr, "nothing changed") {
+		t.Fatalf("declined: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	r = ctlIn(t, env(url), "y\n", "cluster", "edit-config", "--set", "anti_flap_period=10m")
+	if r.code != 0 || !strings.Contains(r.stdout, "are at version 1 (by ops-admin)") {
+		t.Fatalf("confirmed: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	r = ctl(t, env(url), "cluster", "show-config")
+	if !strings.Contains(r.stdout, "* anti_flap_period: 10m") || !strings.Contains(r.stdout, "changed at run time by ops-admin") {
+		t.Fatalf("show-config after the edit: %s", r.stdout)
+	}
+	// A restart-only key is refused by the agent, with the key named.
+	r = ctl(t, env(url), "cluster", "edit-config", "--set", "fence_after=1s", "--yes")
+	if r.code == 0 || !strings.Contains(r.stderr, "fence_after: set only in regent.yaml") {
+		t.Fatalf("restart-only key: %d %s", r.code, r.stderr)
+	}
+	if r := ctl(t, env(url), "cluster", "edit-config", "--set", "novalue", "--yes"); r.code != exitUsage || !strings.Contains(r.stderr, "want KEY=VALUE") {
+		t.Fatalf("bad --set: %d %s", r.code, r.stderr)
+	}
+	var methods []string
+	for _, c := range fake.Calls() {
+		methods = append(methods, c.Method)
+	}
+	if got := strings.Join(methods, " "); got != "EditSettings EditSettings" {
+		t.Fatalf("calls %s: the declined edit and the bad flag must not reach the agent", got)
 	}
 }
 

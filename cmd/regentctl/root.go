@@ -77,6 +77,7 @@ func classify(err error) error {
 // flags. Nothing is global: tests run many apps side by side.
 type app struct {
 	ctx    context.Context
+	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
@@ -96,8 +97,8 @@ type app struct {
 }
 
 // run executes regentctl with args and returns the exit code.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	a := &app{ctx: ctx, stdout: stdout, stderr: stderr, getenv: getenv, now: time.Now}
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	a := &app{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, now: time.Now}
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -184,6 +185,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.resumeCommand(),
 		a.rejoinCommand(),
 		a.repointCommand(),
+		a.clusterCommand(),
 		a.maintenanceCommand(),
 		a.ackCommand(),
 		a.discoverCommand(),

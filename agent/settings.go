@@ -1,0 +1,129 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/regentdb/regent/api"
+	"github.com/regentdb/regent/apiserver"
+	"github.com/regentdb/regent/config"
+	"github.com/regentdb/regent/consensus"
+	"github.com/regentdb/regent/failover"
+)
+
+// Run-time settings (README "Changing settings at run time"): the cluster's
+// failover settings are regent.yaml's, with the replicated state's
+// run-time settings applied over them (config.EditPolicy). The decisions
+// read the policy from the same replicated state as their view, so one
+// round never mixes two versions.
+
+// versionedPolicy is the effective policy of one settings version.
+type versionedPolicy struct {
+	version uint64
+	p       failover.Policy
+}
+
+// policyFor returns the effective policy under st's run-time settings. A
+// version this agent cannot apply (a newer binary's key, say) leaves
+// regent.yaml's settings in force, logged once.
+func (c *clusterRT) policyFor(st *consensus.Cluster) failover.Policy {
+	if st == nil || st.Config == nil {
+		return c.policy
+	}
+	if vp := c.effective.Load(); vp != nil && vp.version == st.Config.Version {
+		return vp.p
+	}
+	p, err := config.EditPolicy(c.policy, st.Config.Settings)
+	if err != nil {
+		c.log.Error("run-time settings not applied: regent.yaml's stay in force", "version", st.Config.Version, "by", st.Config.By, "err", err)
+		p = c.policy
+	} else {
+		c.log.Info("run-time settings applied", "version", st.Config.Version, "by", st.Config.By, "change", config.SettingsChange(c.policy, p))
+	}
+	c.effective.Store(&versionedPolicy{version: st.Config.Version, p: p})
+	return p
+}
+
+// pol is the effective policy now.
+func (c *clusterRT) pol() failover.Policy { return c.policyFor(c.state()) }
+
+// Settings returns a cluster's settings: run-time keys with their
+// effective values, what was changed at run time, and the keys that only
+// regent.yaml sets.
+func (b API) Settings(_ context.Context, cluster string) (api.ClusterSettings, error) {
+	c, err := b.a.cluster(cluster)
+	if err != nil {
+		return api.ClusterSettings{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
+	}
+	return c.settings(c.state()), nil
+}
+
+func (c *clusterRT) settings(st *consensus.Cluster) api.ClusterSettings {
+	p := c.policyFor(st)
+	out := api.ClusterSettings{Cluster: c.name, Effective: config.RuntimeSettings(p), RestartOnly: map[string]string{}}
+	for _, k := range config.RestartOnlyKeys() {
+		out.RestartOnly[k] = restartOnlyValue(c.policy, k)
+	}
+	if st != nil && st.Config != nil {
+		at := st.Config.At
+		out.Version, out.Changed, out.By, out.At = st.Config.Version, st.Config.Settings, st.Config.By, &at
+	}
+	return out
+}
+
+func restartOnlyValue(p failover.Policy, key string) string {
+	switch key {
+	case "fence_after":
+		return p.FenceAfter.String()
+	case "lease_timeout":
+		return p.LeaseTimeout.String()
+	case "observation_ttl":
+		return p.ObservationTTL.String()
+	case "probe_interval":
+		return p.ProbeInterval.String()
+	case "semi_sync_wait_for":
+		return fmt.Sprint(p.SemiSyncWaitFor)
+	}
+	return ""
+}
+
+// EditSettings changes a cluster's run-time settings through Raft, if they
+// are still at req.Version: the keys of req.Set are set, those of req.Reset
+// go back to regent.yaml's values. The result is validated with the rules
+// used at start, and refused with the key named; nothing changes then.
+func (b API) EditSettings(ctx context.Context, cluster string, req api.EditSettingsRequest) (api.ClusterSettings, error) {
+	c, err := b.a.cluster(cluster)
+	if err != nil {
+		return api.ClusterSettings{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
+	}
+	st := c.state()
+	if st == nil {
+		return api.ClusterSettings{}, fmt.Errorf("%w: cluster %s is not recorded in Raft yet; try again in a few seconds", apiserver.ErrUnavailable, cluster)
+	}
+	var version uint64
+	current := ""
+	if st.Config != nil {
+		version, current = st.Config.Version, st.Config.Settings
+	}
+	if req.Version != version {
+		return api.ClusterSettings{}, fmt.Errorf("%w: the settings of cluster %s are at version %d, not %d: someone changed them meanwhile; read them again (regentctl cluster show-config)", apiserver.ErrConflict, cluster, version, req.Version)
+	}
+	merged, err := config.MergeSettings(current, req.Set, req.Reset)
+	if err != nil {
+		return api.ClusterSettings{}, fmt.Errorf("%w: %w", apiserver.ErrInvalid, err)
+	}
+	p, err := config.EditPolicy(c.policy, merged)
+	if err != nil {
+		return api.ClusterSettings{}, fmt.Errorf("%w: %w (nothing was changed)", apiserver.ErrInvalid, err)
+	}
+	change := config.SettingsChange(c.policyFor(st), p)
+	if change == "" {
+		return api.ClusterSettings{}, fmt.Errorf("%w: nothing would change: the settings already have these values", apiserver.ErrInvalid)
+	}
+	by := callerName(ctx)
+	if _, err := b.a.raft.Propose(ctx, consensus.SetConfig{Cluster: cluster, ExpectVersion: version, Settings: merged, Change: change, By: by, At: b.a.now()}); err != nil {
+		return api.ClusterSettings{}, apiErr(err)
+	}
+	b.a.log.Warn("run-time settings changed", "cluster", cluster, "by", by, "change", change)
+	return c.settings(c.state()), nil
+}

@@ -1,0 +1,171 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/regentdb/regent/failover"
+)
+
+// Run-time settings (README "Changing settings at run time"). A cluster's
+// failover settings may be changed while the agents run, through the
+// replicated state (regentctl cluster edit-config): every agent applies the
+// same YAML mapping of changed keys over its own regent.yaml. The keys below
+// stay in regent.yaml, because an agent reads them once at start and
+// agents applying a change at different moments could break what they
+// guarantee together: the lease (fence_after, lease_timeout: an isolated
+// primary must stop writing before the leader may promote another), the
+// probe loop's period and what it keeps (probe_interval, observation_ttl),
+// and the count of acknowledgements the fence relies on
+// (semi_sync_wait_for).
+var restartOnlyKeys = []string{"fence_after", "lease_timeout", "observation_ttl", "probe_interval", "semi_sync_wait_for"}
+
+// RuntimeKeys lists the settings that may change at run time, sorted.
+func RuntimeKeys() []string {
+	var out []string
+	t := reflect.TypeFor[failover.Policy]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name == "" || name == "-" || slices.Contains(restartOnlyKeys, name) {
+			continue
+		}
+		out = append(out, name)
+	}
+	out = append(out, "semi_sync_fallback")
+	slices.Sort(out)
+	return out
+}
+
+// RestartOnlyKeys lists the failover settings that only regent.yaml sets.
+func RestartOnlyKeys() []string { return slices.Clone(restartOnlyKeys) }
+
+// EditPolicy applies settings, a YAML mapping of run-time keys, over base
+// (the cluster's policy from regent.yaml) and validates the result with the
+// rules used at start. Errors name the key: unknown, restart-only, badly
+// typed or invalid in combination.
+func EditPolicy(base failover.Policy, settings string) (failover.Policy, error) {
+	if strings.TrimSpace(settings) == "" {
+		return base, nil
+	}
+	var keys map[string]yaml.Node
+	if err := yaml.Unmarshal([]byte(settings), &keys); err != nil {
+		return base, fmt.Errorf("the settings are not a YAML mapping of keys to values: %w", err)
+	}
+	runtime := RuntimeKeys()
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		switch {
+		case slices.Contains(restartOnlyKeys, k):
+			return base, fmt.Errorf("%s: set only in regent.yaml (every agent, rolling restart): agents applying it at different moments could break the lease or the probe loop", k)
+		case !slices.Contains(runtime, k):
+			return base, fmt.Errorf("%s: not a run-time setting of a cluster; these are: %s (instances and routing stay in regent.yaml)", k, strings.Join(runtime, ", "))
+		}
+	}
+	var in struct {
+		failover.Policy `yaml:",inline"`
+		Fallback        *string `yaml:"semi_sync_fallback"`
+	}
+	in.Policy = base
+	dec := yaml.NewDecoder(bytes.NewReader([]byte(settings)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&in); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			return base, fmt.Errorf("%s", strings.Join(te.Errors, "; "))
+		}
+		return base, err
+	}
+	if in.Fallback != nil {
+		d, err := parseFallback(*in.Fallback)
+		if err != nil {
+			return base, fmt.Errorf("semi_sync_fallback: %w", err)
+		}
+		in.SemiSyncFallback = d
+	}
+	if err := in.Policy.Validate(); err != nil {
+		return base, err
+	}
+	return in.Policy, nil
+}
+
+// RuntimeSettings renders each run-time setting of p as YAML text (the
+// form EditPolicy reads), by key.
+func RuntimeSettings(p failover.Policy) map[string]string {
+	out := map[string]string{}
+	v := reflect.ValueOf(p)
+	t := v.Type()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name == "" || name == "-" || slices.Contains(restartOnlyKeys, name) {
+			continue
+		}
+		out[name] = settingText(v.Field(i).Interface())
+	}
+	out["semi_sync_fallback"] = "never"
+	if p.SemiSyncFallback > 0 {
+		out["semi_sync_fallback"] = p.SemiSyncFallback.String()
+	}
+	return out
+}
+
+func settingText(x any) string {
+	switch x := x.(type) {
+	case time.Duration:
+		return x.String()
+	case []string:
+		return "[" + strings.Join(x, ", ") + "]"
+	}
+	return fmt.Sprint(x)
+}
+
+// SettingsChange describes, for people and the history, how the run-time
+// settings of before and after differ: "key: old → new; ..." ("" when they
+// do not).
+func SettingsChange(before, after failover.Policy) string {
+	b, a := RuntimeSettings(before), RuntimeSettings(after)
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(a)) {
+		if b[k] != a[k] {
+			parts = append(parts, fmt.Sprintf("%s: %s → %s", k, b[k], a[k]))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// MergeSettings returns the run-time settings current (a YAML mapping, as
+// stored) with the keys of set (a YAML mapping) replaced or added and the
+// keys named in reset removed (back to regent.yaml), as a YAML mapping with
+// its keys sorted. It checks the shape only: EditPolicy judges the values.
+func MergeSettings(current, set string, reset []string) (string, error) {
+	m := map[string]any{}
+	if strings.TrimSpace(current) != "" {
+		if err := yaml.Unmarshal([]byte(current), &m); err != nil {
+			return "", fmt.Errorf("the stored settings cannot be read: %w", err)
+		}
+	}
+	if strings.TrimSpace(set) != "" {
+		var add map[string]any
+		if err := yaml.Unmarshal([]byte(set), &add); err != nil {
+			return "", fmt.Errorf("the settings to set are not a YAML mapping of keys to values (key: value, one per line): %w", err)
+		}
+		maps.Copy(m, add)
+	}
+	for _, k := range reset {
+		delete(m, k)
+	}
+	if len(m) == 0 {
+		return "", nil
+	}
+	out, err := yaml.Marshal(m)
+	if err != nil {
+		return "", err
+	}
+	return string(out), nil
+}

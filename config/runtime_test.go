@@ -1,0 +1,87 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestEditPolicy(t *testing.T) {
+	base := DefaultPolicy()
+	cases := []struct {
+		name, settings string
+		check          func(t *testing.T, got string)
+		err            string
+	}{
+		{name: "nothing changes nothing", settings: "", check: func(t *testing.T, got string) {
+			if got != "" {
+				t.Errorf("change %q, want none", got)
+			}
+		}},
+		{name: "durations, booleans, lists and the fallback", settings: "anti_flap_period: 10m\nauto_rejoin: false\npromotion_prefer_same: [zone]\nsemi_sync_fallback: 30s\n",
+			check: func(t *testing.T, got string) {
+				for _, want := range []string{"anti_flap_period: 5m0s → 10m0s", "auto_rejoin: true → false", "promotion_prefer_same: [] → [zone]", "semi_sync_fallback: never → 30s"} {
+					if !strings.Contains(got, want) {
+						t.Errorf("change %q lacks %q", got, want)
+					}
+				}
+			}},
+		{name: "a restart-only key", settings: "fence_after: 1s\n", err: "fence_after: set only in regent.yaml"},
+		{name: "an unknown key", settings: "instances: []\n", err: "instances: not a run-time setting"},
+		{name: "a badly typed value", settings: "failure_timeout: soon\n", err: "soon"},
+		{name: "a value the start-up rules refuse", settings: "failure_timeout: 10ms\n", err: "failure_timeout"},
+		{name: "a bad fallback", settings: "semi_sync_fallback: -1s\n", err: "semi_sync_fallback"},
+		{name: "not a mapping", settings: "- a\n- b\n", err: "not a YAML mapping"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := EditPolicy(base, tc.settings)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one containing %q", err, tc.err)
+				}
+				if SettingsChange(base, got) != "" {
+					t.Fatalf("a refused edit changed the policy: %s", SettingsChange(base, got))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, SettingsChange(base, got))
+		})
+	}
+	if got, _ := EditPolicy(base, "anti_flap_period: 10m\n"); got.AntiFlapPeriod != 10*time.Minute || got.FenceAfter != base.FenceAfter {
+		t.Fatalf("anti_flap_period %v fence_after %v", got.AntiFlapPeriod, got.FenceAfter)
+	}
+}
+
+func TestRuntimeKeysLeaveTheLeaseInRegentYAML(t *testing.T) {
+	keys := strings.Join(RuntimeKeys(), " ")
+	for _, k := range RestartOnlyKeys() {
+		if strings.Contains(" "+keys+" ", " "+k+" ") {
+			t.Errorf("%s is a run-time key", k)
+		}
+	}
+	for _, k := range []string{"failure_timeout", "anti_flap_period", "durability", "semi_sync_fallback", "promotion_same"} {
+		if !strings.Contains(" "+keys+" ", " "+k+" ") {
+			t.Errorf("%s is not a run-time key: %s", k, keys)
+		}
+	}
+}
+
+func TestMergeSettings(t *testing.T) {
+	got, err := MergeSettings("auto_rejoin: false\nanti_flap_period: 10m\n", "failure_timeout: 3s\nanti_flap_period: 20m\n", []string{"auto_rejoin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "anti_flap_period: 20m\nfailure_timeout: 3s\n"; got != want {
+		t.Fatalf("merged %q, want %q", got, want)
+	}
+	if got, _ := MergeSettings("auto_rejoin: false\n", "", []string{"auto_rejoin"}); got != "" {
+		t.Fatalf("everything reset: %q", got)
+	}
+	if _, err := MergeSettings("", "not: [a mapping", nil); err == nil || !strings.Contains(err.Error(), "not a YAML mapping") {
+		t.Fatalf("bad set: %v", err)
+	}
+}
