@@ -615,7 +615,21 @@ func (i *Instance) ChangeSource(ctx context.Context, o ChangeSourceOptions) erro
 	if err := i.endIOThreads(ctx, i.db, f); err != nil {
 		return err
 	}
-	if err := i.exec(ctx, "change source: stop replica", f.stopReplicaSQL(ThreadsBoth)); err != nil {
+	// MySQL: a multi-threaded applier stopped in the middle of a
+	// transaction's events (the receiver stopped before the rest arrived,
+	// as when a failover or a chained repoint stops the IO thread under
+	// writes) waits up to 60 s for the rest before STOP REPLICA returns
+	// ("deferring to exit until the group completion"; seen by the chaos
+	// campaign, seeds 20262424 and 20262442). A change of source needs only
+	// the receiver stopped once auto-positioning is on, so the applier
+	// keeps running: the new source sends the whole transaction again.
+	stop := ThreadsBoth
+	if f != FlavorMariaDB {
+		if keep, err := i.applierRunsAutoPositioned(ctx); err == nil && keep {
+			stop, o.receiverOnly = ThreadIO, true
+		}
+	}
+	if err := i.exec(ctx, "change source: stop replica", f.stopReplicaSQL(stop)); err != nil {
 		return err
 	}
 	if i.afterStop != nil {
@@ -629,6 +643,21 @@ func (i *Instance) ChangeSource(ctx context.Context, o ChangeSourceOptions) erro
 		return i.resumeAfterFailedChange(ctx, f, o, err)
 	}
 	return nil
+}
+
+// applierRunsAutoPositioned reports, on MySQL, whether the applier runs
+// and the receiver is auto-positioned (docs: ChangeSource).
+func (i *Instance) applierRunsAutoPositioned(ctx context.Context) (bool, error) {
+	var state string
+	var auto int
+	err := i.db.QueryRowContext(ctx, applierAutoPositionSQL).Scan(&state, &auto)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return state == "ON" && auto == 1, nil
 }
 
 // changeCleanupTimeout bounds resumeAfterFailedChange.

@@ -50,6 +50,11 @@ func (f Flavor) replicaStatusSQL() string {
 	}
 }
 
+// applierAutoPositionSQL reads, on MySQL, whether the applier runs and
+// whether the receiver uses GTID auto-positioning (no row: not a replica).
+const applierAutoPositionSQL = "SELECT s.SERVICE_STATE, c.AUTO_POSITION FROM performance_schema.replication_applier_status s " +
+	"JOIN performance_schema.replication_connection_configuration c ON c.CHANNEL_NAME = s.CHANNEL_NAME WHERE s.CHANNEL_NAME = ''"
+
 func (f Flavor) stopReplicaSQL(t Thread) string {
 	if f.usesReplicaWords() {
 		return "STOP REPLICA" + t.suffix()
@@ -127,6 +132,11 @@ type ChangeSourceOptions struct {
 	// default.
 	ConnectRetry time.Duration
 	TLS          ReplicationTLS
+
+	// receiverOnly (MySQL, set by ChangeSource) leaves out the options
+	// that need the applier stopped: auto-positioning is on already, and
+	// the statement runs with the applier running (see ChangeSource).
+	receiverOnly bool
 }
 
 // LogValue keeps the password out of structured logs.
@@ -182,9 +192,15 @@ func (f Flavor) changeSourceSQL(o ChangeSourceOptions, noBackslashEscapes bool) 
 	// password: ask for it only when there is no TLS, and set it back to 0
 	// otherwise (a CHANGE keeps an option's old value when it is left out).
 	case FlavorMySQL80:
-		opts = append(opts, kv{"MASTER_AUTO_POSITION", "1"}, kv{"GET_MASTER_PUBLIC_KEY", boolDigit(!o.TLS.Enabled)})
+		if !o.receiverOnly {
+			opts = append(opts, kv{"MASTER_AUTO_POSITION", "1"})
+		}
+		opts = append(opts, kv{"GET_MASTER_PUBLIC_KEY", boolDigit(!o.TLS.Enabled)})
 	default:
-		opts = append(opts, kv{"SOURCE_AUTO_POSITION", "1"}, kv{"GET_SOURCE_PUBLIC_KEY", boolDigit(!o.TLS.Enabled)})
+		if !o.receiverOnly {
+			opts = append(opts, kv{"SOURCE_AUTO_POSITION", "1"})
+		}
+		opts = append(opts, kv{"GET_SOURCE_PUBLIC_KEY", boolDigit(!o.TLS.Enabled)})
 	}
 	if o.ConnectRetry > 0 {
 		opts = append(opts, kv{p + "CONNECT_RETRY", strconv.Itoa(max(1, int(o.ConnectRetry.Seconds())))})

@@ -49,6 +49,17 @@ func TestStatementForms(t *testing.T) {
 			`CHANGE MASTER TO MASTER_HOST='10.0.0.2', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='p''w\\d', MASTER_AUTO_POSITION=1, GET_MASTER_PUBLIC_KEY=1, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=0.500`,
 			`CHANGE REPLICATION SOURCE TO SOURCE_HOST='10.0.0.2', SOURCE_PORT=3306, SOURCE_USER='repl', SOURCE_PASSWORD='p''w\\d', SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, SOURCE_CONNECT_RETRY=1, SOURCE_HEARTBEAT_PERIOD=0.500`,
 		}},
+		{"change source with the applier running (receiver options only)", func(f Flavor) string {
+			s, err := f.changeSourceSQL(ChangeSourceOptions{Host: "10.0.0.2", Port: 3306, User: "repl", Password: "x", receiverOnly: f != FlavorMariaDB}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}, [3]string{
+			`CHANGE MASTER TO MASTER_HOST='10.0.0.2', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='x', MASTER_USE_GTID=slave_pos, MASTER_SSL=0`,
+			`CHANGE MASTER TO MASTER_HOST='10.0.0.2', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='x', GET_MASTER_PUBLIC_KEY=1`,
+			`CHANGE REPLICATION SOURCE TO SOURCE_HOST='10.0.0.2', SOURCE_PORT=3306, SOURCE_USER='repl', SOURCE_PASSWORD='x', GET_SOURCE_PUBLIC_KEY=1`,
+		}},
 		{"change source demote with TLS", func(f Flavor) string {
 			s, err := f.changeSourceSQL(ChangeSourceOptions{Host: "db2", Port: 3307, User: "repl", Password: "x", Demote: true,
 				TLS: ReplicationTLS{Enabled: true, CAFile: "/etc/mysql/ca.pem", VerifyServerCert: true}}, false)
