@@ -154,8 +154,12 @@ func renderHistory(w io.Writer, h api.History, width int, now time.Time) {
 		if failedID == "" && op.Result != api.ResultSuccess && op.Result != api.ResultRunning {
 			failedID = shortID(op.ID)
 		}
+		primary := "-" // a change of settings involves no primary
+		if op.OldPrimary != "" || op.NewPrimary != "" {
+			primary = orDash(op.OldPrimary) + "→" + orDash(op.NewPrimary)
+		}
 		rows = append(rows, []string{op.Started.UTC().Format("01-02 15:04:05"), shortID(op.ID), op.Kind,
-			orDash(op.OldPrimary) + "→" + orDash(op.NewPrimary), epoch, op.Result, short(op.Duration(now)), blocked})
+			primary, epoch, op.Result, short(op.Duration(now)), blocked})
 	}
 	if dropped := fitTable(w, historyColumns, rows, width); len(dropped) > 0 {
 		fmt.Fprintf(w, "(%s left out to fit %d columns: regentctl history show ID has them)\n", strings.Join(dropped, ", "), width)
@@ -194,7 +198,11 @@ func renderOperation(w io.Writer, op api.Operation, width int, now time.Time) {
 	if op.EpochAfter != 0 {
 		epoch += " → " + strconv.FormatUint(op.EpochAfter, 10)
 	}
-	field("primary", primary+", epoch "+epoch)
+	if op.OldPrimary == "" && op.NewPrimary == "" {
+		field("epoch", epoch)
+	} else {
+		field("primary", primary+", epoch "+epoch)
+	}
 	field("target", op.Target)
 	if op.WriteBlocked != nil {
 		blocked := short(op.WriteBlocked.Std())

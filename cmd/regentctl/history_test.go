@@ -14,13 +14,17 @@ import (
 
 // goldenHistory is a history as an agent of a busy cluster returns it:
 // long operation ids, an aborted run with a long reason, a switchover whose
-// window says what it ran up to, steps with GTID sets in their details.
+// window says what it ran up to, steps with GTID sets in their details, a
+// change of settings (edit-config).
 func goldenHistory() api.History {
 	t0 := time.Date(2026, 12, 6, 22, 49, 46, 587_000_000, time.UTC)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	end := func(d time.Duration) *time.Time { e := t0.Add(d); return &e }
 	dur := func(d time.Duration) *api.Duration { v := api.Duration(d); return &v }
 	return api.History{Cluster: "main", Operations: []api.Operation{
+		{ID: "config-2", Cluster: "main", Kind: "edit-config", Trigger: "regentctl cluster edit-config by alice",
+			Started: at(31 * time.Minute), Ended: end(31 * time.Minute), EpochBefore: 15, EpochAfter: 15, Result: api.ResultSuccess,
+			Reason: "anti_flap_period: 5m0s → 10m0s; failure_timeout: 2s → 3s", Steps: []api.Step{}},
 		{ID: "20261206-231657-91d4d75eaaca", Cluster: "main", Kind: api.OpSwitchover, Trigger: "manual by admin", Target: "db3",
 			Started: at(27 * time.Minute), Ended: end(27*time.Minute + 1162*time.Millisecond), OldPrimary: "db2", NewPrimary: "db3",
 			EpochBefore: 14, EpochAfter: 15, Result: api.ResultSuccess, WriteBlocked: dur(91 * time.Millisecond),
@@ -53,9 +57,9 @@ func TestHistoryGolden(t *testing.T) {
 	for _, width := range []int{80, 200} {
 		var list, show bytes.Buffer
 		renderHistory(&list, h, width, now)
-		renderOperation(&show, h.Operations[0], width, now)
-		renderOperation(&show, h.Operations[1], width, now)
-		renderOperation(&show, h.Operations[2], width, now)
+		for _, op := range h.Operations {
+			renderOperation(&show, op, width, now)
+		}
 		for name, got := range map[string]string{"history": list.String(), "history-show": show.String()} {
 			matchGolden(t, name, width, got)
 		}
