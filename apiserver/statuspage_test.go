@@ -64,15 +64,18 @@ func TestStatusPageSaysWhyFailoverIsBlocked(t *testing.T) {
 	}
 }
 
-func TestStatusPageShowsMaintenance(t *testing.T) {
+func TestStatusPageShowsMaintenanceAndRelocations(t *testing.T) {
 	fake := apiservertest.NewFakeBackend()
 	defer fake.Close()
 	_, ts := newServer(t, fake, nil)
 	if a := call(t, ts, "POST", "/v1/clusters/main/instances/db3/maintenance", admin, `{"reason":"disk swap","for":"2h"}`); a.status != 200 {
 		t.Fatal(a.status, string(a.body))
 	}
+	if a := call(t, ts, "POST", "/v1/clusters/main/instances/db3/repoint", admin, `{"to":"db2"}`); a.status != 200 {
+		t.Fatal(a.status, string(a.body))
+	}
 	page := string(call(t, ts, "GET", "/", readOnly, "").body)
-	for _, want := range []string{"maintenance until", "by ops-admin: disk swap"} {
+	for _, want := range []string{"maintenance until", "by ops-admin: disk swap", "under db2 (regentctl repoint by ops-admin)"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q", want)
 		}
@@ -151,8 +154,12 @@ func runChromium(t *testing.T, args ...string) []byte {
 func pageServer(t *testing.T) string {
 	fake := apiservertest.NewFakeBackend()
 	t.Cleanup(fake.Close)
-	// db3 in maintenance: the page shows who, why and until when.
+	// db3 in maintenance: the page shows who, why and until when; db2
+	// relocated under db3.
 	if _, err := fake.StartMaintenance(context.Background(), "main", "db3", api.MaintenanceRequest{Reason: "disk swap", For: api.Duration(2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fake.Repoint(context.Background(), "main", "db2", api.RepointRequest{To: "db3"}); err != nil {
 		t.Fatal(err)
 	}
 	_, ts := newServer(t, fake, func(c *apiserver.Config) { c.Auth.OpenStatusPage = true })
@@ -216,7 +223,7 @@ func TestStatusPageDOMInChromiumNamesThePrimary(t *testing.T) {
 	if !strings.Contains(dom, "Cluster main") {
 		t.Fatal("the rendered DOM does not name the cluster")
 	}
-	for _, want := range []string{"maintenance until", "disk swap", "UNACKNOWLEDGED FAILOVERS: op-0006"} {
+	for _, want := range []string{"maintenance until", "disk swap", "UNACKNOWLEDGED FAILOVERS: op-0006", "under db3 (regentctl repoint"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the rendered DOM lacks %q", want)
 		}
