@@ -73,6 +73,7 @@ type ReplicaObservation struct {
 	Source             string            `json:"source"`
 	IOState            topology.IOState  `json:"io_state"`
 	SQLRunning         bool              `json:"sql_running"`
+	LastIOErrno        int               `json:"last_io_errno,omitempty"`
 	LastIOError        string            `json:"last_io_error,omitempty"`
 	LastSQLError       string            `json:"last_sql_error,omitempty"`
 	LagSeconds         *int64            `json:"lag_seconds,omitempty"`
@@ -196,7 +197,7 @@ func (p *prober) fromSnapshot(s *topology.Snapshot, now time.Time, prev Observat
 	if r := s.Replica; r != nil {
 		ro := &ReplicaObservation{
 			Source:  net.JoinHostPort(r.SourceHost, strconv.Itoa(r.SourcePort)),
-			IOState: r.IOState, SQLRunning: r.SQLRunning, LastIOError: r.LastIOError, LastSQLError: r.LastSQLError,
+			IOState: r.IOState, SQLRunning: r.SQLRunning, LastIOErrno: r.LastIOErrno, LastIOError: r.LastIOError, LastSQLError: r.LastSQLError,
 			LagSeconds: r.SecondsBehind, SQLDelay: r.SQLDelay, HeartbeatPeriod: r.HeartbeatPeriod,
 			ReceivedHeartbeats: r.ReceivedHeartbeats,
 			ReadPosition:       r.SourceLogFile + ":" + strconv.FormatUint(r.ReadSourceLogPos, 10),
@@ -265,7 +266,7 @@ func (o Observation) toProbe() failover.Probe {
 	if r := o.Replica; r != nil {
 		rs := &failover.ReplicaStatus{
 			Source: r.Source, IOState: failover.IOState(r.IOState), SQLRunning: r.SQLRunning,
-			LastIOError: r.LastIOError, LastSQLError: r.LastSQLError,
+			LastIOErrno: r.LastIOErrno, LastIOError: r.LastIOError, LastSQLError: r.LastSQLError,
 			SQLDelay:           time.Duration(r.SQLDelay) * time.Second,
 			HeartbeatPeriod:    time.Duration(r.HeartbeatPeriod * float64(time.Second)),
 			ReceivedHeartbeats: r.ReceivedHeartbeats, ReadPosition: r.ReadPosition, LastProgressAt: r.LastProgressAt,

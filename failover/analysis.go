@@ -883,7 +883,7 @@ func detectIOLeftStopped(f *facts) []finding {
 			continue
 		}
 		rs := pr.Replica
-		if rs.IOState != IONo || (rs.LastIOError != "" && !reconnectError(rs.LastIOError)) {
+		if rs.IOState != IONo || (rs.LastIOError != "" && !reconnectError(rs.LastIOErrno, rs.LastIOError)) {
 			continue
 		}
 		exp, _ := ExpectedSource(f.v, f.p, n)
@@ -906,11 +906,21 @@ func detectIOLeftStopped(f *facts) []finding {
 
 // reconnectError reports whether an IO thread's last error is its
 // reconnect loop's (the source went away): a thread the operation stopped
-// while it was reconnecting keeps that text after the stop (chaos seed
-// 20262330, MySQL), unlike an error that stopped the thread by itself.
-func reconnectError(s string) bool {
-	l := strings.ToLower(s)
-	return strings.Contains(l, "reconnecting to") || strings.Contains(l, "connecting to master") || strings.Contains(l, "connecting to source")
+// while it was reconnecting keeps that error after the stop (chaos seed
+// 20262330, MySQL), unlike an error that stopped the thread by itself
+// (1236 and the like). By number: the client errors of a connection that
+// could not be made or was lost (CR_CONN_HOST_ERROR 2003,
+// CR_UNKNOWN_HOST 2005, CR_SERVER_GONE_ERROR 2006, CR_SERVER_LOST 2013);
+// by text when the agent reported no number.
+func reconnectError(errno int, text string) bool {
+	switch errno {
+	case 2003, 2005, 2006, 2013:
+		return true
+	case 0:
+		l := strings.ToLower(text)
+		return strings.Contains(l, "reconnecting to") || strings.Contains(l, "connecting to master") || strings.Contains(l, "connecting to source")
+	}
+	return false
 }
 
 // repointBlocker says why repointing an instance under the primary is not

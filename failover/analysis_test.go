@@ -772,6 +772,23 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
+			name: "IO thread left stopped with a stale reconnect error, by number: repoint under the primary",
+			b: base().io("db2", IONo).replica("db2", func(rs *ReplicaStatus) {
+				rs.LastIOErrno, rs.LastIOError = 2003, "error connecting to source 'repl@10.0.0.1:3306' - retry-time: 1 retries: 1 message: Can't connect to MySQL server on '10.0.0.1:3306' (111)"
+			}).state(func(s *ReplicatedState) { s.StoppedIO = []string{"db2"} }),
+			want: []probSum{
+				{Code: ReplicaIOLeftStopped, Instances: []string{"db2"}, Target: "db2", Action: ActionRepoint, Actionable: true},
+				{Code: ReplicaNotReplicating, Instances: []string{"db2"}},
+			},
+		},
+		{
+			name: "IO thread left stopped, then 1236 by number: only reported, whatever the text",
+			b: base().io("db2", IONo).replica("db2", func(rs *ReplicaStatus) {
+				rs.LastIOErrno, rs.LastIOError = 13114, "Got fatal error 1236 from source when reading data from binary log; reconnecting to source would not help"
+			}).state(func(s *ReplicatedState) { s.StoppedIO = []string{"db2"} }),
+			want: []probSum{{Code: ReplicaNotReplicating, Instances: []string{"db2"}}},
+		},
+		{
 			name: "IO thread left stopped, but it failed since: only reported",
 			b: base().io("db2", IONo).replica("db2", func(rs *ReplicaStatus) { rs.LastIOError = "Got fatal error 1236 from master" }).
 				state(func(s *ReplicatedState) { s.StoppedIO = []string{"db2"} }),

@@ -256,7 +256,10 @@ type ReplicaStatus struct {
 	IOState IOState
 	// SQLRunning is Replica_SQL_Running.
 	SQLRunning bool
-	// LastIOError and LastSQLError are the threads' last errors ("" none).
+	// LastIOError and LastSQLError are the threads' last errors ("" none);
+	// LastIOErrno is the IO thread's error number (0: none, or not
+	// reported by the agent).
+	LastIOErrno  int
 	LastIOError  string
 	LastSQLError string
 	// Lag is Seconds_Behind_Source; nil when the server reports NULL (a
