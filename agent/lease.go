@@ -154,8 +154,11 @@ type leaseKeeper struct {
 // heldNow reports whether the agent holds its lease. The last check's
 // decision stands only until last contact + fence_after: the lease lapses
 // then, whenever the next check runs (/primary answers from this).
-func (k *leaseKeeper) heldNow() bool {
-	lapses := k.lapsesAt()
+func (k *leaseKeeper) heldNow() bool { return k.heldBefore(k.lapsesAt()) }
+
+// heldBefore reports whether the last check's decision holds now, given
+// when the lease lapses.
+func (k *leaseKeeper) heldBefore(lapses time.Time) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.held && k.clock.Now().Before(lapses)
@@ -186,8 +189,8 @@ func (k *leaseKeeper) loop(ctx context.Context) {
 		// not up to a check later (the leader's semi-sync fence may
 		// promote a replica about then).
 		wait := k.every()
-		if k.heldNow() {
-			wait = min(wait, k.lapsesAt().Sub(k.clock.Now()))
+		if lapses := k.lapsesAt(); k.heldBefore(lapses) {
+			wait = min(wait, lapses.Sub(k.clock.Now()))
 		}
 		select {
 		case <-ctx.Done():
