@@ -2,7 +2,6 @@ package failover
 
 import (
 	"fmt"
-	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -653,13 +652,7 @@ func (r *Ranking) addOldPrimary(v View, p Policy, old string, oldSet GTIDSet) st
 // SemiSyncNotEnforced repair turns it back on otherwise (chaos seed
 // 20262215: the old primary was last seen so, and the failover refused).
 func unreceivedUnacknowledged(v View, p Policy, old string) SemiSyncFence {
-	in, ok := v.Instances[old]
-	if ok && (!in.LastSeen.SemiSync.SourceEnabled || !in.LastSeen.SemiSync.SourceActive) {
-		in.LastSeen.SemiSync.SourceEnabled, in.LastSeen.SemiSync.SourceActive = true, true
-		v.Instances = maps.Clone(v.Instances)
-		v.Instances[old] = in
-	}
-	return SemiSyncFenceOf(v, p, old)
+	return semiSyncFence(v, p, old, true)
 }
 
 func lostWarning(p Policy, old string, lost GTIDSet) string {

@@ -46,6 +46,13 @@ type SemiSyncFence struct {
 // had more semi-sync replicas connected than Regent's instances account for
 // (an unmanaged replica could acknowledge).
 func SemiSyncFenceOf(v View, p Policy, old string) SemiSyncFence {
+	return semiSyncFence(v, p, old, false)
+}
+
+// semiSyncFence is SemiSyncFenceOf; offCounts takes a source side last
+// seen switched off for lossless when its other settings are
+// (unreceivedUnacknowledged says when that holds).
+func semiSyncFence(v View, p Policy, old string, offCounts bool) SemiSyncFence {
 	no := func(format string, a ...any) SemiSyncFence {
 		return SemiSyncFence{Reason: fmt.Sprintf(format, a...)}
 	}
@@ -65,7 +72,7 @@ func SemiSyncFenceOf(v View, p Policy, old string) SemiSyncFence {
 	}
 	ss := ls.SemiSync
 	switch {
-	case !ss.SourceEnabled || !ss.SourceActive:
+	case !offCounts && (!ss.SourceEnabled || !ss.SourceActive):
 		return no("%s was last seen committing without semi-sync", old)
 	case !strings.EqualFold(ss.WaitPoint, "AFTER_SYNC"):
 		return no("%s was last seen with wait point %q, not AFTER_SYNC", old, ss.WaitPoint)
