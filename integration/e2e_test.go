@@ -129,6 +129,20 @@ func TestOperatorWorkflow(t *testing.T) {
 				t.Fatalf("discover %s exit %d:\n%s\n%s", primaryAddr, code, out, errOut)
 			}
 
+			// A setting changed at run time through Raft, on every agent,
+			// kept in the history; a regent.yaml-only key refused.
+			if out, errOut, code := s.Ctl("cluster", "edit-config", "--set", "anti_flap_period=10m", "--yes"); code != 0 || !strings.Contains(out, "at version 1") {
+				t.Fatalf("edit-config exit %d:\n%s\n%s", code, out, errOut)
+			}
+			if out, errOut, code := s.Ctl("cluster", "edit-config", "--set", "fence_after=1s", "--yes"); code == 0 || !strings.Contains(errOut, "fence_after: set only in regent.yaml") {
+				t.Fatalf("edit-config of fence_after: exit %d:\n%s\n%s", code, out, errOut)
+			}
+			s.Eventually("the answering agent shows the new setting and its history entry", 10*time.Second, func() (bool, string) {
+				show, _, _ := s.Ctl("cluster", "show-config")
+				hist, _, _ := s.Ctl("history")
+				return strings.Contains(show, "* anti_flap_period: 10m0s") && strings.Contains(hist, "edit-config"), show + hist
+			})
+
 			// A wrong token is refused with a message and exit code 4; a
 			// read-only token cannot switch over.
 			out, errOut, code = s.CtlAs("not-the-right-token-at-all", "status")
