@@ -10,6 +10,7 @@ import (
 	"github.com/regentdb/regent/api"
 	"github.com/regentdb/regent/apiserver"
 	"github.com/regentdb/regent/config"
+	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/topology/mysqltest"
 )
 
@@ -97,6 +98,34 @@ func TestRelocatedReplicaSurvivesItsDeadIntermediate(t *testing.T) {
 		h.eventually(r2.Name+" under the primary", 10*time.Second, func() (bool, string) { return under(r2.Name, p.Name) })
 		if rel := instanceOf(r2.Name).Relocated; rel != nil {
 			t.Fatalf("record kept after repointing under the primary: %+v", rel)
+		}
+	})
+}
+
+// Location labels on real servers: with promotion_same on the region, the
+// most advanced replica, in another region, is passed over; the one in the
+// old primary's region is promoted and catches up from it, so nothing is
+// lost (README "Configuration": labels, promotion_same).
+func TestFailoverStaysInTheOldPrimarysRegion(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k, func(c *config.Config) {
+			cl := &c.Clusters[0]
+			cl.PromotionSame = []string{"region"}
+			regions := []string{"eu", "us", "eu"} // p, r1, r2
+			for i := range cl.Instances {
+				cl.Instances[i].Labels = map[string]string{"region": regions[i]}
+			}
+		})
+		h.waitRecorded()
+		p, r1, r2 := h.db.Primary, h.db.Replicas[0], h.db.Replicas[1]
+		r1Ahead(t, k, p, r1, r2)
+		p.Kill(t)
+		e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
+		if e.Result != consensus.ResultSuccess || e.NewPrimary != r2.Name {
+			t.Fatalf("failover: %s (%s) to %q, want %s (%s is in region us); steps %s", e.Result, e.Reason, e.NewPrimary, r2.Name, r1.Name, stepNames(e))
+		}
+		if got := r2.QueryString(t, "SELECT COUNT(*) FROM regent_test.writes WHERE id IN (1, 2)"); got != "2" {
+			t.Fatalf("promoted %s has %s of the 2 rows: %s's data did not count", r2.Name, got, r1.Name)
 		}
 	})
 }
