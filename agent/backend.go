@@ -489,8 +489,12 @@ func (b API) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 	// every agent's for reachability.
 	reports := b.a.reports()
 	reports[b.a.id] = receivedReport{Report: Report{Agent: b.a.id, Clusters: map[string]ClusterReport{name: c.report()}}, At: now}
+	promotion := c.runtimeFor(st).Promotion
 	for _, in := range c.cfg.Instances {
 		ai := api.Instance{Name: in.Name, Address: in.Address, Role: api.RoleUnknown, Promotion: in.Promotion, Labels: in.Labels, Reachable: map[string]api.Reachability{}}
+		if r, ok := promotion[in.Name]; ok {
+			ai.Promotion = string(r)
+		}
 		for id, rr := range reports {
 			o, ok := rr.Clusters[name].Observations[in.Name]
 			if !ok || o.ObservedAt.IsZero() {

@@ -187,11 +187,15 @@ func (c *clusterRT) view(now time.Time) failover.View {
 		v.Agents[failover.AgentID(id)] = r
 	}
 	st := c.state()
+	promotion := c.runtimeFor(st).Promotion // cluster edit-config's rules
 	c.lmu.Lock()
 	defer c.lmu.Unlock()
 	for _, in := range c.cfg.Instances {
 		fi := failover.Instance{Name: in.Name, Addr: in.Address, Promotion: failover.PromotionRule(in.Promotion), Labels: in.Labels,
 			OwnerAgent: failover.AgentID(in.Agent), Probes: map[failover.AgentID]failover.Probe{}}
+		if r, ok := promotion[in.Name]; ok {
+			fi.Promotion = r
+		}
 		if st != nil {
 			if r, ok := st.PromotionRules[in.Name]; ok {
 				fi.Promotion = failover.PromotionRule(r)

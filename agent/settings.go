@@ -3,6 +3,9 @@ package agent
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/regentdb/regent/api"
 	"github.com/regentdb/regent/apiserver"
@@ -17,31 +20,34 @@ import (
 // read the policy from the same replicated state as their view, so one
 // round never mixes two versions.
 
-// versionedPolicy is the effective policy of one settings version.
+// versionedPolicy is the effective run-time configuration of one settings
+// version.
 type versionedPolicy struct {
 	version uint64
-	p       failover.Policy
+	rt      config.Runtime
 }
 
-// policyFor returns the effective policy under st's run-time settings. A
-// version this agent cannot apply (a newer binary's key, say) leaves
-// regent.yaml's settings in force, logged once.
-func (c *clusterRT) policyFor(st *consensus.Cluster) failover.Policy {
+// policyFor returns the effective policy under st's run-time settings.
+func (c *clusterRT) policyFor(st *consensus.Cluster) failover.Policy { return c.runtimeFor(st).Policy }
+
+// runtimeFor returns the effective run-time configuration under st's
+// settings. A version this agent cannot apply (a newer binary's key, say)
+// leaves regent.yaml's settings in force, logged once.
+func (c *clusterRT) runtimeFor(st *consensus.Cluster) config.Runtime {
 	if st == nil || st.Config == nil {
-		return c.policy
+		return config.Runtime{Policy: c.policy}
 	}
 	if vp := c.effective.Load(); vp != nil && vp.version == st.Config.Version {
-		return vp.p
+		return vp.rt
 	}
-	p, err := config.EditPolicy(c.policy, st.Config.Settings)
+	rt, err := config.ApplySettings(c.policy, st.Config.Settings)
 	if err != nil {
 		c.log.Error("run-time settings not applied: regent.yaml's stay in force", "version", st.Config.Version, "by", st.Config.By, "err", err)
-		p = c.policy
 	} else {
-		c.log.Info("run-time settings applied", "version", st.Config.Version, "by", st.Config.By, "change", config.SettingsChange(c.policy, p))
+		c.log.Info("run-time settings applied", "version", st.Config.Version, "by", st.Config.By, "change", config.SettingsChange(config.Runtime{Policy: c.policy}, rt))
 	}
-	c.effective.Store(&versionedPolicy{version: st.Config.Version, p: p})
-	return p
+	c.effective.Store(&versionedPolicy{version: st.Config.Version, rt: rt})
+	return rt
 }
 
 // pol is the effective policy now.
@@ -59,8 +65,7 @@ func (b API) Settings(_ context.Context, cluster string) (api.ClusterSettings, e
 }
 
 func (c *clusterRT) settings(st *consensus.Cluster) api.ClusterSettings {
-	p := c.policyFor(st)
-	out := api.ClusterSettings{Cluster: c.name, Effective: config.RuntimeSettings(p), RestartOnly: map[string]string{}}
+	out := api.ClusterSettings{Cluster: c.name, Effective: config.RuntimeSettings(c.runtimeFor(st)), RestartOnly: map[string]string{}}
 	for _, k := range config.RestartOnlyKeys() {
 		out.RestartOnly[k] = restartOnlyValue(c.policy, k)
 	}
@@ -112,11 +117,16 @@ func (b API) EditSettings(ctx context.Context, cluster string, req api.EditSetti
 	if err != nil {
 		return api.ClusterSettings{}, fmt.Errorf("%w: %w", apiserver.ErrInvalid, err)
 	}
-	p, err := config.EditPolicy(c.policy, merged)
+	rt, err := config.ApplySettings(c.policy, merged)
 	if err != nil {
 		return api.ClusterSettings{}, fmt.Errorf("%w: %w (nothing was changed)", apiserver.ErrInvalid, err)
 	}
-	change := config.SettingsChange(c.policyFor(st), p)
+	for _, n := range slices.Sorted(maps.Keys(rt.Promotion)) {
+		if _, ok := c.addrs[n]; !ok {
+			return api.ClusterSettings{}, fmt.Errorf("%w: promotion: %s is not an instance of cluster %s (its instances: %s; nothing was changed)", apiserver.ErrInvalid, n, cluster, strings.Join(slices.Sorted(maps.Keys(c.addrs)), ", "))
+		}
+	}
+	change := config.SettingsChange(c.runtimeFor(st), rt)
 	if change == "" {
 		return api.ClusterSettings{}, fmt.Errorf("%w: nothing would change: the settings already have these values", apiserver.ErrInvalid)
 	}

@@ -99,3 +99,46 @@ func TestRunTimeSettingsApplyOnEveryAgentWithoutARestart(t *testing.T) {
 		})
 	})
 }
+
+// A promotion rule set at run time (cluster edit-config, key promotion)
+// steers a failover on real servers: the most advanced replica, made
+// must_not, is passed over; its data still counts. An unknown instance is
+// refused by name.
+func TestRunTimePromotionRuleSteersAFailover(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k)
+		h.waitRecorded()
+		ctx := context.Background()
+		p, r1, r2 := h.db.Primary, h.db.Replicas[0], h.db.Replicas[1]
+		leader := h.agents[h.leader()].API()
+		if _, err := leader.EditSettings(ctx, "main", api.EditSettingsRequest{Set: "promotion: {db9: prefer}\n"}); !errors.Is(err, apiserver.ErrInvalid) || !strings.Contains(err.Error(), "db9 is not an instance") {
+			t.Fatalf("a rule for an unknown instance: %v", err)
+		}
+		if _, err := leader.EditSettings(ctx, "main", api.EditSettingsRequest{Set: "promotion: {" + r1.Name + ": must_not}\n"}); err != nil {
+			t.Fatal(err)
+		}
+		h.eventually("every agent shows "+r1.Name+" as must_not", 10*time.Second, func() (bool, string) {
+			for i, a := range h.agents {
+				c, err := a.API().Cluster(ctx, "main")
+				if err != nil {
+					return false, err.Error()
+				}
+				for _, in := range c.Instances {
+					if in.Name == r1.Name && in.Promotion != "must_not" {
+						return false, fmt.Sprintf("agent %d: %s is %q", i, r1.Name, in.Promotion)
+					}
+				}
+			}
+			return true, ""
+		})
+		r1Ahead(t, k, p, r1, r2)
+		p.Kill(t)
+		e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
+		if e.Result != consensus.ResultSuccess || e.NewPrimary != r2.Name {
+			t.Fatalf("failover: %s (%s) to %q, want %s (%s is must_not at run time); steps %s", e.Result, e.Reason, e.NewPrimary, r2.Name, r1.Name, stepNames(e))
+		}
+		if got := r2.QueryString(t, "SELECT COUNT(*) FROM regent_test.writes WHERE id IN (1, 2)"); got != "2" {
+			t.Fatalf("promoted %s has %s of the 2 rows: %s's data did not count", r2.Name, got, r1.Name)
+		}
+	})
+}

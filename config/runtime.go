@@ -39,38 +39,57 @@ func RuntimeKeys() []string {
 		}
 		out = append(out, name)
 	}
-	out = append(out, "semi_sync_fallback")
+	out = append(out, "semi_sync_fallback", "promotion")
 	slices.Sort(out)
 	return out
+}
+
+// Runtime is a cluster's effective run-time configuration: the failover
+// policy, and the promotion rules set at run time by instance (the key
+// promotion, a mapping of instance to prefer, neutral or must_not), which
+// take the place of the instances' promotion in regent.yaml.
+type Runtime struct {
+	Policy    failover.Policy
+	Promotion map[string]failover.PromotionRule
 }
 
 // RestartOnlyKeys lists the failover settings that only regent.yaml sets.
 func RestartOnlyKeys() []string { return slices.Clone(restartOnlyKeys) }
 
-// EditPolicy applies settings, a YAML mapping of run-time keys, over base
-// (the cluster's policy from regent.yaml) and validates the result with the
-// rules used at start. Errors name the key: unknown, restart-only, badly
-// typed or invalid in combination.
-func EditPolicy(base failover.Policy, settings string) (failover.Policy, error) {
+// ApplySettings applies settings, a YAML mapping of run-time keys, over
+// base (the cluster's policy from regent.yaml) and validates the result
+// with the rules used at start. Errors name the key: unknown, restart-only,
+// badly typed or invalid in combination. The promotion rules' instance
+// names are the caller's to check (it knows the cluster's instances).
+func ApplySettings(base failover.Policy, settings string) (Runtime, error) {
+	rt, err := applySettings(base, settings)
+	if err != nil {
+		return Runtime{Policy: base}, err
+	}
+	return rt, nil
+}
+
+func applySettings(base failover.Policy, settings string) (Runtime, error) {
 	if strings.TrimSpace(settings) == "" {
-		return base, nil
+		return Runtime{Policy: base}, nil
 	}
 	var keys map[string]yaml.Node
 	if err := yaml.Unmarshal([]byte(settings), &keys); err != nil {
-		return base, fmt.Errorf("the settings are not a YAML mapping of keys to values: %w", err)
+		return Runtime{}, fmt.Errorf("the settings are not a YAML mapping of keys to values: %w", err)
 	}
 	runtime := RuntimeKeys()
 	for _, k := range slices.Sorted(maps.Keys(keys)) {
 		switch {
 		case slices.Contains(restartOnlyKeys, k):
-			return base, fmt.Errorf("%s: set only in regent.yaml (every agent, rolling restart): agents applying it at different moments could break the lease or the probe loop", k)
+			return Runtime{}, fmt.Errorf("%s: set only in regent.yaml (every agent, rolling restart): agents applying it at different moments could break the lease or the probe loop", k)
 		case !slices.Contains(runtime, k):
-			return base, fmt.Errorf("%s: not a run-time setting of a cluster; these are: %s (instances and routing stay in regent.yaml)", k, strings.Join(runtime, ", "))
+			return Runtime{}, fmt.Errorf("%s: not a run-time setting of a cluster; these are: %s (instances and routing stay in regent.yaml)", k, strings.Join(runtime, ", "))
 		}
 	}
 	var in struct {
 		failover.Policy `yaml:",inline"`
-		Fallback        *string `yaml:"semi_sync_fallback"`
+		Fallback        *string           `yaml:"semi_sync_fallback"`
+		Promotion       map[string]string `yaml:"promotion"`
 	}
 	in.Policy = base
 	dec := yaml.NewDecoder(bytes.NewReader([]byte(settings)))
@@ -78,26 +97,38 @@ func EditPolicy(base failover.Policy, settings string) (failover.Policy, error) 
 	if err := dec.Decode(&in); err != nil {
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
-			return base, fmt.Errorf("%s", strings.Join(te.Errors, "; "))
+			return Runtime{}, fmt.Errorf("%s", strings.Join(te.Errors, "; "))
 		}
-		return base, err
+		return Runtime{}, err
 	}
 	if in.Fallback != nil {
 		d, err := parseFallback(*in.Fallback)
 		if err != nil {
-			return base, fmt.Errorf("semi_sync_fallback: %w", err)
+			return Runtime{}, fmt.Errorf("semi_sync_fallback: %w", err)
 		}
 		in.SemiSyncFallback = d
 	}
 	if err := in.Policy.Validate(); err != nil {
-		return base, err
+		return Runtime{}, err
 	}
-	return in.Policy, nil
+	rt := Runtime{Policy: in.Policy}
+	for _, n := range slices.Sorted(maps.Keys(in.Promotion)) {
+		r := failover.PromotionRule(in.Promotion[n])
+		if r != failover.PromotionPrefer && r != failover.PromotionNeutral && r != failover.PromotionMustNot {
+			return Runtime{}, fmt.Errorf("promotion: %s: %q: want prefer, neutral or must_not", n, in.Promotion[n])
+		}
+		if rt.Promotion == nil {
+			rt.Promotion = map[string]failover.PromotionRule{}
+		}
+		rt.Promotion[n] = r
+	}
+	return rt, nil
 }
 
-// RuntimeSettings renders each run-time setting of p as YAML text (the
-// form EditPolicy reads), by key.
-func RuntimeSettings(p failover.Policy) map[string]string {
+// RuntimeSettings renders each run-time setting of rt as YAML text (the
+// form ApplySettings reads), by key.
+func RuntimeSettings(rt Runtime) map[string]string {
+	p := rt.Policy
 	out := map[string]string{}
 	v := reflect.ValueOf(p)
 	t := v.Type()
@@ -112,6 +143,11 @@ func RuntimeSettings(p failover.Policy) map[string]string {
 	if p.SemiSyncFallback > 0 {
 		out["semi_sync_fallback"] = p.SemiSyncFallback.String()
 	}
+	var rules []string
+	for _, n := range slices.Sorted(maps.Keys(rt.Promotion)) {
+		rules = append(rules, n+": "+string(rt.Promotion[n]))
+	}
+	out["promotion"] = "{" + strings.Join(rules, ", ") + "}"
 	return out
 }
 
@@ -128,7 +164,7 @@ func settingText(x any) string {
 // SettingsChange describes, for people and the history, how the run-time
 // settings of before and after differ: "key: old → new; ..." ("" when they
 // do not).
-func SettingsChange(before, after failover.Policy) string {
+func SettingsChange(before, after Runtime) string {
 	b, a := RuntimeSettings(before), RuntimeSettings(after)
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(a)) {
@@ -142,7 +178,7 @@ func SettingsChange(before, after failover.Policy) string {
 // MergeSettings returns the run-time settings current (a YAML mapping, as
 // stored) with the keys of set (a YAML mapping) replaced or added and the
 // keys named in reset removed (back to regent.yaml), as a YAML mapping with
-// its keys sorted. It checks the shape only: EditPolicy judges the values.
+// its keys sorted. It checks the shape only: ApplySettings judges the values.
 func MergeSettings(current, set string, reset []string) (string, error) {
 	m := map[string]any{}
 	if strings.TrimSpace(current) != "" {

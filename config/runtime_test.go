@@ -26,6 +26,12 @@ func TestEditPolicy(t *testing.T) {
 					}
 				}
 			}},
+		{name: "promotion rules by instance", settings: "promotion: {db2: must_not, db3: prefer}\n", check: func(t *testing.T, got string) {
+			if want := "promotion: {} → {db2: must_not, db3: prefer}"; got != want {
+				t.Errorf("change %q, want %q", got, want)
+			}
+		}},
+		{name: "a bad promotion rule", settings: "promotion: {db2: always}\n", err: `promotion: db2: "always": want prefer, neutral or must_not`},
 		{name: "a restart-only key", settings: "fence_after: 1s\n", err: "fence_after: set only in regent.yaml"},
 		{name: "an unknown key", settings: "instances: []\n", err: "instances: not a run-time setting"},
 		{name: "a badly typed value", settings: "failure_timeout: soon\n", err: "soon"},
@@ -35,24 +41,24 @@ func TestEditPolicy(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := EditPolicy(base, tc.settings)
+			got, err := ApplySettings(base, tc.settings)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("error %v, want one containing %q", err, tc.err)
 				}
-				if SettingsChange(base, got) != "" {
-					t.Fatalf("a refused edit changed the policy: %s", SettingsChange(base, got))
+				if SettingsChange(Runtime{Policy: base}, got) != "" {
+					t.Fatalf("a refused edit changed the policy: %s", SettingsChange(Runtime{Policy: base}, got))
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			tc.check(t, SettingsChange(base, got))
+			tc.check(t, SettingsChange(Runtime{Policy: base}, got))
 		})
 	}
-	if got, _ := EditPolicy(base, "anti_flap_period: 10m\n"); got.AntiFlapPeriod != 10*time.Minute || got.FenceAfter != base.FenceAfter {
-		t.Fatalf("anti_flap_period %v fence_after %v", got.AntiFlapPeriod, got.FenceAfter)
+	if got, _ := ApplySettings(base, "anti_flap_period: 10m\n"); got.Policy.AntiFlapPeriod != 10*time.Minute || got.Policy.FenceAfter != base.FenceAfter {
+		t.Fatalf("anti_flap_period %v fence_after %v", got.Policy.AntiFlapPeriod, got.Policy.FenceAfter)
 	}
 }
 
