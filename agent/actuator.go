@@ -17,11 +17,11 @@ import (
 // actuator adapts topology's instance actions to failover.Actuator and
 // failover.Inspector for one replication cluster.
 type actuator struct {
-	cluster   string
-	prober    *prober
-	instances map[string]*topology.Instance
-	addrs     map[string]string // instance name → host:port
-	repl      replicationAuth
+	cluster string
+	prober  *prober
+	// set is the cluster's current instances.
+	set  func() *instanceSet
+	repl replicationAuth
 	// keepUsers are spared by KillClientConnections besides Regent's own.
 	keepUsers []string
 	// semiWaitFor is semi_sync_wait_for: the acknowledgements a semi-sync
@@ -50,7 +50,7 @@ var (
 )
 
 func (a *actuator) inst(name string) (*topology.Instance, error) {
-	i, ok := a.instances[name]
+	i, ok := a.set().insts[name]
 	if !ok {
 		return nil, fmt.Errorf("instance %q is not configured in cluster %s", name, a.cluster)
 	}
@@ -187,7 +187,7 @@ func (a *actuator) Repoint(ctx context.Context, name, source string, opts failov
 	if err != nil {
 		return err
 	}
-	addr, ok := a.addrs[source]
+	addr, ok := a.set().addrs[source]
 	if !ok {
 		return fmt.Errorf("source %q is not configured in cluster %s", source, a.cluster)
 	}

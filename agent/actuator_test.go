@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regentdb/regent/config"
 	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/topology"
 	"github.com/regentdb/regent/topology/mysqltest"
@@ -33,13 +34,13 @@ func TestRepointedInstanceIsNoSemiSyncSource(t *testing.T) {
 		must(t, act.Repoint(ctx, "r1", "p", failover.RepointOptions{KeepDelay: true}))
 		c.Primary.Exec(t, "INSERT INTO "+mysqltest.TestDatabase+".writes (id) VALUES (1)")
 		mysqltest.WaitCaughtUp(t, c.Replicas[0], c.Primary, 30*time.Second)
-		if s, err := act.instances["r1"].Probe(ctx); err != nil || s.SemiSync.SourceEnabled {
+		if s, err := act.set().insts["r1"].Probe(ctx); err != nil || s.SemiSync.SourceEnabled {
 			t.Fatalf("r1 replicates and is still a semi-sync source (probe error %v)", err)
 		}
 		// Its applier is idle: the replica stops at once.
 		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 		defer scancel()
-		if err := act.instances["r1"].StopReplica(sctx, topology.ThreadsBoth); err != nil {
+		if err := act.set().insts["r1"].StopReplica(sctx, topology.ThreadsBoth); err != nil {
 			t.Fatalf("stop r1's replication: %v", err)
 		}
 	})
@@ -59,7 +60,7 @@ func TestLeaderFenceReleasesKilledWaiters(t *testing.T) {
 		c, act, ctx := losslessRig(t, k, 1, "r1")
 		h := &harness{t: t}
 		h.eventually("p waits for r1's acknowledgements", 30*time.Second, func() (bool, string) {
-			s, err := act.instances["p"].Probe(ctx)
+			s, err := act.set().insts["p"].Probe(ctx)
 			return err == nil && s.SemiSync.SourceActive && s.SemiSync.SourceClients == 1, fmt.Sprintf("%v %+v", err, s)
 		})
 		// Nothing acknowledges any more: a commit waits.
@@ -97,7 +98,7 @@ func TestLeaderFenceReleasesKilledWaiters(t *testing.T) {
 			if !errors.Is(err, topology.ErrReadOnlyPending) {
 				t.Fatalf("fence of the committed primary: %v, want read_only pending", err)
 			}
-			if s, perr := act.instances["p"].Probe(ctx); perr != nil || !s.SemiSync.SourceEnabled {
+			if s, perr := act.set().insts["p"].Probe(ctx); perr != nil || !s.SemiSync.SourceEnabled {
 				t.Fatalf("the committed primary's semi-sync source side was switched off (probe error %v)", perr)
 			}
 		} else if err != nil {
@@ -196,12 +197,16 @@ func losslessRig(t *testing.T, k mysqltest.Kind, n int, acker string) (*mysqltes
 // mysqltest names them, with the harness's replication settings.
 func realActuator(t *testing.T, servers ...*mysqltest.Server) *actuator {
 	t.Helper()
-	instances, addrs := map[string]*topology.Instance{}, map[string]string{}
+	instances := map[string]*topology.Instance{}
+	var configs []config.InstanceConfig
 	for _, s := range servers {
-		instances[s.Name], addrs[s.Name] = openInstance(t, s), s.Addr()
+		instances[s.Name] = openInstance(t, s)
+		configs = append(configs, config.InstanceConfig{Name: s.Name, Address: s.Addr()})
 	}
-	return &actuator{cluster: "main", instances: instances, addrs: addrs,
-		prober:    newProber("main", 5*time.Second, instances, addrs),
+	set := newInstanceSet(0, configs, instances)
+	current := func() *instanceSet { return set }
+	return &actuator{cluster: "main", set: current,
+		prober:    newProber("main", 5*time.Second, current),
 		repl:      replicationAuth{User: mysqltest.ReplUser, Password: mysqltest.ReplPassword, Heartbeat: 250 * time.Millisecond},
 		keepUsers: []string{mysqltest.ReplUser}, semiWaitFor: 1}
 }

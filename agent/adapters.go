@@ -60,14 +60,14 @@ func (r routerAdapter) endpoint(name string) proxyhook.Endpoint {
 	if name == "" {
 		return proxyhook.Endpoint{}
 	}
-	h, p := hostPort(r.c.addrs[name])
+	h, p := hostPort(r.c.set().addrs[name])
 	port, _ := strconv.Atoi(p)
 	return proxyhook.Endpoint{Name: name, Host: h, Port: port}
 }
 
 func (r routerAdapter) replicas(except string) []proxyhook.Endpoint {
 	var out []proxyhook.Endpoint
-	for _, in := range r.c.cfg.Instances {
+	for _, in := range r.c.set().configs {
 		if in.Name != except {
 			out = append(out, r.endpoint(in.Name))
 		}

@@ -147,8 +147,8 @@ func (b API) setMaintenance(ctx context.Context, cluster string, cmd consensus.S
 	if err != nil {
 		return api.Cluster{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
 	}
-	if _, ok := c.addrs[cmd.Instance]; !ok {
-		return api.Cluster{}, fmt.Errorf("%w: cluster %s has no instance %q (its instances: %s)", apiserver.ErrNotFound, cluster, cmd.Instance, strings.Join(slices.Sorted(maps.Keys(c.addrs)), ", "))
+	if set := c.set(); set.addrs[cmd.Instance] == "" {
+		return api.Cluster{}, fmt.Errorf("%w: cluster %s has no instance %q (its instances: %s)", apiserver.ErrNotFound, cluster, cmd.Instance, strings.Join(slices.Sorted(maps.Keys(set.addrs)), ", "))
 	}
 	if c.state() == nil {
 		return api.Cluster{}, fmt.Errorf("%w: cluster %s is not recorded in Raft yet (no leader has seen it); try again in a few seconds", apiserver.ErrUnavailable, cluster)
@@ -211,7 +211,8 @@ func (b API) Check(ctx context.Context, cluster string) (api.CheckReport, error)
 	st := c.state()
 	pol := c.policyFor(st)
 	ids := map[uint32]string{}
-	for _, ic := range c.cfg.Instances {
+	set := c.set()
+	for _, ic := range set.configs {
 		o, observed := obs[ic.Name]
 		in := preflightInput{Name: ic.Name, Observed: observed, Obs: o, SemiSync: pol.Durability == failover.DurabilitySemiSync, WaitFor: pol.SemiSyncWaitFor,
 			PrimaryKnown: st != nil && st.Primary != "", Primary: st != nil && st.Primary == ic.Name}
@@ -220,7 +221,7 @@ func (b API) Check(ctx context.Context, cluster string) (api.CheckReport, error)
 			if in.SameServerID == "" {
 				ids[o.ServerID] = ic.Name
 			}
-			if inst, ok := c.instances[ic.Name]; ok {
+			if inst, ok := set.insts[ic.Name]; ok {
 				in.Snap, in.SnapErr = inst.Probe(ctx)
 			}
 		}
@@ -490,7 +491,8 @@ func (b API) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 	reports := b.a.reports()
 	reports[b.a.id] = receivedReport{Report: Report{Agent: b.a.id, Clusters: map[string]ClusterReport{name: c.report()}}, At: now}
 	promotion := c.runtimeFor(st).Promotion
-	for _, in := range c.cfg.Instances {
+	set := c.set()
+	for _, in := range set.configs {
 		ai := api.Instance{Name: in.Name, Address: in.Address, Role: api.RoleUnknown, Promotion: in.Promotion, Labels: in.Labels, Reachable: map[string]api.Reachability{}}
 		if r, ok := promotion[in.Name]; ok {
 			ai.Promotion = string(r)
@@ -525,7 +527,7 @@ func (b API) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 			if r := o.Replica; r != nil {
 				rep := &api.Replication{Source: r.Source, IOThread: threadState(string(r.IOState)), SQLThread: threadState(boolYes(r.SQLRunning)),
 					LastIOError: r.LastIOError, LastSQLError: r.LastSQLError, AutoPosition: true}
-				if _, ok := c.addrs[r.Source]; ok {
+				if _, ok := set.addrs[r.Source]; ok {
 					rep.SourceName = r.Source
 				}
 				if r.LagSeconds != nil {

@@ -52,8 +52,9 @@ type clusterRT struct {
 	log       *slog.Logger
 	clock     failover.Clock
 
-	instances map[string]*topology.Instance
-	addrs     map[string]string
+	// members holds the current instances (set); open connects to one.
+	members   atomic.Pointer[instanceSet]
+	open      func(addr string, conns int) (*topology.Instance, error)
 	prober    *prober
 	stream    *primaryStream // nil when watch_binlog is off
 	act       *actuator
@@ -96,7 +97,6 @@ type clusterRT struct {
 
 func newClusterRT(a *Agent, cc config.ClusterConfig, secrets Secrets, tlsCfg *tls.Config, deps Deps) (*clusterRT, error) {
 	c := &clusterRT{a: a, name: cc.Name, cfg: cc, policy: cc.Policy, log: a.log.With(logCluster, cc.Name),
-		instances: map[string]*topology.Instance{}, addrs: map[string]string{},
 		lastSeen: map[string]Observation{}, errant: map[string]map[failover.AgentID]failover.ErrantJudgement{}, backoff: map[string]time.Time{},
 		localState: failover.LocalUnknown,
 		runs:       runs{pending: map[string]api.Operation{}, blocked: map[string]blockedWindow{}, measuring: map[string]chan struct{}{}},
@@ -111,14 +111,16 @@ func newClusterRT(a *Agent, cc config.ClusterConfig, secrets Secrets, tlsCfg *tl
 			WriteTimeout: orDur(a.cfg.MySQL.ReadTimeout, 10*time.Second), TLS: tlsCfg, MaxOpenConns: conns,
 		}, a.log)
 	}
+	c.open = open
+	insts := map[string]*topology.Instance{}
+	c.members.Store(newInstanceSet(0, cc.Instances, insts))
 	for _, in := range cc.Instances {
 		inst, err := open(in.Address, 3)
 		if err != nil {
 			c.close()
 			return nil, fmt.Errorf("clusters[%s].instances[%s]: %w", cc.Name, in.Name, err)
 		}
-		c.instances[in.Name] = inst
-		c.addrs[in.Name] = in.Address
+		insts[in.Name] = inst
 		if in.Name == a.cfg.LocalInstance {
 			c.local, localAddress = in.Name, in.Address
 			c.localNet, c.localDial = localAddr(a.cfg, in.Address)
@@ -140,7 +142,7 @@ func newClusterRT(a *Agent, cc config.ClusterConfig, secrets Secrets, tlsCfg *tl
 			fenced: func(ctx context.Context, why string) {
 				c.runFenceHooks(ctx, why)
 				// Re-probe so that the leader sees read_only at once.
-				c.prober.probeOne(ctx, c.local, c.instances[c.local])
+				c.prober.probeOne(ctx, c.local, c.set().insts[c.local])
 				c.a.publish(ctx)
 			}}
 	}
@@ -149,7 +151,7 @@ func newClusterRT(a *Agent, cc config.ClusterConfig, secrets Secrets, tlsCfg *tl
 			orDur(a.cfg.MySQL.ConnectTimeout, timeout))
 	}
 	c.localCheckEvery = max(50*time.Millisecond, c.policy.ProbeInterval/5)
-	c.prober = newProber(cc.Name, timeout, c.instances, c.addrs)
+	c.prober = newProber(cc.Name, timeout, c.set)
 	c.prober.now = c.now
 	c.prober.primary = func() (string, uint64) {
 		if st := c.state(); st != nil {
@@ -158,7 +160,7 @@ func newClusterRT(a *Agent, cc config.ClusterConfig, secrets Secrets, tlsCfg *tl
 		return "", 0
 	}
 	rt := a.cfg.MySQL.ReplicationTLS
-	c.act = &actuator{cluster: cc.Name, prober: c.prober, instances: c.instances, addrs: c.addrs,
+	c.act = &actuator{cluster: cc.Name, prober: c.prober, set: c.set,
 		repl: replicationAuth{User: a.cfg.MySQL.ReplicationUser, Password: secrets.ReplicationPassword,
 			Heartbeat: orDur(a.cfg.MySQL.ReplicationHeartbeat, 500*time.Millisecond),
 			TLS:       topology.ReplicationTLS{Enabled: rt.Enabled, CAFile: rt.CAFile, CertFile: rt.CertFile, KeyFile: rt.KeyFile, VerifyServerCert: rt.VerifyServerCert}},
@@ -191,8 +193,10 @@ func (c *clusterRT) close() {
 		c.deadAt.Stop()
 	}
 	c.lmu.Unlock()
-	for _, i := range c.instances {
-		_ = i.Close()
+	if set := c.members.Load(); set != nil {
+		for _, i := range set.insts {
+			_ = i.Close()
+		}
 	}
 	if c.fenceInst != nil {
 		_ = c.fenceInst.Close()
@@ -207,6 +211,7 @@ func (c *clusterRT) probeLoop(ctx context.Context) {
 	t := time.NewTicker(c.policy.ProbeInterval)
 	defer t.Stop()
 	for {
+		c.syncInstances(c.state())
 		c.prober.round(ctx)
 		c.a.publish(ctx)
 		select {
@@ -226,7 +231,7 @@ func (c *clusterRT) probeLoop(ctx context.Context) {
 // aborted connection).
 func (c *clusterRT) localLoop(ctx context.Context) {
 	for ctx.Err() == nil {
-		state, detail, conn := localDial(ctx, c.localNet, c.localDial, c.addrs[c.local], c.localCheckEvery)
+		state, detail, conn := localDial(ctx, c.localNet, c.localDial, c.set().addrs[c.local], c.localCheckEvery)
 		c.setLocal(ctx, state, detail)
 		if conn == nil {
 			select {

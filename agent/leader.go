@@ -190,7 +190,7 @@ func (c *clusterRT) view(now time.Time) failover.View {
 	promotion := c.runtimeFor(st).Promotion // cluster edit-config's rules
 	c.lmu.Lock()
 	defer c.lmu.Unlock()
-	for _, in := range c.cfg.Instances {
+	for _, in := range c.set().configs {
 		fi := failover.Instance{Name: in.Name, Addr: in.Address, Promotion: failover.PromotionRule(in.Promotion), Labels: in.Labels,
 			OwnerAgent: failover.AgentID(in.Agent), Probes: map[failover.AgentID]failover.Probe{}}
 		if r, ok := promotion[in.Name]; ok {

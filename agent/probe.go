@@ -88,10 +88,10 @@ type ReplicaObservation struct {
 // prober keeps one agent's latest observation of every instance of a
 // cluster, probing each at the cluster's interval.
 type prober struct {
-	cluster   string
-	timeout   time.Duration
-	instances map[string]*topology.Instance
-	byAddr    map[string]string // host:port → instance name
+	cluster string
+	timeout time.Duration
+	// set is the cluster's current instances (read once per round).
+	set func() *instanceSet
 
 	// primary names the replicated state's primary ("" when unknown), and
 	// its epoch.
@@ -104,12 +104,8 @@ type prober struct {
 	seen map[string]Observation // last successful probe per instance
 }
 
-func newProber(cluster string, timeout time.Duration, instances map[string]*topology.Instance, addrs map[string]string) *prober {
-	byAddr := map[string]string{}
-	for name, addr := range addrs {
-		byAddr[addr] = name
-	}
-	return &prober{cluster: cluster, timeout: timeout, instances: instances, byAddr: byAddr,
+func newProber(cluster string, timeout time.Duration, set func() *instanceSet) *prober {
+	return &prober{cluster: cluster, timeout: timeout, set: set,
 		obs: map[string]Observation{}, seen: map[string]Observation{}}
 }
 
@@ -123,8 +119,9 @@ func (p *prober) round(ctx context.Context) {
 	if p.primary != nil {
 		primary, _ = p.primary()
 	}
+	set := p.set()
 	var wg sync.WaitGroup
-	for name, inst := range p.instances {
+	for name, inst := range set.insts {
 		if name == primary {
 			continue
 		}
@@ -135,7 +132,7 @@ func (p *prober) round(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
-	if inst, ok := p.instances[primary]; ok {
+	if inst, ok := set.insts[primary]; ok {
 		p.probeOne(ctx, primary, inst)
 	}
 }
@@ -202,7 +199,7 @@ func (p *prober) fromSnapshot(s *topology.Snapshot, now time.Time, prev Observat
 			ReceivedHeartbeats: r.ReceivedHeartbeats,
 			ReadPosition:       r.SourceLogFile + ":" + strconv.FormatUint(r.ReadSourceLogPos, 10),
 		}
-		if name, ok := p.byAddr[ro.Source]; ok {
+		if name, ok := p.set().byAddr[ro.Source]; ok {
 			ro.Source = name
 		}
 		if set, err := topology.ParseGTIDSet(s.Flavor, r.RetrievedGTID); err == nil && r.RetrievedGTID != "" {

@@ -77,10 +77,11 @@ func (c *clusterRT) findLocalPID(ctx context.Context) (int, error) {
 			errs = append(errs, err)
 		}
 	}
-	_, port := hostPort(c.addrs[c.local])
+	addr := c.set().addrs[c.local]
+	_, port := hostPort(addr)
 	p, err := strconv.Atoi(port)
 	if err != nil {
-		return 0, errors.Join(append(errs, fmt.Errorf("local instance address %q has no port", c.addrs[c.local]))...)
+		return 0, errors.Join(append(errs, fmt.Errorf("local instance address %q has no port", addr))...)
 	}
 	pid, err := listenerPID("/proc", p)
 	if err != nil {

@@ -122,8 +122,8 @@ func (b API) EditSettings(ctx context.Context, cluster string, req api.EditSetti
 		return api.ClusterSettings{}, fmt.Errorf("%w: %w (nothing was changed)", apiserver.ErrInvalid, err)
 	}
 	for _, n := range slices.Sorted(maps.Keys(rt.Promotion)) {
-		if _, ok := c.addrs[n]; !ok {
-			return api.ClusterSettings{}, fmt.Errorf("%w: promotion: %s is not an instance of cluster %s (its instances: %s; nothing was changed)", apiserver.ErrInvalid, n, cluster, strings.Join(slices.Sorted(maps.Keys(c.addrs)), ", "))
+		if set := c.set(); set.addrs[n] == "" {
+			return api.ClusterSettings{}, fmt.Errorf("%w: promotion: %s is not an instance of cluster %s (its instances: %s; nothing was changed)", apiserver.ErrInvalid, n, cluster, strings.Join(slices.Sorted(maps.Keys(set.addrs)), ", "))
 		}
 	}
 	change := config.SettingsChange(c.runtimeFor(st), rt)

@@ -46,7 +46,7 @@ func (s *primaryStream) loop(ctx context.Context) {
 		if st := s.c.state(); st != nil {
 			primary = st.Primary
 		}
-		addr := s.c.addrs[primary]
+		addr := s.c.set().addrs[primary]
 		if addr == "" {
 			s.set("", time.Time{}, "no recorded primary")
 			if !sleepCtx(ctx, s.period) {

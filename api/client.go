@@ -280,6 +280,26 @@ func (c *Client) Rejoin(ctx context.Context, cluster string, req RejoinRequest) 
 	return out, err
 }
 
+// AddInstance calls POST /v1/clusters/{name}/instances.
+func (c *Client) AddInstance(ctx context.Context, cluster string, req AddInstanceRequest) (Cluster, error) {
+	if err := req.Validate(); err != nil {
+		return Cluster{}, err
+	}
+	var out Cluster
+	err := c.do(ctx, http.MethodPost, clusterPath(cluster, "/instances"), req, &out)
+	return out, err
+}
+
+// RemoveInstance calls DELETE /v1/clusters/{name}/instances/{instance}.
+func (c *Client) RemoveInstance(ctx context.Context, cluster, instance string) (Cluster, error) {
+	if err := CheckName("instance", instance); err != nil {
+		return Cluster{}, err
+	}
+	var out Cluster
+	err := c.do(ctx, http.MethodDelete, clusterPath(cluster, "/instances/"+url.PathEscape(instance)), nil, &out)
+	return out, err
+}
+
 // Settings calls GET /v1/clusters/{name}/config.
 func (c *Client) Settings(ctx context.Context, cluster string) (ClusterSettings, error) {
 	var out ClusterSettings

@@ -615,6 +615,16 @@ type ClusterSettings struct {
 	RestartOnly map[string]string `json:"restart_only"`
 }
 
+// AddInstanceRequest is the body of POST /v1/clusters/{name}/instances: an
+// instance added at run time (no agent on its host; one with an agent is
+// declared in regent.yaml).
+type AddInstanceRequest struct {
+	Name      string            `json:"name"`
+	Address   string            `json:"address"`
+	Promotion string            `json:"promotion,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+}
+
 // EditSettingsRequest is the body of PUT /v1/clusters/{name}/config.
 type EditSettingsRequest struct {
 	// Version is the version the edit was made against: refused (409) if

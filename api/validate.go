@@ -172,3 +172,15 @@ func (r EditSettingsRequest) Validate() error {
 	}
 	return nil
 }
+
+// Validate checks the request before it is sent or served; the agent
+// checks the rest with the start-up rules.
+func (r AddInstanceRequest) Validate() error {
+	if err := CheckName("name", r.Name); err != nil {
+		return err
+	}
+	if _, _, err := net.SplitHostPort(r.Address); err != nil {
+		return fmt.Errorf("address %q is not host:port", r.Address)
+	}
+	return nil
+}

@@ -64,6 +64,10 @@ type Operator interface {
 	// (ErrNotFound when the history has no such operation, ErrConflict when
 	// it is acknowledged already) and returns it.
 	Ack(ctx context.Context, cluster, id string, req api.AckRequest) (api.Operation, error)
+	// AddInstance adds an instance at run time; RemoveInstance takes one
+	// out. Both return the cluster.
+	AddInstance(ctx context.Context, cluster string, req api.AddInstanceRequest) (api.Cluster, error)
+	RemoveInstance(ctx context.Context, cluster, instance string) (api.Cluster, error)
 	// EditSettings changes a cluster's run-time settings and returns them.
 	EditSettings(ctx context.Context, cluster string, req api.EditSettingsRequest) (api.ClusterSettings, error)
 	// Repoint relocates a replica under another replica, or back under the

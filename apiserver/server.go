@@ -233,6 +233,8 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodDelete, "/v1/clusters/{name}/instances/{instance}/maintenance", admin(s.handleEndMaintenance))
 	handle(http.MethodPost, "/v1/clusters/{name}/instances/{instance}/repoint", admin(s.handleRepoint))
 	handle(http.MethodGet, "/v1/clusters/{name}/config", read(s.handleSettings))
+	handle(http.MethodPost, "/v1/clusters/{name}/instances", admin(s.handleAddInstance))
+	handle(http.MethodDelete, "/v1/clusters/{name}/instances/{instance}", admin(s.handleRemoveInstance))
 	handle(http.MethodPut, "/v1/clusters/{name}/config", admin(s.handleEditSettings))
 	// Discovery makes this agent connect to an address the caller names,
 	// with Regent's account: admin only, answered by the agent asked.
@@ -494,6 +496,29 @@ func (s *Server) handleEndMaintenance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := s.cfg.Backend.EndMaintenance(r.Context(), name, inst)
+	writeResult(w, http.StatusOK, c, err)
+}
+
+func (s *Server) handleAddInstance(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r, "name", "cluster name")
+	if !ok {
+		return
+	}
+	req, aerr := decodeBody[api.AddInstanceRequest](w, r, s.cfg.MaxBodyBytes)
+	if aerr != nil {
+		writeAPIError(w, aerr)
+		return
+	}
+	c, err := s.cfg.Backend.AddInstance(r.Context(), name, req)
+	writeResult(w, http.StatusOK, c, err)
+}
+
+func (s *Server) handleRemoveInstance(w http.ResponseWriter, r *http.Request) {
+	name, inst, ok := instancePath(w, r)
+	if !ok {
+		return
+	}
+	c, err := s.cfg.Backend.RemoveInstance(r.Context(), name, inst)
 	writeResult(w, http.StatusOK, c, err)
 }
 

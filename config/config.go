@@ -523,32 +523,12 @@ func (c Config) validateClusters(v *validation, seenPeer map[string]bool) {
 		var instNames []string
 		for j, in := range cl.Instances {
 			ikey := fmt.Sprintf("%s.instances[%d]", key, j)
-			if !nameRE.MatchString(in.Name) {
-				v.bad(ikey+".name", "%q is not a valid name", in.Name)
-			}
 			if names[in.Name] {
 				v.bad(ikey+".name", "%q is used twice", in.Name)
 			}
 			names[in.Name] = true
 			instNames = append(instNames, in.Name)
-			if _, _, err := net.SplitHostPort(in.Address); err != nil {
-				v.bad(ikey+".address", "%q is not host:port", in.Address)
-			}
-			switch in.Promotion {
-			case "", "prefer", "neutral", "must_not":
-			default:
-				v.bad(ikey+".promotion", "%q: want prefer, neutral or must_not", in.Promotion)
-			}
-			for _, k := range slices.Sorted(maps.Keys(in.Labels)) {
-				if !failover.ValidLabel(k) || !failover.ValidLabel(in.Labels[k]) {
-					v.bad(ikey+".labels", "%q: %q: a label key and its value are 1 to 63 letters, digits, '.', '_' or '-'", k, in.Labels[k])
-				}
-			}
-			for _, k := range cl.Policy.PromotionSame {
-				if _, ok := in.Labels[k]; !ok {
-					v.bad(ikey+".labels", "has no %q, which %s.promotion_same names: give every instance one, or a failover could not tell whether it crosses it", k, key)
-				}
-			}
+			checkInstance(v, ikey, in, cl.Policy.PromotionSame, key)
 			if in.Agent != "" {
 				if !seenPeer[in.Agent] {
 					v.bad(ikey+".agent", "%q is not among raft.peers", in.Agent)
@@ -754,6 +734,33 @@ func checkSecretMode(path string, st os.FileInfo) error {
 		return fmt.Errorf("%s is readable by other users (mode %v): run chmod 600 %s (or 640 with a dedicated group)", path, perm, path)
 	}
 	return nil
+}
+
+// checkInstance checks one instance's own keys (ikey names it): its name,
+// address, promotion rule and labels, and that it carries every label key
+// promotion_same names (on the cluster at ckey).
+func checkInstance(v *validation, ikey string, in InstanceConfig, promotionSame []string, ckey string) {
+	if !nameRE.MatchString(in.Name) {
+		v.bad(ikey+".name", "%q is not a valid name", in.Name)
+	}
+	if _, _, err := net.SplitHostPort(in.Address); err != nil {
+		v.bad(ikey+".address", "%q is not host:port", in.Address)
+	}
+	switch in.Promotion {
+	case "", "prefer", "neutral", "must_not":
+	default:
+		v.bad(ikey+".promotion", "%q: want prefer, neutral or must_not", in.Promotion)
+	}
+	for _, k := range slices.Sorted(maps.Keys(in.Labels)) {
+		if !failover.ValidLabel(k) || !failover.ValidLabel(in.Labels[k]) {
+			v.bad(ikey+".labels", "%q: %q: a label key and its value are 1 to 63 letters, digits, '.', '_' or '-'", k, in.Labels[k])
+		}
+	}
+	for _, k := range promotionSame {
+		if _, ok := in.Labels[k]; !ok {
+			v.bad(ikey+".labels", "has no %q, which %s.promotion_same names: give every instance one, or a failover could not tell whether it crosses it", k, ckey)
+		}
+	}
 }
 
 // parseFallback reads semi_sync_fallback: "never" (or empty) is 0, anything

@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/regentdb/regent/consensus"
 	"github.com/regentdb/regent/failover"
 )
 
@@ -204,4 +205,45 @@ func MergeSettings(current, set string, reset []string) (string, error) {
 		return "", err
 	}
 	return string(out), nil
+}
+
+// EffectiveInstances returns a cluster's instances: regent.yaml's, less
+// those removed at run time, then those added at run time (by name), as
+// the replicated state records them (regentctl cluster add|remove).
+func EffectiveInstances(fromFile []InstanceConfig, changes map[string]consensus.InstanceChange) []InstanceConfig {
+	var out []InstanceConfig
+	for _, in := range fromFile {
+		if _, changed := changes[in.Name]; !changed {
+			out = append(out, in)
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(changes)) {
+		if ch := changes[n]; !ch.Removed {
+			out = append(out, InstanceConfig{Name: n, Address: ch.Address, Promotion: ch.Promotion, Labels: maps.Clone(ch.Labels)})
+		}
+	}
+	return out
+}
+
+// CheckAddedInstance checks an instance to add at run time to a cluster
+// whose instances are now current, with the rules used at start (its own
+// keys, a name and an address not used yet); errors name the key. An
+// instance added at run time has no agent: one with an agent on its host
+// is declared in regent.yaml, where that agent's local_instance names it.
+func CheckAddedInstance(current []InstanceConfig, in InstanceConfig, promotionSame []string) error {
+	var v validation
+	key := "instances[" + in.Name + "]"
+	checkInstance(&v, key, in, promotionSame, "the cluster")
+	for _, c := range current {
+		if c.Name == in.Name {
+			v.bad(key+".name", "%q is already an instance of the cluster", in.Name)
+		}
+		if c.Address == in.Address {
+			v.bad(key+".address", "%s is already the address of %s", in.Address, c.Name)
+		}
+	}
+	if in.Agent != "" {
+		v.bad(key+".agent", "an instance with an agent on its host is declared in regent.yaml (that agent's local_instance), not added at run time")
+	}
+	return errors.Join(v.errs...)
 }

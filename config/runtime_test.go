@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regentdb/regent/consensus"
 )
 
 func TestEditPolicy(t *testing.T) {
@@ -89,5 +91,38 @@ func TestMergeSettings(t *testing.T) {
 	}
 	if _, err := MergeSettings("", "not: [a mapping", nil); err == nil || !strings.Contains(err.Error(), "not a YAML mapping") {
 		t.Fatalf("bad set: %v", err)
+	}
+}
+
+func TestEffectiveInstancesAndCheckAddedInstance(t *testing.T) {
+	file := []InstanceConfig{{Name: "db1", Address: "10.0.0.1:3306", Agent: "a1"}, {Name: "db2", Address: "10.0.0.2:3306", Agent: "a2"}, {Name: "db3", Address: "10.0.0.3:3306"}}
+	got := EffectiveInstances(file, map[string]consensus.InstanceChange{
+		"db3": {Removed: true},
+		"db9": {Address: "10.0.0.9:3306", Promotion: "prefer"},
+		"db5": {Address: "10.0.0.5:3306"},
+	})
+	var names []string
+	for _, in := range got {
+		names = append(names, in.Name)
+	}
+	if strings.Join(names, " ") != "db1 db2 db5 db9" || got[3].Promotion != "prefer" || got[0].Agent != "a1" {
+		t.Fatalf("effective instances %+v", got)
+	}
+	for _, tc := range []struct {
+		in   InstanceConfig
+		says string
+	}{
+		{InstanceConfig{Name: "db4", Address: "10.0.0.4:3306", Labels: map[string]string{"region": "eu"}}, ""},
+		{InstanceConfig{Name: "db4", Address: "10.0.0.4"}, "instances[db4].address"},
+		{InstanceConfig{Name: "db2", Address: "10.0.0.4:3306", Labels: map[string]string{"region": "eu"}}, `"db2" is already an instance`},
+		{InstanceConfig{Name: "db4", Address: "10.0.0.2:3306", Labels: map[string]string{"region": "eu"}}, "already the address of db2"},
+		{InstanceConfig{Name: "db4", Address: "10.0.0.4:3306"}, `has no "region"`},
+		{InstanceConfig{Name: "db4", Address: "10.0.0.4:3306", Labels: map[string]string{"region": "eu"}, Agent: "a4"}, "declared in regent.yaml"},
+		{InstanceConfig{Name: "bad name", Address: "10.0.0.4:3306", Labels: map[string]string{"region": "eu"}}, "is not a valid name"},
+	} {
+		err := CheckAddedInstance(file, tc.in, []string{"region"})
+		if tc.says == "" && err != nil || tc.says != "" && (err == nil || !strings.Contains(err.Error(), tc.says)) {
+			t.Errorf("%+v: %v, want %q", tc.in, err, tc.says)
+		}
 	}
 }

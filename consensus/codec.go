@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -149,6 +151,20 @@ var decoders = map[cmdKind]func(r *rbuf) Command{
 	kindAckOperation: func(r *rbuf) Command {
 		return AckOperation{Cluster: r.str(), OperationID: r.str(), By: r.str(), Comment: r.str(), At: r.time()}
 	},
+	kindSetInstance: func(r *rbuf) Command {
+		c := SetInstance{Cluster: r.str(), Instance: r.str(), Remove: r.bool(), Address: r.str(), Promotion: r.str()}
+		if n := r.uvarint(); n > 0 && n <= 64 {
+			c.Labels = make(map[string]string, n)
+			for range n {
+				k := r.str()
+				c.Labels[k] = r.str()
+			}
+		} else if n > 64 {
+			r.fail(fmt.Errorf("%d labels, more than 64", n))
+		}
+		c.By, c.At = r.str(), r.time()
+		return c
+	},
 	kindSetConfig: func(r *rbuf) Command {
 		return SetConfig{Cluster: r.str(), ExpectVersion: r.uvarint(), Settings: r.str(), Change: r.str(), By: r.str(), At: r.time()}
 	},
@@ -246,6 +262,21 @@ func (c AckOperation) encodeBody(w *wbuf) {
 	w.str(c.OperationID)
 	w.str(c.By)
 	w.str(c.Comment)
+	w.time(c.At)
+}
+
+func (c SetInstance) encodeBody(w *wbuf) {
+	w.str(c.Cluster)
+	w.str(c.Instance)
+	w.bool(c.Remove)
+	w.str(c.Address)
+	w.str(c.Promotion)
+	w.uvarint(uint64(len(c.Labels)))
+	for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
+		w.str(k)
+		w.str(c.Labels[k])
+	}
+	w.str(c.By)
 	w.time(c.At)
 }
 

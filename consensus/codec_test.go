@@ -37,6 +37,8 @@ func everyCommand() []Command {
 		AckOperation{Cluster: "c1", OperationID: "op-1", By: "alice", Comment: "disk failed; replaced", At: at(13)},
 		SetSource{Cluster: "c1", Instance: "db3", Source: "db2", By: "alice", At: at(14)},
 		SetSource{Cluster: "c1", Instance: "db3", By: "alice", At: at(15)},
+		SetInstance{Cluster: "c1", Instance: "db4", Address: "10.0.0.4:3306", Promotion: "prefer", Labels: map[string]string{"zone": "a", "region": "eu"}, By: "alice", At: at(17)},
+		SetInstance{Cluster: "c1", Instance: "db2", Remove: true, By: "alice", At: at(18)},
 		SetConfig{Cluster: "c1", ExpectVersion: 3, Settings: "anti_flap_period: 10m\n", Change: "anti_flap_period: 1h0m0s → 10m0s", By: "alice", At: at(16)},
 	}
 }

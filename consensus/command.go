@@ -55,6 +55,7 @@ const (
 	kindAckOperation     cmdKind = 17
 	kindSetSource        cmdKind = 18
 	kindSetConfig        cmdKind = 19
+	kindSetInstance      cmdKind = 20
 )
 
 // InitCluster creates a replication cluster at epoch 1, only if absent
@@ -216,6 +217,23 @@ type SetConfig struct {
 	At            time.Time
 }
 
+// SetInstance adds an instance to a cluster at run time, or (Remove)
+// takes one out, over the instances of regent.yaml (regentctl cluster
+// add|remove; the proposer has validated it against the cluster's
+// instances). Removing the recorded primary, or an instance an operation
+// in progress promotes, is refused (ErrConflict). Every change moves
+// Cluster.InstancesVersion by one.
+type SetInstance struct {
+	Cluster   string
+	Instance  string
+	Remove    bool
+	Address   string
+	Promotion string
+	Labels    map[string]string
+	By        string
+	At        time.Time
+}
+
 // ClearQuarantine lifts a quarantine (ErrNotFound if none).
 type ClearQuarantine struct {
 	Cluster  string
@@ -273,6 +291,7 @@ func (SetMaintenance) Name() string      { return "set_maintenance" }
 func (AckOperation) Name() string        { return "ack_operation" }
 func (SetSource) Name() string           { return "set_source" }
 func (SetConfig) Name() string           { return "set_config" }
+func (SetInstance) Name() string         { return "set_instance" }
 
 func (InitCluster) kind() cmdKind         { return kindInitCluster }
 func (BeginOperation) kind() cmdKind      { return kindBeginOperation }
@@ -293,6 +312,7 @@ func (SetMaintenance) kind() cmdKind      { return kindSetMaintenance }
 func (AckOperation) kind() cmdKind        { return kindAckOperation }
 func (SetSource) kind() cmdKind           { return kindSetSource }
 func (SetConfig) kind() cmdKind           { return kindSetConfig }
+func (SetInstance) kind() cmdKind         { return kindSetInstance }
 
 // clusterOf returns the replication cluster a command targets, "" for member
 // commands.
@@ -331,6 +351,8 @@ func clusterOf(c Command) string {
 	case SetSource:
 		return c.Cluster
 	case SetConfig:
+		return c.Cluster
+	case SetInstance:
 		return c.Cluster
 	}
 	return ""
@@ -528,6 +550,21 @@ func (c SetMaintenance) validate() error {
 			x.fail("until", "maintenance must end after it starts (until %s, at %s)", c.Until.UTC().Format(time.RFC3339), c.At.UTC().Format(time.RFC3339))
 		}
 	}
+	return x.err
+}
+
+func (c SetInstance) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.name("instance", c.Instance, true)
+	x.name("address", c.Address, !c.Remove)
+	x.name("promotion", c.Promotion, false)
+	for k, val := range c.Labels {
+		x.name("labels", k, true)
+		x.name("labels", val, true)
+	}
+	x.name("by", c.By, false)
+	x.time("at", c.At, true)
 	return x.err
 }
 

@@ -377,6 +377,26 @@ func applyToCluster(cl *Cluster, cmd Command) error {
 		}
 		return fmt.Errorf("%w: no finished operation %q in the history of cluster %q", ErrNotFound, c.OperationID, cl.Name)
 
+	case SetInstance:
+		if c.Remove && c.Instance == cl.Primary {
+			return fmt.Errorf("%w: %s is the primary of cluster %q: switch over to another instance first", ErrConflict, c.Instance, cl.Name)
+		}
+		if op := cl.Operation; op != nil && (op.Candidate == c.Instance || op.Target == c.Instance || op.OldPrimary == c.Instance) {
+			return fmt.Errorf("%w: operation %s acts on %s: wait for it to end", ErrConflict, op.ID, c.Instance)
+		}
+		if cl.Instances == nil {
+			cl.Instances = make(map[string]InstanceChange)
+		}
+		cl.Instances[c.Instance] = InstanceChange{Removed: c.Remove, Address: c.Address, Promotion: c.Promotion, Labels: maps.Clone(c.Labels), By: c.By, At: c.At}
+		cl.InstancesVersion++
+		what, verb := fmt.Sprintf("instance %s added at %s", c.Instance, c.Address), "add"
+		if c.Remove {
+			what, verb = fmt.Sprintf("instance %s removed", c.Instance), "remove"
+		}
+		appendHistory(cl, HistoryEntry{ID: fmt.Sprintf("instances-%d", cl.InstancesVersion), Kind: KindEditConfig, Trigger: "regentctl cluster " + verb + " by " + c.By,
+			Target: c.Instance, StartedAt: c.At, EndedAt: c.At, EpochBefore: cl.Epoch, EpochAfter: cl.Epoch, Result: ResultSuccess, Reason: what, Steps: []Step{}})
+		return nil
+
 	case SetConfig:
 		var cur uint64
 		if cl.Config != nil {

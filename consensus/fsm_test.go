@@ -500,6 +500,30 @@ func TestApplyCommand(t *testing.T) {
 			wantErr: ErrConflict,
 		},
 		{
+			name:  "set_instance adds an instance, counts the change and keeps it in the history",
+			setup: []Command{initC1},
+			cmd:   SetInstance{Cluster: "c1", Instance: "db4", Address: "10.0.0.4:3306", Promotion: "prefer", Labels: map[string]string{"zone": "a"}, By: "alice", At: at(5)},
+			want: func(s *State) {
+				c := s.Clusters["c1"]
+				c.Instances = map[string]InstanceChange{"db4": {Address: "10.0.0.4:3306", Promotion: "prefer", Labels: map[string]string{"zone": "a"}, By: "alice", At: at(5)}}
+				c.InstancesVersion = 1
+				c.History = []HistoryEntry{{ID: "instances-1", Kind: KindEditConfig, Trigger: "regentctl cluster add by alice", Target: "db4", StartedAt: at(5), EndedAt: at(5),
+					EpochBefore: 1, EpochAfter: 1, Result: ResultSuccess, Reason: "instance db4 added at 10.0.0.4:3306", Steps: []Step{}}}
+			},
+		},
+		{
+			name:    "set_instance removing the primary is refused",
+			setup:   []Command{initC1},
+			cmd:     SetInstance{Cluster: "c1", Instance: "db1", Remove: true, By: "alice", At: at(5)},
+			wantErr: ErrConflict,
+		},
+		{
+			name:    "set_instance adding without an address is invalid",
+			setup:   []Command{initC1},
+			cmd:     SetInstance{Cluster: "c1", Instance: "db4", By: "alice", At: at(5)},
+			wantErr: ErrInvalidCommand,
+		},
+		{
 			name:  "set_source records a relocation with who and when",
 			setup: []Command{initC1},
 			cmd:   SetSource{Cluster: "c1", Instance: "db3", Source: "db2", By: "alice", At: at(5)},

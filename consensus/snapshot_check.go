@@ -86,6 +86,10 @@ func validateCluster(name string, cl *Cluster) error {
 		m := cl.Maintenance[inst]
 		checks = append(checks, SetMaintenance{Cluster: name, Instance: inst, On: true, By: m.By, Reason: m.Reason, At: m.Since, Until: m.Until})
 	}
+	for _, n := range sortedKeys(cl.Instances) {
+		ic := cl.Instances[n]
+		checks = append(checks, SetInstance{Cluster: name, Instance: n, Remove: ic.Removed, Address: ic.Address, Promotion: ic.Promotion, Labels: ic.Labels, By: ic.By, At: ic.At})
+	}
 	if rc := cl.Config; rc != nil {
 		checks = append(checks, SetConfig{Cluster: name, ExpectVersion: rc.Version - 1, Settings: rc.Settings, Change: "-", By: rc.By, At: rc.At})
 	}

@@ -103,6 +103,11 @@ type Cluster struct {
 	// (SetMaintenance), expired entries included until replaced or ended:
 	// use InMaintenance. Nil when empty.
 	Maintenance map[string]Maintenance `json:"maintenance,omitempty"`
+	// Instances holds the instances added or removed at run time, over
+	// regent.yaml's (SetInstance), by name; InstancesVersion counts the
+	// changes. Nil when none.
+	Instances        map[string]InstanceChange `json:"instances,omitempty"`
+	InstancesVersion uint64                    `json:"instances_version,omitempty"`
 	// Config holds the settings changed at run time (SetConfig); nil when
 	// none ever was: every agent uses its regent.yaml.
 	Config *RuntimeConfig `json:"config,omitempty"`
@@ -303,6 +308,16 @@ type RuntimeConfig struct {
 	At       time.Time `json:"at"`
 }
 
+// InstanceChange is an instance added (or, Removed, taken out) at run time.
+type InstanceChange struct {
+	Removed   bool              `json:"removed,omitempty"`
+	Address   string            `json:"address,omitempty"`
+	Promotion string            `json:"promotion,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	By        string            `json:"by"`
+	At        time.Time         `json:"at"`
+}
+
 // Relocation is where an operator relocated a replica (SetSource).
 type Relocation struct {
 	Source string    `json:"source"`
@@ -341,6 +356,13 @@ func (c *Cluster) Clone() *Cluster {
 	}
 	out.Maintenance = maps.Clone(c.Maintenance)
 	out.Sources = maps.Clone(c.Sources)
+	if c.Instances != nil {
+		out.Instances = make(map[string]InstanceChange, len(c.Instances))
+		for k, v := range c.Instances {
+			v.Labels = maps.Clone(v.Labels)
+			out.Instances[k] = v
+		}
+	}
 	if c.Config != nil {
 		rc := *c.Config
 		out.Config = &rc

@@ -496,6 +496,47 @@ func (f *FakeBackend) Rejoin(ctx context.Context, cluster string, req api.Rejoin
 	return f.start(ctx, c, api.OpRejoin, req.Instance, []FakeStep{{Name: "change-source", Delay: time.Millisecond}}), nil
 }
 
+// AddInstance implements apiserver.Operator: the instance is listed as a
+// replica at once.
+func (f *FakeBackend) AddInstance(ctx context.Context, cluster string, req api.AddInstanceRequest) (api.Cluster, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record(ctx, "AddInstance", req.Name); err != nil {
+		return api.Cluster{}, err
+	}
+	c, err := f.cluster(cluster)
+	if err != nil {
+		return api.Cluster{}, err
+	}
+	if _, err := f.instance(c, req.Name); err == nil {
+		return api.Cluster{}, fmt.Errorf("%w: instances[%s].name: %q is already an instance of the cluster (nothing was changed)", apiserver.ErrInvalid, req.Name, req.Name)
+	}
+	c.Instances = append(c.Instances, api.Instance{Name: req.Name, Address: req.Address, Role: api.RoleReplica, Promotion: req.Promotion, Labels: req.Labels})
+	return cloneCluster(c), nil
+}
+
+// RemoveInstance implements apiserver.Operator; the primary is refused.
+func (f *FakeBackend) RemoveInstance(ctx context.Context, cluster, instance string) (api.Cluster, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record(ctx, "RemoveInstance", instance); err != nil {
+		return api.Cluster{}, err
+	}
+	c, err := f.cluster(cluster)
+	if err != nil {
+		return api.Cluster{}, err
+	}
+	in, err := f.instance(c, instance)
+	if err != nil {
+		return api.Cluster{}, err
+	}
+	if in.Role == api.RolePrimary {
+		return api.Cluster{}, fmt.Errorf("%w: %s is the primary: switch over to another instance first", apiserver.ErrConflict, instance)
+	}
+	c.Instances = slices.DeleteFunc(c.Instances, func(i api.Instance) bool { return i.Name == instance })
+	return cloneCluster(c), nil
+}
+
 // Settings implements apiserver.Reader: a few run-time keys, changed by
 // EditSettings.
 func (f *FakeBackend) Settings(ctx context.Context, cluster string) (api.ClusterSettings, error) {

@@ -18,18 +18,20 @@ import (
 
 func (a *app) clusterCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "cluster show-config|edit-config",
-		Short: "Show or change a cluster's failover settings at run time",
+		Use:   "cluster show-config|edit-config|add|remove",
+		Short: "Show or change a cluster's settings and instances at run time",
 		Long: `A cluster's failover settings come from regent.yaml; most of them can be
 changed while the agents run, through the replicated state: every agent
 applies the change over its regent.yaml at once, without a restart, and it
 survives restarts and leader changes. The lease and probe timings
 (fence_after, lease_timeout, probe_interval, observation_ttl) and
 semi_sync_wait_for stay in regent.yaml: agents applying them at different
-moments could break what they guarantee together. Instances and routing
-stay in regent.yaml too (README "Changing settings at run time").`,
+moments could break what they guarantee together. Replicas without an
+agent on their host can be added and removed at run time too (add,
+remove); instances with an agent, and routing, stay in regent.yaml
+(README "Changing settings at run time").`,
 	}
-	cmd.AddCommand(a.showConfigCommand(), a.editConfigCommand())
+	cmd.AddCommand(a.showConfigCommand(), a.editConfigCommand(), a.addInstanceCommand(), a.removeInstanceCommand())
 	return cmd
 }
 
@@ -241,4 +243,101 @@ func (a *app) confirm(w io.Writer, question string) bool {
 		return true
 	}
 	return false
+}
+
+func (a *app) addInstanceCommand() *cobra.Command {
+	var req api.AddInstanceRequest
+	var labels []string
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "add NAME --address HOST:PORT [--promotion RULE] [--label KEY=VALUE]... [--yes]",
+		Short: "Add a replica (no agent on its host) to the cluster, on every agent, without a restart",
+		Long: `Add NAME, a replica of the cluster that has no Regent agent on its host:
+every agent starts probing it within a probe interval, and it is a failover
+candidate like any replica (replicate it from the primary first, or Regent
+repoints it there). Checked with the rules used at start: refused with the
+key named, and nothing changes. Kept in the history with who added it; it
+survives agent restarts and leader changes. An instance with an agent on
+its host is declared in regent.yaml instead. A balancer that lists its
+servers (haproxy.cfg) needs the new server too.`,
+		Args: args(1, "NAME"),
+		RunE: func(_ *cobra.Command, argv []string) error {
+			req.Name = argv[0]
+			for _, l := range labels {
+				k, v, ok := strings.Cut(l, "=")
+				if !ok {
+					return usageErr("--label %q: want KEY=VALUE, for example --label zone=eu-1a", l)
+				}
+				if req.Labels == nil {
+					req.Labels = map[string]string{}
+				}
+				req.Labels[k] = v
+			}
+			if err := req.Validate(); err != nil {
+				return usageErr("%v", err)
+			}
+			c, name, err := a.setup()
+			if err != nil {
+				return classify(err)
+			}
+			w := a.progressWriter()
+			fmt.Fprintf(w, "Cluster %s: add %s at %s (promotion %s)\n", name, req.Name, req.Address, orDash(req.Promotion))
+			if !yes && !a.confirm(w, "Add it on every agent?") {
+				return failed("nothing changed")
+			}
+			cl, err := c.AddInstance(a.ctx, name, req)
+			if err != nil {
+				return classify(err)
+			}
+			if a.json() {
+				return a.printJSON(cl)
+			}
+			fmt.Fprintf(a.stdout, "%s added to cluster %s: every agent probes it from its next round\n", req.Name, name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&req.Address, "address", "", "HOST:PORT as agents and replicas reach it")
+	cmd.Flags().StringVar(&req.Promotion, "promotion", "", "prefer, neutral (the default) or must_not")
+	cmd.Flags().StringArrayVar(&labels, "label", nil, "a location label KEY=VALUE (zone, region, ...); repeatable")
+	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	return cmd
+}
+
+func (a *app) removeInstanceCommand() *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "remove NAME [--yes]",
+		Short: "Take an instance without an agent out of the cluster, on every agent, without a restart",
+		Long: `Take NAME out of the cluster: no longer probed, promoted or repaired (its
+replication is left as it is). Refused for the primary (switch over first)
+and for an instance with an agent on its host (take it out of regent.yaml
+and stop that agent instead). Kept in the history with who removed it.`,
+		Args:              args(1, "NAME"),
+		ValidArgsFunction: a.completeInstances,
+		RunE: func(_ *cobra.Command, argv []string) error {
+			if err := api.CheckName("instance", argv[0]); err != nil {
+				return usageErr("%v", err)
+			}
+			c, name, err := a.setup()
+			if err != nil {
+				return classify(err)
+			}
+			w := a.progressWriter()
+			fmt.Fprintf(w, "Cluster %s: remove %s\n", name, argv[0])
+			if !yes && !a.confirm(w, "Remove it on every agent?") {
+				return failed("nothing changed")
+			}
+			cl, err := c.RemoveInstance(a.ctx, name, argv[0])
+			if err != nil {
+				return classify(err)
+			}
+			if a.json() {
+				return a.printJSON(cl)
+			}
+			fmt.Fprintf(a.stdout, "%s removed from cluster %s\n", argv[0], name)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	return cmd
 }

@@ -343,6 +343,39 @@ func TestEditConfigShowsTheChangeAsksAndApplies(t *testing.T) {
 	}
 }
 
+func TestClusterAddAndRemove(t *testing.T) {
+	fake, url := agentServer(t)
+	r := ctl(t, env(url), "cluster", "add", "db4", "--address", "10.0.0.14:3306", "--label", "zone=b", "--yes")
+	if r.code != 0 || !strings.Contains(r.stdout, "db4 added to cluster main") {
+		t.Fatalf("add: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := ctl(t, env(url), "status"); !strings.Contains(r.stdout, "db4") {
+		t.Fatalf("status does not list db4: %s", r.stdout)
+	}
+	if r := ctl(t, env(url), "cluster", "add", "db5", "--address", "nope", "--yes"); r.code != exitUsage || !strings.Contains(r.stderr, "not host:port") {
+		t.Fatalf("add without a port: %d %s", r.code, r.stderr)
+	}
+	if r := ctl(t, env(url), "cluster", "add", "db5", "--address", "10.0.0.15:3306", "--label", "zone", "--yes"); r.code != exitUsage || !strings.Contains(r.stderr, "want KEY=VALUE") {
+		t.Fatalf("add with a bad label: %d %s", r.code, r.stderr)
+	}
+	if r := ctlIn(t, env(url), "no\n", "cluster", "remove", "db4"); r.code != exitFailed || !strings.Contains(r.stderr, "nothing changed") {
+		t.Fatalf("remove declined: %d %s", r.code, r.stderr)
+	}
+	if r := ctlIn(t, env(url), "yes\n", "cluster", "remove", "db4"); r.code != 0 || !strings.Contains(r.stdout, "db4 removed") {
+		t.Fatalf("remove: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := ctl(t, env(url), "cluster", "remove", "db1", "--yes"); r.code != exitFailed || !strings.Contains(r.stderr, "switch over") {
+		t.Fatalf("remove the primary: %d %s", r.code, r.stderr)
+	}
+	var methods []string
+	for _, c := range fake.Calls() {
+		methods = append(methods, c.Method)
+	}
+	if got := strings.Join(methods, " "); got != "AddInstance RemoveInstance RemoveInstance" {
+		t.Fatalf("calls %s: the refused flags and the declined removal must not reach the agent", got)
+	}
+}
+
 func TestRepointPrintsItsStepsAndShowsInStatus(t *testing.T) {
 	fake, url := agentServer(t)
 	r := ctl(t, env(url), "repoint", "db3", "--to", "db2")
