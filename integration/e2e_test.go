@@ -137,6 +137,12 @@ func TestOperatorWorkflow(t *testing.T) {
 			if out, errOut, code := s.Ctl("cluster", "edit-config", "--set", "fence_after=1s", "--yes"); code == 0 || !strings.Contains(errOut, "fence_after: set only in regent.yaml") {
 				t.Fatalf("edit-config of fence_after: exit %d:\n%s\n%s", code, out, errOut)
 			}
+			if out, errOut, code := s.Ctl("cluster", "remove", replica, "--yes"); code == 0 || !strings.Contains(errOut, "has an agent") {
+				t.Fatalf("cluster remove of an instance with an agent: exit %d:\n%s\n%s", code, out, errOut)
+			}
+			if out, errOut, code := s.Ctl("cluster", "add", "r9", "--address", "no-port", "--yes"); code != 2 || !strings.Contains(errOut, "not host:port") {
+				t.Fatalf("cluster add without a port: exit %d:\n%s\n%s", code, out, errOut)
+			}
 			s.Eventually("the answering agent shows the new setting and its history entry", 10*time.Second, func() (bool, string) {
 				show, _, _ := s.Ctl("cluster", "show-config")
 				hist, _, _ := s.Ctl("history")
