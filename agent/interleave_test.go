@@ -465,3 +465,20 @@ func TestStoppedIOOfAnAbandonedOperation(t *testing.T) {
 		t.Fatalf("stoppedIO(nil) = %v", got)
 	}
 }
+
+// A switchover whose leader was frozen in its stop-io-threads step stopped
+// db3's IO thread after the next leader had aborted it, and nothing
+// recorded the stop (chaos seed 20262543): every replica of a failover or
+// switchover that ended without a change of primary counts as possibly
+// left stopped; other kinds keep to their recorded steps.
+func TestLeftStoppedCountsUnrecordedStops(t *testing.T) {
+	aborted := consensus.HistoryEntry{Kind: consensus.KindSwitchover, Result: consensus.ResultAborted,
+		Steps: []consensus.Step{{Name: "record-intent db1", Result: consensus.StepOK}}}
+	if got := fmt.Sprint(leftStopped(aborted, []string{"db1", "db2", "db3"}, "db1")); got != "[db2 db3]" {
+		t.Fatalf("leftStopped of an aborted switchover = %s, want [db2 db3]", got)
+	}
+	rejoin := consensus.HistoryEntry{Kind: consensus.KindRejoin, Result: consensus.ResultFailed}
+	if got := leftStopped(rejoin, []string{"db1", "db2", "db3"}, "db1"); len(got) != 0 {
+		t.Fatalf("leftStopped of a failed rejoin = %v, want none", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -140,6 +141,31 @@ func stoppedIO(steps []consensus.Step) []string {
 	return failover.StoppedIOThreads(names, ok)
 }
 
+// leftStopped lists the instances whose IO threads an operation that
+// ended without a change of primary may have left stopped: those its
+// recorded steps stopped and did not start again, and, for the kinds that
+// stop IO threads (failover, forced failover, switchover), every replica:
+// a run that lost the leadership records no step it carried out after
+// that, and a leader that thawed from a freeze still carries out the step
+// it was in (chaos seed 20262543: a switchover's stop-io-threads on db3
+// ran after the next leader had aborted the switchover, and was never
+// recorded). ReplicaIOLeftStopped repoints only those whose IO thread is
+// stopped without an error of its own, under the source they belong
+// under; an operator who stops one by hand right after such an operation
+// should pause the cluster first.
+func leftStopped(last consensus.HistoryEntry, instances []string, primary string) []string {
+	out := stoppedIO(last.Steps)
+	switch last.Kind {
+	case consensus.KindFailover, consensus.KindForcedFailover, consensus.KindSwitchover:
+		for _, n := range instances {
+			if n != primary && !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
 // view assembles the failover core's view of the cluster from this agent's
 // probes, the other agents' reports and the replicated state.
 func (c *clusterRT) view(now time.Time) failover.View {
@@ -260,7 +286,7 @@ func (c *clusterRT) view(now time.Time) failover.View {
 		// abandoned run, may not have reached them (ReplicaIOLeftStopped).
 		if h := st.History; len(h) > 0 {
 			if last := h[len(h)-1]; last.Result != consensus.ResultSuccess && last.EpochAfter <= last.EpochBefore {
-				v.State.StoppedIO = stoppedIO(last.Steps)
+				v.State.StoppedIO = leftStopped(last, c.set().names(), st.Primary)
 			}
 		}
 		v.State.FormerPrimary = formerPrimary(st)
