@@ -2,6 +2,7 @@ package failover
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -279,7 +280,7 @@ var problemTable = []problemKind{
 	},
 	{
 		code:               ReplicaIOLeftStopped,
-		description:        "an operation that changed no primary stopped a replica's IO thread and could not start it again (the replica was unreachable then): repoint it under the primary",
+		description:        "a replica's IO thread is stopped, by an operation that changed no primary and could not start it again (the replica was unreachable then), or by itself after giving up reconnecting to a source that is back: repoint it under its source",
 		priority:           56,
 		action:             ActionRepoint,
 		detect:             detectIOLeftStopped,
@@ -877,18 +878,30 @@ func detectIOLeftStopped(f *facts) []finding {
 		return nil
 	}
 	var out []finding
-	for _, n := range f.v.State.StoppedIO {
+	for _, n := range f.others() {
 		pr, ok := replicaProbe(f, n)
-		if !ok || n == f.primary || pr.Replica == nil || f.v.State.Quarantined[n] != "" {
+		if !ok || pr.Replica == nil || f.v.State.Quarantined[n] != "" {
 			continue
 		}
 		rs := pr.Replica
 		if rs.IOState != IONo || (rs.LastIOError != "" && !reconnectError(rs.LastIOErrno, rs.LastIOError)) {
 			continue
 		}
+		// Stopped by the last operation, or by itself after giving up
+		// reconnecting (its error number says so: MySQL's receiver stops
+		// after SOURCE_RETRY_COUNT attempts, so a source down longer than
+		// that leaves it stopped for good; chaos seed 20262586). One an
+		// operator stopped has no error.
+		gaveUp := rs.LastIOErrno != 0 && reconnectError(rs.LastIOErrno, rs.LastIOError)
+		if !gaveUp && !slices.Contains(f.v.State.StoppedIO, n) {
+			continue
+		}
 		exp, _ := ExpectedSource(f.v, f.p, n)
 		if src, known := resolveSource(f.v, rs.Source); !known || src != exp {
 			continue
+		}
+		if _, rc := leaderReach(f.v, f.p, exp); gaveUp && rc != reachOK {
+			continue // it would only give up again
 		}
 		under := "the primary " + exp
 		if exp != f.primary {
@@ -896,6 +909,9 @@ func detectIOLeftStopped(f *facts) []finding {
 		}
 		fd := finding{instances: []string{n}, target: n,
 			reason: fmt.Sprintf("%s's IO thread was stopped by the last operation, which ended without a change of primary and could not start it again; it is repointed under %s (which starts it)", n, under)}
+		if gaveUp {
+			fd.reason = fmt.Sprintf("%s's IO thread stopped by itself after giving up reconnecting (%s); its source can be reached again: it is repointed under %s (which starts it)", n, rs.LastIOError, under)
+		}
 		if b, unsafe := repointBlocker(f, n, pr); unsafe {
 			fd.blockers = append(fd.blockers, b)
 		}

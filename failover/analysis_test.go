@@ -789,6 +789,22 @@ func TestAnalyze(t *testing.T) {
 			want: []probSum{{Code: ReplicaNotReplicating, Instances: []string{"db2"}}},
 		},
 		{
+			name: "IO thread that gave up reconnecting, its source back: repoint, though no operation stopped it",
+			b: base().io("db2", IONo).replica("db2", func(rs *ReplicaStatus) {
+				rs.LastIOErrno, rs.LastIOError = 2003, "error connecting to source 'repl@10.0.0.1:3306' - retry-time: 1 retries: 10 message: Can't connect to MySQL server on '10.0.0.1:3306' (111)"
+			}),
+			want: []probSum{
+				{Code: ReplicaIOLeftStopped, Instances: []string{"db2"}, Target: "db2", Action: ActionRepoint, Actionable: true},
+				{Code: ReplicaNotReplicating, Instances: []string{"db2"}},
+			},
+			reasons: map[Code][]string{ReplicaIOLeftStopped: {"stopped by itself after giving up reconnecting"}},
+		},
+		{
+			name: "IO thread stopped with no error and no operation that stopped it: an operator's, only reported",
+			b:    base().io("db2", IONo),
+			want: []probSum{{Code: ReplicaNotReplicating, Instances: []string{"db2"}}},
+		},
+		{
 			name: "IO thread left stopped, but it failed since: only reported",
 			b: base().io("db2", IONo).replica("db2", func(rs *ReplicaStatus) { rs.LastIOError = "Got fatal error 1236 from master" }).
 				state(func(s *ReplicatedState) { s.StoppedIO = []string{"db2"} }),

@@ -85,7 +85,7 @@
 //	  50 ErrantGTIDOnReplica         -                    with the errant GTIDs
 //	  54 IntermediateSourceLost      repoint              a relocation's source is down: under the primary
 //	  55 ReplicaPointsElsewhere      repoint              only when provably errant-free; relocations kept
-//	  56 ReplicaIOLeftStopped        repoint              an uncommitted operation's stop, not undone
+//	  56 ReplicaIOLeftStopped        repoint              an operation's stop not undone, or a receiver that gave up
 //	  58 RejoinNeeded                rejoin               former primary; auto_rejoin
 //	  60 ReplicaNotReplicating       -                    IO/SQL thread and last errors
 //	  62 ReplicaUnreachable          -
