@@ -405,10 +405,12 @@ func TestReportsGoOnlyToTheAgentTheyAreFor(t *testing.T) {
 	}
 }
 
-// The leader's view carries the IO threads the last operation left stopped
-// (ReplicaIOLeftStopped), read from the replicated history: only after an
-// operation that changed no primary and did not succeed, and without those
-// its undo started again.
+// The leader's view carries the IO threads the last operation may have
+// left stopped (ReplicaIOLeftStopped), read from the replicated history:
+// only after an operation that changed no primary and did not succeed. For
+// a failover or switchover that is every replica, its recorded stops or
+// not (a deposed leader may finish a stop it cannot record: chaos seed
+// 20262543); the repair looks at each one's IO thread before acting.
 func TestViewCarriesTheIOThreadsLeftStopped(t *testing.T) {
 	a := reportTestAgent(t)
 	st := a.raft.(*stateRaft).st.Clusters["main"]
@@ -422,8 +424,9 @@ func TestViewCarriesTheIOThreadsLeftStopped(t *testing.T) {
 		entry consensus.HistoryEntry
 		want  []string
 	}{
-		{"aborted, r2 started again", consensus.HistoryEntry{Kind: consensus.KindFailover, Result: consensus.ResultAborted, EpochBefore: 1, EpochAfter: 1, Steps: steps}, []string{"r1"}},
-		{"failed before its commit", consensus.HistoryEntry{Kind: consensus.KindFailover, Result: consensus.ResultFailed, EpochBefore: 1, EpochAfter: 1, Steps: steps}, []string{"r1"}},
+		{"aborted, r2 started again", consensus.HistoryEntry{Kind: consensus.KindFailover, Result: consensus.ResultAborted, EpochBefore: 1, EpochAfter: 1, Steps: steps}, []string{"r1", "r2"}},
+		{"failed before its commit", consensus.HistoryEntry{Kind: consensus.KindFailover, Result: consensus.ResultFailed, EpochBefore: 1, EpochAfter: 1, Steps: steps}, []string{"r1", "r2"}},
+		{"a failed rejoin: its recorded stops only", consensus.HistoryEntry{Kind: consensus.KindRejoin, Result: consensus.ResultFailed, EpochBefore: 1, EpochAfter: 1, Steps: steps}, []string{"r1"}},
 		{"committed: its repoints restart replication", consensus.HistoryEntry{Kind: consensus.KindFailover, Result: consensus.ResultAborted, EpochBefore: 1, EpochAfter: 2, Steps: steps}, nil},
 		{"succeeded", consensus.HistoryEntry{Kind: consensus.KindSwitchover, Result: consensus.ResultSuccess, EpochBefore: 1, EpochAfter: 1, Steps: steps}, nil},
 	}
