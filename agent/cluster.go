@@ -48,7 +48,7 @@ type clusterRT struct {
 	// policy is regent.yaml's; the decisions use policyFor, which applies
 	// the run-time settings of the replicated state over it.
 	policy    failover.Policy
-	effective atomic.Pointer[versionedPolicy]
+	effective atomic.Pointer[versionedRuntime]
 	log       *slog.Logger
 	clock     failover.Clock
 

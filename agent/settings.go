@@ -20,9 +20,9 @@ import (
 // read the policy from the same replicated state as their view, so one
 // round never mixes two versions.
 
-// versionedPolicy is the effective run-time configuration of one settings
+// versionedRuntime is the effective run-time configuration of one settings
 // version.
-type versionedPolicy struct {
+type versionedRuntime struct {
 	version uint64
 	rt      config.Runtime
 }
@@ -46,7 +46,7 @@ func (c *clusterRT) runtimeFor(st *consensus.Cluster) config.Runtime {
 	} else {
 		c.log.Info("run-time settings applied", "version", st.Config.Version, "by", st.Config.By, "change", config.SettingsChange(config.Runtime{Policy: c.policy}, rt))
 	}
-	c.effective.Store(&versionedPolicy{version: st.Config.Version, rt: rt})
+	c.effective.Store(&versionedRuntime{version: st.Config.Version, rt: rt})
 	return rt
 }
 
@@ -65,31 +65,12 @@ func (b API) Settings(_ context.Context, cluster string) (api.ClusterSettings, e
 }
 
 func (c *clusterRT) settings(st *consensus.Cluster) api.ClusterSettings {
-	out := api.ClusterSettings{Cluster: c.name, Effective: config.RuntimeSettings(c.runtimeFor(st)), RestartOnly: map[string]string{}}
-	for _, k := range config.RestartOnlyKeys() {
-		out.RestartOnly[k] = restartOnlyValue(c.policy, k)
-	}
+	out := api.ClusterSettings{Cluster: c.name, Effective: config.RuntimeSettings(c.runtimeFor(st)), RestartOnly: config.RestartOnlySettings(c.policy)}
 	if st != nil && st.Config != nil {
 		at := st.Config.At
 		out.Version, out.Changed, out.By, out.At = st.Config.Version, st.Config.Settings, st.Config.By, &at
 	}
 	return out
-}
-
-func restartOnlyValue(p failover.Policy, key string) string {
-	switch key {
-	case "fence_after":
-		return p.FenceAfter.String()
-	case "lease_timeout":
-		return p.LeaseTimeout.String()
-	case "observation_ttl":
-		return p.ObservationTTL.String()
-	case "probe_interval":
-		return p.ProbeInterval.String()
-	case "semi_sync_wait_for":
-		return fmt.Sprint(p.SemiSyncWaitFor)
-	}
-	return ""
 }
 
 // EditSettings changes a cluster's run-time settings through Raft, if they

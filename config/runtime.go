@@ -29,19 +29,35 @@ import (
 // (semi_sync_wait_for).
 var restartOnlyKeys = []string{"fence_after", "lease_timeout", "observation_ttl", "probe_interval", "semi_sync_wait_for"}
 
+// policyKeys calls f with each failover setting's key and value, in the
+// order of failover.Policy's fields (semi_sync_fallback, decoded on its
+// own, is not among them).
+func policyKeys(p failover.Policy, f func(key string, value any)) {
+	v := reflect.ValueOf(p)
+	t := v.Type()
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
+			f(name, v.Field(i).Interface())
+		}
+	}
+}
+
 // RuntimeKeys lists the settings that may change at run time, sorted.
 func RuntimeKeys() []string {
-	var out []string
-	t := reflect.TypeFor[failover.Policy]()
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-		if name == "" || name == "-" || slices.Contains(restartOnlyKeys, name) {
-			continue
+	return slices.Sorted(maps.Keys(RuntimeSettings(Runtime{Policy: failover.DefaultPolicy()})))
+}
+
+// RestartOnlyKeys lists the failover settings that only regent.yaml sets.
+func RestartOnlyKeys() []string { return slices.Clone(restartOnlyKeys) }
+
+// RestartOnlySettings renders p's regent.yaml-only settings, by key.
+func RestartOnlySettings(p failover.Policy) map[string]string {
+	out := map[string]string{}
+	policyKeys(p, func(key string, value any) {
+		if slices.Contains(restartOnlyKeys, key) {
+			out[key] = settingText(value)
 		}
-		out = append(out, name)
-	}
-	out = append(out, "semi_sync_fallback", "promotion")
-	slices.Sort(out)
+	})
 	return out
 }
 
@@ -53,9 +69,6 @@ type Runtime struct {
 	Policy    failover.Policy
 	Promotion map[string]failover.PromotionRule
 }
-
-// RestartOnlyKeys lists the failover settings that only regent.yaml sets.
-func RestartOnlyKeys() []string { return slices.Clone(restartOnlyKeys) }
 
 // ApplySettings applies settings, a YAML mapping of run-time keys, over
 // base (the cluster's policy from regent.yaml) and validates the result
@@ -131,15 +144,11 @@ func applySettings(base failover.Policy, settings string) (Runtime, error) {
 func RuntimeSettings(rt Runtime) map[string]string {
 	p := rt.Policy
 	out := map[string]string{}
-	v := reflect.ValueOf(p)
-	t := v.Type()
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-		if name == "" || name == "-" || slices.Contains(restartOnlyKeys, name) {
-			continue
+	policyKeys(p, func(key string, value any) {
+		if !slices.Contains(restartOnlyKeys, key) {
+			out[key] = settingText(value)
 		}
-		out[name] = settingText(v.Field(i).Interface())
-	}
+	})
 	out["semi_sync_fallback"] = "never"
 	if p.SemiSyncFallback > 0 {
 		out["semi_sync_fallback"] = p.SemiSyncFallback.String()

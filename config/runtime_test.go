@@ -126,3 +126,10 @@ func TestEffectiveInstancesAndCheckAddedInstance(t *testing.T) {
 		}
 	}
 }
+
+func TestRestartOnlySettings(t *testing.T) {
+	got := RestartOnlySettings(DefaultPolicy())
+	if len(got) != len(RestartOnlyKeys()) || got["fence_after"] != DefaultPolicy().FenceAfter.String() || got["semi_sync_wait_for"] != "1" {
+		t.Fatalf("restart-only settings %v", got)
+	}
+}
