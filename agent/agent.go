@@ -38,7 +38,9 @@
 // hands it to the HTTP server) and its lease keeper reads
 // it to fence a local instance that another has replaced. Only the leader
 // writes it, through the runner's steps. The agent reads the time from
-// Deps.Clock.
+// Deps.Clock, and the loops reach the host and the network through seams
+// (hostIO, prober.probe, primaryStream.watch) that their tests replace to
+// run them in simulated time (docs/architecture.md).
 package agent
 
 import (

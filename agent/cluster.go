@@ -69,6 +69,10 @@ type clusterRT struct {
 	// watchedPID is the local mysqld's process the process watch holds a
 	// pidfd on (0: none now).
 	watchedPID atomic.Int64
+	// host is how the local and process loops reach the host.
+	host hostIO
+	// notify sends this agent's report at once (Agent.publish).
+	notify func(context.Context)
 
 	mu          sync.Mutex
 	localState  failover.LocalState
@@ -102,6 +106,8 @@ func newClusterRT(a *Agent, cc config.ClusterConfig, secrets Secrets, tlsCfg *tl
 		runs:       runs{pending: map[string]api.Operation{}, blocked: map[string]blockedWindow{}, measuring: map[string]chan struct{}{}},
 		running:    make(chan struct{}, 1)}
 	c.clock = deps.Clock
+	c.notify = a.publish
+	c.host = hostIO{dialLocal: localDial, findPID: c.findLocalPID, waitExit: waitProcessExit}
 	timeout := cc.ProbeTimeoutOrDefault()
 	localAddress := ""
 	open := func(addr string, conns int) (*topology.Instance, error) {
@@ -138,12 +144,12 @@ func newClusterRT(a *Agent, cc config.ClusterConfig, secrets Secrets, tlsCfg *tl
 		c.lease = &leaseKeeper{policy: c.policy, local: c.local, clock: c.clock, log: c.log,
 			contact: a.raft.LastQuorumContact, caughtUp: a.raft.CaughtUp, leads: a.raft.IsLeader, state: c.state,
 			fencer:  instanceFencer{inst: fi, keepUsers: []string{a.cfg.MySQL.ReplicationUser}, pid: func() int { return int(c.watchedPID.Load()) }},
-			changed: c.a.publish,
+			changed: c.notify,
 			fenced: func(ctx context.Context, why string) {
 				c.runFenceHooks(ctx, why)
 				// Re-probe so that the leader sees read_only at once.
 				c.prober.probeOne(ctx, c.local, c.set().insts[c.local])
-				c.a.publish(ctx)
+				c.notify(ctx)
 			}}
 	}
 	if cc.WatchesBinlog() {
@@ -213,7 +219,7 @@ func (c *clusterRT) probeLoop(ctx context.Context) {
 	for {
 		c.syncInstances(c.state())
 		c.prober.round(ctx)
-		c.a.publish(ctx)
+		c.notify(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -231,7 +237,7 @@ func (c *clusterRT) probeLoop(ctx context.Context) {
 // aborted connection).
 func (c *clusterRT) localLoop(ctx context.Context) {
 	for ctx.Err() == nil {
-		state, detail, conn := localDial(ctx, c.localNet, c.localDial, c.set().addrs[c.local], c.localCheckEvery)
+		state, detail, conn := c.host.dialLocal(ctx, c.localNet, c.localDial, c.set().addrs[c.local], c.localCheckEvery)
 		c.setLocal(ctx, state, detail)
 		if conn == nil {
 			select {
@@ -264,7 +270,7 @@ func (c *clusterRT) setLocal(ctx context.Context, state failover.LocalState, det
 	c.mu.Unlock()
 	if changed {
 		c.log.Info("local mysqld state", logInstance, c.local, "state", state, "detail", detail)
-		c.a.publish(ctx)
+		c.notify(ctx)
 	}
 }
 

@@ -98,6 +98,9 @@ type prober struct {
 	primary func() (string, uint64)
 	// now is the agent's clock (Deps.Clock); nil is the wall clock.
 	now func() time.Time
+	// probe reads one instance (topology.Instance.Probe; a fake in the
+	// loop's test).
+	probe func(ctx context.Context, name string, inst *topology.Instance) (*topology.Snapshot, error)
 
 	mu   sync.Mutex
 	obs  map[string]Observation
@@ -106,6 +109,9 @@ type prober struct {
 
 func newProber(cluster string, timeout time.Duration, set func() *instanceSet) *prober {
 	return &prober{cluster: cluster, timeout: timeout, set: set,
+		probe: func(ctx context.Context, _ string, inst *topology.Instance) (*topology.Snapshot, error) {
+			return inst.Probe(ctx)
+		},
 		obs: map[string]Observation{}, seen: map[string]Observation{}}
 }
 
@@ -144,7 +150,7 @@ func (p *prober) probeOne(ctx context.Context, name string, inst *topology.Insta
 		_, epoch = p.primary()
 	}
 	pctx, cancel := context.WithTimeout(ctx, p.timeout)
-	snap, err := inst.Probe(pctx)
+	snap, err := p.probe(pctx, name, inst)
 	cancel()
 	now := time.Now()
 	if p.now != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,7 +29,7 @@ import (
 func (c *clusterRT) processLoop(ctx context.Context) {
 	retry := max(time.Second, c.policy.ProbeInterval)
 	for ctx.Err() == nil {
-		pid, err := c.findLocalPID(ctx)
+		pid, err := c.host.findPID(ctx)
 		if err != nil {
 			c.log.Debug("local mysqld's process not found; only the dial watches it", logErr, err)
 			if !sleepCtx(ctx, retry) {
@@ -37,7 +38,7 @@ func (c *clusterRT) processLoop(ctx context.Context) {
 			continue
 		}
 		c.watchedPID.Store(int64(pid))
-		exited, err := waitProcessExit(ctx, pid)
+		exited, err := c.host.waitExit(ctx, pid)
 		c.watchedPID.Store(0)
 		switch {
 		case err != nil:
@@ -58,6 +59,18 @@ func (c *clusterRT) processLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// hostIO is what the local and process loops read from the host itself.
+// newClusterRT takes the real ones; the loops' tests give fakes and run the
+// loops in simulated time (testing/synctest).
+type hostIO struct {
+	// dialLocal dials the local mysqld without logging in (localDial).
+	dialLocal func(ctx context.Context, network, addr, tcpAddr string, timeout time.Duration) (failover.LocalState, string, net.Conn)
+	// findPID finds the local mysqld's process (clusterRT.findLocalPID).
+	findPID func(ctx context.Context) (int, error)
+	// waitExit waits until that process exits (waitProcessExit).
+	waitExit func(ctx context.Context, pid int) (bool, error)
 }
 
 // findLocalPID finds the local mysqld's process id.

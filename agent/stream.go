@@ -18,6 +18,9 @@ type primaryStream struct {
 	c      *clusterRT
 	period time.Duration
 	cfg    func(addr string) topology.WatchConfig
+	// watch holds one stream until it breaks or ctx ends
+	// (topology.WatchBinlog; a fake in the loop's test).
+	watch func(ctx context.Context, cfg topology.WatchConfig, heard func(time.Time)) error
 
 	mu      sync.Mutex
 	target  string    // the instance streamed ("" none)
@@ -31,7 +34,7 @@ type primaryStream struct {
 func newPrimaryStream(c *clusterRT, nodeID, user, password string, tlsCfg *tls.Config, connectTimeout time.Duration) *primaryStream {
 	period := max(50*time.Millisecond, c.policy.ProbeInterval/2)
 	id := topology.WatchServerID(nodeID)
-	return &primaryStream{c: c, period: period, cfg: func(addr string) topology.WatchConfig {
+	return &primaryStream{c: c, period: period, watch: topology.WatchBinlog, cfg: func(addr string) topology.WatchConfig {
 		return topology.WatchConfig{Addr: addr, User: user, Password: password, TLS: tlsCfg, ServerID: id,
 			Heartbeat: period, ConnectTimeout: connectTimeout}
 	}}
@@ -62,7 +65,7 @@ func (s *primaryStream) loop(ctx context.Context) {
 			s.followPrimary(sctx, cancel, primary)
 		}()
 		started := time.Now()
-		err := topology.WatchBinlog(sctx, s.cfg(addr), func(at time.Time) { s.heard(primary, at) })
+		err := s.watch(sctx, s.cfg(addr), func(at time.Time) { s.heard(primary, at) })
 		cancel()
 		<-moved
 		if ctx.Err() != nil {
