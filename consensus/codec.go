@@ -165,6 +165,9 @@ var decoders = map[cmdKind]func(r *rbuf) Command{
 		c.By, c.At = r.str(), r.time()
 		return c
 	},
+	kindDefineCluster: func(r *rbuf) Command {
+		return DefineCluster{Cluster: r.str(), Definition: r.str(), Remove: r.bool(), By: r.str(), At: r.time()}
+	},
 	kindSetConfig: func(r *rbuf) Command {
 		return SetConfig{Cluster: r.str(), ExpectVersion: r.uvarint(), Settings: r.str(), Change: r.str(), By: r.str(), At: r.time()}
 	},
@@ -276,6 +279,14 @@ func (c SetInstance) encodeBody(w *wbuf) {
 		w.str(k)
 		w.str(c.Labels[k])
 	}
+	w.str(c.By)
+	w.time(c.At)
+}
+
+func (c DefineCluster) encodeBody(w *wbuf) {
+	w.str(c.Cluster)
+	w.str(c.Definition)
+	w.bool(c.Remove)
 	w.str(c.By)
 	w.time(c.At)
 }

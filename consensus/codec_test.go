@@ -39,6 +39,8 @@ func everyCommand() []Command {
 		SetSource{Cluster: "c1", Instance: "db3", By: "alice", At: at(15)},
 		SetInstance{Cluster: "c1", Instance: "db4", Address: "10.0.0.4:3306", Promotion: "prefer", Labels: map[string]string{"zone": "a", "region": "eu"}, By: "alice", At: at(17)},
 		SetInstance{Cluster: "c1", Instance: "db2", Remove: true, By: "alice", At: at(18)},
+		DefineCluster{Cluster: "c2", Definition: "name: c2\ninstances:\n  - {name: x1, address: 10.0.1.1:3306}\n", By: "alice", At: at(19)},
+		DefineCluster{Cluster: "c2", Remove: true, By: "alice", At: at(20)},
 		SetConfig{Cluster: "c1", ExpectVersion: 3, Settings: "anti_flap_period: 10m\n", Change: "anti_flap_period: 1h0m0s → 10m0s", By: "alice", At: at(16)},
 	}
 }

@@ -56,6 +56,7 @@ const (
 	kindSetSource        cmdKind = 18
 	kindSetConfig        cmdKind = 19
 	kindSetInstance      cmdKind = 20
+	kindDefineCluster    cmdKind = 21
 )
 
 // InitCluster creates a replication cluster at epoch 1, only if absent
@@ -234,6 +235,25 @@ type SetInstance struct {
 	At        time.Time
 }
 
+// DefineCluster adds a replication cluster at run time (regentctl cluster
+// create): Definition is its regent.yaml clusters: entry, which the
+// proposer has validated with the start-up rules (config.ParseDefinition;
+// consensus does not read it). A name already defined, or already holding a
+// cluster record (a regent.yaml cluster), is refused (ErrConflict). With
+// Remove it takes out a cluster defined so, with its record and history
+// (ErrNotFound when the name was not defined at run time, ErrConflict while
+// an operation is in progress on it).
+type DefineCluster struct {
+	Cluster    string
+	Definition string
+	Remove     bool
+	By         string
+	At         time.Time
+}
+
+// MaxDefinitionLen bounds a cluster definition's text.
+const MaxDefinitionLen = 64 << 10
+
 // ClearQuarantine lifts a quarantine (ErrNotFound if none).
 type ClearQuarantine struct {
 	Cluster  string
@@ -292,6 +312,7 @@ func (AckOperation) Name() string        { return "ack_operation" }
 func (SetSource) Name() string           { return "set_source" }
 func (SetConfig) Name() string           { return "set_config" }
 func (SetInstance) Name() string         { return "set_instance" }
+func (DefineCluster) Name() string       { return "define_cluster" }
 
 func (InitCluster) kind() cmdKind         { return kindInitCluster }
 func (BeginOperation) kind() cmdKind      { return kindBeginOperation }
@@ -313,6 +334,7 @@ func (AckOperation) kind() cmdKind        { return kindAckOperation }
 func (SetSource) kind() cmdKind           { return kindSetSource }
 func (SetConfig) kind() cmdKind           { return kindSetConfig }
 func (SetInstance) kind() cmdKind         { return kindSetInstance }
+func (DefineCluster) kind() cmdKind       { return kindDefineCluster }
 
 // clusterOf returns the replication cluster a command targets, "" for member
 // commands.
@@ -563,6 +585,15 @@ func (c SetInstance) validate() error {
 		x.name("labels", k, true)
 		x.name("labels", val, true)
 	}
+	x.name("by", c.By, false)
+	x.time("at", c.At, true)
+	return x.err
+}
+
+func (c DefineCluster) validate() error {
+	var x v
+	x.name("cluster", c.Cluster, true)
+	x.text("definition", c.Definition, MaxDefinitionLen, !c.Remove)
 	x.name("by", c.By, false)
 	x.time("at", c.At, true)
 	return x.err

@@ -65,7 +65,7 @@
 // A command is one of the exported command structs (InitCluster,
 // BeginOperation, RecordStep, CommitPrimary, FinishOperation,
 // AbortOperation, SetPaused, SetAntiFlap, SetPromotionRule, SetQuarantine,
-// ClearQuarantine, SetMaintenance, AckOperation, SetSource, SetConfig, SetInstance, SetCandidate, SetSemiSyncDegraded,
+// ClearQuarantine, SetMaintenance, AckOperation, SetSource, SetConfig, SetInstance, DefineCluster, SetCandidate, SetSemiSyncDegraded,
 // SetMember, RemoveMember). Commands that touch an operation
 // or the primary are conditional: compare-and-set on the epoch and the
 // operation id. CommitPrimary is the only way an epoch moves, by exactly one.

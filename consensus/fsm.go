@@ -150,6 +150,8 @@ func applyCommand(s *State, cmd Command) (*Cluster, error) {
 		return cl.Clone(), nil
 	case SetMember:
 		return nil, setMember(s, c.Member)
+	case DefineCluster:
+		return nil, defineCluster(s, c)
 	case RemoveMember:
 		if _, ok := s.Members[c.ID]; !ok {
 			return nil, fmt.Errorf("%w: member %q", ErrNotFound, c.ID)
@@ -525,4 +527,35 @@ func appendHistory(cl *Cluster, e HistoryEntry) {
 		h = append([]HistoryEntry(nil), h[len(h)-HistoryLimit:]...)
 	}
 	cl.History = h
+}
+
+// defineCluster applies DefineCluster to s.
+func defineCluster(s *State, c DefineCluster) error {
+	_, defined := s.Defined[c.Cluster]
+	cl, recorded := s.Clusters[c.Cluster]
+	if !c.Remove {
+		switch {
+		case defined:
+			return fmt.Errorf("%w: cluster %q is already defined", ErrConflict, c.Cluster)
+		case recorded:
+			return fmt.Errorf("%w: cluster %q already exists (regent.yaml names it)", ErrConflict, c.Cluster)
+		}
+		if s.Defined == nil {
+			s.Defined = make(map[string]Definition)
+		}
+		s.Defined[c.Cluster] = Definition{Definition: c.Definition, By: c.By, At: c.At}
+		return nil
+	}
+	if !defined {
+		return fmt.Errorf("%w: no cluster %q was defined at run time (a regent.yaml cluster is removed from regent.yaml)", ErrNotFound, c.Cluster)
+	}
+	if recorded && cl.Operation != nil {
+		return fmt.Errorf("%w: cluster %q has an operation in progress (%s %s)", ErrConflict, c.Cluster, cl.Operation.Kind, cl.Operation.ID)
+	}
+	delete(s.Defined, c.Cluster)
+	if len(s.Defined) == 0 {
+		s.Defined = nil
+	}
+	delete(s.Clusters, c.Cluster)
+	return nil
 }

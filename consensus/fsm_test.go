@@ -524,6 +524,51 @@ func TestApplyCommand(t *testing.T) {
 			wantErr: ErrInvalidCommand,
 		},
 		{
+			name:  "define_cluster keeps the definition, who and when",
+			setup: []Command{initC1},
+			cmd:   DefineCluster{Cluster: "c2", Definition: "name: c2\n", By: "alice", At: at(5)},
+			want: func(s *State) {
+				s.Defined = map[string]Definition{"c2": {Definition: "name: c2\n", By: "alice", At: at(5)}}
+			},
+		},
+		{
+			name:    "define_cluster of a name defined already conflicts",
+			setup:   []Command{initC1, DefineCluster{Cluster: "c2", Definition: "name: c2\n", At: at(5)}},
+			cmd:     DefineCluster{Cluster: "c2", Definition: "name: c2\n", At: at(6)},
+			wantErr: ErrConflict,
+		},
+		{
+			name:    "define_cluster of a regent.yaml cluster conflicts",
+			setup:   []Command{initC1},
+			cmd:     DefineCluster{Cluster: "c1", Definition: "name: c1\n", At: at(5)},
+			wantErr: ErrConflict,
+		},
+		{
+			name:    "define_cluster without a definition is invalid",
+			setup:   []Command{initC1},
+			cmd:     DefineCluster{Cluster: "c2", At: at(5)},
+			wantErr: ErrInvalidCommand,
+		},
+		{
+			name: "define_cluster remove takes out the definition and the record",
+			setup: []Command{initC1, DefineCluster{Cluster: "c2", Definition: "name: c2\n", At: at(5)},
+				InitCluster{Cluster: "c2", Primary: "x1", At: at(6)}},
+			cmd:  DefineCluster{Cluster: "c2", Remove: true, By: "alice", At: at(7)},
+			want: func(s *State) { s.Defined = nil; delete(s.Clusters, "c2") },
+		},
+		{
+			name:    "define_cluster remove of a regent.yaml cluster is not found",
+			setup:   []Command{initC1},
+			cmd:     DefineCluster{Cluster: "c1", Remove: true, At: at(5)},
+			wantErr: ErrNotFound,
+		},
+		{
+			name:    "define_cluster remove during an operation conflicts",
+			setup:   []Command{DefineCluster{Cluster: "c1", Definition: "name: c1\n", At: at(1)}, initC1, beginOp1},
+			cmd:     DefineCluster{Cluster: "c1", Remove: true, At: at(20)},
+			wantErr: ErrConflict,
+		},
+		{
 			name:  "set_source records a relocation with who and when",
 			setup: []Command{initC1},
 			cmd:   SetSource{Cluster: "c1", Instance: "db3", Source: "db2", By: "alice", At: at(5)},
@@ -777,6 +822,7 @@ func richState(t testing.TB) State {
 		SetMaintenance{Cluster: "c1", Instance: "db4", On: true, By: "carol", Reason: "disk swap", At: at(51), Until: at(52)},
 		SetMember{Member: Member{ID: "a1", RaftAddr: "10.0.0.1:7000", APIAddr: "10.0.0.1:8080", Instance: "db1"}},
 		SetMember{Member: Member{ID: "a2", RaftAddr: "10.0.0.2:7000"}},
+		DefineCluster{Cluster: "c3", Definition: "name: c3\ninstances:\n  - {name: x1, address: 10.0.1.1:3306}\n", By: "alice", At: at(53)},
 	)
 }
 

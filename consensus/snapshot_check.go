@@ -25,6 +25,12 @@ func validateState(s State) error {
 			return fmt.Errorf("%w: cluster %q: %w", ErrInvalidSnapshot, name, err)
 		}
 	}
+	for _, name := range sortedKeys(s.Defined) {
+		d := s.Defined[name]
+		if err := (DefineCluster{Cluster: name, Definition: d.Definition, By: d.By, At: d.At}).validate(); err != nil {
+			return fmt.Errorf("%w: defined cluster %q: %w", ErrInvalidSnapshot, name, err)
+		}
+	}
 	var members State
 	for _, id := range sortedKeys(s.Members) {
 		m := s.Members[id]

@@ -57,6 +57,7 @@ func TestRestoreRefusesSnapshotsThatBreakTheRules(t *testing.T) {
 		{"a step with an unknown result", edit(func(s *State) { s.Clusters["c1"].Operation.Steps[0].Result = "maybe" }), "unknown step result"},
 		{"a history entry with an unknown result", edit(func(s *State) { s.Clusters["c1"].History[0].Result = "won" }), "unknown result"},
 		{"an unknown promotion rule", edit(func(s *State) { s.Clusters["c1"].PromotionRules["db3"] = "always" }), "unknown promotion rule"},
+		{"a defined cluster without its definition", edit(func(s *State) { s.Defined["c3"] = Definition{At: at(1)} }), "definition: must not be empty"},
 		{"a paused cluster with no time", edit(func(s *State) { s.Clusters["c2"].PausedAt = time.Time{} }), "must be set"},
 		{"a member under another id", edit(func(s *State) { m := s.Members["a2"]; m.ID = "a9"; s.Members["a2"] = m }), `member "a2" holds the record of "a9"`},
 		{"two members on one raft address", edit(func(s *State) { m := s.Members["a2"]; m.RaftAddr = s.Members["a1"].RaftAddr; s.Members["a2"] = m }), "raft address"},

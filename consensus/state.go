@@ -71,6 +71,18 @@ const (
 type State struct {
 	Clusters map[string]*Cluster `json:"clusters"`
 	Members  map[string]Member   `json:"members"`
+	// Defined holds the replication clusters added at run time
+	// (DefineCluster), by name; nil when none. A defined cluster has a
+	// record in Clusters once its first primary is decided.
+	Defined map[string]Definition `json:"defined,omitempty"`
+}
+
+// Definition is a replication cluster added at run time: its regent.yaml
+// clusters: entry, and who added it when.
+type Definition struct {
+	Definition string    `json:"definition"`
+	By         string    `json:"by,omitempty"`
+	At         time.Time `json:"at"`
 }
 
 // Cluster is the replicated state of one replication cluster.
@@ -243,6 +255,7 @@ func (s State) Clone() State {
 			out.Members[k] = m
 		}
 	}
+	out.Defined = maps.Clone(s.Defined)
 	return out
 }
 
