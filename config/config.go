@@ -509,79 +509,88 @@ func (c Config) validateClusters(v *validation, seenPeer map[string]bool) {
 	seenCluster, localFound := map[string]bool{}, c.LocalInstance == ""
 	for i, cl := range c.Clusters {
 		key := fmt.Sprintf("clusters[%d]", i)
-		if !nameRE.MatchString(cl.Name) {
-			v.bad(key+".name", "%q is not a valid name", cl.Name)
-		}
 		if seenCluster[cl.Name] {
 			v.bad(key+".name", "%q is used twice", cl.Name)
 		}
 		seenCluster[cl.Name] = true
-		if len(cl.Instances) == 0 {
-			v.bad(key+".instances", "list the primary and replicas")
-		}
-		names, owners := map[string]bool{}, map[string]string{}
-		var instNames []string
-		for j, in := range cl.Instances {
-			ikey := fmt.Sprintf("%s.instances[%d]", key, j)
-			if names[in.Name] {
-				v.bad(ikey+".name", "%q is used twice", in.Name)
-			}
-			names[in.Name] = true
-			instNames = append(instNames, in.Name)
-			checkInstance(v, ikey, in, cl.Policy.PromotionSame, key)
-			if in.Agent != "" {
-				if !seenPeer[in.Agent] {
-					v.bad(ikey+".agent", "%q is not among raft.peers", in.Agent)
-				}
-				if other, dup := owners[in.Agent]; dup {
-					v.bad(ikey+".agent", "agent %q already owns %s: one local instance per agent", in.Agent, other)
-				}
-				owners[in.Agent] = in.Name
-			}
-			if in.Name == c.LocalInstance {
-				localFound = true
-				if in.Agent != c.NodeID {
-					v.bad(ikey+".agent", "the local instance of %q must name it as its agent (got %q)", c.NodeID, in.Agent)
-				}
-			}
-		}
-		pol := cl.Policy
-		if err := pol.Validate(); err != nil {
-			v.bad(key, "%v", err)
-		}
-		// A follower counts its quorum contact from the leader's last
-		// heartbeat minus two leader leases (consensus.LastQuorumContact),
-		// so it fences after fence_after - 2*leader_lease_timeout without a
-		// leader. A re-election (election_timeout plus a heartbeat) must fit
-		// in that, or a leader stalling for a moment fences a healthy
-		// primary.
-		rt := consensus.DefaultConfig()
-		orSet := func(v, def time.Duration) time.Duration {
-			if v > 0 {
-				return v
-			}
-			return def
-		}
-		llt := orSet(c.Raft.LeaderLeaseTimeout, rt.LeaderLeaseTimeout)
-		election := orSet(c.Raft.ElectionTimeout, rt.ElectionTimeout) + orSet(c.Raft.HeartbeatTimeout, rt.HeartbeatTimeout)
-		if pol.FenceAfter-2*llt < election {
-			v.bad(key+".fence_after", "%v leaves %v without a leader before fencing, less than a Raft re-election (election_timeout + heartbeat_timeout = %v): a short leader stall would fence a healthy primary; raise fence_after (and lease_timeout) or lower the Raft timings",
-				pol.FenceAfter, pol.FenceAfter-2*llt, election)
-		}
-		if err := cl.Routing.Validate(key+".routing", instNames); err != nil {
-			v.add(err)
-		}
-		for j, px := range cl.Routing.ProxySQL {
-			if px.PasswordFile != "" {
-				if err := checkSecretFile(px.PasswordFile); err != nil {
-					v.bad(fmt.Sprintf("%s.routing.proxysql[%d].password_file", key, j), "%v", err)
-				}
-			}
+		if c.validateCluster(v, key, cl, seenPeer) {
+			localFound = true
 		}
 	}
 	if !localFound {
 		v.bad("local_instance", "%q is not an instance of any cluster", c.LocalInstance)
 	}
+}
+
+// validateCluster checks one replication cluster under key; it reports
+// whether the cluster holds this agent's local instance.
+func (c Config) validateCluster(v *validation, key string, cl ClusterConfig, seenPeer map[string]bool) (local bool) {
+	if !nameRE.MatchString(cl.Name) {
+		v.bad(key+".name", "%q is not a valid name", cl.Name)
+	}
+	if len(cl.Instances) == 0 {
+		v.bad(key+".instances", "list the primary and replicas")
+	}
+	names, owners := map[string]bool{}, map[string]string{}
+	var instNames []string
+	for j, in := range cl.Instances {
+		ikey := fmt.Sprintf("%s.instances[%d]", key, j)
+		if names[in.Name] {
+			v.bad(ikey+".name", "%q is used twice", in.Name)
+		}
+		names[in.Name] = true
+		instNames = append(instNames, in.Name)
+		checkInstance(v, ikey, in, cl.Policy.PromotionSame, key)
+		if in.Agent != "" {
+			if !seenPeer[in.Agent] {
+				v.bad(ikey+".agent", "%q is not among raft.peers", in.Agent)
+			}
+			if other, dup := owners[in.Agent]; dup {
+				v.bad(ikey+".agent", "agent %q already owns %s: one local instance per agent", in.Agent, other)
+			}
+			owners[in.Agent] = in.Name
+		}
+		if in.Name == c.LocalInstance {
+			local = true
+			if in.Agent != c.NodeID {
+				v.bad(ikey+".agent", "the local instance of %q must name it as its agent (got %q)", c.NodeID, in.Agent)
+			}
+		}
+	}
+	pol := cl.Policy
+	if err := pol.Validate(); err != nil {
+		v.bad(key, "%v", err)
+	}
+	// A follower counts its quorum contact from the leader's last
+	// heartbeat minus two leader leases (consensus.LastQuorumContact),
+	// so it fences after fence_after - 2*leader_lease_timeout without a
+	// leader. A re-election (election_timeout plus a heartbeat) must fit
+	// in that, or a leader stalling for a moment fences a healthy
+	// primary.
+	rt := consensus.DefaultConfig()
+	orSet := func(v, def time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		return def
+	}
+	llt := orSet(c.Raft.LeaderLeaseTimeout, rt.LeaderLeaseTimeout)
+	election := orSet(c.Raft.ElectionTimeout, rt.ElectionTimeout) + orSet(c.Raft.HeartbeatTimeout, rt.HeartbeatTimeout)
+	if pol.FenceAfter-2*llt < election {
+		v.bad(key+".fence_after", "%v leaves %v without a leader before fencing, less than a Raft re-election (election_timeout + heartbeat_timeout = %v): a short leader stall would fence a healthy primary; raise fence_after (and lease_timeout) or lower the Raft timings",
+			pol.FenceAfter, pol.FenceAfter-2*llt, election)
+	}
+	if err := cl.Routing.Validate(key+".routing", instNames); err != nil {
+		v.add(err)
+	}
+	for j, px := range cl.Routing.ProxySQL {
+		if px.PasswordFile != "" {
+			if err := checkSecretFile(px.PasswordFile); err != nil {
+				v.bad(fmt.Sprintf("%s.routing.proxysql[%d].password_file", key, j), "%v", err)
+			}
+		}
+	}
+	return local
 }
 
 func (c Config) validateLog(v *validation) {
