@@ -108,11 +108,16 @@ func (b API) AddInstance(ctx context.Context, cluster string, req api.AddInstanc
 	if err != nil {
 		return api.Cluster{}, fmt.Errorf("%w: %w", apiserver.ErrNotFound, err)
 	}
-	if c.state() == nil {
+	st := c.state()
+	if st == nil {
 		return api.Cluster{}, fmt.Errorf("%w: cluster %s is not recorded in Raft yet; try again in a few seconds", apiserver.ErrUnavailable, cluster)
 	}
 	in := config.InstanceConfig{Name: req.Name, Address: req.Address, Promotion: req.Promotion, Labels: req.Labels}
-	if err := config.CheckAddedInstance(c.set().configs, in, c.pol().PromotionSame); err != nil {
+	// Checked against the replicated state's instances, not the set the
+	// probe loop last took from it (up to a probe interval behind): two
+	// quick additions must see each other.
+	current := config.EffectiveInstances(c.cfg.Instances, st.Instances)
+	if err := config.CheckAddedInstance(current, in, c.pol().PromotionSame); err != nil {
 		return api.Cluster{}, fmt.Errorf("%w: %w (nothing was changed)", apiserver.ErrInvalid, err)
 	}
 	by := callerName(ctx)

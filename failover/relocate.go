@@ -198,19 +198,9 @@ func PlanRelocate(v View, p Policy, name, to string) (Plan, error) {
 	if len(reasons) > 0 {
 		return pl, refuse(OpRepoint, v, reasons...)
 	}
-	pl.Target = name
-	semi := p.Durability == DurabilitySemiSync
-	pl.add(intent(p, pl, name, fmt.Sprintf("relocate %s under %s", name, to)))
 	under := false
 	if src, ok := resolveSource(v, pr.Replica.Source); ok && src == to {
 		under = true
-	}
-	switch {
-	case under:
-	case to == prim:
-		pl.add(Step{Kind: StepRepoint, Instance: name, Source: prim, SemiSync: semi, Timeout: p.StepTimeout, Why: "the primary holds everything its replicas hold"})
-	default:
-		pl.Steps = append(pl.Steps, chainSteps(p, name, to, p.CatchUpTimeout)...)
 	}
 	rec := to
 	if to == prim {
@@ -218,6 +208,16 @@ func PlanRelocate(v View, p Policy, name, to string) (Plan, error) {
 	}
 	if under && v.State.Sources[name] == rec {
 		return pl, refuse(OpRepoint, v, fmt.Sprintf("%s already replicates from %s: nothing to do", name, to))
+	}
+	pl.Target = name
+	semi := p.Durability == DurabilitySemiSync
+	pl.add(intent(p, pl, name, fmt.Sprintf("relocate %s under %s", name, to)))
+	switch {
+	case under:
+	case to == prim:
+		pl.add(Step{Kind: StepRepoint, Instance: name, Source: prim, SemiSync: semi, Timeout: p.StepTimeout, Why: "the primary holds everything its replicas hold"})
+	default:
+		pl.Steps = append(pl.Steps, chainSteps(p, name, to, p.CatchUpTimeout)...)
 	}
 	if v.State.Sources[name] != rec {
 		why := fmt.Sprintf("Regent keeps %s under %s while %s can serve it", name, to, to)
