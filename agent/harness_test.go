@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +42,15 @@ type harness struct {
 	// lateRoutes: a deposed leader may push routes late (to the recording
 	// target, which does not refuse stale tokens); tokens need not grow.
 	lateRoutes bool
+	// setups are what each agent is started from (restart uses them again).
+	setups []agentSetup
+}
+
+// agentSetup is one agent's configuration and Raft stores.
+type agentSetup struct {
+	cfg   config.Config
+	ccfg  consensus.Config
+	infra consensus.Infra
 }
 
 type harnessOpt func(*config.Config)
@@ -98,33 +108,10 @@ func newHarness(t *testing.T, k mysqltest.Kind, opts ...harnessOpt) *harness {
 		ccfg.NodeID, ccfg.RaftAddr, ccfg.DataDir, ccfg.Peers, ccfg.Instance = id, raftAddr(i), cfg.DataDir, cpeers, servers[i].Name
 		ccfg.HeartbeatTimeout, ccfg.ElectionTimeout, ccfg.LeaderLeaseTimeout, ccfg.CommitTimeout = 200*time.Millisecond, 200*time.Millisecond, 150*time.Millisecond, 10*time.Millisecond
 		ccfg.ApplyTimeout = 3 * time.Second
-		log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: logLevel()})).With("agent", id)
-		node, err := consensus.StartWith(context.Background(), ccfg, log, consensus.Infra{
-			Transport: h.trans[i], LogStore: raft.NewInmemStore(), StableStore: raft.NewInmemStore(), SnapshotStore: raft.NewInmemSnapshotStore()})
-		if err != nil {
-			t.Fatal(err)
-		}
+		h.setups = append(h.setups, agentSetup{cfg: cfg, ccfg: ccfg, infra: consensus.Infra{
+			Transport: h.trans[i], LogStore: raft.NewInmemStore(), StableStore: raft.NewInmemStore(), SnapshotStore: raft.NewInmemSnapshotStore()}})
+		node, a := h.startAgent(i)
 		h.nodes = append(h.nodes, node)
-		router := proxyhook.NewRouter(log)
-		idx := i
-		halt := func(_ string, ev failover.StepEvent) bool {
-			h.mu.Lock()
-			f := h.halt
-			h.mu.Unlock()
-			return f != nil && f(idx, ev)
-		}
-		secrets := Secrets{MySQLPassword: mysqltest.AdminPassword, ReplicationPassword: mysqltest.ReplPassword}
-		if cfg.MySQL.ReplicationPasswordEnv != "" {
-			// A test's own replication password (withReplicationPasswordEnv).
-			secrets.ReplicationPassword, _ = config.ReadSecret("", cfg.MySQL.ReplicationPasswordEnv)
-		}
-		a, err := New(cfg, secrets, node, h, Deps{Router: router, Halt: halt}, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, cc := range cfg.Clusters {
-			router.SetTargets(cc.Name, h.router)
-		}
 		h.agents = append(h.agents, a)
 	}
 	t.Cleanup(h.close)
@@ -132,6 +119,60 @@ func newHarness(t *testing.T, k mysqltest.Kind, opts ...harnessOpt) *harness {
 		a.Start(context.Background())
 	}
 	return h
+}
+
+// startAgent builds agent i and its Raft node from its setup, over the
+// setup's stores: on a restart they hold what the node wrote before, as a
+// restarted process finds its data directory.
+func (h *harness) startAgent(i int) (*consensus.Node, *Agent) {
+	t := h.t
+	t.Helper()
+	su := h.setups[i]
+	cfg := su.cfg
+	log := slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: logLevel()})).With("agent", cfg.NodeID)
+	node, err := consensus.StartWith(context.Background(), su.ccfg, log, su.infra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	router := proxyhook.NewRouter(log)
+	halt := func(_ string, ev failover.StepEvent) bool {
+		h.mu.Lock()
+		f := h.halt
+		h.mu.Unlock()
+		return f != nil && f(i, ev)
+	}
+	secrets := Secrets{MySQLPassword: mysqltest.AdminPassword, ReplicationPassword: mysqltest.ReplPassword}
+	if cfg.MySQL.ReplicationPasswordEnv != "" {
+		// A test's own replication password (withReplicationPasswordEnv).
+		secrets.ReplicationPassword, _ = config.ReadSecret("", cfg.MySQL.ReplicationPasswordEnv)
+	}
+	a, err := New(cfg, secrets, node, h, Deps{Router: router, Halt: halt}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cc := range cfg.Clusters {
+		router.SetTargets(cc.Name, h.router)
+	}
+	return node, a
+}
+
+// restart starts agent i again after stop, as its process would be: the
+// same configuration, Raft stores and transport, and a fresh agent that
+// learns the replicated state from its log and its peers.
+func (h *harness) restart(i int) {
+	h.t.Helper()
+	node, a := h.startAgent(i)
+	h.mu.Lock()
+	h.nodes[i], h.agents[i] = node, a
+	delete(h.cut, a.ID())
+	h.mu.Unlock()
+	for j := range h.trans {
+		if j != i {
+			h.trans[i].Connect(h.trans[j].LocalAddr(), h.trans[j])
+			h.trans[j].Connect(h.trans[i].LocalAddr(), h.trans[i])
+		}
+	}
+	a.Start(context.Background())
 }
 
 func (h *harness) close() {
@@ -160,11 +201,12 @@ func (h *harness) stop(i int) {
 func (h *harness) Deliver(ctx context.Context, to string, r Report) error {
 	h.mu.Lock()
 	cut := h.cut[to] || h.cut[r.Agent]
+	agents := slices.Clone(h.agents)
 	h.mu.Unlock()
 	if cut {
 		return fmt.Errorf("%s → %s: network cut", r.Agent, to)
 	}
-	for _, a := range h.agents {
+	for _, a := range agents {
 		if a.ID() == to {
 			return a.Receive(r)
 		}

@@ -17,7 +17,8 @@ import (
 // Issue 14: a replica added at run time (regentctl cluster add) is probed
 // by every agent without a restart and becomes a failover candidate; one
 // removed is no longer probed; an invalid addition is refused with the key
-// named and nothing changes; the instances survive a leader change.
+// named and nothing changes; the instances survive a leader change and an
+// agent's restart.
 func TestInstancesAddedAndRemovedAtRunTime(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
 		h := newHarness(t, k)
@@ -95,7 +96,7 @@ func TestInstancesAddedAndRemovedAtRunTime(t *testing.T) {
 				if _, ok := listed(a, "r3"); ok {
 					return false, fmt.Sprintf("agent %d still lists r3", i)
 				}
-				if _, ok := a.clusters["main"].prober.set().insts["r3"]; ok {
+				if _, ok := a.rts()["main"].prober.set().insts["r3"]; ok {
 					return false, fmt.Sprintf("agent %d still probes r3", i)
 				}
 			}
@@ -134,6 +135,18 @@ func TestInstancesAddedAndRemovedAtRunTime(t *testing.T) {
 			}
 			in, ok := listed(h.agents[l], "r3")
 			return ok && in.Role == api.RolePrimary, fmt.Sprintf("r3 listed %v role %s", ok, in.Role)
+		})
+
+		// So does a restart: the old leader's agent, started again from
+		// regent.yaml (which has no r3), probes r3 as the primary once it
+		// has its Raft log back.
+		h.restart(old)
+		h.eventually("the restarted agent probes r3 as the primary", 30*time.Second, func() (bool, string) {
+			a := h.agents[old]
+			o, probed := a.rts()["main"].prober.get("r3")
+			in, ok := listed(a, "r3")
+			return ok && in.Role == api.RolePrimary && probed && o.Reachable && !o.ReadOnly,
+				fmt.Sprintf("listed %v role %s, probed %v reachable %v read-only %v", ok, in.Role, probed, o.Reachable, o.ReadOnly)
 		})
 	})
 }
