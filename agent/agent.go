@@ -131,7 +131,14 @@ type Agent struct {
 	transport Transport
 	log       *slog.Logger
 
-	clusters map[string]*clusterRT
+	// clusters holds the replication clusters this agent runs, by name:
+	// regent.yaml's and those added at run time (defined.go). The map is
+	// never changed; a change stores a new one (under defineMu).
+	clusters atomic.Pointer[map[string]*clusterRT]
+	defineMu sync.Mutex
+	// secrets and mysqlTLS build the clusters added at run time.
+	secrets  Secrets
+	mysqlTLS *tls.Config
 
 	mu       sync.Mutex
 	received map[string]receivedReport // latest report per agent
@@ -173,11 +180,14 @@ func New(cfg config.Config, secrets Secrets, raft Raft, transport Transport, dep
 		deps.Clock = clock{}
 	}
 	a := &Agent{id: cfg.NodeID, cfg: cfg, raft: raft, transport: transport, log: log, deps: deps,
-		clusters: map[string]*clusterRT{}, received: map[string]receivedReport{}, sending: map[string]bool{}, kick: make(chan struct{}, 1)}
+		secrets: secrets, received: map[string]receivedReport{}, sending: map[string]bool{}, kick: make(chan struct{}, 1)}
 	tlsCfg, err := mysqlTLS(cfg)
 	if err != nil {
 		return nil, err
 	}
+	a.mysqlTLS = tlsCfg
+	clusters := map[string]*clusterRT{}
+	a.clusters.Store(&clusters)
 	a.openMySQL = func(addr string) (*topology.Instance, error) {
 		return topology.Open(topology.ConnConfig{
 			Addr: addr, User: cfg.MySQL.User, Password: secrets.MySQLPassword,
@@ -194,7 +204,7 @@ func New(cfg config.Config, secrets Secrets, raft Raft, transport Transport, dep
 			a.closeClusters()
 			return nil, err
 		}
-		a.clusters[cc.Name] = c
+		clusters[cc.Name] = c
 	}
 	raft.SetVitals(a.vitals)
 	return a, nil
@@ -219,22 +229,41 @@ func mysqlTLS(cfg config.Config) (*tls.Config, error) {
 func (a *Agent) Start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	a.runCtx = ctx
-	for _, c := range a.clusters {
-		a.wg.Add(1)
-		go func() { defer a.wg.Done(); c.probeLoop(ctx) }()
-		if c.stream != nil {
-			a.wg.Add(1)
-			go func() { defer a.wg.Done(); c.stream.loop(ctx) }()
-		}
-		if c.local != "" {
-			a.wg.Add(3)
-			go func() { defer a.wg.Done(); c.lease.loop(ctx) }()
-			go func() { defer a.wg.Done(); c.localLoop(ctx) }()
-			go func() { defer a.wg.Done(); c.processLoop(ctx) }()
-		}
+	for _, c := range a.rts() {
+		a.startCluster(ctx, c)
 	}
-	a.wg.Add(1)
+	a.wg.Add(2)
 	go func() { defer a.wg.Done(); a.leaderLoop(ctx, (*clusterRT).evaluate) }()
+	go func() { defer a.wg.Done(); a.definedLoop(ctx) }()
+}
+
+// startCluster runs a cluster's loops until ctx ends or the cluster is
+// stopped (stopCluster).
+func (a *Agent) startCluster(ctx context.Context, c *clusterRT) {
+	ctx, c.stop = context.WithCancel(ctx)
+	run := func(loop func(context.Context)) {
+		a.wg.Add(1)
+		c.loops.Add(1)
+		go func() { defer a.wg.Done(); defer c.loops.Done(); loop(ctx) }()
+	}
+	run(c.probeLoop)
+	if c.stream != nil {
+		run(c.stream.loop)
+	}
+	if c.local != "" {
+		run(c.lease.loop)
+		run(c.localLoop)
+		run(c.processLoop)
+	}
+}
+
+// rts returns the clusters this agent runs, by name (never changed: see
+// Agent.clusters).
+func (a *Agent) rts() map[string]*clusterRT {
+	if m := a.clusters.Load(); m != nil {
+		return *m
+	}
+	return nil
 }
 
 // Close stops every loop, waits for them and closes the connection pools.
@@ -250,7 +279,7 @@ func (a *Agent) Close() {
 }
 
 func (a *Agent) closeClusters() {
-	for _, c := range a.clusters {
+	for _, c := range a.rts() {
 		c.close()
 	}
 }
@@ -390,7 +419,7 @@ func (a *Agent) wake() {
 // nothing in it is later than its sent_at.
 func (a *Agent) report() Report {
 	r := Report{Agent: a.id, Clusters: map[string]ClusterReport{}}
-	for name, c := range a.clusters {
+	for name, c := range a.rts() {
 		r.Clusters[name] = c.report()
 	}
 	r.SentAt = a.now()

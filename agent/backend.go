@@ -335,7 +335,7 @@ func (b API) Rejoin(ctx context.Context, cluster string, req api.RejoinRequest) 
 func (b API) Status(ctx context.Context) (api.Status, error) {
 	li := b.a.raft.Leader()
 	st := api.Status{AgentID: b.a.id, IsLeader: b.a.raft.IsLeader(), LeaderID: li.ID, LeaderAPIAddr: li.APIAddr,
-		Clusters: sortedNames(b.a.clusters), Time: b.a.now(), RaftState: "follower"}
+		Clusters: sortedNames(b.a.rts()), Time: b.a.now(), RaftState: "follower"}
 	if st.IsLeader {
 		st.RaftState = "leader"
 	}
@@ -351,7 +351,7 @@ func (b API) Status(ctx context.Context) (api.Status, error) {
 	if b.a.cfg.LocalInstance != "" {
 		lqc := b.a.raft.LastQuorumContact()
 		l := &api.Lease{}
-		for _, c := range b.a.clusters {
+		for _, c := range b.a.rts() {
 			if c.local == "" {
 				continue
 			}
@@ -433,6 +433,9 @@ func (b API) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 	}
 	now := b.a.now()
 	out := api.Cluster{Name: name, Durability: string(c.pol().Durability), ObservedBy: b.a.id, ObservedAt: now}
+	if d := c.definition; d != nil {
+		out.Defined = &api.Defined{By: d.By, At: d.At}
+	}
 	st := c.state()
 	quarantined := map[string]string{}
 	if st != nil {
@@ -612,7 +615,7 @@ func (b API) Operation(ctx context.Context, cluster, id string) (api.Operation, 
 // HealthState is the local state behind /primary, /replica and /read-only.
 func (b API) HealthState(ctx context.Context) (proxyhook.LocalState, error) {
 	var s proxyhook.LocalState
-	for _, c := range b.a.clusters {
+	for _, c := range b.a.rts() {
 		if c.local == "" {
 			continue
 		}

@@ -45,6 +45,13 @@ type clusterRT struct {
 	a    *Agent
 	name string
 	cfg  config.ClusterConfig
+	// definition is the replicated state's definition of a cluster added
+	// at run time (nil: regent.yaml's).
+	definition *consensus.Definition
+	// stop ends the cluster's loops (Agent.startCluster); loops counts
+	// them.
+	stop  context.CancelFunc
+	loops sync.WaitGroup
 	// policy is regent.yaml's; the decisions use policyFor, which applies
 	// the run-time settings of the replicated state over it.
 	policy    failover.Policy
@@ -127,7 +134,7 @@ func newClusterRT(a *Agent, cc config.ClusterConfig, secrets Secrets, tlsCfg *tl
 			return nil, fmt.Errorf("clusters[%s].instances[%s]: %w", cc.Name, in.Name, err)
 		}
 		insts[in.Name] = inst
-		if in.Name == a.cfg.LocalInstance {
+		if in.Name == a.cfg.LocalInstance && in.Agent == a.cfg.NodeID {
 			c.local, localAddress = in.Name, in.Address
 			c.localNet, c.localDial = localAddr(a.cfg, in.Address)
 		}

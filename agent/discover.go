@@ -162,6 +162,8 @@ func proposeYAML(d api.Discovery) string {
 	var b strings.Builder
 	b.WriteString("# Proposed by regentctl discover from " + d.Start + ": check it, set each\n")
 	b.WriteString("# instance's agent (the regent agent on its host), then put it under clusters:\n")
+	b.WriteString("# in regent.yaml; for hosts without an agent, remove the agent keys and give\n")
+	b.WriteString("# it to regentctl cluster create --file FILE instead.\n")
 	b.WriteString("  - name: main\n    instances:\n")
 	ins := slices.Clone(d.Instances)
 	for _, in := range ins {

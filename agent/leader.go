@@ -24,7 +24,7 @@ func (a *Agent) leaderLoop(ctx context.Context, eval func(*clusterRT, context.Co
 	defer cancel()
 	leading := false
 	every := time.Hour
-	for _, c := range a.clusters {
+	for _, c := range a.rts() {
 		every = min(every, c.policy.ProbeInterval)
 	}
 	t := time.NewTicker(every)
@@ -77,8 +77,9 @@ func (a *Agent) leaderLoop(ctx context.Context, eval func(*clusterRT, context.Co
 		// Each cluster on its own goroutine: one cluster's failover must
 		// never wait for another's. evaluate returns at once while the
 		// cluster's previous evaluation or operation still runs.
-		for _, name := range sortedNames(a.clusters) {
-			c := a.clusters[name]
+		clusters := a.rts()
+		for _, name := range sortedNames(clusters) {
+			c := clusters[name]
 			a.wg.Add(1)
 			go func() {
 				defer a.wg.Done()
@@ -516,9 +517,9 @@ func (c *clusterRT) problems(now time.Time) []failover.Problem {
 
 // errNotConfigured names an unknown cluster.
 func (a *Agent) cluster(name string) (*clusterRT, error) {
-	c, ok := a.clusters[name]
+	c, ok := a.rts()[name]
 	if !ok {
-		return nil, fmt.Errorf("no replication cluster named %q (configured: %s)", name, strings.Join(sortedNames(a.clusters), ", "))
+		return nil, fmt.Errorf("no replication cluster named %q (configured: %s)", name, strings.Join(sortedNames(a.rts()), ", "))
 	}
 	return c, nil
 }

@@ -88,10 +88,12 @@ func TestLeaderLoopInSimulatedTime(t *testing.T) {
 		const interval = 100 * time.Millisecond
 		r := &loopRaft{ch: make(chan consensus.Leadership, 4)}
 		a := &Agent{id: "a0", raft: r, log: slog.New(slog.DiscardHandler), kick: make(chan struct{}, 1),
-			clusters: map[string]*clusterRT{}, deps: Deps{Clock: clock{}}}
+			deps: Deps{Clock: clock{}}}
+		clusters := map[string]*clusterRT{}
 		for _, name := range []string{"slow", "main"} {
-			a.clusters[name] = &clusterRT{name: name, policy: failover.Policy{ProbeInterval: interval}, clock: clock{}}
+			clusters[name] = &clusterRT{name: name, policy: failover.Policy{ProbeInterval: interval}, clock: clock{}}
 		}
+		a.clusters.Store(&clusters)
 		ev := &evalLog{at: map[string][]time.Time{}, block: map[string]chan struct{}{}}
 		ctx, cancel := context.WithCancel(context.Background())
 		a.wg.Add(1)

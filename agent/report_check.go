@@ -116,7 +116,7 @@ func truncate(s string) string {
 // stale anyway.
 func (a *Agent) maxReportSkew() time.Duration {
 	bound := minReportSkew
-	for _, c := range a.clusters {
+	for _, c := range a.rts() {
 		bound = max(bound, 10*c.policy.ProbeInterval)
 	}
 	return bound

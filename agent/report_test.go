@@ -154,7 +154,7 @@ func TestForgedFutureGoneDoesNotStartAFailover(t *testing.T) {
 			if tc.refuse != (err != nil) {
 				t.Fatalf("Receive = %v", err)
 			}
-			c := a.clusters["main"]
+			c := a.rts()["main"]
 			v := c.view(time.Now())
 			gone := v.Agents["a0"].Local == failover.LocalGone
 			dead := false
@@ -324,7 +324,7 @@ func FuzzDecodeReport(f *testing.F) {
 					t.Fatalf("a time after the receipt survived: %s > %s", tm, got.At)
 				}
 			})
-			c := a.clusters["main"]
+			c := a.rts()["main"]
 			failover.Analyze(c.view(time.Now()), c.policy)
 		}
 	})
@@ -433,7 +433,7 @@ func TestViewCarriesTheIOThreadsLeftStopped(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			st.History = []consensus.HistoryEntry{tc.entry}
-			if got := a.clusters["main"].view(time.Now()).State.StoppedIO; !slices.Equal(got, tc.want) {
+			if got := a.rts()["main"].view(time.Now()).State.StoppedIO; !slices.Equal(got, tc.want) {
 				t.Fatalf("StoppedIO = %v, want %v", got, tc.want)
 			}
 		})

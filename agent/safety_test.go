@@ -194,7 +194,7 @@ func TestLeaderReconcilesTheWriteRoute(t *testing.T) {
 		// A deposed leader's stray push: r1 routed at the committed epoch,
 		// with a token from its days as leader (the recording balancer
 		// here keeps no tokens; proxyhook's tests show real ones refuse).
-		stray := h.agents[(h.leader()+1)%3].clusters["main"]
+		stray := h.agents[(h.leader()+1)%3].rts()["main"]
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := (routerAdapter{c: stray, tok: newRouteToken(1)}).RouteWrites(ctx, "main", "r1", 1); err != nil {
@@ -640,7 +640,7 @@ func TestFrozenPrimaryWithAReplicaUnaccountedForWaitsOutTheLease(t *testing.T) {
 		p.Pause(t)
 		defer p.Resume(t)
 		h.eventually("p and r2 seen unreachable", 20*time.Second, func() (bool, string) {
-			obs := h.agents[h.leader()].clusters["main"].prober.snapshot()
+			obs := h.agents[h.leader()].rts()["main"].prober.snapshot()
 			return !obs["p"].Reachable && !obs["r2"].Reachable, fmt.Sprintf("p reachable %v, r2 reachable %v", obs["p"].Reachable, obs["r2"].Reachable)
 		})
 		leader := h.agents[h.leader()]

@@ -14,7 +14,7 @@ import (
 // streamOf returns agent i's stream observation of the named instance as
 // its report carries it (nil: none).
 func (h *harness) streamOf(i int, name string) *StreamObservation {
-	return h.agents[i].clusters["main"].report().Observations[name].Stream
+	return h.agents[i].rts()["main"].report().Observations[name].Stream
 }
 
 // Issue 10 item 2: every agent holds a binlog stream to the recorded
@@ -94,7 +94,7 @@ func TestLocalMysqldExitIsSeenThroughItsProcess(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
 		h := newHarness(t, k)
 		h.waitRecorded()
-		c := h.agents[0].clusters["main"]
+		c := h.agents[0].rts()["main"]
 		// The watch finds the process once the server answers; give it the
 		// time to (it looks every second at most).
 		h.eventually("the process of p watched", 15*time.Second, func() (bool, string) {

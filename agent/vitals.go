@@ -77,8 +77,9 @@ func decodeVitals(v consensus.Vitals, at time.Time) *failover.Probe {
 // vitals returns this agent's vitals now: its latest probe of its local
 // instance (the first cluster that has one).
 func (a *Agent) vitals() consensus.Vitals {
-	for _, name := range sortedNames(a.clusters) {
-		c := a.clusters[name]
+	clusters := a.rts()
+	for _, name := range sortedNames(clusters) {
+		c := clusters[name]
 		if c.local == "" {
 			continue
 		}

@@ -290,6 +290,26 @@ func (c *Client) AddInstance(ctx context.Context, cluster string, req AddInstanc
 	return out, err
 }
 
+// DefineCluster calls POST /v1/clusters.
+func (c *Client) DefineCluster(ctx context.Context, req DefineClusterRequest) (DefinedCluster, error) {
+	if err := req.Validate(); err != nil {
+		return DefinedCluster{}, err
+	}
+	var out DefinedCluster
+	err := c.do(ctx, http.MethodPost, "/v1/clusters", req, &out)
+	return out, err
+}
+
+// RemoveCluster calls DELETE /v1/clusters/{name}.
+func (c *Client) RemoveCluster(ctx context.Context, cluster string) (DefinedCluster, error) {
+	if err := CheckName("cluster", cluster); err != nil {
+		return DefinedCluster{}, err
+	}
+	var out DefinedCluster
+	err := c.do(ctx, http.MethodDelete, clusterPath(cluster, ""), nil, &out)
+	return out, err
+}
+
 // RemoveInstance calls DELETE /v1/clusters/{name}/instances/{instance}.
 func (c *Client) RemoveInstance(ctx context.Context, cluster, instance string) (Cluster, error) {
 	if err := CheckName("instance", instance); err != nil {

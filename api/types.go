@@ -134,6 +134,9 @@ type Cluster struct {
 	Operation *OperationRef `json:"operation,omitempty"`
 	// Paused is set while all automatic action on this cluster is paused.
 	Paused *Pause `json:"paused,omitempty"`
+	// Defined is set for a cluster added at run time (regentctl cluster
+	// create), nil for one of regent.yaml.
+	Defined *Defined `json:"defined,omitempty"`
 	// Unacknowledged lists the recorded failovers no operator has
 	// acknowledged yet (regentctl ack), newest first.
 	Unacknowledged []OperationRef `json:"unacknowledged,omitempty"`
@@ -623,6 +626,28 @@ type AddInstanceRequest struct {
 	Address   string            `json:"address"`
 	Promotion string            `json:"promotion,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`
+}
+
+// DefineClusterRequest is the body of POST /v1/clusters: a replication
+// cluster added at run time, as its regent.yaml clusters: entry (a
+// mapping, a one-item list as regentctl discover proposes, or under
+// clusters:). Its instances have no agent on their hosts.
+type DefineClusterRequest struct {
+	Definition string `json:"definition"`
+}
+
+// Defined says who added a cluster at run time, and when.
+type Defined struct {
+	By string    `json:"by,omitempty"`
+	At time.Time `json:"at"`
+}
+
+// DefinedCluster is the answer to POST and DELETE /v1/clusters: the
+// cluster added or removed.
+type DefinedCluster struct {
+	Name      string   `json:"name"`
+	Instances []string `json:"instances"`
+	Defined
 }
 
 // EditSettingsRequest is the body of PUT /v1/clusters/{name}/config.

@@ -175,6 +175,21 @@ func (r EditSettingsRequest) Validate() error {
 
 // Validate checks the request before it is sent or served; the agent
 // checks the rest with the start-up rules.
+// MaxDefinitionLen bounds a cluster definition (DefineClusterRequest); it
+// fits in the API's request body limit, JSON escaping included.
+const MaxDefinitionLen = 32 << 10
+
+// Validate checks what can be checked without the agent's configuration.
+func (r DefineClusterRequest) Validate() error {
+	switch {
+	case strings.TrimSpace(r.Definition) == "":
+		return errors.New("definition is empty: give the cluster's clusters: entry (name, instances, settings)")
+	case len(r.Definition) > MaxDefinitionLen:
+		return fmt.Errorf("definition is %d bytes, more than %d", len(r.Definition), MaxDefinitionLen)
+	}
+	return nil
+}
+
 func (r AddInstanceRequest) Validate() error {
 	if err := CheckName("name", r.Name); err != nil {
 		return err

@@ -64,6 +64,12 @@ type Operator interface {
 	// (ErrNotFound when the history has no such operation, ErrConflict when
 	// it is acknowledged already) and returns it.
 	Ack(ctx context.Context, cluster, id string, req api.AckRequest) (api.Operation, error)
+	// DefineCluster adds a replication cluster at run time (ErrInvalid
+	// with the key named, ErrConflict when the name is taken);
+	// RemoveCluster takes out one added so (ErrNotFound otherwise,
+	// ErrConflict during an operation).
+	DefineCluster(ctx context.Context, req api.DefineClusterRequest) (api.DefinedCluster, error)
+	RemoveCluster(ctx context.Context, cluster string) (api.DefinedCluster, error)
 	// AddInstance adds an instance at run time; RemoveInstance takes one
 	// out. Both return the cluster.
 	AddInstance(ctx context.Context, cluster string, req api.AddInstanceRequest) (api.Cluster, error)

@@ -24,6 +24,8 @@ func FuzzRequests(f *testing.F) {
 		{"POST", "/v1/clusters/main/instances/db3/repoint"},
 		{"PUT", "/v1/clusters/main/config"},
 		{"POST", "/v1/clusters/main/instances"},
+		{"POST", "/v1/clusters"},
+		{"DELETE", "/v1/clusters/"},
 		{"POST", "/v1/members"},
 		{"DELETE", "/v1/members/"},
 		{"GET", "/v1/clusters/"},

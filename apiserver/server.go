@@ -233,6 +233,8 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodDelete, "/v1/clusters/{name}/instances/{instance}/maintenance", admin(s.handleEndMaintenance))
 	handle(http.MethodPost, "/v1/clusters/{name}/instances/{instance}/repoint", admin(s.handleRepoint))
 	handle(http.MethodGet, "/v1/clusters/{name}/config", read(s.handleSettings))
+	handle(http.MethodPost, "/v1/clusters", admin(s.handleDefineCluster))
+	handle(http.MethodDelete, "/v1/clusters/{name}", admin(s.handleRemoveCluster))
 	handle(http.MethodPost, "/v1/clusters/{name}/instances", admin(s.handleAddInstance))
 	handle(http.MethodDelete, "/v1/clusters/{name}/instances/{instance}", admin(s.handleRemoveInstance))
 	handle(http.MethodPut, "/v1/clusters/{name}/config", admin(s.handleEditSettings))
@@ -511,6 +513,25 @@ func (s *Server) handleAddInstance(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := s.cfg.Backend.AddInstance(r.Context(), name, req)
 	writeResult(w, http.StatusOK, c, err)
+}
+
+func (s *Server) handleDefineCluster(w http.ResponseWriter, r *http.Request) {
+	req, aerr := decodeBody[api.DefineClusterRequest](w, r, s.cfg.MaxBodyBytes)
+	if aerr != nil {
+		writeAPIError(w, aerr)
+		return
+	}
+	d, err := s.cfg.Backend.DefineCluster(r.Context(), req)
+	writeResult(w, http.StatusCreated, d, err)
+}
+
+func (s *Server) handleRemoveCluster(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r, "name", "cluster name")
+	if !ok {
+		return
+	}
+	d, err := s.cfg.Backend.RemoveCluster(r.Context(), name)
+	writeResult(w, http.StatusOK, d, err)
 }
 
 func (s *Server) handleRemoveInstance(w http.ResponseWriter, r *http.Request) {

@@ -159,6 +159,13 @@ func TestAuthorizationPerRoute(t *testing.T) {
 		{name: "settings", method: "GET", path: "/v1/clusters/main/config", okStatus: 200},
 		{name: "add instance", method: "POST", path: "/v1/clusters/main/instances", body: `{"name":"db4","address":"10.0.0.14:3306"}`, mutating: true, okStatus: 200},
 		{name: "remove instance", method: "DELETE", path: "/v1/clusters/main/instances/db3", mutating: true, okStatus: 200},
+		{name: "define cluster", method: "POST", path: "/v1/clusters", body: `{"definition":"name: shop\ninstances: [{name: x1, address: 10.0.1.1:3306}]\n"}`, mutating: true, okStatus: 201},
+		{name: "remove cluster", method: "DELETE", path: "/v1/clusters/shop", mutating: true, okStatus: 200,
+			setup: func(f *apiservertest.FakeBackend) {
+				if _, err := f.DefineCluster(context.Background(), api.DefineClusterRequest{Definition: "name: shop\n"}); err != nil {
+					t.Fatal(err)
+				}
+			}},
 		{name: "edit settings", method: "PUT", path: "/v1/clusters/main/config", body: `{"version":0,"set":"anti_flap_period: 10m"}`, mutating: true, okStatus: 200},
 		{name: "operation", method: "GET", path: "/v1/clusters/main/operations/op-0006", okStatus: 200},
 		{name: "members", method: "GET", path: "/v1/members", okStatus: 200},
@@ -313,6 +320,11 @@ func TestErrorAnswers(t *testing.T) {
 		{name: "maintenance of the primary", method: "POST", path: "/v1/clusters/main/instances/db1/maintenance", body: `{"reason":"r","for":"1h"}`, status: 409, code: api.CodeConflict, says: "switch over first"},
 		{name: "add instance without a port", method: "POST", path: "/v1/clusters/main/instances", body: `{"name":"db4","address":"10.0.0.14"}`, status: 400, code: api.CodeBadRequest, says: "not host:port"},
 		{name: "add an instance already there", method: "POST", path: "/v1/clusters/main/instances", body: `{"name":"db2","address":"10.0.0.14:3306"}`, status: 400, code: api.CodeBadRequest, says: "already an instance"},
+		{name: "define an empty cluster", method: "POST", path: "/v1/clusters", body: `{"definition":" "}`, status: 400, code: api.CodeBadRequest, says: "definition is empty"},
+		{name: "define a cluster with an unknown field", method: "POST", path: "/v1/clusters", body: `{"yaml":"name: x"}`, status: 400, code: api.CodeBadRequest, says: `"yaml"`},
+		{name: "define a cluster that exists", method: "POST", path: "/v1/clusters", body: `{"definition":"name: main\n"}`, status: 409, code: api.CodeConflict, says: "already exists"},
+		{name: "remove a regent.yaml cluster", method: "DELETE", path: "/v1/clusters/main", status: 400, code: api.CodeBadRequest, says: "remove it from regent.yaml"},
+		{name: "remove an unknown cluster", method: "DELETE", path: "/v1/clusters/nope", status: 404, code: api.CodeNotFound, says: "nope"},
 		{name: "remove the primary", method: "DELETE", path: "/v1/clusters/main/instances/db1", status: 409, code: api.CodeConflict, says: "switch over"},
 		{name: "remove an unknown instance", method: "DELETE", path: "/v1/clusters/main/instances/db9", status: 404, code: api.CodeNotFound, says: "db9"},
 		{name: "edit settings with nothing to change", method: "PUT", path: "/v1/clusters/main/config", body: `{"version":0}`, status: 400, code: api.CodeBadRequest, says: "nothing to change"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -494,6 +495,56 @@ func (f *FakeBackend) Rejoin(ctx context.Context, cluster string, req api.Rejoin
 		return api.Operation{}, err
 	}
 	return f.start(ctx, c, api.OpRejoin, req.Instance, []FakeStep{{Name: "change-source", Delay: time.Millisecond}}), nil
+}
+
+// definedName finds a definition's cluster name (the fake reads no more
+// of it).
+var definedName = regexp.MustCompile(`(?m)^\s*-?\s*name:\s*([A-Za-z0-9_.-]+)\s*$`)
+
+// DefineCluster implements apiserver.Operator: the cluster named by the
+// definition's name: line is listed at once, with no instances.
+func (f *FakeBackend) DefineCluster(ctx context.Context, req api.DefineClusterRequest) (api.DefinedCluster, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := definedName.FindStringSubmatch(req.Definition)
+	name := ""
+	if m != nil {
+		name = m[1]
+	}
+	if err := f.record(ctx, "DefineCluster", name); err != nil {
+		return api.DefinedCluster{}, err
+	}
+	if name == "" {
+		return api.DefinedCluster{}, fmt.Errorf("%w: cluster.name: missing (nothing was changed)", apiserver.ErrInvalid)
+	}
+	if _, ok := f.clusters[name]; ok {
+		return api.DefinedCluster{}, fmt.Errorf("%w: cluster %q already exists", apiserver.ErrConflict, name)
+	}
+	by, _ := apiserver.CallerFrom(ctx)
+	d := api.Defined{By: by.Name, At: f.now()}
+	f.clusters[name] = &api.Cluster{Name: name, Durability: "semi_sync", Defined: &d, ObservedBy: "a1", ObservedAt: d.At}
+	f.status.Clusters = append(f.status.Clusters, name)
+	return api.DefinedCluster{Name: name, Instances: []string{}, Defined: d}, nil
+}
+
+// RemoveCluster implements apiserver.Operator: only a cluster added by
+// DefineCluster can be removed.
+func (f *FakeBackend) RemoveCluster(ctx context.Context, cluster string) (api.DefinedCluster, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record(ctx, "RemoveCluster", cluster); err != nil {
+		return api.DefinedCluster{}, err
+	}
+	c, err := f.cluster(cluster)
+	if err != nil {
+		return api.DefinedCluster{}, err
+	}
+	if c.Defined == nil {
+		return api.DefinedCluster{}, fmt.Errorf("%w: cluster %s is in regent.yaml, not defined at run time: remove it from regent.yaml on every agent", apiserver.ErrInvalid, cluster)
+	}
+	delete(f.clusters, cluster)
+	f.status.Clusters = slices.DeleteFunc(f.status.Clusters, func(n string) bool { return n == cluster })
+	return api.DefinedCluster{Name: cluster, Instances: []string{}, Defined: *c.Defined}, nil
 }
 
 // AddInstance implements apiserver.Operator: the instance is listed as a

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -18,8 +19,8 @@ import (
 
 func (a *app) clusterCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "cluster show-config|edit-config|add|remove",
-		Short: "Show or change a cluster's settings and instances at run time",
+		Use:   "cluster show-config|edit-config|add|remove|create|delete",
+		Short: "Show or change clusters, their settings and instances at run time",
 		Long: `A cluster's failover settings come from regent.yaml; most of them can be
 changed while the agents run, through the replicated state: every agent
 applies the change over its regent.yaml at once, without a restart, and it
@@ -28,10 +29,12 @@ survives restarts and leader changes. The lease and probe timings
 semi_sync_wait_for stay in regent.yaml: agents applying them at different
 moments could break what they guarantee together. Replicas without an
 agent on their host can be added and removed at run time too (add,
-remove); instances with an agent, and routing, stay in regent.yaml
-(README "Changing settings at run time").`,
+remove); instances with an agent, and routing, stay in regent.yaml. A whole
+replication cluster whose hosts have no agent can be created and deleted at
+run time (create, delete) (README "Changing settings at run time").`,
 	}
-	cmd.AddCommand(a.showConfigCommand(), a.editConfigCommand(), a.addInstanceCommand(), a.removeInstanceCommand())
+	cmd.AddCommand(a.showConfigCommand(), a.editConfigCommand(), a.addInstanceCommand(), a.removeInstanceCommand(),
+		a.createClusterCommand(), a.deleteClusterCommand())
 	return cmd
 }
 
@@ -335,6 +338,109 @@ and stop that agent instead). Kept in the history with who removed it.`,
 				return a.printJSON(cl)
 			}
 			fmt.Fprintf(a.stdout, "%s removed from cluster %s\n", argv[0], name)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	return cmd
+}
+
+func (a *app) createClusterCommand() *cobra.Command {
+	var file string
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "create --file FILE [--yes]",
+		Short: "Add a replication cluster (no agent on its hosts) to every agent, without a restart",
+		Long: `Add a replication cluster at run time. FILE (- for standard input) holds
+its clusters: entry as in regent.yaml: name, instances, settings, routing;
+the proposal of "regentctl discover" is accepted once its agent keys are
+removed, since a cluster added at run time has no agent on its hosts (an
+agent's local instance is declared in its regent.yaml). Checked with the
+rules used at start: refused with the key named, and nothing changes.
+Every agent probes it within a second; the leader decides its first
+primary as for any new cluster. Kept in the replicated state with who
+added it: it survives agent restarts and leader changes.`,
+		Args: args(0, ""),
+		RunE: func(_ *cobra.Command, _ []string) error {
+			var b []byte
+			var err error
+			switch file {
+			case "":
+				return usageErr("give the cluster's definition with --file FILE (- for standard input)")
+			case "-":
+				b, err = io.ReadAll(a.stdin)
+			default:
+				b, err = os.ReadFile(file)
+			}
+			if err != nil {
+				return usageErr("--file: %v", err)
+			}
+			req := api.DefineClusterRequest{Definition: string(b)}
+			if err := req.Validate(); err != nil {
+				return usageErr("%v", err)
+			}
+			c, err := a.client()
+			if err != nil {
+				return classify(err)
+			}
+			w := a.progressWriter()
+			fmt.Fprintf(w, "Create this cluster on every agent:\n%s", req.Definition)
+			if !strings.HasSuffix(req.Definition, "\n") {
+				fmt.Fprintln(w)
+			}
+			if !yes && !a.confirm(w, "Create it?") {
+				return failed("nothing changed")
+			}
+			d, err := c.DefineCluster(a.ctx, req)
+			if err != nil {
+				return classify(err)
+			}
+			if a.json() {
+				return a.printJSON(d)
+			}
+			fmt.Fprintf(a.stdout, "cluster %s created (%s): every agent probes it within a second; see regentctl status --cluster %s\n",
+				d.Name, strings.Join(d.Instances, ", "), d.Name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&file, "file", "", "the cluster's regent.yaml entry (- for standard input)")
+	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	return cmd
+}
+
+func (a *app) deleteClusterCommand() *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "delete NAME [--yes]",
+		Short: "Remove a replication cluster created at run time, on every agent",
+		Long: `Remove NAME, a cluster created with "regentctl cluster create": every agent
+stops probing it, and its record and history leave the replicated state.
+Its servers are left as they are (replication, read_only). Refused for a
+cluster of regent.yaml (take it out of regent.yaml instead) and while an
+operation runs on it.`,
+		Args:              args(1, "NAME"),
+		ValidArgsFunction: a.completeClusters,
+		RunE: func(_ *cobra.Command, argv []string) error {
+			if err := api.CheckName("cluster", argv[0]); err != nil {
+				return usageErr("%v", err)
+			}
+			c, err := a.client()
+			if err != nil {
+				return classify(err)
+			}
+			w := a.progressWriter()
+			fmt.Fprintf(w, "Delete cluster %s on every agent: no longer probed or failed over; its history is dropped\n", argv[0])
+			if !yes && !a.confirm(w, "Delete it?") {
+				return failed("nothing changed")
+			}
+			d, err := c.RemoveCluster(a.ctx, argv[0])
+			if err != nil {
+				return classify(err)
+			}
+			if a.json() {
+				return a.printJSON(d)
+			}
+			fmt.Fprintf(a.stdout, "cluster %s deleted (it was created by %s at %s)\n", d.Name, orDash(d.By), d.At.UTC().Format(time.RFC3339))
 			return nil
 		},
 	}

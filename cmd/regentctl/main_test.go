@@ -343,6 +343,50 @@ func TestEditConfigShowsTheChangeAsksAndApplies(t *testing.T) {
 	}
 }
 
+// A whole cluster created and deleted at run time: the definition read
+// from a file or standard input, confirmed, refused when empty or for a
+// regent.yaml cluster; a declined deletion reaches no agent.
+func TestClusterCreateAndDelete(t *testing.T) {
+	fake, url := agentServer(t)
+	def := "name: shop\ninstances:\n  - {name: x1, address: 10.0.1.1:3306}\n"
+	file := filepath.Join(t.TempDir(), "shop.yaml")
+	if err := os.WriteFile(file, []byte(def), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := ctlIn(t, env(url), "n\n", "cluster", "create", "--file", file); r.code != exitFailed || !strings.Contains(r.stderr, "nothing changed") || !strings.Contains(r.stdout+r.stderr, "name: shop") {
+		t.Fatalf("create declined: %d %s", r.code, r.stderr)
+	}
+	r := ctlIn(t, env(url), "y\n", "cluster", "create", "--file", file)
+	if r.code != 0 || !strings.Contains(r.stdout, "cluster shop created") {
+		t.Fatalf("create: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := ctl(t, env(url), "status", "--cluster", "shop"); r.code != 0 || !strings.Contains(r.stdout, "Created at run time by") {
+		t.Fatalf("status of the new cluster: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := ctlIn(t, env(url), def, "cluster", "create", "--file", "-", "--yes"); r.code != exitFailed || !strings.Contains(r.stderr, "already exists") {
+		t.Fatalf("create again from stdin: %d %s", r.code, r.stderr)
+	}
+	if r := ctl(t, env(url), "cluster", "create", "--yes"); r.code != exitUsage || !strings.Contains(r.stderr, "--file FILE") {
+		t.Fatalf("create without a file: %d %s", r.code, r.stderr)
+	}
+	if r := ctl(t, env(url), "cluster", "delete", "main", "--yes"); r.code != exitUsage || !strings.Contains(r.stderr, "regent.yaml") {
+		t.Fatalf("delete a regent.yaml cluster: %d %s", r.code, r.stderr)
+	}
+	if r := ctlIn(t, env(url), "no\n", "cluster", "delete", "shop"); r.code != exitFailed {
+		t.Fatalf("delete declined: %d %s", r.code, r.stderr)
+	}
+	if r := ctlIn(t, env(url), "yes\n", "cluster", "delete", "shop"); r.code != 0 || !strings.Contains(r.stdout, "cluster shop deleted") {
+		t.Fatalf("delete: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	var methods []string
+	for _, c := range fake.Calls() {
+		methods = append(methods, c.Method)
+	}
+	if got := strings.Join(methods, " "); got != "DefineCluster DefineCluster RemoveCluster RemoveCluster" {
+		t.Fatalf("calls %s: declined commands must not reach the agent", got)
+	}
+}
+
 func TestClusterAddAndRemove(t *testing.T) {
 	fake, url := agentServer(t)
 	r := ctl(t, env(url), "cluster", "add", "db4", "--address", "10.0.0.14:3306", "--label", "zone=b", "--yes")

@@ -71,6 +71,9 @@ func (a *app) printCluster(cl api.Cluster) {
 		primary = "NONE"
 	}
 	fmt.Fprintf(w, "Cluster %s: primary %s, epoch %d, durability %s\n", cl.Name, primary, cl.Epoch, orDash(cl.Durability))
+	if d := cl.Defined; d != nil {
+		fmt.Fprintf(w, "Created at run time by %s %s (regentctl cluster create)\n", orDash(d.By), a.ago(&d.At))
+	}
 	if cl.Primary == "" {
 		fmt.Fprintln(w, "NO PRIMARY: the cluster accepts no writes.")
 	}
