@@ -77,6 +77,9 @@ instances:
 		if c, err := leader().Cluster(ctx, "shop"); err != nil || c.Defined == nil || c.Defined.By == "" {
 			t.Fatalf("shop's view: %+v, %v; want it marked as created at run time, with who", c.Defined, err)
 		}
+		if hs := h.clusterNamed("shop").History; len(hs) == 0 || hs[0].ID != "created" || !strings.Contains(hs[0].Trigger, "cluster create by") {
+			t.Fatalf("shop's history does not start with its creation: %+v", hs)
+		}
 		if _, err := leader().DefineCluster(ctx, api.DefineClusterRequest{Definition: def}); !errors.Is(err, apiserver.ErrConflict) {
 			t.Fatalf("defining shop twice: %v, want a conflict", err)
 		}

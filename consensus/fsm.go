@@ -143,6 +143,13 @@ func applyCommand(s *State, cmd Command) (*Cluster, error) {
 			return nil, fmt.Errorf("%w: cluster %q already exists", ErrConflict, c.Cluster)
 		}
 		cl := &Cluster{Name: c.Cluster, CreatedAt: c.At, Primary: c.Primary, Epoch: 1}
+		if d, ok := s.Defined[c.Cluster]; ok {
+			// A cluster created at run time starts its history with who
+			// created it (regentctl history).
+			appendHistory(cl, HistoryEntry{ID: "created", Kind: KindEditConfig, Trigger: "regentctl cluster create by " + orAPI(d.By),
+				StartedAt: d.At, EndedAt: c.At, EpochBefore: 1, EpochAfter: 1, Result: ResultSuccess,
+				Reason: TruncateDetail("cluster created at run time; first primary " + orNone(c.Primary)), Steps: []Step{}})
+		}
 		if s.Clusters == nil {
 			s.Clusters = make(map[string]*Cluster)
 		}
@@ -558,4 +565,18 @@ func defineCluster(s *State, c DefineCluster) error {
 	}
 	delete(s.Clusters, c.Cluster)
 	return nil
+}
+
+func orAPI(by string) string {
+	if by == "" {
+		return "api"
+	}
+	return by
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

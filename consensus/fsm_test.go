@@ -532,6 +532,16 @@ func TestApplyCommand(t *testing.T) {
 			},
 		},
 		{
+			name:  "init_cluster of a defined cluster starts its history with who created it",
+			setup: []Command{DefineCluster{Cluster: "c2", Definition: "name: c2\n", By: "alice", At: at(5)}},
+			cmd:   InitCluster{Cluster: "c2", Primary: "x1", At: at(6)},
+			want: func(s *State) {
+				s.Clusters = map[string]*Cluster{"c2": {Name: "c2", CreatedAt: at(6), Primary: "x1", Epoch: 1,
+					History: []HistoryEntry{{ID: "created", Kind: KindEditConfig, Trigger: "regentctl cluster create by alice", StartedAt: at(5), EndedAt: at(6),
+						EpochBefore: 1, EpochAfter: 1, Result: ResultSuccess, Reason: "cluster created at run time; first primary x1", Steps: []Step{}}}}}
+			},
+		},
+		{
 			name:    "define_cluster of a name defined already conflicts",
 			setup:   []Command{initC1, DefineCluster{Cluster: "c2", Definition: "name: c2\n", At: at(5)}},
 			cmd:     DefineCluster{Cluster: "c2", Definition: "name: c2\n", At: at(6)},
