@@ -62,6 +62,25 @@ func TestFollowerForwardsMutatingCallsToTheLeader(t *testing.T) {
 	}
 }
 
+// The settings are read on the leader: their version is what an edit is
+// checked against, and a follower may not have applied the last edit yet
+// (found by the e2e test: edit-config right after another got a 409).
+func TestSettingsAreReadOnTheLeader(t *testing.T) {
+	leader, follower, _, fts := twoAgents(t)
+	if _, err := leader.EditSettings(t.Context(), "main", api.EditSettingsRequest{Set: "anti_flap_period: 10m"}); err != nil {
+		t.Fatal(err)
+	}
+	a := call(t, fts, "GET", "/v1/clusters/main/config", readOnly, "")
+	var st api.ClusterSettings
+	if err := json.Unmarshal(a.body, &st); err != nil || a.status != 200 || a.header.Get("X-Regent-Agent") != "a1" {
+		t.Fatalf("settings through the follower: %d from %q: %s", a.status, a.header.Get("X-Regent-Agent"), a.body)
+	}
+	fst, _ := follower.Settings(t.Context(), "main")
+	if st.Version != 1 || fst.Version != 0 {
+		t.Fatalf("read version %d (the follower holds %d), want the leader's 1", st.Version, fst.Version)
+	}
+}
+
 func TestForwardedSwitchoverCanBeFollowedThroughTheFollower(t *testing.T) {
 	_, _, _, fts := twoAgents(t)
 	a := call(t, fts, "POST", "/v1/clusters/main/switchover", admin, `{"to":"db2"}`)

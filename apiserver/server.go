@@ -232,7 +232,10 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodPost, "/v1/clusters/{name}/instances/{instance}/maintenance", admin(s.handleStartMaintenance))
 	handle(http.MethodDelete, "/v1/clusters/{name}/instances/{instance}/maintenance", admin(s.handleEndMaintenance))
 	handle(http.MethodPost, "/v1/clusters/{name}/instances/{instance}/repoint", admin(s.handleRepoint))
-	handle(http.MethodGet, "/v1/clusters/{name}/config", read(s.handleSettings))
+	// The settings carry the version an edit is made against: read on the
+	// leader, which has applied every edit it accepted, so that an edit
+	// right after another does not meet a follower's older version (409).
+	handle(http.MethodGet, "/v1/clusters/{name}/config", s.require(RoleReadOnly, s.onLeader(http.HandlerFunc(s.handleSettings))))
 	handle(http.MethodPost, "/v1/clusters", admin(s.handleDefineCluster))
 	handle(http.MethodDelete, "/v1/clusters/{name}", admin(s.handleRemoveCluster))
 	handle(http.MethodPost, "/v1/clusters/{name}/instances", admin(s.handleAddInstance))
