@@ -57,8 +57,11 @@ type instanceFencer struct {
 
 func (f instanceFencer) ReadOnly(ctx context.Context) (bool, error) { return f.inst.ReadOnly(ctx) }
 
+// Fence fences the instance and, when a runner's fence step called it,
+// tells the runner when writes began to be held back (failover.WritesHeldFrom).
 func (f instanceFencer) Fence(ctx context.Context) error {
-	_, err := f.inst.Fence(ctx, topology.KillOptions{KeepUsers: f.keepUsers})
+	rep, err := f.inst.Fence(ctx, topology.KillOptions{KeepUsers: f.keepUsers})
+	failover.WritesHeldFrom(ctx, rep.HeldFrom)
 	return err
 }
 

@@ -152,8 +152,10 @@ type RunResult struct {
 	Started  time.Time
 	Duration time.Duration
 	// WriteBlocked is, for a switchover, the write-blocked window (README
-	// "Configuration", How a switchover runs): from the moment the runner
-	// began making the old primary read-only or unrouting it, to the moment
+	// "Configuration", How a switchover runs): from the moment the old
+	// primary began holding writes back (the fence's SET GLOBAL read_only,
+	// as the actuator reports it through WritesHeldFrom; else the start of
+	// the fence or of the unroute, whichever came first), to the moment
 	// writes were routed to the new primary — or, when the switchover was
 	// undone, to the moment the old primary took writes again (the run's end
 	// if it never did). Zero for other kinds and when writes were never

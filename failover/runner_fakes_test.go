@@ -141,6 +141,11 @@ type fakeActuator struct {
 	cost  time.Duration
 	sc    script
 
+	// heldAfter, when set, makes read-only on report writes held back
+	// that long after the call began (WritesHeldFrom), as the real fence
+	// does once it has listed and killed the sessions.
+	heldAfter time.Duration
+
 	mu        sync.Mutex
 	stoppedIO map[string]bool // IO threads stopped by a successful stop-io
 }
@@ -151,7 +156,12 @@ func (a *fakeActuator) act(ctx context.Context, format string, args ...any) erro
 
 func (a *fakeActuator) SetReadOnly(ctx context.Context, n string, on bool) error {
 	if on {
-		return a.act(ctx, "read-only on %s", n)
+		began := a.clock.Now()
+		err := a.act(ctx, "read-only on %s", n)
+		if a.heldAfter > 0 {
+			WritesHeldFrom(ctx, began.Add(a.heldAfter))
+		}
+		return err
 	}
 	return a.act(ctx, "read-only off %s", n)
 }

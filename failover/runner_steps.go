@@ -258,7 +258,48 @@ func (ru *run) markBlock() {
 	}
 }
 
-// waitUntil waits on the injected clock until t, or until ctx ends.
+// heldKey is the context key of the report WritesHeldFrom makes.
+type heldKey struct{}
+
+// WritesHeldFrom lets an Actuator say, from inside SetReadOnly(ctx, i,
+// true), when the instance began holding new writes back: the moment it sent
+// the statement that does (SET GLOBAL read_only). The fence step starts
+// there, not where writes stop: before it come the connection, the session
+// listing and the kills, and killed clients that reconnect meanwhile still
+// commit. A switchover's write-blocked window starts at the reported moment,
+// so that it measures what clients see (README "Configuration", *The window
+// clients see*). It must be called before SetReadOnly returns, on the
+// goroutine that runs it, with a time of the runner's clock; outside such a
+// call it does nothing.
+func WritesHeldFrom(ctx context.Context, t time.Time) {
+	if report, ok := ctx.Value(heldKey{}).(func(time.Time)); ok && !t.IsZero() {
+		report(t)
+	}
+}
+
+// heldReport is ctx carrying the report WritesHeldFrom makes, and a
+// function that returns the first moment reported (zero when none was).
+// The report is made before the call it was given to returns, on the
+// goroutine that runs it (WritesHeldFrom's contract): no lock.
+func heldReport(ctx context.Context) (context.Context, func() time.Time) {
+	var held time.Time
+	ctx = context.WithValue(ctx, heldKey{}, func(t time.Time) {
+		if held.IsZero() {
+			held = t
+		}
+	})
+	return ctx, func() time.Time { return held }
+}
+
+// moveBlock moves the window's start, set by markBlock before the fence, to
+// the moment the fence reported writes held back, when that is later and
+// the window has not ended.
+func (ru *run) moveBlock(held time.Time) {
+	if held.After(ru.blockStart) && ru.blockEnd.IsZero() && !ru.blockStart.IsZero() {
+		ru.blockStart = held
+	}
+}
+
 func (ru *run) waitUntil(ctx context.Context, t time.Time) error {
 	clock := ru.r.cfg.Clock
 	d := t.Sub(clock.Now())
@@ -315,7 +356,9 @@ func (ru *run) fenceOld(ctx context.Context, s Step, x *outcome) error {
 	}
 	ru.markBlock()
 	x.touched = []string{s.Instance}
-	err := a.SetReadOnly(ctx, s.Instance, true)
+	fctx, held := heldReport(ctx)
+	err := a.SetReadOnly(fctx, s.Instance, true)
+	ru.moveBlock(held())
 	if err == nil {
 		err = a.KillClientConnections(ctx, s.Instance)
 		if err == nil {

@@ -664,23 +664,24 @@ func TestRunnerSwitchover(t *testing.T) {
 		"act start-io db3",
 		"hooks failed",
 	}
+	succeeded := concat(start, []string{
+		"verify",
+		"store candidate db2",
+		"act promote db2 semisync=true",
+		"verify",
+		"router route db2 epoch=8",
+		"store commit db2 expect=7 gtid=p:1-100",
+		"act repoint db1 from db2 demote=true semisync=true",
+		"hooks post-switchover",
+		"store finish op-1 success",
+	})
 	cases := []runCase{
 		{
 			name:    "success: old primary demoted, write-blocked window from read-only to route",
 			before:  base(),
 			plan:    switchover,
 			outcome: OutcomeSuccess,
-			actions: concat(start, []string{
-				"verify",
-				"store candidate db2",
-				"act promote db2 semisync=true",
-				"verify",
-				"router route db2 epoch=8",
-				"store commit db2 expect=7 gtid=p:1-100",
-				"act repoint db1 from db2 demote=true semisync=true",
-				"hooks post-switchover",
-				"store finish op-1 success",
-			}),
+			actions: succeeded,
 			check: func(t *testing.T, r *rig, res RunResult) {
 				// read-only, kill, unroute, wait, promote, route: 6 actions
 				// of 5ms; the wait for transactions and db3's chaining came
@@ -698,6 +699,22 @@ func TestRunnerSwitchover(t *testing.T) {
 				if got := r.j.only("store anti-flap"); len(got) != 0 {
 					t.Errorf("a switchover started an anti-flap window: %v", got)
 				}
+			},
+		},
+		{
+			name:    "the fence says when writes were held back: the window starts there, not at the step's start",
+			before:  base(),
+			plan:    switchover,
+			setup:   func(r *rig) { r.act.heldAfter = 4 * ms },
+			outcome: OutcomeSuccess,
+			actions: succeeded,
+			check: func(t *testing.T, r *rig, res RunResult) {
+				// The 30ms of the case above less the 4ms the fence spent
+				// before its SET GLOBAL read_only (connecting, listing and
+				// killing the sessions, while killed clients could reconnect
+				// and commit).
+				check(t, "write-blocked window", 26*ms, res.WriteBlocked)
+				check(t, "blocked at", res.RoutedAt.Add(-26*ms), res.BlockedAt)
 			},
 		},
 		{

@@ -75,6 +75,9 @@ func (i *Instance) Fence(ctx context.Context, opts KillOptions) (KillReport, err
 		<-set.done
 		err = set.err
 		cancel()
+		if total.HeldFrom.IsZero() {
+			total.HeldFrom = set.sent
+		}
 		if err == nil {
 			if offline || f.IsMySQL() && i.offlineMode(ctx) {
 				if oerr := i.exec(ctx, "fence: offline_mode=OFF", "SET GLOBAL offline_mode=OFF"); oerr != nil {
@@ -122,6 +125,9 @@ type pendingSet struct {
 	id   uint64 // the connection's id, 0 if it never got one
 	done chan struct{}
 	err  error
+	// sent is when the SET was sent (zero if it never was): from then on
+	// the server holds new write statements back. Read after done.
+	sent time.Time
 }
 
 // startReadOnly starts SET GLOBAL read_only=ON (super_read_only on MySQL)
@@ -145,6 +151,9 @@ func (i *Instance) startReadOnly(ctx context.Context, f Flavor) *pendingSet {
 		defer close(s.done)
 		defer conn.Close()
 		for _, q := range f.readOnlySQL(true) {
+			if s.sent.IsZero() {
+				s.sent = time.Now()
+			}
 			if _, err := conn.ExecContext(ctx, q); err != nil {
 				s.err = i.wrap(op, fmt.Errorf("%s: %w", q, err))
 				return
@@ -253,6 +262,10 @@ type KillReport struct {
 	// NotKilled lists sessions the server refused to kill (MySQL: their user
 	// has SYSTEM_USER and Regent's does not).
 	NotKilled []string
+	// HeldFrom is, for Fence, when its first SET GLOBAL read_only was sent:
+	// the moment the server began holding new writes back. Killed clients
+	// that reconnect can still commit until then. Zero when no SET was sent.
+	HeldFrom time.Time
 }
 
 // Commands of server-internal and replication threads, in either flavour.

@@ -181,6 +181,58 @@ func TestProbeFields(t *testing.T) {
 	})
 }
 
+// The fence reports when it began holding writes back: the moment its SET
+// GLOBAL read_only was sent, after the kills. A killed client that
+// reconnects between its kill and that moment still commits, so a
+// switchover's write-blocked window (which starts at the reported moment)
+// must not start at the kill.
+func TestFenceSaysWhenWritesAreHeldBack(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		s := mysqltest.Start(t, k)
+		mysqltest.SetWritable(t, s, true)
+		mysqltest.EnsureTable(t, s)
+		admin := open(t, s)
+		app := openAs(t, s, mysqltest.AppUser, mysqltest.AppPassword)
+		ctx := ctxT(t, 30*time.Second)
+		if _, err := app.db.ExecContext(ctx, "INSERT INTO regent_test.writes (id) VALUES (1)"); err != nil {
+			t.Fatal(err)
+		}
+		var acked time.Time
+		var reconnectErr error
+		hook := func(uint64) {
+			if !acked.IsZero() || reconnectErr != nil {
+				return
+			}
+			// The application reconnects at once and writes.
+			again := openAs(t, s, mysqltest.AppUser, mysqltest.AppPassword)
+			if _, reconnectErr = again.db.ExecContext(ctx, "INSERT INTO regent_test.writes (id) VALUES (2)"); reconnectErr == nil {
+				acked = time.Now()
+			}
+		}
+		before := time.Now()
+		rep, err := admin.Fence(ctx, KillOptions{afterKill: hook})
+		after := time.Now()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Killed) == 0 {
+			t.Fatalf("the application session was not killed")
+		}
+		if reconnectErr != nil || acked.IsZero() {
+			t.Fatalf("a client reconnecting right after its kill could not commit (%v): the test no longer shows the window between kill and read_only", reconnectErr)
+		}
+		if rep.HeldFrom.IsZero() || rep.HeldFrom.Before(before) || rep.HeldFrom.After(after) {
+			t.Fatalf("HeldFrom %v, outside the fence's call [%v, %v]", rep.HeldFrom, before, after)
+		}
+		if !acked.Before(rep.HeldFrom) {
+			t.Fatalf("a write was acknowledged at %v, after the moment the fence reports writes held back (%v)", acked, rep.HeldFrom)
+		}
+		if _, err := app.db.ExecContext(ctx, "INSERT INTO regent_test.writes (id) VALUES (3)"); err == nil {
+			t.Fatalf("a write succeeded after the fence")
+		}
+	})
+}
+
 func TestReadOnlyStopsApplicationWrites(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
 		s := mysqltest.Start(t, k)
