@@ -280,14 +280,52 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
-			name: "its own agent reaches it, short of semi-sync replicas for longer than failure_timeout + lease_timeout: no veto",
+			// The soak again (01f6a39, MariaDB): both replicas reconnecting
+			// through the lossy link for over 5 s, each attempt's TCP and
+			// login handshakes retransmitted with back-off.
+			name: "its own agent reaches it, short of semi-sync replicas for 20s while both replicas keep connecting to it: veto",
 			b: base().down("db1", ClassTimeout, ago(3*time.Second)).lastReached("db1", ago(3*time.Second)).
-				progress("db2", ago(3*time.Second)).progress("db3", ago(3*time.Second)).heartbeats(500*ms).
+				io("db2", IOConnecting).io("db3", IOConnecting).
+				replica("db2", func(rs *ReplicaStatus) { rs.LastIOErrno, rs.LastIOError = 2013, "error reconnecting to master" }).
+				probeBy("a1", "db1", func(pr *Probe) {
+					*pr = healthyProbe(false)
+					pr.SemiSync.SourceClients, pr.SemiSync.ShortSince = 0, ago(20*time.Second)
+				}),
+			want: []probSum{{Code: UnreachablePrimary, Instances: []string{"db1"}}},
+			reasons: map[Code][]string{
+				UnreachablePrimary: {"it has lacked semi-sync replicas since 11:59:40.000, but replicas db2, db3 keep connecting to it, for less than 30s"},
+			},
+		},
+		{
+			name: "the same for longer than the reconnect bound (30s): no veto",
+			b: base().down("db1", ClassTimeout, ago(3*time.Second)).lastReached("db1", ago(3*time.Second)).
+				io("db2", IOConnecting).io("db3", IOConnecting).
+				probeBy("a1", "db1", func(pr *Probe) {
+					*pr = healthyProbe(false)
+					pr.SemiSync.SourceClients, pr.SemiSync.ShortSince = 0, ago(31*time.Second)
+				}),
+			want: []probSum{failoverTo("db2", "db1")},
+		},
+		{
+			name: "short of semi-sync replicas for 20s, one replica retrying but with a login error: not retrying, no veto",
+			b: base().down("db1", ClassTimeout, ago(3*time.Second)).lastReached("db1", ago(3*time.Second)).
+				io("db2", IOConnecting).io("db3", IONo).
+				replica("db2", func(rs *ReplicaStatus) { rs.LastIOErrno, rs.LastIOError = 1045, "Access denied for user 'repl'" }).
 				probeBy("a1", "db1", func(pr *Probe) {
 					*pr = healthyProbe(false)
 					pr.SemiSync.SourceClients, pr.SemiSync.ShortSince = 0, ago(20*time.Second)
 				}),
 			want: []probSum{failoverTo("db2", "db1")},
+		},
+		{
+			name: "short of semi-sync replicas for 20s, the only retrying replica retries another source: no veto",
+			b: base().down("db1", ClassTimeout, ago(3*time.Second)).lastReached("db1", ago(3*time.Second)).
+				io("db2", IONo).io("db3", IOConnecting).source("db3", "db2").
+				probeBy("a1", "db1", func(pr *Probe) {
+					*pr = healthyProbe(false)
+					pr.SemiSync.SourceClients, pr.SemiSync.ShortSince = 0, ago(20*time.Second)
+				}),
+			want: []probSum{failoverTo("db2", "db1"), {Code: ReplicaPointsElsewhere, Instances: []string{"db3"}, Target: "db3", Action: ActionRepoint, Actionable: true}},
 		},
 		{
 			name: "its own agent's latest probe of it is older than lease_timeout: no veto",

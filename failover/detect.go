@@ -339,6 +339,14 @@ func assessPrimary(v View, p Policy) primaryHealth {
 			h.condD = false
 			h.unmet = append(h.unmet, fmt.Sprintf("its own agent %s, which the leader hears, reached it at %s (by its %s); it has lacked semi-sync replicas only since %s, less than failure_timeout + lease_timeout (%v): its replicas are reconnecting, not gone",
 				a, stamp(pr.ObservedAt), via, stamp(pr.SemiSync.ShortSince), shortVeto(p)))
+		case cannotCommit(p, pr) && !pr.SemiSync.ShortSince.IsZero() && v.Now.Sub(pr.SemiSync.ShortSince) < reconnectVeto(p) && len(retryingTo(v, p, name)) > 0:
+			// Longer while replicas keep trying to connect to it: on a
+			// lossy link one attempt can take up to the replica's
+			// slave_net_timeout (the issue 10 soak: both replicas of a
+			// live MariaDB primary reconnecting at once for over 5 s).
+			h.condD = false
+			h.unmet = append(h.unmet, fmt.Sprintf("its own agent %s, which the leader hears, reached it at %s (by its %s); it has lacked semi-sync replicas since %s, but replicas %s keep connecting to it, for less than %v: the link to its replicas is failing, not the primary",
+				a, stamp(pr.ObservedAt), via, stamp(pr.SemiSync.ShortSince), strings.Join(retryingTo(v, p, name), ", "), reconnectVeto(p)))
 		case cannotCommit(p, pr):
 			h.ownView = fmt.Sprintf("its agent %s saw it at %s with %d semi-sync replica(s), fewer than it waits for", a, stamp(pr.ObservedAt), pr.SemiSync.SourceClients)
 			if !pr.SemiSync.ShortSince.IsZero() {
@@ -394,6 +402,47 @@ func assessPrimary(v View, p Policy) primaryHealth {
 // link, short enough that a primary cut off from its replicas alone still
 // fails over within seconds.
 func shortVeto(p Policy) time.Duration { return p.FailureTimeout + p.LeaseTimeout }
+
+// replicaReconnect is how long the veto of condition (d) may last while
+// replicas keep trying to connect to the primary: two of a replica's
+// connection attempts at the slave_net_timeout / replica_net_timeout of
+// 15 s that README "Detection" recommends (on a lossy link one attempt
+// can last that long: its TCP handshake and logins retransmitted with
+// growing back-off).
+const replicaReconnect = 30 * time.Second
+
+// reconnectVeto is the longer bound of condition (d)'s veto, for a primary
+// whose replicas keep trying to connect to it.
+func reconnectVeto(p Policy) time.Duration { return max(shortVeto(p), replicaReconnect) }
+
+// retryingTo lists the replicas whose freshest probe shows their IO thread
+// running (connected or connecting) with source as their source and no
+// error but a lost or refused connection's: replicas that are
+// (re)connecting to it. A stopped thread, or one that stopped on another
+// error (wrong password, purged binlogs), is not retrying.
+func retryingTo(v View, p Policy, source string) []string {
+	var out []string
+	for _, n := range v.names() {
+		if n == source {
+			continue
+		}
+		pr, _, ok := freshestOK(v, p, n)
+		if !ok || pr.Replica == nil {
+			continue
+		}
+		rs := pr.Replica
+		if rs.IOState != IOYes && rs.IOState != IOConnecting {
+			continue
+		}
+		if rs.LastIOError != "" && !reconnectError(rs.LastIOErrno, rs.LastIOError) {
+			continue
+		}
+		if src, ok := resolveSource(v, rs.Source); ok && src == source {
+			out = append(out, n)
+		}
+	}
+	return out
+}
 
 // cannotCommit reports whether a probe shows a primary that cannot commit:
 // under semi_sync, fewer semi-sync replicas connected than it waits for.
