@@ -106,6 +106,13 @@ type Raft interface {
 	VerifyLeader(ctx context.Context) error
 	State() consensus.State
 	StateAt() (consensus.State, uint64)
+	// Cluster, ClusterAt, Defined and MemberIDs read a part of the state
+	// without copying the rest: the loops of every cluster call them on
+	// every round, and their cost must not grow with the fleet.
+	Cluster(name string) (consensus.Cluster, bool)
+	ClusterAt(name string) (consensus.Cluster, uint64, bool)
+	Defined() map[string]consensus.Definition
+	MemberIDs() []string
 	AppliedIndex() uint64
 	LastQuorumContact() time.Time
 	// CaughtUp reports whether this node has applied every entry it knows
@@ -402,7 +409,7 @@ func (a *Agent) agentIDs() map[string]bool {
 	for _, p := range a.cfg.Raft.Peers {
 		ids[p.ID] = true
 	}
-	for id := range a.raft.State().Members {
+	for _, id := range a.raft.MemberIDs() {
 		ids[id] = true
 	}
 	return ids

@@ -315,7 +315,7 @@ func (c *clusterRT) LeaseHeld() bool {
 
 // state returns the replicated state of the cluster (nil before InitCluster).
 func (c *clusterRT) state() *consensus.Cluster {
-	st, ok := c.a.raft.State().Cluster(c.name)
+	st, ok := c.a.raft.Cluster(c.name)
 	if !ok {
 		return nil
 	}
@@ -324,8 +324,7 @@ func (c *clusterRT) state() *consensus.Cluster {
 
 // stateAt is state with the Raft index it reflects, read together.
 func (c *clusterRT) stateAt() (*consensus.Cluster, uint64) {
-	all, index := c.a.raft.StateAt()
-	st, ok := all.Cluster(c.name)
+	st, index, ok := c.a.raft.ClusterAt(c.name)
 	if !ok {
 		return nil, index
 	}

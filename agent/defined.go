@@ -46,7 +46,7 @@ func (a *Agent) definedLoop(ctx context.Context) {
 func (a *Agent) syncDefined(ctx context.Context) {
 	a.defineMu.Lock()
 	defer a.defineMu.Unlock()
-	defined := a.raft.State().Defined
+	defined := a.raft.Defined()
 	cur := a.rts()
 	next := maps.Clone(cur)
 	changed := false

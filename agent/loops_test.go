@@ -38,6 +38,11 @@ func (r *loopState) State() consensus.State {
 	return r.st.Clone()
 }
 
+func (r *loopState) Cluster(name string) (consensus.Cluster, bool) { return r.State().Cluster(name) }
+func (r *loopState) ClusterAt(name string) (consensus.Cluster, uint64, bool) {
+	return clusterAt(r.State(), name)
+}
+
 func (r *loopState) setPrimary(name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -33,15 +34,27 @@ type stateRaft struct {
 
 var _ Raft = (*stateRaft)(nil)
 
-func (r *stateRaft) SetVitals(func() consensus.Vitals)           {}
-func (r *stateRaft) PeerVitals() map[string]consensus.PeerVitals { return nil }
-func (r *stateRaft) CaughtUp() bool                              { return true }
-func (r *stateRaft) Restored() bool                              { return true }
-func (r *stateRaft) ID() string                                  { return r.id }
-func (r *stateRaft) IsLeader() bool                              { return true }
-func (r *stateRaft) State() consensus.State                      { return r.st.Clone() }
-func (r *stateRaft) StateAt() (consensus.State, uint64)          { return r.st.Clone(), 10 }
-func (r *stateRaft) LastQuorumContact() time.Time                { return r.now() }
+func (r *stateRaft) SetVitals(func() consensus.Vitals)             {}
+func (r *stateRaft) PeerVitals() map[string]consensus.PeerVitals   { return nil }
+func (r *stateRaft) CaughtUp() bool                                { return true }
+func (r *stateRaft) Restored() bool                                { return true }
+func (r *stateRaft) ID() string                                    { return r.id }
+func (r *stateRaft) IsLeader() bool                                { return true }
+func (r *stateRaft) State() consensus.State                        { return r.st.Clone() }
+func (r *stateRaft) StateAt() (consensus.State, uint64)            { return r.st.Clone(), 10 }
+func (r *stateRaft) Cluster(name string) (consensus.Cluster, bool) { return r.st.Cluster(name) }
+func (r *stateRaft) ClusterAt(name string) (consensus.Cluster, uint64, bool) {
+	return clusterAt(r.st, name)
+}
+func (r *stateRaft) Defined() map[string]consensus.Definition { return maps.Clone(r.st.Defined) }
+func (r *stateRaft) MemberIDs() []string                      { return slices.Sorted(maps.Keys(r.st.Members)) }
+
+// clusterAt is consensus.Node.ClusterAt over a fixed state, at index 10.
+func clusterAt(st consensus.State, name string) (consensus.Cluster, uint64, bool) {
+	c, ok := st.Cluster(name)
+	return c, 10, ok
+}
+func (r *stateRaft) LastQuorumContact() time.Time { return r.now() }
 func (r *stateRaft) PeerContacts() ([]consensus.PeerContact, error) {
 	var out []consensus.PeerContact
 	for id := range r.st.Members {

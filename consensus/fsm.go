@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -72,6 +73,34 @@ func (f *fsm) current() (State, uint64) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.state.Clone(), f.index
+}
+
+// cluster returns a copy of one cluster (Cluster.Clone: its history shared,
+// never changed in place) and the index it reflects, without copying the
+// others: what the agents read on every probe round and decision, whose
+// cost must not grow with the number of clusters (issue 15).
+func (f *fsm) cluster(name string) (Cluster, uint64, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	c, ok := f.state.Clusters[name]
+	if !ok {
+		return Cluster{}, f.index, false
+	}
+	return *c.Clone(), f.index, true
+}
+
+// defined returns a copy of the clusters defined at run time.
+func (f *fsm) defined() map[string]Definition {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return maps.Clone(f.state.Defined)
+}
+
+// memberIDs returns the ids of the member table.
+func (f *fsm) memberIDs() []string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return slices.Sorted(maps.Keys(f.state.Members))
 }
 
 // member returns one member's record (zero if absent) without copying the
@@ -373,15 +402,18 @@ func applyToCluster(cl *Cluster, cmd Command) error {
 		return nil
 
 	case AckOperation:
-		for i := range cl.History {
-			h := &cl.History[i]
+		for i, h := range cl.History {
 			if h.ID != c.OperationID {
 				continue
 			}
 			if h.Ack != nil {
 				return fmt.Errorf("%w: operation %s was acknowledged by %s at %s", ErrConflict, h.ID, h.Ack.By, h.Ack.At.UTC().Format(time.RFC3339))
 			}
-			h.Ack = &Ack{By: c.By, Comment: c.Comment, At: c.At}
+			// A new slice, not a change in place: copies of the cluster
+			// share the old one (Cluster.Clone).
+			hist := slices.Clone(cl.History)
+			hist[i].Ack = &Ack{By: c.By, Comment: c.Comment, At: c.At}
+			cl.History = hist
 			return nil
 		}
 		return fmt.Errorf("%w: no finished operation %q in the history of cluster %q", ErrNotFound, c.OperationID, cl.Name)
@@ -526,7 +558,9 @@ func finishOperation(cl *Cluster, id string, result Result, reason string, at ti
 	return nil
 }
 
-// appendHistory adds a finished entry, keeping the newest HistoryLimit.
+// appendHistory adds a finished entry, keeping the newest HistoryLimit. It
+// only writes past the end of the slice (or into a new one), so copies that
+// share the history (Cluster.Clone) never see it change.
 func appendHistory(cl *Cluster, e HistoryEntry) {
 	h := append(cl.History, e)
 	if len(h) > HistoryLimit {

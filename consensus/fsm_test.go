@@ -1032,3 +1032,92 @@ func diffJSON(want, got any) string {
 	}
 	return b.String()
 }
+
+// Copies of a cluster share its history with the state machine
+// (Cluster.Clone): neither an acknowledgement nor new entries applied after
+// the copy may reach it, and an append to the copy must not reach the state.
+func TestCopiesKeepTheirHistory(t *testing.T) {
+	f := newFSM(slog.New(slog.DiscardHandler))
+	f.state = build(t, initC1, beginOp1, stepOp1, commitOp1,
+		FinishOperation{Cluster: "c1", OperationID: "op1", Result: ResultSuccess, At: at(20)})
+	cp, _, ok := f.cluster("c1")
+	if !ok || len(cp.History) != 1 {
+		t.Fatalf("copy of c1: ok %v, history %+v", ok, cp.History)
+	}
+	for _, c := range []Command{
+		AckOperation{Cluster: "c1", OperationID: "op1", By: "alice", At: at(21)},
+		BeginOperation{Cluster: "c1", OperationID: "op2", Kind: KindSwitchover, ExpectEpoch: 2, At: at(30)},
+		FinishOperation{Cluster: "c1", OperationID: "op2", Result: ResultAborted, At: at(31)},
+	} {
+		if _, err := applyCommand(&f.state, c); err != nil {
+			t.Fatalf("%s: %v", c.Name(), err)
+		}
+	}
+	if len(cp.History) != 1 || cp.History[0].Ack != nil {
+		t.Fatalf("the copy's history changed after it was taken: %+v", cp.History)
+	}
+	now := f.state.Clusters["c1"].History
+	if len(now) != 2 || now[0].Ack == nil || now[0].Ack.By != "alice" {
+		t.Fatalf("the state's history: %+v", now)
+	}
+	cp.History = append(cp.History, HistoryEntry{ID: "mine"})
+	if _, err := applyCommand(&f.state, BeginOperation{Cluster: "c1", OperationID: "op3", Kind: KindSwitchover, ExpectEpoch: 2, At: at(40)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := applyCommand(&f.state, FinishOperation{Cluster: "c1", OperationID: "op3", Result: ResultAborted, At: at(41)}); err != nil {
+		t.Fatal(err)
+	}
+	if h := f.state.Clusters["c1"].History; len(h) != 3 || h[1].ID != "op2" || h[2].ID != "op3" || cp.History[1].ID != "mine" {
+		t.Fatalf("an append to the copy reached the state, or the state's reached the copy: state %v, copy %v", ids(h), ids(cp.History))
+	}
+}
+
+func ids(h []HistoryEntry) []string {
+	var out []string
+	for _, e := range h {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+// What the agents read on every round (one cluster, the definitions, the
+// member ids) costs the same whatever the number of other clusters and the
+// length of their histories (issue 15): counted in allocations, which do not
+// depend on the machine's speed.
+func TestPartialReadsDoNotGrowWithTheFleet(t *testing.T) {
+	withFleet := func(n int) *fsm {
+		f := newFSM(slog.New(slog.DiscardHandler))
+		f.state = build(t, initC1, SetMember{Member: Member{ID: "a1", RaftAddr: "10.0.0.1:7000"}})
+		for i := range HistoryLimit {
+			id := fmt.Sprintf("op%03d", i)
+			for _, c := range []Command{
+				BeginOperation{Cluster: "c1", OperationID: id, Kind: KindSwitchover, ExpectEpoch: 1, At: at(i)},
+				RecordStep{Cluster: "c1", OperationID: id, Step: Step{Name: "fence", Start: at(i), Result: StepOK}},
+				FinishOperation{Cluster: "c1", OperationID: id, Result: ResultAborted, At: at(i)},
+			} {
+				if _, err := applyCommand(&f.state, c); err != nil {
+					t.Fatalf("%s: %v", c.Name(), err)
+				}
+			}
+		}
+		for i := range n {
+			f.state.Clusters[fmt.Sprintf("other%04d", i)] = f.state.Clusters["c1"].Clone()
+		}
+		return f
+	}
+	small, large := withFleet(1), withFleet(1000)
+	for name, read := range map[string]func(f *fsm){
+		"cluster":    func(f *fsm) { _, _, _ = f.cluster("c1") },
+		"defined":    func(f *fsm) { _ = f.defined() },
+		"member ids": func(f *fsm) { _ = f.memberIDs() },
+	} {
+		a := testing.AllocsPerRun(20, func() { read(small) })
+		b := testing.AllocsPerRun(20, func() { read(large) })
+		if a != b || b > 10 {
+			t.Errorf("%s: %v allocations with 1 other cluster, %v with 1,000 (each with %d history entries): want the same, and few", name, a, b, HistoryLimit)
+		}
+	}
+	if got := len(large.state.Clusters["c1"].History); got != HistoryLimit {
+		t.Fatalf("the fleet's clusters hold %d history entries, want %d", got, HistoryLimit)
+	}
+}

@@ -590,8 +590,22 @@ func (n *Node) ReadState(ctx context.Context) (State, error) {
 	return n.State(), nil
 }
 
-// Cluster returns a copy of one replication cluster's state on this node.
-func (n *Node) Cluster(name string) (Cluster, bool) { return n.State().Cluster(name) }
+// Cluster returns a copy of one replication cluster's state on this node
+// (Cluster.Clone), without copying the others.
+func (n *Node) Cluster(name string) (Cluster, bool) {
+	c, _, ok := n.fsm.cluster(name)
+	return c, ok
+}
+
+// ClusterAt is Cluster with the Raft log index it reflects, read together
+// (see StateAt).
+func (n *Node) ClusterAt(name string) (Cluster, uint64, bool) { return n.fsm.cluster(name) }
+
+// Defined returns the clusters defined at run time (DefineCluster), by name.
+func (n *Node) Defined() map[string]Definition { return n.fsm.defined() }
+
+// MemberIDs returns the ids of the member table, sorted.
+func (n *Node) MemberIDs() []string { return n.fsm.memberIDs() }
 
 // Members returns the member table on this node, sorted by id.
 func (n *Node) Members() []Member { return n.State().MemberList() }

@@ -348,7 +348,9 @@ func (c *Cluster) InMaintenance(instance string, now time.Time) (Maintenance, bo
 	return m, true
 }
 
-// Clone returns a deep copy; nil stays nil.
+// Clone returns a copy that later changes to c do not reach: deep but for
+// the history, whose entries it shares and which no one may change; nil
+// stays nil.
 func (c *Cluster) Clone() *Cluster {
 	if c == nil {
 		return nil
@@ -390,17 +392,13 @@ func (c *Cluster) Clone() *Cluster {
 			out.Uncommitted[k] = v
 		}
 	}
-	if c.History != nil {
-		out.History = make([]HistoryEntry, len(c.History))
-		for i, h := range c.History {
-			out.History[i] = h
-			out.History[i].Steps = slices.Clone(h.Steps)
-			if h.Ack != nil {
-				a := *h.Ack
-				out.History[i].Ack = &a
-			}
-		}
-	}
+	// The history is shared, capped at its length so that an append to
+	// the copy reallocates: the state machine never changes an entry in
+	// place (it appends, or replaces the slice), so a copy's entries stay
+	// as they were, and whoever holds a copy must not change them either.
+	// Copying up to HistoryLimit entries, with their steps, on every read
+	// made each agent's reads grow with the history (issue 15).
+	out.History = c.History[:len(c.History):len(c.History)]
 	return &out
 }
 
