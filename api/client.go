@@ -226,10 +226,55 @@ func (c *Client) Cluster(ctx context.Context, name string) (Cluster, error) {
 // History calls GET /v1/clusters/{name}/history; limit 0 takes the
 // server's default.
 func (c *Client) History(ctx context.Context, cluster string, limit int) (History, error) {
+	return c.HistoryBefore(ctx, cluster, limit, "")
+}
+
+// HistoryBefore is History from the operation before the one with id
+// before (a page's Next); "" starts with the newest.
+func (c *Client) HistoryBefore(ctx context.Context, cluster string, limit int, before string) (History, error) {
 	var out History
-	p := clusterPath(cluster, "/history")
+	q := url.Values{}
 	if limit > 0 {
-		p += "?limit=" + strconv.Itoa(limit)
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if before != "" {
+		q.Set("before", before)
+	}
+	p := clusterPath(cluster, "/history")
+	if len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	err := c.do(ctx, http.MethodGet, p, nil, &out)
+	return out, err
+}
+
+// ClusterListOptions select a page of GET /v1/clusters.
+type ClusterListOptions struct {
+	// Limit is the page's size (0: the server's default).
+	Limit int
+	// After is the previous page's Next ("" for the first page).
+	After string
+	// ProblemsOnly keeps the clusters that need attention
+	// (Cluster.NeedsAttention).
+	ProblemsOnly bool
+}
+
+// Clusters calls GET /v1/clusters: one page.
+func (c *Client) Clusters(ctx context.Context, o ClusterListOptions) (ClusterList, error) {
+	var out ClusterList
+	q := url.Values{}
+	if o.Limit > 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	if o.After != "" {
+		q.Set("after", o.After)
+	}
+	if o.ProblemsOnly {
+		q.Set("problems_only", "true")
+	}
+	p := "/v1/clusters"
+	if len(q) > 0 {
+		p += "?" + q.Encode()
 	}
 	err := c.do(ctx, http.MethodGet, p, nil, &out)
 	return out, err

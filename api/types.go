@@ -502,7 +502,45 @@ type History struct {
 	Cluster string `json:"cluster"`
 	// Operations are the most recent operations, newest first.
 	Operations []Operation `json:"operations"`
+	// Next, when more (older) operations follow, is the id to pass as
+	// ?before= for the next page.
+	Next string `json:"next,omitempty"`
 }
+
+// ClusterList is a page of GET /v1/clusters: the replication clusters in
+// name order, each as GET /v1/clusters/{name} describes it.
+type ClusterList struct {
+	Clusters []Cluster `json:"clusters"`
+	// Next, when more clusters follow, is the name to pass as ?after= for
+	// the next page.
+	Next string `json:"next,omitempty"`
+	// Total counts every cluster, Scanned those this page looked at (with
+	// problems_only, more than it returned).
+	Total   int `json:"total"`
+	Scanned int `json:"scanned"`
+}
+
+// NeedsAttention reports whether a cluster is not simply healthy: no
+// primary, an operation running, paused, failovers not acknowledged,
+// semi-sync degraded, automatic failover not possible, or any problem
+// found. GET /v1/clusters?problems_only=true and regentctl status
+// --problems-only list only these.
+func (c Cluster) NeedsAttention() bool {
+	if c.Primary == "" || c.Operation != nil || c.Paused != nil || len(c.Unacknowledged) > 0 ||
+		c.SemiSyncDegraded != nil || !c.AutomaticFailover.Possible {
+		return true
+	}
+	for _, p := range c.Problems {
+		if p.Code != ProblemHealthy {
+			return true
+		}
+	}
+	return false
+}
+
+// ProblemHealthy is the analysis's "nothing else is wrong": a summary in
+// Problems, not a problem.
+const ProblemHealthy = "Healthy"
 
 // Step is one named step of an operation.
 type Step struct {

@@ -31,6 +31,7 @@ func FuzzRequests(f *testing.F) {
 		{"GET", "/v1/clusters/"},
 		{"GET", "/v1/clusters/main/history"},
 		{"GET", "/v1/clusters/main/operations/"},
+		{"GET", "/v1/clusters"},
 	}
 	for i := range targets {
 		f.Add(uint8(i), "", `{}`)
@@ -45,6 +46,7 @@ func FuzzRequests(f *testing.F) {
 	f.Add(uint8(7), "main%2F..", ``)
 	f.Add(uint8(8), "?limit=-1", ``)
 	f.Add(uint8(9), "op-0006?follow=2", ``)
+	f.Add(uint8(16), "?after=c1&limit=1&problems_only=1", ``)
 	f.Add(uint8(0), "", "\xef\xbb\xbf{}")
 	f.Add(uint8(0), "", `{"to":"db2"}{"to":"db3"}`)
 	f.Add(uint8(3), "", `[`)

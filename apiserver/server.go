@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,10 @@ const (
 	DefaultFollowMax       = 15 * time.Minute
 	DefaultMaxHops         = 2
 	DefaultPageHistory     = 10
+	// DefaultClusterPage and MaxClusterPage bound a page of GET
+	// /v1/clusters.
+	DefaultClusterPage = 100
+	MaxClusterPage     = 1000
 )
 
 // Config configures a Server.
@@ -218,6 +223,7 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodGet, "/{$}", page)
 
 	handle(http.MethodGet, "/v1/status", read(s.handleStatus))
+	handle(http.MethodGet, "/v1/clusters", read(s.handleClusters))
 	handle(http.MethodGet, "/v1/clusters/{name}", read(s.handleCluster))
 	handle(http.MethodGet, "/v1/clusters/{name}/history", read(s.handleHistory))
 	handle(http.MethodGet, "/v1/clusters/{name}/check", read(s.handleCheck))
@@ -322,30 +328,113 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 	writeResult(w, http.StatusOK, c, err)
 }
 
+// queryLimit reads ?limit, from 1 to most, def when absent; false after
+// answering 400.
+func queryLimit(w http.ResponseWriter, r *http.Request, def, most int) (int, bool) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > most {
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("limit must be a whole number from 1 to %d", most))
+		return 0, false
+	}
+	return n, true
+}
+
+// handleHistory answers a page of a cluster's history, newest first:
+// ?limit operations, from the one after ?before (a page's next).
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	name, ok := pathName(w, r, "name", "cluster name")
 	if !ok {
 		return
 	}
-	limit := DefaultHistoryLimit
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxHistoryLimit {
-			writeError(w, http.StatusBadRequest, api.CodeBadRequest,
-				fmt.Sprintf("limit must be a whole number from 1 to %d", MaxHistoryLimit))
-			return
-		}
-		limit = n
+	limit, ok := queryLimit(w, r, DefaultHistoryLimit, MaxHistoryLimit)
+	if !ok {
+		return
 	}
-	ops, err := s.cfg.Backend.History(r.Context(), name, limit)
+	// The backend keeps a bounded history (200 entries a cluster): read it
+	// whole and cut the page here.
+	ops, err := s.cfg.Backend.History(r.Context(), name, MaxHistoryLimit)
 	if err != nil {
 		writeAPIError(w, backendError(err))
 		return
 	}
-	if ops == nil {
-		ops = []api.Operation{}
+	if before := r.URL.Query().Get("before"); before != "" {
+		i := slices.IndexFunc(ops, func(o api.Operation) bool { return o.ID == before })
+		if i < 0 {
+			writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no operation %q in the history of cluster %q (it may have aged out of the newest %d): start again without before", before, name, len(ops)))
+			return
+		}
+		ops = ops[i+1:]
 	}
-	writeJSON(w, http.StatusOK, api.History{Cluster: name, Operations: ops})
+	out := api.History{Cluster: name, Operations: []api.Operation{}}
+	if len(ops) > limit {
+		ops = ops[:limit]
+		out.Next = ops[limit-1].ID
+	}
+	out.Operations = append(out.Operations, ops...)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleClusters answers a page of the replication clusters in name order,
+// each described as GET /v1/clusters/{name} does: ?limit clusters after
+// ?after (a page's next), only those that need attention with
+// ?problems_only=true. A fleet's status takes a few requests, not one per
+// cluster.
+func (s *Server) handleClusters(w http.ResponseWriter, r *http.Request) {
+	limit, ok := queryLimit(w, r, DefaultClusterPage, MaxClusterPage)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	problemsOnly := false
+	if v := q.Get("problems_only"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("problems_only must be true or false, not %q", v))
+			return
+		}
+		problemsOnly = b
+	}
+	after := q.Get("after")
+	if after != "" {
+		if err := api.CheckName("after", after); err != nil {
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
+			return
+		}
+	}
+	st, err := s.cfg.Backend.Status(r.Context())
+	if err != nil {
+		writeAPIError(w, backendError(err))
+		return
+	}
+	names := slices.Sorted(slices.Values(st.Clusters))
+	out := api.ClusterList{Clusters: []api.Cluster{}, Total: len(names)}
+	start, _ := slices.BinarySearch(names, after)
+	if after != "" && start < len(names) && names[start] == after {
+		start++
+	}
+	for i := start; i < len(names); i++ {
+		if len(out.Clusters) == limit {
+			out.Next = names[i-1] // the last one looked at
+			break
+		}
+		c, err := s.cfg.Backend.Cluster(r.Context(), names[i])
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted since the listing
+		}
+		if err != nil {
+			writeAPIError(w, backendError(err))
+			return
+		}
+		out.Scanned++
+		if !problemsOnly || c.NeedsAttention() {
+			out.Clusters = append(out.Clusters, c)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -155,6 +156,7 @@ func TestAuthorizationPerRoute(t *testing.T) {
 		{name: "status", method: "GET", path: "/v1/status", okStatus: 200},
 		{name: "cluster", method: "GET", path: "/v1/clusters/main", okStatus: 200},
 		{name: "history", method: "GET", path: "/v1/clusters/main/history?limit=5", okStatus: 200},
+		{name: "clusters", method: "GET", path: "/v1/clusters?limit=5&problems_only=true", okStatus: 200},
 		{name: "check", method: "GET", path: "/v1/clusters/main/check", okStatus: 200},
 		{name: "settings", method: "GET", path: "/v1/clusters/main/config", okStatus: 200},
 		{name: "add instance", method: "POST", path: "/v1/clusters/main/instances", body: `{"name":"db4","address":"10.0.0.14:3306"}`, mutating: true, okStatus: 200},
@@ -292,6 +294,10 @@ func TestErrorAnswers(t *testing.T) {
 		{name: "wrong method on status", method: "DELETE", path: "/v1/status", status: 405, code: api.CodeMethodNotAllowed, says: "GET"},
 		{name: "history limit not a number", method: "GET", path: "/v1/clusters/main/history?limit=ten", status: 400, code: api.CodeBadRequest, says: "limit"},
 		{name: "history limit too big", method: "GET", path: "/v1/clusters/main/history?limit=100000", status: 400, code: api.CodeBadRequest, says: "1000"},
+		{name: "history before an unknown operation", method: "GET", path: "/v1/clusters/main/history?before=op-9999", status: 404, code: api.CodeNotFound, says: "start again without before"},
+		{name: "clusters limit zero", method: "GET", path: "/v1/clusters?limit=0", status: 400, code: api.CodeBadRequest, says: "from 1 to 1000"},
+		{name: "clusters problems_only not a bool", method: "GET", path: "/v1/clusters?problems_only=some", status: 400, code: api.CodeBadRequest, says: "true or false"},
+		{name: "clusters after a bad name", method: "GET", path: "/v1/clusters?after=%3Cx%3E", status: 400, code: api.CodeBadRequest, says: "after"},
 		{name: "follow not a bool", method: "GET", path: "/v1/clusters/main/operations/op-0006?follow=maybe", status: 400, code: api.CodeBadRequest, says: "follow"},
 		{name: "unknown operation", method: "GET", path: "/v1/clusters/main/operations/op-9999", status: 404, code: api.CodeNotFound, says: "op-9999"},
 		{name: "bad JSON", method: "POST", path: "/v1/clusters/main/switchover", body: `{"to":`, status: 400, code: api.CodeBadRequest, says: "JSON"},
@@ -562,5 +568,96 @@ func TestHeadOnGetRoutes(t *testing.T) {
 	_, ts := newServer(t, fake, nil)
 	if a := call(t, ts, "HEAD", "/primary", "", ""); a.status != 200 {
 		t.Fatalf("HEAD /primary: %d", a.status)
+	}
+}
+
+// A fleet's clusters come a page at a time in name order, each page's next
+// leading to the following one, and problems_only keeps those that need
+// attention (api.Cluster.NeedsAttention).
+func TestClusterListPages(t *testing.T) {
+	fake := apiservertest.NewFakeBackend()
+	healthy := func(name string) api.Cluster {
+		return api.Cluster{Name: name, Primary: "db1", Epoch: 3, Durability: "semi_sync", AutomaticFailover: api.AutomaticFailover{Enabled: true, Possible: true}}
+	}
+	for _, n := range []string{"c1", "c2", "c3", "c4"} {
+		fake.SetCluster(healthy(n))
+	}
+	sick := healthy("c3")
+	sick.Primary = ""
+	fake.SetCluster(sick)
+	_, ts := newServer(t, fake, nil)
+	pages := func(query string) (names []string, scanned int) {
+		t.Helper()
+		after := ""
+		for range 10 {
+			a := call(t, ts, "GET", "/v1/clusters?"+query+"&after="+after, readOnly, "")
+			if a.status != 200 {
+				t.Fatalf("%s after %q: %d %s", query, after, a.status, a.body)
+			}
+			var page api.ClusterList
+			if err := json.Unmarshal(a.body, &page); err != nil {
+				t.Fatal(err)
+			}
+			if page.Total != 5 {
+				t.Fatalf("total %d, want 5", page.Total)
+			}
+			for _, c := range page.Clusters {
+				names = append(names, c.Name)
+			}
+			scanned += page.Scanned
+			if page.Next == "" {
+				return names, scanned
+			}
+			after = page.Next
+		}
+		t.Fatalf("%s: more than 10 pages: %v", query, names)
+		return nil, 0
+	}
+	all, scanned := pages("limit=2")
+	if want := []string{"c1", "c2", "c3", "c4", "main"}; !slices.Equal(all, want) || scanned != 5 {
+		t.Errorf("pages of 2: %v (%d scanned), want %v, each once", all, scanned, want)
+	}
+	// c3 has no primary; main (the fake's) has a lagging replica.
+	sickOnes, scanned := pages("limit=1&problems_only=true")
+	if want := []string{"c3", "main"}; !slices.Equal(sickOnes, want) || scanned != 5 {
+		t.Errorf("problems only: %v (%d scanned), want %v, each cluster looked at once", sickOnes, scanned, want)
+	}
+}
+
+// A history comes a page at a time, newest first, each page's next being
+// the before of the following one.
+func TestHistoryPages(t *testing.T) {
+	fake := apiservertest.NewFakeBackend()
+	var ops []api.Operation
+	for i := 9; i >= 1; i-- {
+		ops = append(ops, api.Operation{ID: fmt.Sprintf("op-%02d", i), Cluster: "main", Kind: "switchover", Result: api.ResultSuccess})
+	}
+	fake.SetHistory("main", ops)
+	_, ts := newServer(t, fake, nil)
+	var got []string
+	before := ""
+	for range 10 {
+		a := call(t, ts, "GET", "/v1/clusters/main/history?limit=4&before="+before, readOnly, "")
+		if a.status != 200 {
+			t.Fatalf("before %q: %d %s", before, a.status, a.body)
+		}
+		var h api.History
+		if err := json.Unmarshal(a.body, &h); err != nil {
+			t.Fatal(err)
+		}
+		if len(h.Operations) > 4 {
+			t.Fatalf("a page of %d operations, limit 4", len(h.Operations))
+		}
+		for _, o := range h.Operations {
+			got = append(got, o.ID)
+		}
+		if h.Next == "" {
+			break
+		}
+		before = h.Next
+	}
+	want := []string{"op-09", "op-08", "op-07", "op-06", "op-05", "op-04", "op-03", "op-02", "op-01"}
+	if !slices.Equal(got, want) {
+		t.Errorf("pages: %v, want %v", got, want)
 	}
 }

@@ -204,6 +204,13 @@ func (f *FakeBackend) SetCluster(c api.Cluster) {
 	}
 }
 
+// SetHistory replaces a cluster's finished operations, newest first.
+func (f *FakeBackend) SetHistory(cluster string, ops []api.Operation) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.history[cluster] = slices.Clone(ops)
+}
+
 // SetStatus replaces the Status answer (its Clusters are kept).
 func (f *FakeBackend) SetStatus(s api.Status) {
 	f.mu.Lock()

@@ -15,8 +15,9 @@ import (
 func (a *app) historyCommand() *cobra.Command {
 	var limit int
 	var steps bool
+	var before string
 	cmd := &cobra.Command{
-		Use:   "history [--limit N] [--steps]",
+		Use:   "history [--limit N] [--before ID] [--steps]",
 		Short: "List recent failovers, switchovers and rejoins, newest first, one line each",
 		Long: "List recent operations, newest first, one line each: when, kind, old -> new primary,\n" +
 			"epoch, result, how long it took and how long writes were blocked. Columns that do not\n" +
@@ -31,7 +32,7 @@ func (a *app) historyCommand() *cobra.Command {
 			if err != nil {
 				return classify(err)
 			}
-			h, err := c.History(a.ctx, name, limit)
+			h, err := c.HistoryBefore(a.ctx, name, limit, before)
 			if err != nil {
 				return classify(err)
 			}
@@ -40,6 +41,9 @@ func (a *app) historyCommand() *cobra.Command {
 			}
 			width := a.width()
 			renderHistory(a.stdout, h, width, a.now())
+			if h.Next != "" {
+				fmt.Fprintf(a.stdout, "older operations: regentctl history --before %s\n", h.Next)
+			}
 			if steps {
 				for _, op := range h.Operations {
 					fmt.Fprintln(a.stdout)
@@ -50,6 +54,7 @@ func (a *app) historyCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many operations to show")
+	cmd.Flags().StringVar(&before, "before", "", "start with the operation before this id (the last line of a page gives it)")
 	cmd.Flags().BoolVar(&steps, "steps", false, "after the list, show each operation whole, as history show does")
 	cmd.AddCommand(a.historyShowCommand())
 	return cmd

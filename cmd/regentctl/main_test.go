@@ -698,3 +698,51 @@ func TestTLSWithCAFile(t *testing.T) {
 		t.Fatalf("--insecure-skip-verify: %d %s", r.code, r.stderr)
 	}
 }
+
+// status --problems-only leaves the healthy clusters out and says how
+// many.
+func TestStatusProblemsOnly(t *testing.T) {
+	fake, url := agentServer(t)
+	for _, n := range []string{"shop", "billing"} {
+		fake.SetCluster(api.Cluster{Name: n, Primary: n + "-db1", Epoch: 2, Durability: "semi_sync",
+			AutomaticFailover: api.AutomaticFailover{Enabled: true, Possible: true},
+			Problems:          []api.Problem{{Code: api.ProblemHealthy, Description: "nothing is wrong"}}})
+	}
+	r := ctl(t, env(url), "status")
+	for _, n := range []string{"Cluster main:", "Cluster shop:", "Cluster billing:"} {
+		if r.code != exitOK || !strings.Contains(r.stdout, n) {
+			t.Fatalf("status lacks %q (exit %d)", n, r.code)
+		}
+	}
+	r = ctl(t, env(url), "status", "--problems-only")
+	if r.code != exitOK || !strings.Contains(r.stdout, "Cluster main:") || strings.Contains(r.stdout, "Cluster shop:") ||
+		strings.Contains(r.stdout, "Cluster billing:") || !strings.Contains(r.stdout, "1 of 3 cluster(s) need attention") {
+		t.Fatalf("status --problems-only: exit %d\n%s", r.code, r.stdout)
+	}
+}
+
+// history pages: --limit operations, and the last line names the --before
+// of the next page.
+func TestHistoryBefore(t *testing.T) {
+	fake, url := agentServer(t)
+	var ops []api.Operation
+	for i := 5; i >= 1; i-- {
+		ops = append(ops, api.Operation{ID: fmt.Sprintf("op-00%d", i), Cluster: "main", Kind: "switchover", Result: api.ResultSuccess, OldPrimary: "db1", NewPrimary: "db2"})
+	}
+	fake.SetHistory("main", ops)
+	r := ctl(t, env(url), "history", "--limit", "2")
+	if r.code != exitOK || !strings.Contains(r.stdout, "op-005") || strings.Contains(r.stdout, "op-003") || !strings.Contains(r.stdout, "regentctl history --before op-004") {
+		t.Fatalf("first page:\n%s", r.stdout)
+	}
+	r = ctl(t, env(url), "history", "--limit", "2", "--before", "op-004")
+	if r.code != exitOK || !strings.Contains(r.stdout, "op-003") || !strings.Contains(r.stdout, "op-002") || strings.Contains(r.stdout, "op-004") {
+		t.Fatalf("second page:\n%s", r.stdout)
+	}
+	r = ctl(t, env(url), "history", "--before", "op-404")
+	if r.code != exitUsage {
+		t.Fatalf("--before an unknown id: exit %d, want %d (not found)", r.code, exitUsage)
+	}
+	if !strings.Contains(r.stderr, "start again without before") {
+		t.Errorf("--before an unknown id: stderr %q", r.stderr)
+	}
+}

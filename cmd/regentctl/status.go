@@ -17,19 +17,28 @@ type statusOutput struct {
 }
 
 func (a *app) statusCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "status",
+	var problemsOnly bool
+	cmd := &cobra.Command{
+		Use:   "status [--problems-only]",
 		Short: "Show each replication cluster's topology, problems, and the Regent agents",
 		Long: `Show, for each replication cluster (or only --cluster), the primary, the
 epoch, whether automatic failover is possible and if not why, a table of
 instances (role, state, lag, read_only, GTID summary, reachability from each
-agent) and the problems found; then the Regent agents and their Raft leader.`,
+agent) and the problems found; then the Regent agents and their Raft leader.
+--problems-only leaves out the clusters that are simply healthy (a primary,
+no operation, not paused, nothing to acknowledge, automatic failover
+possible, no problem) and says how many it left out.`,
 		Args: args(0, ""),
-		RunE: func(*cobra.Command, []string) error { return classify(a.status()) },
+		RunE: func(*cobra.Command, []string) error { return classify(a.status(problemsOnly)) },
 	}
+	cmd.Flags().BoolVar(&problemsOnly, "problems-only", false, "show only the clusters that need attention")
+	return cmd
 }
 
-func (a *app) status() error {
+// statusPage is how many clusters status asks for at a time.
+const statusPage = 200
+
+func (a *app) status(problemsOnly bool) error {
 	c, err := a.client()
 	if err != nil {
 		return err
@@ -38,20 +47,35 @@ func (a *app) status() error {
 	if err != nil {
 		return err
 	}
-	names := st.Clusters
+	out := statusOutput{Status: st, Clusters: []api.Cluster{}}
+	total := len(st.Clusters)
 	if n := first(a.cluster, a.env(envCluster)); n != "" {
 		if err := api.CheckName("--cluster", n); err != nil {
 			return usageErr("%v", err)
 		}
-		names = []string{n}
-	}
-	out := statusOutput{Status: st, Clusters: []api.Cluster{}}
-	for _, n := range names {
 		cl, err := c.Cluster(a.ctx, n)
 		if err != nil {
 			return err
 		}
-		out.Clusters = append(out.Clusters, cl)
+		total = 1
+		if !problemsOnly || cl.NeedsAttention() {
+			out.Clusters = append(out.Clusters, cl)
+		}
+	} else {
+		// A page at a time: a fleet of clusters is a few requests.
+		opts := api.ClusterListOptions{Limit: statusPage, ProblemsOnly: problemsOnly}
+		for {
+			page, err := c.Clusters(a.ctx, opts)
+			if err != nil {
+				return err
+			}
+			out.Clusters = append(out.Clusters, page.Clusters...)
+			total = page.Total
+			if page.Next == "" {
+				break
+			}
+			opts.After = page.Next
+		}
 	}
 	if a.json() {
 		return a.printJSON(out)
@@ -59,6 +83,9 @@ func (a *app) status() error {
 	for _, cl := range out.Clusters {
 		a.printCluster(cl)
 		fmt.Fprintln(a.stdout)
+	}
+	if problemsOnly {
+		fmt.Fprintf(a.stdout, "%d of %d cluster(s) need attention; the others are healthy (left out by --problems-only)\n\n", len(out.Clusters), total)
 	}
 	a.printMembers(st.LeaderID, st.Members, &st)
 	return nil
@@ -131,7 +158,7 @@ func (a *app) printCluster(cl api.Cluster) {
 	fmt.Fprintln(w)
 	var problems []api.Problem
 	for _, p := range cl.Problems {
-		if p.Code != healthyCode {
+		if p.Code != api.ProblemHealthy {
 			problems = append(problems, p)
 		}
 	}
@@ -148,10 +175,6 @@ func (a *app) printCluster(cl api.Cluster) {
 var statusColumns = []column{
 	{"INSTANCE", 0}, {"ROLE", 0}, {"STATE", 0}, {"LAG", 3}, {"READ_ONLY", 2}, {"GTID", 1}, {"REACHABLE", 4},
 }
-
-// healthyCode is the analysis's "nothing else is wrong": a summary, not a
-// problem to list.
-const healthyCode = "Healthy"
 
 // instanceState sums up an instance's health in a few words; an instance in
 // maintenance says so first (who, why and until when are in its problem).
