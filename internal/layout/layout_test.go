@@ -36,6 +36,7 @@ var imports = map[string][]string{
 
 	// Test helpers, imported only by tests.
 	"topology/mysqltest":      {},
+	"topology/mysqlsim":       {}, // the emulated fleet (issue 15)
 	"proxyhook/haproxytest":   {"internal/freeport"},
 	"proxyhook/proxysqltest":  {},
 	"apiserver/apiservertest": {"api", "apiserver"},
