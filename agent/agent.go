@@ -151,6 +151,9 @@ type Agent struct {
 	received map[string]receivedReport // latest report per agent
 	sending  map[string]bool           // a delivery to this agent is in flight
 	kick     chan struct{}             // wakes the leader loop
+	// slots bounds the automatic operations running at once
+	// (max_parallel_operations): one token per running operation.
+	slots chan struct{}
 	// leaderGen grows each time this agent starts leading (after its
 	// Barrier): clusters reconcile their routes on a new generation.
 	leaderGen atomic.Uint64
@@ -187,7 +190,8 @@ func New(cfg config.Config, secrets Secrets, raft Raft, transport Transport, dep
 		deps.Clock = clock{}
 	}
 	a := &Agent{id: cfg.NodeID, cfg: cfg, raft: raft, transport: transport, log: log, deps: deps,
-		secrets: secrets, received: map[string]receivedReport{}, sending: map[string]bool{}, kick: make(chan struct{}, 1)}
+		secrets: secrets, received: map[string]receivedReport{}, sending: map[string]bool{}, kick: make(chan struct{}, 1),
+		slots: make(chan struct{}, cfg.ParallelOperations())}
 	tlsCfg, err := mysqlTLS(cfg)
 	if err != nil {
 		return nil, err

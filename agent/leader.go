@@ -380,6 +380,14 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 			c.setBackoff(key, now.Add(failover.RetryAfter(pol, failover.RetryPlanRefused)))
 			continue
 		}
+		// A slot of max_parallel_operations, held for the run.
+		select {
+		case c.a.slots <- struct{}{}:
+		default:
+			c.log.Info("operation deferred: as many automatic operations run as max_parallel_operations allows; the next evaluation tries again",
+				logProblem, p.Code, "plan", plan.Kind, "max_parallel_operations", cap(c.a.slots))
+			return
+		}
 		c.log.Warn("acting on problem", logProblem, p.Code, "description", p.Description, "instances", p.Instances, "plan", plan.Kind)
 		if plan.Kind == failover.OpFailover && c.a.deps.OnDetect != nil {
 			if at := firstEvidence(v, v.State.Primary); !at.IsZero() {
@@ -387,6 +395,7 @@ func (c *clusterRT) evaluate(ctx context.Context) {
 			}
 		}
 		res, err := c.run(ctx, v, plan, "", "regent (automatic)")
+		<-c.a.slots
 		if err != nil {
 			c.log.Error("operation failed", logProblem, p.Code, logOp, res.OperationID, logErr, err)
 			c.setBackoff(key, c.now().Add(failover.RetryAfter(pol, failover.RetryRunFailed)))

@@ -48,6 +48,25 @@ type Config struct {
 	MySQL    MySQLConfig     `yaml:"mysql"`
 	Clusters []ClusterConfig `yaml:"clusters"`
 	Log      LogConfig       `yaml:"log"`
+
+	// MaxParallelOperations bounds the automatic operations (failovers,
+	// rejoins, repoints, ...) the leader runs at once across all clusters:
+	// a correlated failure (a rack lost: dozens of primaries at once) is
+	// handled by concurrent failovers without swamping the agents and the
+	// network. Operators' requests are never held back by it. 0 or absent:
+	// DefaultMaxParallelOperations.
+	MaxParallelOperations int `yaml:"max_parallel_operations"`
+}
+
+// DefaultMaxParallelOperations is max_parallel_operations when absent.
+const DefaultMaxParallelOperations = 32
+
+// ParallelOperations is max_parallel_operations with its default.
+func (c Config) ParallelOperations() int {
+	if c.MaxParallelOperations > 0 {
+		return c.MaxParallelOperations
+	}
+	return DefaultMaxParallelOperations
 }
 
 // RaftConfig is the Raft side of the agent.
@@ -301,6 +320,7 @@ func (c Config) Validate() error {
 	c.validateMySQL(&v)
 	c.validateClusters(&v, peers)
 	c.validateLog(&v)
+	v.check(c.MaxParallelOperations >= 0, "max_parallel_operations", "is %d; want 1 or more (absent: %d)", c.MaxParallelOperations, DefaultMaxParallelOperations)
 	return errors.Join(v.errs...)
 }
 

@@ -86,6 +86,8 @@ func TestParseConfig(t *testing.T) {
 		{"inline password refused", func(y, _ string) string {
 			return strings.Replace(y, "  user: regent", "  user: regent\n  password: hunter2", 1)
 		}, `unknown key "password"`},
+		{"max_parallel_operations set", func(y, _ string) string { return y + "max_parallel_operations: 4\n" }, ""},
+		{"max_parallel_operations negative", func(y, _ string) string { return y + "max_parallel_operations: -1\n" }, "max_parallel_operations: is -1; want 1 or more (absent: 32)"},
 		{"bad node id", func(y, _ string) string { return strings.Replace(y, "node_id: a1", "node_id: \"a 1\"", 1) }, "node_id"},
 		{"node not among peers", func(y, _ string) string { return strings.Replace(y, "node_id: a1", "node_id: a9", 1) }, "not among the peers"},
 		{"two voters", func(y, _ string) string {

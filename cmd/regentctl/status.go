@@ -48,7 +48,7 @@ func (a *app) status(problemsOnly bool) error {
 		return err
 	}
 	out := statusOutput{Status: st, Clusters: []api.Cluster{}}
-	total := len(st.Clusters)
+	var total int
 	if n := first(a.cluster, a.env(envCluster)); n != "" {
 		if err := api.CheckName("--cluster", n); err != nil {
 			return usageErr("%v", err)

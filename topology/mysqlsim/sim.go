@@ -503,3 +503,17 @@ func boolVar(v string) bool {
 	}
 	return false
 }
+
+// Source is the address the server replicates from ("" when none).
+func (s *Server) Source() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rep.sourceAddr()
+}
+
+// ReadOnly reports read_only.
+func (s *Server) ReadOnly() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return boolVar(s.vars["read_only"])
+}
