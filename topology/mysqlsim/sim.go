@@ -325,7 +325,7 @@ func (s *Server) waitThawed() {
 }
 
 // Stop is kill -9: the listener and every connection close, and
-// connections are refused until Start.
+// connections are refused until Restart.
 func (s *Server) Stop() {
 	s.mu.Lock()
 	if !s.up {
