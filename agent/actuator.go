@@ -32,8 +32,12 @@ type actuator struct {
 // losslessSource is the semi-sync source configuration of durability:
 // semi_sync (docs/safety.md): AFTER_SYNC, wait_no_slave/wait_no_replica ON,
 // the wait count, and a timeout so long the server never falls back alone.
-func (a *actuator) losslessSource() topology.SemiSyncConfig {
-	return topology.SemiSyncConfig{Source: true, Lossless: true, WaitCount: a.semiWaitFor}
+func (a *actuator) losslessSource() topology.SemiSyncConfig { return losslessSource(a.semiWaitFor) }
+
+// losslessSource is the lossless source configuration waiting for waitFor
+// acknowledgements.
+func losslessSource(waitFor int) topology.SemiSyncConfig {
+	return topology.SemiSyncConfig{Source: true, Lossless: true, WaitCount: waitFor}
 }
 
 // replicationAuth is what a repointed replica logs in to its source with.

@@ -453,6 +453,54 @@ func TestOldPrimaryRejoinsOrIsQuarantined(t *testing.T) {
 	}
 }
 
+// Found by the chaos campaign (seed 20262851, MariaDB): the primary's
+// mysqld was killed and came back within a second and a half, read-only and
+// with its semi-sync source side off (SET GLOBAL does not survive a
+// restart). The leader's restore-writes gave it its writes back 200 ms
+// before the SemiSyncNotEnforced repair made it lossless again, and
+// meanwhile it acknowledged 29 commits that no replica held: a failover
+// that followed lost them. Here both replicas are down, so no commit
+// acknowledged after the restart can be held by anyone but p: none may be
+// acknowledged. Restore-writes makes the source side lossless first.
+func TestRestartedPrimaryGetsItsWritesBackLosslessly(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k, func(c *config.Config) {
+			c.Clusters[0].Durability = "semi_sync"
+			// Commits wait for a replica for as long as it takes: the
+			// leader never decides a fallback in the middle of the test.
+			c.Clusters[0].SemiSyncFallback = 0
+		})
+		h.waitRecorded()
+		h.waitLossless(k)
+		p := h.db.Primary
+		for _, r := range h.db.Replicas {
+			r.Kill(t)
+		}
+		p.Kill(t)
+		w := mysqltest.NewWriter(p.Addr(), k, 1000000, 2*time.Millisecond)
+		w.Start(context.Background())
+		defer w.Stop()
+		p.Restart(t)
+		// restore-writes, which the history does not record (it changes
+		// no epoch), gives the writes back.
+		v := semiSyncVar(k)
+		h.eventually("p writable and lossless", 30*time.Second, func() (bool, string) {
+			ro, on, to := p.QueryString(t, "SELECT @@read_only"), p.QueryString(t, "SELECT @@"+v+"_enabled"), p.QueryString(t, "SELECT @@"+v+"_timeout")
+			return ro == "0" && on == "1" && to == "4294967295", fmt.Sprintf("read_only=%s enabled=%s timeout=%s", ro, on, to)
+		})
+		if acked := w.Acked(); len(acked) > 0 {
+			n, _, last := w.Failed()
+			t.Fatalf("%d commits acknowledged by the restarted primary with no replica to hold them (first id %d; %d attempts failed, the last with %v)", len(acked), acked[0], n, last)
+		}
+		// The writes were given back: a commit reaches the server and waits
+		// for a replica there, it is not refused as read-only.
+		h.eventually("a commit waiting for a semi-sync acknowledgement", 10*time.Second, func() (bool, string) {
+			n := p.QueryString(t, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '"+mysqltest.AppUser+"' AND STATE LIKE '%semi-sync%'")
+			return n == "1", n + " sessions waiting"
+		})
+	})
+}
+
 // failOverFromP writes a row that every replica receives, then (errant)
 // one that none receives (asynchronous replication: the failover loses it,
 // and it is errant when p comes back), kills p and waits for the automatic

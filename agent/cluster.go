@@ -149,7 +149,7 @@ func newClusterRT(a *Agent, cc config.ClusterConfig, secrets Secrets, tlsCfg *tl
 		}
 		c.fenceInst = fi
 		c.lease = &leaseKeeper{policy: c.policy, local: c.local, clock: c.clock, log: c.log,
-			contact: a.raft.LastQuorumContact, caughtUp: a.raft.CaughtUp, leads: a.raft.IsLeader, state: c.state,
+			contact: a.raft.LastQuorumContact, caughtUp: a.raft.CaughtUp, leads: a.raft.IsLeader, state: c.state, effective: c.pol,
 			fencer:  instanceFencer{inst: fi, keepUsers: []string{a.cfg.MySQL.ReplicationUser}, pid: func() int { return int(c.watchedPID.Load()) }},
 			changed: c.notify,
 			fenced: func(ctx context.Context, why string) {

@@ -29,8 +29,10 @@ type localFencer interface {
 	// no commit can wait for a semi-sync acknowledgement (a SHUTDOWN
 	// completes those and, on MySQL, tells their clients OK).
 	Shutdown(ctx context.Context) error
-	// Unfence gives the writes back (read_only and super_read_only OFF).
-	Unfence(ctx context.Context) error
+	// Unfence gives the writes back (read_only and super_read_only OFF),
+	// after configuring the semi-sync source side as source when it is not
+	// nil (failover's losslessWrites rule).
+	Unfence(ctx context.Context, source *topology.SemiSyncConfig) error
 	// SemiSyncWaits reports whether commits may be waiting for a
 	// semi-sync acknowledgement (the source side is on and active), and
 	// which sessions the fence did not kill run a statement ("" when none):
@@ -78,7 +80,14 @@ func (f instanceFencer) Kill(ctx context.Context) error {
 	return killProcess(ctx, pid)
 }
 
-func (f instanceFencer) Unfence(ctx context.Context) error { return f.inst.SetReadOnly(ctx, false) }
+func (f instanceFencer) Unfence(ctx context.Context, source *topology.SemiSyncConfig) error {
+	if source != nil {
+		if err := f.inst.SetSemiSync(ctx, *source); err != nil {
+			return fmt.Errorf("writes not given back: configuring the lossless semi-sync source side failed: %w", err)
+		}
+	}
+	return f.inst.SetReadOnly(ctx, false)
+}
 
 func (f instanceFencer) ReleaseSemiSync(ctx context.Context) error {
 	live, err := f.inst.ReleaseKilledWaiters(ctx, topology.KillOptions{KeepUsers: f.keepUsers})
@@ -133,10 +142,13 @@ type leaseKeeper struct {
 	// so). Only a leader's state is known current when contact resumes: a
 	// follower may hear the quorum again (the lease channel) before Raft
 	// brings it the entries committed meanwhile, a new epoch included.
-	leads  func() bool
-	state  func() *consensus.Cluster // the replicated state (nil before InitCluster)
-	fencer localFencer
-	log    *slog.Logger
+	leads func() bool
+	state func() *consensus.Cluster // the replicated state (nil before InitCluster)
+	// effective is the policy under the run-time settings (nil: policy),
+	// for those that may change at run time (durability).
+	effective func() failover.Policy
+	fencer    localFencer
+	log       *slog.Logger
 	// changed is called after the lease was taken or released (publish).
 	changed func(ctx context.Context)
 	// fenced is called after a fence held (hooks, re-probe, publish).
@@ -291,8 +303,20 @@ func (k *leaseKeeper) check(ctx context.Context) {
 // restore gives back the writes the keeper took when contact was lost
 // (failover.LeaseDecision.Restore).
 func (k *leaseKeeper) restore(ctx context.Context) {
+	// Lossless first under durability semi_sync: the instance may have
+	// restarted while fenced, and SET GLOBAL does not survive that
+	// (docs/safety.md, *Writes are given back only losslessly*).
+	var source *topology.SemiSyncConfig
+	p := k.policy
+	if k.effective != nil {
+		p = k.effective()
+	}
+	if st := k.state(); p.Durability == failover.DurabilitySemiSync && (st == nil || st.SemiSyncDegraded == nil) {
+		c := losslessSource(p.SemiSyncWaitFor)
+		source = &c
+	}
 	rctx, cancel := context.WithTimeout(ctx, max(k.every(), fenceAttemptMin))
-	err := k.fencer.Unfence(rctx)
+	err := k.fencer.Unfence(rctx, source)
 	cancel()
 	if err != nil {
 		k.log.Warn("lease held again, but giving the writes back failed; retrying", logInstance, k.local, logErr, err)

@@ -26,19 +26,21 @@ import (
 // in for a server only in the synctest cases, where time is simulated; the
 // same keeper runs against real servers in TestLeaseFencesAfterAFailedProbe.
 type fakeFencer struct {
-	mu         sync.Mutex
-	readOnly   bool
-	readErr    error
-	holds      bool // Fence succeeds at once; otherwise it blocks until ctx ends
-	fences     []time.Time
-	deadlines  []time.Time
-	shutdowns  []time.Time
-	kills      []time.Time
-	killErr    error // Kill fails with it (the agent may not signal mysqld)
-	releases   int
-	unfences   []time.Time
-	semiWaits  bool // SemiSyncWaits: the source side active and a session the fence did not kill runs a statement
-	semiActive bool // SemiSyncWaits: the source side active, every statement's session killed
+	mu        sync.Mutex
+	readOnly  bool
+	readErr   error
+	holds     bool // Fence succeeds at once; otherwise it blocks until ctx ends
+	fences    []time.Time
+	deadlines []time.Time
+	shutdowns []time.Time
+	kills     []time.Time
+	killErr   error // Kill fails with it (the agent may not signal mysqld)
+	releases  int
+	unfences  []time.Time
+	// unfenceSources: each Unfence's semi-sync source configuration.
+	unfenceSources []*topology.SemiSyncConfig
+	semiWaits      bool // SemiSyncWaits: the source side active and a session the fence did not kill runs a statement
+	semiActive     bool // SemiSyncWaits: the source side active, every statement's session killed
 	// roMeanwhile: while this fence waits, another (the new leader's)
 	// makes read_only hold, and this one still fails as pending.
 	roMeanwhile bool
@@ -108,10 +110,11 @@ func (f *fakeFencer) ReleaseSemiSync(ctx context.Context) error {
 	return nil
 }
 
-func (f *fakeFencer) Unfence(ctx context.Context) error {
+func (f *fakeFencer) Unfence(ctx context.Context, source *topology.SemiSyncConfig) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.unfences = append(f.unfences, time.Now())
+	f.unfenceSources = append(f.unfenceSources, source)
 	f.readOnly = false
 	return nil
 }
@@ -367,6 +370,10 @@ func TestLeaseKeeper(t *testing.T) {
 			if unfences != 1 || ro || !r.k.heldNow() {
 				t.Fatalf("after contact came back: %d unfences (want 1), read-only %v, lease held %v", unfences, ro, r.k.heldNow())
 			}
+			// Durability semi_sync (the default): lossless before the writes.
+			if src := f.unfenceSources[0]; src == nil || *src != losslessSource(1) {
+				t.Errorf("writes given back with semi-sync source %+v, want %+v", src, losslessSource(1))
+			}
 			time.Sleep(2 * time.Second)
 			if f.mu.Lock(); len(f.unfences) != 1 {
 				t.Errorf("the writes were given back %d times", len(f.unfences))
@@ -376,6 +383,43 @@ func TestLeaseKeeper(t *testing.T) {
 			synctest.Wait()
 		})
 	})
+	// The writes are given back with the source side left as it is when
+	// the leader decided the fallback to asynchronous commits, or under
+	// async durability.
+	for name, c := range map[string]struct {
+		st *consensus.Cluster
+		p  func(*failover.Policy)
+	}{
+		"degraded": {st: &consensus.Cluster{Primary: "db1", Epoch: 3, SemiSyncDegraded: &consensus.SemiSyncDegradation{Reason: "fallback"}}},
+		"async":    {st: &consensus.Cluster{Primary: "db1", Epoch: 3}, p: func(p *failover.Policy) { p.Durability = failover.DurabilityAsync }},
+	} {
+		t.Run("contact back, "+name+": writes given back without configuring semi-sync", func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := &fakeFencer{holds: true}
+				r := newLeaseRig(f)
+				r.st = c.st
+				if c.p != nil {
+					p := r.k.policy
+					c.p(&p)
+					r.k.effective = func() failover.Policy { return p }
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				go r.k.loop(ctx)
+				time.Sleep(2 * time.Second)
+				go r.keepContact(ctx)
+				time.Sleep(time.Second)
+				f.mu.Lock()
+				srcs := slices.Clone(f.unfenceSources)
+				f.mu.Unlock()
+				if len(srcs) != 1 || srcs[0] != nil {
+					t.Errorf("unfences with sources %v, want one with none", srcs)
+				}
+				cancel()
+				synctest.Wait()
+			})
+		})
+	}
 	// Found by the switchover benchmark (health checks only, MySQL) and
 	// the chaos campaign (a frozen host that thawed after its failover): a
 	// replaced old primary kept a killed commit waiting for a semi-sync
@@ -643,6 +687,48 @@ func TestLeaseKeeperOnRealServers(t *testing.T) {
 			}
 			if c.Primary.Exited() {
 				t.Errorf("mysqld was stopped; stopping it would release the waiting commit")
+			}
+		})
+		// Found by the chaos campaign (seed 20262851, MariaDB): a primary
+		// whose mysqld restarted comes back with the semi-sync source side
+		// off (SET GLOBAL does not survive a restart); given its writes back
+		// so, it acknowledged commits no replica held, and a failover lost
+		// them. Here the keeper fenced it for lost contact, mysqld restarted
+		// meanwhile, and contact returns with the replica's IO thread
+		// stopped: a commit must wait for an acknowledgement, not be told OK.
+		t.Run("fenced for lost contact, restarted, contact back: lossless before writable", func(t *testing.T) {
+			c := mysqltest.StartCluster(t, k, 1)
+			mysqltest.EnsureTable(t, c.Primary)
+			r := realLeaseRig(t, c.Primary)
+			mysqltest.SetWritable(t, c.Primary, true)
+			r.contact = time.Now().Add(-time.Minute)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go r.k.loop(ctx)
+			h := &harness{t: t}
+			h.eventually("fenced for lost contact", 10*time.Second, func() (bool, string) {
+				r.mu.Lock()
+				defer r.mu.Unlock()
+				return len(r.fenced) > 0, "not yet"
+			})
+			c.Primary.Kill(t)
+			c.Primary.Restart(t)
+			c.Replicas[0].Exec(t, "STOP "+replicaWord(k)+" IO_THREAD")
+			go r.keepContact(ctx)
+			h.eventually("writes given back", 20*time.Second, func() (bool, string) {
+				ro := c.Primary.QueryString(t, "SELECT @@read_only")
+				return ro == "0", "read_only=" + ro
+			})
+			v := semiSyncVar(k)
+			if on, to := c.Primary.QueryString(t, "SELECT @@"+v+"_enabled"), c.Primary.QueryString(t, "SELECT @@"+v+"_timeout"); on != "1" || to != "4294967295" {
+				t.Fatalf("writable with the semi-sync source side enabled=%s timeout=%s, want 1 and 4294967295", on, to)
+			}
+			// No replica receives: the commit waits (a bounded look; it must
+			// not be acknowledged while it is watched).
+			ictx, icancel := context.WithTimeout(ctx, 2*time.Second)
+			defer icancel()
+			if _, err := appDB(t, c.Primary).ExecContext(ictx, "INSERT INTO regent_test.writes (id) VALUES (1)"); err == nil {
+				t.Fatalf("a commit no replica received was acknowledged")
 			}
 		})
 		t.Run("a commit stuck waiting for semi-sync in a session the fence kills: fenced on MariaDB, stopped on MySQL, never acknowledged", func(t *testing.T) {

@@ -76,7 +76,9 @@ const (
 	// on Instance, which is not the primary.
 	StepFence StepKind = "fence"
 	// StepSetWritable: read_only=OFF on Instance (the undo of a switchover's
-	// fence, and restoring writes on the epoch's primary).
+	// fence, and restoring writes on the epoch's primary); when SemiSync,
+	// the lossless semi-sync source side is configured first
+	// (losslessWrites).
 	StepSetWritable StepKind = "set-writable"
 	// StepConfigureSemiSync: configure Instance as a semi-sync Role
 	// ("source" with AFTER_SYNC, or "replica").
@@ -425,7 +427,7 @@ func fenceSteps(v View, p Policy, old string) ([]Step, []string) {
 			Why: fmt.Sprintf("mysqld is gone (%s, agent %s); the agent saw the intent and keeps it read-only if it restarts", orDefault(rep.LocalDetail, "reported by its agent"), a)}}, nil
 	case rc == reachOK:
 		s := Step{Kind: StepFenceOldPrimary, Instance: old, Via: FenceDirect, Timeout: p.StepTimeout, Irreversible: true, Undo: StepSetWritable,
-			Why: "the leader reaches it: read_only, super_read_only, kill client connections"}
+			SemiSync: losslessWrites(v, p), Why: "the leader reaches it: read_only, super_read_only, kill client connections"}
 		if a != "" {
 			s.Until = leaseLapse(v, p, a)
 			if !v.Now.Before(s.Until) {
@@ -723,7 +725,7 @@ func PlanSwitchover(v View, p Policy, target string) (Plan, error) {
 		s.Why = fmt.Sprintf("%s goes under %s before the fence (chained until %s is promoted), once %s holds all it received", s.Instance, chosen, chosen, chosen)
 		pl.add(s)
 	}
-	pl.add(Step{Kind: StepFenceOldPrimary, Instance: old, Via: FenceDirect, Timeout: p.StepTimeout, Irreversible: true, Undo: StepSetWritable, Why: "read_only and kill write sessions: the write-blocked window starts"})
+	pl.add(Step{Kind: StepFenceOldPrimary, Instance: old, Via: FenceDirect, Timeout: p.StepTimeout, Irreversible: true, Undo: StepSetWritable, SemiSync: losslessWrites(v, p), Why: "read_only and kill write sessions: the write-blocked window starts"})
 	pl.add(Step{Kind: StepUnrouteOldPrimary, Instance: old, Epoch: pl.Epoch, Timeout: p.StepTimeout, Undo: StepRoute, Why: "no new write is sent to the read-only primary"})
 	pl.add(Step{Kind: StepCatchUp, Instance: chosen, Source: old, ForbidExtra: true, Timeout: p.CatchUpTimeout, Why: fmt.Sprintf("%s reaches %s's final set; any transaction %s lacks is errant and aborts", chosen, old, old)})
 	pl.Steps = append(pl.Steps, others[early:]...)
@@ -918,10 +920,26 @@ func PlanRestoreWrites(v View, p Policy) (Plan, error) {
 	}
 	prim := f.primary
 	pl.add(intent(p, pl, prim, fmt.Sprintf("restore writes on %s, primary of epoch %d", prim, v.State.Epoch)))
-	pl.add(Step{Kind: StepSetWritable, Instance: prim, Timeout: p.StepTimeout, Irreversible: true, Why: "read_only=OFF on the epoch's primary, whose agent holds the lease"})
+	why := "read_only=OFF on the epoch's primary, whose agent holds the lease"
+	if losslessWrites(v, p) {
+		why = "lossless semi-sync source side (a restarted mysqld comes back without it), then " + why
+	}
+	pl.add(Step{Kind: StepSetWritable, Instance: prim, SemiSync: losslessWrites(v, p), Timeout: p.StepTimeout, Irreversible: true, Why: why})
 	pl.add(Step{Kind: StepRoute, Instance: prim, Epoch: v.State.Epoch, Timeout: p.StepTimeout, Irreversible: true, Why: "make sure writes are routed to it"})
 	pl.add(Step{Kind: StepFinish, Operation: OpRestoreWrites, Timeout: p.RaftTimeout, Why: "record it in the history"})
 	return pl, nil
+}
+
+// losslessWrites reports whether writes given back to a primary (an undone
+// fence, restore-writes) must be acknowledged losslessly: durability
+// semi_sync, and no fallback to asynchronous commits decided by the leader.
+// SET GLOBAL does not survive a restart, so a primary whose mysqld
+// restarted comes back with the source side off; given writes so, it would
+// acknowledge commits that no replica holds until the SemiSyncNotEnforced
+// repair ran (found by the chaos campaign, docs/safety.md *Writes are given
+// back only losslessly*).
+func losslessWrites(v View, p Policy) bool {
+	return p.Durability == DurabilitySemiSync && !v.State.SemiSyncDegraded
 }
 
 // PlanConfigureSemiSync plans configuring lossless semi-sync: the primary as

@@ -194,7 +194,7 @@ func TestPlanFailover(t *testing.T) {
 			name: "isolated primary whose lease lapsed, still reachable: fenced directly",
 			b:    base().silent("a1", ago(4*time.Second)).writable("db1", false),
 			want: planSum{Kind: OpFailover, Trigger: TriggerAutomatic, Old: "db1", Expected: "db2", Epoch: 8,
-				Steps: preSteps("fence-old-primary db1 via=direct until=11:59:59.000")},
+				Steps: preSteps("fence-old-primary db1 via=direct until=11:59:59.000 semisync")},
 		},
 		{
 			name: "hung primary, agent alive: fenced through the agent, bounded by the lease",
@@ -263,7 +263,7 @@ func TestPlanFailover(t *testing.T) {
 			b:       base(),
 			trigger: TriggerManual,
 			want: planSum{Kind: OpFailover, Trigger: TriggerManual, Old: "db1", Expected: "db2", Epoch: 8,
-				Steps: preSteps("fence-old-primary db1 via=direct until=12:00:02.900")},
+				Steps: preSteps("fence-old-primary db1 via=direct until=12:00:02.900 semisync")},
 			warnings: []string{"a switchover would block writes for less time"},
 		},
 		{
@@ -468,7 +468,7 @@ func TestPlanSwitchover(t *testing.T) {
 			"wait-long-transactions db1",
 			"stop-io-threads [" + other + "]",
 			"repoint " + other + " source=" + to + " semisync chain undo=repoint source=db1",
-			"fence-old-primary db1 via=direct",
+			"fence-old-primary db1 via=direct semisync",
 			"unroute-old-primary db1 epoch=8",
 			"catch-up " + to + " source=db1 forbid-extra",
 			"promote " + to + " semisync",
@@ -522,7 +522,7 @@ func TestPlanSwitchover(t *testing.T) {
 				"record-intent db1 op=switchover epoch=7->8",
 				"pre-hooks op=switchover",
 				"wait-long-transactions db1",
-				"fence-old-primary db1 via=direct",
+				"fence-old-primary db1 via=direct semisync",
 				"unroute-old-primary db1 epoch=8",
 				"catch-up db2 source=db1 forbid-extra",
 				"repoint db3 source=db2 semisync undo=repoint source=db1",
@@ -780,6 +780,23 @@ func TestPlanSmallActions(t *testing.T) {
 			name: "restore writes on the lease holder's primary",
 			plan: PlanRestoreWrites,
 			b:    base().writable("db1", false),
+			want: planSum{Kind: OpRestoreWrites, Trigger: TriggerAutomatic, Old: "db1", Epoch: 7, Steps: []string{
+				"record-intent db1 op=restore-writes epoch=7->7", "set-writable db1 semisync", "route db1 epoch=7", "finish op=restore-writes"}},
+		},
+		{
+			// The leader's fallback stands: the primary commits
+			// asynchronously by decision, and a restart does not change that.
+			name: "restore writes after the leader's semi-sync fallback: no lossless source side",
+			plan: PlanRestoreWrites,
+			b: base().writable("db1", false).
+				state(func(s *ReplicatedState) { s.SemiSyncDegraded, s.SemiSyncDegradedSince = true, ago(time.Minute) }),
+			want: planSum{Kind: OpRestoreWrites, Trigger: TriggerAutomatic, Old: "db1", Epoch: 7, Steps: []string{
+				"record-intent db1 op=restore-writes epoch=7->7", "set-writable db1", "route db1 epoch=7", "finish op=restore-writes"}},
+		},
+		{
+			name: "restore writes under async durability: read_only only",
+			plan: PlanRestoreWrites,
+			b:    base().writable("db1", false).policy(func(p *Policy) { p.Durability = DurabilityAsync }),
 			want: planSum{Kind: OpRestoreWrites, Trigger: TriggerAutomatic, Old: "db1", Epoch: 7, Steps: []string{
 				"record-intent db1 op=restore-writes epoch=7->7", "set-writable db1", "route db1 epoch=7", "finish op=restore-writes"}},
 		},

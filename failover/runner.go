@@ -822,6 +822,9 @@ func undoOf(d executed) (Step, bool) {
 	if len(s.Instances) > 0 {
 		u.Instances = d.touched
 	}
+	if s.Undo == StepSetWritable {
+		u.SemiSync = s.SemiSync
+	}
 	if s.Undo == StepRepoint {
 		u.Source, u.SemiSync = s.UndoSource, s.SemiSync
 		u.Why = fmt.Sprintf("undo %s: %s replicates from %s again", stepName(s), s.Instance, s.UndoSource)

@@ -110,6 +110,15 @@ func (ru *run) handle(ctx context.Context, s Step, undo bool, x *outcome) error 
 		return nil
 	case StepSetWritable:
 		x.touched = []string{s.Instance}
+		if s.SemiSync {
+			// Before the writes, never after: a commit acknowledged
+			// meanwhile could be held by this instance alone
+			// (losslessWrites).
+			if err := a.ConfigureSemiSync(ctx, s.Instance, "source"); err != nil {
+				return fmt.Errorf("writes not given back: configuring the lossless semi-sync source side failed: %w", err)
+			}
+			x.note("lossless semi-sync source side on %s", s.Instance)
+		}
 		if err := a.SetReadOnly(ctx, s.Instance, false); err != nil {
 			return err
 		}

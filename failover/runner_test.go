@@ -655,10 +655,12 @@ func TestRunnerSwitchover(t *testing.T) {
 	behind := func() *B { return base().exec("db3", "p:1-99") }
 	giveBack := []string{
 		// Undo in reverse: route back with the new epoch (the router refuses
-		// an older one), lift read_only, then db3 back under db1.
+		// an older one), lift read_only (lossless first: durability
+		// semi_sync), then db3 back under db1.
 		"verify",
 		"router route db1 epoch=8",
 		"verify",
+		"act semisync db1 source",
 		"act read-only off db1",
 		"act repoint db3 from db1 demote=false semisync=true",
 		"act start-io db3",
@@ -730,8 +732,9 @@ func TestRunnerSwitchover(t *testing.T) {
 			},
 			reason: []string{"catch-up db2 failed: db2 did not reach p:1-100: MASTER_GTID_WAIT timed out", "undone: route db1, set-writable db1, repoint db3, start-io-threads db3"},
 			check: func(t *testing.T, r *rig, res RunResult) {
-				// read-only, kill, unroute, wait, route back, read-only off.
-				check(t, "write-blocked window", 30*ms, res.WriteBlocked)
+				// read-only, kill, unroute, wait, route back, lossless semi-sync,
+				// read-only off.
+				check(t, "write-blocked window", 35*ms, res.WriteBlocked)
 				check(t, "router", []string{"router unroute db1 epoch=8", "router route db1 epoch=8"}, r.j.only("router "))
 			},
 		},
@@ -959,13 +962,30 @@ func TestRunnerSmallActions(t *testing.T) {
 			outcome: OutcomeSuccess,
 			actions: []string{
 				"store begin op-1 restore-writes subject=db1 target=db1 expect=7 automatic=true",
-				"verify", "act read-only off db1",
+				"verify", "act semisync db1 source", "act read-only off db1",
 				"verify", "router route db1 epoch=7",
 				"store finish op-1 success",
 			},
 			check: func(t *testing.T, r *rig, res RunResult) {
 				check(t, "no promotion", [2]string{"", "0s"}, [2]string{res.NewPrimary, res.TimeToRoute.String()})
 			},
+		},
+		{
+			// Chaos seed 20262851: a restarted primary given its writes
+			// back before its lossless source side acknowledged commits no
+			// replica held. If the source side cannot be configured, the
+			// writes are not given back at all.
+			name:    "restore writes: the lossless source side fails, read_only stays on",
+			before:  base().writable("db1", false),
+			plan:    PlanRestoreWrites,
+			setup:   func(r *rig) { r.act.sc["act semisync db1 source"] = fail("Error 1193: Unknown system variable") },
+			outcome: OutcomeFailed,
+			actions: []string{
+				"store begin op-1 restore-writes subject=db1 target=db1 expect=7 automatic=true",
+				"verify", "act semisync db1 source",
+				"store finish op-1 failed",
+			},
+			reason: []string{"writes not given back: configuring the lossless semi-sync source side failed: Error 1193"},
 		},
 		{
 			name:    "a failed fence of a small action: finished failed, nothing to undo",
@@ -1074,7 +1094,7 @@ func TestRunnerObserver(t *testing.T) {
 		"[1/4] record-intent db1: started",
 		"[1/4] record-intent db1: ok (0s): operation op-1 recorded at epoch 7",
 		"[2/4] set-writable db1: started",
-		"[2/4] set-writable db1: ok (5ms): read_only=OFF on db1",
+		"[2/4] set-writable db1: ok (10ms): lossless semi-sync source side on db1; read_only=OFF on db1",
 		"[3/4] route db1: started",
 		"[3/4] route db1: ok (5ms): writes routed to db1 (epoch 7)",
 		"[4/4] finish: started",
