@@ -78,7 +78,7 @@
 //	  21 DeadPrimary                 failover             (a)+(b)+(c), or the fast path
 //	  25 PrimaryIsolated             failover             once its agent's lease has lapsed
 //	  30 UnreachablePrimary          -                    says which condition is missing
-//	  35 PrimaryNotWritable          restore-writes       only while its agent holds the lease
+//	  35 PrimaryNotWritable          restore-writes       only while its agent holds the lease; lossless semi-sync first
 //	  37 PrimaryNotRouted            -                    the leader's route push fails; it keeps pushing
 //	  40 SemiSyncBlocked             -                    commits wait, or fell back to async
 //	  45 SemiSyncNotEnforced         configure-semi-sync  source off or not AFTER_SYNC
