@@ -240,12 +240,16 @@ func (c *Client) HistoryBefore(ctx context.Context, cluster string, limit int, b
 	if before != "" {
 		q.Set("before", before)
 	}
-	p := clusterPath(cluster, "/history")
-	if len(q) > 0 {
-		p += "?" + q.Encode()
-	}
-	err := c.do(ctx, http.MethodGet, p, nil, &out)
+	err := c.do(ctx, http.MethodGet, withQuery(clusterPath(cluster, "/history"), q), nil, &out)
 	return out, err
+}
+
+// withQuery appends q to path p when q has any value.
+func withQuery(p string, q url.Values) string {
+	if len(q) == 0 {
+		return p
+	}
+	return p + "?" + q.Encode()
 }
 
 // ClusterListOptions select a page of GET /v1/clusters.
@@ -272,11 +276,7 @@ func (c *Client) Clusters(ctx context.Context, o ClusterListOptions) (ClusterLis
 	if o.ProblemsOnly {
 		q.Set("problems_only", "true")
 	}
-	p := "/v1/clusters"
-	if len(q) > 0 {
-		p += "?" + q.Encode()
-	}
-	err := c.do(ctx, http.MethodGet, p, nil, &out)
+	err := c.do(ctx, http.MethodGet, withQuery("/v1/clusters", q), nil, &out)
 	return out, err
 }
 

@@ -324,6 +324,7 @@ func assessPrimary(v View, p Policy) primaryHealth {
 		if lp := v.Agents[a].LocalProbe; lp != nil && (!ok || lp.ObservedAt.After(pr.ObservedAt)) {
 			pr, ok, via = *lp, true, "lease pings"
 		}
+		retrying := retryingTo(v, p, name)
 		switch {
 		case !ok:
 			h.ownView = fmt.Sprintf("its agent %s has sent no probe of it", a)
@@ -339,14 +340,14 @@ func assessPrimary(v View, p Policy) primaryHealth {
 			h.condD = false
 			h.unmet = append(h.unmet, fmt.Sprintf("its own agent %s, which the leader hears, reached it at %s (by its %s); it has lacked semi-sync replicas only since %s, less than failure_timeout + lease_timeout (%v): its replicas are reconnecting, not gone",
 				a, stamp(pr.ObservedAt), via, stamp(pr.SemiSync.ShortSince), shortVeto(p)))
-		case cannotCommit(p, pr) && !pr.SemiSync.ShortSince.IsZero() && v.Now.Sub(pr.SemiSync.ShortSince) < reconnectVeto(p) && len(retryingTo(v, p, name)) > 0:
+		case cannotCommit(p, pr) && !pr.SemiSync.ShortSince.IsZero() && v.Now.Sub(pr.SemiSync.ShortSince) < reconnectVeto(p) && len(retrying) > 0:
 			// Longer while replicas keep trying to connect to it: on a
 			// lossy link one attempt can take up to the replica's
 			// slave_net_timeout (the issue 10 soak: both replicas of a
 			// live MariaDB primary reconnecting at once for over 5 s).
 			h.condD = false
 			h.unmet = append(h.unmet, fmt.Sprintf("its own agent %s, which the leader hears, reached it at %s (by its %s); it has lacked semi-sync replicas since %s, but replicas %s keep connecting to it, for less than %v: the link to its replicas is failing, not the primary",
-				a, stamp(pr.ObservedAt), via, stamp(pr.SemiSync.ShortSince), strings.Join(retryingTo(v, p, name), ", "), reconnectVeto(p)))
+				a, stamp(pr.ObservedAt), via, stamp(pr.SemiSync.ShortSince), strings.Join(retrying, ", "), reconnectVeto(p)))
 		case cannotCommit(p, pr):
 			h.ownView = fmt.Sprintf("its agent %s saw it at %s with %d semi-sync replica(s), fewer than it waits for", a, stamp(pr.ObservedAt), pr.SemiSync.SourceClients)
 			if !pr.SemiSync.ShortSince.IsZero() {
