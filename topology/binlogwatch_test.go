@@ -223,9 +223,7 @@ func TestWatchHeartbeatsOnIdleSource(t *testing.T) {
 // 2. A write on the source reaches the watch even when no heartbeat is due.
 func TestWatchWriteProducesBeat(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		s := mysqltest.Start(t, k)
-		mysqltest.SetWritable(t, s, true)
-		mysqltest.EnsureTable(t, s)
+		s := writableServer(t, k)
 		cfg := watchConfig(s, WatchServerID(t.Name()))
 		// No heartbeat within the test: every later beat is the write.
 		cfg.Heartbeat, cfg.Silence = time.Hour, time.Hour
@@ -256,9 +254,7 @@ func TestWatchWriteProducesBeat(t *testing.T) {
 // over several binlog files it receives none of them, only the next one.
 func TestWatchStartsAtCurrentEnd(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		s := mysqltest.Start(t, k)
-		mysqltest.SetWritable(t, s, true)
-		mysqltest.EnsureTable(t, s)
+		s := writableServer(t, k)
 		writeRows(t, s, 1, 50)
 		s.Exec(t, "FLUSH BINARY LOGS")
 		writeRows(t, s, 51, 50)

@@ -181,6 +181,16 @@ func TestProbeFields(t *testing.T) {
 	})
 }
 
+// writableServer starts a server of flavour k that takes writes, with the
+// test table.
+func writableServer(t *testing.T, k mysqltest.Kind) *mysqltest.Server {
+	t.Helper()
+	s := mysqltest.Start(t, k)
+	mysqltest.SetWritable(t, s, true)
+	mysqltest.EnsureTable(t, s)
+	return s
+}
+
 // The fence reports when it began holding writes back: the moment its SET
 // GLOBAL read_only was sent, after the kills. A killed client that
 // reconnects between its kill and that moment still commits, so a
@@ -188,9 +198,7 @@ func TestProbeFields(t *testing.T) {
 // must not start at the kill.
 func TestFenceSaysWhenWritesAreHeldBack(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		s := mysqltest.Start(t, k)
-		mysqltest.SetWritable(t, s, true)
-		mysqltest.EnsureTable(t, s)
+		s := writableServer(t, k)
 		admin := open(t, s)
 		app := openAs(t, s, mysqltest.AppUser, mysqltest.AppPassword)
 		ctx := ctxT(t, 30*time.Second)
@@ -235,9 +243,7 @@ func TestFenceSaysWhenWritesAreHeldBack(t *testing.T) {
 
 func TestReadOnlyStopsApplicationWrites(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		s := mysqltest.Start(t, k)
-		mysqltest.SetWritable(t, s, true)
-		mysqltest.EnsureTable(t, s)
+		s := writableServer(t, k)
 		admin := open(t, s)
 		app := openAs(t, s, mysqltest.AppUser, mysqltest.AppPassword)
 		ctx := ctxT(t, 30*time.Second)
@@ -716,9 +722,7 @@ func TestTLSClientAndReplicationChannel(t *testing.T) {
 
 func TestLongWriteTransactions(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
-		s := mysqltest.Start(t, k)
-		mysqltest.SetWritable(t, s, true)
-		mysqltest.EnsureTable(t, s)
+		s := writableServer(t, k)
 		admin := open(t, s)
 		ctx := ctxT(t, 30*time.Second)
 		if got, err := admin.LongWriteTransactions(ctx, 0); err != nil || len(got) != 0 {
