@@ -369,6 +369,9 @@ func (b API) Status(ctx context.Context) (api.Status, error) {
 	return st, nil
 }
 
+// ClusterNames lists the replication clusters, sorted.
+func (b API) ClusterNames(context.Context) ([]string, error) { return sortedNames(b.a.rts()), nil }
+
 // Members lists the agents of the Raft configuration.
 func (b API) Members(ctx context.Context) (api.Members, error) {
 	out := api.Members{LeaderID: b.a.raft.Leader().ID}

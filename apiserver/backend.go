@@ -24,6 +24,10 @@ type Backend interface {
 type Reader interface {
 	// Status describes the regent cluster as this agent sees it.
 	Status(ctx context.Context) (api.Status, error)
+	// ClusterNames lists the replication clusters this agent manages,
+	// sorted: GET /v1/clusters pages through them without the cost of
+	// Status (the Raft membership, the lease).
+	ClusterNames(ctx context.Context) ([]string, error)
 	// Cluster describes one replication cluster (ErrNotFound if unknown).
 	Cluster(ctx context.Context, name string) (api.Cluster, error)
 	// History returns up to limit operations of a cluster, newest first.

@@ -622,6 +622,17 @@ func TestClusterListPages(t *testing.T) {
 	if want := []string{"c3", "main"}; !slices.Equal(sickOnes, want) || scanned != 5 {
 		t.Errorf("problems only: %v (%d scanned), want %v, each cluster looked at once", sickOnes, scanned, want)
 	}
+	// The listing needs the names only, not Status (the Raft membership,
+	// the lease): a failing Status leaves it working, a failing listing is
+	// a JSON error.
+	fake.FailNext("Status", errors.New("members unavailable"))
+	if a := call(t, ts, "GET", "/v1/clusters?limit=2", readOnly, ""); a.status != 200 {
+		t.Errorf("with Status failing: %d %s, want 200", a.status, a.body)
+	}
+	fake.FailNext("ClusterNames", fmt.Errorf("raft not started: %w", apiserver.ErrUnavailable))
+	if a := call(t, ts, "GET", "/v1/clusters?limit=2", readOnly, ""); a.status != 503 || a.apiError(t).Code == "" {
+		t.Errorf("with the listing failing: %d %s, want 503 with a JSON error", a.status, a.body)
+	}
 }
 
 // A history comes a page at a time, newest first, each page's next being

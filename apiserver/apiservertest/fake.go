@@ -273,6 +273,16 @@ func (f *FakeBackend) Status(context.Context) (api.Status, error) {
 	return s, nil
 }
 
+// ClusterNames implements apiserver.Reader: the clusters of Status.
+func (f *FakeBackend) ClusterNames(context.Context) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("ClusterNames"); err != nil {
+		return nil, err
+	}
+	return slices.Sorted(slices.Values(f.status.Clusters)), nil
+}
+
 func (f *FakeBackend) cluster(name string) (*api.Cluster, error) {
 	c, ok := f.clusters[name]
 	if !ok {
