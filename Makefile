@@ -14,8 +14,15 @@ TESTFLAGS ?= -race -count=1 -timeout 30m -p 1
 
 all: build
 
+# The binaries say which build they are (regent version, regentctl version,
+# regent_build_info, the status page): the nearest tag, commits since and
+# the commit, "-dirty" for uncommitted changes. Without git, or for a plain
+# `go build`, they name what the toolchain recorded (internal/buildinfo).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
 build:
-	$(GO) build -o bin/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
 deps:
 	scripts/deps.sh

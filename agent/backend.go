@@ -369,6 +369,33 @@ func (b API) Status(ctx context.Context) (api.Status, error) {
 	return st, nil
 }
 
+// Ready reports whether this agent serves its state as current (GET
+// /readiness): it knows a Raft leader, it is in the Raft configuration, and
+// it has applied its log as far as it had it at start and every entry it
+// knows committed. The error says what it waits for.
+func (b API) Ready(context.Context) error {
+	r := b.a.raft
+	if r.Leader().ID == "" {
+		return errors.New("no Raft leader known: the agent is starting, an election is running, or it has not joined the regent cluster yet (`regentctl members add` on the others)")
+	}
+	if s, ok := r.(interface{ Servers() []consensus.Server }); ok {
+		in := false
+		for _, sv := range s.Servers() {
+			in = in || sv.ID == b.a.id
+		}
+		if !in {
+			return fmt.Errorf("agent %s is not in the Raft configuration yet: add it with `regentctl members add`", b.a.id)
+		}
+	}
+	if !r.Restored() {
+		return errors.New("applying the Raft log it had at start: its state is older than what it knew before")
+	}
+	if !r.CaughtUp() {
+		return errors.New("applying committed Raft entries: its state lags the leader's")
+	}
+	return nil
+}
+
 // ClusterNames lists the replication clusters, sorted.
 func (b API) ClusterNames(context.Context) ([]string, error) { return sortedNames(b.a.rts()), nil }
 

@@ -4,6 +4,14 @@ import (
 	"time"
 )
 
+// Probe is the answer of GET /liveness and GET /readiness (container
+// orchestrators' probes): OK, with the reason when not.
+type Probe struct {
+	OK     bool   `json:"ok"`
+	Agent  string `json:"agent"`
+	Reason string `json:"reason,omitempty"`
+}
+
 // Status is the answer of GET /v1/status: the regent cluster (the Raft
 // group of agents) as the answering agent sees it.
 type Status struct {

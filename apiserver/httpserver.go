@@ -52,6 +52,11 @@ func (s *Server) NewHTTPServer(root http.Handler, limits Limits, tlsConfig *tls.
 	for _, p := range s.cfg.HealthPaths {
 		h.health[p] = true
 	}
+	if s.cfg.Ready != nil {
+		// An orchestrator's probes must get through a flood too, or it
+		// restarts a working agent.
+		h.health["/liveness"], h.health["/readiness"] = true, true
+	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	h.hs = &http.Server{

@@ -203,7 +203,7 @@ func lastID(list string) string {
 
 func isQuietPath(p string) bool {
 	switch p {
-	case "/metrics", "/primary", "/replica", "/read-only", "/health":
+	case "/metrics", "/primary", "/replica", "/read-only", "/health", "/liveness", "/readiness":
 		return true
 	}
 	return false

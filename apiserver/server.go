@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,13 @@ type Config struct {
 	// HealthPaths are where Health is mounted; nil means /primary,
 	// /replica, /read-only and /health.
 	HealthPaths []string
+	// Ready says whether the agent can serve its state as current (GET
+	// /readiness answers 200 when it returns nil, 503 with its error
+	// otherwise); nil leaves /liveness and /readiness unserved. /liveness
+	// answers 200 while the process serves HTTP at all, whatever the local
+	// mysqld does: /health, 503 while mysqld is down, cannot be a liveness
+	// probe (the agent must outlive its mysqld).
+	Ready func(ctx context.Context) error
 	// Metrics is served at /metrics and counts API requests; nil leaves
 	// /metrics unserved.
 	Metrics *Metrics
@@ -207,6 +215,16 @@ func (s *Server) routes() http.Handler {
 			handle(http.MethodGet, p, h)
 		}
 	}
+	if s.cfg.Ready != nil {
+		probe := func(h http.HandlerFunc) http.Handler {
+			if s.cfg.Auth.ProtectHealth {
+				return s.require(RoleReadOnly, h)
+			}
+			return s.open(h)
+		}
+		handle(http.MethodGet, "/liveness", probe(s.handleLiveness))
+		handle(http.MethodGet, "/readiness", probe(s.handleReadiness))
+	}
 	if s.cfg.Metrics != nil {
 		h := s.open(s.cfg.Metrics.Handler())
 		if s.cfg.Auth.ProtectMetrics {
@@ -277,6 +295,21 @@ func (s *Server) routes() http.Handler {
 			fmt.Sprintf("no such route %s; the API is under /v1/ (see the README's API section)", truncateName(r.URL.Path)))
 	}))
 	return mux
+}
+
+// handleLiveness answers while the process serves: nothing else is asked.
+func (s *Server) handleLiveness(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, api.Probe{OK: true, Agent: s.cfg.AgentID})
+}
+
+// handleReadiness answers 200 when the agent can serve its state as
+// current, 503 with the reason otherwise.
+func (s *Server) handleReadiness(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Ready(r.Context()); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, api.Probe{OK: false, Agent: s.cfg.AgentID, Reason: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Probe{OK: true, Agent: s.cfg.AgentID})
 }
 
 // operationPath reads the cluster name and the operation id of an

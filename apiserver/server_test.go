@@ -264,6 +264,59 @@ func TestProtectedHealthAndMetricsAndOpenPage(t *testing.T) {
 	}
 }
 
+// /liveness answers while the process serves, whatever the health of the
+// local mysqld; /readiness says what the agent waits for until it is ready.
+// Both are open like the health checks, and protected with them.
+func TestLivenessAndReadiness(t *testing.T) {
+	fake := apiservertest.NewFakeBackend()
+	defer fake.Close()
+	var mu sync.Mutex
+	notReady := errors.New("no Raft leader known")
+	ready := func(context.Context) error { mu.Lock(); defer mu.Unlock(); return notReady }
+	_, ts := newServer(t, fake, func(c *apiserver.Config) {
+		c.Ready = ready
+		// mysqld is down: the health checks answer 503.
+		c.Health = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	})
+	probe := func(path string) (int, api.Probe) {
+		t.Helper()
+		a := call(t, ts, "GET", path, "", "")
+		var p api.Probe
+		if err := json.Unmarshal(a.body, &p); err != nil {
+			t.Fatalf("GET %s: %d %s: %v", path, a.status, a.body, err)
+		}
+		return a.status, p
+	}
+	if a := call(t, ts, "GET", "/health", "", ""); a.status != 503 {
+		t.Fatalf("/health %d, want 503 (mysqld down)", a.status)
+	}
+	if st, p := probe("/liveness"); st != 200 || !p.OK || p.Agent != "a1" {
+		t.Errorf("/liveness with mysqld down: %d %+v, want 200 ok", st, p)
+	}
+	if st, p := probe("/readiness"); st != 503 || p.OK || p.Reason != notReady.Error() {
+		t.Errorf("/readiness before the agent is ready: %d %+v, want 503 with the reason", st, p)
+	}
+	mu.Lock()
+	notReady = nil
+	mu.Unlock()
+	if st, p := probe("/readiness"); st != 200 || !p.OK || p.Reason != "" {
+		t.Errorf("/readiness once ready: %d %+v, want 200 ok", st, p)
+	}
+	if a := call(t, ts, "POST", "/liveness", admin, ""); a.status != 405 {
+		t.Errorf("POST /liveness: %d, want 405", a.status)
+	}
+
+	_, protected := newServer(t, fake, func(c *apiserver.Config) { c.Ready = ready; c.Auth.ProtectHealth = true })
+	for _, tc := range []struct {
+		path, token string
+		want        int
+	}{{"/liveness", "", 401}, {"/liveness", readOnly, 200}, {"/readiness", "", 401}, {"/readiness", readOnly, 200}} {
+		if a := call(t, protected, "GET", tc.path, tc.token, ""); a.status != tc.want {
+			t.Errorf("protect_health: GET %s token=%q: %d, want %d", tc.path, tc.token, a.status, tc.want)
+		}
+	}
+}
+
 func TestNewRefusesNoAuth(t *testing.T) {
 	fake := apiservertest.NewFakeBackend()
 	defer fake.Close()

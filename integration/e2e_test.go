@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,6 +35,12 @@ func TestOperatorWorkflow(t *testing.T) {
 			out, errOut, code := s.Ctl("check")
 			if code != 0 || !strings.Contains(out, "reachable") {
 				t.Fatalf("check on a well set-up cluster (exit %d):\n%s\n%s", code, out, errOut)
+			}
+			// Both binaries are stamped with the build's version, and the
+			// agent reports its own.
+			out, errOut, code = s.Ctl("version")
+			if m := regexp.MustCompile(`(?m)^regentctl (\S+) .*\n^agent agent\d: regent (\S+)$`).FindStringSubmatch(out); code != 0 || m == nil || m[1] != m[2] || m[1] == "dev" {
+				t.Fatalf("version (exit %d): want regentctl and the agent stamped alike:\n%s\n%s", code, out, errOut)
 			}
 			out, errOut, code = s.Ctl("members")
 			if code != 0 || strings.Count(out, "agent") < 3 || !strings.Contains(out, "leader") {
@@ -65,6 +72,15 @@ func TestOperatorWorkflow(t *testing.T) {
 				t.Fatalf("pause exit %d: %s %s", code, out, errOut)
 			}
 			s.DB.Replicas[0].Kill(t)
+			// r1's agent outlives its mysqld: its health check fails, its
+			// liveness and readiness probes do not.
+			s.Eventually("r1's agent: /health 503, /liveness and /readiness 200", 20*time.Second, func() (bool, string) {
+				h, _, herr := probeOf(s, s.Agents[1].APIAddr, "/health")
+				l, lp, lerr := probeOf(s, s.Agents[1].APIAddr, "/liveness")
+				r, rp, rerr := probeOf(s, s.Agents[1].APIAddr, "/readiness")
+				return h == 503 && l == 200 && lp.OK && r == 200 && rp.OK,
+					fmt.Sprintf("health %d (%v), liveness %d %+v (%v), readiness %d %+v (%v)", h, herr, l, lp, lerr, r, rp, rerr)
+			})
 			s.Eventually("dead primary reported, blocked by the pause", 20*time.Second, func() (bool, string) {
 				c, raw := s.Cluster()
 				for _, p := range c.Problems {
@@ -190,16 +206,24 @@ func TestOperatorWorkflow(t *testing.T) {
 	}
 }
 
-// statusOf asks the agent at addr for its own status (GET /v1/status).
-func statusOf(s *sandbox.Sandbox, addr string) (api.Status, error) {
-	var st api.Status
+// agentClient is an HTTPS client that trusts the sandbox's CA.
+func agentClient(s *sandbox.Sandbox) (*http.Client, error) {
 	ca, err := os.ReadFile(s.CAFile)
 	if err != nil {
-		return st, err
+		return nil, err
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}, nil
+}
+
+// statusOf asks the agent at addr for its own status (GET /v1/status).
+func statusOf(s *sandbox.Sandbox, addr string) (api.Status, error) {
+	var st api.Status
+	client, err := agentClient(s)
+	if err != nil {
+		return st, err
+	}
 	req, err := http.NewRequest(http.MethodGet, "https://"+addr+"/v1/status", nil)
 	if err != nil {
 		return st, err
@@ -214,6 +238,29 @@ func statusOf(s *sandbox.Sandbox, addr string) (api.Status, error) {
 		return st, fmt.Errorf("GET /v1/status: %s", resp.Status)
 	}
 	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// probeOf calls an agent's open endpoint path (no credentials) and decodes
+// a liveness or readiness answer; the status is 0 when the call failed.
+func probeOf(s *sandbox.Sandbox, addr, path string) (int, api.Probe, error) {
+	var p api.Probe
+	client, err := agentClient(s)
+	if err != nil {
+		return 0, p, err
+	}
+	resp, err := client.Get("https://" + addr + path)
+	if err != nil {
+		return 0, p, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, p, err
+	}
+	if path == "/liveness" || path == "/readiness" {
+		err = json.Unmarshal(body, &p)
+	}
+	return resp.StatusCode, p, err
 }
 
 func checkMetrics(t *testing.T, s *sandbox.Sandbox) {
@@ -318,6 +365,12 @@ func TestMemberJoinAndRemove(t *testing.T) {
 					t.Logf("agent4 log:\n%s", b)
 				}
 			})
+			// Serving, not ready: it has not joined.
+			s.Eventually("agent4 live, and not ready before it joined", 20*time.Second, func() (bool, string) {
+				l, _, lerr := probeOf(s, apiAddr, "/liveness")
+				r, rp, rerr := probeOf(s, apiAddr, "/readiness")
+				return l == 200 && r == 503 && !rp.OK && rp.Reason != "", fmt.Sprintf("liveness %d (%v), readiness %d %+v (%v)", l, lerr, r, rp, rerr)
+			})
 			if out, errOut, code := s.Ctl("members", "add", "agent4", raftAddr, apiAddr); code != 0 {
 				t.Fatalf("members add: exit %d\n%s\n%s", code, out, errOut)
 			}
@@ -334,6 +387,10 @@ func TestMemberJoinAndRemove(t *testing.T) {
 					return false, err.Error()
 				}
 				return st.AgentID == "agent4" && st.LeaderID != "" && st.AppliedIndex > 0, fmt.Sprintf("%+v", st)
+			})
+			s.Eventually("agent4 ready once it follows", 20*time.Second, func() (bool, string) {
+				r, rp, err := probeOf(s, apiAddr, "/readiness")
+				return r == 200 && rp.OK, fmt.Sprintf("readiness %d %+v (%v)", r, rp, err)
 			})
 			if out, errOut, code := s.Ctl("members", "remove", "agent4"); code != 0 {
 				t.Fatalf("members remove: exit %d\n%s\n%s", code, out, errOut)

@@ -20,12 +20,16 @@ import (
 	"syscall"
 
 	"github.com/regentdb/regent/config"
+	"github.com/regentdb/regent/internal/buildinfo"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=..." (make
+// build); main replaces an unstamped one with what the toolchain recorded
+// (buildinfo.Version).
+var version = buildinfo.Unstamped
 
 func main() {
+	version = buildinfo.Version(version)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -142,6 +142,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	srv, err := apiserver.New(apiserver.Config{
 		AgentID: cfg.NodeID, Version: version, Backend: ag.API(),
 		Health:  proxyhook.NewHealthHandler(ag.API().HealthState, log.With("component", "health")),
+		Ready:   ag.API().Ready,
 		Metrics: metrics,
 		Auth: apiserver.AuthConfig{Tokens: tokens, CertAdmins: cfg.API.CertAdmins, CertReaders: cfg.API.CertReaders,
 			ClientCAs: clientCAs, AgentCAs: agentCAs,

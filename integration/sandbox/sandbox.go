@@ -82,7 +82,15 @@ func Binaries(t mysqltest.TB) (regent, regentctl string) {
 		}
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Dir(filepath.Dir(filepath.Dir(file)))
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/regent", "./cmd/regentctl")
+		// Stamped as make build stamps them (the end-to-end test reads the
+		// version back from both binaries).
+		version := "sandbox"
+		describe := exec.Command("git", "describe", "--tags", "--always", "--dirty")
+		describe.Dir = root
+		if out, err := describe.Output(); err == nil && len(bytes.TrimSpace(out)) > 0 {
+			version = string(bytes.TrimSpace(out))
+		}
+		cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+version, "-o", binDir+"/", "./cmd/regent", "./cmd/regentctl")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)

@@ -31,8 +31,11 @@ var imports = map[string][]string{
 	"config":    {"apiserver", "consensus", "failover", "identity", "proxyhook"}, // each part in its package's type
 	"agent":     {"api", "apiserver", "config", "consensus", "failover", "identity", "proxyhook", "topology", "vocab"},
 
-	"cmd/regent":    {"agent", "api", "apiserver", "config", "consensus", "failover", "identity", "proxyhook", "topology", "vocab"},
-	"cmd/regentctl": {"api"},
+	"cmd/regent":    {"agent", "api", "apiserver", "config", "consensus", "failover", "identity", "internal/buildinfo", "proxyhook", "topology", "vocab"},
+	"cmd/regentctl": {"api", "internal/buildinfo"},
+
+	// The binaries' version (the standard library only).
+	"internal/buildinfo": {},
 
 	// Test helpers, imported only by tests.
 	"topology/mysqltest":      {},
