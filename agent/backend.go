@@ -493,7 +493,7 @@ func (b API) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 		}
 	}
 	problems := c.problems(now)
-	out.AutomaticFailover = api.AutomaticFailover{Enabled: true, Possible: true}
+	out.AutomaticFailover = api.AutomaticFailover{Enabled: c.policyFor(st).AutomaticFailover, Possible: true}
 	for _, p := range problems {
 		ap := api.Problem{Code: string(p.Code), Description: p.Description, Priority: p.Priority, Instances: p.Instances,
 			Target: p.Target, Reason: p.Reason, Action: string(p.Action), Actionable: p.Actionable}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/regentdb/regent/api"
 	"github.com/regentdb/regent/apiserver"
 	"github.com/regentdb/regent/consensus"
+	"github.com/regentdb/regent/failover"
 	"github.com/regentdb/regent/topology/mysqltest"
 )
 
@@ -139,6 +141,65 @@ func TestRunTimePromotionRuleSteersAFailover(t *testing.T) {
 		}
 		if got := r2.QueryString(t, "SELECT COUNT(*) FROM regent_test.writes WHERE id IN (1, 2)"); got != "2" {
 			t.Fatalf("promoted %s has %s of the 2 rows: %s's data did not count", r2.Name, got, r1.Name)
+		}
+	})
+}
+
+// automatic_failover: false, set at run time: a dead primary is reported,
+// blocked as disabled, and replaced only when an operator asks. The status
+// names the blocker's kind (and a pause reads as paused, not as unsafe: the
+// RegentAutomaticFailoverBlocked alert leaves paused clusters to
+// RegentPausedForLong).
+func TestAutomaticFailoverOff(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k)
+		h.waitRecorded()
+		ctx := context.Background()
+		leader := func() API { return h.agents[h.leader()].API() }
+		blockers := func(c api.Cluster) []string {
+			var kinds []string
+			for _, b := range c.AutomaticFailover.Blockers {
+				kinds = append(kinds, b.Kind)
+			}
+			return kinds
+		}
+		if _, err := leader().Pause(ctx, "main", api.PauseRequest{Reason: "CHG-1"}); err != nil {
+			t.Fatal(err)
+		}
+		h.eventually("paused, blocked as paused", 10*time.Second, func() (bool, string) {
+			c, err := leader().Cluster(ctx, "main")
+			return err == nil && !c.AutomaticFailover.Possible && slices.Equal(blockers(c), []string{api.BlockPaused}), fmt.Sprintf("%v %+v", err, c.AutomaticFailover)
+		})
+		if _, err := leader().Resume(ctx, "main"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := leader().EditSettings(ctx, "main", api.EditSettingsRequest{Set: "automatic_failover: false\n"}); err != nil {
+			t.Fatal(err)
+		}
+		for i, a := range h.agents {
+			h.eventually(fmt.Sprintf("agent %d: automatic failover disabled", i), 10*time.Second, func() (bool, string) {
+				c, err := a.API().Cluster(ctx, "main")
+				return err == nil && !c.AutomaticFailover.Enabled && !c.AutomaticFailover.Possible && slices.Equal(blockers(c), []string{api.BlockDisabled}),
+					fmt.Sprintf("%v %+v", err, c.AutomaticFailover)
+			})
+		}
+		h.db.Primary.Kill(t)
+		h.eventually("the dead primary reported, blocked as disabled", 20*time.Second, func() (bool, string) {
+			c, _ := leader().Cluster(ctx, "main")
+			for _, p := range c.Problems {
+				if p.Code == string(failover.DeadPrimary) && !p.Actionable && len(p.Blockers) == 1 && p.Blockers[0].Kind == api.BlockDisabled {
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("%+v", c.Problems)
+		})
+		if c := h.cluster(); c.Primary != "p" || c.Epoch != 1 {
+			t.Fatalf("failed over with automatic_failover false: primary %s epoch %d", c.Primary, c.Epoch)
+		}
+		h.failover("main", api.FailoverRequest{To: "r1"})
+		e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
+		if e.Result != consensus.ResultSuccess || e.NewPrimary != "r1" {
+			t.Fatalf("the operator's failover: %s (%s) to %s; steps %s", e.Result, e.Reason, e.NewPrimary, stepNames(e))
 		}
 	})
 }

@@ -198,8 +198,8 @@ type Pause struct {
 // AutomaticFailover says whether Regent would fail this cluster over by
 // itself right now.
 type AutomaticFailover struct {
-	// Enabled is false when the configuration turns automatic failover off
-	// for this cluster.
+	// Enabled is the cluster's automatic_failover setting: false, a dead
+	// primary is reported and not replaced (blocker "disabled").
 	Enabled bool `json:"enabled"`
 	// Possible is true when nothing blocks an automatic failover: it is
 	// enabled, not paused, outside the anti-flap window, no operation is

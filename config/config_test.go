@@ -278,7 +278,7 @@ func TestReadSecretRefusesAFileOthersCanRead(t *testing.T) {
 
 func TestClusterPolicyDefaultsAndOverrides(t *testing.T) {
 	y, _ := validConfigYAML(t)
-	y = strings.Replace(y, "  - name: main\n", "  - name: main\n    probe_interval: 200ms\n    min_agreeing_agents: 2\n    operation_timeout: 5m\n    fast_path: false\n    semi_sync_fallback: 30s\n", 1)
+	y = strings.Replace(y, "  - name: main\n", "  - name: main\n    probe_interval: 200ms\n    min_agreeing_agents: 2\n    operation_timeout: 5m\n    fast_path: false\n    semi_sync_fallback: 30s\n    automatic_failover: false\n", 1)
 	c, err := Parse([]byte(y))
 	if err != nil {
 		t.Fatal(err)
@@ -297,6 +297,8 @@ func TestClusterPolicyDefaultsAndOverrides(t *testing.T) {
 		{"fence_after default", p.FenceAfter, 1500 * time.Millisecond},
 		{"durability default", string(p.Durability), "semi_sync"},
 		{"semi_sync_fallback", p.SemiSyncFallback, 30 * time.Second},
+		{"automatic_failover", p.AutomaticFailover, false},
+		{"auto_rejoin default", p.AutoRejoin, true},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {

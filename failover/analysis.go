@@ -451,6 +451,9 @@ func block(f *facts, pr *Problem) {
 		bs = append(bs, Blocker{Kind: BlockPaused, Reason: why})
 	}
 	if pr.Action == ActionFailover {
+		if !f.p.AutomaticFailover {
+			bs = append(bs, Blocker{Kind: BlockDisabled, Reason: automaticFailoverOff})
+		}
 		if v.Now.Before(v.State.AntiFlapUntil) {
 			bs = append(bs, Blocker{Kind: BlockAntiFlap, Until: v.State.AntiFlapUntil, Reason: fmt.Sprintf("anti-flap window: a failover happened recently; automatic failover is blocked until %s (a manual failover is allowed: regentctl failover)", stamp(v.State.AntiFlapUntil))})
 		}
@@ -1130,26 +1133,41 @@ func allInMaintenance(v View, names []string) bool {
 	return len(names) > 0
 }
 
+// automaticFailoverOff is the reason of the blocker the automatic_failover
+// setting adds.
+const automaticFailoverOff = "automatic_failover is false: a dead primary is reported, not replaced; fail over by hand (regentctl failover), or set it true (regentctl cluster edit-config)"
+
 func detectAutomationBlocked(f *facts) []finding {
-	var parts []string
+	// Each reason is also a blocker of its kind: the status's
+	// automatic_failover and the blocked gauge name the kind (a paused
+	// cluster must not read as an unsafe one).
+	var bs []Blocker
 	v := f.v
 	if v.State.Paused {
 		s := "the cluster is paused: automatic failover is off (regentctl resume)"
 		if v.State.PauseReason != "" {
 			s += "; note: " + v.State.PauseReason
 		}
-		parts = append(parts, s)
+		bs = append(bs, Blocker{Kind: BlockPaused, Reason: s})
+	}
+	if !f.p.AutomaticFailover {
+		bs = append(bs, Blocker{Kind: BlockDisabled, Reason: automaticFailoverOff})
 	}
 	if v.Now.Before(v.State.AntiFlapUntil) {
-		parts = append(parts, fmt.Sprintf("anti-flap window until %s: automatic failover is blocked (manual failover allowed)", stamp(v.State.AntiFlapUntil)))
+		bs = append(bs, Blocker{Kind: BlockAntiFlap, Until: v.State.AntiFlapUntil,
+			Reason: fmt.Sprintf("anti-flap window until %s: automatic failover is blocked (manual failover allowed)", stamp(v.State.AntiFlapUntil))})
 	}
 	if b, ok := operationBlocker(v, f.p); ok {
-		parts = append(parts, b.Reason)
+		bs = append(bs, b)
 	}
-	if len(parts) == 0 {
+	if len(bs) == 0 {
 		return nil
 	}
-	return []finding{{instances: nonEmpty(f.primary), reason: strings.Join(parts, "; ")}}
+	parts := make([]string, len(bs))
+	for i, b := range bs {
+		parts[i] = b.Reason
+	}
+	return []finding{{instances: nonEmpty(f.primary), reason: strings.Join(parts, "; "), blockers: bs}}
 }
 
 func healthyReason(f *facts) string {

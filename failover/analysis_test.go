@@ -83,7 +83,7 @@ func TestAnalyze(t *testing.T) {
 		{
 			name: "healthy but paused: automation reported off",
 			b:    base().state(func(s *ReplicatedState) { s.Paused, s.PauseReason = true, "maintenance CHG-42" }),
-			want: []probSum{{Code: AutomationBlocked, Instances: []string{"db1"}}, healthy},
+			want: []probSum{{Code: AutomationBlocked, Instances: []string{"db1"}, Blocked: []BlockKind{BlockPaused}}, healthy},
 			reasons: map[Code][]string{
 				AutomationBlocked: {"paused", "automatic failover is off", "CHG-42"},
 			},
@@ -420,10 +420,22 @@ func TestAnalyze(t *testing.T) {
 			b:    base().primaryGone(ago(3 * time.Second)).state(func(s *ReplicatedState) { s.Paused = true }),
 			want: []probSum{
 				{Code: DeadPrimary, Instances: []string{"db1"}, Target: "db2", Action: ActionFailover, Blocked: []BlockKind{BlockPaused}},
-				{Code: AutomationBlocked, Instances: []string{"db1"}},
+				{Code: AutomationBlocked, Instances: []string{"db1"}, Blocked: []BlockKind{BlockPaused}},
 			},
 			reasons: map[Code][]string{
 				AutomationBlocked: {"paused"},
+			},
+		},
+		{
+			// Unlike a pause, only the failover waits for an operator.
+			name: "automatic_failover false: dead primary reported, blocked as disabled",
+			b:    base().primaryGone(ago(3 * time.Second)).policy(func(p *Policy) { p.AutomaticFailover = false }),
+			want: []probSum{
+				{Code: DeadPrimary, Instances: []string{"db1"}, Target: "db2", Action: ActionFailover, Blocked: []BlockKind{BlockDisabled}},
+				{Code: AutomationBlocked, Instances: []string{"db1"}, Blocked: []BlockKind{BlockDisabled}},
+			},
+			reasons: map[Code][]string{
+				AutomationBlocked: {"automatic_failover is false", "regentctl failover"},
 			},
 		},
 		{
@@ -432,7 +444,7 @@ func TestAnalyze(t *testing.T) {
 				state(func(s *ReplicatedState) { s.AntiFlapUntil = t0.Add(4 * time.Minute) }),
 			want: []probSum{
 				{Code: DeadPrimary, Instances: []string{"db1"}, Target: "db2", Action: ActionFailover, Blocked: []BlockKind{BlockAntiFlap}},
-				{Code: AutomationBlocked, Instances: []string{"db1"}},
+				{Code: AutomationBlocked, Instances: []string{"db1"}, Blocked: []BlockKind{BlockAntiFlap}},
 			},
 			reasons: map[Code][]string{
 				AutomationBlocked: {"anti-flap window until 12:04:00.000", "manual failover allowed"},
@@ -452,7 +464,7 @@ func TestAnalyze(t *testing.T) {
 				}),
 			want: []probSum{
 				{Code: DeadPrimary, Instances: []string{"db1"}, Target: "db2", Action: ActionFailover, Blocked: []BlockKind{BlockOperation}},
-				{Code: AutomationBlocked, Instances: []string{"db1"}},
+				{Code: AutomationBlocked, Instances: []string{"db1"}, Blocked: []BlockKind{BlockOperation}},
 			},
 			reasons: map[Code][]string{
 				AutomationBlocked: {"operation op-9 (switchover to db3) in progress"},
@@ -543,7 +555,7 @@ func TestAnalyze(t *testing.T) {
 			b:    base().writable("db3", true).state(func(s *ReplicatedState) { s.Paused = true }),
 			want: []probSum{
 				{Code: TwoWritablePrimaries, Instances: []string{"db3", "db1"}, Target: "db3", Action: ActionFence, Blocked: []BlockKind{BlockPaused}},
-				{Code: AutomationBlocked, Instances: []string{"db1"}},
+				{Code: AutomationBlocked, Instances: []string{"db1"}, Blocked: []BlockKind{BlockPaused}},
 			},
 		},
 		{
@@ -563,14 +575,14 @@ func TestAnalyze(t *testing.T) {
 				state(func(s *ReplicatedState) {
 					s.Operation = Operation{Kind: OpFailover, ID: "op-10", StartedAt: ago(time.Second), Target: "db2"}
 				}),
-			want: []probSum{{Code: AutomationBlocked, Instances: []string{"db1"}}, healthy},
+			want: []probSum{{Code: AutomationBlocked, Instances: []string{"db1"}, Blocked: []BlockKind{BlockOperation}}, healthy},
 		},
 		{
 			name: "replication stopped by a failover in progress is not reported",
 			b: base().stopped().state(func(s *ReplicatedState) {
 				s.Operation = Operation{Kind: OpFailover, ID: "op-11", StartedAt: ago(time.Second)}
 			}),
-			want: []probSum{{Code: AutomationBlocked, Instances: []string{"db1"}}, healthy},
+			want: []probSum{{Code: AutomationBlocked, Instances: []string{"db1"}, Blocked: []BlockKind{BlockOperation}}, healthy},
 		},
 		{
 			name: "primary restarted read-only, its agent holds the lease: restore writes",

@@ -76,6 +76,11 @@ type Policy struct {
 	// AntiFlapPeriod: after a failover, automatic
 	// failovers of the cluster are blocked this long. Manual ones are not.
 	AntiFlapPeriod time.Duration `yaml:"anti_flap_period"`
+	// AutomaticFailover: fail a dead or isolated primary over without an
+	// operator. Off, Regent still detects and reports it (DeadPrimary,
+	// blocked "disabled") and an operator fails over with regentctl
+	// failover; unlike a pause, every other repair still runs.
+	AutomaticFailover bool `yaml:"automatic_failover"`
 	// AutoRejoin: rejoin a returning old primary as a replica
 	// without an operator (only when it holds no errant transaction).
 	AutoRejoin bool `yaml:"auto_rejoin"`
@@ -132,6 +137,7 @@ func DefaultPolicy() Policy {
 		SwitchoverMaxLag:    2 * time.Second,
 		AntiFlapPeriod:      5 * time.Minute,
 		AutoRejoin:          true,
+		AutomaticFailover:   true,
 		StepTimeout:         time.Second,
 		RaftTimeout:         time.Second,
 		HookTimeout:         10 * time.Second,
