@@ -481,4 +481,29 @@ func TestLeftStoppedCountsUnrecordedStops(t *testing.T) {
 	if got := leftStopped(rejoin, []string{"db1", "db2", "db3"}, "db1"); len(got) != 0 {
 		t.Fatalf("leftStopped of a failed rejoin = %v, want none", got)
 	}
+
+	// Chaos seed 20263035: a failover of db2 aborted by the next leader,
+	// which could not reach db3 to start the IO thread it had stopped, then
+	// db1's quarantine (a rejoin that succeeded), then db3 back. The
+	// aborted failover still counts: only a change of primary ends the walk.
+	all := []string{"db1", "db2", "db3"}
+	failedOver := consensus.HistoryEntry{Kind: consensus.KindFailover, Result: consensus.ResultSuccess, EpochBefore: 1, EpochAfter: 2}
+	abortedFailover := consensus.HistoryEntry{Kind: consensus.KindFailover, Result: consensus.ResultAborted, EpochBefore: 2, EpochAfter: 2,
+		Steps: []consensus.Step{{Name: "record-intent db2", Result: consensus.StepOK}, {Name: "stop-io-threads db3", Result: consensus.StepOK}}}
+	quarantine := consensus.HistoryEntry{Kind: consensus.KindRejoin, Result: consensus.ResultSuccess, EpochBefore: 2, EpochAfter: 2}
+	for _, c := range []struct {
+		name    string
+		history []consensus.HistoryEntry
+		want    string
+	}{
+		{"an aborted failover, then a quarantine", []consensus.HistoryEntry{failedOver, abortedFailover, quarantine}, "[db1 db3]"},
+		{"an aborted failover last", []consensus.HistoryEntry{failedOver, abortedFailover}, "[db1 db3]"},
+		{"a change of primary since", []consensus.HistoryEntry{abortedFailover, quarantine, failedOver}, "[]"},
+		{"nothing aborted", []consensus.HistoryEntry{failedOver, quarantine}, "[]"},
+		{"no history", nil, "[]"},
+	} {
+		if got := fmt.Sprint(leftStoppedSince(c.history, all, "db2")); got != c.want {
+			t.Errorf("%s: leftStoppedSince = %s, want %s", c.name, got, c.want)
+		}
+	}
 }

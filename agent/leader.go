@@ -167,6 +167,35 @@ func leftStopped(last consensus.HistoryEntry, instances []string, primary string
 	return out
 }
 
+// leftStoppedSince lists the instances whose IO threads the operations
+// since the last change of primary may have left stopped (leftStopped of
+// each that ended without one), sorted. Not the last operation's
+// alone: one that stops nothing may follow while the replica is still
+// unreachable (chaos seed 20263035: a failover aborted by the next leader,
+// which could not reach db3 to start its IO thread again, then db1's
+// quarantine, then db3 back; looking at the quarantine alone, db3 stayed
+// stopped for good). A change of primary ends the walk: its repoints
+// started every IO thread it had stopped.
+func leftStoppedSince(history []consensus.HistoryEntry, instances []string, primary string) []string {
+	var out []string
+	for i := len(history) - 1; i >= 0; i-- {
+		e := history[i]
+		if e.EpochAfter > e.EpochBefore {
+			break
+		}
+		if e.Result == consensus.ResultSuccess {
+			continue
+		}
+		for _, n := range leftStopped(e, instances, primary) {
+			if !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // view assembles the failover core's view of the cluster from this agent's
 // probes, the other agents' reports and the replicated state.
 func (c *clusterRT) view(now time.Time) failover.View {
@@ -282,14 +311,10 @@ func (c *clusterRT) view(now time.Time) failover.View {
 				v.State.Quarantined[n] = q.Reason
 			}
 		}
-		// The IO threads the last operation left stopped, when it ended
-		// without a change of primary: its undo, or the abort of an
-		// abandoned run, may not have reached them (ReplicaIOLeftStopped).
-		if h := st.History; len(h) > 0 {
-			if last := h[len(h)-1]; last.Result != consensus.ResultSuccess && last.EpochAfter <= last.EpochBefore {
-				v.State.StoppedIO = leftStopped(last, c.set().names(), st.Primary)
-			}
-		}
+		// The IO threads operations since the last change of primary left
+		// stopped: their undo, or the abort of an abandoned run, may not
+		// have reached them (ReplicaIOLeftStopped).
+		v.State.StoppedIO = leftStoppedSince(st.History, c.set().names(), st.Primary)
 		v.State.FormerPrimary = formerPrimary(st)
 	}
 	return v

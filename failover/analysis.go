@@ -874,8 +874,9 @@ func detectPointsElsewhere(f *facts) []finding {
 // detectIOLeftStopped finds the replicas an operation stopped and left so:
 // Regent starts no IO thread an operator stopped, so these would stay
 // stopped for good, and a lossless primary would lose acknowledgers. Only
-// while that operation is the cluster's most recent and nothing runs; a
-// replica whose IO thread runs, errs or points elsewhere is not this.
+// until the next change of primary (State.StoppedIO) and while nothing
+// runs; a replica whose IO thread runs, errs or points elsewhere is not
+// this.
 func detectIOLeftStopped(f *facts) []finding {
 	if f.primary == "" || f.v.State.Operation.Kind != OpNone {
 		return nil

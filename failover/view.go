@@ -381,10 +381,10 @@ type ReplicatedState struct {
 	// Sources maps a replica an operator relocated under another replica
 	// (regentctl repoint) to that source: ExpectedSource.
 	Sources map[string]string
-	// StoppedIO lists the replicas whose IO threads the cluster's most
-	// recent operation stopped and did not start again, when it ended
-	// without a change of primary (aborted or failed, its undo or the
-	// abort's restart not reaching them): ReplicaIOLeftStopped.
+	// StoppedIO lists the replicas whose IO threads the operations since
+	// the last change of primary stopped and did not start again, those
+	// that ended without one (aborted or failed, their undo or the abort's
+	// restart not reaching them): ReplicaIOLeftStopped.
 	StoppedIO []string
 }
 
