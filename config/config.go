@@ -320,6 +320,7 @@ func (c Config) Validate() error {
 	c.validateMySQL(&v)
 	c.validateClusters(&v, peers)
 	c.validateLog(&v)
+	c.checkCerts(&v, time.Now())
 	v.check(c.MaxParallelOperations >= 0, "max_parallel_operations", "is %d; want 1 or more (absent: %d)", c.MaxParallelOperations, DefaultMaxParallelOperations)
 	return errors.Join(v.errs...)
 }

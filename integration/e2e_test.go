@@ -32,6 +32,14 @@ func TestOperatorWorkflow(t *testing.T) {
 			t.Parallel()
 			s := sandbox.Start(t, k, sandbox.Options{})
 
+			// check-config reads the certificates: the sandbox's are valid
+			// for a day, which it says.
+			regent, _ := sandbox.Binaries(t)
+			cc, err := exec.Command(regent, "check-config", s.Agents[0].CfgPath).CombinedOutput()
+			if err != nil || !strings.Contains(string(cc), "configuration is valid") || !strings.Contains(string(cc), "warning: raft.tls.cert_file") || !strings.Contains(string(cc), "expires at") {
+				t.Fatalf("check-config of a sandbox agent's configuration (%v):\n%s", err, cc)
+			}
+
 			out, errOut, code := s.Ctl("check")
 			if code != 0 || !strings.Contains(out, "reachable") {
 				t.Fatalf("check on a well set-up cluster (exit %d):\n%s\n%s", code, out, errOut)

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/regentdb/regent/config"
 	"github.com/regentdb/regent/internal/buildinfo"
@@ -44,11 +45,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintln(stderr, "usage: regent check-config FILE")
 				return 2
 			}
-			if _, err := config.Load(args[1]); err != nil {
+			cfg, err := config.Load(args[1])
+			if err != nil {
 				fmt.Fprintf(stderr, "regent: %v\n", err)
 				return 2
 			}
-			fmt.Fprintf(stdout, "%s: configuration is valid\n", args[1])
+			// Valid, and what works now but should be changed: each
+			// warning on a line, as the agent logs them at start.
+			ws := append(cfg.SecurityWarnings(), cfg.CertificateWarnings(time.Now())...)
+			for _, w := range ws {
+				fmt.Fprintf(stdout, "warning: %s: %s\n", w.Key, w.Message)
+			}
+			fmt.Fprintf(stdout, "%s: configuration is valid (%d warning(s))\n", args[1], len(ws))
 			return 0
 		}
 	}

@@ -36,7 +36,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	defer signal.Stop(hup)
 	log := newLogger(cfg.Log, stderr)
 	// Settings that expose secrets or the write route: said once, at start.
-	for _, w := range cfg.SecurityWarnings() {
+	for _, w := range append(cfg.SecurityWarnings(), cfg.CertificateWarnings(time.Now())...) {
 		log.Warn(w.Message, "key", w.Key)
 	}
 	secrets, agentToken, err := readSecrets(cfg)

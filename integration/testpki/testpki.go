@@ -60,6 +60,9 @@ type Spec struct {
 	// Usages are the extended key usages; nil means serverAuth and
 	// clientAuth.
 	Usages []x509.ExtKeyUsage
+	// NotBefore and NotAfter bound its validity; zero means from an hour
+	// ago, and for a day.
+	NotBefore, NotAfter time.Time
 }
 
 // Issue makes a certificate from s signed by the CA and returns it and its
@@ -77,8 +80,14 @@ func (ca *CA) Issue(s Spec) (certPEM, keyPEM []byte, err error) {
 	if usages == nil {
 		usages = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	}
+	if s.NotBefore.IsZero() {
+		s.NotBefore = time.Now().Add(-time.Hour)
+	}
+	if s.NotAfter.IsZero() {
+		s.NotAfter = time.Now().Add(24 * time.Hour)
+	}
 	tpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: s.CN},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		NotBefore: s.NotBefore, NotAfter: s.NotAfter,
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usages,
 		IPAddresses: s.IPs, DNSNames: s.DNSNames}
 	for _, u := range s.URIs {
