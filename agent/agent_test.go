@@ -738,6 +738,14 @@ func TestCheckFindings(t *testing.T) {
 			netTimeout = "replica_net_timeout"
 		}
 		h.db.Replicas[0].Exec(t, "SET GLOBAL "+netTimeout+"=4")
+		// Regent's account loses SHUTDOWN everywhere: revoked on the
+		// primary, the revoke replicates.
+		for _, host := range strings.Split(h.db.Primary.QueryString(t, "SELECT GROUP_CONCAT(host) FROM mysql.user WHERE user = '"+mysqltest.AdminUser+"'"), ",") {
+			h.db.Primary.Exec(t, "REVOKE SHUTDOWN ON *.* FROM '"+mysqltest.AdminUser+"'@'"+host+"'")
+		}
+		for _, r := range h.db.Replicas {
+			mysqltest.WaitCaughtUp(t, r, h.db.Primary, 30*time.Second)
+		}
 		a := h.agents[0]
 		var rep api.CheckReport
 		h.eventually("findings for every instance", 10*time.Second, func() (bool, string) {
@@ -752,11 +760,17 @@ func TestCheckFindings(t *testing.T) {
 			return err == nil && ok == 3, fmt.Sprintf("%+v %v", rep.Findings, err)
 		})
 		var found, shortTimeout bool
-		checks := map[string]int{}
+		checks, noShutdown := map[string]int{}, map[string]bool{}
 		for _, f := range rep.Findings {
 			checks[f.Instance]++
+			if f.Check == "report_host" && f.Severity != api.SeverityOK {
+				t.Errorf("report_host finding on a server started with --report-host: %+v", f)
+			}
 			if f.Severity == api.SeverityOK {
 				continue
+			}
+			if f.Check == "grants" {
+				noShutdown[f.Instance] = f.Severity == api.SeverityWarning && strings.Contains(f.Message, "lacks SHUTDOWN") && strings.Contains(f.Fix, "GRANT SHUTDOWN ON *.*")
 			}
 			if f.Check == "binlog_format" {
 				found = f.Instance == "r2" && f.Severity == api.SeverityWarning && f.Fix != ""
@@ -779,8 +793,11 @@ func TestCheckFindings(t *testing.T) {
 		}
 		// Every check is listed for every instance, ok ones included.
 		for _, n := range []string{"p", "r1", "r2"} {
-			if checks[n] != 11 {
-				t.Errorf("%s: %d findings, want one per check (11): %+v", n, checks[n], rep.Findings)
+			if checks[n] != 13 {
+				t.Errorf("%s: %d findings, want one per check (13): %+v", n, checks[n], rep.Findings)
+			}
+			if !noShutdown[n] {
+				t.Errorf("%s: the revoked SHUTDOWN is not reported with its GRANT: %+v", n, rep.Findings)
 			}
 		}
 		if _, err := a.API().Check(context.Background(), "nope"); err == nil || !strings.Contains(err.Error(), "main") {

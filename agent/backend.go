@@ -223,6 +223,15 @@ func (b API) Check(ctx context.Context, cluster string) (api.CheckReport, error)
 			}
 			if inst, ok := set.insts[ic.Name]; ok {
 				in.Snap, in.SnapErr = inst.Probe(ctx)
+				if acc, err := inst.Account(ctx); err != nil {
+					in.AccountErr = err
+				} else {
+					in.Account = &acc
+				}
+			}
+			in.User = b.a.cfg.MySQL.User
+			if h, _, err := net.SplitHostPort(ic.Address); err == nil {
+				in.Host = h
 			}
 		}
 		rep.Findings = append(rep.Findings, preflight(in)...)

@@ -30,6 +30,8 @@ const (
 	checkSemiSync          = "semi_sync"
 	checkHeartbeat         = "heartbeat"
 	checkReplicaNetTimeout = "replica_net_timeout"
+	checkGrants            = "grants"
+	checkReportHost        = "report_host"
 )
 
 // minReplicaNetTimeout is the shortest slave_net_timeout /
@@ -57,6 +59,13 @@ type preflightInput struct {
 	// semi_sync_wait_for.
 	SemiSync bool
 	WaitFor  int
+	// Account is Regent's account's grants and the server's report_host
+	// (nil with AccountErr when they could not be read); User is the
+	// account's name and Host the host of the instance's configured
+	// address, for the fixes.
+	Account    *topology.Account
+	AccountErr error
+	User, Host string
 }
 
 // preflight runs every check on one instance.
@@ -175,7 +184,51 @@ func preflight(in preflightInput) []api.Finding {
 	default:
 		ok(checkReplicaNetTimeout, fmt.Sprintf("%ds", s.ReplicaNetTimeout))
 	}
+	accountChecks(in, s.Flavor, add, ok)
 	return out
+}
+
+// accountChecks checks Regent's account's grants and the server's
+// report_host.
+func accountChecks(in preflightInput, f topology.Flavor, add func(check, sev, msg, fix string), ok func(check, msg string)) {
+	a := in.Account
+	if a == nil {
+		add(checkGrants, api.SeverityWarning, fmt.Sprintf("the grants and report_host could not be read (%v): not checked", in.AccountErr), "check again; if it keeps failing, see the agent's log")
+		return
+	}
+	if miss := topology.MissingPrivileges(f, a.Grants); len(miss) > 0 {
+		var names, why []string
+		for _, p := range miss {
+			names = append(names, p.Name)
+			why = append(why, p.Name+": "+p.Why)
+		}
+		user := in.User
+		if user == "" {
+			user = "the account"
+		}
+		add(checkGrants, api.SeverityWarning, fmt.Sprintf("Regent's account lacks %s on *.* (%s); the actions that need them fail when Regent acts (SHOW GRANTS does not expand roles: privileges from a role look missing)",
+			strings.Join(names, ", "), strings.Join(why, "; ")),
+			fmt.Sprintf("GRANT %s ON *.* TO %s@'<its host>' (deploy/regent/users-mariadb.sql or users-mysql.sql lists every grant and why)", strings.Join(names, ", "), user))
+	} else {
+		ok(checkGrants, "Regent's account holds every global privilege its actions need")
+	}
+	switch {
+	case a.ReportHost == "":
+		add(checkReportHost, api.SeverityWarning, "report_host is not set: as a replica it is listed by SHOW SLAVE HOSTS / SHOW REPLICAS without an address, and discovery (regentctl discover) cannot follow it",
+			fmt.Sprintf("report_host=%s (and report_port) in my.cnf, then restart mysqld", orText(in.Host, "<its address>")))
+	case in.Host != "" && !strings.EqualFold(a.ReportHost, in.Host):
+		add(checkReportHost, api.SeverityWarning, fmt.Sprintf("report_host is %s, but the configuration reaches it at %s: discovery lists it under an address Regent does not know", a.ReportHost, in.Host),
+			fmt.Sprintf("report_host=%s in my.cnf (restart mysqld), or the instance's address in regent.yaml", in.Host))
+	default:
+		ok(checkReportHost, "report_host="+a.ReportHost)
+	}
+}
+
+func orText(s, otherwise string) string {
+	if s == "" {
+		return otherwise
+	}
+	return s
 }
 
 // notLossless says why a source's semi-sync settings are not lossless (""

@@ -16,12 +16,17 @@ func healthyPreflight() preflightInput {
 		Obs: Observation{Reachable: true, ReadOnly: true, ServerID: 2, Replica: &ReplicaObservation{HeartbeatPeriod: 0.25}},
 		Snap: &topology.Snapshot{LogBin: true, LogReplicaUpdates: true, GTIDMode: "ON", GTIDStrict: true, BinlogFormat: "ROW",
 			ReplicaNetTimeout: 15, SemiSync: topology.SemiSyncStatus{Available: true}},
+		// As SHOW GRANTS prints ALL PRIVILEGES: on MySQL the dynamic
+		// privileges on their own line.
+		Account: &topology.Account{Grants: []string{"GRANT ALL PRIVILEGES ON *.* TO `regent`@`10.0.0.%`",
+			"GRANT CONNECTION_ADMIN,REPLICATION_SLAVE_ADMIN,SYSTEM_USER,SYSTEM_VARIABLES_ADMIN ON *.* TO `regent`@`10.0.0.%`"}, ReportHost: "10.0.0.12"},
+		User: "regent", Host: "10.0.0.12",
 	}
 }
 
 func TestPreflight(t *testing.T) {
 	every := []string{checkReachable, checkPrivileges, checkServerID, checkReadOnly, checkSuperReadOnly, checkBinlog, checkGTID,
-		checkBinlogFormat, checkSemiSync, checkHeartbeat, checkReplicaNetTimeout}
+		checkBinlogFormat, checkSemiSync, checkHeartbeat, checkReplicaNetTimeout, checkGrants, checkReportHost}
 	lossless := topology.SemiSyncStatus{Available: true, SourceEnabled: true, WaitPoint: "AFTER_SYNC", WaitNoReplica: true,
 		TimeoutMillis: 4294967295, WaitForReplicaCount: 1}
 	for _, tc := range []struct {
@@ -80,6 +85,20 @@ func TestPreflight(t *testing.T) {
 			in.Snap.ReplicaNetTimeout, in.Snap.Replica = 60, &topology.ReplicaStatus{}
 			in.Obs.Replica.HeartbeatPeriod = 1
 		}, bad: checkReplicaNetTimeout, sev: api.SeverityWarning, says: []string{"60s without heartbeats"}},
+		{name: "an account without READ ONLY ADMIN", change: func(in *preflightInput) {
+			in.Account.Grants = []string{"GRANT PROCESS, RELOAD, SHUTDOWN, CONNECTION ADMIN, SLAVE MONITOR, REPLICATION SLAVE ADMIN, REPLICATION MASTER ADMIN ON *.* TO `regent`@`%`"}
+		}, bad: checkGrants, sev: api.SeverityWarning, says: []string{"lacks READ ONLY ADMIN", "SET GLOBAL read_only"}},
+		{name: "a MySQL account without SYSTEM_USER", change: func(in *preflightInput) {
+			in.Snap.Flavor, in.Snap.SuperReadOnly = topology.FlavorMySQL84, true
+			in.Account.Grants = []string{"GRANT RELOAD, SHUTDOWN, PROCESS, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO `regent`@`%`",
+				"GRANT CONNECTION_ADMIN,REPLICATION_SLAVE_ADMIN,SYSTEM_VARIABLES_ADMIN ON *.* TO `regent`@`%`"}
+		}, bad: checkGrants, sev: api.SeverityWarning, says: []string{"lacks SYSTEM_USER"}},
+		{name: "grants not readable", change: func(in *preflightInput) { in.Account, in.AccountErr = nil, errors.New("Error 1141") },
+			checks: every[:len(every)-1], bad: checkGrants, sev: api.SeverityWarning, says: []string{"Error 1141", "not checked"}},
+		{name: "report_host not set", change: func(in *preflightInput) { in.Account.ReportHost = "" },
+			bad: checkReportHost, sev: api.SeverityWarning, says: []string{"report_host is not set", "discovery"}},
+		{name: "report_host another address", change: func(in *preflightInput) { in.Account.ReportHost = "db2.old.example" },
+			bad: checkReportHost, sev: api.SeverityWarning, says: []string{"report_host is db2.old.example", "10.0.0.12"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := healthyPreflight()
