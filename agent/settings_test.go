@@ -197,7 +197,7 @@ func TestAutomaticFailoverOff(t *testing.T) {
 			t.Fatalf("failed over with automatic_failover false: primary %s epoch %d", c.Primary, c.Epoch)
 		}
 		h.failover("main", api.FailoverRequest{To: "r1"})
-		e := h.waitOp(consensus.KindFailover, 0, 30*time.Second)
+		e := h.waitOp(consensus.KindForcedFailover, 0, 30*time.Second) // an operator's, with a target
 		if e.Result != consensus.ResultSuccess || e.NewPrimary != "r1" {
 			t.Fatalf("the operator's failover: %s (%s) to %s; steps %s", e.Result, e.Reason, e.NewPrimary, stepNames(e))
 		}
