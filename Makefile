@@ -93,7 +93,7 @@ bench: deps
 # schedules of faults (kills, freezes, partitions one-way and Raft-only, a
 # lossy link, the Raft leader killed mid-operation, switchovers and manual
 # failovers) against three real agents, mysqld and HAProxy on netlab hosts,
-# each schedule judged by the checker. `make test` runs 10 schedules per
+# each schedule judged by the checker. `make test` runs 6 schedules per
 # flavour from seed 1 (the same ones every run); this draws a new base seed
 # (printed) unless CHAOS_SEED is given. A failure prints its seed, schedule,
 # violations and timeline, and keeps the logs and the history in CHAOS_DIR.
