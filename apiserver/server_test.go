@@ -456,6 +456,19 @@ func TestHandlerPanicIs500JSON(t *testing.T) {
 	}
 }
 
+// GET /v1/status names the answering agent's build (regentctl version
+// prints it).
+func TestStatusNamesTheBuild(t *testing.T) {
+	fake := apiservertest.NewFakeBackend()
+	defer fake.Close()
+	_, ts := newServer(t, fake, func(c *apiserver.Config) { c.Version = "1.4.0-3-gc69fa7f" })
+	a := call(t, ts, "GET", "/v1/status", readOnly, "")
+	var st api.Status
+	if err := json.Unmarshal(a.body, &st); err != nil || a.status != 200 || st.Version != "1.4.0-3-gc69fa7f" {
+		t.Fatalf("%d %s (%v): want the server's version", a.status, a.body, err)
+	}
+}
+
 func TestSwitchoverStartsAndFollows(t *testing.T) {
 	fake := apiservertest.NewFakeBackend()
 	defer fake.Close()
