@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -273,8 +274,21 @@ func TestSwitchoverWindowEndsAtTheFirstCommit(t *testing.T) {
 			t.Fatalf("write_blocked %v runs up to %q, want the first commit on r1", got.WriteBlocked, got.WriteBlockedUntil)
 		}
 		// The window ends after the write was sent, and soon after it was
-		// acknowledged (the watch polls every few milliseconds).
-		end := blockStart(t, got).Add(got.WriteBlocked.Std())
+		// acknowledged (the watch polls every few milliseconds). Its end
+		// is read from the route's end and the delay the history gives:
+		// its start is the moment the fence's SET GLOBAL read_only was
+		// sent, inside the fence step, which the history does not time
+		// (a start taken at the fence step's start put the end up to the
+		// fence's kills too early: found by a CI run).
+		m := regexp.MustCompile(`observed (\S+) after the route`).FindStringSubmatch(got.WriteBlockedUntil)
+		if m == nil {
+			t.Fatalf("write_blocked_until %q does not say when the commit was observed", got.WriteBlockedUntil)
+		}
+		after, err := time.ParseDuration(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := stepEnd(t, got, "route r1").Add(after)
 		if end.Before(sent) || end.After(acked.Add(150*time.Millisecond)) {
 			t.Fatalf("the window ends at %s; the write was sent at %s and acknowledged at %s (until %q)",
 				end.Format("15:04:05.000"), sent.Format("15:04:05.000"), acked.Format("15:04:05.000"), got.WriteBlockedUntil)

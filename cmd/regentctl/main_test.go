@@ -178,7 +178,7 @@ func TestReadCommandsJSON(t *testing.T) {
 		{[]string{"members"}, &api.Members{}, func(v any) bool { return len(v.(*api.Members).Members) == 3 }, 0},
 		{[]string{"members", "list"}, &api.Members{}, func(v any) bool { return v.(*api.Members).LeaderID == "a1" }, 0},
 		{[]string{"check"}, &api.CheckReport{}, func(v any) bool { return len(v.(*api.CheckReport).Findings) == 3 }, exitFailed},
-		{[]string{"version"}, &versionOutput{}, func(v any) bool { return v.(*versionOutput).Agent == "test" }, 0},
+		{[]string{"version"}, &versionOutput{}, func(v any) bool { return v.(*versionOutput).Agent == "test-agent" }, 0}, // the server's build
 	} {
 		r := ctl(t, env(url), append(tc.args, "-o", "json")...)
 		if r.code != tc.code {
