@@ -24,6 +24,15 @@ LDFLAGS := -X main.version=$(VERSION)
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
+# A release in dist/: regent and regentctl for linux/amd64 and arm64, a
+# Debian package of each, and the OCI image regent:$(VERSION) for this
+# machine (scripts/release.sh says what each holds). REGENT_IMAGE_BASE picks
+# the image's base: debian:bookworm-slim by default; on machines that cannot
+# pull, regent-base:bookworm (made by scripts/build-image.sh, as root).
+.PHONY: release
+release:
+	VERSION=$(VERSION) scripts/release.sh
+
 deps:
 	scripts/deps.sh
 
