@@ -27,7 +27,7 @@ build:
 # A release in dist/: regent and regentctl for linux/amd64 and arm64, a
 # Debian package of each, and the OCI image regent:$(VERSION) for this
 # machine (scripts/release.sh says what each holds). REGENT_IMAGE_BASE picks
-# the image's base: debian:bookworm-slim by default; on machines that cannot
+# the image's base: debian:12.11-slim by default; on machines that cannot
 # pull, regent-base:bookworm (made by scripts/build-image.sh, as root).
 .PHONY: release
 release:

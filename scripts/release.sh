@@ -10,7 +10,7 @@
 #                                     skips it)
 #
 # The version is git describe's (VERSION=... overrides it). The image's base
-# is REGENT_IMAGE_BASE: debian:bookworm-slim by default (pin it by digest in
+# is REGENT_IMAGE_BASE: debian:12.11-slim by default, a point release (pin it by digest in
 # your registry for reproducible images); on machines that cannot pull, the
 # locally made regent-base:bookworm (scripts/build-image.sh).
 set -euo pipefail
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 dist=${DIST:-dist}
-base=${REGENT_IMAGE_BASE:-debian:bookworm-slim}
+base=${REGENT_IMAGE_BASE:-debian:12.11-slim}
 go=${GO:-go}
 mkdir -p "$dist"
 dist=$(cd "$dist" && pwd)
