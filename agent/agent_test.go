@@ -746,6 +746,16 @@ func TestCheckFindings(t *testing.T) {
 		h := newHarness(t, k)
 		h.waitRecorded()
 		w := replicaWord(k)
+		// r1 restarted with another report_host than the address the
+		// configuration gives it (first: a restart loses the SET GLOBALs
+		// below).
+		h.db.Replicas[0].RestartWith(t, "--report-host=db2.old.example")
+		mysqltest.WaitReplicating(t, h.db.Replicas[0], 30*time.Second)
+		if k == mysqltest.MySQL {
+			// super_read_only off on r1, on on r2.
+			h.db.Replicas[0].Exec(t, "SET GLOBAL super_read_only=OFF")
+			h.db.Replicas[1].Exec(t, "SET GLOBAL super_read_only=ON")
+		}
 		h.db.Replicas[1].Exec(t, "STOP "+w+" SQL_THREAD", "SET GLOBAL binlog_format=STATEMENT", "START "+w+" SQL_THREAD")
 		netTimeout := "slave_net_timeout"
 		if k == mysqltest.MySQL {
@@ -777,8 +787,15 @@ func TestCheckFindings(t *testing.T) {
 		checks, noShutdown := map[string]int{}, map[string]bool{}
 		for _, f := range rep.Findings {
 			checks[f.Instance]++
-			if f.Check == "report_host" && f.Severity != api.SeverityOK {
-				t.Errorf("report_host finding on a server started with --report-host: %+v", f)
+			switch {
+			case f.Check == "report_host" && (f.Instance == "r1") != (f.Severity != api.SeverityOK):
+				t.Errorf("report_host finding %+v: want a warning on r1 alone (restarted with another --report-host)", f)
+			case f.Check == "report_host" && f.Instance == "r1" && !strings.Contains(f.Message, "db2.old.example"):
+				t.Errorf("report_host finding %+v does not name what r1 reports", f)
+			case f.Check == "super_read_only" && k == mysqltest.MySQL && (f.Instance == "r1") != (f.Severity == api.SeverityWarning):
+				t.Errorf("super_read_only finding %+v: want a warning on r1 alone (OFF there, ON on r2, p the primary)", f)
+			case f.Check == "super_read_only" && k == mysqltest.MariaDB && f.Severity != api.SeverityOK:
+				t.Errorf("super_read_only finding on MariaDB: %+v", f)
 			}
 			if f.Severity == api.SeverityOK {
 				continue
@@ -817,6 +834,44 @@ func TestCheckFindings(t *testing.T) {
 		if _, err := a.API().Check(context.Background(), "nope"); err == nil || !strings.Contains(err.Error(), "main") {
 			t.Fatalf("unknown cluster: %v (want an error naming the configured clusters)", err)
 		}
+	})
+}
+
+// The preflight's findings about a primary that is not lossless, on real
+// servers: durability semi_sync, the cluster paused so that nothing repairs
+// it, the primary's semi-sync timeout shortened (and on MySQL its wait
+// count raised above semi_sync_wait_for): reported with the fix.
+func TestCheckFindsAPrimaryThatIsNotLossless(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		h := newHarness(t, k, func(c *config.Config) { c.Clusters[0].Durability = "semi_sync" })
+		h.waitRecorded()
+		h.waitLossless(k)
+		ctx := context.Background()
+		if _, err := h.agents[h.leader()].API().Pause(ctx, "main", api.PauseRequest{Reason: "preflight test"}); err != nil {
+			t.Fatal(err)
+		}
+		v := semiSyncVar(k)
+		stmts := []string{"SET GLOBAL " + v + "_timeout=10000"}
+		says := []string{"not lossless", "a timeout of 10s"}
+		if k == mysqltest.MySQL {
+			stmts = append(stmts, "SET GLOBAL "+v+"_wait_for_replica_count=2")
+			says = append(says, "it waits for 2 acknowledgements, semi_sync_wait_for is 1")
+		}
+		h.db.Primary.Exec(t, stmts...)
+		h.eventually("the primary's semi-sync finding", 10*time.Second, func() (bool, string) {
+			rep, err := h.agents[0].API().Check(ctx, "main")
+			for _, f := range rep.Findings {
+				if f.Check != "semi_sync" || f.Instance != "p" {
+					continue
+				}
+				ok := f.Severity == api.SeverityWarning && f.Fix != ""
+				for _, w := range says {
+					ok = ok && strings.Contains(f.Message, w)
+				}
+				return ok, fmt.Sprintf("%+v", f)
+			}
+			return false, fmt.Sprintf("no semi_sync finding for p (%v): %+v", err, rep.Findings)
+		})
 	})
 }
 

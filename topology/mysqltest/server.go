@@ -729,6 +729,16 @@ func (s *Server) Restart(t TB) {
 	}
 }
 
+// RestartWith stops the server (SIGTERM) and starts it again with args
+// added to its command line from now on (a later option overrides an
+// earlier one: --report-host=other).
+func (s *Server) RestartWith(t TB, args ...string) {
+	t.Helper()
+	s.Stop(t)
+	s.opts.extra = append(s.opts.extra, args...)
+	s.Restart(t)
+}
+
 func (s *Server) cleanup() {
 	s.mu.Lock()
 	cmd, exited, db, stopped := s.cmd, s.exited, s.db, s.stopped
