@@ -501,6 +501,11 @@ func TestLeftStoppedCountsUnrecordedStops(t *testing.T) {
 		{"a change of primary since", []consensus.HistoryEntry{abortedFailover, quarantine, failedOver}, "[]"},
 		{"nothing aborted", []consensus.HistoryEntry{failedOver, quarantine}, "[]"},
 		{"no history", nil, "[]"},
+		// Chaos seed 20263204: a switchover's leader killed after the
+		// commit, in the repoint of the old primary db1 (CHANGE MASTER
+		// done, START SLAVE not): the abort keeps epoch 2, and db1 counts.
+		{"a switchover aborted after its commit", []consensus.HistoryEntry{failedOver, {Kind: consensus.KindSwitchover, Result: consensus.ResultAborted,
+			EpochBefore: 2, EpochAfter: 3, OldPrimary: "db1"}}, "[db1]"},
 	} {
 		if got := fmt.Sprint(leftStoppedSince(c.history, all, "db2")); got != c.want {
 			t.Errorf("%s: leftStoppedSince = %s, want %s", c.name, got, c.want)

@@ -175,12 +175,22 @@ func leftStopped(last consensus.HistoryEntry, instances []string, primary string
 // which could not reach db3 to start its IO thread again, then db1's
 // quarantine, then db3 back; looking at the quarantine alone, db3 stayed
 // stopped for good). A change of primary ends the walk: its repoints
-// started every IO thread it had stopped.
+// started every IO thread it had stopped, but for the old primary's when it
+// did not end well.
 func leftStoppedSince(history []consensus.HistoryEntry, instances []string, primary string) []string {
 	var out []string
 	for i := len(history) - 1; i >= 0; i-- {
 		e := history[i]
 		if e.EpochAfter > e.EpochBefore {
+			// A change of primary that did not end well: its leader died
+			// after the commit, and its repoint of the old primary, the
+			// step after it, may have been cut between CHANGE MASTER and
+			// START SLAVE (chaos seed 20263204: db1 left pointing at db2
+			// with both threads stopped, and not a RejoinNeeded since it is
+			// a replica).
+			if e.Result != consensus.ResultSuccess && e.OldPrimary != "" && e.OldPrimary != primary && !slices.Contains(out, e.OldPrimary) {
+				out = append(out, e.OldPrimary)
+			}
 			break
 		}
 		if e.Result == consensus.ResultSuccess {
