@@ -215,20 +215,13 @@ func accountChecks(in preflightInput, f topology.Flavor, add func(check, sev, ms
 	switch {
 	case a.ReportHost == "":
 		add(checkReportHost, api.SeverityWarning, "report_host is not set: as a replica it is listed by SHOW SLAVE HOSTS / SHOW REPLICAS without an address, and discovery (regentctl discover) cannot follow it",
-			fmt.Sprintf("report_host=%s (and report_port) in my.cnf, then restart mysqld", orText(in.Host, "<its address>")))
+			fmt.Sprintf("report_host=%s (and report_port) in my.cnf, then restart mysqld", orDefault(in.Host, "<its address>")))
 	case in.Host != "" && !strings.EqualFold(a.ReportHost, in.Host):
 		add(checkReportHost, api.SeverityWarning, fmt.Sprintf("report_host is %s, but the configuration reaches it at %s: discovery lists it under an address Regent does not know", a.ReportHost, in.Host),
 			fmt.Sprintf("report_host=%s in my.cnf (restart mysqld), or the instance's address in regent.yaml", in.Host))
 	default:
 		ok(checkReportHost, "report_host="+a.ReportHost)
 	}
-}
-
-func orText(s, otherwise string) string {
-	if s == "" {
-		return otherwise
-	}
-	return s
 }
 
 // notLossless says why a source's semi-sync settings are not lossless (""

@@ -3,13 +3,13 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/regentdb/regent/identity"
 )
 
 // CertExpiryWarning is how long before a certificate expires the agent and
@@ -79,19 +79,19 @@ func (c Config) checkCerts(v *validation, now time.Time) {
 		if f.CAFile == "" || !exists(f.CAFile) {
 			continue
 		}
-		roots, err := readCAs(f.CAFile)
+		roots, err := identity.LoadPool(f.CAFile)
 		if err != nil {
 			v.bad(cc.key+".ca_file", "%v", err)
 			continue
 		}
-		inter := x509.NewCertPool()
+		chain := []*x509.Certificate{leaf}
 		for _, der := range pair.Certificate[1:] {
 			if ic, err := x509.ParseCertificate(der); err == nil {
-				inter.AddCert(ic)
+				chain = append(chain, ic)
 			}
 		}
 		for _, u := range cc.usages {
-			if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{u}, CurrentTime: now}); err != nil {
+			if err := identity.Verify(chain, roots, u); err != nil {
 				v.bad(cc.key+".cert_file", "%s does not verify against %s for %s: %v", f.CertFile, f.CAFile, usageName(u), err)
 				break
 			}
@@ -111,7 +111,7 @@ func (c Config) CertificateWarnings(now time.Time) []Warning {
 		if f.CertFile == "" || !exists(f.CertFile) {
 			continue
 		}
-		leaf, err := readLeaf(f.CertFile)
+		leaf, err := identity.LeafFromFile(f.CertFile)
 		if err != nil {
 			continue // Validate says so
 		}
@@ -137,37 +137,6 @@ func (c Config) CertificateWarnings(now time.Time) []Warning {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
-}
-
-// readCAs reads the CA certificates of a ca_file.
-func readCAs(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return pool, nil
-}
-
-// readLeaf parses the first certificate of a PEM file.
-func readLeaf(path string) (*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			return nil, errors.New("no PEM certificate")
-		}
-		if blk.Type == "CERTIFICATE" {
-			return x509.ParseCertificate(blk.Bytes)
-		}
-	}
 }
 
 func usageName(u x509.ExtKeyUsage) string {

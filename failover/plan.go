@@ -920,11 +920,12 @@ func PlanRestoreWrites(v View, p Policy) (Plan, error) {
 	}
 	prim := f.primary
 	pl.add(intent(p, pl, prim, fmt.Sprintf("restore writes on %s, primary of epoch %d", prim, v.State.Epoch)))
+	lossless := losslessWrites(v, p)
 	why := "read_only=OFF on the epoch's primary, whose agent holds the lease"
-	if losslessWrites(v, p) {
+	if lossless {
 		why = "lossless semi-sync source side (a restarted mysqld comes back without it), then " + why
 	}
-	pl.add(Step{Kind: StepSetWritable, Instance: prim, SemiSync: losslessWrites(v, p), Timeout: p.StepTimeout, Irreversible: true, Why: why})
+	pl.add(Step{Kind: StepSetWritable, Instance: prim, SemiSync: lossless, Timeout: p.StepTimeout, Irreversible: true, Why: why})
 	pl.add(Step{Kind: StepRoute, Instance: prim, Epoch: v.State.Epoch, Timeout: p.StepTimeout, Irreversible: true, Why: "make sure writes are routed to it"})
 	pl.add(Step{Kind: StepFinish, Operation: OpRestoreWrites, Timeout: p.RaftTimeout, Why: "record it in the history"})
 	return pl, nil
