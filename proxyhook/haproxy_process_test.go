@@ -707,3 +707,170 @@ func TestAbortedFailoverRoutesTheOldPrimaryAgain(t *testing.T) {
 	}
 	waitRoutedTo(t, addr, "alpha", 2*time.Second)
 }
+
+// gatedSocket is a unix socket in front of HAProxy's runtime API that
+// forwards one command per connection, as RuntimeClient sends them, and
+// holds the first command that hold matches until release is closed: it
+// puts a chosen pause between two of one client's commands, so that
+// another client's whole attempt runs inside it.
+type gatedSocket struct {
+	path    string
+	held    chan struct{} // closed when the matching command is held
+	release chan struct{} // close to let it through
+}
+
+func startGatedSocket(t *testing.T, upstream string, hold func(command string) bool) *gatedSocket {
+	t.Helper()
+	g := &gatedSocket{path: t.TempDir() + "/gated.sock", held: make(chan struct{}), release: make(chan struct{})}
+	ln, err := net.Listen("unix", g.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		_ = ln.Close()
+		select {
+		case <-g.release:
+		default:
+			close(g.release)
+		}
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				line, err := bufio.NewReader(c).ReadString('\n')
+				if err != nil {
+					return
+				}
+				if hold(line) {
+					first := false
+					once.Do(func() { first = true })
+					if first {
+						close(g.held)
+						<-g.release
+					}
+				}
+				up, err := net.DialTimeout("unix", upstream, 2*time.Second)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				_ = up.SetDeadline(time.Now().Add(5 * time.Second))
+				if _, err := io.WriteString(up, line); err != nil {
+					return
+				}
+				_, _ = io.Copy(c, up)
+			})
+		}
+	})
+	return g
+}
+
+// Defect (CI, under load): the token guard read the recorded attempt and
+// then wrote its own, two commands apart. A deposed leader that read the
+// token before its successor recorded a higher one wrote its lower token
+// over it afterwards, and then pushed its whole route unrefused: both
+// attempts reported success and HAProxy routed the deposed leader's
+// primary. Here the deposed leader's write of its token is held until its
+// successor's whole route has been applied and verified.
+func TestSupersededAttemptCannotLowerTheRecordedToken(t *testing.T) {
+	members, h, addr := pushOnlyHAProxy(t)
+	gate := startGatedSocket(t, h.AdminSocket, func(cmd string) bool { return strings.Contains(cmd, "set var proc.") })
+	l1t := haproxyTarget(t, "lb1", "unix:"+gate.path, members, func(c *HAProxyConfig) { c.Timeout = 10 * time.Second })
+	l2t := haproxyTarget(t, "lb1", "unix:"+h.AdminSocket, members, nil)
+	l1, l2 := NewRouter(testLogger(t)), NewRouter(testLogger(t))
+	l1.SetTargets("main", l1t)
+	l2.SetTargets("main", l2t)
+	ctx := t.Context()
+	if _, err := l2.Route(ctx, RouteChange{Cluster: "main", Epoch: 1, Token: 10, NewPrimary: Endpoint{Name: "alpha"}}); err != nil {
+		t.Fatalf("first route: %v", err)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := l1.Route(ctx, RouteChange{Cluster: "main", Epoch: 2, Token: 20, NewPrimary: Endpoint{Name: "beta"}})
+		done <- err
+	}()
+	select {
+	case <-gate.held:
+	case err := <-done:
+		t.Fatalf("L1's route ended (%v) before it recorded its token", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("L1 never tried to record its token")
+	}
+	if _, err := l2.Route(ctx, RouteChange{Cluster: "main", Epoch: 2, Token: 30, NewPrimary: Endpoint{Name: "gamma"}}); err != nil {
+		t.Fatalf("L2's route to gamma while L1 is held: %v", err)
+	}
+	close(gate.release)
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("L1's route did not end after its release")
+	}
+	if !errors.Is(err, ErrStaleEpoch) {
+		t.Errorf("L1's route after L2's: err = %v, want a refusal (stale attempt)", err)
+	}
+	if w := routedWriter(t, l2t, members); w != "gamma" {
+		t.Fatalf("HAProxy routes %q after both attempts, want gamma", w)
+	}
+	cur, ok, err := l2t.Client().ProcVar(ctx, RouteVar("main"))
+	if err != nil || !ok || cur != 30 {
+		t.Fatalf("recorded token = %d (set %v, err %v), want 30", cur, ok, err)
+	}
+	waitRoutedTo(t, addr, "gamma", 2*time.Second)
+}
+
+// RaiseProcVar keeps the highest value however raises interleave: each
+// client raises the variable to its own values, one after another, from
+// several clients at once, and the variable ends at the highest value any
+// of them sent; a lower raise after it answers the higher value.
+func TestRaiseProcVarNeverLowers(t *testing.T) {
+	b := startIDBackend(t, "alpha")
+	h := haproxytest.Start(t, writeProxies(haproxytest.FreePort(t), []member{{instance: "alpha", server: "only", port: b.port()}}))
+	c, err := NewRuntimeClient(h.AdminSocket, RuntimeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if got, err := c.RaiseProcVar(ctx, "regent_t", 7); err != nil || got != 7 {
+		t.Fatalf("first raise of an unset variable: %d, %v; want 7", got, err)
+	}
+	const clients, each = 4, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, clients*each)
+	for k := range clients {
+		wg.Go(func() {
+			for i := range each {
+				v := int64(100 + i*clients + k)
+				got, err := c.RaiseProcVar(ctx, "regent_t", v)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if got < v {
+					errs <- fmt.Errorf("raise to %d answered %d", v, got)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	want := int64(100 + (each-1)*clients + clients - 1)
+	if got, ok, err := c.ProcVar(ctx, "regent_t"); err != nil || !ok || got != want {
+		t.Fatalf("after the raises: %d (set %v, err %v), want %d", got, ok, err, want)
+	}
+	if got, err := c.RaiseProcVar(ctx, "regent_t", 3); err != nil || got != want {
+		t.Fatalf("a lower raise: %d, %v; want %d unchanged", got, err, want)
+	}
+}

@@ -385,6 +385,48 @@ func (c *RuntimeClient) SetProcVar(ctx context.Context, name string, value int64
 	})
 }
 
+// ErrNoConditionalVars: this HAProxy cannot set a variable on a condition
+// ("set var NAME,iflt" came with HAProxy 2.6).
+var ErrNoConditionalVars = errors.New("haproxy cannot set a variable on a condition")
+
+// RaiseProcVar sets the process-wide variable proc.NAME to value unless it
+// already holds a higher one (or an equal one), and returns what it holds
+// afterwards. The comparison and the write are one command that HAProxy
+// runs under the variable's lock ("set var proc.NAME,iflt"), so two clients
+// raising it at once never lose the higher value, as a read followed by a
+// write can. An HAProxy without set-var conditions (before 2.6) answers
+// ErrNoConditionalVars and has not changed the variable.
+func (c *RuntimeClient) RaiseProcVar(ctx context.Context, name string, value int64) (int64, error) {
+	if err := validProcVar(name); err != nil {
+		return 0, err
+	}
+	cmd := fmt.Sprintf("experimental-mode on; set var proc.%s,iflt int(%d)", name, value)
+	err := c.do(ctx, cmd, func(a string) error {
+		a = strings.TrimSpace(a)
+		switch {
+		case a == "":
+			return nil
+		case strings.HasPrefix(a, "Unknown command"):
+			return permanent(fmt.Errorf("%w: haproxy at %s does not know \"set var\" (HAProxy 2.4 or newer has it)", ErrNoProcVars, c.Address()))
+		case strings.Contains(a, "condition"), strings.Contains(a, "syntax"), strings.Contains(a, "variable"):
+			return permanent(fmt.Errorf("%w: haproxy at %s answered %q to %q (HAProxy 2.6 or newer has set-var conditions)", ErrNoConditionalVars, c.Address(), firstLine(a), cmd))
+		}
+		return c.commandError(cmd, a)
+	})
+	if err != nil {
+		return 0, err
+	}
+	cur, ok, err := c.ProcVar(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		// Only a restart or a reload between the two commands drops it.
+		return 0, fmt.Errorf("haproxy at %s: proc.%s is not set right after it was raised (did haproxy restart?)", c.Address(), name)
+	}
+	return cur, nil
+}
+
 func validProcVar(name string) error {
 	if name == "" || strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" {
 		return fmt.Errorf("haproxy variable name %q: use letters, digits and _ only", name)

@@ -98,6 +98,9 @@ type HAProxyTarget struct {
 	// unguarded is set once HAProxy turned out to have no process
 	// variables (older than 2.4): attempts are then not ordered there.
 	unguarded atomic.Bool
+	// unconditional is set once HAProxy turned out to have no set-var
+	// conditions (before 2.6): the token is then written, not raised.
+	unconditional atomic.Bool
 }
 
 var _ Target = (*HAProxyTarget)(nil)
@@ -208,13 +211,16 @@ func RouteVar(cluster string) string {
 // process variable, and guard runs before the first and every later command
 // that changes a server: it refuses the attempt when a higher token is
 // recorded (a permanent StaleEpochError, nothing more is changed) and
-// raises the recorded token to this attempt's when it is lower. A
-// superseded attempt thus stops at its next command; at most the one in
-// flight lands after its successor's, and the leader's periodic
-// reconciliation (and the health checks for the new primary) put that
-// right. A change without a token, or an HAProxy older than 2.4, is not
-// guarded (the latter is logged once). The variable lives until HAProxy
-// restarts or reloads.
+// raises the recorded token to this attempt's when it is lower. The raise
+// is one conditional command (RaiseProcVar) that cannot lower a higher
+// token a successor recorded after this attempt's read; a write there let
+// a deposed leader's whole route through. A superseded attempt thus stops
+// at its next command; at most the one in flight lands after its
+// successor's, and the leader's periodic reconciliation (and the health
+// checks for the new primary) put that right. A change without a token, or
+// an HAProxy older than 2.4, is not guarded; before 2.6 the token is
+// written, not raised (both are logged once). The variable lives until
+// HAProxy restarts or reloads.
 func (t *HAProxyTarget) guard(ctx context.Context, cluster string, o Order, steps *[]string) error {
 	if o.Token == 0 || t.unguarded.Load() {
 		return nil
@@ -240,6 +246,25 @@ func (t *HAProxyTarget) guard(ctx context.Context, cluster string, o Order, step
 	}
 	if o.Token > math.MaxInt64 {
 		return permanent(fmt.Errorf("routing token %d does not fit an haproxy integer", o.Token))
+	}
+	if !t.unconditional.Load() {
+		// Raise, never lower: a successor may have recorded a higher
+		// token since the read above.
+		now, err := t.client.RaiseProcVar(ctx, name, int64(o.Token))
+		switch {
+		case err == nil:
+			if uint64(now) > o.Token {
+				t.logger.Warn("refused superseded routing attempt", logKeyCluster, cluster, logKeyEpoch, o.Epoch, logKeyToken, o.Token, "applied_token", now)
+				return permanent(&StaleEpochError{Cluster: cluster, Epoch: o.Epoch, Token: o.Token, AppliedToken: uint64(now), Where: t.Name()})
+			}
+			return nil
+		case errors.Is(err, ErrNoConditionalVars):
+			if !t.unconditional.Swap(true) {
+				t.logger.Warn("this haproxy cannot raise the routing token atomically (set-var conditions came with HAProxy 2.6): two leaders pushing at the same moment may interleave until the next reconciliation", logKeyErr, err)
+			}
+		default:
+			return fmt.Errorf("recording the routing token of cluster %q: %w", cluster, err)
+		}
 	}
 	if err := t.client.SetProcVar(ctx, name, int64(o.Token)); err != nil {
 		return fmt.Errorf("recording the routing token of cluster %q: %w", cluster, err)
