@@ -148,12 +148,16 @@ type Agent struct {
 	mysqlTLS *tls.Config
 
 	mu       sync.Mutex
-	received map[string]receivedReport // latest report per agent
-	sending  map[string]bool           // a delivery to this agent is in flight
-	kick     chan struct{}             // wakes the leader loop
+	received map[string]receivedReport  // latest report per agent
+	sending  map[string]bool            // a delivery to this agent is in flight
+	pending  map[string]map[string]bool // clusters to send to this agent next
+	kick     chan struct{}              // wakes the leader loop
 	// slots bounds the automatic operations running at once
 	// (max_parallel_operations): one token per running operation.
 	slots chan struct{}
+	// probeSlots bounds the probes running at once across all clusters
+	// (max_parallel_probes).
+	probeSlots chan struct{}
 	// leaderGen grows each time this agent starts leading (after its
 	// Barrier): clusters reconcile their routes on a new generation.
 	leaderGen atomic.Uint64
@@ -190,8 +194,8 @@ func New(cfg config.Config, secrets Secrets, raft Raft, transport Transport, dep
 		deps.Clock = clock{}
 	}
 	a := &Agent{id: cfg.NodeID, cfg: cfg, raft: raft, transport: transport, log: log, deps: deps,
-		secrets: secrets, received: map[string]receivedReport{}, sending: map[string]bool{}, kick: make(chan struct{}, 1),
-		slots: make(chan struct{}, cfg.ParallelOperations())}
+		secrets: secrets, received: map[string]receivedReport{}, sending: map[string]bool{}, pending: map[string]map[string]bool{}, kick: make(chan struct{}, 1),
+		slots: make(chan struct{}, cfg.ParallelOperations()), probeSlots: make(chan struct{}, cfg.ParallelProbes())}
 	tlsCfg, err := mysqlTLS(cfg)
 	if err != nil {
 		return nil, err
@@ -393,7 +397,13 @@ func (a *Agent) Receive(r Report) error {
 	r = rebaseReport(r, now)
 	a.mu.Lock()
 	prev := a.received[r.Agent]
-	a.received[r.Agent] = receivedReport{Report: r, At: now}
+	// A report carries the clusters that changed since the sender's last
+	// one (publish): it replaces those and keeps the others. The map is
+	// copied, not changed: readers hold the previous one (reports).
+	merged := make(map[string]ClusterReport, max(len(prev.Clusters), len(r.Clusters)))
+	maps.Copy(merged, prev.Clusters)
+	maps.Copy(merged, r.Clusters)
+	a.received[r.Agent] = receivedReport{Report: Report{Agent: r.Agent, SentAt: r.SentAt, Clusters: merged}, At: now}
 	a.mu.Unlock()
 	// A local mysqld that just went away is the fast path: evaluate now.
 	for name, cr := range r.Clusters {
@@ -426,25 +436,39 @@ func (a *Agent) wake() {
 	}
 }
 
-// report builds this agent's report. It is dated when complete, so that
-// nothing in it is later than its sent_at.
-func (a *Agent) report() Report {
-	r := Report{Agent: a.id, Clusters: map[string]ClusterReport{}}
-	for name, c := range a.rts() {
-		r.Clusters[name] = c.report()
+// clusterReport builds this agent's report of the named clusters (those it
+// still runs). It is dated when complete, so that nothing in it is later
+// than its sent_at.
+func (a *Agent) clusterReport(names []string) Report {
+	r := Report{Agent: a.id, Clusters: make(map[string]ClusterReport, len(names))}
+	rts := a.rts()
+	for _, name := range names {
+		if c, ok := rts[name]; ok {
+			r.Clusters[name] = c.report()
+		}
 	}
 	r.SentAt = a.now()
 	return r
 }
 
-// publish sends the report to every other agent and keeps it locally: the
-// leader decides on it, and every agent can then show the same analysis on
-// its status page. Deliveries run in the background — a dead peer must not
-// hold up a probe round or a fence — and at most one runs per peer at a time;
-// a report superseded while one is in flight is simply not sent.
-func (a *Agent) publish(ctx context.Context) {
-	r := a.report()
-	_ = a.Receive(r)
+// maxReportClusters bounds the clusters one delivery carries, and so its
+// size (a cluster's report is a few KiB; the receiver takes at most
+// maxReportBytes): a peer that missed many is caught up over several.
+const maxReportClusters = 100
+
+// publish sends this agent's view of one cluster (after each of its probe
+// rounds, and when its local mysqld changes state) to every other agent and
+// keeps it locally: the leader decides on it, and every agent can then show
+// the same analysis on its status page. The receivers merge it into what
+// they hold (Receive), so a report carries only the clusters that changed
+// since the last one: the cost follows the probes, not the fleet squared.
+// Deliveries run in the background — a dead peer must not hold up a probe
+// round or a fence — one at a time per peer; the clusters that change
+// while one is in flight go in the next, at most maxReportClusters at a
+// time. A failed delivery is not retried: each cluster is sent again after
+// its next probe round.
+func (a *Agent) publish(ctx context.Context, cluster string) {
+	_ = a.Receive(a.clusterReport([]string{cluster}))
 	if a.transport == nil || ctx.Err() != nil {
 		return
 	}
@@ -452,27 +476,52 @@ func (a *Agent) publish(ctx context.Context) {
 	delete(ids, a.id)
 	for id := range ids {
 		a.mu.Lock()
+		if a.pending[id] == nil {
+			a.pending[id] = map[string]bool{}
+		}
+		a.pending[id][cluster] = true
 		busy := a.sending[id]
+		a.sending[id] = true
+		a.mu.Unlock()
 		if !busy {
-			a.sending[id] = true
+			a.wg.Add(1)
+			go a.deliverPending(ctx, id)
+		}
+	}
+}
+
+// deliverPending sends peer id the clusters pending for it until none is
+// left or a delivery fails.
+func (a *Agent) deliverPending(ctx context.Context, id string) {
+	defer a.wg.Done()
+	for {
+		a.mu.Lock()
+		var names []string
+		for name := range a.pending[id] {
+			if len(names) == maxReportClusters {
+				break
+			}
+			names = append(names, name)
+			delete(a.pending[id], name)
+		}
+		if len(names) == 0 || ctx.Err() != nil {
+			delete(a.sending, id)
+			a.mu.Unlock()
+			return
 		}
 		a.mu.Unlock()
-		if busy {
-			continue
-		}
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			dctx, cancel := context.WithTimeout(ctx, time.Second)
-			err := a.transport.Deliver(dctx, id, r)
-			cancel()
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := a.transport.Deliver(dctx, id, a.clusterReport(names))
+		cancel()
+		if err != nil {
 			a.mu.Lock()
 			delete(a.sending, id)
 			a.mu.Unlock()
-			if err != nil && ctx.Err() == nil {
+			if ctx.Err() == nil {
 				a.log.Debug("report not delivered", logAgent, id, logErr, err)
 			}
-		}()
+			return
+		}
 	}
 }
 

@@ -32,6 +32,13 @@ type Deps struct {
 	// OnDetect, when set, is told how long after the first evidence a dead
 	// or isolated primary was acted on (metrics).
 	OnDetect func(cluster string, latency time.Duration)
+	// OnProbe, when set, is told how long each probe of an instance took
+	// (metrics: probe latency across the fleet).
+	OnProbe func(took time.Duration)
+	// OnProbeRound, when set, is told how long each round of a cluster's
+	// probes took and how many of its probe_interval ticks the round
+	// missed by running past them (metrics: missed rounds).
+	OnProbeRound func(took time.Duration, missed int)
 	// Clock is the agent's, the lease's and the runner's clock; New takes
 	// the wall clock when it is nil.
 	Clock failover.Clock
@@ -113,7 +120,7 @@ func newClusterRT(a *Agent, cc config.ClusterConfig, secrets Secrets, tlsCfg *tl
 		runs:       runs{pending: map[string]api.Operation{}, blocked: map[string]blockedWindow{}, measuring: map[string]chan struct{}{}},
 		running:    make(chan struct{}, 1)}
 	c.clock = deps.Clock
-	c.notify = a.publish
+	c.notify = func(ctx context.Context) { a.publish(ctx, cc.Name) }
 	c.host = hostIO{dialLocal: localDial, findPID: c.findLocalPID, waitExit: waitProcessExit}
 	timeout := cc.ProbeTimeoutOrDefault()
 	localAddress := ""
@@ -165,6 +172,8 @@ func newClusterRT(a *Agent, cc config.ClusterConfig, secrets Secrets, tlsCfg *tl
 	}
 	c.localCheckEvery = max(50*time.Millisecond, c.policy.ProbeInterval/5)
 	c.prober = newProber(cc.Name, timeout, c.set)
+	c.prober.observe = a.deps.OnProbe
+	c.prober.slots = a.probeSlots
 	c.prober.now = c.now
 	c.prober.primary = func() (string, uint64) {
 		if st := c.state(); st != nil {
@@ -225,7 +234,13 @@ func (c *clusterRT) probeLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		c.syncInstances(c.state())
+		start := time.Now()
 		c.prober.round(ctx)
+		if f := c.a.deps.OnProbeRound; f != nil && ctx.Err() == nil {
+			took := time.Since(start)
+			// The ticker drops the ticks a long round runs past.
+			f(took, int(took/c.policy.ProbeInterval))
+		}
 		c.notify(ctx)
 		select {
 		case <-ctx.Done():

@@ -102,6 +102,12 @@ type prober struct {
 	// loop's test).
 	probe func(ctx context.Context, name string, inst *topology.Instance) (*topology.Snapshot, error)
 
+	// observe, when set, is told how long each probe took (Deps.OnProbe).
+	observe func(time.Duration)
+	// slots, when set, bounds the probes running at once across the
+	// agent's clusters (max_parallel_probes): one token per probe.
+	slots chan struct{}
+
 	mu   sync.Mutex
 	obs  map[string]Observation
 	seen map[string]Observation // last successful probe per instance
@@ -149,8 +155,24 @@ func (p *prober) probeOne(ctx context.Context, name string, inst *topology.Insta
 	if p.primary != nil {
 		_, epoch = p.primary()
 	}
+	if p.slots != nil {
+		// Waiting for a slot is not the instance's fault: the timeout
+		// starts once the probe does.
+		select {
+		case p.slots <- struct{}{}:
+			defer func() { <-p.slots }()
+		case <-ctx.Done():
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return p.obs[name] // shutting down: not evidence
+		}
+	}
 	pctx, cancel := context.WithTimeout(ctx, p.timeout)
+	start := time.Now()
 	snap, err := p.probe(pctx, name, inst)
+	if p.observe != nil && ctx.Err() == nil {
+		p.observe(time.Since(start))
+	}
 	cancel()
 	now := time.Now()
 	if p.now != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"net"
 	"net/http"
@@ -450,5 +451,114 @@ func TestViewCarriesTheIOThreadsLeftStopped(t *testing.T) {
 				t.Fatalf("StoppedIO = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// gatedTransport records deliveries and holds them while gate is closed.
+type gatedTransport struct {
+	mu      sync.Mutex
+	reports map[string][]Report // by receiving agent
+	gate    chan struct{}       // deliveries wait until it is closed
+}
+
+func (g *gatedTransport) Deliver(ctx context.Context, to string, r Report) error {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.reports[to] = append(g.reports[to], r)
+	return nil
+}
+
+// Reports carry only the clusters that changed, in bounded deliveries, and
+// the receiver merges them. Before, every probe round of every cluster
+// built and sent the agent's whole report (a thousand clusters made a
+// thousand full reports a second, each near the receiver's size limit),
+// and a report replaced the receiver's previous one whole.
+func TestReportsCarryTheClustersThatChanged(t *testing.T) {
+	const clusters = 250
+	pol := config.DefaultPolicy()
+	cfg := config.Config{NodeID: "a1", MySQL: config.MySQLConfig{User: "regent", ReplicationUser: "repl"}}
+	st := consensus.State{Members: map[string]consensus.Member{}, Clusters: map[string]*consensus.Cluster{}}
+	for _, id := range []string{"a0", "a1", "a2"} {
+		cfg.Raft.Peers = append(cfg.Raft.Peers, config.PeerConfig{ID: id, Address: "127.0.0.1:1"})
+		st.Members[id] = consensus.Member{ID: id, RaftAddr: "127.0.0.1:1"}
+	}
+	var names []string
+	for k := range clusters {
+		name := fmt.Sprintf("c%03d", k)
+		names = append(names, name)
+		cfg.Clusters = append(cfg.Clusters, config.ClusterConfig{Name: name, Policy: pol,
+			Instances: []config.InstanceConfig{{Name: name + "-p", Address: "127.0.0.1:1"}, {Name: name + "-r", Address: "127.0.0.1:1"}}})
+	}
+	tr := &gatedTransport{reports: map[string][]Report{}, gate: make(chan struct{})}
+	a, err := New(cfg, Secrets{}, &stateRaft{id: "a1", st: st, now: time.Now}, tr, Deps{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	ctx := t.Context()
+
+	// Every cluster finishes a round while the first delivery is held.
+	for _, name := range names {
+		a.publish(ctx, name)
+	}
+	close(tr.gate)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a.mu.Lock()
+		idle := len(a.sending) == 0
+		a.mu.Unlock()
+		if idle {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("deliveries still running after 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, peer := range []string{"a0", "a2"} {
+		got := map[string]bool{}
+		for _, r := range tr.reports[peer] {
+			if len(r.Clusters) > maxReportClusters {
+				t.Errorf("a delivery to %s carried %d clusters, more than %d", peer, len(r.Clusters), maxReportClusters)
+			}
+			for name := range r.Clusters {
+				got[name] = true
+			}
+		}
+		if len(got) != clusters {
+			t.Errorf("%s received %d of the %d clusters", peer, len(got), clusters)
+		}
+		// The first (held) delivery, then the rest coalesced.
+		if n, most := len(tr.reports[peer]), 1+(clusters+maxReportClusters-1)/maxReportClusters; n > most {
+			t.Errorf("%s got %d deliveries for %d cluster rounds, want at most %d", peer, n, clusters, most)
+		}
+	}
+
+	// The receiver merges: a report of one cluster keeps the others.
+	now := time.Now()
+	obs := func(inst string) ClusterReport {
+		return ClusterReport{Observations: map[string]Observation{inst: {ObservedAt: now, Reachable: true}}}
+	}
+	for _, r := range []Report{
+		{Agent: "a0", SentAt: now, Clusters: map[string]ClusterReport{"c000": obs("c000-p"), "c001": obs("c001-p")}},
+		{Agent: "a0", SentAt: now, Clusters: map[string]ClusterReport{"c001": obs("c001-r")}},
+	} {
+		if err := a.Receive(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := a.reports()["a0"].Clusters
+	if _, ok := kept["c000"].Observations["c000-p"]; !ok {
+		t.Errorf("a report of c001 alone dropped a0's report of c000: %v", kept)
+	}
+	if _, ok := kept["c001"].Observations["c001-r"]; !ok || len(kept["c001"].Observations) != 1 {
+		t.Errorf("c001's newer report did not replace its older one: %v", kept["c001"])
 	}
 }

@@ -58,6 +58,9 @@ type Metrics struct {
 	routing      *prometheus.CounterVec
 	requests     *prometheus.CounterVec
 	reports      *prometheus.CounterVec
+	probes       prometheus.Histogram
+	probeRounds  prometheus.Histogram
+	missedRounds prometheus.Counter
 }
 
 // NewMetrics builds the registry. version is exported in regent_build_info.
@@ -97,6 +100,22 @@ func NewMetrics(version string) *Metrics {
 			Name: "regent_reports_refused_total",
 			Help: "Agents' reports this agent refused, by reason: token (no or wrong agent token), identity (no agent certificate, or one naming another agent than the report), invalid, unknown_agent, skew (sent_at too far from this agent's clock), future (a time after the report's own sent_at).",
 		}, []string{labelReason}),
+		// No cluster label: across a fleet of a thousand clusters that
+		// would be a thousand histograms; these say how the agent keeps up.
+		probes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "regent_probe_seconds",
+			Help:    "Time one probe of one instance took (dial or pooled connection, variables, status, replica status), all clusters together.",
+			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
+		}),
+		probeRounds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "regent_probe_round_seconds",
+			Help:    "Time one round of a cluster's probes took (its replicas in parallel, then its primary), all clusters together.",
+			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
+		}),
+		missedRounds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "regent_probe_rounds_missed_total",
+			Help: "Probe rounds skipped because the round before ran past the cluster's next probe_interval tick: the agent is not keeping up with its probes.",
+		}),
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "regent_build_info",
@@ -108,6 +127,7 @@ func NewMetrics(version string) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		build, m.operations, m.opDuration, m.writeBlocked, m.detection, m.routing, m.requests, m.reports,
+		m.probes, m.probeRounds, m.missedRounds,
 		&snapshotCollector{m: m, d: newSnapshotDescs()},
 	)
 	return m
@@ -177,6 +197,18 @@ func (m *Metrics) ObserveOperation(op api.Operation) {
 // ObserveDetection records how long it took to declare a primary dead.
 func (m *Metrics) ObserveDetection(cluster string, latency time.Duration) {
 	m.detection.WithLabelValues(cluster).Observe(latency.Seconds())
+}
+
+// ObserveProbe records the time one probe of one instance took.
+func (m *Metrics) ObserveProbe(took time.Duration) { m.probes.Observe(took.Seconds()) }
+
+// ObserveProbeRound records the time one round of a cluster's probes took
+// and the rounds it made the cluster miss.
+func (m *Metrics) ObserveProbeRound(took time.Duration, missed int) {
+	m.probeRounds.Observe(took.Seconds())
+	if missed > 0 {
+		m.missedRounds.Add(float64(missed))
+	}
 }
 
 // ObserveRoutingUpdate counts one routing change; target names the routing

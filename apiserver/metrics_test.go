@@ -72,6 +72,8 @@ func populate(t *testing.T, m *apiserver.Metrics) api.Cluster {
 	m.ObserveOperation(h[0])
 	m.ObserveOperation(api.Operation{Cluster: "main", Kind: api.OpSwitchover, Result: api.ResultRunning}) // ignored
 	m.ObserveDetection("main", 420*time.Millisecond)
+	m.ObserveProbe(3 * time.Millisecond)
+	m.ObserveProbeRound(2500*time.Millisecond, 2)
 	m.ObserveRoutingUpdate("main", "haproxy", "success")
 	return c
 }
@@ -121,6 +123,9 @@ func TestMetricsPassPromtoolCheck(t *testing.T) {
 		`regent_operations_total{cluster="main",kind="switchover",result="failed"} 0`,
 		`regent_operation_write_blocked_seconds_count{cluster="main",kind="failover"} 1`,
 		`regent_failure_detection_seconds_count{cluster="main"} 1`,
+		`regent_probe_seconds_bucket{le="0.005"} 1`,
+		`regent_probe_round_seconds_count 1`,
+		`regent_probe_rounds_missed_total 2`,
 		`regent_routing_updates_total{cluster="main",result="success",target="haproxy"} 1`,
 		`regent_raft_state{state="follower"} 1`,
 		`regent_raft_has_leader 1`,

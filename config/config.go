@@ -56,10 +56,30 @@ type Config struct {
 	// network. Operators' requests are never held back by it. 0 or absent:
 	// DefaultMaxParallelOperations.
 	MaxParallelOperations int `yaml:"max_parallel_operations"`
+
+	// MaxParallelProbes bounds the probes this agent runs at once across
+	// all clusters: when a rack freezes, hundreds of probes hang until
+	// their timeout, and the others wait for a slot instead of adding
+	// connections and goroutines without end (the wait does not count
+	// against a probe's timeout; rounds it delays count in
+	// regent_probe_rounds_missed_total). 0 or absent:
+	// DefaultMaxParallelProbes.
+	MaxParallelProbes int `yaml:"max_parallel_probes"`
 }
 
 // DefaultMaxParallelOperations is max_parallel_operations when absent.
 const DefaultMaxParallelOperations = 32
+
+// DefaultMaxParallelProbes is max_parallel_probes when absent.
+const DefaultMaxParallelProbes = 256
+
+// ParallelProbes is max_parallel_probes with its default.
+func (c Config) ParallelProbes() int {
+	if c.MaxParallelProbes > 0 {
+		return c.MaxParallelProbes
+	}
+	return DefaultMaxParallelProbes
+}
 
 // ParallelOperations is max_parallel_operations with its default.
 func (c Config) ParallelOperations() int {
@@ -322,6 +342,7 @@ func (c Config) Validate() error {
 	c.validateLog(&v)
 	c.checkCerts(&v, time.Now())
 	v.check(c.MaxParallelOperations >= 0, "max_parallel_operations", "is %d; want 1 or more (absent: %d)", c.MaxParallelOperations, DefaultMaxParallelOperations)
+	v.check(c.MaxParallelProbes >= 0, "max_parallel_probes", "is %d; want 1 or more (absent: %d)", c.MaxParallelProbes, DefaultMaxParallelProbes)
 	return errors.Join(v.errs...)
 }
 

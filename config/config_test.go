@@ -88,6 +88,8 @@ func TestParseConfig(t *testing.T) {
 		}, `unknown key "password"`},
 		{"max_parallel_operations set", func(y, _ string) string { return y + "max_parallel_operations: 4\n" }, ""},
 		{"max_parallel_operations negative", func(y, _ string) string { return y + "max_parallel_operations: -1\n" }, "max_parallel_operations: is -1; want 1 or more (absent: 32)"},
+		{"max_parallel_probes set", func(y, _ string) string { return y + "max_parallel_probes: 64\n" }, ""},
+		{"max_parallel_probes negative", func(y, _ string) string { return y + "max_parallel_probes: -2\n" }, "max_parallel_probes: is -2; want 1 or more (absent: 256)"},
 		{"bad node id", func(y, _ string) string { return strings.Replace(y, "node_id: a1", "node_id: \"a 1\"", 1) }, "node_id"},
 		{"node not among peers", func(y, _ string) string { return strings.Replace(y, "node_id: a1", "node_id: a9", 1) }, "not among the peers"},
 		{"two voters", func(y, _ string) string {

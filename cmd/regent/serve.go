@@ -115,8 +115,10 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	defer router.Close()
 	metrics := apiserver.NewMetrics(version)
 	deps := agent.Deps{
-		Router:   router,
-		OnDetect: metrics.ObserveDetection,
+		Router:       router,
+		OnDetect:     metrics.ObserveDetection,
+		OnProbe:      metrics.ObserveProbe,
+		OnProbeRound: metrics.ObserveProbeRound,
 		Observe: func(cluster string, res failover.RunResult) {
 			if !res.Recorded {
 				return
