@@ -98,6 +98,22 @@ BENCH_TIMEOUT ?= 4h
 bench: deps
 	$(GO) test ./integration -run '^$$' -bench '$(BENCH)' -benchtime 1x -timeout $(BENCH_TIMEOUT)
 
+# The fleet benchmarks of issue 15 (integration/fleet; BENCHMARKS.md, "Fleet
+# scale", is their output): three real agents over a simulated fleet
+# (integration/fleetsim serving topology/mysqlsim EMULATED MariaDB instances
+# on 127.21.x.y:23306), 1,000 clusters x 5 by default: the agents' CPU, RSS,
+# probe latency and missed rounds, Raft growth and snapshots over an idle
+# window, one dead primary, then 50 at once; and one idle agent of the
+# sandbox (three real MariaDB) at default timings. Not part of `make test`
+# (TestFleetScale there is the small behavioural one).
+#   REGENT_FLEET_CLUSTERS=N REGENT_FLEET_SIZE=N   the fleet (1000, 5)
+#   REGENT_FLEET_PROCS=N                          fleetsim processes (4)
+#   REGENT_FLEET_WINDOW=30m                       the idle window (2m)
+#   REGENT_FLEET_DEAD=N                           primaries killed at once (50)
+.PHONY: bench-fleet
+bench-fleet: deps
+	$(GO) test ./integration/fleet -run '^$$' -bench . -benchtime 1x -timeout $(BENCH_TIMEOUT)
+
 # The randomized fault campaign (issue 12, integration/chaos): seeded
 # schedules of faults (kills, freezes, partitions one-way and Raft-only, a
 # lossy link, the Raft leader killed mid-operation, switchovers and manual

@@ -227,7 +227,7 @@ func benchFailover(b *testing.B, spec failoverSpec) {
 			started.summarize(b, "")
 			took.summarize(b, "")
 			benchPrintf("SUMMARY %s %s: acknowledged writes lost %d, late acknowledgements by the old primary %d (target 0; besides %d delayed: of writes the new primary holds, whose acknowledgement the fault held up), old primary not rejoined (fresh lab) %d of %d; load average %s\n",
-				k, setup, lost, late, delayed, fresh, trials, loadAvg())
+				k, setup, lost, late, delayed, fresh, trials, sandbox.LoadAvg())
 			b.ReportMetric(float64(lost), "lost-writes")
 			b.ReportMetric(float64(late), "late-acks")
 			b.ReportMetric(float64(delayed), "delayed-acks")
@@ -486,7 +486,7 @@ func benchSwitchover(b *testing.B, pullOnly bool, tgt target) {
 			gap.summarize(b, notes(fmt.Sprintf("lost %d", lost), "Regent's window: "+ratio.values()+" of the client's"))
 			blocked.summarize(b, "")
 			ratio.summarize(b, "")
-			benchPrintf("SUMMARY %s %s: Regent's write_blocked runs up to: %s; acknowledged writes lost %d, switchovers refused and retried %d; load average %s\n", k, setup, until, lost, refused, loadAvg())
+			benchPrintf("SUMMARY %s %s: Regent's write_blocked runs up to: %s; acknowledged writes lost %d, switchovers refused and retried %d; load average %s\n", k, setup, until, lost, refused, sandbox.LoadAvg())
 			b.ReportMetric(float64(lost), "lost-writes")
 			b.ReportMetric(float64(refused), "refused")
 			if lost > 0 {

@@ -78,7 +78,7 @@ func (e *benchEnv) start(b *testing.B) {
 	e.labs++
 	e.version = e.r.DBHosts[0].DB.QueryString(b, "SELECT VERSION()")
 	benchPrintf("%s lab %s up in %s: %s, profile %s, %s, HAProxy %s (files in %s; load average %s)\n", e.k, e.r.ID, time.Since(began).Round(100*time.Millisecond),
-		e.version, e.opts.Profile, e.routing(), e.r.HAProxyAddr, e.r.Dir, loadAvg())
+		e.version, e.opts.Profile, e.routing(), e.r.HAProxyAddr, e.r.Dir, sandbox.LoadAvg())
 	if !e.waitHealthy(60 * time.Second) {
 		b.Fatalf("a new lab is not healthy: %s", e.lastStatus)
 	}
@@ -354,18 +354,4 @@ func sourceAddr(b *testing.B, s *mysqltest.Server) string {
 		b.Fatal(err)
 	}
 	return host + ":" + port
-}
-
-// loadAvg is the machine's 1, 5 and 15 minute load averages: the figures
-// depend on what else runs on these 2 cores.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }

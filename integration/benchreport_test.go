@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/regentdb/regent/api"
+	"github.com/regentdb/regent/integration/sandbox"
 	"github.com/regentdb/regent/topology/mysqltest"
 )
 
@@ -197,7 +198,7 @@ func printTable(title string, rows []tableRow) {
 	if len(rows) == 0 {
 		return
 	}
-	benchPrintf("\n%s (load average now %s):\n\n", title, loadAvg())
+	benchPrintf("\n%s (load average now %s):\n\n", title, sandbox.LoadAvg())
 	benchPrintf("| figure | flavour | settings | median | min | max | trials | target | verdict | notes |\n")
 	benchPrintf("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {

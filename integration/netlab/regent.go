@@ -421,14 +421,7 @@ backend mysql_write
 		t.Fatal(err)
 	}
 	cmd := r.LB.Command(context.Background(), bin, "-f", path, "-db")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	done := sandbox.StartLogged(t, logf, cmd)
 	r.haproxy, r.haproxyDone = cmd, done
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGCONT)

@@ -42,6 +42,7 @@ type Sandbox struct {
 	AdminTokenFile        string
 	CAFile                string
 	ca                    *testpki.CA
+	profileDir            string
 	// HAProxyAddr is HAProxy's write frontend, when started.
 	HAProxyAddr string
 }
@@ -54,6 +55,14 @@ type Agent struct {
 	done                 chan struct{}
 }
 
+// PID is the agent process's id (0 before it started).
+func (a *Agent) PID() int {
+	if a.cmd == nil || a.cmd.Process == nil {
+		return 0
+	}
+	return a.cmd.Process.Pid
+}
+
 // Options choose what to start.
 type Options struct {
 	// HAProxy puts HAProxy in front: health checks on /primary (pull) and
@@ -63,6 +72,13 @@ type Options struct {
 	// zero). The benchmarks, which kill one primary after another, set it
 	// short so that each trial fails over automatically.
 	AntiFlapPeriod time.Duration
+	// DefaultTimings leaves Raft's and the cluster's timings (probe
+	// interval, failure timeout, fencing, lease, steps) at Regent's
+	// defaults instead of the sandbox's fast ones.
+	DefaultTimings bool
+	// ProfileDir, when set, receives each agent's CPU profile of its
+	// whole run (regent --cpu-profile), as ID.pprof.
+	ProfileDir string
 }
 
 var (
@@ -113,7 +129,8 @@ func FreePort(t mysqltest.TB) int {
 	return p
 }
 
-func randomToken(t mysqltest.TB) string {
+// RandomToken returns a random hex token (API tokens, passwords).
+func RandomToken(t mysqltest.TB) string {
 	b := make([]byte, 24)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -156,7 +173,7 @@ func Start(t mysqltest.TB, k mysqltest.Kind, o Options) *Sandbox {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	s := &Sandbox{t: t, Dir: dir}
+	s := &Sandbox{t: t, Dir: dir, profileDir: o.ProfileDir}
 	s.DB = mysqltest.StartCluster(t, k, 2)
 	mysqltest.EnsureTable(t, s.DB.Primary)
 
@@ -165,10 +182,10 @@ func Start(t mysqltest.TB, k mysqltest.Kind, o Options) *Sandbox {
 	}
 	ca := WriteFile(t, filepath.Join(s.Dir, "ca.pem"), string(s.ca.PEM), 0o644)
 	s.CAFile = ca
-	s.AdminToken, s.ReadToken = randomToken(t), randomToken(t)
+	s.AdminToken, s.ReadToken = RandomToken(t), RandomToken(t)
 	s.AdminTokenFile = WriteFile(t, filepath.Join(s.Dir, "admin-token"), s.AdminToken+"\n", 0o600)
 	tokens := WriteFile(t, filepath.Join(s.Dir, "tokens"), fmt.Sprintf("admin:%s:operator\nread-only:%s:dashboard\n", s.AdminToken, s.ReadToken), 0o600)
-	agentToken := WriteFile(t, filepath.Join(s.Dir, "agent-token"), randomToken(t)+"\n", 0o600)
+	agentToken := WriteFile(t, filepath.Join(s.Dir, "agent-token"), RandomToken(t)+"\n", 0o600)
 	mysqlPw := WriteFile(t, filepath.Join(s.Dir, "mysql-password"), mysqltest.AdminPassword+"\n", 0o600)
 	replPw := WriteFile(t, filepath.Join(s.Dir, "repl-password"), mysqltest.ReplPassword+"\n", 0o600)
 
@@ -195,6 +212,11 @@ func Start(t mysqltest.TB, k mysqltest.Kind, o Options) *Sandbox {
 	if o.HAProxy {
 		routing = s.startHAProxy(servers)
 	}
+	raftTimings := "  heartbeat_timeout: 300ms\n  election_timeout: 300ms\n  leader_lease_timeout: 200ms\n"
+	clusterTimings := "    probe_interval: 200ms\n    failure_timeout: 1s\n    fence_after: 1s\n    lease_timeout: 3s\n    step_timeout: 1500ms\n"
+	if o.DefaultTimings {
+		raftTimings, clusterTimings = "", ""
+	}
 	for i, a := range s.Agents {
 		cert, key := s.AgentCert(a.ID)
 		cfg := fmt.Sprintf(`node_id: %s
@@ -203,10 +225,7 @@ local_instance: %s
 raft:
   bind: %q
   peers:
-%s  heartbeat_timeout: 300ms
-  election_timeout: 300ms
-  leader_lease_timeout: 200ms
-  tls: {ca_file: %s, cert_file: %s, key_file: %s}
+%s%s  tls: {ca_file: %s, cert_file: %s, key_file: %s}
 api:
   listen: %q
   tls: {ca_file: %s, cert_file: %s, key_file: %s}
@@ -221,17 +240,12 @@ mysql:
 %sclusters:
   - name: main
     durability: semi_sync
-    probe_interval: 200ms
-    failure_timeout: 1s
-    fence_after: 1s
-    lease_timeout: 3s
-    step_timeout: 1500ms
-    anti_flap_period: %s
+%s    anti_flap_period: %s
     instances:
 %s%slog: {format: text, level: info}
-`, a.ID, filepath.Join(s.Dir, a.ID), servers[i].Name, a.RaftAddr, peers.String(), ca, cert, key,
+`, a.ID, filepath.Join(s.Dir, a.ID), servers[i].Name, a.RaftAddr, peers.String(), raftTimings, ca, cert, key,
 			a.APIAddr, ca, cert, key, tokens, agentToken,
-			mysqltest.AdminUser, mysqlPw, mysqltest.ReplUser, replPw, mysqlTLS, antiFlap, instances.String(), routing)
+			mysqltest.AdminUser, mysqlPw, mysqltest.ReplUser, replPw, mysqlTLS, clusterTimings, antiFlap, instances.String(), routing)
 		a.CfgPath = WriteFile(t, filepath.Join(s.Dir, a.ID+".yaml"), cfg, 0o600)
 		a.LogPath = filepath.Join(s.Dir, a.ID+".log")
 		s.start(regent, a)
@@ -253,14 +267,42 @@ func (s *Sandbox) start(regent string, a *Agent) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	a.cmd = exec.Command(regent, "--config", a.CfgPath)
-	a.cmd.Stdout, a.cmd.Stderr = logf, logf
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := a.cmd.Start(); err != nil {
-		s.t.Fatal(err)
+	args := []string{"--config", a.CfgPath}
+	if s.profileDir != "" {
+		args = append(args, "--cpu-profile", filepath.Join(s.profileDir, a.ID+".pprof"))
 	}
-	a.done = make(chan struct{})
-	go func() { _ = a.cmd.Wait(); logf.Close(); close(a.done) }()
+	a.cmd = exec.Command(regent, args...)
+	a.done = StartLogged(s.t, logf, a.cmd)
+}
+
+// StartLogged starts cmd in a process group of its own with its output in
+// logf, and returns a channel closed once it has exited (logf is closed
+// then).
+func StartLogged(t mysqltest.TB, logf *os.File, cmd *exec.Cmd) chan struct{} {
+	t.Helper()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	return done
+}
+
+// LoadAvg is the machine's 1, 5 and 15 minute load averages: benchmark
+// figures depend on what else runs on the same cores.
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // stopAll stops the agents with SIGTERM (as systemd would) and shows their
