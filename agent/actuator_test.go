@@ -26,6 +26,12 @@ func TestRepointedInstanceIsNoSemiSyncSource(t *testing.T) {
 	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
 		// p is a lossless source whose commits r2 acknowledges.
 		c, act, ctx := losslessRig(t, k, 2, "r2")
+		// r1's applier must be idle before it becomes a lossless source:
+		// a commit it applies after that waits for an acknowledgement no
+		// replica of r1 sends, and the RESET's STOP SLAVE hangs behind it
+		// (CI, MariaDB: "STOP SLAVE: invalid connection" after 7 s). A
+		// failover's candidate has caught up before its promotion.
+		mysqltest.WaitCaughtUp(t, c.Replicas[0], c.Primary, 30*time.Second)
 		// r1 as the dead leader and the next one left it: promoted (RESET,
 		// lossless source, writable), then fenced.
 		must(t, act.Promote(ctx, "r1", true))
