@@ -395,21 +395,29 @@ func (a *Agent) Receive(r Report) error {
 		return err
 	}
 	r = rebaseReport(r, now)
+	gone := false
 	a.mu.Lock()
-	prev := a.received[r.Agent]
 	// A report carries the clusters that changed since the sender's last
-	// one (publish): it replaces those and keeps the others. The map is
-	// copied, not changed: readers hold the previous one (reports).
-	merged := make(map[string]ClusterReport, max(len(prev.Clusters), len(r.Clusters)))
-	maps.Copy(merged, prev.Clusters)
-	maps.Copy(merged, r.Clusters)
-	a.received[r.Agent] = receivedReport{Report: Report{Agent: r.Agent, SentAt: r.SentAt, Clusters: merged}, At: now}
-	a.mu.Unlock()
-	// A local mysqld that just went away is the fast path: evaluate now.
+	// one (publish): it replaces those and keeps the others, in place (no
+	// copy of the sender's other clusters per report: at a thousand clusters
+	// that was the receiver's largest cost). Readers copy out the one
+	// cluster they read (reportsOf).
+	cur := a.received[r.Agent]
+	if cur.Clusters == nil {
+		cur.Clusters = make(map[string]ClusterReport, len(r.Clusters))
+	}
 	for name, cr := range r.Clusters {
-		if cr.Local == failover.LocalGone && prev.Clusters[name].Local != failover.LocalGone {
-			a.wake()
+		// A local mysqld that just went away is the fast path: evaluate now.
+		if cr.Local == failover.LocalGone && cur.Clusters[name].Local != failover.LocalGone {
+			gone = true
 		}
+		cur.Clusters[name] = cr
+	}
+	cur.Agent, cur.SentAt, cur.At = r.Agent, r.SentAt, now
+	a.received[r.Agent] = cur
+	a.mu.Unlock()
+	if gone {
+		a.wake()
 	}
 	return nil
 }
@@ -526,10 +534,21 @@ func (a *Agent) deliverPending(ctx context.Context, id string) {
 }
 
 // reports returns the latest report of every agent.
-func (a *Agent) reports() map[string]receivedReport {
+// reportsOf returns every agent's latest report of one cluster (each
+// receivedReport holding that cluster alone, in a map of its own).
+func (a *Agent) reportsOf(cluster string) map[string]receivedReport {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return maps.Clone(a.received)
+	out := make(map[string]receivedReport, len(a.received)+1)
+	for id, rr := range a.received {
+		one := rr
+		one.Clusters = map[string]ClusterReport{}
+		if cr, ok := rr.Clusters[cluster]; ok {
+			one.Clusters[cluster] = cr
+		}
+		out[id] = one
+	}
+	return out
 }
 
 // localAddr returns the network and address to dial for the local instance.

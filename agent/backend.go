@@ -530,7 +530,7 @@ func (b API) Cluster(ctx context.Context, name string) (api.Cluster, error) {
 	}
 	// Instances as seen by every agent: this agent's probes for the facts,
 	// every agent's for reachability.
-	reports := b.a.reports()
+	reports := b.a.reportsOf(name)
 	reports[b.a.id] = receivedReport{Report: Report{Agent: b.a.id, Clusters: map[string]ClusterReport{name: c.report()}}, At: now}
 	promotion := c.runtimeFor(st).Promotion
 	set := c.set()

@@ -212,7 +212,7 @@ func (c *clusterRT) view(now time.Time) failover.View {
 	a := c.a
 	v := failover.View{Cluster: c.name, Now: now, Leader: failover.AgentID(a.id),
 		Agents: map[failover.AgentID]failover.AgentReport{}, Instances: map[string]failover.Instance{}}
-	reports := a.reports()
+	reports := a.reportsOf(c.name)
 	// This agent's own report is always current.
 	reports[a.id] = receivedReport{Report: Report{Agent: a.id, SentAt: now, Clusters: map[string]ClusterReport{c.name: c.report()}}, At: now}
 	heard := map[string]time.Time{a.id: now}

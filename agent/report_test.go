@@ -129,12 +129,12 @@ func TestReceiveRefusesReportsOutOfTime(t *testing.T) {
 			case tc.reason != "" && (!errors.As(err, &re) || re.Reason != tc.reason):
 				t.Fatalf("Receive = %v, want a refusal for %s", err, tc.reason)
 			case tc.reason != "":
-				if _, ok := a.reports()[tc.report.Agent]; ok {
+				if _, ok := a.allReports()[tc.report.Agent]; ok {
 					t.Fatal("a refused report was kept")
 				}
 				return
 			}
-			got := a.reports()[tc.report.Agent]
+			got := a.allReports()[tc.report.Agent]
 			got.eachTime(func(tm *time.Time) {
 				if tm.After(got.At) {
 					t.Errorf("a time after the receipt survived: %s > %s", tm, got.At)
@@ -279,7 +279,7 @@ func TestReportRouteChecksTheSender(t *testing.T) {
 	if refused[RefusedIdentity] != 4 || refused[RefusedToken] != 1 || refused[RefusedFuture] != 1 || refused[RefusedSkew] != 1 {
 		t.Errorf("refusals counted %v", refused)
 	}
-	if r := a.reports()["a0"]; r.Clusters["main"].Local != failover.LocalGone || r.Clusters["main"].LocalSince.After(r.At) {
+	if r := a.allReports()["a0"]; r.Clusters["main"].Local != failover.LocalGone || r.Clusters["main"].LocalSince.After(r.At) {
 		t.Errorf("the genuine report is not the one kept: %+v", r)
 	}
 }
@@ -329,7 +329,7 @@ func FuzzDecodeReport(f *testing.F) {
 				}
 				continue
 			}
-			got, ok := a.reports()[r.Agent]
+			got, ok := a.allReports()[r.Agent]
 			if !ok {
 				t.Fatal("an accepted report was not kept")
 			}
@@ -554,11 +554,23 @@ func TestReportsCarryTheClustersThatChanged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	kept := a.reports()["a0"].Clusters
+	kept := a.allReports()["a0"].Clusters
 	if _, ok := kept["c000"].Observations["c000-p"]; !ok {
 		t.Errorf("a report of c001 alone dropped a0's report of c000: %v", kept)
 	}
 	if _, ok := kept["c001"].Observations["c001-r"]; !ok || len(kept["c001"].Observations) != 1 {
 		t.Errorf("c001's newer report did not replace its older one: %v", kept["c001"])
 	}
+}
+
+// allReports copies every agent's latest report whole.
+func (a *Agent) allReports() map[string]receivedReport {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]receivedReport, len(a.received))
+	for id, rr := range a.received {
+		rr.Clusters = maps.Clone(rr.Clusters)
+		out[id] = rr
+	}
+	return out
 }
