@@ -172,10 +172,11 @@ func start(tb testing.TB, o options) *env {
 			apiAddr:  "127.0.0.1:" + strconv.Itoa(sandbox.FreePort(tb)),
 			raftAddr: "127.0.0.1:" + strconv.Itoa(sandbox.FreePort(tb))})
 	}
-	var peers, clusters strings.Builder
+	var peers []sandbox.Peer
 	for _, a := range e.agents {
-		fmt.Fprintf(&peers, "    - {id: %s, address: %q, api: %q}\n", a.id, a.raftAddr, a.apiAddr)
+		peers = append(peers, sandbox.Peer{ID: a.id, Raft: a.raftAddr, API: a.apiAddr})
 	}
+	var clusters strings.Builder
 	for c := range o.clusters {
 		// The emulation serves no binlog dumps: a stream would only
 		// reconnect every half probe interval (a quarter of an agent's
@@ -206,25 +207,12 @@ func start(tb testing.TB, o options) *env {
 		cert := sandbox.WriteFile(tb, filepath.Join(dir, a.id+".pem"), string(certPEM), 0o644)
 		key := sandbox.WriteFile(tb, filepath.Join(dir, a.id+"-key.pem"), string(keyPEM), 0o600)
 		a.dataDir = filepath.Join(dir, a.id)
-		cfg := fmt.Sprintf(`node_id: %s
-data_dir: %s
-%sraft:
-  bind: %q
-  peers:
-%s  tls: {ca_file: %s, cert_file: %s, key_file: %s}
-api:
-  listen: %q
-  tls: {ca_file: %s, cert_file: %s, key_file: %s}
-  tokens_file: %s
-  agent_token_file: %s
-mysql:
-  user: regent
-  password_file: %s
-  replication_user: regent
-  replication_password_file: %s
-clusters:
-%slog: {format: text, level: %s}
-`, a.id, a.dataDir, parallel, a.raftAddr, peers.String(), e.ca, cert, key, a.apiAddr, e.ca, cert, key, tokens, agentToken, pw, pw, clusters.String(), cmp.Or(o.logLevel, "warn"))
+		cfg := sandbox.AgentConfig{NodeID: a.id, DataDir: a.dataDir, Top: parallel,
+			RaftBind: a.raftAddr, APIListen: a.apiAddr, Peers: peers,
+			CAFile: e.ca, CertFile: cert, KeyFile: key, TokensFile: tokens, AgentTokenFile: agentToken,
+			MySQLUser: "regent", MySQLPasswordFile: pw, ReplUser: "regent", ReplPasswordFile: pw,
+			Clusters: clusters.String(), LogLevel: cmp.Or(o.logLevel, "warn"),
+		}.YAML()
 		a.cfgPath = sandbox.WriteFile(tb, filepath.Join(dir, a.id+".yaml"), cfg, 0o600)
 		a.logPath = filepath.Join(dir, a.id+".log")
 		logf, err := os.Create(a.logPath)

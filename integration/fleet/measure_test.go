@@ -14,6 +14,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // clockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times: 100 on
@@ -44,8 +48,8 @@ func readProc(pid int) (procUsage, error) {
 	return procUsage{cpu: time.Duration(utime+stime) * time.Second / clockTicks, rss: rssPages * int64(os.Getpagesize())}, nil
 }
 
-// metrics is one scrape: every sample by its series (name and labels).
-type metrics map[string]float64
+// metrics is one scrape, parsed by the Prometheus text parser.
+type metrics map[string]*dto.MetricFamily
 
 func (e *env) scrape(ctx context.Context, i int) (metrics, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+e.agents[i].apiAddr+"/metrics", nil)
@@ -62,39 +66,44 @@ func (e *env) scrape(ctx context.Context, i int) (metrics, error) {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, fmt.Errorf("/metrics of %s: %s: %s", e.agents[i].id, resp.Status, b)
 	}
-	m := metrics{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		k := strings.LastIndexByte(line, ' ')
-		if k < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[k+1:], 64)
-		if err == nil {
-			m[line[:k]] = v
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("/metrics of %s: %w", e.agents[i].id, err)
+	}
+	return metrics(fams), nil
+}
+
+// value is a counter's, gauge's or untyped metric's value, summed over its
+// label sets (0 when the agent does not export it).
+func (m metrics) value(name string) float64 {
+	var sum float64
+	for _, s := range m[name].GetMetric() {
+		switch {
+		case s.Counter != nil:
+			sum += s.GetCounter().GetValue()
+		case s.Gauge != nil:
+			sum += s.GetGauge().GetValue()
+		case s.Untyped != nil:
+			sum += s.GetUntyped().GetValue()
 		}
 	}
-	return m, sc.Err()
+	return sum
 }
 
 // histogram returns a histogram's cumulative buckets (upper bound ->
-// count), the +Inf one under math.Inf(1).
+// count) summed over its label sets, the +Inf one under math.Inf(1).
 func (m metrics) histogram(name string) map[float64]float64 {
 	out := map[float64]float64{}
-	prefix := name + `_bucket{le="`
-	for k, v := range m {
-		if !strings.HasPrefix(k, prefix) {
+	for _, s := range m[name].GetMetric() {
+		h := s.GetHistogram()
+		if h == nil {
 			continue
 		}
-		le, err := strconv.ParseFloat(strings.TrimSuffix(k[len(prefix):], `"}`), 64)
-		if err == nil {
-			out[le] = v
+		for _, b := range h.GetBucket() {
+			out[b.GetUpperBound()] += float64(b.GetCumulativeCount())
 		}
+		out[math.Inf(1)] += float64(h.GetSampleCount())
 	}
 	return out
 }
@@ -141,8 +150,8 @@ func (e *env) sampleAgent(ctx context.Context, i int) (agentSample, error) {
 	if fi, err := os.Stat(filepath.Join(e.agents[i].dataDir, "raft.db")); err == nil {
 		s.raftDB = fi.Size()
 	}
-	s.leader = s.m["regent_raft_is_leader"] == 1
-	s.applied = s.m["regent_raft_applied_index"]
+	s.leader = s.m.value("regent_raft_is_leader") == 1
+	s.applied = s.m.value("regent_raft_applied_index")
 	return s, nil
 }
 

@@ -194,15 +194,16 @@ func Start(t mysqltest.TB, k mysqltest.Kind, o Options) *Sandbox {
 		s.Agents = append(s.Agents, &Agent{ID: fmt.Sprintf("agent%d", i+1),
 			APIAddr: "127.0.0.1:" + strconv.Itoa(FreePort(t)), RaftAddr: "127.0.0.1:" + strconv.Itoa(FreePort(t))})
 	}
-	var peers, instances strings.Builder
+	var peers []Peer
+	var instances strings.Builder
 	for i, a := range s.Agents {
-		fmt.Fprintf(&peers, "    - {id: %s, address: %q, api: %q}\n", a.ID, a.RaftAddr, a.APIAddr)
+		peers = append(peers, Peer{ID: a.ID, Raft: a.RaftAddr, API: a.APIAddr})
 		fmt.Fprintf(&instances, "      - {name: %s, address: %q, agent: %s}\n", servers[i].Name, servers[i].Addr(), a.ID)
 	}
-	mysqlTLS := ""
+	mysqlExtra := "  replication_heartbeat: 250ms\n"
 	if k == mysqltest.MySQL {
 		// MySQL made its own certificate; the sandbox does not verify it.
-		mysqlTLS = "  tls: {insecure_skip_verify: true}\n"
+		mysqlExtra += "  tls: {insecure_skip_verify: true}\n"
 	}
 	antiFlap := time.Minute
 	if o.AntiFlapPeriod > 0 {
@@ -219,33 +220,14 @@ func Start(t mysqltest.TB, k mysqltest.Kind, o Options) *Sandbox {
 	}
 	for i, a := range s.Agents {
 		cert, key := s.AgentCert(a.ID)
-		cfg := fmt.Sprintf(`node_id: %s
-data_dir: %s
-local_instance: %s
-raft:
-  bind: %q
-  peers:
-%s%s  tls: {ca_file: %s, cert_file: %s, key_file: %s}
-api:
-  listen: %q
-  tls: {ca_file: %s, cert_file: %s, key_file: %s}
-  tokens_file: %s
-  agent_token_file: %s
-mysql:
-  user: %s
-  password_file: %s
-  replication_user: %s
-  replication_password_file: %s
-  replication_heartbeat: 250ms
-%sclusters:
-  - name: main
-    durability: semi_sync
-%s    anti_flap_period: %s
-    instances:
-%s%slog: {format: text, level: info}
-`, a.ID, filepath.Join(s.Dir, a.ID), servers[i].Name, a.RaftAddr, peers.String(), raftTimings, ca, cert, key,
-			a.APIAddr, ca, cert, key, tokens, agentToken,
-			mysqltest.AdminUser, mysqlPw, mysqltest.ReplUser, replPw, mysqlTLS, clusterTimings, antiFlap, instances.String(), routing)
+		cfg := AgentConfig{NodeID: a.ID, DataDir: filepath.Join(s.Dir, a.ID), LocalInstance: servers[i].Name,
+			RaftBind: a.RaftAddr, APIListen: a.APIAddr, Peers: peers, RaftTimings: raftTimings,
+			CAFile: ca, CertFile: cert, KeyFile: key, TokensFile: tokens, AgentTokenFile: agentToken,
+			MySQLUser: mysqltest.AdminUser, MySQLPasswordFile: mysqlPw, ReplUser: mysqltest.ReplUser, ReplPasswordFile: replPw,
+			MySQLExtra: mysqlExtra,
+			Clusters: fmt.Sprintf("  - name: main\n    durability: semi_sync\n%s    anti_flap_period: %s\n    instances:\n%s%s",
+				clusterTimings, antiFlap, instances.String(), routing),
+		}.YAML()
 		a.CfgPath = WriteFile(t, filepath.Join(s.Dir, a.ID+".yaml"), cfg, 0o600)
 		a.LogPath = filepath.Join(s.Dir, a.ID+".log")
 		s.start(regent, a)
