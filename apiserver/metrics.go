@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"sync"
@@ -50,6 +51,7 @@ type Metrics struct {
 	mu       sync.Mutex
 	clusters map[string]api.Cluster
 	status   *api.Status
+	source   SnapshotSource // nil: snapshots come from Observe* alone
 
 	operations   *prometheus.CounterVec
 	opDuration   *prometheus.HistogramVec
@@ -131,6 +133,64 @@ func NewMetrics(version string) *Metrics {
 		&snapshotCollector{m: m, d: newSnapshotDescs()},
 	)
 	return m
+}
+
+// SnapshotSource is where the snapshot metrics come from at scrape time
+// (the agent's API: agent.API has both).
+type SnapshotSource interface {
+	Status(ctx context.Context) (api.Status, error)
+	Cluster(ctx context.Context, name string) (api.Cluster, error)
+}
+
+// scrapeRefreshTimeout bounds the refresh a scrape makes.
+const scrapeRefreshTimeout = 5 * time.Second
+
+// SetSource makes every scrape refresh the snapshots from src first: the
+// status of every cluster is built per scrape, not on a timer (refreshing
+// a thousand clusters' status every second was a tenth of an agent's CPU,
+// measured, whether or not anyone scraped). Call it before serving, and
+// Refresh once at start if the counters of each cluster should exist
+// before the first scrape.
+func (m *Metrics) SetSource(src SnapshotSource) {
+	m.mu.Lock()
+	m.source = src
+	m.mu.Unlock()
+}
+
+// Refresh reads the snapshots from the source (a no-op without one).
+// Clusters the source no longer names are forgotten.
+func (m *Metrics) Refresh(ctx context.Context) {
+	m.mu.Lock()
+	src := m.source
+	m.mu.Unlock()
+	if src == nil {
+		return
+	}
+	st, err := src.Status(ctx)
+	if err != nil {
+		return
+	}
+	m.ObserveStatus(st)
+	for _, name := range st.Clusters {
+		if c, err := src.Cluster(ctx, name); err == nil {
+			m.ObserveCluster(c)
+		}
+	}
+	named := make(map[string]bool, len(st.Clusters))
+	for _, name := range st.Clusters {
+		named[name] = true
+	}
+	m.mu.Lock()
+	var gone []string
+	for name := range m.clusters {
+		if !named[name] {
+			gone = append(gone, name)
+		}
+	}
+	m.mu.Unlock()
+	for _, name := range gone {
+		m.ForgetCluster(name)
+	}
 }
 
 // Registry returns the registry, to add collectors or gather in tests.
@@ -414,6 +474,9 @@ func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeRefreshTimeout)
+	c.m.Refresh(ctx)
+	cancel()
 	c.m.mu.Lock()
 	clusters := make([]api.Cluster, 0, len(c.m.clusters))
 	for _, cl := range c.m.clusters {

@@ -427,3 +427,44 @@ func TestEveryAlertIsTestedAndUsesDefinedMetrics(t *testing.T) {
 		}
 	}
 }
+
+// countingSource is the fake backend as a snapshot source that counts its
+// reads and can stop naming its clusters.
+type countingSource struct {
+	*apiservertest.FakeBackend
+	reads    int
+	noneLeft bool
+}
+
+func (s *countingSource) Status(ctx context.Context) (api.Status, error) {
+	s.reads++
+	st, err := s.FakeBackend.Status(ctx)
+	if s.noneLeft {
+		st.Clusters = nil
+	}
+	return st, err
+}
+
+// The snapshots are read from the source when scraped, not on a timer, and
+// a cluster the source stops naming leaves /metrics.
+func TestMetricsReadTheSourceWhenScraped(t *testing.T) {
+	fake := apiservertest.NewFakeBackend()
+	defer fake.Close()
+	src := &countingSource{FakeBackend: fake}
+	m := apiserver.NewMetrics("test")
+	m.SetSource(src)
+	if src.reads != 0 {
+		t.Fatalf("the source was read %d times before any scrape", src.reads)
+	}
+	body := scrape(t, m)
+	if src.reads != 1 {
+		t.Errorf("one scrape read the source %d times, want 1", src.reads)
+	}
+	if !bytes.Contains(body, []byte(`regent_cluster_has_primary{cluster="main"} 1`)) {
+		t.Errorf("the scrape does not show the source's cluster:\n%s", body)
+	}
+	src.noneLeft = true
+	if body := scrape(t, m); bytes.Contains(body, []byte(`cluster="main"`)) {
+		t.Error("a cluster the source no longer names is still exported")
+	}
+}

@@ -174,8 +174,10 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	defer ag.Close()
 	stopReload := reloadTokensOnHUP(ctx, hup, cfg.API.TokensFile, srv, log)
 	defer stopReload()
-	stopMetrics := observeMetrics(ctx, ag, metrics)
-	defer stopMetrics()
+	// The snapshot metrics are built per scrape; once now, so that each
+	// cluster's counters exist before the first.
+	metrics.SetSource(ag.API())
+	metrics.Refresh(ctx)
 	log.Info("regent started", "node", cfg.NodeID, "api", scheme+"://"+apiAddr, "raft", ccfg.RaftAddr, "version", version)
 
 	select {
@@ -200,33 +202,6 @@ func newAPIServer(srv *apiserver.Server, reports http.Handler, limits apiserver.
 	mux.Handle(agent.ReportPath, reports)
 	mux.Handle("/", srv.Handler())
 	return srv.NewHTTPServer(mux, limits, serverTLS)
-}
-
-// observeMetrics refreshes the snapshot metrics every second.
-func observeMetrics(ctx context.Context, ag *agent.Agent, m *apiserver.Metrics) func() {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			if st, err := ag.API().Status(ctx); err == nil {
-				m.ObserveStatus(st)
-				for _, name := range st.Clusters {
-					if c, err := ag.API().Cluster(ctx, name); err == nil {
-						m.ObserveCluster(c)
-					}
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() { cancel(); <-done }
 }
 
 func newLogger(c config.LogConfig, w io.Writer) *slog.Logger {

@@ -79,7 +79,11 @@ func benchFleet(b *testing.B, clusters, size, procs, agents, dead int, window ti
 	// Registered before the agents' own clean-up, so it runs after they
 	// stopped and wrote their profiles.
 	b.Cleanup(func() { printProfiles(profiles) })
-	e := start(b, options{clusters: clusters, size: size, procs: procs, probe: time.Second, logLevel: "info", profileDir: profiles, agents: agents})
+	// REGENT_FLEET_PREFIX: the second octet of the emulated instances'
+	// addresses (127.P.x.y; 21 by default), so that two runs can share a
+	// machine.
+	e := start(b, options{clusters: clusters, size: size, procs: procs, probe: time.Second, logLevel: "info", profileDir: profiles, agents: agents,
+		prefix: envInt("REGENT_FLEET_PREFIX", 0)})
 	recorded := e.waitRecorded(20 * time.Minute)
 	printf("fleet: every cluster recorded with its writable primary %s after the agents started (%s after the set-up began)\n",
 		recorded.Round(time.Second), time.Since(t0).Round(time.Second))

@@ -101,7 +101,9 @@ func (m metrics) histogram(name string) map[float64]float64 {
 			continue
 		}
 		for _, b := range h.GetBucket() {
-			out[b.GetUpperBound()] += float64(b.GetCumulativeCount())
+			if !math.IsInf(b.GetUpperBound(), 1) { // the text's +Inf bucket is the sample count
+				out[b.GetUpperBound()] += float64(b.GetCumulativeCount())
+			}
 		}
 		out[math.Inf(1)] += float64(h.GetSampleCount())
 	}
