@@ -76,6 +76,9 @@ type Options struct {
 	// interval, failure timeout, fencing, lease, steps) at Regent's
 	// defaults instead of the sandbox's fast ones.
 	DefaultTimings bool
+	// RaftExtra is lines added to every agent's raft section, e.g.
+	// "  commit_timeout: 100ms\n".
+	RaftExtra string
 	// ProfileDir, when set, receives each agent's CPU profile of its
 	// whole run (regent --cpu-profile), as ID.pprof.
 	ProfileDir string
@@ -218,6 +221,7 @@ func Start(t mysqltest.TB, k mysqltest.Kind, o Options) *Sandbox {
 	if o.DefaultTimings {
 		raftTimings, clusterTimings = "", ""
 	}
+	raftTimings += o.RaftExtra
 	for i, a := range s.Agents {
 		cert, key := s.AgentCert(a.ID)
 		cfg := AgentConfig{NodeID: a.ID, DataDir: filepath.Join(s.Dir, a.ID), LocalInstance: servers[i].Name,
