@@ -533,7 +533,6 @@ func (a *Agent) deliverPending(ctx context.Context, id string) {
 	}
 }
 
-// reports returns the latest report of every agent.
 // reportsOf returns every agent's latest report of one cluster (each
 // receivedReport holding that cluster alone, in a map of its own).
 func (a *Agent) reportsOf(cluster string) map[string]receivedReport {

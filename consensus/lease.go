@@ -23,8 +23,8 @@ import (
 // their own, which take turns: one ping every interval in all, each
 // connection every leaseConns intervals. A loss stalls one connection while
 // the others go on, so contact survives unless the link is really cut. (Every
-// connection used to ping every interval: three times the pings, and at rest
-// the largest part of an idle agent's CPU, for no contact a quorum needs.)
+// connection used to ping every interval: three times the pings for the same
+// contact, and the largest part of an idle agent's CPU.)
 //
 // A ping carries the follower's current term and applied index and echoes
 // the nonce of the last pong it received. The leader answers only while it
@@ -341,7 +341,9 @@ func (l *leaseClient) run(stop <-chan struct{}) {
 				if addr := l.target(); addr != "" {
 					l.pingLoop(stop, addr)
 				}
-				if !sleepOrStop(stop, l.every()) {
+				// A broken connection or a new leader: try again soon
+				// (one interval, as before the connections took turns).
+				if !sleepOrStop(stop, l.interval) {
 					return
 				}
 			}
