@@ -280,8 +280,8 @@ func checkMetrics(t *testing.T, s *sandbox.Sandbox) {
 	}
 	pool.AppendCertsFromPEM(ca)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	// The agent refreshes its snapshot metrics every second: poll (bounded)
-	// until they carry the epoch and the term.
+	// The agent builds its snapshot metrics per scrape, from its status:
+	// poll (bounded) until that status carries the epoch and the term.
 	var body []byte
 	s.Eventually("/metrics says the epoch and the Raft term", 10*time.Second, func() (bool, string) {
 		resp, err := client.Get("https://" + s.Agents[0].APIAddr + "/metrics")
