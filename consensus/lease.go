@@ -20,11 +20,8 @@ import (
 // so 20% loss on a primary's link stalls contact for seconds at a time and
 // the agent fences a primary that is alive. Over the lease channel every
 // follower sends small pings to the leader on leaseConns connections of
-// their own, which take turns: one ping every interval in all, each
-// connection every leaseConns intervals. A loss stalls one connection while
-// the others go on, so contact survives unless the link is really cut. (Every
-// connection used to ping every interval: three times the pings for the same
-// contact, and the largest part of an idle agent's CPU.)
+// their own, each every leaseInterval: a loss stalls one connection while the
+// others go on, so contact survives unless the link is really cut.
 //
 // A ping carries the follower's current term and applied index and echoes
 // the nonce of the last pong it received. The leader answers only while it
@@ -262,11 +259,8 @@ func (l *leaseServer) peerVitals() map[string]PeerVitals {
 
 // leaseClient pings the leader on the follower side.
 type leaseClient struct {
-	state leaseState
-	dial  func(addr string, timeout time.Duration) (net.Conn, error)
-	// interval is the spacing of the follower's pings over its connections
-	// taken together (and of its datagrams); each connection pings every
-	// every().
+	state    leaseState
+	dial     func(addr string, timeout time.Duration) (net.Conn, error)
 	interval time.Duration
 	timeout  time.Duration // a pong later than this recycles the connection
 	// datagrams: each connection's session also pings as datagrams.
@@ -319,13 +313,8 @@ func (l *leaseClient) received(sent time.Time, term, applied uint64, p pong) {
 	l.mu.Unlock()
 }
 
-// every is how often each connection (and each connection's datagrams)
-// pings: the connections take turns, so that the leader hears one ping per
-// interval from them in all.
-func (l *leaseClient) every() time.Duration { return leaseConns * l.interval }
-
 // run keeps leaseConns connections to the current leader, each pinging
-// every every(), one interval apart, until stop is closed.
+// every interval, until stop is closed.
 func (l *leaseClient) run(stop <-chan struct{}) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -333,16 +322,14 @@ func (l *leaseClient) run(stop <-chan struct{}) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// Take turns: connection i starts i intervals after the first.
-			if !sleepOrStop(stop, time.Duration(i)*l.interval) {
+			// Spread the connections' pings over the interval.
+			if !sleepOrStop(stop, time.Duration(i)*l.interval/leaseConns) {
 				return
 			}
 			for {
 				if addr := l.target(); addr != "" {
 					l.pingLoop(stop, addr)
 				}
-				// A broken connection or a new leader: try again soon
-				// (one interval, as before the connections took turns).
 				if !sleepOrStop(stop, l.interval) {
 					return
 				}
@@ -400,7 +387,7 @@ func (l *leaseClient) pingLoop(stop <-chan struct{}, addr string) {
 			return
 		}
 		l.received(sent, term, l.state.appliedIndex(), r)
-		if !sleepOrStop(stop, l.every()-time.Since(sent)) {
+		if !sleepOrStop(stop, l.interval-time.Since(sent)) {
 			return
 		}
 	}

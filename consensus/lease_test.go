@@ -2,10 +2,6 @@ package consensus
 
 import (
 	"fmt"
-	"io"
-	"net"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -321,57 +317,4 @@ func TestLeaseServerKeepsTheNewestVitals(t *testing.T) {
 	if v := l.peerVitals()["n2"]; v.Vitals[0] != 6 || !v.At.Equal(t0.Add(2*time.Millisecond)) {
 		t.Errorf("newer vitals not kept: %+v", v)
 	}
-}
-
-// leaderAt is a follower's view with a known leader address.
-type leaderAt struct {
-	fakeLeaseState
-	addr string
-}
-
-func (f *leaderAt) leaderAddr() (string, string) { return f.addr, "n1" }
-
-// The follower's connections take turns: the leader hears one ping per
-// interval from all of them together, not one per connection (which tripled
-// an idle agent's largest cost).
-func TestLeaseConnectionsTakeTurns(t *testing.T) {
-	var pings atomic.Int64
-	var conns sync.WaitGroup
-	dial := func(string, time.Duration) (net.Conn, error) {
-		client, server := net.Pipe()
-		conns.Go(func() {
-			defer server.Close()
-			buf := make([]byte, pingSize)
-			for {
-				if _, err := io.ReadFull(server, buf); err != nil {
-					return
-				}
-				pings.Add(1)
-				p := decodePing(buf)
-				if _, err := server.Write(pong{seq: p.seq, term: p.term, age: -1}.encode()); err != nil {
-					return
-				}
-			}
-		})
-		return client, nil
-	}
-	const interval = 20 * time.Millisecond
-	l := &leaseClient{state: &leaderAt{addr: "leader:1"}, dial: dial, interval: interval, timeout: time.Second}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	start := time.Now()
-	go func() { defer close(done); l.run(stop) }()
-	waitFor(t, 10*time.Second, "pings from every connection", func() bool { return pings.Load() >= 2*leaseConns })
-	time.Sleep(500 * time.Millisecond) // the window the pings are counted over, not a condition
-	close(stop)
-	<-done
-	conns.Wait()
-	window := time.Since(start)
-	// Connection i pings at i·interval + k·leaseConns·interval: at most
-	// window/interval + leaseConns pings in all.
-	limit := int64(window/interval) + leaseConns
-	if n := pings.Load(); n > limit {
-		t.Errorf("%d pings in %v over %d connections at an interval of %v: more than the %d of connections taking turns", n, window, leaseConns, interval, limit)
-	}
-	t.Logf("%d pings in %v (at most %d)", pings.Load(), window, limit)
 }

@@ -207,8 +207,7 @@ func (u *leaseUDP) handle(d []byte, now time.Time) []byte {
 func (u *leaseUDP) close() error { return u.pc.Close() }
 
 // udpPings sends this session's pings to the leader at addr as datagrams
-// every every() (in turn with the other connections' sessions, as their
-// pings over TCP) and takes their pongs, until done is closed.
+// every interval and takes their pongs, until done is closed.
 func (l *leaseClient) udpPings(done <-chan struct{}, addr string, s leaseSession) {
 	raddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
@@ -268,7 +267,7 @@ func (l *leaseClient) udpPings(done <-chan struct{}, addr string, s leaseSession
 		}
 		mu.Unlock()
 		_, _ = pc.WriteTo(s.seal(udpPing, p.encode()), raddr)
-		if !sleepOrStop(done, l.every()) {
+		if !sleepOrStop(done, l.interval) {
 			return
 		}
 	}
