@@ -34,8 +34,8 @@ type ConnConfig struct {
 	ConnectTimeout time.Duration
 	ReadTimeout    time.Duration
 	WriteTimeout   time.Duration
-	// MaxOpenConns bounds the pool per instance; 0 means 2 (a probe and an
-	// action may run at once).
+	// MaxOpenConns bounds the actions' pool per instance; 0 means 2. The
+	// probe has one connection of its own beside it.
 	MaxOpenConns int
 
 	// TLS for the client connection; nil means plain text.
@@ -120,10 +120,16 @@ type Instance struct {
 	addr string
 	user string
 	db   *sql.DB
-	log  *slog.Logger
+	// probeDB holds the probe's one connection, opened with multi-statements
+	// (probe.go); db never is.
+	probeDB *sql.DB
+	log     *slog.Logger
 
 	readTimeout   time.Duration
 	lastIOTimeout atomic.Int64 // unix nanoseconds
+	// writes counts the writes to the instance's connections: a command is
+	// one write, so tests count round trips with it.
+	writes atomic.Int64
 
 	mu     sync.Mutex
 	flavor Flavor
@@ -163,6 +169,20 @@ func Open(cfg ConnConfig, log *slog.Logger) (*Instance, error) {
 		return nil, fmt.Errorf("instance %s: %w", cfg.address(), err)
 	}
 	db := sql.OpenDB(conn)
+	// The probe has a connection of its own, the only one that may send
+	// several statements at once (one round trip per probe, probe.go);
+	// actions keep to single statements.
+	pmc := mc.Clone()
+	pmc.MultiStatements = true
+	probeConn, err := mysql.NewConnector(pmc)
+	if err != nil {
+		return nil, fmt.Errorf("instance %s: %w", cfg.address(), err)
+	}
+	probeDB := sql.OpenDB(probeConn)
+	probeDB.SetMaxOpenConns(1)
+	probeDB.SetMaxIdleConns(1)
+	probeDB.SetConnMaxIdleTime(time.Minute)
+	inst.probeDB = probeDB
 	n := cfg.MaxOpenConns
 	if n <= 0 {
 		n = 2
@@ -184,7 +204,7 @@ func (i *Instance) dial(ctx context.Context, network, addr string) (net.Conn, er
 	if err != nil {
 		return nil, err
 	}
-	return &notingConn{Conn: c, note: i.noteIOError}, nil
+	return &notingConn{Conn: c, note: i.noteIOError, writes: &i.writes}, nil
 }
 
 func (i *Instance) noteIOError(err error) {
@@ -200,7 +220,8 @@ func (i *Instance) noteIOError(err error) {
 // tell a timeout from a reset.
 type notingConn struct {
 	net.Conn
-	note func(error)
+	note   func(error)
+	writes *atomic.Int64 // nil: not counted
 }
 
 func (c *notingConn) Read(b []byte) (int, error) {
@@ -212,6 +233,9 @@ func (c *notingConn) Read(b []byte) (int, error) {
 }
 
 func (c *notingConn) Write(b []byte) (int, error) {
+	if c.writes != nil {
+		c.writes.Add(1)
+	}
 	n, err := c.Conn.Write(b)
 	if err != nil {
 		c.note(err)
@@ -244,14 +268,11 @@ func (discardLogger) Print(...any) {}
 func (i *Instance) Addr() string { return i.addr }
 
 // Close closes the pool. It is safe to call more than once.
-func (i *Instance) Close() error { return i.db.Close() }
+func (i *Instance) Close() error { return errors.Join(i.probeDB.Close(), i.db.Close()) }
 
 // Flavor returns the instance's flavour, asking the server the first time.
 func (i *Instance) Flavor(ctx context.Context) (Flavor, error) {
-	i.mu.Lock()
-	f := i.flavor
-	i.mu.Unlock()
-	if f != FlavorUnknown {
+	if f := i.cachedFlavor(); f != FlavorUnknown {
 		return f, nil
 	}
 	var version, comment string
@@ -264,6 +285,14 @@ func (i *Instance) Flavor(ctx context.Context) (Flavor, error) {
 	}
 	i.setFlavor(f)
 	return f, nil
+}
+
+// cachedFlavor is the flavour the last probe or Flavor call found, or
+// FlavorUnknown.
+func (i *Instance) cachedFlavor() Flavor {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.flavor
 }
 
 func (i *Instance) setFlavor(f Flavor) {
@@ -355,6 +384,22 @@ func queryRows(ctx context.Context, q interface {
 		return nil, err
 	}
 	defer rows.Close()
+	return readRowMaps(rows)
+}
+
+// nameValues runs q, a two-column Variable_name/Value statement, and returns
+// its rows as a map.
+func nameValues(ctx context.Context, conn *sql.Conn, q string) (map[string]string, error) {
+	rows, err := conn.QueryContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	return readNameValues(rows)
+}
+
+// readRowMaps reads the current result set of rows as queryRows returns it.
+func readRowMaps(rows *sql.Rows) ([]map[string]string, error) {
 	cols, err := rows.Columns()
 	if err != nil {
 		return nil, err

@@ -181,6 +181,53 @@ func TestProbeFields(t *testing.T) {
 	})
 }
 
+// Once the flavour is known a probe is one round trip: the variables, the
+// status, the replica status and MySQL's heartbeat counters go as one
+// multi-statement, and read the same as the first probe's separate ones. A
+// probe holding the wrong flavour (an upgrade in place) asks again in the
+// server's dialect.
+func TestProbeIsOneRoundTrip(t *testing.T) {
+	forEachFlavor(t, func(t *testing.T, k mysqltest.Kind) {
+		c := mysqltest.StartCluster(t, k, 1)
+		mysqltest.EnsureTable(t, c.Primary)
+		mysqltest.WaitCaughtUp(t, c.Replicas[0], c.Primary, 30*time.Second)
+		inst := open(t, c.Replicas[0])
+		first := probe(t, inst)
+		if first.Replica == nil || first.Replica.HeartbeatPeriod != 1.0 {
+			t.Fatalf("first probe's replica status %+v, want a replica with a 1 s heartbeat", first.Replica)
+		}
+
+		before := inst.writes.Load()
+		next := probe(t, inst)
+		if sent := inst.writes.Load() - before; sent != 1 {
+			t.Errorf("a probe with the flavour known wrote %d times, want 1 (one multi-statement)", sent)
+		}
+		if next.Flavor != first.Flavor || next.Replica == nil || next.Replica.SourcePort != c.Primary.Port ||
+			next.Replica.HeartbeatPeriod != first.Replica.HeartbeatPeriod || !next.Executed.Equal(first.Executed) {
+			t.Errorf("one-round-trip probe read %+v / %+v, the first %+v / %+v", next, next.Replica, first, first.Replica)
+		}
+
+		wrong := FlavorMariaDB
+		if k == mysqltest.MariaDB {
+			wrong = FlavorMySQL84
+		}
+		inst.setFlavor(wrong)
+		again := probe(t, inst)
+		if again.Flavor != first.Flavor || inst.cachedFlavor() != first.Flavor {
+			t.Errorf("probe with the flavour cached as %v read %v, cached %v; want %v", wrong, again.Flavor, inst.cachedFlavor(), first.Flavor)
+		}
+		if again.Replica == nil || again.Replica.SourcePort != c.Primary.Port || again.Replica.HeartbeatPeriod != first.Replica.HeartbeatPeriod {
+			t.Errorf("probe with the wrong flavour cached read replica status %+v, want the first probe's %+v", again.Replica, first.Replica)
+		}
+		// The connection is still good after the other dialect's refusal.
+		before = inst.writes.Load()
+		probe(t, inst)
+		if sent := inst.writes.Load() - before; sent != 1 {
+			t.Errorf("the probe after a flavour change wrote %d times, want 1", sent)
+		}
+	})
+}
+
 // writableServer starts a server of flavour k that takes writes, with the
 // test table.
 func writableServer(t *testing.T, k mysqltest.Kind) *mysqltest.Server {

@@ -18,6 +18,7 @@ type handler struct {
 	server.EmptyHandler
 	s    *Server
 	sess *session
+	conn *server.Conn
 }
 
 func (h *handler) UseDB(string) error { return nil }
@@ -86,9 +87,63 @@ var (
 
 func re(p string) *regexp.Regexp { return regexp.MustCompile(`(?is)` + p) }
 
+// HandleQuery answers a COM_QUERY. It may hold several statements separated
+// by ';' (Regent's probe sends its reads as one): each is answered in order,
+// every result but the last written here with SERVER_MORE_RESULTS_EXISTS, and
+// the first error ends the batch, as a server does. A server refuses them on
+// a connection that did not ask for CLIENT_MULTI_STATEMENTS; the emulation
+// cannot tell, since go-mysql's server does not offer that capability and
+// clients drop what the server does not offer.
 func (h *handler) HandleQuery(query string) (*mysql.Result, error) {
+	stmts := splitStatements(query)
+	for _, q := range stmts[:len(stmts)-1] {
+		r, err := h.handleOne(q)
+		if err != nil {
+			return nil, err
+		}
+		h.conn.SetStatus(mysql.SERVER_MORE_RESULTS_EXISTS)
+		err = h.conn.WriteValue(r)
+		h.conn.UnsetStatus(mysql.SERVER_MORE_RESULTS_EXISTS)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return h.handleOne(stmts[len(stmts)-1])
+}
+
+// splitStatements cuts a query at the semicolons outside quoted strings,
+// leaving out empty statements (a trailing ';'); it returns one statement at
+// least.
+func splitStatements(query string) []string {
+	var out []string
+	var quote byte
+	start := 0
+	for k := 0; k < len(query); k++ {
+		c := query[k]
+		switch {
+		case quote != 0 && c == '\\':
+			k++
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote != 0:
+		case c == '\'' || c == '"' || c == '`':
+			quote = c
+		case c == ';':
+			if q := strings.TrimSpace(query[start:k]); q != "" {
+				out = append(out, q)
+			}
+			start = k + 1
+		}
+	}
+	if q := strings.TrimSpace(query[start:]); q != "" || len(out) == 0 {
+		out = append(out, q)
+	}
+	return out
+}
+
+// handleOne answers one statement.
+func (h *handler) handleOne(q string) (*mysql.Result, error) {
 	h.s.waitThawed()
-	q := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(query), ";"))
 	h.s.mu.Lock()
 	h.sess.query = q
 	h.s.mu.Unlock()

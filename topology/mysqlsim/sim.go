@@ -292,6 +292,7 @@ func (s *Server) serve(c net.Conn) {
 	if err != nil {
 		return
 	}
+	h.conn = conn
 	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
 	s.mu.Lock()
 	if !s.up {

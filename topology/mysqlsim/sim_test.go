@@ -271,3 +271,22 @@ func TestFaults(t *testing.T) {
 		t.Errorf("statements not emulated: %q", u)
 	}
 }
+
+func TestSplitStatements(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []string
+	}{
+		{"SELECT 1", []string{"SELECT 1"}},
+		{"SELECT 1;", []string{"SELECT 1"}},
+		{"", []string{""}},
+		{"SHOW GLOBAL STATUS; SHOW ALL SLAVES STATUS ;", []string{"SHOW GLOBAL STATUS", "SHOW ALL SLAVES STATUS"}},
+		{`CHANGE MASTER TO MASTER_PASSWORD='a;b\';c'; SELECT 1`, []string{`CHANGE MASTER TO MASTER_PASSWORD='a;b\';c'`, "SELECT 1"}},
+		{"SELECT `a;b` FROM t; SELECT \"x;\"", []string{"SELECT `a;b` FROM t", `SELECT "x;"`}},
+	}
+	for _, c := range cases {
+		if got := splitStatements(c.in); fmt.Sprint(got) != fmt.Sprint(c.want) || len(got) != len(c.want) {
+			t.Errorf("splitStatements(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
