@@ -145,12 +145,12 @@ type SnapshotSource interface {
 // scrapeRefreshTimeout bounds the refresh a scrape makes.
 const scrapeRefreshTimeout = 5 * time.Second
 
-// SetSource makes every scrape refresh the snapshots from src first: the
-// status of every cluster is built per scrape, not on a timer (refreshing
-// a thousand clusters' status every second was a tenth of an agent's CPU,
-// measured, whether or not anyone scraped). Call it before serving, and
-// Refresh once at start if the counters of each cluster should exist
-// before the first scrape.
+// SetSource makes every scrape through Handler refresh the snapshots from
+// src first: the status of every cluster is built per scrape, not on a
+// timer (refreshing a thousand clusters' status every second was a tenth of
+// an agent's CPU, measured, whether or not anyone scraped). Call it before
+// serving; DeclareCluster makes a cluster's counters exist before the first
+// scrape.
 func (m *Metrics) SetSource(src SnapshotSource) {
 	m.mu.Lock()
 	m.source = src
@@ -171,14 +171,12 @@ func (m *Metrics) Refresh(ctx context.Context) {
 		return
 	}
 	m.ObserveStatus(st)
-	for _, name := range st.Clusters {
-		if c, err := src.Cluster(ctx, name); err == nil {
-			m.ObserveCluster(c)
-		}
-	}
 	named := make(map[string]bool, len(st.Clusters))
 	for _, name := range st.Clusters {
 		named[name] = true
+		if c, err := src.Cluster(ctx, name); err == nil {
+			m.ObserveCluster(c)
+		}
 	}
 	m.mu.Lock()
 	var gone []string
@@ -196,9 +194,19 @@ func (m *Metrics) Refresh(ctx context.Context) {
 // Registry returns the registry, to add collectors or gather in tests.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// Handler serves the registry in the Prometheus text format.
+// Handler serves the registry in the Prometheus text format, refreshing
+// the snapshots from the source first. The refresh comes before the gather,
+// not inside a collector: the registry runs its collectors concurrently, so
+// a refresh inside one would race the others (a cluster just forgotten
+// could still show its counters, one just seen miss them).
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, ErrorHandling: promhttp.ContinueOnError})
+	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, ErrorHandling: promhttp.ContinueOnError})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), scrapeRefreshTimeout)
+		m.Refresh(ctx)
+		cancel()
+		h.ServeHTTP(w, r)
+	})
 }
 
 // ObserveCluster replaces the snapshot of one replication cluster: its
@@ -210,12 +218,18 @@ func (m *Metrics) ObserveCluster(c api.Cluster) {
 	m.clusters[c.Name] = c
 	m.mu.Unlock()
 	if !known {
-		// Counters that exist from the start make increase() see the
-		// first failover, and dashboards show 0 rather than nothing.
-		for _, kind := range []string{api.OpFailover, api.OpForcedFailover, api.OpSwitchover, api.OpRejoin} {
-			for _, res := range []string{api.ResultSuccess, api.ResultFailed, api.ResultAborted} {
-				m.operations.WithLabelValues(c.Name, kind, res)
-			}
+		m.DeclareCluster(c.Name)
+	}
+}
+
+// DeclareCluster creates a cluster's operation counters at 0. Counters that
+// exist before the first operation make increase() see it, and dashboards
+// show 0 rather than nothing; the agent declares its configured clusters at
+// start, and a cluster defined at run time is declared at its first scrape.
+func (m *Metrics) DeclareCluster(name string) {
+	for _, kind := range []string{api.OpFailover, api.OpForcedFailover, api.OpSwitchover, api.OpRejoin} {
+		for _, res := range []string{api.ResultSuccess, api.ResultFailed, api.ResultAborted} {
+			m.operations.WithLabelValues(name, kind, res)
 		}
 	}
 }
@@ -474,9 +488,6 @@ func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), scrapeRefreshTimeout)
-	c.m.Refresh(ctx)
-	cancel()
 	c.m.mu.Lock()
 	clusters := make([]api.Cluster, 0, len(c.m.clusters))
 	for _, cl := range c.m.clusters {

@@ -465,6 +465,25 @@ func TestMetricsReadTheSourceWhenScraped(t *testing.T) {
 	}
 	src.noneLeft = true
 	if body := scrape(t, m); bytes.Contains(body, []byte(`cluster="main"`)) {
-		t.Error("a cluster the source no longer names is still exported")
+		t.Errorf("a cluster the source no longer names is still exported:\n%s", body)
+	}
+}
+
+// A configured cluster's operation counters exist at 0 before anything was
+// observed of it, so that increase() sees its first failover even when that
+// failover comes before the first scrape that could read the cluster.
+func TestDeclaredClusterCountsFromZero(t *testing.T) {
+	m := apiserver.NewMetrics("test")
+	m.DeclareCluster("main")
+	body := scrape(t, m)
+	want := `regent_operations_total{cluster="main",kind="failover",result="success"} 0`
+	if !bytes.Contains(body, []byte(want)) {
+		t.Fatalf("a declared cluster's scrape lacks %s:\n%s", want, body)
+	}
+	ended := time.Unix(102, 0)
+	m.ObserveOperation(api.Operation{Cluster: "main", Kind: api.OpFailover, Result: api.ResultSuccess,
+		Started: time.Unix(100, 0), Ended: &ended})
+	if body := scrape(t, m); !bytes.Contains(body, []byte(`regent_operations_total{cluster="main",kind="failover",result="success"} 1`)) {
+		t.Errorf("the failover was not counted on the declared counter:\n%s", body)
 	}
 }

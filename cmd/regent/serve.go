@@ -174,9 +174,14 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	defer ag.Close()
 	stopReload := reloadTokensOnHUP(ctx, hup, cfg.API.TokensFile, srv, log)
 	defer stopReload()
-	// The snapshot metrics are built per scrape; once now, so that each
-	// cluster's counters exist before the first.
+	// The snapshot metrics are built per scrape. The configured clusters'
+	// operation counters exist from the start, whether or not the agent's
+	// status answers yet, so that increase() sees a first failover that
+	// comes before the first scrape.
 	metrics.SetSource(ag.API())
+	for _, cc := range cfg.Clusters {
+		metrics.DeclareCluster(cc.Name)
+	}
 	metrics.Refresh(ctx)
 	log.Info("regent started", "node", cfg.NodeID, "api", scheme+"://"+apiAddr, "raft", ccfg.RaftAddr, "version", version)
 
