@@ -27,6 +27,7 @@ import (
 	"github.com/regentdb/regent/api"
 	"github.com/regentdb/regent/integration/sandbox"
 	"github.com/regentdb/regent/integration/testpki"
+	"github.com/regentdb/regent/topology/mysqltest"
 )
 
 // options describe a simulated fleet and the agents over it.
@@ -279,29 +280,23 @@ func (e *env) sim(c int) *simProc {
 	return nil
 }
 
-// eventually polls cond until it holds or timeout passes.
+// eventually polls cond until it holds or timeout passes, failing at once
+// if an agent exited meanwhile.
 func (e *env) eventually(what string, timeout time.Duration, cond func() (bool, string)) {
 	e.tb.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
+	mysqltest.EventuallyEvery(e.tb, what, timeout, 200*time.Millisecond, func() (bool, string) {
 		ok, detail := cond()
-		if ok {
-			return
-		}
-		for _, a := range e.agents {
-			select {
-			case <-a.done:
-				e.tb.Fatalf("%s: %s exited: %s", what, a.id, sandbox.LogTail(a.logPath, 5))
-			default:
+		if !ok {
+			for _, a := range e.agents {
+				select {
+				case <-a.done:
+					e.tb.Fatalf("%s: %s exited: %s", what, a.id, sandbox.LogTail(a.logPath, 5))
+				default:
+				}
 			}
 		}
-		last = detail
-		if time.Now().After(deadline) {
-			e.tb.Fatalf("%s: not within %s (last: %s)", what, timeout, last)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return ok, detail
+	})
 }
 
 // clusters reads every cluster from agent i, page by page.

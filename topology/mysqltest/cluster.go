@@ -192,9 +192,17 @@ func queryRow(t TB, s *Server, q string) map[string]string {
 	return m
 }
 
-// Eventually polls cond until it holds, failing t with what and cond's last
-// detail when timeout passes first. Tests use it instead of sleeps.
+// Eventually polls cond every 20 ms until it holds, failing t with what and
+// cond's last detail when timeout passes first. Tests use it instead of
+// sleeps.
 func Eventually(t TB, what string, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	EventuallyEvery(t, what, timeout, 20*time.Millisecond, cond)
+}
+
+// EventuallyEvery is Eventually with another poll interval, for conditions
+// that cost more to check.
+func EventuallyEvery(t TB, what string, timeout, every time.Duration, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -205,6 +213,6 @@ func Eventually(t TB, what string, timeout time.Duration, cond func() (bool, str
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not true after %v: %s", what, timeout, detail)
 		}
-		time.Sleep(20 * time.Millisecond) // poll interval
+		time.Sleep(every) // poll interval
 	}
 }
