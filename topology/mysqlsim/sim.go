@@ -32,6 +32,7 @@
 package mysqlsim
 
 import (
+	"bufio"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -288,7 +289,7 @@ func (s *Server) serve(c net.Conn) {
 		return
 	}
 	h := &handler{s: s}
-	conn, err := s.srv.NewCustomizedConn(c, auth, h)
+	conn, err := s.srv.NewCustomizedConn(newFlushingConn(c), auth, h)
 	if err != nil {
 		return
 	}
@@ -313,6 +314,32 @@ func (s *Server) serve(c net.Conn) {
 			return
 		}
 	}
+}
+
+// flushingConn gathers a response's packets and sends them when the server
+// turns to read the next command, as mysqld does through its network buffer:
+// go-mysql's server writes each packet with a system call of its own, which
+// made the emulation, and the client reading it, cost several times what a
+// result set costs against a real server. The protocol is request and
+// response, so flushing before every read never holds an answer back.
+type flushingConn struct {
+	net.Conn
+	w *bufio.Writer
+}
+
+func newFlushingConn(c net.Conn) *flushingConn {
+	return &flushingConn{Conn: c, w: bufio.NewWriterSize(c, 16<<10)}
+}
+
+func (c *flushingConn) Write(b []byte) (int, error) { return c.w.Write(b) }
+
+func (c *flushingConn) Read(b []byte) (int, error) {
+	if c.w.Buffered() > 0 {
+		if err := c.w.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	return c.Conn.Read(b)
 }
 
 // waitThawed returns at once unless the server is frozen.
