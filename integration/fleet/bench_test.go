@@ -69,7 +69,14 @@ func BenchmarkFleetOneAgent(b *testing.B) {
 
 func benchFleet(b *testing.B, clusters, size, procs, agents, dead int, window time.Duration) {
 	instances := clusters * size
-	setup := fmt.Sprintf("%d clusters × %d simulated instances (%d), %d fleetsim processes, %d agent(s), probe_interval 1s, durability async, watch_binlog false, other settings default", clusters, size, instances, procs, agents)
+	// REGENT_FLEET_TOP adds top-level regent.yaml lines, to try a setting
+	// ("max_parallel_probes: 512"); the set-up line names them.
+	top := os.Getenv("REGENT_FLEET_TOP")
+	settings := "other settings default"
+	if top != "" {
+		settings = top + ", other settings default"
+	}
+	setup := fmt.Sprintf("%d clusters × %d simulated instances (%d), %d fleetsim processes, %d agent(s), probe_interval 1s, durability async, watch_binlog false, %s", clusters, size, instances, procs, agents, settings)
 	printf("fleet: %s; window %s; %d primaries killed at once\n", setup, window, dead)
 	t0 := time.Now()
 	profiles, err := os.MkdirTemp("", "regent-fleet-profiles-")
@@ -83,7 +90,7 @@ func benchFleet(b *testing.B, clusters, size, procs, agents, dead int, window ti
 	// addresses (127.P.x.y; 21 by default), so that two runs can share a
 	// machine.
 	e := start(b, options{clusters: clusters, size: size, procs: procs, probe: time.Second, logLevel: "info", profileDir: profiles, agents: agents,
-		prefix: envInt("REGENT_FLEET_PREFIX", 0)})
+		prefix: envInt("REGENT_FLEET_PREFIX", 0), top: top})
 	recorded := e.waitRecorded(20 * time.Minute)
 	printf("fleet: every cluster recorded with its writable primary %s after the agents started (%s after the set-up began)\n",
 		recorded.Round(time.Second), time.Since(t0).Round(time.Second))

@@ -41,6 +41,8 @@ type options struct {
 	probe, failureTimeout time.Duration
 	// parallel is max_parallel_operations (Regent's default when zero).
 	parallel int
+	// top is more top-level regent.yaml lines ("max_parallel_probes: 512").
+	top string
 	// prefix is the second octet of the instances' loopback addresses.
 	prefix int
 	// logLevel is the agents' (warn when empty).
@@ -198,6 +200,9 @@ func start(tb testing.TB, o options) *env {
 	parallel := ""
 	if o.parallel > 0 {
 		parallel = fmt.Sprintf("max_parallel_operations: %d\n", o.parallel)
+	}
+	if o.top != "" {
+		parallel += strings.TrimSpace(o.top) + "\n"
 	}
 	regent, _ := sandbox.Binaries(tb)
 	for _, a := range e.agents {
