@@ -130,7 +130,12 @@ func start(tb testing.TB, o options) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if os.Getenv("REGENT_FLEET_KEEP") != "" {
+		// The agents' logs and configuration, kept to read after a run.
+		tb.Logf("fleet: keeping %s (REGENT_FLEET_KEEP)", dir)
+	} else {
+		tb.Cleanup(func() { _ = os.RemoveAll(dir) })
+	}
 	e := &env{tb: tb, o: o, dir: dir, token: sandbox.RandomToken(tb)}
 	password := sandbox.RandomToken(tb)
 
