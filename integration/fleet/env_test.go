@@ -132,7 +132,7 @@ func start(tb testing.TB, o options) *env {
 	}
 	if os.Getenv("REGENT_FLEET_KEEP") != "" {
 		// The agents' logs and configuration, kept to read after a run.
-		tb.Logf("fleet: keeping %s (REGENT_FLEET_KEEP)", dir)
+		fmt.Printf("fleet: keeping %s (REGENT_FLEET_KEEP)\n", dir)
 	} else {
 		tb.Cleanup(func() { _ = os.RemoveAll(dir) })
 	}
