@@ -127,9 +127,10 @@ type Instance struct {
 
 	readTimeout   time.Duration
 	lastIOTimeout atomic.Int64 // unix nanoseconds
-	// writes counts the writes to the instance's connections: a command is
-	// one write, so tests count round trips with it.
-	writes atomic.Int64
+	// writes counts the writes to the instance's connections (a command is
+	// one write) and dials the connections opened: tests count round trips
+	// and logins with them.
+	writes, dials atomic.Int64
 
 	mu     sync.Mutex
 	flavor Flavor
@@ -187,9 +188,15 @@ func Open(cfg ConnConfig, log *slog.Logger) (*Instance, error) {
 	if n <= 0 {
 		n = 2
 	}
+	// One connection of the actions' pool is kept open, so that a
+	// failover's first statement on an instance does not wait for a
+	// connection (TCP, TLS, login); the probe opens it (warmActions) and
+	// opens it again after an hour idle (well within the server's
+	// wait_timeout, 8 hours by default). More are opened when actions
+	// overlap and closed when they return.
 	db.SetMaxOpenConns(n)
-	db.SetMaxIdleConns(n)
-	db.SetConnMaxIdleTime(time.Minute)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxIdleTime(time.Hour)
 	inst.db = db
 	inst.log = log.With(slog.String("instance", cfg.address()))
 	return inst, nil
@@ -199,6 +206,7 @@ func Open(cfg ConnConfig, log *slog.Logger) (*Instance, error) {
 // read and write timeouts: the driver reports those as "invalid connection",
 // and detection must tell a silent server from a dropped connection.
 func (i *Instance) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	i.dials.Add(1)
 	var d net.Dialer
 	c, err := d.DialContext(ctx, network, addr)
 	if err != nil {

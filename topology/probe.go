@@ -65,19 +65,31 @@ func (i *Instance) Probe(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, i.wrap("probe replica status", err)
 	}
-	r, ok := pickReplicaRow(replicaRows)
-	if !ok {
-		s.Latency = time.Since(start)
-		return s, nil
-	}
-	if s.Replica, err = parseReplicaStatus(r); err != nil {
-		return nil, &Error{Class: ClassUnknown, Op: "probe replica status", Addr: i.addr, Err: err}
-	}
-	if s.Flavor.IsMySQL() {
-		i.readHeartbeats(rows, s.Replica)
+	if r, ok := pickReplicaRow(replicaRows); ok {
+		if s.Replica, err = parseReplicaStatus(r); err != nil {
+			return nil, &Error{Class: ClassUnknown, Op: "probe replica status", Addr: i.addr, Err: err}
+		}
+		if s.Flavor.IsMySQL() {
+			i.readHeartbeats(rows, s.Replica)
+		}
 	}
 	s.Latency = time.Since(start)
+	i.warmActions(ctx)
 	return s, nil
+}
+
+// warmActions opens the actions' connection when the pool has none (after
+// start, or once a failed action dropped it): the probe no longer shares a
+// pool with the actions, and a failover should not begin its statements on
+// an instance with a login. It costs a round trip, rarely; a failure is
+// the next action's to report.
+func (i *Instance) warmActions(ctx context.Context) {
+	if i.db.Stats().OpenConnections > 0 {
+		return
+	}
+	if err := i.db.PingContext(ctx); err != nil {
+		i.log.Debug("opening the actions' connection", "err", err)
+	}
 }
 
 // probeSQL is the probe's one statement for flavour f: variables and status,
