@@ -34,8 +34,8 @@ type ConnConfig struct {
 	ConnectTimeout time.Duration
 	ReadTimeout    time.Duration
 	WriteTimeout   time.Duration
-	// MaxOpenConns bounds the actions' pool per instance; 0 means 2. The
-	// probe has one connection of its own beside it.
+	// MaxOpenConns bounds the pool per instance; 0 means 2 (a probe and an
+	// action may run at once).
 	MaxOpenConns int
 
 	// TLS for the client connection; nil means plain text.
@@ -120,10 +120,7 @@ type Instance struct {
 	addr string
 	user string
 	db   *sql.DB
-	// probeDB holds the probe's one connection, opened with multi-statements
-	// (probe.go); db never is.
-	probeDB *sql.DB
-	log     *slog.Logger
+	log  *slog.Logger
 
 	readTimeout   time.Duration
 	lastIOTimeout atomic.Int64 // unix nanoseconds
@@ -163,6 +160,11 @@ func Open(cfg ConnConfig, log *slog.Logger) (*Instance, error) {
 	mc.InterpolateParams = true
 	mc.TLS = cfg.TLS
 	mc.Logger = discardLogger{}
+	// The probe sends its reads as one multi-statement (probe.go). Actions
+	// send one statement at a time on the same connections, every value in
+	// them quoted for the session (quoteFor); see docs/architecture.md,
+	// "The probe: one round trip".
+	mc.MultiStatements = true
 	inst := &Instance{addr: cfg.address(), user: cfg.User, readTimeout: mc.ReadTimeout}
 	mc.DialFunc = inst.dial
 	conn, err := mysql.NewConnector(mc)
@@ -170,33 +172,13 @@ func Open(cfg ConnConfig, log *slog.Logger) (*Instance, error) {
 		return nil, fmt.Errorf("instance %s: %w", cfg.address(), err)
 	}
 	db := sql.OpenDB(conn)
-	// The probe has a connection of its own, the only one that may send
-	// several statements at once (one round trip per probe, probe.go);
-	// actions keep to single statements.
-	pmc := mc.Clone()
-	pmc.MultiStatements = true
-	probeConn, err := mysql.NewConnector(pmc)
-	if err != nil {
-		return nil, fmt.Errorf("instance %s: %w", cfg.address(), err)
-	}
-	probeDB := sql.OpenDB(probeConn)
-	probeDB.SetMaxOpenConns(1)
-	probeDB.SetMaxIdleConns(1)
-	probeDB.SetConnMaxIdleTime(time.Minute)
-	inst.probeDB = probeDB
 	n := cfg.MaxOpenConns
 	if n <= 0 {
 		n = 2
 	}
-	// One connection of the actions' pool is kept open, so that a
-	// failover's first statement on an instance does not wait for a
-	// connection (TCP, TLS, login); the probe opens it (warmActions) and
-	// opens it again after an hour idle (well within the server's
-	// wait_timeout, 8 hours by default). More are opened when actions
-	// overlap and closed when they return.
 	db.SetMaxOpenConns(n)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxIdleTime(time.Hour)
+	db.SetMaxIdleConns(n)
+	db.SetConnMaxIdleTime(time.Minute)
 	inst.db = db
 	inst.log = log.With(slog.String("instance", cfg.address()))
 	return inst, nil
@@ -276,7 +258,7 @@ func (discardLogger) Print(...any) {}
 func (i *Instance) Addr() string { return i.addr }
 
 // Close closes the pool. It is safe to call more than once.
-func (i *Instance) Close() error { return errors.Join(i.probeDB.Close(), i.db.Close()) }
+func (i *Instance) Close() error { return i.db.Close() }
 
 // Flavor returns the instance's flavour, asking the server the first time.
 func (i *Instance) Flavor(ctx context.Context) (Flavor, error) {

@@ -202,14 +202,14 @@ func TestProbeIsOneRoundTrip(t *testing.T) {
 		if sent := inst.writes.Load() - before; sent != 1 {
 			t.Errorf("a probe with the flavour known wrote %d times, want 1 (one multi-statement)", sent)
 		}
-		// The probe has its own connection; it keeps one of the actions'
-		// open, so that an action (a failover's first) does not log in.
+		// The probe leaves its connection open in the pool the actions
+		// use, so that an action (a failover's first) does not log in.
 		dials := inst.dials.Load()
 		if err := inst.exec(ctxT(t, 5*time.Second), "test", "SELECT 1"); err != nil {
 			t.Fatal(err)
 		}
 		if d := inst.dials.Load() - dials; d != 0 {
-			t.Errorf("an action after two probes opened %d connections, want 0 (the probe keeps one open)", d)
+			t.Errorf("an action after two probes opened %d connections, want 0 (the probe's is open)", d)
 		}
 		if next.Flavor != first.Flavor || next.Replica == nil || next.Replica.SourcePort != c.Primary.Port ||
 			next.Replica.HeartbeatPeriod != first.Replica.HeartbeatPeriod || !next.Executed.Equal(first.Executed) {

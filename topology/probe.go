@@ -11,15 +11,15 @@ import (
 // Probe reads a typed Snapshot of the instance. Once the flavour is known
 // (from the first probe) it is one round trip: the variables, the status,
 // the replica status and, on MySQL, the heartbeat counters go as one
-// multi-statement on the probe's own connection, and come back as one result
-// set each (docs/architecture.md, "The probe: one round trip"). The first probe, and
+// multi-statement, and come back as one result set each
+// (docs/architecture.md, "The probe: one round trip"). The first probe, and
 // one that finds the flavour changed (an upgrade in place), reads the
 // replica status in a second round trip. The deadline comes from ctx. On
-// failure the error is an *Error whose Class tells refused from timeout from
-// auth.
+// failure the error is an *Error whose Class tells refused from timeout
+// from auth.
 func (i *Instance) Probe(ctx context.Context) (*Snapshot, error) {
 	start := time.Now()
-	conn, err := i.probeDB.Conn(ctx)
+	conn, err := i.db.Conn(ctx)
 	if err != nil {
 		return nil, i.wrap("probe", err)
 	}
@@ -74,22 +74,7 @@ func (i *Instance) Probe(ctx context.Context) (*Snapshot, error) {
 		}
 	}
 	s.Latency = time.Since(start)
-	i.warmActions(ctx)
 	return s, nil
-}
-
-// warmActions opens the actions' connection when the pool has none (after
-// start, or once a failed action dropped it): the probe no longer shares a
-// pool with the actions, and a failover should not begin its statements on
-// an instance with a login. It costs a round trip, rarely; a failure is
-// the next action's to report.
-func (i *Instance) warmActions(ctx context.Context) {
-	if i.db.Stats().OpenConnections > 0 {
-		return
-	}
-	if err := i.db.PingContext(ctx); err != nil {
-		i.log.Debug("opening the actions' connection", "err", err)
-	}
 }
 
 // probeSQL is the probe's one statement for flavour f: variables and status,
