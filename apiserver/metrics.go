@@ -157,9 +157,9 @@ func (m *Metrics) SetSource(src SnapshotSource) {
 	m.mu.Unlock()
 }
 
-// Refresh reads the snapshots from the source (a no-op without one).
+// refresh reads the snapshots from the source (a no-op without one).
 // Clusters the source no longer names are forgotten.
-func (m *Metrics) Refresh(ctx context.Context) {
+func (m *Metrics) refresh(ctx context.Context) {
 	m.mu.Lock()
 	src := m.source
 	m.mu.Unlock()
@@ -203,7 +203,7 @@ func (m *Metrics) Handler() http.Handler {
 	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, ErrorHandling: promhttp.ContinueOnError})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), scrapeRefreshTimeout)
-		m.Refresh(ctx)
+		m.refresh(ctx)
 		cancel()
 		h.ServeHTTP(w, r)
 	})

@@ -227,3 +227,24 @@ func TestRedactServerError(t *testing.T) {
 		t.Errorf("a client-side error was changed: %v", got)
 	}
 }
+
+// The probe's statement of every flavour (built once, probeStatements): the
+// variables and status, then that flavour's replica status statements
+// (MySQL 8.0's unit-tested here only; MariaDB and MySQL 8.4+ run on real
+// servers in TestProbeIsOneRoundTrip).
+func TestProbeStatements(t *testing.T) {
+	want := map[Flavor][]string{
+		FlavorUnknown: {showVariablesSQL, showStatusSQL},
+		FlavorMariaDB: {showVariablesSQL, showStatusSQL, "SHOW ALL SLAVES STATUS"},
+		FlavorMySQL80: {showVariablesSQL, showStatusSQL, "SHOW SLAVE STATUS", mysqlHeartbeatSQL},
+		FlavorMySQL84: {showVariablesSQL, showStatusSQL, "SHOW REPLICA STATUS", mysqlHeartbeatSQL},
+	}
+	for f, stmts := range want {
+		if got := probeSQL(f); got != strings.Join(stmts, ";") {
+			t.Errorf("probeSQL(%v) = %q, want %q", f, got, strings.Join(stmts, ";"))
+		}
+	}
+	if got := replicaOnlySQL(FlavorMySQL80); got != "SHOW SLAVE STATUS;"+mysqlHeartbeatSQL {
+		t.Errorf("replicaOnlySQL(mysql-8.0) = %q", got)
+	}
+}

@@ -48,13 +48,13 @@ func (i *Instance) Probe(ctx context.Context) (*Snapshot, error) {
 	}
 	if s.Flavor != known {
 		// The statement sent asked for another flavour's replica status (or
-		// none): ask again, in the dialect the server just named.
-		// Closing reads what is left of the batch; the error it may return
-		// is the other dialect's statement refused, and a broken
-		// connection fails the next query anyway.
+		// none): ask again, in the dialect the server just named. Closing
+		// reads what is left of the batch; the error it may return is the
+		// other dialect's statement refused, and a broken connection fails
+		// the next query anyway.
 		i.setFlavor(s.Flavor)
 		_ = rows.Close()
-		if rows, err = conn.QueryContext(ctx, strings.Join(replicaSQL(s.Flavor), ";")); err != nil {
+		if rows, err = conn.QueryContext(ctx, replicaOnlySQL(s.Flavor)); err != nil {
 			return nil, i.wrap("probe replica status", err)
 		}
 		defer rows.Close()
@@ -78,14 +78,26 @@ func (i *Instance) Probe(ctx context.Context) (*Snapshot, error) {
 }
 
 // probeSQL is the probe's one statement for flavour f: variables and status,
-// then, when f is known, the replica status statements of that flavour.
-func probeSQL(f Flavor) string {
-	stmts := []string{showVariablesSQL, showStatusSQL}
-	if f != FlavorUnknown {
-		stmts = append(stmts, replicaSQL(f)...)
+// then, when f is known, the replica status statements of that flavour. The
+// statements are fixed, so they are joined once (probeStatements), not on
+// every probe.
+func probeSQL(f Flavor) string { return probeStatements[f] }
+
+// replicaOnlySQL is what a probe whose flavour was wrong asks again.
+func replicaOnlySQL(f Flavor) string { return strings.Join(replicaSQL(f), ";") }
+
+// probeStatements holds probeSQL's answer for every flavour.
+var probeStatements = func() map[Flavor]string {
+	m := map[Flavor]string{}
+	for _, f := range []Flavor{FlavorUnknown, FlavorMariaDB, FlavorMySQL80, FlavorMySQL84} {
+		stmts := []string{showVariablesSQL, showStatusSQL}
+		if f != FlavorUnknown {
+			stmts = append(stmts, replicaSQL(f)...)
+		}
+		m[f] = strings.Join(stmts, ";")
 	}
-	return strings.Join(stmts, ";")
-}
+	return m
+}()
 
 // replicaSQL is what a probe asks about replication on flavour f: the
 // replica status, and on MySQL the heartbeat counters it keeps elsewhere.

@@ -175,14 +175,12 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	stopReload := reloadTokensOnHUP(ctx, hup, cfg.API.TokensFile, srv, log)
 	defer stopReload()
 	// The snapshot metrics are built per scrape. The configured clusters'
-	// operation counters exist from the start, whether or not the agent's
-	// status answers yet, so that increase() sees a first failover that
-	// comes before the first scrape.
+	// operation counters exist from the start, so that increase() sees a
+	// first failover that comes before the first scrape.
 	metrics.SetSource(ag.API())
 	for _, cc := range cfg.Clusters {
 		metrics.DeclareCluster(cc.Name)
 	}
-	metrics.Refresh(ctx)
 	log.Info("regent started", "node", cfg.NodeID, "api", scheme+"://"+apiAddr, "raft", ccfg.RaftAddr, "version", version)
 
 	select {

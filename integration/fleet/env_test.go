@@ -202,12 +202,12 @@ func start(tb testing.TB, o options) *env {
 			fmt.Fprintf(&clusters, "      - {name: %s, address: %q}\n", instanceName(c, i), simAddr(o.prefix, c*o.size+i))
 		}
 	}
-	parallel := ""
+	top := ""
 	if o.parallel > 0 {
-		parallel = fmt.Sprintf("max_parallel_operations: %d\n", o.parallel)
+		top = fmt.Sprintf("max_parallel_operations: %d\n", o.parallel)
 	}
 	if o.top != "" {
-		parallel += strings.TrimSpace(o.top) + "\n"
+		top += strings.TrimSpace(o.top) + "\n"
 	}
 	regent, _ := sandbox.Binaries(tb)
 	for _, a := range e.agents {
@@ -218,7 +218,7 @@ func start(tb testing.TB, o options) *env {
 		cert := sandbox.WriteFile(tb, filepath.Join(dir, a.id+".pem"), string(certPEM), 0o644)
 		key := sandbox.WriteFile(tb, filepath.Join(dir, a.id+"-key.pem"), string(keyPEM), 0o600)
 		a.dataDir = filepath.Join(dir, a.id)
-		cfg := sandbox.AgentConfig{NodeID: a.id, DataDir: a.dataDir, Top: parallel,
+		cfg := sandbox.AgentConfig{NodeID: a.id, DataDir: a.dataDir, Top: top,
 			RaftBind: a.raftAddr, APIListen: a.apiAddr, Peers: peers,
 			CAFile: e.ca, CertFile: cert, KeyFile: key, TokensFile: tokens, AgentTokenFile: agentToken,
 			MySQLUser: "regent", MySQLPasswordFile: pw, ReplUser: "regent", ReplPasswordFile: pw,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -285,7 +286,7 @@ func TestSplitStatements(t *testing.T) {
 		{"SELECT `a;b` FROM t; SELECT \"x;\"", []string{"SELECT `a;b` FROM t", `SELECT "x;"`}},
 	}
 	for _, c := range cases {
-		if got := splitStatements(c.in); fmt.Sprint(got) != fmt.Sprint(c.want) || len(got) != len(c.want) {
+		if got := splitStatements(c.in); !slices.Equal(got, c.want) {
 			t.Errorf("splitStatements(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
