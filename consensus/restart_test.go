@@ -58,9 +58,9 @@ func TestRestartKeepsStateAndRejoins(t *testing.T) {
 		t.Errorf("Restored() before the node applied its own log again (state %+v)", cl)
 	}
 	c.waitApplied(f, last.Index)
-	if !n.Restored() {
-		t.Errorf("not Restored() after catching up")
-	}
+	// Raft records its applied index after the FSM's Apply returns, which
+	// waitApplied watches: Restored() follows a moment later.
+	waitFor(t, 10*time.Second, "Restored() after catching up", n.Restored)
 	leaderState := c.nodes[c.waitLeader()].State()
 	if got := n.State(); !reflect.DeepEqual(got, leaderState) {
 		t.Fatalf("restarted node's state differs from the leader's:\n%s", diffJSON(leaderState, got))
